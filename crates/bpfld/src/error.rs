@@ -1,0 +1,58 @@
+//! Errors as values with context: the file, section, symbol and instruction
+//! they concern. The binary prints one as a single readable paragraph.
+
+use std::fmt;
+
+/// An error with the context it happened in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// Outermost context first: file, then section, symbol, instruction.
+    context: Vec<String>,
+    message: String,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error {
+            context: Vec::new(),
+            message: message.into(),
+        }
+    }
+
+    /// Adds an outer context such as `"section 'xdp'"` or a file name.
+    pub fn context(mut self, what: impl Into<String>) -> Self {
+        self.context.insert(0, what.into());
+        self
+    }
+
+    pub fn in_file(self, path: impl fmt::Display) -> Self {
+        self.context(path.to_string())
+    }
+
+    pub fn in_section(self, name: &str) -> Self {
+        self.context(format!("section '{name}'"))
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.context {
+            write!(f, "{c}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand for `Err(Error::new(format!(...)))`.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err($crate::error::Error::new(format!($($arg)*))) };
+}

@@ -1,0 +1,16 @@
+//! bpfld: read, link, compose and show eBPF object files.
+//!
+//! The modules follow the pipeline: [`read`] turns bytes into the [`model`],
+//! [`write`] turns the model back into bytes, and [`show`] renders listings
+//! (disassembly, BTF dumps, object summaries). Nothing here talks to the
+//! kernel.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod model;
+pub mod read;
+pub mod show;
+pub mod write;
+
+pub use error::{Error, Result};

@@ -1,0 +1,237 @@
+//! A relocatable BPF ELF object: sections, symbols, relocations, BTF.
+
+use super::btf::Btf;
+use super::btf_ext::{CoreRelo, FuncInfo, LineInfo};
+use super::insn::{Insn, InsnIndex};
+use super::Endian;
+
+/// Index of a section in the ELF section header table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SectionId(pub u32);
+
+/// Index of a symbol in `.symtab` (0 is the null symbol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SymbolId(pub u32);
+
+/// A whole object file.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub endian: Endian,
+    /// All sections in header order; `sections[i].id == SectionId(i)`,
+    /// including the null section at index 0.
+    pub sections: Vec<Section>,
+    /// All symbols in `.symtab` order, including the null symbol at 0.
+    pub symbols: Vec<Symbol>,
+    /// `.BTF`, when present.
+    pub btf: Option<Btf>,
+    /// Raw `.BTF.ext` bytes, when present; its records are attached to the
+    /// program sections they describe (`Section::func_info` and friends).
+    pub btf_ext_raw: Option<Vec<u8>>,
+}
+
+/// What a section holds, as far as BPF is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SectionKind {
+    /// The null section and anything without contents that matters.
+    Null,
+    /// Executable code (`SHF_EXECINSTR`): `.text` or an entry program.
+    Program,
+    /// BTF-defined maps (`.maps`).
+    Maps,
+    /// Legacy `maps` section with `struct bpf_map_def`.
+    LegacyMaps,
+    /// `.data`, `.data.*`.
+    Data,
+    /// `.rodata`, `.rodata.*`.
+    Rodata,
+    /// `.bss`, `.bss.*` (no file contents).
+    Bss,
+    License,
+    Version,
+    Btf,
+    BtfExt,
+    SymTab,
+    StrTab,
+    /// A `SHT_REL` section; its entries live in the target's `relocs`.
+    Rel,
+    /// Anything else (`.xdp_run_config`, `.llvm_addrsig`, DWARF, ...).
+    Other,
+}
+
+/// One ELF section.
+#[derive(Clone, Debug)]
+pub struct Section {
+    pub id: SectionId,
+    pub name: String,
+    pub kind: SectionKind,
+    pub sh_type: u32,
+    pub sh_flags: u64,
+    pub sh_addralign: u64,
+    pub sh_size: u64,
+    pub sh_link: u32,
+    pub sh_info: u32,
+    pub sh_entsize: u64,
+    /// File contents (empty for `SHT_NOBITS`).
+    pub data: Vec<u8>,
+    /// Decoded instruction slots, for `SectionKind::Program`.
+    pub insns: Vec<Insn>,
+    /// Relocations that apply to this section, from its `.rel` section.
+    pub relocs: Vec<Reloc>,
+    /// BTF.ext records attached to this section's instructions.
+    pub func_info: Vec<FuncInfo>,
+    pub line_info: Vec<LineInfo>,
+    pub core_relos: Vec<CoreRelo>,
+}
+
+impl Section {
+    pub fn is_program(&self) -> bool {
+        self.kind == SectionKind::Program
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binding {
+    Local,
+    Global,
+    Weak,
+    Other(u8),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Default,
+    Internal,
+    Hidden,
+    Protected,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolKind {
+    NoType,
+    Object,
+    Func,
+    Section,
+    File,
+    Other(u8),
+}
+
+/// Where a symbol is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolPlace {
+    /// `SHN_UNDEF`: an extern.
+    Undefined,
+    /// `SHN_ABS`.
+    Absolute,
+    /// `SHN_COMMON`.
+    Common,
+    Section(SectionId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub id: SymbolId,
+    pub name: String,
+    pub binding: Binding,
+    pub visibility: Visibility,
+    pub kind: SymbolKind,
+    pub place: SymbolPlace,
+    pub value: u64,
+    pub size: u64,
+    /// The raw `st_other`, kept for exact round trips.
+    pub st_other: u8,
+}
+
+impl Symbol {
+    pub fn is_extern(&self) -> bool {
+        self.place == SymbolPlace::Undefined && self.id.0 != 0
+    }
+}
+
+/// BPF relocation types (`R_BPF_*`), some of which `object` has no
+/// constants for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum RelocKind {
+    /// `R_BPF_NONE` (0).
+    None,
+    /// `R_BPF_64_64` (1): the 64-bit immediate of an `ld_imm64`.
+    Bpf64_64,
+    /// `R_BPF_64_ABS64` (2): a 64-bit data word.
+    Abs64,
+    /// `R_BPF_64_ABS32` (3): a 32-bit data word (BTF/DWARF).
+    Abs32,
+    /// `R_BPF_64_NODYLD32` (4): a 32-bit word in `.BTF.ext`/DWARF.
+    NoDyld32,
+    /// `R_BPF_64_32` (10): a call's immediate, in instructions.
+    Bpf64_32,
+    Unknown(u32),
+}
+
+impl RelocKind {
+    pub fn from_raw(r: u32) -> Self {
+        match r {
+            0 => RelocKind::None,
+            1 => RelocKind::Bpf64_64,
+            2 => RelocKind::Abs64,
+            3 => RelocKind::Abs32,
+            4 => RelocKind::NoDyld32,
+            10 => RelocKind::Bpf64_32,
+            other => RelocKind::Unknown(other),
+        }
+    }
+    pub fn raw(self) -> u32 {
+        match self {
+            RelocKind::None => 0,
+            RelocKind::Bpf64_64 => 1,
+            RelocKind::Abs64 => 2,
+            RelocKind::Abs32 => 3,
+            RelocKind::NoDyld32 => 4,
+            RelocKind::Bpf64_32 => 10,
+            RelocKind::Unknown(r) => r,
+        }
+    }
+    /// The name llvm-objdump and readelf print.
+    pub fn name(self) -> String {
+        match self {
+            RelocKind::None => "R_BPF_NONE".into(),
+            RelocKind::Bpf64_64 => "R_BPF_64_64".into(),
+            RelocKind::Abs64 => "R_BPF_64_ABS64".into(),
+            RelocKind::Abs32 => "R_BPF_64_ABS32".into(),
+            RelocKind::NoDyld32 => "R_BPF_64_NODYLD32".into(),
+            RelocKind::Bpf64_32 => "R_BPF_64_32".into(),
+            RelocKind::Unknown(r) => format!("R_BPF_{r}"),
+        }
+    }
+}
+
+/// One `Elf64_Rel` entry (BPF objects use REL, never RELA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reloc {
+    /// Byte offset in the target section (for code: the instruction's start).
+    pub offset: u64,
+    pub kind: RelocKind,
+    pub symbol: SymbolId,
+}
+
+impl Reloc {
+    /// The instruction slot a relocation in a program section applies to.
+    pub fn insn(&self) -> InsnIndex {
+        InsnIndex((self.offset / 8) as u32)
+    }
+}
+
+impl Object {
+    pub fn section(&self, id: SectionId) -> Option<&Section> {
+        self.sections.get(id.0 as usize)
+    }
+    pub fn section_by_name(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+    pub fn symbol(&self, id: SymbolId) -> Option<&Symbol> {
+        self.symbols.get(id.0 as usize)
+    }
+}

@@ -1,0 +1,1 @@
+//! The ELF reader: a relocatable BPF object into an [`Object`].

@@ -1,0 +1,7 @@
+//! Readers: bytes in, model out. Every reader checks counts, sizes and
+//! offsets against the input before using them and never panics.
+
+pub mod btf;
+pub mod btf_ext;
+pub mod elf;
+pub mod insn;

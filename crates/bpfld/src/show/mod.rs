@@ -1,0 +1,5 @@
+//! Listings: disassembly, BTF dumps, object summaries.
+
+pub mod btf_dump;
+pub mod disasm;
+pub mod inspect;
