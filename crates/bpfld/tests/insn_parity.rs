@@ -1,0 +1,243 @@
+//! Parity of `show::disasm` with llvm-objdump-19, and decode/encode round
+//! trips, on objects built here with llvm-mc-19 and clang-19.
+//!
+//! Each test skips (with a loud message) when the LLVM tools are missing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bpfld::model::Endian;
+use bpfld::read::elf;
+use bpfld::show::disasm::{disasm, file_header};
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let ok = Command::new(name)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        Some(PathBuf::from(name))
+    } else {
+        eprintln!("!!!!! SKIPPED: {name} not found; llvm parity not checked !!!!!");
+        None
+    }
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfld-insn-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// llvm-objdump -dr --no-show-raw-insn, without its file header line.
+fn objdump(path: &Path) -> String {
+    let out = Command::new("llvm-objdump-19")
+        .args(["-dr", "--no-show-raw-insn"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "llvm-objdump failed on {path:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = file_header(&path.display().to_string());
+    assert!(
+        text.starts_with(&header),
+        "unexpected header in {text:.200}"
+    );
+    text[header.len()..].to_string()
+}
+
+/// Compares line by line; jump hints (`<...>` after the instruction) must
+/// match too.
+fn assert_same(ours: &str, llvm: &str, what: &str) {
+    let (a, b): (Vec<_>, Vec<_>) = (ours.lines().collect(), llvm.lines().collect());
+    let mut bad = 0;
+    let mut report = String::new();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x != y {
+            bad += 1;
+            if bad <= 30 {
+                let _ = writeln!(report, "line {i}:\n  ours: {x:?}\n  llvm: {y:?}");
+            }
+        }
+    }
+    assert!(
+        bad == 0 && a.len() == b.len(),
+        "{what}: {bad} differing lines, {} vs {} lines\n{report}",
+        a.len(),
+        b.len()
+    );
+}
+
+fn assemble(dir: &Path, name: &str, asm: &str, endian: Endian) -> PathBuf {
+    let src = dir.join(format!("{name}.s"));
+    let obj = dir.join(format!("{name}.o"));
+    std::fs::write(&src, asm).unwrap();
+    let triple = match endian {
+        Endian::Little => "bpfel",
+        Endian::Big => "bpfeb",
+    };
+    let st = Command::new("llvm-mc-19")
+        .args(["-triple", triple, "-mcpu=v4", "-filetype=obj", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "llvm-mc failed on {src:?}");
+    obj
+}
+
+fn slot(endian: Endian, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let regs = match endian {
+        Endian::Little => src << 4 | dst,
+        Endian::Big => dst << 4 | src,
+    };
+    let o = endian.u16_bytes(off as u16);
+    let i = endian.u32_bytes(imm as u32);
+    [code, regs, o[0], o[1], i[0], i[1], i[2], i[3]]
+}
+
+fn bytes_line(out: &mut String, b: &[u8]) {
+    let list: Vec<String> = b.iter().map(|x| x.to_string()).collect();
+    let _ = writeln!(out, ".byte {}", list.join(","));
+}
+
+/// Every opcode byte with registers, offsets and immediates chosen to hit
+/// each decoder rule (invalid registers, sdiv/movsx/addr_space_cast offsets,
+/// byte-swap widths, atomic operations, signed extremes), each followed by
+/// a filler slot that an `ld_imm64` swallows as its second half.
+fn all_opcodes_asm(endian: Endian) -> String {
+    let regs = [(0u8, 0u8), (1, 2), (10, 11), (11, 10), (12, 1), (1, 15)];
+    let offs = [0i16, 1, 8, 16, 32, -1, 0x7fff, -0x8000];
+    let imms = [
+        0i32,
+        1,
+        -1,
+        2,
+        16,
+        32,
+        64,
+        0x7fff_ffff,
+        i32::MIN,
+        0x10001,
+        0xe1,
+        0xf1,
+        0x41,
+        0xa1,
+        0x51,
+        0x40,
+        -0x1f,
+    ];
+    let mut out = String::from(".text\n.globl f\n.type f,@function\nf:\n");
+    for code in 0..=255u8 {
+        for &(d, s) in &regs {
+            for &o in &offs {
+                for &i in &imms {
+                    bytes_line(&mut out, &slot(endian, code, d, s, o, i));
+                    // The second half of an ld_imm64, or an `exit`.
+                    bytes_line(&mut out, &slot(endian, 0x95, 0, 0, 0, i.wrapping_mul(3)));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_opcode_matches_llvm_objdump() {
+    if tool("llvm-mc-19").is_none() || tool("llvm-objdump-19").is_none() {
+        return;
+    }
+    let dir = tmpdir("opcodes");
+    for endian in [Endian::Little, Endian::Big] {
+        let path = assemble(
+            &dir,
+            &format!("ops-{endian:?}"),
+            &all_opcodes_asm(endian),
+            endian,
+        );
+        let obj = elf::read_file(&path).unwrap();
+        let llvm = objdump(&path);
+        // Guard against comparing two empty listings.
+        assert!(llvm.lines().count() > 200_000, "{:.300}", llvm);
+        assert_same(&disasm(&obj), &llvm, &format!("{endian:?} opcodes"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Hand-written assembly for what objdump's walk does around the
+/// instructions: local labels as jump hints, aliases, zero runs with and
+/// without relocations inside, data symbols in code, an `ld_imm64` cut off
+/// by the section end, a section without a symbol at offset 0, an empty one.
+#[test]
+fn listing_layout_matches_llvm_objdump() {
+    if tool("llvm-mc-19").is_none() || tool("llvm-objdump-19").is_none() {
+        return;
+    }
+    let dir = tmpdir("layout");
+    let asm = LAYOUT_ASM;
+    for endian in [Endian::Little, Endian::Big] {
+        let path = assemble(&dir, &format!("layout-{endian:?}"), asm, endian);
+        let obj = elf::read_file(&path).unwrap();
+        let ours = disasm(&obj);
+        assert!(ours.contains("<LBB0_2>:"), "{ours}");
+        assert_same(&ours, &objdump(&path), &format!("{endian:?} layout"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const LAYOUT_ASM: &str = r#"	.text
+	.globl	f
+	.type	f,@function
+f:
+	may_goto LBB0_2
+	gotol LBB0_2
+	r1 = addr_space_cast(r2, 1, 0)
+	callx r3
+	r1 = counter ll
+	if w1 s> 0x4d goto LBB0_2
+	call ext
+	call f
+	r0 = -1 ll
+	r0 = 0x123456789 ll
+LBB0_2:
+	w0 = 1
+	exit
+g:
+h:
+	.type h,@function
+	r0 = 0
+	.byte 0,0,0,0,0,0,0,0
+	.byte 0,0,0,0,0,0,0,0
+	.byte 0,0,0,0,5,0,0,0
+	exit
+	.byte 0,0,0,0,0,0,0,0
+	.byte 0,0,0,0,0,0,0,0
+	.quad counter
+	.byte 0,0,0,0,0,0,0,0
+	.byte 0,0,0,0,0,0,0,0
+	exit
+	.type dat,@object
+dat:
+	.byte 0x41,0x42,0,1,2,3,4,5,6,7,8,9,10
+	.byte 1,2,3
+	.globl last
+last:
+	.byte 0x18,1,0,0,0,0,0,0
+
+	.section sec2,"ax",@progbits
+	r0 = 1
+sym8:
+	.long sym8
+	.long 0
+	call 1
+	exit
+
+	.section empty,"ax",@progbits
+
+	.data
+	.globl counter
+counter:
+	.quad 0
+"#;
