@@ -68,8 +68,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { file, json } => {
             let obj = read::elf::read_file(&file)?;
-            let summary = bpfld::show::inspect::summarize(&obj)
-                .map_err(|e| e.in_file(file.display()))?;
+            let summary =
+                bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(file.display()))?;
             if json {
                 print_json(&summary)?;
             } else {

@@ -78,7 +78,9 @@ pub fn describe(m: &MapDef) -> String {
     let mut s = format!(
         "{:<20} {:<16} max_entries={}",
         m.name,
-        m.type_name.map(str::to_string).unwrap_or_else(|| format!("type {}", m.map_type)),
+        m.type_name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("type {}", m.map_type)),
         m.max_entries
     );
     match (&m.key_type, m.key_size) {
@@ -98,7 +100,13 @@ pub fn describe(m: &MapDef) -> String {
         s += &format!(" pinning={}", m.pinning);
     }
     if let Some(inner) = &m.inner {
-        s += &format!(" inner=[{}]", describe(inner).split_whitespace().collect::<Vec<_>>().join(" "));
+        s += &format!(
+            " inner=[{}]",
+            describe(inner)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     if m.linkage != "global" {
         s += &format!(" ({})", m.linkage);
@@ -123,10 +131,16 @@ fn btf_maps(_obj: &Object, _btf: &Btf) -> Result<Vec<MapDef>> {
 /// Legacy `struct bpf_map_def` maps: five (or more) u32 fields per symbol.
 fn legacy_maps(obj: &Object) -> Result<Vec<MapDef>> {
     let mut maps = Vec::new();
-    for sec in obj.sections.iter().filter(|s| s.kind == SectionKind::LegacyMaps) {
-        for sym in obj.symbols.iter().filter(|s| {
-            s.place == SymbolPlace::Section(sec.id) && s.kind != SymbolKind::Section
-        }) {
+    for sec in obj
+        .sections
+        .iter()
+        .filter(|s| s.kind == SectionKind::LegacyMaps)
+    {
+        for sym in obj
+            .symbols
+            .iter()
+            .filter(|s| s.place == SymbolPlace::Section(sec.id) && s.kind != SymbolKind::Section)
+        {
             let start = sym.value as usize;
             let field = |i: usize| -> Result<u32> {
                 let at = start.saturating_add(i * 4);
