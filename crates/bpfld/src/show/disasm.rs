@@ -633,3 +633,84 @@ pub fn disasm(obj: &Object) -> String {
     }
     out
 }
+
+/// The disassembly as JSON: per code section, one entry per logical
+/// instruction (slot index, byte offset, raw fields, llvm-objdump text,
+/// jump/call target slot, symbols defined there, relocations on it).
+///
+/// ```json
+/// {"sections": [{"name": "xdp", "instructions": [
+///   {"index": 4, "offset": 32, "code": 24, "dst": 1, "src": 0, "off": 0,
+///    "imm": 0, "imm64": 0, "slots": 2, "text": "r1 = 0x0 ll",
+///    "labels": [], "relocations": [{"offset": 32, "type": "R_BPF_64_64",
+///    "symbol": "counts"}]}]}]}
+/// ```
+pub fn disasm_json(obj: &Object) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut sections = Vec::new();
+    for sec in &obj.sections {
+        if sec.sh_flags & SHF_EXECINSTR == 0 || sec.sh_type == SHT_NOBITS {
+            continue;
+        }
+        let mut labels: Vec<(u64, &str)> = obj
+            .symbols
+            .iter()
+            .filter(|s| {
+                s.place == SymbolPlace::Section(sec.id)
+                    && !s.name.is_empty()
+                    && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
+            })
+            .map(|s| (s.value, s.name.as_str()))
+            .collect();
+        labels.sort();
+        let mut relocs: Vec<&Reloc> = sec.relocs.iter().collect();
+        relocs.sort_by_key(|r| r.offset);
+        let mut insns = Vec::new();
+        for l in logical(&sec.insns) {
+            let i = l.insn;
+            let at = u64::from(l.index.0) * INSN_SIZE as u64;
+            let slots: u64 = if l.second.is_some() { 2 } else { 1 };
+            let text = insn_text(i, l.second).unwrap_or_else(|| "<unknown>".into());
+            let mut entry = json!({
+                "index": l.index.0,
+                "offset": at,
+                "code": i.code,
+                "dst": i.dst,
+                "src": i.src,
+                "off": i.off,
+                "imm": i.imm,
+                "slots": slots,
+                "text": text,
+            });
+            if let Some(v) = l.imm64() {
+                entry["imm64"] = json!(v);
+            }
+            if let Some(t) = i.jump_target(l.index).or_else(|| i.call_target(l.index)) {
+                entry["target"] = json!(t);
+            }
+            entry["labels"] = Value::from(
+                labels
+                    .iter()
+                    .filter(|(a, _)| *a == at)
+                    .map(|(_, n)| Value::from(*n))
+                    .collect::<Vec<_>>(),
+            );
+            entry["relocations"] = Value::from(
+                relocs
+                    .iter()
+                    .filter(|r| r.offset >= at && r.offset < at + slots * INSN_SIZE as u64)
+                    .map(|r| {
+                        json!({
+                            "offset": r.offset,
+                            "type": reloc_name(r.kind),
+                            "symbol": reloc_value(obj, r),
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            insns.push(entry);
+        }
+        sections.push(json!({ "name": sec.name, "instructions": insns }));
+    }
+    json!({ "sections": sections })
+}
