@@ -284,7 +284,7 @@ fn assert_round_trip(path: &Path) {
             sec.name
         );
     }
-    assert!(code_sections >= 2, "{path:?}: no code sections found");
+    assert!(code_sections >= 1, "{path:?}: no code sections found");
 }
 
 /// A C program using every instruction class clang emits for v1..v4
@@ -306,6 +306,12 @@ fn clang_objects_match_llvm_objdump() {
             assert!(ours.contains("call 0x1"), "{ours}");
             assert_same(&ours, &objdump(&path), &format!("{target} {cpu}"));
         }
+        // CO-RE relocations of every kind, printed from BTF.ext.
+        let path = compile(&dir, "core", CORE_C, target, "v4");
+        assert_round_trip(&path);
+        let ours = disasm(&elf::read_file(&path).unwrap());
+        assert!(ours.contains("CO-RE <enumval_value>"), "{ours}");
+        assert_same(&ours, &objdump(&path), &format!("{target} CO-RE"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -415,5 +421,95 @@ int sock(void *skb)
 	return buf[3] * 2 - buf[5];
 }
 
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+/// Objects for the exact-parity sweep: every `.o` under the repository's
+/// `fixtures/` plus the files and directories listed in
+/// `BPFLD_DISASM_OBJECTS` (colon-separated).
+fn sweep_objects() -> Vec<PathBuf> {
+    let mut roots = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")];
+    if let Ok(extra) = std::env::var("BPFLD_DISASM_OBJECTS") {
+        roots.extend(
+            extra
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+        );
+    }
+    let mut out = Vec::new();
+    while let Some(p) = roots.pop() {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                roots.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if p.extension().is_some_and(|e| e == "o") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Exact parity, jump hints included, on every object found. Objects our
+/// reader rejects are skipped (the damaged corpus is tested elsewhere).
+#[test]
+fn fixture_objects_match_llvm_objdump_exactly() {
+    if tool("llvm-objdump-19").is_none() {
+        return;
+    }
+    let objects = sweep_objects();
+    if objects.is_empty() {
+        eprintln!("!!!!! SKIPPED: no fixture objects found for the disasm sweep !!!!!");
+        return;
+    }
+    for path in objects {
+        let Ok(obj) = elf::read_file(&path) else {
+            eprintln!("note: {path:?} not readable by bpfld, skipped");
+            continue;
+        };
+        assert_same(&disasm(&obj), &objdump(&path), &path.display().to_string());
+    }
+}
+
+const CORE_C: &str = r#"#define SEC(n) __attribute__((section(n), used))
+typedef unsigned int u32;
+typedef int myint;
+enum e { EA = 1, EB = -2 };
+enum e64 { FA = 0x100000000ULL, FB = 3 };
+enum __attribute__((packed)) ue { UA = 1, UB = 200 };
+struct inner { int a; myint b[4]; };
+struct task {
+	int pid;
+	long x;
+	union { int u1; short u2; };
+	struct inner in[3];
+	const volatile struct inner *p;
+	unsigned int bits : 3;
+} __attribute__((preserve_access_index));
+typedef struct task task_t;
+
+SEC("tp/x")
+int core(task_t *t)
+{
+	int r = t->pid + t->in[2].b[1] + t->u2;
+	r += __builtin_preserve_field_info(t->x, 2);
+	r += __builtin_preserve_field_info(t->bits, 1);
+	r += __builtin_preserve_field_info(t->bits, 3);
+	r += __builtin_preserve_field_info(t->bits, 4);
+	r += __builtin_preserve_field_info(t->bits, 5);
+	r += __builtin_preserve_field_info(t[1].pid, 0);
+	r += __builtin_btf_type_id(*t, 0);
+	r += __builtin_btf_type_id(*t, 1);
+	r += __builtin_preserve_type_info(*t, 0);
+	r += __builtin_preserve_type_info(*t, 1);
+	r += __builtin_preserve_type_info(*t, 2);
+	r += __builtin_preserve_enum_value(*(enum e *)EB, 0);
+	r += __builtin_preserve_enum_value(*(enum e *)EB, 1);
+	r += __builtin_preserve_enum_value(*(enum e64 *)FA, 1);
+	r += __builtin_preserve_enum_value(*(enum ue *)UB, 1);
+	r += t->p->a;
+	return r;
+}
 char LICENSE[] SEC("license") = "GPL";
 "#;

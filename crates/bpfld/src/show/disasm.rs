@@ -10,8 +10,9 @@
 //! section bytes the way objdump does, so zero runs (`...`), misaligned
 //! leftovers and relocation lines come out the same.
 //!
-//! Not rendered: the `CO-RE <kind> ...` lines llvm-objdump adds after
-//! instructions with a BTF.ext CO-RE relocation (they need the BTF model).
+//! The `CO-RE <kind> [id] type::field (access)` lines objdump adds from
+//! `.BTF.ext` are rendered too, from the raw `.BTF`/`.BTF.ext` section bytes
+//! read the way llvm's `BTFParser` reads them.
 
 use std::fmt::Write as _;
 
@@ -469,7 +470,7 @@ fn dump_data(out: &mut String, bytes: &[u8], start: usize, end: usize) {
     }
 }
 
-fn disasm_section(out: &mut String, obj: &Object, sec: &Section) {
+fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&core::CoreNotes>) {
     let bytes = section_bytes(obj, sec);
     let sect_size = bytes.len() as u64;
     if sect_size == 0 {
@@ -516,6 +517,7 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section) {
     let mut relocs: Vec<&Reloc> = sec.relocs.iter().collect();
     relocs.sort_by_key(|r| r.offset);
     let mut rel = 0usize;
+    let core_relos = core.map(|c| c.for_section(&sec.name)).unwrap_or(&[]);
 
     // The name objdump puts in `<...>` after a jump to byte `target`.
     let hint = |target: u64| -> Option<String> {
@@ -602,6 +604,12 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section) {
                 Decoded::Unknown { .. } => out.push_str("<unknown>"),
             }
             out.push('\n');
+            if let Some(c) = core {
+                let at = core_relos.partition_point(|r| u64::from(r.insn_off) < index as u64);
+                if let Some(r) = core_relos.get(at).filter(|r| r.insn_off as usize == index) {
+                    let _ = writeln!(out, "\t\t{index:016x}:  CO-RE {}", c.describe(r));
+                }
+            }
             while let Some(r) = relocs.get(rel) {
                 if r.offset >= (index + size) as u64 {
                     break;
@@ -626,9 +634,10 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section) {
 /// without the file header line ([`file_header`]).
 pub fn disasm(obj: &Object) -> String {
     let mut out = String::new();
+    let core = core::CoreNotes::from_object(obj);
     for sec in &obj.sections {
         if sec.sh_flags & SHF_EXECINSTR != 0 && sec.sh_type != SHT_NOBITS {
-            disasm_section(&mut out, obj, sec);
+            disasm_section(&mut out, obj, sec, core.as_ref());
         }
     }
     out
@@ -649,7 +658,8 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
     use serde_json::{json, Value};
     let mut sections = Vec::new();
     for sec in &obj.sections {
-        if sec.sh_flags & SHF_EXECINSTR == 0 || sec.sh_type == SHT_NOBITS {
+        let empty = sec.data.is_empty() && sec.insns.is_empty();
+        if sec.sh_flags & SHF_EXECINSTR == 0 || sec.sh_type == SHT_NOBITS || empty {
             continue;
         }
         let mut labels: Vec<(u64, &str)> = obj
@@ -665,8 +675,19 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
         labels.sort();
         let mut relocs: Vec<&Reloc> = sec.relocs.iter().collect();
         relocs.sort_by_key(|r| r.offset);
+        // Slots from the model, or decoded from the bytes when the model
+        // has none (a truncated tail is left out).
+        let slots_owned;
+        let slots: &[Insn] = if sec.insns.is_empty() {
+            let whole = sec.data.len() / INSN_SIZE * INSN_SIZE;
+            slots_owned = crate::read::insn::decode(&sec.data[..whole], obj.endian)
+                .unwrap_or_default();
+            &slots_owned
+        } else {
+            &sec.insns
+        };
         let mut insns = Vec::new();
-        for l in logical(&sec.insns) {
+        for l in logical(slots) {
             let i = l.insn;
             let at = u64::from(l.index.0) * INSN_SIZE as u64;
             let slots: u64 = if l.second.is_some() { 2 } else { 1 };
@@ -713,4 +734,717 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
         sections.push(json!({ "name": sec.name, "instructions": insns }));
     }
     json!({ "sections": sections })
+}
+
+/// CO-RE relocation descriptions as llvm-objdump prints them, from the raw
+/// `.BTF` and `.BTF.ext` sections. Kept private and minimal: the full BTF
+/// model lives in `model::btf`; this only mirrors what objdump's parser
+/// reads, including where it gives up.
+mod core {
+    use std::collections::HashMap;
+
+    use crate::model::object::Object;
+    use crate::model::Endian;
+
+    const BTF_MAGIC: u16 = 0xeb9f;
+    const KIND_ARRAY: u32 = 3;
+    const KIND_STRUCT: u32 = 4;
+    const KIND_UNION: u32 = 5;
+    const KIND_ENUM: u32 = 6;
+    const KIND_FWD: u32 = 7;
+    const KIND_TYPEDEF: u32 = 8;
+    const KIND_VOLATILE: u32 = 9;
+    const KIND_CONST: u32 = 10;
+    const KIND_RESTRICT: u32 = 11;
+    const KIND_TYPE_TAG: u32 = 18;
+    const KIND_ENUM64: u32 = 19;
+
+    /// One `struct btf_type` with its trailing words.
+    struct Type {
+        name_off: u32,
+        info: u32,
+        size_or_type: u32,
+        extra: Vec<u32>,
+    }
+
+    impl Type {
+        fn kind(&self) -> u32 {
+            (self.info >> 24) & 0x1f
+        }
+        fn vlen(&self) -> usize {
+            (self.info & 0xffff) as usize
+        }
+        fn kflag(&self) -> bool {
+            self.info >> 31 != 0
+        }
+        /// Word `i` of member/value record `n` of `width` words.
+        fn word(&self, n: usize, width: usize, i: usize) -> u32 {
+            self.extra.get(n * width + i).copied().unwrap_or(0)
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct Relo {
+        pub insn_off: u32,
+        type_id: u32,
+        spec_off: u32,
+        kind: u32,
+    }
+
+    pub(super) struct CoreNotes {
+        strings: Vec<u8>,
+        types: Vec<Type>,
+        relos: HashMap<String, Vec<Relo>>,
+    }
+
+    /// Bytes `[start, end)` clamped like llvm's `StringRef::slice`.
+    fn slice(data: &[u8], start: u32, end: u32) -> &[u8] {
+        let start = (start as usize).min(data.len());
+        let end = (end as usize).clamp(start, data.len());
+        &data[start..end]
+    }
+
+    struct Reader<'a> {
+        data: &'a [u8],
+        pos: usize,
+        endian: Endian,
+    }
+
+    impl Reader<'_> {
+        fn u32(&mut self) -> Option<u32> {
+            let b = self.data.get(self.pos..self.pos.checked_add(4)?)?;
+            self.pos += 4;
+            Some(self.endian.read_u32([b[0], b[1], b[2], b[3]]))
+        }
+        fn u16(&mut self) -> Option<u16> {
+            let b = self.data.get(self.pos..self.pos.checked_add(2)?)?;
+            self.pos += 2;
+            Some(self.endian.read_u16([b[0], b[1]]))
+        }
+        fn u8(&mut self) -> Option<u8> {
+            let b = *self.data.get(self.pos)?;
+            self.pos += 1;
+            Some(b)
+        }
+    }
+
+    fn words_after(kind: u32, vlen: usize) -> usize {
+        match kind {
+            1 | 14 | 17 => 1,
+            KIND_ARRAY => 3,
+            KIND_STRUCT | KIND_UNION | 15 => 3 * vlen,
+            KIND_ENUM | 13 => 2 * vlen,
+            KIND_ENUM64 => 3 * vlen,
+            _ => 0,
+        }
+    }
+
+    impl CoreNotes {
+        /// `None` where objdump prints no CO-RE lines: no `.BTF` or
+        /// `.BTF.ext` section, or one it fails to parse before the records.
+        pub(super) fn from_object(obj: &Object) -> Option<CoreNotes> {
+            let named = |n: &str| obj.sections.iter().rev().find(|s| s.name == n);
+            let btf = named(".BTF")?;
+            let ext = named(".BTF.ext")?;
+            let endian = obj.endian;
+            let mut notes = CoreNotes {
+                strings: Vec::new(),
+                types: Vec::new(),
+                relos: HashMap::new(),
+            };
+            notes.parse_btf(&btf.data, endian)?;
+            notes.parse_ext(&ext.data, endian);
+            Some(notes)
+        }
+
+        fn parse_btf(&mut self, data: &[u8], endian: Endian) -> Option<()> {
+            let mut r = Reader {
+                data,
+                pos: 0,
+                endian,
+            };
+            if r.u16()? != BTF_MAGIC || r.u8()? != 1 {
+                return None;
+            }
+            r.u8()?;
+            let hdr_len = r.u32()?;
+            if hdr_len < 8 {
+                return None;
+            }
+            let (type_off, type_len, str_off, str_len) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            let str_start = hdr_len.wrapping_add(str_off);
+            let str_end = str_start.wrapping_add(str_len);
+            let types_start = hdr_len.wrapping_add(type_off);
+            let types_end = types_start.wrapping_add(type_len);
+            if (data.len() as u64) < u64::from(str_end.max(types_end)) {
+                return None;
+            }
+            self.strings = slice(data, str_start, str_end).to_vec();
+            // Type 0 is void.
+            self.types.push(Type {
+                name_off: 0,
+                info: 0,
+                size_or_type: 0,
+                extra: Vec::new(),
+            });
+            if type_len == 0 {
+                return Some(());
+            }
+            let raw = slice(data, types_start, types_end);
+            let mut r = Reader {
+                data: raw,
+                pos: 0,
+                endian,
+            };
+            while r.pos < raw.len() {
+                let (name_off, info, size_or_type) = (r.u32()?, r.u32()?, r.u32()?);
+                let n = words_after((info >> 24) & 0x1f, (info & 0xffff) as usize);
+                if raw.len() - r.pos < n * 4 {
+                    return None;
+                }
+                let extra = (0..n).map(|_| r.u32()).collect::<Option<Vec<u32>>>()?;
+                self.types.push(Type {
+                    name_off,
+                    info,
+                    size_or_type,
+                    extra,
+                });
+            }
+            Some(())
+        }
+
+        /// Reads the CO-RE records; stops at the first error, keeping the
+        /// records read so far, as objdump does.
+        fn parse_ext(&mut self, data: &[u8], endian: Endian) -> Option<()> {
+            let mut r = Reader {
+                data,
+                pos: 0,
+                endian,
+            };
+            if r.u16()? != BTF_MAGIC || r.u8()? != 1 {
+                return None;
+            }
+            r.u8()?;
+            let hdr_len = r.u32()?;
+            if hdr_len < 8 {
+                return None;
+            }
+            let _func = (r.u32()?, r.u32()?);
+            let _line = (r.u32()?, r.u32()?);
+            let (off, len) = (r.u32()?, r.u32()?);
+            if len == 0 {
+                return Some(());
+            }
+            let start = hdr_len.wrapping_add(off);
+            let end = start.wrapping_add(len) as usize;
+            r.pos = start as usize;
+            let rec_size = r.u32()? as usize;
+            if rec_size < 16 {
+                return None;
+            }
+            while r.pos < end {
+                let sec = self.string(r.u32()?).to_string();
+                let count = r.u32()?;
+                let mut list = Vec::new();
+                for _ in 0..count {
+                    let at = r.pos;
+                    let rec = (r.u32(), r.u32(), r.u32(), r.u32());
+                    let (Some(insn_off), Some(type_id), Some(spec_off), Some(kind)) = rec else {
+                        self.relos.entry(sec).or_default().extend(list);
+                        return None;
+                    };
+                    list.push(Relo {
+                        insn_off,
+                        type_id,
+                        spec_off,
+                        kind,
+                    });
+                    r.pos = at.checked_add(rec_size)?;
+                }
+                let all = self.relos.entry(sec).or_default();
+                all.extend(list);
+                all.sort_by_key(|r| r.insn_off);
+            }
+            Some(())
+        }
+
+        pub(super) fn for_section(&self, name: &str) -> &[Relo] {
+            self.relos.get(name).map(Vec::as_slice).unwrap_or(&[])
+        }
+
+        fn string(&self, off: u32) -> &str {
+            let s = self.strings.get(off as usize..).unwrap_or(&[]);
+            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+            std::str::from_utf8(&s[..end]).unwrap_or("")
+        }
+
+        fn name_or_anon(&self, off: u32, idx: u32) -> String {
+            match self.string(off) {
+                "" => format!("<anon {idx}>"),
+                s => s.to_string(),
+            }
+        }
+
+        fn ty(&self, id: u32) -> Option<&Type> {
+            self.types.get(id as usize)
+        }
+
+        /// Follows modifiers and typedefs (bounded, where llvm would loop).
+        fn skip_mods_and_typedefs<'a>(&'a self, mut t: &'a Type) -> &'a Type {
+            for _ in 0..64 {
+                let k = t.kind();
+                if !(is_mod(k) || k == KIND_TYPEDEF) {
+                    break;
+                }
+                match self.ty(t.size_or_type) {
+                    Some(base) => t = base,
+                    None => break,
+                }
+            }
+            t
+        }
+
+        /// The text after `CO-RE `.
+        pub(super) fn describe(&self, r: &Relo) -> String {
+            let spec_str = self.string(r.spec_off);
+            let kind = kind_name(r.kind);
+            let fail = |msg: String| format!("{kind} [{}] '{spec_str}' <{msg}>", r.type_id);
+            let mut spec = Vec::new();
+            let mut rest = spec_str;
+            while !rest.is_empty() {
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                let Ok(v) = rest[..digits].parse::<u64>() else {
+                    return fail("spec string is not a number".into());
+                };
+                spec.push(v as u32);
+                rest = &rest[digits..];
+                match rest.chars().next() {
+                    None => break,
+                    Some(':') => rest = &rest[1..],
+                    Some(c) => return fail(format!("unexpected spec string delimiter: '{c}'")),
+                }
+            }
+            let mut out = kind.clone();
+            let mut cur = r.type_id;
+            let Some(mut t) = self.ty(cur) else {
+                return fail(format!("unknown type id: {}", cur as i32));
+            };
+            out.push_str(&format!(" [{cur}]"));
+            let mut chain = 0;
+            while let Some(m) = self.modifier(t) {
+                out.push_str(&m);
+                if chain >= 32 {
+                    return fail("modifiers chain is too long".into());
+                }
+                chain += 1;
+                cur = t.size_or_type;
+                let Some(next) = self.ty(cur) else {
+                    return fail(format!(
+                        "unknown type id: {} in modifiers chain",
+                        cur as i32
+                    ));
+                };
+                t = next;
+            }
+            if cur == 0 {
+                out.push_str(" void");
+            } else {
+                out.push_str(match t.kind() {
+                    KIND_TYPEDEF => " typedef",
+                    KIND_STRUCT => " struct",
+                    KIND_UNION => " union",
+                    KIND_ENUM | KIND_ENUM64 => " enum",
+                    KIND_FWD if t.kflag() => " fwd union",
+                    KIND_FWD => " fwd struct",
+                    _ => "",
+                });
+                out.push(' ');
+                out.push_str(&self.name_or_anon(t.name_off, cur));
+            }
+            match r.kind {
+                // Type-based: the access string must be "0".
+                6..=9 | 12 => {
+                    if spec != [0] {
+                        return fail("unexpected type-based relocation spec: should be '0'".into());
+                    }
+                    out
+                }
+                10 | 11 => {
+                    out.push_str("::");
+                    let t = self.skip_mods_and_typedefs(t);
+                    if spec.len() != 1 {
+                        return fail("unexpected enumval relocation spec size".into());
+                    }
+                    let idx = spec[0];
+                    let i = idx as usize;
+                    let (name_off, val) = match t.kind() {
+                        KIND_ENUM if i < t.vlen() => {
+                            (t.word(i, 2, 0), t.word(i, 2, 1) as i32 as i64 as u64)
+                        }
+                        KIND_ENUM64 if i < t.vlen() => (
+                            t.word(i, 3, 0),
+                            u64::from(t.word(i, 3, 2)) << 32 | u64::from(t.word(i, 3, 1)),
+                        ),
+                        KIND_ENUM | KIND_ENUM64 => {
+                            return fail(format!("bad value index: {}", idx as i32))
+                        }
+                        k => return fail(format!("unexpected type kind for enum relocation: {k}")),
+                    };
+                    out.push_str(&self.name_or_anon(name_off, idx));
+                    if t.kflag() {
+                        out.push_str(&format!(" = {}", val as i64));
+                    } else {
+                        out.push_str(&format!(" = {val}"));
+                    }
+                    out
+                }
+                0..=5 => {
+                    out.push_str("::");
+                    let Some(&first) = spec.first() else {
+                        return fail("field spec too short".into());
+                    };
+                    if first != 0 {
+                        out.push_str(&format!("[{first}]"));
+                    }
+                    for (n, &idx) in spec.iter().enumerate().skip(1) {
+                        let s = self.skip_mods_and_typedefs(t);
+                        let i = idx as usize;
+                        match s.kind() {
+                            KIND_STRUCT | KIND_UNION => {
+                                if s.vlen() <= i {
+                                    return fail(format!(
+                                        "member index {} for spec sub-string {n} is out of range",
+                                        idx as i32
+                                    ));
+                                }
+                                if n != 1 || first != 0 {
+                                    out.push('.');
+                                }
+                                out.push_str(&self.name_or_anon(s.word(i, 3, 0), idx));
+                                let mt = s.word(i, 3, 1);
+                                let Some(next) = self.ty(mt) else {
+                                    return fail(format!(
+                                        "unknown member type id {} for spec sub-string {n}",
+                                        mt as i32
+                                    ));
+                                };
+                                t = next;
+                            }
+                            KIND_ARRAY => {
+                                out.push_str(&format!("[{idx}]"));
+                                let et = s.word(0, 3, 0);
+                                let Some(next) = self.ty(et) else {
+                                    return fail(format!(
+                                        "unknown element type id {} for spec sub-string {n}",
+                                        et as i32
+                                    ));
+                                };
+                                t = next;
+                            }
+                            k => {
+                                return fail(format!(
+                                    "unexpected type kind {k} for spec sub-string {n}"
+                                ))
+                            }
+                        }
+                    }
+                    out.push_str(&format!(" ({spec_str})"));
+                    out
+                }
+                k => fail(format!("unknown relocation kind: {}", k as i32)),
+            }
+        }
+
+        fn modifier(&self, t: &Type) -> Option<String> {
+            Some(match t.kind() {
+                KIND_CONST => " const".into(),
+                KIND_VOLATILE => " volatile".into(),
+                KIND_RESTRICT => " restrict".into(),
+                KIND_TYPE_TAG => format!(" type_tag(\"{}\")", self.string(t.name_off)),
+                _ => return None,
+            })
+        }
+    }
+
+    fn is_mod(kind: u32) -> bool {
+        matches!(
+            kind,
+            KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+        )
+    }
+
+    fn kind_name(kind: u32) -> String {
+        let name = match kind {
+            0 => "byte_off",
+            1 => "byte_sz",
+            2 => "field_exists",
+            3 => "signed",
+            4 => "lshift_u64",
+            5 => "rshift_u64",
+            6 => "local_type_id",
+            7 => "target_type_id",
+            8 => "type_exists",
+            12 => "type_matches",
+            9 => "type_size",
+            10 => "enumval_exists",
+            11 => "enumval_value",
+            k => return format!("<reloc kind #{k}>"),
+        };
+        format!("<{name}>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::object::{
+        Binding, Section, SectionId, SectionKind, Symbol, SymbolId, Visibility,
+    };
+
+    fn text(i: Insn) -> String {
+        insn_text(&i, None).unwrap_or_else(|| "<unknown>".into())
+    }
+
+    // Expected strings below were taken from llvm-objdump-19 output.
+    #[test]
+    fn formats_like_llvm_objdump() {
+        assert_eq!(text(Insn::mov64_imm(0, 2)), "r0 = 0x2");
+        assert_eq!(text(Insn::mov64_imm(1, -4)), "r1 = -0x4");
+        assert_eq!(text(Insn::load(BPF_W, 1, 1, 4)), "r1 = *(u32 *)(r1 + 0x4)");
+        assert_eq!(
+            text(Insn::store_imm(BPF_W, 10, -4, 0)),
+            "*(u32 *)(r10 - 0x4) = 0x0"
+        );
+        assert_eq!(
+            text(Insn::jmp_imm(BPF_JGT, 1, 5, 3)),
+            "if r1 > 0x5 goto +0x3"
+        );
+        assert_eq!(
+            text(Insn::new(BPF_JMP32 | BPF_JSGT | BPF_K, 7, 0, 1, 0x4d)),
+            "if w7 s> 0x4d goto +0x1"
+        );
+        assert_eq!(text(Insn::call_helper(1)), "call 0x1");
+        assert_eq!(text(Insn::call_pseudo(-1)), "call -0x1");
+        assert_eq!(text(Insn::new(CALLX, 3, 0, 0, 0)), "callx r3");
+        assert_eq!(text(Insn::exit()), "exit");
+        assert_eq!(
+            text(Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, 1, 2, 0, 0)),
+            "lock *(u64 *)(r1 + 0x0) += r2"
+        );
+        assert_eq!(
+            text(Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, 0, 5, 0, BPF_FETCH)),
+            "r5 = atomic_fetch_add((u64 *)(r0 + 0x0), r5)"
+        );
+        assert_eq!(
+            text(Insn::new(
+                BPF_STX | BPF_ATOMIC | BPF_DW,
+                8,
+                1,
+                0,
+                BPF_CMPXCHG
+            )),
+            "r0 = cmpxchg_64(r8 + 0x0, r0, r1)"
+        );
+        assert_eq!(
+            text(Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, 0, 6, 0, BPF_XCHG)),
+            "r6 = xchg_64(r0 + 0x0, r6)"
+        );
+        assert_eq!(text(Insn::new(0xd7, 0, 0, 0, 16)), "r0 = bswap16 r0");
+        assert_eq!(text(Insn::new(0xdc, 0, 0, 0, 32)), "r0 = be32 r0");
+        assert_eq!(text(Insn::mov32_reg(0, 1)), "w0 = w1");
+        assert_eq!(text(Insn::new(0xbf, 1, 2, 8, 0)), "r1 = (s8)r2");
+        assert_eq!(text(Insn::new(0xbc, 0, 1, 8, 0)), "w0 = (s8)w1");
+        assert_eq!(text(Insn::new(0x3f, 3, 2, 1, 0)), "r3 s/= r2");
+        assert_eq!(text(Insn::new(0x94, 1, 0, 1, 7)), "w1 s%= 0x7");
+        assert_eq!(text(Insn::new(0x81, 1, 2, 0, 0)), "r1 = *(s32 *)(r2 + 0x0)");
+        assert_eq!(text(Insn::new(GOTOL, 0, 0, 0, 5)), "gotol +0x5");
+        assert_eq!(text(Insn::new(JCOND, 0, 0, 2, 0)), "may_goto +0x2");
+        assert_eq!(
+            text(Insn::new(0xbf, 1, 2, 1, 1 << 16)),
+            "r1 = addr_space_cast(r2, 0x1, 0x0)"
+        );
+        assert_eq!(text(Insn::new(0x20, 0, 0, 0, 4)), "r0 = *(u32 *)skb[0x4]");
+        // The decoder's rejections.
+        assert_eq!(text(Insn::mov64_imm(12, 0)), "<unknown>");
+        assert_eq!(text(Insn::new(EXIT, 0, 0, 0, 1)), "<unknown>");
+        assert_eq!(text(Insn::new(0x00, 0, 0, 0, 0)), "<unknown>");
+    }
+
+    #[test]
+    fn ld_imm64_reads_the_next_slot() {
+        let [a, b] = Insn::ld_imm64(1, 0, 0x1_2345_6789);
+        assert_eq!(format_insn(&[a, b], 0), "r1 = 0x123456789 ll");
+        let [a, b] = Insn::ld_imm64(0, 0, u64::MAX);
+        assert_eq!(format_insn(&[a, b], 0), "r0 = -0x1 ll");
+        let [a, b] = Insn::ld_imm64(1, BPF_PSEUDO_MAP_VALUE, 5);
+        assert_eq!(format_insn(&[a, b], 0), "ld_pseudo\tr1, 0x2, 0x5");
+        // Cut off at the end: objdump cannot decode it.
+        assert_eq!(format_insn(&[a], 0), "<unknown>");
+        assert_eq!(format_insn(&[a], 7), "<unknown>");
+        assert_eq!(
+            listing(&[Insn::mov64_imm(0, 2), a, b, Insn::exit()]),
+            "       0:\tr0 = 0x2\n       1:\tld_pseudo\tr1, 0x2, 0x5\n       3:\texit\n"
+        );
+    }
+
+    fn section(id: u32, name: &str, data: Vec<u8>, relocs: Vec<Reloc>) -> Section {
+        Section {
+            id: SectionId(id),
+            name: name.into(),
+            kind: SectionKind::Program,
+            sh_type: 1,
+            sh_flags: 0x6,
+            sh_addralign: 8,
+            sh_size: data.len() as u64,
+            sh_link: 0,
+            sh_info: 0,
+            sh_entsize: 0,
+            data,
+            insns: Vec::new(),
+            relocs,
+            func_info: Vec::new(),
+            line_info: Vec::new(),
+            core_relos: Vec::new(),
+        }
+    }
+
+    fn symbol(id: u32, name: &str, kind: SymbolKind, place: SymbolPlace, value: u64) -> Symbol {
+        Symbol {
+            id: SymbolId(id),
+            name: name.into(),
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            kind,
+            place,
+            value,
+            size: 0,
+            st_other: 0,
+        }
+    }
+
+    #[test]
+    fn whole_object_layout() {
+        let insns = [
+            Insn::jmp_imm(BPF_JEQ, 1, 0, 1),
+            Insn::call_pseudo(-1),
+            Insn::exit(),
+        ];
+        let data = encode(&insns, Endian::Little);
+        let reloc = Reloc {
+            offset: 8,
+            kind: RelocKind::Bpf64_32,
+            symbol: SymbolId(1),
+        };
+        let obj = Object {
+            endian: Endian::Little,
+            sections: vec![
+                section(0, "", vec![], vec![]),
+                section(1, "xdp", data, vec![reloc]),
+            ],
+            symbols: vec![
+                symbol(0, "", SymbolKind::NoType, SymbolPlace::Undefined, 0),
+                symbol(
+                    1,
+                    "prog",
+                    SymbolKind::Func,
+                    SymbolPlace::Section(SectionId(1)),
+                    0,
+                ),
+            ],
+            btf: None,
+            btf_ext_raw: None,
+        };
+        assert_eq!(
+            disasm(&obj),
+            "\nDisassembly of section xdp:\n\n0000000000000000 <prog>:\n       \
+             0:\tif r1 == 0x0 goto +0x1 <prog+0x10>\n       1:\tcall -0x1\n\
+             \t\t0000000000000008:  R_BPF_64_32\tprog\n       2:\texit\n"
+        );
+        let json = disasm_json(&obj);
+        let first = &json["sections"][0]["instructions"][0];
+        assert_eq!(first["target"], 2);
+        assert_eq!(first["labels"][0], "prog");
+        let call = &json["sections"][0]["instructions"][1];
+        assert_eq!(call["relocations"][0]["type"], "R_BPF_64_32");
+        assert_eq!(call["target"], 1);
+    }
+
+    /// Hostile models: random code, symbols, relocations and BTF bytes
+    /// must render without panicking.
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let len = (next() % 200) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Plenty of zero runs and ld_imm64 opcodes.
+            for b in data.iter_mut() {
+                match next() % 4 {
+                    0 => *b = 0,
+                    1 if next() % 8 == 0 => *b = 0x18,
+                    _ => {}
+                }
+            }
+            let mut btf: Vec<u8> = (0..(next() % 120)).map(|_| next() as u8).collect();
+            if btf.len() >= 4 && round % 2 == 0 {
+                btf[..4].copy_from_slice(&[0x9f, 0xeb, 1, 0]);
+            }
+            let mut ext: Vec<u8> = (0..(next() % 120)).map(|_| next() as u8).collect();
+            if ext.len() >= 4 && round % 3 == 0 {
+                ext[..4].copy_from_slice(&[0x9f, 0xeb, 1, 0]);
+            }
+            let relocs = (0..next() % 6)
+                .map(|_| Reloc {
+                    offset: next() % 256,
+                    kind: RelocKind::from_raw((next() % 12) as u32),
+                    symbol: SymbolId((next() % 6) as u32),
+                })
+                .collect();
+            let kinds = [
+                SymbolKind::NoType,
+                SymbolKind::Object,
+                SymbolKind::Func,
+                SymbolKind::Section,
+            ];
+            let mut symbols = vec![symbol(0, "", SymbolKind::NoType, SymbolPlace::Undefined, 0)];
+            for i in 1..5 {
+                let place = if next() % 3 == 0 {
+                    SymbolPlace::Undefined
+                } else {
+                    SymbolPlace::Section(SectionId((next() % 5) as u32))
+                };
+                let kind = kinds[(next() % 4) as usize];
+                symbols.push(symbol(i, &format!("s{i}"), kind, place, next() % 300));
+            }
+            let mut btf_sec = section(2, ".BTF", btf, vec![]);
+            btf_sec.sh_flags = 0;
+            let mut ext_sec = section(3, ".BTF.ext", ext, vec![]);
+            ext_sec.sh_flags = 0;
+            let endian = if round % 2 == 0 {
+                Endian::Little
+            } else {
+                Endian::Big
+            };
+            let obj = Object {
+                endian,
+                sections: vec![
+                    section(0, "", vec![], vec![]),
+                    section(1, "prog", data, relocs),
+                    btf_sec,
+                    ext_sec,
+                ],
+                symbols,
+                btf: None,
+                btf_ext_raw: None,
+            };
+            let _ = disasm(&obj);
+            let _ = disasm_json(&obj);
+        }
+    }
 }
