@@ -680,8 +680,8 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
         let slots_owned;
         let slots: &[Insn] = if sec.insns.is_empty() {
             let whole = sec.data.len() / INSN_SIZE * INSN_SIZE;
-            slots_owned = crate::read::insn::decode(&sec.data[..whole], obj.endian)
-                .unwrap_or_default();
+            slots_owned =
+                crate::read::insn::decode(&sec.data[..whole], obj.endian).unwrap_or_default();
             &slots_owned
         } else {
             &sec.insns
