@@ -435,6 +435,29 @@ pub const fn imm64(first: &Insn, second: &Insn) -> u64 {
     (first.imm as u32 as u64) | ((second.imm as u32 as u64) << 32)
 }
 
+/// The 64-bit immediate of the `ld_imm64` at slot `at`, or `None` when that
+/// slot is not an `ld_imm64` with a second half.
+pub fn get_imm64(insns: &[Insn], at: InsnIndex) -> Option<u64> {
+    let i = at.0 as usize;
+    let first = insns.get(i).filter(|f| f.is_ld_imm64())?;
+    Some(imm64(first, insns.get(i + 1)?))
+}
+
+/// Rewrites the 64-bit immediate of the `ld_imm64` at slot `at` (both
+/// halves), leaving its registers and pseudo source alone.
+pub fn set_imm64(insns: &mut [Insn], at: InsnIndex, value: u64) -> Result<()> {
+    let i = at.0 as usize;
+    if !insns.get(i).is_some_and(Insn::is_ld_imm64) {
+        crate::bail!("instruction {}: not an ld_imm64", at.0);
+    }
+    let Some([first, second]) = insns.get_mut(i..i + 2) else {
+        crate::bail!("instruction {}: ld_imm64 is missing its second slot", at.0);
+    };
+    first.imm = value as u32 as i32;
+    second.imm = (value >> 32) as u32 as i32;
+    Ok(())
+}
+
 /// One logical instruction: a slot, plus the second slot of an `ld_imm64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Logical<'a> {
@@ -593,6 +616,14 @@ mod tests {
         assert!(err.to_string().contains("second slot"), "{err}");
         let err = check_ld_imm64(&[a]).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+
+        let mut slots = insns;
+        set_imm64(&mut slots, InsnIndex(1), u64::MAX - 1).unwrap();
+        assert_eq!(get_imm64(&slots, InsnIndex(1)), Some(u64::MAX - 1));
+        assert_eq!(slots[1].src, BPF_PSEUDO_MAP_VALUE);
+        assert_eq!(get_imm64(&slots, InsnIndex(0)), None);
+        assert!(set_imm64(&mut slots, InsnIndex(3), 1).is_err());
+        assert!(set_imm64(&mut [a], InsnIndex(0), 1).is_err());
     }
 
     #[test]

@@ -476,8 +476,11 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&c
     if sect_size == 0 {
         return;
     }
+    // objdump skips the null symbol, unnamed ones, sections and files.
     let named = |s: &&crate::model::object::Symbol| {
-        !s.name.is_empty() && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
+        s.id.0 != 0
+            && !s.name.is_empty()
+            && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
     };
     let mut syms: Vec<Sym> = obj
         .symbols
