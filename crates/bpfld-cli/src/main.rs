@@ -103,7 +103,9 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&bpfld::show::disasm::disasm_json(&obj))?;
             } else {
-                emit(&bpfld::show::disasm::disasm(&obj))?;
+                let mut text = bpfld::show::disasm::file_header(&file.display().to_string());
+                text.push_str(&bpfld::show::disasm::disasm(&obj));
+                emit(&text)?;
             }
         }
         Command::Run {

@@ -1,6 +1,8 @@
 //! Listings compared with the reference tools on every fixture:
-//! `bpfld disasm` with `llvm-objdump-19 -dr --no-show-raw-insn`, and
-//! `bpfld btf dump` with `bpftool btf dump file`, byte for byte.
+//! `bpfld disasm` with `llvm-objdump-19 -dr --no-show-raw-insn` (the brief
+//! lets the `<...>` hints differ; today they do not, and the whole text is
+//! compared), and `bpfld btf dump` with `bpftool btf dump file`, byte for
+//! byte.
 
 mod common;
 use common::*;

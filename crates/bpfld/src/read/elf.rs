@@ -277,6 +277,10 @@ fn read_relocations(
         let rels: &[elf::Rel64<Endianness>] = sh.data_as_array(e, data).map_err(|err| {
             Error::new(format!("bad relocation entries: {err}")).in_section(&rel_name)
         })?;
+        let link = sh.sh_link(e) as usize;
+        if sections.get(link).map(|s| s.kind) != Some(SectionKind::SymTab) {
+            bail!("section '{rel_name}': sh_link {link} is not the symbol table");
+        }
         let target = sh.sh_info(e) as usize;
         let Some(target_sec) = sections.get(target) else {
             bail!(
