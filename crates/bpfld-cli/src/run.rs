@@ -17,8 +17,8 @@ pub struct Args<'a> {
 
 pub fn run(args: &Args<'_>) -> Result<()> {
     let in_file = |e: Error| e.in_file(args.file.display());
-    let object = std::fs::read(args.file)
-        .map_err(|e| in_file(Error::new(format!("cannot read: {e}"))))?;
+    let object =
+        std::fs::read(args.file).map_err(|e| in_file(Error::new(format!("cannot read: {e}"))))?;
     let data = match args.data {
         Some(p) => Some(std::fs::read(p).map_err(|e| {
             in_file(Error::new(format!(
@@ -42,10 +42,12 @@ pub fn run(args: &Args<'_>) -> Result<()> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Per-CPU values split by CPU, others as one piece.

@@ -265,12 +265,46 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// `EACCES: Permission denied`, or io::Error's text for unlisted errnos.
+fn errno_text(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::E2BIG) => "E2BIG",
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::ENOMEM) => "ENOMEM",
+        Some(libc::EFAULT) => "EFAULT",
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EOPNOTSUPP) => "EOPNOTSUPP",
+        Some(524) => "ENOTSUPP",
+        _ => return e.to_string(),
+    };
+    let text = e.to_string();
+    // io::Error prints "Permission denied (os error 13)"; keep the words.
+    let words = text.split(" (os error").next().unwrap_or(&text);
+    format!("{name}: {words}")
+}
+
 fn object_error(e: EbpfError) -> Error {
     if let EbpfError::ProgramError(pe) = e {
         return program_error("", pe, "loading the object");
     }
-    permission_error(&e)
-        .unwrap_or_else(|| Error::new(ErrorKind::Object, format!("cannot load the object: {}", chain(&e))))
+    if let Some(p) = permission_error(&e) {
+        return p;
+    }
+    let text = chain(&e);
+    // aya 0.14 knows sched_cls only by the section name "classifier".
+    let hint = if text.contains("invalid program section `tc") {
+        " (aya 0.14 loads sched_cls programs only from SEC(\"classifier\"); \
+         libbpf's \"tc\" and \"tcx/...\" section names are not recognised)"
+    } else {
+        ""
+    };
+    Error::new(
+        ErrorKind::Object,
+        format!("cannot load the object: {text}{hint}"),
+    )
 }
 
 fn program_error(program: &str, e: ProgramError, doing: &str) -> Error {
@@ -352,7 +386,10 @@ fn is_stats_line(l: &str) -> bool {
 
 fn verifier_error(program: &str, io_error: &io::Error, log: &str) -> Error {
     let report = digest_verifier_log(log);
-    let mut m = format!("program '{program}' rejected by the verifier ({io_error})");
+    let mut m = format!(
+        "program '{program}' rejected by the verifier ({})",
+        errno_text(io_error)
+    );
     if let Some(i) = &report.instruction {
         m.push_str(&format!("\n  at instruction {i}"));
     }
@@ -389,21 +426,35 @@ fn kind_of(p: &Program) -> Option<ProgKind> {
     })
 }
 
-/// A lower-case name for any program type, for messages.
-fn type_name(p: &Program) -> String {
+/// libbpf's name of any program type (as `bpftool prog show` prints it),
+/// for messages.
+fn type_name(p: &Program) -> &'static str {
     if let Some(k) = kind_of(p) {
-        return k.name().to_string();
+        return k.name();
     }
-    let t = format!("{:?}", p.prog_type());
-    // CamelCase -> snake_case, e.g. RawTracePoint -> raw_trace_point.
-    let mut s = String::new();
-    for (i, c) in t.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            s.push('_');
+    match p {
+        Program::KProbe(_) | Program::UProbe(_) => "kprobe",
+        Program::TracePoint(_) => "tracepoint",
+        Program::RawTracePoint(_) => "raw_tracepoint",
+        Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) | Program::Iter(_) => {
+            "tracing"
         }
-        s.push(c.to_ascii_lowercase());
+        Program::Lsm(_) | Program::LsmCgroup(_) => "lsm",
+        Program::PerfEvent(_) => "perf_event",
+        Program::SkMsg(_) => "sk_msg",
+        Program::SkSkb(_) => "sk_skb",
+        Program::SockOps(_) => "sock_ops",
+        Program::CgroupSock(_) => "cgroup_sock",
+        Program::CgroupSockAddr(_) => "cgroup_sock_addr",
+        Program::CgroupSockopt(_) => "cgroup_sockopt",
+        Program::CgroupSysctl(_) => "cgroup_sysctl",
+        Program::CgroupDevice(_) => "cgroup_device",
+        Program::LircMode2(_) => "lirc_mode2",
+        Program::SkLookup(_) => "sk_lookup",
+        Program::SkReuseport(_) => "sk_reuseport",
+        Program::Extension(_) => "ext",
+        _ => "unknown",
     }
-    s
 }
 
 /// Names of the object's programs, sorted.
@@ -657,7 +708,11 @@ fn dump_map(name: &str, map: &MapData) -> Result<MapDump> {
         match sys::map_lookup(fd, &next, buf_len) {
             Ok(Some(v)) => {
                 let value = match per_cpu {
-                    Some(_) => v.chunks(stride).flat_map(|c| &c[..value_size]).copied().collect(),
+                    Some(_) => v
+                        .chunks(stride)
+                        .flat_map(|c| &c[..value_size])
+                        .copied()
+                        .collect(),
                     None => v,
                 };
                 dump.entries.push((next.clone(), value));
@@ -730,7 +785,10 @@ processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
         assert_eq!(ProgKind::Xdp.action_name(2), Some("XDP_PASS"));
         assert_eq!(ProgKind::Xdp.action_name(5), None);
         assert_eq!(ProgKind::SchedCls.action_name(2), Some("TC_ACT_SHOT"));
-        assert_eq!(ProgKind::SchedCls.action_name(u32::MAX), Some("TC_ACT_UNSPEC"));
+        assert_eq!(
+            ProgKind::SchedCls.action_name(u32::MAX),
+            Some("TC_ACT_UNSPEC")
+        );
         assert_eq!(ProgKind::SocketFilter.action_name(0), None);
     }
 }

@@ -62,7 +62,10 @@ pub fn map_get_next_key(
 ) -> io::Result<Option<Vec<u8>>> {
     if let Some(k) = key {
         if k.len() != key_size {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "key size mismatch"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "key size mismatch",
+            ));
         }
     }
     let mut next = vec![0u8; key_size];
