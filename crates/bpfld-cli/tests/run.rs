@@ -326,6 +326,35 @@ fn verifier_rejection_shows_instruction_reason_and_log_tail() {
 }
 
 #[test]
+fn long_verifier_log_is_cut_to_its_tail() {
+    if !bpf_allowed("long_verifier_log_is_cut_to_its_tail") {
+        return;
+    }
+    let file = fx("run_reject_loop.o");
+    let o = run(&["run", &file, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "no JSON on failure");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "bpfld: error: {file}: program 'xdp_spin' rejected by the verifier (EINVAL: Invalid argument)\n\
+             \x20 at instruction 18: (ae) if w2 < w1 goto pc-10\n\
+             \x20 reason: infinite loop detected at insn 18\n\
+             \x20 verifier log (last 20 lines):\n"
+        )),
+        "{err}"
+    );
+    let tail: Vec<&str> = err.lines().skip(4).collect();
+    assert_eq!(tail.len(), 20, "{err}");
+    assert!(
+        tail.iter()
+            .any(|l| l == &"    infinite loop detected at insn 18"),
+        "{err}"
+    );
+    assert!(tail.last().unwrap().starts_with("    processed "), "{err}");
+}
+
+#[test]
 fn program_selection_errors_list_the_programs() {
     if !bpf_allowed("program_selection_errors_list_the_programs") {
         return;
@@ -439,13 +468,15 @@ fn every_object_run_here_also_loads_with_libbpf() {
         let (ok, err) = libbpf_loads(obj);
         assert!(ok, "libbpf refuses {obj}: {err}");
     }
-    // The rejected fixture is rejected by libbpf too, for the same reason.
-    let (ok, err) = libbpf_loads("run_reject.o");
-    assert!(!ok);
-    assert!(
-        err.contains("invalid bpf_context access off=4096 size=4"),
-        "{err}"
-    );
+    // The rejected fixtures are rejected by libbpf too, for the same reasons.
+    for (obj, why) in [
+        ("run_reject.o", "invalid bpf_context access off=4096 size=4"),
+        ("run_reject_loop.o", "infinite loop detected at insn 18"),
+    ] {
+        let (ok, err) = libbpf_loads(obj);
+        assert!(!ok, "libbpf accepts {obj}");
+        assert!(err.contains(why), "{obj}: {err}");
+    }
 }
 
 #[test]
@@ -476,6 +507,25 @@ fn unprivileged_run_says_what_is_missing() {
         format!(
             "bpfld: error: {file}: the bpf() syscall was refused: run as root, or with CAP_BPF \
              and CAP_NET_ADMIN (or CAP_SYS_ADMIN); check also kernel.unprivileged_bpf_disabled\n"
+        )
+    );
+}
+
+#[test]
+fn too_short_packet_is_explained() {
+    if !bpf_allowed("too_short_packet_is_explained") {
+        return;
+    }
+    let file = fx("xdp_pass.o");
+    let p = Packet::new("short13", &[0u8; 13]);
+    let o = run(&["run", &file, "--data", &p.arg()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: program 'xdp_pass': BPF_PROG_TEST_RUN failed (EINVAL: \
+             Invalid argument): the kernel refused the 13-byte packet; a packet must hold at \
+             least an Ethernet header (14 bytes)\n"
         )
     );
 }

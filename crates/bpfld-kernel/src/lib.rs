@@ -343,7 +343,7 @@ pub fn digest_verifier_log(log: &str) -> VerifierReport {
         .map(|l| l.to_string())
         .collect();
     let insn_at = lines.iter().rposition(|l| is_insn_line(l));
-    let instruction = insn_at.map(|i| lines[i].to_string());
+    let mut instruction = insn_at.map(|i| insn_text(lines[i]));
     // The reason follows the last instruction printed; without one, it is
     // the last line that is not the statistics footer.
     let reason = match insn_at {
@@ -357,11 +357,51 @@ pub fn digest_verifier_log(log: &str) -> VerifierReport {
             .find(|l| !l.trim().is_empty() && !is_stats_line(l))
             .map(|l| l.to_string()),
     };
+    // "infinite loop detected at insn 18", "... from insn 3 to 1": the
+    // instruction the reason names, when the log printed it.
+    if let Some(n) = reason.as_deref().and_then(named_insn) {
+        let prefix = format!("{n}: (");
+        if let Some(l) = lines.iter().rev().find(|l| l.starts_with(&prefix)) {
+            instruction = Some(insn_text(l));
+        }
+    }
     VerifierReport {
         instruction,
         reason,
         tail,
     }
+}
+
+/// The number after the first "insn " in a verifier message.
+fn named_insn(reason: &str) -> Option<u32> {
+    let rest = &reason[reason.find("insn ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// An instruction line without the register state the verifier appends
+/// (after "  ; " at log level 2, or directly as " 9: R0=..." when a jump's
+/// target state follows on the same line).
+fn insn_text(line: &str) -> String {
+    let mut end = line.find("  ;").unwrap_or(line.len());
+    // Skip "N: (" itself, then look for a state " M: R".
+    let body_start = line.find(": (").map_or(0, |i| i + 3);
+    let bytes = line.as_bytes();
+    let mut i = body_start;
+    while i < end {
+        if bytes[i] == b' ' {
+            let digits = bytes[i + 1..end]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits > 0 && line[i + 1 + digits..end].starts_with(": R") {
+                end = i;
+                break;
+            }
+        }
+        i += 1;
+    }
+    line[..end].trim_end().to_string()
 }
 
 /// `12: (61) r2 = ...`: an instruction as the verifier prints it (state
@@ -567,22 +607,30 @@ fn test_run_error(program: &str, kind: ProgKind, len: usize, e: ProgramError) ->
     if let Some(p) = permission_error(&e) {
         return p;
     }
-    let hint = match root_io_error(&e).and_then(io::Error::raw_os_error) {
-        Some(libc::EINVAL) => format!(
-            " (the kernel refused a {len}-byte packet for a {kind} program: skb programs need \
-             at least 14 bytes, XDP programs at least 14 and at most about a page)"
+    let Some(io) = root_io_error(&e) else {
+        return Error::new(
+            ErrorKind::Kernel,
+            format!(
+                "program '{program}': BPF_PROG_TEST_RUN failed: {}",
+                chain(&e)
+            ),
+        );
+    };
+    let hint = match io.raw_os_error() {
+        Some(libc::EINVAL) if len < 14 => format!(
+            ": the kernel refused the {len}-byte packet; a packet must hold at least an \
+             Ethernet header (14 bytes)"
         ),
-        // 524 is the kernel-internal ENOTSUPP that bpf() can leak.
         Some(524) | Some(libc::EOPNOTSUPP) => {
-            format!(" (this kernel cannot test-run {kind} programs)")
+            format!(": this kernel cannot test-run {kind} programs")
         }
         _ => String::new(),
     };
     Error::new(
         ErrorKind::Kernel,
         format!(
-            "program '{program}': BPF_PROG_TEST_RUN failed: {}{hint}",
-            chain(&e)
+            "program '{program}': BPF_PROG_TEST_RUN failed ({}){hint}",
+            errno_text(io)
         ),
     )
 }
@@ -771,6 +819,26 @@ processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
         assert_eq!(r.tail[0], "line 80");
         assert_eq!(r.instruction, None);
         assert_eq!(r.reason.as_deref(), Some("line 99"));
+    }
+
+    #[test]
+    fn reason_naming_an_insn_picks_that_insn() {
+        let log = "17: (b4) w0 = 2                       ; R0=2\n\
+18: (ae) if w2 < w1 goto pc-10 9: R0=2 R1=scalar()\n\
+17: (b4) w0 = 2\ninfinite loop detected at insn 18\ncur state: R0=2\n";
+        let r = digest_verifier_log(log);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("infinite loop detected at insn 18")
+        );
+        assert_eq!(
+            r.instruction.as_deref(),
+            Some("18: (ae) if w2 < w1 goto pc-10")
+        );
+        assert_eq!(
+            insn_text("16: (61) r2 = *(u32 *)(r10 -4)        ; R2=1"),
+            "16: (61) r2 = *(u32 *)(r10 -4)"
+        );
     }
 
     #[test]
