@@ -416,6 +416,32 @@ fn input_errors_name_the_file() {
     assert!(stderr(&o).starts_with("bpfld: error: /nonexistent/x.o: cannot read: "));
 }
 
+/// Serialises the tests that look at or create pins in /sys/fs/bpf.
+static PINS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn pinned_maps_are_private_to_the_run() {
+    if !bpf_allowed("pinned_maps_are_private_to_the_run") {
+        return;
+    }
+    if !ensure_bpffs() {
+        eprintln!("SKIP pinned_maps_are_private_to_the_run: no bpffs on /sys/fs/bpf");
+        return;
+    }
+    let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    let pin = std::path::Path::new("/sys/fs/bpf/run_pinned_ctr");
+    assert!(!pin.exists(), "a stale {} exists; remove it", pin.display());
+    // Twice: a pin reused from the first run would make the second count 2.
+    for _ in 0..2 {
+        let v = run_json(&[&fx("run_pinned.o"), "--repeat", "3"]);
+        assert_eq!(
+            entries(&v, "run_pinned_ctr"),
+            vec![(le_hex_u32(0), le_hex_u64(3))]
+        );
+        assert!(!pin.exists(), "bpfld run left {}", pin.display());
+    }
+}
+
 /// Mounts bpffs on /sys/fs/bpf when nothing is mounted there.
 fn ensure_bpffs() -> bool {
     let is_bpffs = || {
@@ -441,7 +467,15 @@ fn libbpf_loads(obj: &str) -> (bool, String) {
         std::process::id(),
         obj.trim_end_matches(".o")
     );
-    let o = tool_output("bpftool", &["prog", "loadall", &fx(obj), &dir]);
+    let o = {
+        let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
+        let o = tool_output("bpftool", &["prog", "loadall", &fx(obj), &dir]);
+        // libbpf pins maps marked LIBBPF_PIN_BY_NAME in /sys/fs/bpf itself.
+        if obj == "run_pinned.o" {
+            let _ = std::fs::remove_file("/sys/fs/bpf/run_pinned_ctr");
+        }
+        o
+    };
     let _ = std::fs::remove_dir_all(&dir);
     (o.status.success(), stderr(&o))
 }
@@ -463,6 +497,7 @@ fn every_object_run_here_also_loads_with_libbpf() {
         "xdp_compute.o",
         "run_counter.o",
         "run_tc.o",
+        "run_pinned.o",
         "insn_mem.o",
     ] {
         let (ok, err) = libbpf_loads(obj);

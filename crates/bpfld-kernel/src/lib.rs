@@ -6,6 +6,10 @@
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
 //! so ([`ErrorKind::PermissionDenied`]).
 //!
+//! Maps the object pins by name (`LIBBPF_PIN_BY_NAME`) are pinned in a
+//! private directory under /sys/fs/bpf for the duration of the run and
+//! unpinned afterwards: each run starts from the object's own initial state.
+//!
 //! Map values of per-CPU maps are returned as one byte string per key: the
 //! values of every *possible* CPU, in CPU order, each exactly `value_size`
 //! bytes long (the kernel's 8-byte padding between them is removed), so
@@ -539,7 +543,12 @@ fn choose_program(ebpf: &Ebpf, wanted: Option<&str>) -> Result<String> {
 
 /// Loads `object` (an ELF eBPF object), runs one program and reads every map.
 pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
-    let mut ebpf = EbpfLoader::new().load(object).map_err(object_error)?;
+    let pins = PinDir::create();
+    let mut loader = EbpfLoader::new();
+    if let Some(p) = &pins {
+        loader.default_map_pin_directory(&p.0);
+    }
+    let mut ebpf = loader.load(object).map_err(object_error)?;
     let name = choose_program(&ebpf, opts.prog)?;
     let prog = ebpf
         .program_mut(&name)
@@ -601,6 +610,39 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
         data_out,
         maps,
     })
+}
+
+/// A private directory in bpffs for maps the object pins by name
+/// (`LIBBPF_PIN_BY_NAME`), so that a run neither reuses a map pinned in
+/// /sys/fs/bpf by someone else nor leaves a pin behind. Removed, with its
+/// pins, on drop.
+struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    /// `None` when /sys/fs/bpf is not writable (no bpffs mounted): aya then
+    /// reports the failure if, and only if, the object pins a map.
+    fn create() -> Option<PinDir> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        // bpffs refuses names with a dot.
+        let dir =
+            std::path::PathBuf::from(format!("/sys/fs/bpf/bpfld-run-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).ok().map(|()| PinDir(dir))
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        // Best effort: the pins are the only entries; unlinking a pin drops
+        // its reference to the map.
+        if let Ok(rd) = std::fs::read_dir(&self.0) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 fn test_run_error(program: &str, kind: ProgKind, len: usize, e: ProgramError) -> Error {
