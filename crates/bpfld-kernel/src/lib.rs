@@ -320,7 +320,9 @@ fn program_error(program: &str, e: ProgramError, doing: &str) -> Error {
         let log = verifier_log.to_string();
         let errno = io_error.raw_os_error();
         if log.trim().is_empty() && matches!(errno, Some(libc::EPERM) | Some(libc::ENOSYS)) {
-            return permission_error(&e).expect("errno checked above");
+            if let Some(p) = permission_error(&e) {
+                return p;
+            }
         }
         return verifier_error(program, io_error, &log);
     }
@@ -553,7 +555,7 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
     let prog = ebpf
         .program_mut(&name)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
-    let kind = kind_of(prog).ok_or_else(|| {
+    let not_runnable = |prog: &Program| {
         Error::new(
             ErrorKind::NotRunnable,
             format!(
@@ -562,7 +564,8 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
                 type_name(prog)
             ),
         )
-    })?;
+    };
+    let kind = kind_of(prog).ok_or_else(|| not_runnable(prog))?;
 
     let data_in = opts.data.unwrap_or(&DEFAULT_PACKET);
     let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
@@ -573,24 +576,21 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
         repeat,
         ..TestRunOptions::new()
     };
-    let loaded = match prog {
-        Program::Xdp(p) => p.load(),
-        Program::SchedClassifier(p) => p.load(),
-        Program::SocketFilter(p) => p.load(),
-        Program::ReusePortSocketFilter(p) => p.load(),
-        Program::CgroupSkb(p) => p.load(),
-        Program::FlowDissector(p) => p.load(),
-        _ => unreachable!("kind_of accepted only the types above"),
-    };
-    loaded.map_err(|e| program_error(&name, e, "loading"))?;
+    // Each runnable type is its own aya struct with its own load().
+    macro_rules! load_and_run {
+        ($p:expr) => {{
+            $p.load().map_err(|e| program_error(&name, e, "loading"))?;
+            $p.test_run(test)
+        }};
+    }
     let ran = match prog {
-        Program::Xdp(p) => p.test_run(test),
-        Program::SchedClassifier(p) => p.test_run(test),
-        Program::SocketFilter(p) => p.test_run(test),
-        Program::ReusePortSocketFilter(p) => p.test_run(test),
-        Program::CgroupSkb(p) => p.test_run(test),
-        Program::FlowDissector(p) => p.test_run(test),
-        _ => unreachable!("kind_of accepted only the types above"),
+        Program::Xdp(p) => load_and_run!(p),
+        Program::SchedClassifier(p) => load_and_run!(p),
+        Program::SocketFilter(p) => load_and_run!(p),
+        Program::ReusePortSocketFilter(p) => load_and_run!(p),
+        Program::CgroupSkb(p) => load_and_run!(p),
+        Program::FlowDissector(p) => load_and_run!(p),
+        other => return Err(not_runnable(other)),
     };
     let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
     data_out.truncate((res.data_size_out as usize).min(data_out.len()));
