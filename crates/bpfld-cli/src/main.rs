@@ -1,1 +1,135 @@
-fn main() {}
+//! The `bpfld` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use bpfld::read;
+use bpfld::{Error, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "bpfld",
+    version,
+    about = "Static linker, XDP composer and inspector for eBPF object files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise an object: programs, functions, externs, maps, data, license.
+    Inspect {
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disassemble every code section in llvm-objdump's BPF syntax.
+    Disasm {
+        file: PathBuf,
+        /// Print JSON (one entry per section, instructions with relocations).
+        #[arg(long)]
+        json: bool,
+    },
+    /// BTF tools.
+    Btf {
+        #[command(subcommand)]
+        command: BtfCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BtfCommand {
+    /// Dump the BTF of an ELF object or a raw BTF file in bpftool's raw format.
+    Dump {
+        file: PathBuf,
+        /// Print JSON instead of bpftool's text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bpfld: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Inspect { file, json } => {
+            let obj = read::elf::read_file(&file)?;
+            let summary =
+                bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(file.display()))?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                emit(&bpfld::show::inspect::render_text(
+                    &file.display().to_string(),
+                    &summary,
+                ))?;
+            }
+        }
+        Command::Disasm { file, json } => {
+            let obj = read::elf::read_file(&file)?;
+            if json {
+                print_json(&bpfld::show::disasm::disasm_json(&obj))?;
+            } else {
+                let mut text = bpfld::show::disasm::file_header(&file.display().to_string());
+                text.push_str(&bpfld::show::disasm::disasm(&obj));
+                emit(&text)?;
+            }
+        }
+        Command::Btf {
+            command: BtfCommand::Dump { file, json },
+        } => {
+            let btf = read_btf(&file)?;
+            if json {
+                print_json(&bpfld::show::btf_dump::dump_json(&btf))?;
+            } else {
+                emit(&bpfld::show::btf_dump::dump_raw(&btf))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.
+fn read_btf(path: &Path) -> Result<bpfld::model::btf::Btf> {
+    let data = std::fs::read(path)
+        .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
+    if read::elf::is_elf(&data) {
+        let obj = read::elf::parse(&data).map_err(|e| e.in_file(path.display()))?;
+        obj.btf
+            .ok_or_else(|| Error::new("object has no .BTF section").in_file(path.display()))
+    } else {
+        read::btf::parse(&data).map_err(|e| e.in_file(path.display()))
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::new(format!("cannot encode JSON: {e}")))?;
+    emit(&(text + "\n"))
+}
+
+/// Writes a listing to stdout; a reader that went away (`| head`) is not
+/// an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::new(format!("cannot write to standard output: {e}"))),
+    }
+}

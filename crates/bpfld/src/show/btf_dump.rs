@@ -135,12 +135,7 @@ pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
             if t.kind_flag { "union" } else { "struct" }
         ),
         TypeData::Func { proto, linkage } => {
-            let l = match *linkage {
-                0 => "static",
-                1 => "global",
-                2 => "extern",
-                _ => "(unknown)",
-            };
+            let l = linkage_str(*linkage as u32);
             write!(out, " type_id={} linkage={l}", proto.0)
         }
         TypeData::FuncProto { ret, params } => {
@@ -156,12 +151,7 @@ pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
             Ok(())
         }
         TypeData::Var { type_id, linkage } => {
-            let l = match *linkage {
-                0 => "static",
-                1 => "global",
-                2 => "extern",
-                _ => "(unknown)",
-            };
+            let l = linkage_str(*linkage);
             write!(out, " type_id={}, linkage={l}", type_id.0)
         }
         TypeData::Datasec { size, vars } => {
@@ -186,4 +176,151 @@ pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
         TypeData::Void => Ok(()),
     };
     out.push('\n');
+}
+
+/// The `bpftool -j btf dump file FILE` document: `{"types": [...]}` with
+/// bpftool's field names per kind.
+pub fn dump_json(btf: &Btf) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let types: Vec<Value> = btf
+        .iter()
+        .map(|(id, t)| {
+            let mut o = serde_json::Map::new();
+            o.insert("id".into(), json!(id.0));
+            o.insert("kind".into(), json!(t.kind().name()));
+            o.insert("name".into(), json!(name(btf, t.name_off)));
+            let signed = if t.kind_flag { "SIGNED" } else { "UNSIGNED" };
+            let mut put = |k: &str, v: Value| {
+                o.insert(k.into(), v);
+            };
+            match &t.data {
+                TypeData::Int { size, data } => {
+                    put("size", json!(size));
+                    put("bits_offset", json!(int_offset(*data)));
+                    put("nr_bits", json!(int_bits(*data)));
+                    put("encoding", json!(int_enc(int_encoding(*data))));
+                }
+                TypeData::Ptr(r)
+                | TypeData::Const(r)
+                | TypeData::Volatile(r)
+                | TypeData::Restrict(r)
+                | TypeData::Typedef(r)
+                | TypeData::TypeTag(r) => put("type_id", json!(r.0)),
+                TypeData::Array {
+                    elem,
+                    index,
+                    nelems,
+                } => {
+                    put("type_id", json!(elem.0));
+                    put("index_type_id", json!(index.0));
+                    put("nr_elems", json!(nelems));
+                }
+                TypeData::Struct { size, members } | TypeData::Union { size, members } => {
+                    put("size", json!(size));
+                    put("vlen", json!(members.len()));
+                    let ms: Vec<Value> = members
+                        .iter()
+                        .map(|m| {
+                            let (off, bits) = if t.kind_flag {
+                                (m.offset & 0xff_ffff, m.offset >> 24)
+                            } else {
+                                (m.offset, 0)
+                            };
+                            let mut v = json!({"name": name(btf, m.name_off), "type_id": m.type_id.0, "bits_offset": off});
+                            if bits != 0 {
+                                v["bitfield_size"] = json!(bits);
+                            }
+                            v
+                        })
+                        .collect();
+                    put("members", Value::Array(ms));
+                }
+                TypeData::Enum { size, values } => {
+                    put("encoding", json!(signed));
+                    put("size", json!(size));
+                    put("vlen", json!(values.len()));
+                    let vs: Vec<Value> = values
+                        .iter()
+                        .map(|v| {
+                            let val = if t.kind_flag {
+                                json!(v.val as i32)
+                            } else {
+                                json!(v.val)
+                            };
+                            json!({"name": name(btf, v.name_off), "val": val})
+                        })
+                        .collect();
+                    put("values", Value::Array(vs));
+                }
+                TypeData::Enum64 { size, values } => {
+                    put("encoding", json!(signed));
+                    put("size", json!(size));
+                    put("vlen", json!(values.len()));
+                    let vs: Vec<Value> = values
+                        .iter()
+                        .map(|v| {
+                            let val = if t.kind_flag {
+                                json!(v.val as i64)
+                            } else {
+                                json!(v.val)
+                            };
+                            json!({"name": name(btf, v.name_off), "val": val})
+                        })
+                        .collect();
+                    put("values", Value::Array(vs));
+                }
+                TypeData::Fwd => put(
+                    "fwd_kind",
+                    json!(if t.kind_flag { "union" } else { "struct" }),
+                ),
+                TypeData::Func { proto, linkage } => {
+                    put("type_id", json!(proto.0));
+                    put("linkage", json!(linkage_str(*linkage as u32)));
+                }
+                TypeData::FuncProto { ret, params } => {
+                    put("ret_type_id", json!(ret.0));
+                    put("vlen", json!(params.len()));
+                    let ps: Vec<Value> = params
+                        .iter()
+                        .map(|p| json!({"name": name(btf, p.name_off), "type_id": p.type_id.0}))
+                        .collect();
+                    put("params", Value::Array(ps));
+                }
+                TypeData::Var { type_id, linkage } => {
+                    put("type_id", json!(type_id.0));
+                    put("linkage", json!(linkage_str(*linkage)));
+                }
+                TypeData::Datasec { size, vars } => {
+                    put("size", json!(size));
+                    put("vlen", json!(vars.len()));
+                    let vs: Vec<Value> = vars
+                        .iter()
+                        .map(|v| json!({"type_id": v.type_id.0, "offset": v.offset, "size": v.size}))
+                        .collect();
+                    put("vars", Value::Array(vs));
+                }
+                TypeData::Float { size } => put("size", json!(size)),
+                TypeData::DeclTag {
+                    target,
+                    component_idx,
+                } => {
+                    put("type_id", json!(target.0));
+                    put("component_idx", json!(component_idx));
+                }
+                TypeData::Void => {}
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({ "types": types })
+}
+
+/// FUNC and VAR linkage names as bpftool prints them.
+fn linkage_str(l: u32) -> &'static str {
+    match l {
+        0 => "static",
+        1 => "global",
+        2 => "extern",
+        _ => "(unknown)",
+    }
 }

@@ -1,1 +1,397 @@
-//! TODO
+//! `bpfld inspect`: what an object holds and what it needs.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::object::{
+    Binding, Object, RelocKind, Section, SectionKind, Symbol, SymbolKind, SymbolPlace, Visibility,
+};
+use crate::model::Endian;
+
+/// Everything `inspect` reports, in the order it prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub endian: Endian,
+    pub programs: Vec<Program>,
+    pub functions: Vec<Function>,
+    pub externs: Vec<Extern>,
+    pub maps: Vec<crate::show::maps::MapDef>,
+    pub data: Vec<DataSection>,
+    pub license: Option<String>,
+    pub kernel_version: Option<u32>,
+    pub btf: Option<BtfSummary>,
+}
+
+/// An entry program: a global function in an executable section other than
+/// `.text`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Program {
+    pub section: String,
+    pub name: String,
+    /// The program type libbpf derives from the section name, when known.
+    pub prog_type: Option<&'static str>,
+    pub insns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Function {
+    pub name: String,
+    pub section: String,
+    /// "global", "static" or "weak".
+    pub linkage: &'static str,
+    pub hidden: bool,
+    /// Whether this is an entry program rather than a subprogram.
+    pub entry: bool,
+    pub offset: u64,
+    pub insns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Extern {
+    pub name: String,
+    /// "function", "variable", "map", "kfunc", "ksym" or "kconfig".
+    pub kind: &'static str,
+    pub weak: bool,
+    /// Functions whose code refers to this extern.
+    pub used_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DataSection {
+    pub name: String,
+    /// "data", "rodata" or "bss".
+    pub kind: &'static str,
+    pub size: u64,
+    pub variables: Vec<Variable>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Variable {
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
+    pub linkage: &'static str,
+    pub hidden: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BtfSummary {
+    pub types: usize,
+    pub func_info: usize,
+    pub line_info: usize,
+    pub core_relos: usize,
+}
+
+/// The program type libbpf gives a section name (its `section_defs`),
+/// by prefix; `None` for names libbpf would not recognise.
+pub fn program_type(section: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("xdp", "xdp"),
+        ("tc", "sched_cls"),
+        ("tcx", "sched_cls"),
+        ("netkit", "sched_cls"),
+        ("classifier", "sched_cls"),
+        ("action", "sched_act"),
+        ("socket", "socket_filter"),
+        ("sk_reuseport", "sk_reuseport"),
+        ("kprobe", "kprobe"),
+        ("kretprobe", "kprobe"),
+        ("uprobe", "kprobe"),
+        ("uretprobe", "kprobe"),
+        ("ksyscall", "kprobe"),
+        ("kretsyscall", "kprobe"),
+        ("usdt", "kprobe"),
+        ("kprobe.multi", "kprobe"),
+        ("kretprobe.multi", "kprobe"),
+        ("uprobe.multi", "kprobe"),
+        ("tracepoint", "tracepoint"),
+        ("tp", "tracepoint"),
+        ("raw_tracepoint", "raw_tracepoint"),
+        ("raw_tp", "raw_tracepoint"),
+        ("raw_tracepoint.w", "raw_tracepoint_writable"),
+        ("raw_tp.w", "raw_tracepoint_writable"),
+        ("tp_btf", "tracing"),
+        ("fentry", "tracing"),
+        ("fmod_ret", "tracing"),
+        ("fexit", "tracing"),
+        ("fentry.s", "tracing"),
+        ("fmod_ret.s", "tracing"),
+        ("fexit.s", "tracing"),
+        ("freplace", "ext"),
+        ("lsm", "lsm"),
+        ("lsm.s", "lsm"),
+        ("lsm_cgroup", "lsm"),
+        ("iter", "tracing"),
+        ("iter.s", "tracing"),
+        ("syscall", "syscall"),
+        ("perf_event", "perf_event"),
+        ("lwt_in", "lwt_in"),
+        ("lwt_out", "lwt_out"),
+        ("lwt_xmit", "lwt_xmit"),
+        ("lwt_seg6local", "lwt_seg6local"),
+        ("sockops", "sock_ops"),
+        ("sk_skb", "sk_skb"),
+        ("sk_msg", "sk_msg"),
+        ("lirc_mode2", "lirc_mode2"),
+        ("flow_dissector", "flow_dissector"),
+        ("cgroup_skb", "cgroup_skb"),
+        ("cgroup", "cgroup"),
+        ("sk_lookup", "sk_lookup"),
+        ("struct_ops", "struct_ops"),
+        ("struct_ops.s", "struct_ops"),
+    ];
+    // The longest matching prefix wins, and a prefix matches the whole name
+    // or a name continuing with '/' or '.'.
+    TABLE
+        .iter()
+        .filter(|(p, _)| {
+            section == *p
+                || section
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('.'))
+        })
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, t)| {
+            if *t == "cgroup" {
+                cgroup_type(section)
+            } else {
+                *t
+            }
+        })
+}
+
+fn cgroup_type(section: &str) -> &'static str {
+    match section.strip_prefix("cgroup/").unwrap_or("") {
+        "skb" => "cgroup_skb",
+        "sock" | "sock_create" | "sock_release" | "post_bind4" | "post_bind6" => "cgroup_sock",
+        "dev" => "cgroup_device",
+        "sysctl" => "cgroup_sysctl",
+        "getsockopt" | "setsockopt" => "cgroup_sockopt",
+        _ => "cgroup_sock_addr",
+    }
+}
+
+fn linkage(sym: &Symbol) -> &'static str {
+    match sym.binding {
+        Binding::Local => "static",
+        Binding::Weak => "weak",
+        _ => "global",
+    }
+}
+
+fn is_hidden(sym: &Symbol) -> bool {
+    matches!(sym.visibility, Visibility::Hidden | Visibility::Internal)
+}
+
+/// The function symbol whose body contains `offset` in `section`.
+fn function_at<'a>(obj: &'a Object, section: &Section, offset: u64) -> Option<&'a Symbol> {
+    obj.symbols.iter().find(|s| {
+        s.kind == SymbolKind::Func
+            && s.place == SymbolPlace::Section(section.id)
+            && s.value <= offset
+            && offset < s.value.saturating_add(s.size.max(1))
+    })
+}
+
+/// Builds the summary of an object.
+pub fn summarize(obj: &Object) -> Result<Summary> {
+    let mut programs = Vec::new();
+    let mut functions = Vec::new();
+    for sym in &obj.symbols {
+        if sym.kind != SymbolKind::Func {
+            continue;
+        }
+        let SymbolPlace::Section(id) = sym.place else {
+            continue;
+        };
+        let Some(sec) = obj.section(id) else { continue };
+        let entry = sec.is_program() && sec.name != ".text" && sym.binding != Binding::Local;
+        let insns = sym.size / 8;
+        if entry {
+            programs.push(Program {
+                section: sec.name.clone(),
+                name: sym.name.clone(),
+                prog_type: program_type(&sec.name),
+                insns,
+            });
+        }
+        functions.push(Function {
+            name: sym.name.clone(),
+            section: sec.name.clone(),
+            linkage: linkage(sym),
+            hidden: is_hidden(sym),
+            entry,
+            offset: sym.value,
+            insns,
+        });
+    }
+
+    let classes = crate::show::maps::extern_classes(obj);
+    let mut externs: Vec<Extern> = Vec::new();
+    for sym in obj.symbols.iter().filter(|s| s.is_extern()) {
+        let mut used_by = Vec::new();
+        let mut called = false;
+        for sec in obj.sections.iter().filter(|s| s.is_program()) {
+            for r in sec.relocs.iter().filter(|r| r.symbol == sym.id) {
+                if r.kind == RelocKind::Bpf64_32 {
+                    called = true;
+                }
+                let user = function_at(obj, sec, r.offset)
+                    .map(|f| f.name.clone())
+                    .unwrap_or_else(|| format!("{}+{:#x}", sec.name, r.offset));
+                if !used_by.contains(&user) {
+                    used_by.push(user);
+                }
+            }
+        }
+        let kind = classes.get(sym.name.as_str()).copied().unwrap_or(
+            if called || sym.kind == SymbolKind::Func {
+                "function"
+            } else {
+                "variable"
+            },
+        );
+        externs.push(Extern {
+            name: sym.name.clone(),
+            kind,
+            weak: sym.binding == Binding::Weak,
+            used_by,
+        });
+    }
+
+    let mut data = Vec::new();
+    for sec in &obj.sections {
+        let kind = match sec.kind {
+            SectionKind::Data => "data",
+            SectionKind::Rodata => "rodata",
+            SectionKind::Bss => "bss",
+            _ => continue,
+        };
+        let mut variables: Vec<Variable> = obj
+            .symbols
+            .iter()
+            .filter(|s| s.place == SymbolPlace::Section(sec.id) && s.kind == SymbolKind::Object)
+            .map(|s| Variable {
+                name: s.name.clone(),
+                offset: s.value,
+                size: s.size,
+                linkage: linkage(s),
+                hidden: is_hidden(s),
+            })
+            .collect();
+        variables.sort_by_key(|v| v.offset);
+        data.push(DataSection {
+            name: sec.name.clone(),
+            kind,
+            size: sec.sh_size,
+            variables,
+        });
+    }
+
+    let license = obj.section_by_name("license").map(|s| {
+        let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
+        String::from_utf8_lossy(&s.data[..end]).into_owned()
+    });
+    let kernel_version = obj
+        .section_by_name("version")
+        .and_then(|s| s.data.get(..4))
+        .map(|b| obj.endian.read_u32([b[0], b[1], b[2], b[3]]));
+
+    let btf = obj.btf.as_ref().map(|btf| BtfSummary {
+        types: crate::show::maps::type_count(btf),
+        func_info: obj.sections.iter().map(|s| s.func_info.len()).sum(),
+        line_info: obj.sections.iter().map(|s| s.line_info.len()).sum(),
+        core_relos: obj.sections.iter().map(|s| s.core_relos.len()).sum(),
+    });
+
+    Ok(Summary {
+        endian: obj.endian,
+        programs,
+        functions,
+        externs,
+        maps: crate::show::maps::map_defs(obj)?,
+        data,
+        license,
+        kernel_version,
+        btf,
+    })
+}
+
+/// The text form of a summary.
+pub fn render_text(file: &str, s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let endian = match s.endian {
+        Endian::Little => "little-endian",
+        Endian::Big => "big-endian",
+    };
+    let _ = writeln!(out, "{file}: BPF relocatable object, {endian}");
+    if let Some(l) = &s.license {
+        let _ = writeln!(out, "license: {l}");
+    }
+    if let Some(v) = s.kernel_version {
+        let _ = writeln!(out, "kernel version: {v:#x}");
+    }
+    let _ = writeln!(out, "\nprograms ({}):", s.programs.len());
+    for p in &s.programs {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<20} {:<16} {} insns",
+            p.section,
+            p.name,
+            p.prog_type.unwrap_or("?"),
+            p.insns
+        );
+    }
+    let _ = writeln!(out, "\nfunctions ({}):", s.functions.len());
+    for f in &s.functions {
+        let mut attrs = vec![f.linkage];
+        if f.hidden {
+            attrs.push("hidden");
+        }
+        attrs.push(if f.entry { "entry" } else { "subprog" });
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<20} {:<24} {} insns at {}",
+            f.name,
+            f.section,
+            attrs.join(","),
+            f.insns,
+            f.offset / 8
+        );
+    }
+    let _ = writeln!(out, "\nexterns ({}):", s.externs.len());
+    for x in &s.externs {
+        let weak = if x.weak { " (weak)" } else { "" };
+        let users = if x.used_by.is_empty() {
+            String::new()
+        } else {
+            format!(" used by {}", x.used_by.join(", "))
+        };
+        let _ = writeln!(out, "  {:<24} {}{weak}{users}", x.name, x.kind);
+    }
+    let _ = writeln!(out, "\nmaps ({}):", s.maps.len());
+    for m in &s.maps {
+        let _ = writeln!(out, "  {}", crate::show::maps::describe(m));
+    }
+    let _ = writeln!(out, "\ndata sections ({}):", s.data.len());
+    for d in &s.data {
+        let _ = writeln!(out, "  {:<24} {:<7} {} bytes", d.name, d.kind, d.size);
+        for v in &d.variables {
+            let hidden = if v.hidden { ",hidden" } else { "" };
+            let _ = writeln!(
+                out,
+                "    {:<22} +{:<6} {} bytes {}{hidden}",
+                v.name, v.offset, v.size, v.linkage
+            );
+        }
+    }
+    if let Some(b) = &s.btf {
+        let _ = writeln!(
+            out,
+            "\nBTF: {} types; BTF.ext: {} func_info, {} line_info, {} CO-RE relocations",
+            b.types, b.func_info, b.line_info, b.core_relos
+        );
+    }
+    out
+}

@@ -1,0 +1,114 @@
+//! Listings compared with the reference tools on every fixture:
+//! `bpfld disasm` with `llvm-objdump-19 -dr --no-show-raw-insn` (the brief
+//! lets the `<...>` hints differ; today they do not, and the whole text is
+//! compared), and `bpfld btf dump` with `bpftool btf dump file`, byte for
+//! byte.
+
+mod common;
+use common::*;
+
+/// Drops llvm-objdump's file header and the `<...>` hints after jump and
+/// call targets, which the brief allows to differ.
+fn normalize_objdump(text: &str) -> String {
+    let start = text.find("Disassembly of section").unwrap_or(text.len());
+    text[start..]
+        .lines()
+        .map(|l| {
+            let is_insn = l.trim_start().split(':').next().is_some_and(|n| {
+                !n.is_empty() && n.trim().chars().all(|c| c.is_ascii_digit()) && l.starts_with(' ')
+            });
+            match l.find(" <") {
+                Some(i) if is_insn => l[..i].to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn disasm_matches_llvm_objdump_on_every_fixture() {
+    if !have_tool("llvm-objdump-19", "disasm parity") {
+        return;
+    }
+    let mut compared = 0;
+    for obj in fixture_objects() {
+        let path = obj.to_str().unwrap();
+        let ours = ok(&["disasm", path]);
+        let theirs = tool_output("llvm-objdump-19", &["-dr", "--no-show-raw-insn", path]);
+        assert!(theirs.status.success());
+        let (a, b) = (
+            normalize_objdump(&ours),
+            normalize_objdump(&stdout(&theirs)),
+        );
+        if a != b {
+            let diff: Vec<String> = a
+                .lines()
+                .zip(b.lines())
+                .enumerate()
+                .filter(|(_, (x, y))| x != y)
+                .take(5)
+                .map(|(i, (x, y))| format!("line {i}:\n  bpfld: {x}\n  llvm:  {y}"))
+                .collect();
+            panic!(
+                "{path}: disassembly differs from llvm-objdump-19 ({} vs {} lines)\n{}",
+                a.lines().count(),
+                b.lines().count(),
+                diff.join("\n")
+            );
+        }
+        assert!(
+            a.contains("Disassembly of section"),
+            "{path}: no code listed"
+        );
+        compared += 1;
+    }
+    assert!(compared > 5);
+}
+
+fn assert_same_btf_dump(path: &str) {
+    let ours = run(&["btf", "dump", path]);
+    let theirs = tool_output("bpftool", &["btf", "dump", "file", path]);
+    assert!(theirs.status.success(), "bpftool failed on {path}");
+    assert!(
+        ours.status.success(),
+        "bpfld failed on {path}: {}",
+        stderr(&ours)
+    );
+    if ours.stdout != theirs.stdout {
+        let (a, b) = (stdout(&ours), stdout(&theirs));
+        let first = a
+            .lines()
+            .zip(b.lines())
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+            .map(|(i, (x, y))| format!("line {i}:\n  bpfld:   {x}\n  bpftool: {y}"))
+            .unwrap_or_else(|| {
+                format!(
+                    "lengths differ: {} vs {} lines",
+                    a.lines().count(),
+                    b.lines().count()
+                )
+            });
+        panic!("{path}: btf dump differs from bpftool\n{first}");
+    }
+}
+
+#[test]
+fn btf_dump_matches_bpftool_on_every_fixture() {
+    if !have_tool("bpftool", "btf dump parity") {
+        return;
+    }
+    for obj in fixture_objects() {
+        assert_same_btf_dump(obj.to_str().unwrap());
+    }
+}
+
+#[test]
+fn btf_dump_matches_bpftool_on_vmlinux() {
+    if !have_tool("bpftool", "vmlinux btf dump parity") || !have_vmlinux("vmlinux btf dump parity")
+    {
+        return;
+    }
+    assert_same_btf_dump(VMLINUX);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests
+# compare against (clang-19, llvm-19, bpftool) when missing, then checks
+# formatting and lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v clang-19 >/dev/null 2>&1 || missing+=(clang-19)
+command -v llvm-objdump-19 >/dev/null 2>&1 || missing+=(llvm-19)
+command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+if ((${#missing[@]})); then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "WARNING: not root, cannot install ${missing[*]}; parity tests will skip" >&2
+    fi
+fi
+
+# Kernel tests pin objects; bpffs is not always mounted.
+if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+    mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "WARNING: cannot mount bpffs" >&2
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace 2>&1
