@@ -76,8 +76,9 @@ fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
     let (type_off, type_len, str_off, str_len) = (rd(8), rd(12), rd(16), rd(20));
     if hdr_len < BTF_HEADER_LEN || hdr_len as usize > bytes.len() {
         bail!(
-            "BTF header length {} is outside 24..={} (the input size)",
+            "BTF header length {} (read {}-endian) is outside 24..={} (the input size)",
             hdr_len,
+            if e == Endian::Big { "big" } else { "little" },
             bytes.len()
         );
     }
@@ -120,7 +121,7 @@ fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
         data: data.to_vec(),
     });
 
-    let types = decode_types(type_sec, e)?;
+    let types = decode_types(type_sec, str_sec, e)?;
     Ok(Btf {
         endian: e,
         version,
@@ -133,7 +134,7 @@ fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
     })
 }
 
-fn decode_types(sec: &[u8], e: Endian) -> Result<Vec<BtfType>> {
+fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
     // Each type takes at least 12 bytes, which bounds the allocation.
     let mut types = Vec::with_capacity(sec.len() / 12 + 1);
     types.push(BtfType::new(0, false, TypeData::Void));
@@ -153,7 +154,12 @@ fn decode_types(sec: &[u8], e: Endian) -> Result<Vec<BtfType>> {
             return Err(err(format!("unknown kind {raw_kind}")));
         };
         let kname = kind.name();
-        let err = |msg: String| Error::new(format!("type [{id}] {kname} at offset {at}: {msg}"));
+        let tname = raw_name(strings, name_off);
+        let err = |msg: String| {
+            Error::new(format!(
+                "type [{id}] {kname} '{tname}' at offset {at}: {msg}"
+            ))
+        };
         if info & 0x60ff_0000 != 0 {
             return Err(err(format!("unused bits set in info 0x{info:08x}")));
         }
@@ -284,6 +290,20 @@ fn decode_types(sec: &[u8], e: Endian) -> Result<Vec<BtfType>> {
     Ok(types)
 }
 
+/// A name for error messages before validation: `(anon)`, `(invalid)`.
+fn raw_name(strings: &[u8], off: u32) -> String {
+    if off == 0 {
+        return "(anon)".into();
+    }
+    match strings.get(off as usize..) {
+        Some(rest) => {
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            String::from_utf8_lossy(&rest[..end]).into_owned()
+        }
+        None => "(invalid)".into(),
+    }
+}
+
 /// Checks references, names, DECL_TAG components, array sizes and the
 /// absence of typedef/modifier/array cycles.
 pub fn validate(btf: &Btf) -> Result<()> {
@@ -382,8 +402,8 @@ pub fn validate(btf: &Btf) -> Result<()> {
                 }
             }
             TypeData::Array { .. } => {
-                btf.size_of(id)
-                    .map_err(|e| fail(format!("cannot size the array: {}", e.message())))?;
+                // size_of's error already names the array.
+                btf.size_of(id)?;
             }
             _ => {}
         }

@@ -2,8 +2,11 @@
 //! CO-RE relocations right after the header, as LLVM does; a model read from
 //! bytes that used another layout keeps them (see `BtfExt::raw_layout`).
 
-use crate::model::btf::BTF_MAGIC;
+use crate::bail;
+use crate::error::Result;
+use crate::model::btf::{Btf, BTF_MAGIC};
 use crate::model::btf_ext::{BtfExt, ExtSection};
+use crate::model::object::{Object, Section};
 use crate::model::Endian;
 
 /// Encodes the model. Record sizes of 0 (absent sub-section) become the
@@ -178,4 +181,80 @@ fn fill<T>(
         }
     }
     Some(())
+}
+
+/// `.BTF.ext` for an object from the records attached to its program
+/// sections. When the records are those of the object's original
+/// `.BTF.ext`, its bytes are returned unchanged; otherwise sets are ordered
+/// by section-name offset (as LLVM does) with standard record sizes.
+pub fn from_sections(obj: &Object, btf: &Btf) -> Result<Vec<u8>> {
+    let progs: Vec<&Section> = obj.sections.iter().filter(|s| s.is_program()).collect();
+    if let Some(raw) = &obj.btf_ext_raw {
+        if let Ok(ext) = crate::read::btf_ext::parse(raw, btf) {
+            let same = progs.iter().all(|s| {
+                collect(&ext.func_info, &s.name) == s.func_info
+                    && collect(&ext.line_info, &s.name) == s.line_info
+                    && collect(&ext.core_relos, &s.name) == s.core_relos
+            }) && ext
+                .func_info
+                .iter()
+                .map(|x| &x.sec_name)
+                .chain(ext.line_info.iter().map(|x| &x.sec_name))
+                .chain(ext.core_relos.iter().map(|x| &x.sec_name))
+                .all(|n| progs.iter().any(|s| &s.name == n));
+            if same {
+                return Ok(raw.clone());
+            }
+        }
+    }
+    let mut named = Vec::with_capacity(progs.len());
+    for s in &progs {
+        let Some(off) = btf.find_string(&s.name) else {
+            if s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty() {
+                continue;
+            }
+            bail!(
+                "section name '{}' is not in the BTF string table; cannot write its .BTF.ext records",
+                s.name
+            );
+        };
+        named.push((off, *s));
+    }
+    named.sort_by_key(|(off, _)| *off);
+    fn sets<T: Clone>(
+        named: &[(u32, &Section)],
+        pick: impl Fn(&Section) -> &Vec<T>,
+    ) -> Vec<ExtSection<T>> {
+        named
+            .iter()
+            .filter(|(_, s)| !pick(s).is_empty())
+            .map(|(off, s)| ExtSection {
+                sec_name_off: *off,
+                sec_name: s.name.clone(),
+                records: pick(s).clone(),
+            })
+            .collect()
+    }
+    let ext = BtfExt {
+        endian: obj.endian,
+        version: 1,
+        flags: 0,
+        hdr_len: 32,
+        func_info_rec_size: 8,
+        line_info_rec_size: 16,
+        core_relo_rec_size: 0,
+        func_info: sets(&named, |s| &s.func_info),
+        line_info: sets(&named, |s| &s.line_info),
+        core_relos: sets(&named, |s| &s.core_relos),
+        raw_layout: None,
+    };
+    Ok(to_bytes(&ext))
+}
+
+/// All records of the sets for section `name`, in order.
+fn collect<T: Clone>(sets: &[ExtSection<T>], name: &str) -> Vec<T> {
+    sets.iter()
+        .filter(|s| s.sec_name == name)
+        .flat_map(|s| s.records.iter().cloned())
+        .collect()
 }
