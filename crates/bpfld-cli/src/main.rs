@@ -54,6 +54,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Link objects into one, with libbpf's rules (`bpftool gen object`).
+    Link {
+        /// The output object; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT.o")]
+        output: PathBuf,
+        /// Input objects, in link order.
+        #[arg(required = true, value_name = "INPUT.o")]
+        inputs: Vec<PathBuf>,
+        /// Allow unresolved externs (the output can be linked again).
+        #[arg(long)]
+        relocatable: bool,
+    },
     /// BTF tools.
     Btf {
         #[command(subcommand)]
@@ -121,6 +133,24 @@ fn run(cli: Cli) -> Result<()> {
             repeat,
             json,
         })?,
+        Command::Link {
+            output,
+            inputs,
+            relocatable,
+        } => {
+            let mut objects = Vec::with_capacity(inputs.len());
+            for path in &inputs {
+                objects.push(bpfld::link::Input {
+                    name: path.display().to_string(),
+                    object: read::elf::read_file(path)?,
+                });
+            }
+            let opts = bpfld::link::LinkOptions { relocatable };
+            let linked = bpfld::link::link(&objects, &opts)?;
+            let bytes = bpfld::write::elf::to_bytes(&linked)
+                .map_err(|e| e.context(format!("writing {}", output.display())))?;
+            bpfld::write::elf::write_atomic(&output, &bytes)?;
+        }
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {
