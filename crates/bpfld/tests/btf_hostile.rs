@@ -232,3 +232,17 @@ fn random_btf_ext_mutations_never_panic_and_accepted_input_round_trips() {
         }
     }
 }
+
+#[test]
+fn func_must_point_to_a_func_proto() {
+    let err = rbtf::parse(&encoded(vec![TypeData::Func {
+        proto: TypeId(1),
+        linkage: 1,
+    }]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("[2] FUNC 't'") && err.contains("not a FUNC_PROTO"),
+        "{err}"
+    );
+}
