@@ -166,6 +166,18 @@ fn compiled_objects_cover_every_kind_both_endians() {
         assert_eq!(vars[0].name, "data_holder");
         assert_eq!(vars[0].type_id, holder);
         assert_eq!(vars[0].size as u64, btf.size_of(holder).unwrap());
+        // Signatures: named parameters, variadic marked by a void param.
+        let helper = btf.find_by_name(Kind::Func, "helper").unwrap();
+        let sig = btf.signature(helper).unwrap();
+        assert_eq!(sig.params.len(), 1);
+        assert_eq!(sig.params[0].0, "x");
+        assert_eq!(btf.type_name(sig.ret), "int");
+        let fp = hm.iter().find(|m| m.name == "fp").unwrap().type_id;
+        let TypeData::Ptr(proto) = btf.get(fp).unwrap().data else {
+            panic!("fp is not a pointer")
+        };
+        let vsig = btf.signature(proto).unwrap();
+        assert_eq!(vsig.params.last(), Some(&("", TypeId::VOID)));
         // ENUM64 keeps 64-bit values, signed via kind_flag.
         let sbig = btf.find_by_name(Kind::Enum64, "sbig").unwrap();
         let t = btf.get(sbig).unwrap();
