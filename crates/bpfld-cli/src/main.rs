@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use bpfld::read;
 use bpfld::{Error, Result};
 
+mod run;
+
 #[derive(Parser)]
 #[command(
     name = "bpfld",
@@ -32,6 +34,23 @@ enum Command {
     Disasm {
         file: PathBuf,
         /// Print JSON (one entry per section, instructions with relocations).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load an object into the kernel and run one program with
+    /// BPF_PROG_TEST_RUN: verdict, time per run, output packet, every map.
+    Run {
+        file: PathBuf,
+        /// The program (function name) to run; needed when there are several.
+        #[arg(long)]
+        prog: Option<String>,
+        /// Input packet bytes (default: a 64-byte zero Ethernet frame).
+        #[arg(long, value_name = "PACKET_FILE")]
+        data: Option<PathBuf>,
+        /// How many times the kernel runs the program (duration is the average).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -89,6 +108,19 @@ fn run(cli: Cli) -> Result<()> {
                 emit(&text)?;
             }
         }
+        Command::Run {
+            file,
+            prog,
+            data,
+            repeat,
+            json,
+        } => run::run(&run::Args {
+            file: &file,
+            prog: prog.as_deref(),
+            data: data.as_deref(),
+            repeat,
+            json,
+        })?,
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {
