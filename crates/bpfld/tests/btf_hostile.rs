@@ -232,3 +232,50 @@ fn random_btf_ext_mutations_never_panic_and_accepted_input_round_trips() {
         }
     }
 }
+
+#[test]
+fn func_must_point_to_a_func_proto() {
+    let err = rbtf::parse(&encoded(vec![TypeData::Func {
+        proto: TypeId(1),
+        linkage: 1,
+    }]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("[2] FUNC 't'") && err.contains("not a FUNC_PROTO"),
+        "{err}"
+    );
+}
+
+#[test]
+fn try_to_bytes_rejects_what_the_reader_would() {
+    let mut btf = Btf::new(Endian::Little);
+    let n = btf.add_string("e");
+    let ok = btf.clone();
+    assert!(wbtf::try_to_bytes(&ok).is_ok());
+    btf.add_type(BtfType::new(
+        n,
+        false,
+        TypeData::Enum {
+            size: 4,
+            values: vec![
+                bpfld::model::btf::EnumValue {
+                    name_off: n,
+                    val: 0
+                };
+                70_000
+            ],
+        },
+    ));
+    let err = wbtf::try_to_bytes(&btf).unwrap_err().to_string();
+    assert!(
+        err.contains("[1] ENUM 'e'") && err.contains("16-bit vlen"),
+        "{err}"
+    );
+    let mut cyc = ok;
+    cyc.add_type(BtfType::new(n, false, TypeData::Typedef(TypeId(1))));
+    assert!(wbtf::try_to_bytes(&cyc)
+        .unwrap_err()
+        .to_string()
+        .contains("cycle"));
+}

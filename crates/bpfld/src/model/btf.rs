@@ -701,6 +701,37 @@ impl Btf {
     }
 }
 
+/// A FUNC's or FUNC_PROTO's signature: return type and named parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature<'a> {
+    pub ret: TypeId,
+    /// `(name, type)`; a trailing `("", void)` marks a variadic function.
+    pub params: Vec<(&'a str, TypeId)>,
+}
+
+impl Btf {
+    /// The signature of FUNC or FUNC_PROTO `id`.
+    pub fn signature(&self, id: TypeId) -> Result<Signature<'_>> {
+        let mut t = self.ty(id)?;
+        if let TypeData::Func { proto, .. } = &t.data {
+            t = self.ty(*proto)?;
+        }
+        let TypeData::FuncProto { ret, params } = &t.data else {
+            return Err(Error::new(format!(
+                "type {} is not a FUNC or FUNC_PROTO",
+                self.describe(id)
+            )));
+        };
+        Ok(Signature {
+            ret: *ret,
+            params: params
+                .iter()
+                .map(|p| Ok((self.name(p.name_off)?, p.type_id)))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
 /// Accessors for INT's raw data word.
 pub fn int_encoding(data: u32) -> u8 {
     ((data >> 24) & 0x0f) as u8

@@ -401,6 +401,15 @@ pub fn validate(btf: &Btf) -> Result<()> {
                     }
                 }
             }
+            TypeData::Func { proto, .. } => {
+                let pk = btf.ty(*proto)?.kind();
+                if pk != crate::model::btf::Kind::FuncProto {
+                    return Err(fail(format!(
+                        "refers to {}, not a FUNC_PROTO",
+                        btf.describe(*proto)
+                    )));
+                }
+            }
             TypeData::Array { .. } => {
                 // size_of's error already names the array.
                 btf.size_of(id)?;

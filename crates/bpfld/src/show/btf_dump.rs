@@ -242,10 +242,12 @@ pub fn dump_json(btf: &Btf) -> serde_json::Value {
                     let vs: Vec<Value> = values
                         .iter()
                         .map(|v| {
+                            // bpftool 7.1 widens the s32 field with its
+                            // sign even for UNSIGNED enums; match it.
                             let val = if t.kind_flag {
                                 json!(v.val as i32)
                             } else {
-                                json!(v.val)
+                                json!(v.val as i32 as i64 as u64)
                             };
                             json!({"name": name(btf, v.name_off), "val": val})
                         })

@@ -5,6 +5,8 @@
 //! are kept, and a non-standard section placement is reproduced while the
 //! section sizes are unchanged.
 
+use crate::bail;
+use crate::error::Result;
 use crate::model::btf::{Btf, TypeData, BTF_HEADER_LEN, BTF_MAGIC};
 
 /// The encoded type section.
@@ -83,7 +85,29 @@ pub fn types_to_bytes(btf: &Btf) -> Vec<u8> {
     out
 }
 
-/// The whole BTF blob (header, types, strings).
+/// Like [`to_bytes`], for models built or changed in memory: checks first
+/// that every type is encodable (vlen at most 65535) and that the result is
+/// valid BTF (references, names, no reference cycles), as the reader would.
+pub fn try_to_bytes(btf: &Btf) -> Result<Vec<u8>> {
+    for (id, t) in btf.iter() {
+        let over = match &t.data {
+            TypeData::Func { .. } | TypeData::Void => false,
+            _ => t.vlen() > 0xffff,
+        };
+        if over {
+            bail!(
+                "type {}: {} entries do not fit BTF's 16-bit vlen",
+                btf.describe(id),
+                t.vlen()
+            );
+        }
+    }
+    crate::read::btf::validate(btf)?;
+    Ok(to_bytes(btf))
+}
+
+/// The whole BTF blob (header, types, strings). The model is assumed
+/// encodable (see [`try_to_bytes`]): a vlen above 65535 is truncated.
 pub fn to_bytes(btf: &Btf) -> Vec<u8> {
     let e = btf.endian;
     let types = types_to_bytes(btf);

@@ -112,3 +112,14 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
 }
+
+/// `bpftool -j btf dump file PATH` parsed, or None when bpftool is missing.
+pub fn bpftool_json(path: &Path) -> Option<serde_json::Value> {
+    let o = Command::new("bpftool")
+        .args(["-j", "btf", "dump", "file"])
+        .arg(path)
+        .output()
+        .ok()?;
+    assert!(o.status.success(), "bpftool -j failed on {path:?}");
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
