@@ -157,7 +157,9 @@ pub fn parse(data: &[u8]) -> Result<Object> {
     read_relocations(&table, e, data, &mut sections, symbols.len())?;
 
     let btf = match sections.iter().find(|s| s.kind == SectionKind::Btf) {
-        Some(s) => Some(read::btf::parse_with_endian(&s.data, endian).map_err(|err| err.in_section(".BTF"))?),
+        Some(s) => Some(
+            read::btf::parse_with_endian(&s.data, endian).map_err(|err| err.in_section(".BTF"))?,
+        ),
         None => None,
     };
     let btf_ext_raw = sections
