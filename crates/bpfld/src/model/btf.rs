@@ -742,3 +742,171 @@ pub fn int_offset(data: u32) -> u32 {
 pub fn int_bits(data: u32) -> u32 {
     data & 0xff
 }
+
+impl BtfType {
+    /// Applies `f` to every type id this type refers to.
+    pub fn map_ids(&mut self, mut f: impl FnMut(TypeId) -> TypeId) {
+        use TypeData as D;
+        match &mut self.data {
+            D::Array { elem, index, .. } => {
+                *elem = f(*elem);
+                *index = f(*index);
+            }
+            D::Struct { members, .. } | D::Union { members, .. } => {
+                for m in members {
+                    m.type_id = f(m.type_id);
+                }
+            }
+            D::FuncProto { ret, params } => {
+                *ret = f(*ret);
+                for p in params {
+                    p.type_id = f(p.type_id);
+                }
+            }
+            D::Datasec { vars, .. } => {
+                for v in vars {
+                    v.type_id = f(v.type_id);
+                }
+            }
+            D::Ptr(t)
+            | D::Typedef(t)
+            | D::Volatile(t)
+            | D::Const(t)
+            | D::Restrict(t)
+            | D::TypeTag(t) => *t = f(*t),
+            D::Func { proto, .. } => *proto = f(*proto),
+            D::Var { type_id, .. } => *type_id = f(*type_id),
+            D::DeclTag { target, .. } => *target = f(*target),
+            D::Void
+            | D::Int { .. }
+            | D::Enum { .. }
+            | D::Enum64 { .. }
+            | D::Fwd
+            | D::Float { .. } => {}
+        }
+    }
+
+    /// Applies `f` to every string offset this type holds (its name and
+    /// its members', values' and parameters' names).
+    pub fn map_strings(&mut self, mut f: impl FnMut(u32) -> u32) {
+        use TypeData as D;
+        self.name_off = f(self.name_off);
+        match &mut self.data {
+            D::Struct { members, .. } | D::Union { members, .. } => {
+                for m in members {
+                    m.name_off = f(m.name_off);
+                }
+            }
+            D::Enum { values, .. } => {
+                for v in values {
+                    v.name_off = f(v.name_off);
+                }
+            }
+            D::Enum64 { values, .. } => {
+                for v in values {
+                    v.name_off = f(v.name_off);
+                }
+            }
+            D::FuncProto { params, .. } => {
+                for p in params {
+                    p.name_off = f(p.name_off);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Interns strings into a BTF string table, each distinct string once.
+#[derive(Debug, Default)]
+pub struct StringTable {
+    pub bytes: Vec<u8>,
+    offsets: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+impl StringTable {
+    /// A table holding what `btf` already has.
+    pub fn from_btf(btf: &Btf) -> Self {
+        let mut t = StringTable {
+            bytes: btf.strings.clone(),
+            offsets: std::collections::HashMap::new(),
+        };
+        if t.bytes.is_empty() {
+            t.bytes.push(0);
+        }
+        let mut off = 0usize;
+        for chunk in btf.strings.split(|&b| b == 0) {
+            t.offsets.entry(chunk.to_vec()).or_insert(off as u32);
+            off += chunk.len() + 1;
+        }
+        t.offsets.insert(Vec::new(), 0);
+        t
+    }
+
+    pub fn add(&mut self, s: &[u8]) -> u32 {
+        if let Some(&off) = self.offsets.get(s) {
+            return off;
+        }
+        let off = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(s);
+        self.bytes.push(0);
+        self.offsets.insert(s.to_vec(), off);
+        off
+    }
+}
+
+impl Btf {
+    /// Appends every type of `other` (but its `void`) with ids and string
+    /// offsets translated, and returns the map from `other`'s ids to the
+    /// new ones (`map[0]` is void). Strings are shared with the ones
+    /// already present.
+    pub fn append(&mut self, other: &Btf, strings: &mut StringTable) -> Result<Vec<TypeId>> {
+        let base = self.types.len() as u32 - 1;
+        let n = other.types.len() as u32;
+        let map: Vec<TypeId> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    TypeId::VOID
+                } else {
+                    TypeId(base + i)
+                }
+            })
+            .collect();
+        for (i, t) in other.types.iter().enumerate().skip(1) {
+            let mut t = t.clone();
+            let mut bad = None;
+            t.map_ids(|id| match map.get(id.0 as usize) {
+                Some(&m) => m,
+                None => {
+                    bad = Some(id);
+                    id
+                }
+            });
+            if let Some(id) = bad {
+                return Err(Error::new(format!(
+                    "type {} refers to type {id}, beyond the last type {}",
+                    other.describe(TypeId(i as u32)),
+                    n - 1
+                )));
+            }
+            let mut bad_str = None;
+            t.map_strings(|off| match other.name_bytes(off) {
+                Ok(s) => strings.add(s),
+                Err(_) => {
+                    bad_str = Some(off);
+                    0
+                }
+            });
+            if let Some(off) = bad_str {
+                return Err(Error::new(format!(
+                    "type {}: string offset {off} is outside the string table",
+                    other.describe(TypeId(i as u32))
+                )));
+            }
+            self.types.push(t);
+        }
+        self.strings = strings.bytes.clone();
+        self.raw_layout = None;
+        Ok(map)
+    }
+}
