@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use bpfld::read;
 use bpfld::{Error, Result};
 
+mod run;
+
 #[derive(Parser)]
 #[command(
     name = "bpfld",
@@ -34,6 +36,35 @@ enum Command {
         /// Print JSON (one entry per section, instructions with relocations).
         #[arg(long)]
         json: bool,
+    },
+    /// Load an object into the kernel and run one program with
+    /// BPF_PROG_TEST_RUN: verdict, time per run, output packet, every map.
+    Run {
+        file: PathBuf,
+        /// The program (function name) to run; needed when there are several.
+        #[arg(long)]
+        prog: Option<String>,
+        /// Input packet bytes (default: a 64-byte zero Ethernet frame).
+        #[arg(long, value_name = "PACKET_FILE")]
+        data: Option<PathBuf>,
+        /// How many times the kernel runs the program (duration is the average).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link objects into one, with libbpf's rules (`bpftool gen object`).
+    Link {
+        /// The output object; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT.o")]
+        output: PathBuf,
+        /// Input objects, in link order.
+        #[arg(required = true, value_name = "INPUT.o")]
+        inputs: Vec<PathBuf>,
+        /// Allow unresolved externs (the output can be linked again).
+        #[arg(long)]
+        relocatable: bool,
     },
     /// BTF tools.
     Btf {
@@ -88,6 +119,37 @@ fn run(cli: Cli) -> Result<()> {
                 text.push_str(&bpfld::show::disasm::disasm(&obj));
                 emit(&text)?;
             }
+        }
+        Command::Run {
+            file,
+            prog,
+            data,
+            repeat,
+            json,
+        } => run::run(&run::Args {
+            file: &file,
+            prog: prog.as_deref(),
+            data: data.as_deref(),
+            repeat,
+            json,
+        })?,
+        Command::Link {
+            output,
+            inputs,
+            relocatable,
+        } => {
+            let mut objects = Vec::with_capacity(inputs.len());
+            for path in &inputs {
+                objects.push(bpfld::link::Input {
+                    name: path.display().to_string(),
+                    object: read::elf::read_file(path)?,
+                });
+            }
+            let opts = bpfld::link::LinkOptions { relocatable };
+            let linked = bpfld::link::link(&objects, &opts)?;
+            let bytes = bpfld::write::elf::to_bytes(&linked)
+                .map_err(|e| e.context(format!("writing {}", output.display())))?;
+            bpfld::write::elf::write_atomic(&output, &bytes)?;
         }
         Command::Btf {
             command: BtfCommand::Dump { file, json },

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod link;
 pub mod model;
 pub mod read;
 pub mod show;

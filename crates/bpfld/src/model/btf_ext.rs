@@ -70,4 +70,22 @@ pub struct BtfExt {
     pub func_info: Vec<ExtSection<FuncInfo>>,
     pub line_info: Vec<ExtSection<LineInfo>>,
     pub core_relos: Vec<ExtSection<CoreRelo>>,
+    /// The original placement, kept when the input used a layout the
+    /// standard encoding would not reproduce (other offsets, gaps, a longer
+    /// header, longer records). The writer re-encodes the records into it
+    /// while the sub-section sizes are unchanged.
+    pub raw_layout: Option<ExtLayout>,
+}
+
+/// Header and data area of a `.BTF.ext` as found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtLayout {
+    /// The whole header as found.
+    pub hdr: Vec<u8>,
+    /// Everything after the header as found.
+    pub data: Vec<u8>,
+    /// `(offset, length)` of func_info, line_info and CO-RE relocations.
+    pub func_info: (u32, u32),
+    pub line_info: (u32, u32),
+    pub core_relos: (u32, u32),
 }

@@ -107,7 +107,45 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         });
     }
 
+    for sec in &sections {
+        let want = match sec.kind {
+            SectionKind::SymTab => 24,
+            SectionKind::Rel if sec.sh_type == elf::SHT_REL.0 => 16,
+            _ => continue,
+        };
+        if sec.sh_entsize != want {
+            bail!(
+                "section '{}': sh_entsize is {}, expected {want}",
+                sec.name,
+                sec.sh_entsize
+            );
+        }
+    }
     let symbols = read_symbols(&table, e, data, sections.len())?;
+    for sym in &symbols {
+        let SymbolPlace::Section(id) = sym.place else {
+            continue;
+        };
+        let sec = &sections[id.0 as usize];
+        if sym.kind == SymbolKind::Section || sec.kind == SectionKind::Null {
+            continue;
+        }
+        if sym
+            .value
+            .checked_add(sym.size)
+            .is_none_or(|end| end > sec.sh_size)
+        {
+            bail!(
+                "symbol {} '{}': value {:#x} size {:#x} lies outside section '{}' of size {:#x}",
+                sym.id.0,
+                sym.name,
+                sym.value,
+                sym.size,
+                sec.name,
+                sec.sh_size
+            );
+        }
+    }
 
     for sec in &mut sections {
         if sec.kind == SectionKind::Program {
@@ -119,7 +157,9 @@ pub fn parse(data: &[u8]) -> Result<Object> {
     read_relocations(&table, e, data, &mut sections, symbols.len())?;
 
     let btf = match sections.iter().find(|s| s.kind == SectionKind::Btf) {
-        Some(s) => Some(read::btf::parse(&s.data).map_err(|err| err.in_section(".BTF"))?),
+        Some(s) => Some(
+            read::btf::parse_with_endian(&s.data, endian).map_err(|err| err.in_section(".BTF"))?,
+        ),
         None => None,
     };
     let btf_ext_raw = sections
@@ -277,6 +317,10 @@ fn read_relocations(
         let rels: &[elf::Rel64<Endianness>] = sh.data_as_array(e, data).map_err(|err| {
             Error::new(format!("bad relocation entries: {err}")).in_section(&rel_name)
         })?;
+        let link = sh.sh_link(e) as usize;
+        if sections.get(link).map(|s| s.kind) != Some(SectionKind::SymTab) {
+            bail!("section '{rel_name}': sh_link {link} is not the symbol table");
+        }
         let target = sh.sh_info(e) as usize;
         let Some(target_sec) = sections.get(target) else {
             bail!(
@@ -325,6 +369,24 @@ fn read_relocations(
                     "{}: not at an instruction boundary in section '{target_name}'",
                     at()
                 );
+            }
+            if is_code {
+                let insn = target_sec.insns.get((offset / 8) as usize);
+                let code = insn.map_or(0, |i| i.code);
+                let fits = match kind {
+                    RelocKind::Bpf64_64 => code == crate::model::insn::LD_IMM64,
+                    RelocKind::Bpf64_32 => code == crate::model::insn::CALL,
+                    _ => true,
+                };
+                if !fits {
+                    bail!(
+                        "{}: {} on instruction {} (opcode {code:#04x}) of section '{target_name}', which is not {}",
+                        at(),
+                        kind.name(),
+                        offset / 8,
+                        if kind == RelocKind::Bpf64_64 { "an ld_imm64" } else { "a call" }
+                    );
+                }
             }
             relocs.push(Reloc {
                 offset,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::model::btf::Btf;
+use crate::model::btf::{Btf, TypeData, TypeId};
 use crate::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
 
 /// One map as the object defines it.
@@ -124,8 +124,115 @@ pub fn map_defs(obj: &Object) -> Result<Vec<MapDef>> {
     Ok(maps)
 }
 
-fn btf_maps(_obj: &Object, _btf: &Btf) -> Result<Vec<MapDef>> {
-    Ok(Vec::new())
+/// BTF-defined maps: each VAR of DATASEC `.maps` is a struct whose members
+/// encode the definition (`__uint(name, N)` is `int (*name)[N]`,
+/// `__type(name, T)` is `T *name`, `__array(values, T)` is `T *values[]`).
+fn btf_maps(obj: &Object, btf: &Btf) -> Result<Vec<MapDef>> {
+    let Some(sec) = btf.find_datasec(".maps") else {
+        return Ok(Vec::new());
+    };
+    let mut maps = Vec::new();
+    for v in btf.datasec_vars(sec)? {
+        let linkage = obj
+            .symbols
+            .iter()
+            .find(|s| s.name == v.name && s.kind != SymbolKind::Section)
+            .map(|s| match (s.place, s.binding) {
+                (SymbolPlace::Undefined, _) => "extern",
+                (_, crate::model::object::Binding::Local) => "static",
+                (_, crate::model::object::Binding::Weak) => "weak",
+                _ => "global",
+            })
+            .unwrap_or("global");
+        let mut def = parse_map_def(btf, v.type_id, 0)
+            .map_err(|e| e.context(format!("map '{}' in section '.maps'", v.name)))?;
+        def.name = v.name.to_string();
+        def.section = ".maps".into();
+        def.linkage = linkage;
+        maps.push(def);
+    }
+    Ok(maps)
+}
+
+/// The value N of a `int (*name)[N]` member.
+fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
+    let ptr = btf.resolve(id)?;
+    let TypeData::Ptr(arr) = &btf.ty(ptr)?.data else {
+        crate::bail!("{} is not a pointer to an array", btf.describe(id));
+    };
+    let arr = btf.resolve(*arr)?;
+    match &btf.ty(arr)?.data {
+        TypeData::Array { nelems, .. } => Ok(*nelems),
+        _ => crate::bail!("{} does not point to an array", btf.describe(id)),
+    }
+}
+
+/// The T of a `T *name` member.
+fn pointee(btf: &Btf, id: TypeId) -> Result<TypeId> {
+    let ptr = btf.resolve(id)?;
+    match &btf.ty(ptr)?.data {
+        TypeData::Ptr(t) => Ok(*t),
+        _ => crate::bail!("{} is not a pointer", btf.describe(id)),
+    }
+}
+
+/// Parses a map definition struct (the type of a `.maps` VAR).
+pub fn parse_map_def(btf: &Btf, id: TypeId, depth: usize) -> Result<MapDef> {
+    if depth > 1 {
+        crate::bail!("maps of maps of maps are not supported");
+    }
+    let st = btf.resolve(id)?;
+    let mut def = MapDef {
+        linkage: "global",
+        ..MapDef::default()
+    };
+    for m in btf.members(st)? {
+        let what = |e: crate::error::Error| e.context(format!("member '{}'", m.name));
+        match m.name {
+            "type" => {
+                def.map_type = uint_member(btf, m.type_id).map_err(what)?;
+                def.type_name = map_type_name(def.map_type);
+            }
+            "max_entries" => def.max_entries = uint_member(btf, m.type_id).map_err(what)?,
+            "map_flags" => def.map_flags = uint_member(btf, m.type_id).map_err(what)?,
+            "numa_node" => def.numa_node = Some(uint_member(btf, m.type_id).map_err(what)?),
+            "map_extra" => {
+                def.map_extra = Some(u64::from(uint_member(btf, m.type_id).map_err(what)?))
+            }
+            "pinning" => def.pinning = uint_member(btf, m.type_id).map_err(what)?,
+            "key_size" => def.key_size = Some(uint_member(btf, m.type_id).map_err(what)?),
+            "value_size" => def.value_size = Some(uint_member(btf, m.type_id).map_err(what)?),
+            "key" | "value" => {
+                let t = pointee(btf, m.type_id).map_err(what)?;
+                let size = btf.size_of(t).map_err(what)? as u32;
+                let name = crate::show::c_type::type_name(btf, t);
+                if m.name == "key" {
+                    def.key_type = Some(name);
+                    def.key_size = Some(size);
+                } else {
+                    def.value_type = Some(name);
+                    def.value_size = Some(size);
+                }
+            }
+            "values" => {
+                // `T *values[]`: an array of pointers to the inner map's
+                // definition (maps of maps) or to programs (prog arrays).
+                let arr = btf.resolve(m.type_id).map_err(what)?;
+                let TypeData::Array { elem, .. } = &btf.ty(arr).map_err(what)?.data else {
+                    crate::bail!("member 'values' is not an array");
+                };
+                let inner = pointee(btf, *elem).map_err(what)?;
+                let inner_r = btf.resolve(inner).map_err(what)?;
+                if matches!(btf.ty(inner_r).map_err(what)?.data, TypeData::Struct { .. }) {
+                    let mut d = parse_map_def(btf, inner_r, depth + 1).map_err(what)?;
+                    d.name = "inner".to_string();
+                    def.inner = Some(Box::new(d));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(def)
 }
 
 /// Legacy `struct bpf_map_def` maps: five (or more) u32 fields per symbol.
@@ -173,11 +280,36 @@ fn legacy_maps(obj: &Object) -> Result<Vec<MapDef>> {
 
 /// Extern names the BTF puts in `.kconfig`, `.ksyms` or `.maps`, with the
 /// kind of extern each is.
-pub fn extern_classes(_obj: &Object) -> HashMap<&str, &'static str> {
-    HashMap::new()
+pub fn extern_classes(obj: &Object) -> HashMap<&str, &'static str> {
+    let mut classes = HashMap::new();
+    let Some(btf) = &obj.btf else {
+        return classes;
+    };
+    for sym in obj.symbols.iter().filter(|s| s.is_extern()) {
+        for (sec, kind) in [
+            (".kconfig", "kconfig"),
+            (".ksyms", "ksym"),
+            (".maps", "map"),
+        ] {
+            let Some(id) = btf.find_datasec(sec) else {
+                continue;
+            };
+            let Ok(vars) = btf.datasec_vars(id) else {
+                continue;
+            };
+            if let Some(v) = vars.iter().find(|v| v.name == sym.name) {
+                let is_func = matches!(
+                    btf.get(v.var_id).map(|t| &t.data),
+                    Some(TypeData::Func { .. })
+                );
+                classes.insert(sym.name.as_str(), if is_func { "kfunc" } else { kind });
+            }
+        }
+    }
+    classes
 }
 
 /// Number of types in a BTF blob (not counting void).
-pub fn type_count(_btf: &Btf) -> usize {
-    0
+pub fn type_count(btf: &Btf) -> usize {
+    btf.types.len().saturating_sub(1)
 }

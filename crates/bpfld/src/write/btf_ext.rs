@@ -1,1 +1,260 @@
-//! TODO
+//! `.BTF.ext` writer. Sub-sections are laid out func_info, line_info,
+//! CO-RE relocations right after the header, as LLVM does; a model read from
+//! bytes that used another layout keeps them (see `BtfExt::raw_layout`).
+
+use crate::bail;
+use crate::error::Result;
+use crate::model::btf::{Btf, BTF_MAGIC};
+use crate::model::btf_ext::{BtfExt, ExtSection};
+use crate::model::object::{Object, Section};
+use crate::model::Endian;
+
+/// Encodes the model. Record sizes of 0 (absent sub-section) become the
+/// standard size when records exist; larger record sizes are zero-padded.
+pub fn to_bytes(ext: &BtfExt) -> Vec<u8> {
+    if let Some(out) = into_raw_layout(ext) {
+        return out;
+    }
+    let e = ext.endian;
+    let func = sub(e, ext.func_info_rec_size, 8, &ext.func_info, |r| {
+        vec![r.insn.0.wrapping_mul(8), r.type_id]
+    });
+    let line = sub(e, ext.line_info_rec_size, 16, &ext.line_info, |r| {
+        vec![
+            r.insn.0.wrapping_mul(8),
+            r.file_name_off,
+            r.line_off,
+            r.line_col,
+        ]
+    });
+    let core = sub(e, ext.core_relo_rec_size, 16, &ext.core_relos, |r| {
+        vec![
+            r.insn.0.wrapping_mul(8),
+            r.type_id,
+            r.access_str_off,
+            r.kind,
+        ]
+    });
+    // Without CO-RE records a 24-byte header is enough, unless 32 was used.
+    let hdr_len: u32 = if ext.hdr_len >= 32 || !core.is_empty() {
+        32
+    } else {
+        24
+    };
+    let mut out = Vec::with_capacity(hdr_len as usize + func.len() + line.len() + core.len());
+    out.extend_from_slice(&e.u16_bytes(BTF_MAGIC));
+    out.push(ext.version);
+    out.push(ext.flags);
+    let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&e.u32_bytes(v));
+    put(&mut out, hdr_len);
+    let (fl, ll, cl) = (func.len() as u32, line.len() as u32, core.len() as u32);
+    put(&mut out, 0);
+    put(&mut out, fl);
+    put(&mut out, fl);
+    put(&mut out, ll);
+    if hdr_len >= 32 {
+        put(&mut out, fl + ll);
+        put(&mut out, cl);
+    }
+    out.extend_from_slice(&func);
+    out.extend_from_slice(&line);
+    out.extend_from_slice(&core);
+    out
+}
+
+fn sub<T>(
+    e: Endian,
+    rec_size: u32,
+    std_size: u32,
+    sets: &[ExtSection<T>],
+    words: impl Fn(&T) -> Vec<u32>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    if sets.is_empty() && rec_size == 0 {
+        return out;
+    }
+    let rec_size = rec_size.max(std_size);
+    out.extend_from_slice(&e.u32_bytes(rec_size));
+    for s in sets {
+        out.extend_from_slice(&e.u32_bytes(s.sec_name_off));
+        out.extend_from_slice(&e.u32_bytes(s.records.len() as u32));
+        for r in &s.records {
+            let w = words(r);
+            for v in &w {
+                out.extend_from_slice(&e.u32_bytes(*v));
+            }
+            out.resize(out.len() + (rec_size as usize - 4 * w.len()), 0);
+        }
+    }
+    out
+}
+
+/// Re-encodes the records into the original placement, leaving bytes the
+/// model does not know (record tails, gaps) as found. `None` when there is
+/// no raw layout or a sub-section changed size.
+fn into_raw_layout(ext: &BtfExt) -> Option<Vec<u8>> {
+    let l = ext.raw_layout.as_ref()?;
+    let e = ext.endian;
+    let mut data = l.data.clone();
+    fill(
+        &mut data,
+        e,
+        l.func_info,
+        ext.func_info_rec_size,
+        &ext.func_info,
+        |r| vec![r.insn.0.wrapping_mul(8), r.type_id],
+    )?;
+    fill(
+        &mut data,
+        e,
+        l.line_info,
+        ext.line_info_rec_size,
+        &ext.line_info,
+        |r| {
+            vec![
+                r.insn.0.wrapping_mul(8),
+                r.file_name_off,
+                r.line_off,
+                r.line_col,
+            ]
+        },
+    )?;
+    fill(
+        &mut data,
+        e,
+        l.core_relos,
+        ext.core_relo_rec_size,
+        &ext.core_relos,
+        |r| {
+            vec![
+                r.insn.0.wrapping_mul(8),
+                r.type_id,
+                r.access_str_off,
+                r.kind,
+            ]
+        },
+    )?;
+    let mut out = l.hdr.clone();
+    out.extend_from_slice(&data);
+    Some(out)
+}
+
+fn fill<T>(
+    data: &mut [u8],
+    e: Endian,
+    (off, len): (u32, u32),
+    rec_size: u32,
+    sets: &[ExtSection<T>],
+    words: impl Fn(&T) -> Vec<u32>,
+) -> Option<()> {
+    let body: usize = sets
+        .iter()
+        .map(|s| 8 + s.records.len() * rec_size as usize)
+        .sum();
+    let expected = if sets.is_empty() && rec_size == 0 {
+        0
+    } else {
+        4 + body
+    };
+    if expected != len as usize {
+        return None;
+    }
+    let dst = data.get_mut(off as usize..(off as usize).checked_add(len as usize)?)?;
+    if len == 0 {
+        return Some(());
+    }
+    let mut put = |at: usize, v: u32| -> Option<()> {
+        dst.get_mut(at..at + 4)?.copy_from_slice(&e.u32_bytes(v));
+        Some(())
+    };
+    put(0, rec_size)?;
+    let mut pos = 4;
+    for s in sets {
+        put(pos, s.sec_name_off)?;
+        put(pos + 4, s.records.len() as u32)?;
+        pos += 8;
+        for r in &s.records {
+            for (k, v) in words(r).into_iter().enumerate() {
+                put(pos + 4 * k, v)?;
+            }
+            pos += rec_size as usize;
+        }
+    }
+    Some(())
+}
+
+/// `.BTF.ext` for an object from the records attached to its program
+/// sections. When the records are those of the object's original
+/// `.BTF.ext`, its bytes are returned unchanged; otherwise sets are ordered
+/// by section-name offset (as LLVM does) with standard record sizes.
+pub fn from_sections(obj: &Object, btf: &Btf) -> Result<Vec<u8>> {
+    let progs: Vec<&Section> = obj.sections.iter().filter(|s| s.is_program()).collect();
+    if let Some(raw) = &obj.btf_ext_raw {
+        if let Ok(ext) = crate::read::btf_ext::parse(raw, btf) {
+            let same = progs.iter().all(|s| {
+                collect(&ext.func_info, &s.name) == s.func_info
+                    && collect(&ext.line_info, &s.name) == s.line_info
+                    && collect(&ext.core_relos, &s.name) == s.core_relos
+            }) && ext
+                .func_info
+                .iter()
+                .map(|x| &x.sec_name)
+                .chain(ext.line_info.iter().map(|x| &x.sec_name))
+                .chain(ext.core_relos.iter().map(|x| &x.sec_name))
+                .all(|n| progs.iter().any(|s| &s.name == n));
+            if same {
+                return Ok(raw.clone());
+            }
+        }
+    }
+    let mut named = Vec::with_capacity(progs.len());
+    for s in &progs {
+        let Some(off) = btf.find_string(&s.name) else {
+            if s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty() {
+                continue;
+            }
+            bail!(
+                "section name '{}' is not in the BTF string table; cannot write its .BTF.ext records",
+                s.name
+            );
+        };
+        named.push((off, *s));
+    }
+    named.sort_by_key(|(off, _)| *off);
+    fn sets<T: Clone>(
+        named: &[(u32, &Section)],
+        pick: impl Fn(&Section) -> &Vec<T>,
+    ) -> Vec<ExtSection<T>> {
+        named
+            .iter()
+            .filter(|(_, s)| !pick(s).is_empty())
+            .map(|(off, s)| ExtSection {
+                sec_name_off: *off,
+                sec_name: s.name.clone(),
+                records: pick(s).clone(),
+            })
+            .collect()
+    }
+    let ext = BtfExt {
+        endian: obj.endian,
+        version: 1,
+        flags: 0,
+        hdr_len: 32,
+        func_info_rec_size: 8,
+        line_info_rec_size: 16,
+        core_relo_rec_size: 0,
+        func_info: sets(&named, |s| &s.func_info),
+        line_info: sets(&named, |s| &s.line_info),
+        core_relos: sets(&named, |s| &s.core_relos),
+        raw_layout: None,
+    };
+    Ok(to_bytes(&ext))
+}
+
+/// All records of the sets for section `name`, in order.
+fn collect<T: Clone>(sets: &[ExtSection<T>], name: &str) -> Vec<T> {
+    sets.iter()
+        .filter(|s| s.sec_name == name)
+        .flat_map(|s| s.records.iter().cloned())
+        .collect()
+}

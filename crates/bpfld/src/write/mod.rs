@@ -2,4 +2,5 @@
 
 pub mod btf;
 pub mod btf_ext;
+pub mod elf;
 pub mod insn;

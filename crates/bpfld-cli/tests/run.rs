@@ -1,0 +1,566 @@
+//! `bpfld run` against the real kernel: verdicts, maps after repeated runs,
+//! timing, TC and socket-filter programs, verifier rejections and program
+//! selection errors. Every object run here is also loaded with libbpf
+//! (`bpftool prog loadall`), so the fixtures are not aya-only.
+//!
+//! These tests need the bpf() syscall. When it is refused (EPERM, not root)
+//! each test prints `SKIP ...` and passes; any other failure fails.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Whether bpf() works here; asked once, reported once.
+fn bpf_allowed(test: &str) -> bool {
+    static ALLOWED: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = ALLOWED.get_or_init(|| match bpfld_kernel::probe_bpf() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == bpfld_kernel::ErrorKind::PermissionDenied => Err(e.to_string()),
+        Err(e) => panic!("bpf() probe failed for a reason other than permission: {e}"),
+    });
+    match r {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
+
+fn fx(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+/// `bpfld run ... --json`, parsed.
+fn run_json(args: &[&str]) -> Value {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
+/// A packet file in a fresh temp dir (kept alive by the returned guard).
+struct Packet {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Packet {
+    fn new(tag: &str, bytes: &[u8]) -> Packet {
+        let dir = std::env::temp_dir().join(format!("bpfld-run-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("packet.bin");
+        std::fs::write(&path, bytes).unwrap();
+        Packet { dir, path }
+    }
+    fn arg(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Drop for Packet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The entries of map `name` as (key hex, value hex).
+fn entries(v: &Value, name: &str) -> Vec<(String, String)> {
+    v["maps"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no map {name} in {v}"))
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn le_hex_u64(n: u64) -> String {
+    n.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn le_hex_u32(n: u32) -> String {
+    n.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn xdp_return_values_and_action_names() {
+    if !bpf_allowed("xdp_return_values_and_action_names") {
+        return;
+    }
+    for (obj, retval, action) in [
+        ("xdp_pass.o", 2, "XDP_PASS"),
+        ("xdp_drop.o", 1, "XDP_DROP"),
+        ("run_counter.o", 3, "XDP_TX"),
+    ] {
+        let text = ok(&["run", &fx(obj)]);
+        assert!(
+            text.contains(&format!("retval: {retval} ({action})\n")),
+            "{obj}: {text}"
+        );
+        // The default packet is a 64-byte frame, returned unchanged.
+        assert!(text.contains("data_out: 64 bytes\n"), "{obj}: {text}");
+        let v = run_json(&[&fx(obj)]);
+        assert_eq!(v["retval"], retval, "{obj}");
+        assert_eq!(v["action"], action, "{obj}");
+        assert_eq!(v["type"], "xdp");
+        assert_eq!(v["data_out_len"], 64);
+        assert_eq!(v["data_out"], "00".repeat(64));
+    }
+}
+
+#[test]
+fn computed_return_values_follow_the_packet() {
+    if !bpf_allowed("computed_return_values_follow_the_packet") {
+        return;
+    }
+    // fixtures/README.md: on bytes 1..=64, xdp_len = 64, xdp_sum4 = 10,
+    // xdp_first_be = 0x0102.
+    let p = Packet::new("compute", &(1..=64).collect::<Vec<u8>>());
+    for (prog, want) in [("xdp_len", 64), ("xdp_sum4", 10), ("xdp_first_be", 258)] {
+        let v = run_json(&[&fx("xdp_compute.o"), "--prog", prog, "--data", &p.arg()]);
+        assert_eq!(v["retval"], want, "{prog}");
+        assert_eq!(v["program"], prog);
+        // Not an action: no name.
+        if want > 4 {
+            assert_eq!(v["action"], Value::Null, "{prog}");
+        }
+    }
+    // Packet length follows the data file.
+    let short = Packet::new("short", &[0u8; 20]);
+    let v = run_json(&[
+        &fx("xdp_compute.o"),
+        "--prog",
+        "xdp_len",
+        "--data",
+        &short.arg(),
+    ]);
+    assert_eq!(v["retval"], 20);
+    assert_eq!(v["data_out_len"], 20);
+}
+
+#[test]
+fn maps_after_repeated_runs() {
+    if !bpf_allowed("maps_after_repeated_runs") {
+        return;
+    }
+    // The kernel runs the program `repeat` times, and map updates persist
+    // between the runs: each counter ends at the repeat count.
+    let mut pkt = vec![0u8; 64];
+    pkt[0] = 0x2a;
+    let p = Packet::new("counter", &pkt);
+    let v = run_json(&[&fx("run_counter.o"), "--repeat", "7", "--data", &p.arg()]);
+    assert_eq!(v["repeat"], 7);
+    let zero = le_hex_u32(0);
+    assert_eq!(entries(&v, "runs"), vec![(zero.clone(), le_hex_u64(7))]);
+    assert_eq!(entries(&v, ".bss"), vec![(zero.clone(), le_hex_u64(7))]);
+    assert_eq!(
+        entries(&v, "by_first"),
+        vec![(le_hex_u32(0x2a), le_hex_u64(7))]
+    );
+
+    // Per-CPU: one 8-byte value per possible CPU, concatenated; the runs all
+    // happen on one CPU, so the values sum to 7.
+    let cpus = v["map_info"]["per_cpu_runs"]["per_cpu"].as_u64().unwrap() as usize;
+    assert!(cpus >= 1);
+    let pc = &v["maps"]["per_cpu_runs"][0];
+    let parts = pc["per_cpu"].as_array().unwrap();
+    assert_eq!(parts.len(), cpus);
+    assert_eq!(pc["value"].as_str().unwrap().len(), 16 * cpus);
+    let sum: u64 = parts
+        .iter()
+        .map(|h| {
+            let h = h.as_str().unwrap();
+            let bytes: Vec<u8> = (0..8)
+                .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            u64::from_le_bytes(bytes.try_into().unwrap())
+        })
+        .sum();
+    assert_eq!(sum, 7);
+    assert_eq!(v["map_info"]["runs"]["type"], "array");
+    assert_eq!(v["map_info"]["per_cpu_runs"]["type"], "percpu_array");
+    assert_eq!(v["map_info"]["by_first"]["type"], "hash");
+
+    // Each run loads a fresh object: the counts start again from zero.
+    let again = run_json(&[&fx("run_counter.o")]);
+    assert_eq!(entries(&again, "runs"), vec![(zero.clone(), le_hex_u64(1))]);
+    assert_eq!(entries(&again, "by_first"), vec![(zero, le_hex_u64(1))]);
+
+    // The text listing shows the same entries.
+    let text = ok(&["run", &fx("run_counter.o"), "--repeat", "3"]);
+    assert!(
+        text.contains("  runs (array, key 4 B, value 8 B, max_entries 1): 1 entries\n    00000000: 0300000000000000\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(", {cpus} CPUs): 1 entries\n")),
+        "{text}"
+    );
+    assert!(text.contains("      cpu0: "), "{text}");
+}
+
+#[test]
+fn repeat_reports_average_duration() {
+    if !bpf_allowed("repeat_reports_average_duration") {
+        return;
+    }
+    let v = run_json(&[&fx("run_counter.o"), "--repeat", "1000"]);
+    assert_eq!(v["repeat"], 1000);
+    // The kernel's average over 1000 runs of a program with four map
+    // updates is not zero, and is far below a millisecond.
+    let d = v["duration_ns"].as_u64().expect("duration_ns is a number");
+    assert!(d > 0 && d < 1_000_000, "duration_ns {d}");
+    let text = ok(&["run", &fx("xdp_pass.o"), "--repeat", "50"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("duration: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with(" ns per run (average over 50 runs)"),
+        "{line}"
+    );
+    let n: u64 = line["duration: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n < 1_000_000, "{line}");
+    // clap refuses 0.
+    let o = run(&["run", &fx("xdp_pass.o"), "--repeat", "0"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn tc_program_verdicts_and_output_packet() {
+    if !bpf_allowed("tc_program_verdicts_and_output_packet") {
+        return;
+    }
+    let v = run_json(&[&fx("run_tc.o")]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["retval"], 0);
+    assert_eq!(v["action"], "TC_ACT_OK");
+    // The program wrote 0x5a at offset 13.
+    let mut want = "00".repeat(64);
+    want.replace_range(26..28, "5a");
+    assert_eq!(v["data_out"], want);
+
+    let mut pkt = vec![0u8; 32];
+    pkt[0] = 0xff;
+    let p = Packet::new("tc", &pkt);
+    let text = ok(&["run", &fx("run_tc.o"), "--data", &p.arg()]);
+    assert!(
+        text.contains("program: tc_mark_and_filter (sched_cls)\n"),
+        "{text}"
+    );
+    assert!(text.contains("retval: 2 (TC_ACT_SHOT)\n"), "{text}");
+    assert!(text.contains("data_out: 32 bytes\n"), "{text}");
+    assert!(text.contains("maps: none\n"), "{text}");
+}
+
+#[test]
+fn socket_filter_runs() {
+    if !bpf_allowed("socket_filter_runs") {
+        return;
+    }
+    // fixtures/README.md: ld_abs_ind on bytes 1..=64 returns 320087623.
+    let p = Packet::new("socket", &(1..=64).collect::<Vec<u8>>());
+    let v = run_json(&[
+        &fx("insn_mem.o"),
+        "--prog",
+        "ld_abs_ind",
+        "--data",
+        &p.arg(),
+    ]);
+    assert_eq!(v["type"], "socket_filter");
+    assert_eq!(v["retval"], 320087623u32);
+    assert_eq!(v["action"], Value::Null);
+}
+
+#[test]
+fn verifier_rejection_shows_instruction_reason_and_log_tail() {
+    if !bpf_allowed("verifier_rejection_shows_instruction_reason_and_log_tail") {
+        return;
+    }
+    let file = fx("run_reject.o");
+    let o = run(&["run", &file]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "bpfld: error: {file}: program 'xdp_reject' rejected by the verifier (EACCES: Permission denied)\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n  at instruction 0: (61) r0 = *(u32 *)(r1 +4096)\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n  reason: invalid bpf_context access off=4096 size=4\n"),
+        "{err}"
+    );
+    // The tail of the raw log follows, indented, with its source line.
+    let tail_at = err
+        .find("\n  verifier log (last ")
+        .expect("log tail header");
+    let tail: Vec<&str> = err[tail_at..].lines().skip(2).collect();
+    assert!(!tail.is_empty() && tail.len() <= 20, "{err}");
+    assert!(tail.iter().all(|l| l.starts_with("    ")), "{err}");
+    assert!(tail.iter().any(|l| l.contains("run_reject.c")), "{err}");
+    assert!(
+        tail.iter().any(|l| l.contains("processed 1 insns")),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_verifier_log_is_cut_to_its_tail() {
+    if !bpf_allowed("long_verifier_log_is_cut_to_its_tail") {
+        return;
+    }
+    let file = fx("run_reject_loop.o");
+    let o = run(&["run", &file, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "no JSON on failure");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "bpfld: error: {file}: program 'xdp_spin' rejected by the verifier (EINVAL: Invalid argument)\n\
+             \x20 at instruction 18: (ae) if w2 < w1 goto pc-10\n\
+             \x20 reason: infinite loop detected at insn 18\n\
+             \x20 verifier log (last 20 lines):\n"
+        )),
+        "{err}"
+    );
+    let tail: Vec<&str> = err.lines().skip(4).collect();
+    assert_eq!(tail.len(), 20, "{err}");
+    assert!(
+        tail.iter()
+            .any(|l| l == &"    infinite loop detected at insn 18"),
+        "{err}"
+    );
+    assert!(tail.last().unwrap().starts_with("    processed "), "{err}");
+}
+
+#[test]
+fn program_selection_errors_list_the_programs() {
+    if !bpf_allowed("program_selection_errors_list_the_programs") {
+        return;
+    }
+    let file = fx("xdp_compute.o");
+    let o = run(&["run", &file, "--prog", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: no program named 'nope'; the object's programs are: \
+             xdp_first_be, xdp_len, xdp_sum4\n"
+        )
+    );
+    let o = run(&["run", &file]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: the object has 3 programs; choose one with --prog: \
+             xdp_first_be, xdp_len, xdp_sum4\n"
+        )
+    );
+}
+
+#[test]
+fn types_without_test_run_are_named() {
+    if !bpf_allowed("types_without_test_run_are_named") {
+        return;
+    }
+    let file = fx("tracing.o");
+    let o = run(&["run", &file, "--prog", "on_sys_enter_unlinkat"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "bpfld: error: {file}: program 'on_sys_enter_unlinkat' is of type tracepoint, \
+             which bpfld cannot run with BPF_PROG_TEST_RUN"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn input_errors_name_the_file() {
+    // No kernel needed: these fail before bpf().
+    let file = fx("xdp_pass.o");
+    let o = run(&["run", &file, "--data", "/nonexistent/packet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "bpfld: error: {file}: cannot read packet file /nonexistent/packet: "
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["run", "/nonexistent/x.o"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("bpfld: error: /nonexistent/x.o: cannot read: "));
+}
+
+/// Serialises the tests that look at or create pins in /sys/fs/bpf.
+static PINS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn pinned_maps_are_private_to_the_run() {
+    if !bpf_allowed("pinned_maps_are_private_to_the_run") {
+        return;
+    }
+    if !ensure_bpffs() {
+        eprintln!("SKIP pinned_maps_are_private_to_the_run: no bpffs on /sys/fs/bpf");
+        return;
+    }
+    let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    let pin = std::path::Path::new("/sys/fs/bpf/run_pinned_ctr");
+    assert!(!pin.exists(), "a stale {} exists; remove it", pin.display());
+    // Twice: a pin reused from the first run would make the second count 2.
+    for _ in 0..2 {
+        let v = run_json(&[&fx("run_pinned.o"), "--repeat", "3"]);
+        assert_eq!(
+            entries(&v, "run_pinned_ctr"),
+            vec![(le_hex_u32(0), le_hex_u64(3))]
+        );
+        assert!(!pin.exists(), "bpfld run left {}", pin.display());
+    }
+}
+
+/// Mounts bpffs on /sys/fs/bpf when nothing is mounted there.
+fn ensure_bpffs() -> bool {
+    let is_bpffs = || {
+        std::fs::read_to_string("/proc/mounts")
+            .map(|m| {
+                m.lines().any(|l| {
+                    l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.split(' ').nth(2) == Some("bpf")
+                })
+            })
+            .unwrap_or(false)
+    };
+    if is_bpffs() {
+        return true;
+    }
+    let _ = tool_output("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"]);
+    is_bpffs()
+}
+
+/// `bpftool prog loadall OBJ DIR`; the pins are removed before returning.
+fn libbpf_loads(obj: &str) -> (bool, String) {
+    let dir = format!(
+        "/sys/fs/bpf/bpfld-run-test-{}-{}",
+        std::process::id(),
+        obj.trim_end_matches(".o")
+    );
+    let o = {
+        let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
+        let o = tool_output("bpftool", &["prog", "loadall", &fx(obj), &dir]);
+        // libbpf pins maps marked LIBBPF_PIN_BY_NAME in /sys/fs/bpf itself.
+        if obj == "run_pinned.o" {
+            let _ = std::fs::remove_file("/sys/fs/bpf/run_pinned_ctr");
+        }
+        o
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    (o.status.success(), stderr(&o))
+}
+
+#[test]
+fn every_object_run_here_also_loads_with_libbpf() {
+    if !bpf_allowed("every_object_run_here_also_loads_with_libbpf")
+        || !have_tool("bpftool", "every_object_run_here_also_loads_with_libbpf")
+    {
+        return;
+    }
+    if !ensure_bpffs() {
+        eprintln!("SKIP every_object_run_here_also_loads_with_libbpf: no bpffs on /sys/fs/bpf");
+        return;
+    }
+    for obj in [
+        "xdp_pass.o",
+        "xdp_drop.o",
+        "xdp_compute.o",
+        "run_counter.o",
+        "run_tc.o",
+        "run_pinned.o",
+        "insn_mem.o",
+    ] {
+        let (ok, err) = libbpf_loads(obj);
+        assert!(ok, "libbpf refuses {obj}: {err}");
+    }
+    // The rejected fixtures are rejected by libbpf too, for the same reasons.
+    for (obj, why) in [
+        ("run_reject.o", "invalid bpf_context access off=4096 size=4"),
+        ("run_reject_loop.o", "infinite loop detected at insn 18"),
+    ] {
+        let (ok, err) = libbpf_loads(obj);
+        assert!(!ok, "libbpf accepts {obj}");
+        assert!(err.contains(why), "{obj}: {err}");
+    }
+}
+
+#[test]
+fn unprivileged_run_says_what_is_missing() {
+    // Drop to nobody with no capabilities: needs root to do so.
+    let uid = tool_output("id", &["-u"]);
+    if stdout(&uid).trim() != "0" || !have_tool("setpriv", "unprivileged_run_says_what_is_missing")
+    {
+        eprintln!("SKIP unprivileged_run_says_what_is_missing: needs root and setpriv");
+        return;
+    }
+    let file = fx("xdp_pass.o");
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_bpfld"),
+            "run",
+            &file,
+        ])
+        .output()
+        .expect("setpriv runs");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: the bpf() syscall was refused: run as root, or with CAP_BPF \
+             and CAP_NET_ADMIN (or CAP_SYS_ADMIN); check also kernel.unprivileged_bpf_disabled\n"
+        )
+    );
+}
+
+#[test]
+fn too_short_packet_is_explained() {
+    if !bpf_allowed("too_short_packet_is_explained") {
+        return;
+    }
+    let file = fx("xdp_pass.o");
+    let p = Packet::new("short13", &[0u8; 13]);
+    let o = run(&["run", &file, "--data", &p.arg()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: program 'xdp_pass': BPF_PROG_TEST_RUN failed (EINVAL: \
+             Invalid argument): the kernel refused the 13-byte packet; a packet must hold at \
+             least an Ethernet header (14 bytes)\n"
+        )
+    );
+}

@@ -1,0 +1,125 @@
+//! The few raw `bpf()` commands aya does not expose generically: key
+//! iteration and byte-level lookup on any map, and a permission probe.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// The prefix of `union bpf_attr` used by the map element commands; the
+/// kernel zero-fills the rest of the union when given a shorter size.
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    /// `value` for lookups, `next_key` for BPF_MAP_GET_NEXT_KEY.
+    value: u64,
+    flags: u64,
+}
+
+/// The prefix of `union bpf_attr` used by BPF_MAP_CREATE.
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+}
+
+/// # Safety
+/// `attr` must be the `bpf_attr` prefix `cmd` expects, and every pointer in
+/// it must be valid for the sizes the kernel will read or write.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller guarantees the attribute layout and its pointers;
+    // the size passed is exactly the struct's, so the kernel reads no further.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The key after `key` (the first key when `None`); `Ok(None)` at the end.
+pub fn map_get_next_key(
+    fd: impl AsFd,
+    key: Option<&[u8]>,
+    key_size: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    if let Some(k) = key {
+        if k.len() != key_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "key size mismatch",
+            ));
+        }
+    }
+    let mut next = vec![0u8; key_size];
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_fd().as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        value: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `key` (when given) holds key_size bytes, checked above, and
+    // `next` has room for key_size bytes, the map's key size; the kernel
+    // reads and writes no more than that.
+    match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
+        Ok(_) => Ok(Some(next)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The value of `key` as `value_len` bytes (for per-CPU maps, the kernel's
+/// full per-CPU buffer); `Ok(None)` when the key is absent.
+pub fn map_lookup(fd: impl AsFd, key: &[u8], value_len: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut value = vec![0u8; value_len];
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_fd().as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `key` is a key of this map (its key size, as returned by
+    // BPF_MAP_GET_NEXT_KEY) and `value` has room for the value size the
+    // kernel copies out (value_size, or round_up(value_size, 8) * possible
+    // CPUs for per-CPU maps, which the caller passes as value_len).
+    match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
+        Ok(_) => Ok(Some(value)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates (and closes) a one-entry array map: the cheapest call that
+/// needs the same privilege as loading a program.
+pub fn probe_array_map() -> io::Result<()> {
+    let mut attr = MapCreateAttr {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+    };
+    // SAFETY: BPF_MAP_CREATE reads only these plain integer fields.
+    let fd = unsafe { bpf(BPF_MAP_CREATE, &mut attr) }?;
+    // SAFETY: on success BPF_MAP_CREATE returns a new file descriptor that
+    // nothing else owns; OwnedFd closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
+}
