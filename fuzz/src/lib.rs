@@ -21,8 +21,16 @@ pub fn elf(data: &[u8]) {
         let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
     }
     let _ = bpfld::show::maps::map_defs(&obj);
+    let _ = bpfld::show::maps::extern_classes(&obj);
     if let Some(btf) = &obj.btf {
-        let _ = bpfld::show::btf_dump::dump_raw(btf);
+        btf_views(btf);
+    }
+    // What the reader accepted, the writer writes, and the result reads
+    // back.
+    if let Ok(bytes) = bpfld::write::elf::to_bytes(&obj) {
+        if let Err(e) = bpfld::read::elf::parse(&bytes) {
+            panic!("the ELF writer's output does not read back: {e}");
+        }
     }
 }
 
@@ -78,8 +86,33 @@ pub fn btf(data: &[u8]) {
     let Ok(btf) = bpfld::read::btf::parse(data) else {
         return;
     };
-    let _ = bpfld::show::btf_dump::dump_raw(&btf);
-    let _ = bpfld::show::btf_dump::dump_json(&btf);
+    let bytes = bpfld::write::btf::to_bytes(&btf);
+    match bpfld::read::btf::parse(&bytes) {
+        Ok(again) => assert!(again == btf, "parse(to_bytes(btf)) != btf"),
+        Err(e) => panic!("the BTF writer's output does not read back: {e}"),
+    }
+    btf_views(&btf);
+}
+
+/// Every listing and type walk over a parsed BTF: dumps, C declarations,
+/// sizes, members, signatures.
+fn btf_views(btf: &bpfld::model::btf::Btf) {
+    let _ = bpfld::show::btf_dump::dump_raw(btf);
+    let _ = bpfld::show::btf_dump::dump_json(btf);
+    let _ = bpfld::show::maps::type_count(btf);
+    for (id, _) in btf.iter() {
+        let _ = bpfld::show::c_type::decl(btf, id, "x");
+        let _ = bpfld::show::c_type::type_name(btf, id);
+        let _ = bpfld::show::c_type::prototype(btf, id, "f");
+        let _ = btf.describe(id);
+        let _ = btf.resolve(id);
+        let _ = btf.skip_modifiers(id);
+        let _ = btf.size_of(id);
+        let _ = btf.members(id);
+        let _ = btf.signature(id);
+        let _ = btf.datasec_vars(id);
+        let _ = bpfld::show::maps::parse_map_def(btf, id, 0);
+    }
 }
 
 /// The `.BTF` of `fixtures/core.o` (func_info, line_info and CO-RE
@@ -88,7 +121,15 @@ const BTF_EXT_BASE_OBJECT: &[u8] = include_bytes!("../../fixtures/core.o");
 
 /// `.BTF.ext` reader against a fixed valid BTF.
 pub fn btf_ext(data: &[u8]) {
-    let _ = bpfld::read::btf_ext::parse(data, btf_ext_base());
+    let base = btf_ext_base();
+    let Ok(ext) = bpfld::read::btf_ext::parse(data, base) else {
+        return;
+    };
+    let bytes = bpfld::write::btf_ext::to_bytes(&ext);
+    match bpfld::read::btf_ext::parse(&bytes, base) {
+        Ok(again) => assert!(again == ext, "parse(to_bytes(ext)) != ext"),
+        Err(e) => panic!("the BTF.ext writer's output does not read back: {e}"),
+    }
 }
 
 /// The BTF that `btf_ext` parses against, parsed once.
@@ -98,4 +139,46 @@ pub fn btf_ext_base() -> &'static bpfld::model::btf::Btf {
         let obj = bpfld::read::elf::parse(BTF_EXT_BASE_OBJECT).expect("fixtures/core.o parses");
         obj.btf.expect("fixtures/core.o has .BTF")
     })
+}
+
+/// What separates the two objects in a `link` input (also in
+/// make_seeds.py). Without it, the input is split in the middle.
+pub const LINK_SEPARATOR: &[u8] = b"\n--bpfld-fuzz-next-object--\n";
+
+/// Two objects at once: read both, link them (as `bpfld link`, and as a
+/// relocatable partial link), write the result, read it back.
+pub fn link(data: &[u8]) {
+    let (a, b) = match data
+        .windows(LINK_SEPARATOR.len())
+        .position(|w| w == LINK_SEPARATOR)
+    {
+        Some(at) => (&data[..at], &data[at + LINK_SEPARATOR.len()..]),
+        None => data.split_at(data.len() / 2),
+    };
+    let (Ok(a), Ok(b)) = (bpfld::read::elf::parse(a), bpfld::read::elf::parse(b)) else {
+        return;
+    };
+    let inputs = [
+        bpfld::link::Input {
+            name: "a.o".into(),
+            object: a,
+        },
+        bpfld::link::Input {
+            name: "b.o".into(),
+            object: b,
+        },
+    ];
+    for relocatable in [false, true] {
+        let opts = bpfld::link::LinkOptions { relocatable };
+        let Ok(linked) = bpfld::link::link(&inputs, &opts) else {
+            continue;
+        };
+        let bytes = match bpfld::write::elf::to_bytes(&linked) {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("a linked object does not write: {e}"),
+        };
+        if let Err(e) = bpfld::read::elf::parse(&bytes) {
+            panic!("a linked object does not read back: {e}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("insn", harness::insn),
     ("btf", harness::btf),
     ("btf_ext", harness::btf_ext),
+    ("link", harness::link),
 ];
 
 /// Per input, in an unoptimised test build on a busy machine: healthy
@@ -205,6 +206,24 @@ fn seed_fixtures_run_through_the_targets_in_bounds() {
         .cloned()
         .collect();
     failures.extend(replay_all("btf", harness::btf, &raw_btf));
+    // Pairs to link, joined as the link target splits them.
+    let pairs = std::env::temp_dir().join(format!("bpfld-fuzz-pairs-{}", std::process::id()));
+    std::fs::create_dir_all(&pairs).expect("temp dir");
+    let mut joined = Vec::new();
+    for (a, b) in [
+        ("link_a.o", "link_b.o"),
+        ("xdp_pass.o", "calls.o"),
+        ("maps.o", "core.o"),
+    ] {
+        let mut data = std::fs::read(fixtures.join(a)).expect("fixture");
+        data.extend_from_slice(harness::LINK_SEPARATOR);
+        data.extend(std::fs::read(fixtures.join(b)).expect("fixture"));
+        let path = pairs.join(format!("{a}+{b}"));
+        std::fs::write(&path, data).expect("write pair");
+        joined.push(path);
+    }
+    failures.extend(replay_all("link", harness::link, &joined));
+    let _ = std::fs::remove_dir_all(&pairs);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
