@@ -110,30 +110,41 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `target` on `data`; `None` when it ends in bounds, otherwise what
-/// went wrong.
+/// went wrong. The call runs on its own thread so that a hang is reported
+/// after [`TIME_LIMIT`] instead of stalling the test (the thread is left
+/// behind; the process ends it).
 fn replay(target: Target, data: &[u8]) -> Option<String> {
+    let data = data.to_vec();
+    let len = data.len();
+    let (done, outcome) = std::sync::mpsc::channel();
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let start = Instant::now();
-    let outcome = std::panic::catch_unwind(|| target(data));
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(|| target(&data)).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        });
+        let _ = done.send(result);
+    });
+    let result = match outcome.recv_timeout(TIME_LIMIT) {
+        Ok(result) => result,
+        Err(_) => return Some(format!("did not finish within {TIME_LIMIT:?}")),
+    };
     let took = start.elapsed();
     let grown = PEAK.load(Ordering::Relaxed).saturating_sub(base);
-    if let Err(p) = outcome {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+    if let Err(msg) = result {
         return Some(format!("panicked: {msg}"));
     }
     if took > TIME_LIMIT {
         return Some(format!("took {took:?} (limit {TIME_LIMIT:?})"));
     }
-    if grown > memory_limit(data.len()) {
+    if grown > memory_limit(len) {
         return Some(format!(
-            "allocated {grown} bytes at peak for a {}-byte input (limit {})",
-            data.len(),
-            memory_limit(data.len())
+            "allocated {grown} bytes at peak for a {len}-byte input (limit {})",
+            memory_limit(len)
         ));
     }
     None
