@@ -165,14 +165,86 @@ fn replay_all(target_name: &str, target: Target, inputs: &[PathBuf]) -> Vec<Stri
     failures
 }
 
+/// Set in the child process that replays one input: `target<TAB>path`.
+const CHILD_ENV: &str = "BPFLD_FUZZ_REPLAY";
+const RESULT_MARK: &str = "replay result: ";
+
+/// Replays one regression input in a child process (this test binary,
+/// running [`replay_child`]), so that a hang can be killed and an abort
+/// (allocation failure) or a leftover thread does not take the other
+/// inputs down with it or skew their measurements.
+fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["replay_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{target_name}\t{}", path.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    // The child's own limit plus room for its start-up.
+    let deadline = Instant::now() + TIME_LIMIT + Duration::from_secs(5);
+    loop {
+        if child.try_wait().expect("wait for child").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Some(format!("did not finish within {TIME_LIMIT:?} (killed)"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("child output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout
+        .lines()
+        .find_map(|l| l.split_once(RESULT_MARK).map(|(_, what)| what))
+    {
+        Some("ok") => None,
+        Some(what) => Some(what.to_string()),
+        None => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+            Some(format!(
+                "crashed ({}): {}",
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ))
+        }
+    }
+}
+
+#[test]
+fn replay_child() {
+    // Only does something when started by `replay_isolated`.
+    let Ok(job) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (name, path) = job.split_once('\t').expect("target<TAB>path");
+    let (_, target) = TARGETS
+        .iter()
+        .find(|(t, _)| *t == name)
+        .expect("known target");
+    let data = std::fs::read(path).expect("read regression input");
+    let _turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let what = replay(*target, &data);
+    println!("{RESULT_MARK}{}", what.as_deref().unwrap_or("ok"));
+    // Leave at once: a call that did not finish is still running.
+    std::process::exit(0);
+}
+
 #[test]
 fn every_regression_input_ends_in_bounds() {
     let mut failures = Vec::new();
     let mut count = 0;
-    for (name, target) in TARGETS {
-        let inputs = files_in(&root().join("fuzz/regressions").join(name));
-        count += inputs.len();
-        failures.extend(replay_all(name, *target, &inputs));
+    for (name, _) in TARGETS {
+        for path in files_in(&root().join("fuzz/regressions").join(name)) {
+            count += 1;
+            if let Some(what) = replay_isolated(name, &path) {
+                let shown = path.strip_prefix(root()).unwrap_or(&path);
+                failures.push(format!("{name} {}: {what}", shown.display()));
+            }
+        }
     }
     assert!(
         failures.is_empty(),
