@@ -10,6 +10,7 @@
 //! information.
 
 pub mod btf;
+pub mod compat;
 pub mod pieces;
 pub mod symbols;
 
