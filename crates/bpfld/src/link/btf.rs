@@ -47,27 +47,33 @@ fn is_non_static(t: &BtfType) -> bool {
     }
 }
 
-/// The non-static VAR or FUNC named `name` in `btf`, preferring one that a
-/// DATASEC lists (as libbpf does).
-fn find_global(btf: &Btf, name: &str) -> Option<TypeId> {
-    let mut loose = None;
+/// Every non-static VAR and FUNC of `btf` by name, preferring the one a
+/// DATASEC lists (as libbpf does) over a free-floating one.
+fn globals_index(btf: &Btf) -> HashMap<&str, TypeId> {
+    let mut listed: HashMap<&str, TypeId> = HashMap::new();
+    let mut loose: HashMap<&str, TypeId> = HashMap::new();
     for (id, t) in btf.iter() {
         match &t.data {
             TypeData::Datasec { vars, .. } => {
                 for v in vars {
                     if let Some(vt) = btf.get(v.type_id) {
-                        if is_non_static(vt) && btf.name(vt.name_off).ok() == Some(name) {
-                            return Some(v.type_id);
+                        if is_non_static(vt) {
+                            if let Ok(n) = btf.name(vt.name_off) {
+                                listed.entry(n).or_insert(v.type_id);
+                            }
                         }
                     }
                 }
             }
-            _ if loose.is_none() && is_non_static(t) && btf.name(t.name_off).ok() == Some(name) => {
-                loose = Some(id)
+            _ if is_non_static(t) => {
+                if let Ok(n) = btf.name(t.name_off) {
+                    loose.entry(n).or_insert(id);
+                }
             }
             _ => {}
         }
     }
+    loose.extend(listed);
     loose
 }
 
@@ -159,7 +165,7 @@ pub fn merge(
     for input in inputs {
         maps.push(match &input.object.btf {
             Some(btf) => Some(
-                out.append(btf, &mut strings)
+                out.append_types(btf, &mut strings)
                     .map_err(|e| e.in_section(".BTF").in_file(&input.name))?,
             ),
             None => None,
@@ -173,6 +179,10 @@ pub fn merge(
         }
     }
 
+    let indexes: Vec<Option<HashMap<&str, TypeId>>> = inputs
+        .iter()
+        .map(|i| i.object.btf.as_ref().map(globals_index))
+        .collect();
     // One VAR/FUNC per global name; every other copy aliases it.
     let mut alias: HashMap<TypeId, TypeId> = HashMap::new();
     let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
@@ -182,7 +192,8 @@ pub fn merge(
             let (Some(btf), Some(map)) = (&input.object.btf, &maps[i]) else {
                 continue;
             };
-            if let Some(id) = find_global(btf, &g.name) {
+            let _ = btf;
+            if let Some(&id) = indexes[i].as_ref().and_then(|x| x.get(g.name.as_str())) {
                 cands.push((i, id, map[id.0 as usize]));
             }
         }

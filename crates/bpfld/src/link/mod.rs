@@ -499,6 +499,7 @@ fn emit_symbols(
         }
     }
     // Globals, in first-seen order.
+    let mut global_ids: HashMap<&str, SymbolId> = HashMap::new();
     for g in &res.globals {
         let sym = match g.def {
             Some((i, sid)) => {
@@ -551,13 +552,15 @@ fn emit_symbols(
                 }
             }
         };
-        let id = push(&mut symbols, sym);
-        for (i, input) in inputs.iter().enumerate() {
-            for s in input.object.symbols.iter().filter(|s| {
-                s.name == g.name
-                    && s.binding != Binding::Local
-                    && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
-            }) {
+        global_ids.insert(g.name.as_str(), push(&mut symbols, sym));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        for s in input.object.symbols.iter().filter(|s| {
+            s.id.0 != 0
+                && s.binding != Binding::Local
+                && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
+        }) {
+            if let Some(&id) = global_ids.get(s.name.as_str()) {
                 map.insert((i, s.id), id);
             }
         }

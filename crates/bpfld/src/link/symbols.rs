@@ -29,6 +29,8 @@ pub struct Global {
 pub struct Resolution {
     pub globals: Vec<Global>,
     pub by_name: HashMap<String, usize>,
+    /// Every losing definition, for quick lookup.
+    pub losers: std::collections::HashSet<(usize, SymbolId)>,
 }
 
 impl Resolution {
@@ -38,9 +40,7 @@ impl Resolution {
 
     /// Whether `(input, sym)` is a definition that lost to another one.
     pub fn is_loser(&self, input: usize, sym: SymbolId) -> bool {
-        self.globals
-            .iter()
-            .any(|g| g.losers.contains(&(input, sym)))
+        self.losers.contains(&(input, sym))
     }
 }
 
@@ -148,6 +148,11 @@ pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
             }
         }
     }
+    res.losers = res
+        .globals
+        .iter()
+        .flat_map(|g| g.losers.iter().copied())
+        .collect();
     Ok(res)
 }
 
