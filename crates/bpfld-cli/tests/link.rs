@@ -360,3 +360,96 @@ fn mixed_byte_orders_are_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn same_named_statics_stay_apart() {
+    // Each object's static `scale` and `bias`: 129 + 194.
+    same_as_libbpf(
+        "static",
+        &["lnk_static_a.o", "lnk_static_b.o"],
+        &[("lnk_static_prog", 323)],
+    );
+}
+
+#[test]
+fn hidden_stays_hidden_and_loader_externs_stay_externs() {
+    let dir = tmpdir("hidden");
+    let out = dir.join("out.o");
+    link_ok(&out, &["link_a.o", "link_b.o"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let f = v["functions"].as_array().unwrap();
+    for name in ["hidden_helper", "link_b_private"] {
+        let func = f.iter().find(|x| x["name"] == name).unwrap();
+        assert_eq!(func["hidden"], true, "{name}");
+    }
+    let x = v["externs"].as_array().unwrap();
+    let names: Vec<&str> = x.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"LINUX_KERNEL_VERSION") && names.contains(&"CONFIG_HZ"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"link_shared_add"),
+        "resolved extern still listed: {names:?}"
+    );
+    assert!(x.iter().all(|e| e["kind"] == "kconfig"), "{x:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every fixture libbpf loads on its own still loads after going through
+/// `bpfld link` alone, and the XDP ones compute the same in the kernel.
+#[test]
+fn single_object_links_load_and_run_like_the_original() {
+    if !kernel_available() {
+        return;
+    }
+    let dir = tmpdir("single");
+    let mut checked = 0;
+    for obj in fixture_objects() {
+        let name = obj.file_name().unwrap().to_str().unwrap().to_string();
+        if libbpf_loads(&obj).is_err() {
+            continue;
+        }
+        let out = dir.join(&name);
+        link_ok(&out, &[&name]);
+        libbpf_loads(&out)
+            .unwrap_or_else(|e| panic!("{name}: libbpf loads the original, not bpfld's link: {e}"));
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} fixtures checked");
+    for (name, prog) in [
+        ("xdp_pass.o", "xdp_pass_prog"),
+        ("xdp_counter.o", "xdp_counter_prog"),
+        ("xdp_compute.o", "xdp_compute_prog"),
+        ("calls.o", "calls_main"),
+        ("globals.o", "globals_main"),
+        ("insn_alu.o", "insn_alu_prog"),
+        ("insn_jmp.o", "insn_jmp_prog"),
+        ("run_counter.o", "run_counter_prog"),
+    ] {
+        let linked = dir.join(name);
+        let prog = program_of(&fixture(name), prog);
+        let (r1, m1) = run_prog(&fixture(name), &prog);
+        let (r2, m2) = run_prog(&linked, &prog);
+        assert_eq!((r1, &m1), (r2, &m2), "{name}: {prog} differs after linking");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The fixture's single program (the guess in the table may be stale).
+fn program_of(obj: &Path, guess: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
+    let progs: Vec<String> = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    if progs.iter().any(|p| p == guess) {
+        guess.to_string()
+    } else {
+        progs.first().cloned().expect("a program")
+    }
+}
