@@ -154,6 +154,7 @@ pub fn merge(
     res: &Resolution,
     placement: &Placement,
     moved: MovedExt,
+    make_static: &HashSet<String>,
     object: &mut Object,
 ) -> Result<()> {
     if inputs.iter().all(|i| i.object.btf.is_none()) {
@@ -226,6 +227,16 @@ pub fn merge(
         }
         if g.def.is_some() {
             defined_in.insert(cout, ci);
+            // Functions that fill a component slot are verified in their
+            // caller's context, like any hidden function.
+            if make_static.contains(&g.name) {
+                if let Some(t) = out.get_mut(cout) {
+                    if let TypeData::Func { linkage, .. } = &mut t.data {
+                        *linkage = 0;
+                    }
+                }
+                continue;
+            }
             // A definition's linkage is what the kernel must see.
             if let Some(t) = out.get_mut(cout) {
                 match &mut t.data {

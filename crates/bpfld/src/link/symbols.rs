@@ -56,7 +56,10 @@ fn place_desc(inputs: &[Input], input: usize, sym: SymbolId) -> String {
     format!("{}{sec}", inputs[input].name)
 }
 
-pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
+/// `shared` names maps that may be defined more than once (pinned by name,
+/// or shared between components): the first definition wins, the others
+/// must match it (the BTF merge checks) and are dropped.
+pub fn resolve(inputs: &[Input], shared: &std::collections::HashSet<String>) -> Result<Resolution> {
     let mut res = Resolution::default();
     for (i, input) in inputs.iter().enumerate() {
         for sym in &input.object.symbols {
@@ -129,7 +132,7 @@ pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
                     g.weak = weak;
                 }
                 Some(prev) => {
-                    if !g.weak && !weak {
+                    if !g.weak && !weak && !shared.contains(&sym.name) {
                         let first = place_desc(inputs, prev.0, prev.1);
                         let second = place_desc(inputs, i, sym.id);
                         crate::bail!(
