@@ -197,13 +197,16 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
     Ok(Linked { object, report })
 }
 
+/// Every input section's pieces, kept or dropped.
+type Cuts = HashMap<(usize, SectionId), Vec<pieces::Piece>>;
+
 fn link_inner(
     inputs: &[Input],
     opts: &LinkOptions,
     shared: &HashSet<String>,
     make_static: &HashSet<String>,
     component_roots: impl Fn(usize) -> Option<Vec<String>>,
-) -> Result<(Object, HashMap<(usize, SectionId), Vec<pieces::Piece>>)> {
+) -> Result<(Object, Cuts)> {
     let Some(first) = inputs.first() else {
         crate::bail!("nothing to link: no input objects");
     };
