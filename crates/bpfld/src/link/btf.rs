@@ -47,34 +47,33 @@ fn is_non_static(t: &BtfType) -> bool {
     }
 }
 
-/// Every non-static VAR and FUNC of `btf` by name, preferring the one a
-/// DATASEC lists (as libbpf does) over a free-floating one.
-fn globals_index(btf: &Btf) -> HashMap<&str, TypeId> {
-    let mut listed: HashMap<&str, TypeId> = HashMap::new();
-    let mut loose: HashMap<&str, TypeId> = HashMap::new();
-    for (id, t) in btf.iter() {
-        match &t.data {
-            TypeData::Datasec { vars, .. } => {
-                for v in vars {
-                    if let Some(vt) = btf.get(v.type_id) {
-                        if is_non_static(vt) {
-                            if let Ok(n) = btf.name(vt.name_off) {
-                                listed.entry(n).or_insert(v.type_id);
-                            }
+/// Every non-static VAR and FUNC of `btf` by name (an object may hold
+/// several, e.g. two externs renamed to one), the one a DATASEC lists
+/// first (as libbpf prefers it).
+fn globals_index(btf: &Btf) -> HashMap<&str, Vec<TypeId>> {
+    let mut index: HashMap<&str, Vec<TypeId>> = HashMap::new();
+    let mut listed: HashSet<TypeId> = HashSet::new();
+    for (_, t) in btf.iter() {
+        if let TypeData::Datasec { vars, .. } = &t.data {
+            for v in vars {
+                if let Some(vt) = btf.get(v.type_id) {
+                    if is_non_static(vt) && listed.insert(v.type_id) {
+                        if let Ok(n) = btf.name(vt.name_off) {
+                            index.entry(n).or_default().push(v.type_id);
                         }
                     }
                 }
             }
-            _ if is_non_static(t) => {
-                if let Ok(n) = btf.name(t.name_off) {
-                    loose.entry(n).or_insert(id);
-                }
-            }
-            _ => {}
         }
     }
-    loose.extend(listed);
-    loose
+    for (id, t) in btf.iter() {
+        if is_non_static(t) && !listed.contains(&id) {
+            if let Ok(n) = btf.name(t.name_off) {
+                index.entry(n).or_default().push(id);
+            }
+        }
+    }
+    index
 }
 
 /// The key and value types of a BTF-defined map's definition struct.
@@ -180,7 +179,7 @@ pub fn merge(
         }
     }
 
-    let indexes: Vec<Option<HashMap<&str, TypeId>>> = inputs
+    let indexes: Vec<Option<HashMap<&str, Vec<TypeId>>>> = inputs
         .iter()
         .map(|i| i.object.btf.as_ref().map(globals_index))
         .collect();
@@ -194,7 +193,12 @@ pub fn merge(
                 continue;
             };
             let _ = btf;
-            if let Some(&id) = indexes[i].as_ref().and_then(|x| x.get(g.name.as_str())) {
+            for &id in indexes[i]
+                .as_ref()
+                .and_then(|x| x.get(g.name.as_str()))
+                .into_iter()
+                .flatten()
+            {
                 cands.push((i, id, map[id.0 as usize]));
             }
         }
