@@ -959,3 +959,26 @@ fn move_ext(inputs: &[Input], placement: &Placement) -> MovedExt {
     }
     moved
 }
+
+/// The in-memory form of [`link_with`]: objects as bytes in, the linked
+/// object's bytes out, ready for a loader such as `aya::Ebpf::load`.
+/// `inputs` and `components` are (name for errors, bytes) pairs;
+/// `opts.resolves` index into `components`.
+pub fn link_bytes(
+    inputs: &[(&str, &[u8])],
+    components: &[(&str, &[u8])],
+    opts: &LinkOptions,
+) -> Result<Vec<u8>> {
+    let read = |list: &[(&str, &[u8])]| -> Result<Vec<Input>> {
+        list.iter()
+            .map(|(name, bytes)| {
+                Ok(Input {
+                    name: name.to_string(),
+                    object: crate::read::elf::parse(bytes).map_err(|e| e.in_file(name))?,
+                })
+            })
+            .collect()
+    };
+    let linked = link_with(&read(inputs)?, &read(components)?, opts)?;
+    crate::write::elf::to_bytes(&linked.object)
+}
