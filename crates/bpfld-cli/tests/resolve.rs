@@ -288,3 +288,42 @@ fn errors_name_what_is_wrong() {
     let e = resolve_err(&["slot0"]);
     assert!(e.contains("EXTERN=FILE:FUNCTION"), "{e}");
 }
+
+#[test]
+fn verifier_processed_instructions_are_reported() {
+    let (out, _) = link_resolved(
+        "verifier",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:mark_verdict",
+        ],
+        &[],
+    );
+    let o = run(&["run", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let processed = v["verified_insns"]
+        .as_u64()
+        .expect("the kernel reports verified_insns");
+    // Every instruction of the dispatcher and of the three slots is on
+    // some path: the count covers at least the code pulled in.
+    let insp: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let total: u64 = insp["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["insns"].as_u64().unwrap())
+        .sum();
+    eprintln!("composed dispatcher: {total} instructions, verifier processed {processed}");
+    assert!(
+        processed >= total / 2,
+        "{processed} processed for {total} instructions"
+    );
+    let text = ok(&["run", out.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("verifier: {processed} instructions processed")),
+        "{text}"
+    );
+}
