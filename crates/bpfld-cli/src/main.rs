@@ -65,6 +65,20 @@ enum Command {
         /// Allow unresolved externs (the output can be linked again).
         #[arg(long)]
         relocatable: bool,
+        /// Fill EXTERN with FUNCTION of FILE (an entry program or a .text
+        /// function), pulling in only what it needs. FILE#TAG makes a
+        /// separate instance of FILE (its own maps and globals); without a
+        /// tag, every mention of FILE is one instance.
+        #[arg(long = "resolve", value_name = "EXTERN=FILE[#TAG]:FUNCTION")]
+        resolves: Vec<String>,
+        /// Share the map NAME between components and the main inputs
+        /// instead of giving each component its own.
+        #[arg(long = "share", value_name = "MAP")]
+        shared_maps: Vec<String>,
+        /// Print the link report: what each extern resolved to and what
+        /// was pulled in under which name.
+        #[arg(long)]
+        print_map: bool,
     },
     /// BTF tools.
     Btf {
@@ -137,6 +151,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             inputs,
             relocatable,
+            resolves,
+            shared_maps,
+            print_map,
         } => {
             let mut objects = Vec::with_capacity(inputs.len());
             for path in &inputs {
@@ -145,11 +162,19 @@ fn run(cli: Cli) -> Result<()> {
                     object: read::elf::read_file(path)?,
                 });
             }
-            let opts = bpfld::link::LinkOptions { relocatable };
-            let linked = bpfld::link::link(&objects, &opts)?;
-            let bytes = bpfld::write::elf::to_bytes(&linked)
+            let (components, resolves) = parse_resolves(&resolves)?;
+            let opts = bpfld::link::LinkOptions {
+                relocatable,
+                resolves,
+                shared_maps,
+            };
+            let linked = bpfld::link::link_with(&objects, &components, &opts)?;
+            let bytes = bpfld::write::elf::to_bytes(&linked.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;
+            if print_map {
+                emit(&linked.report.render())?;
+            }
         }
         Command::Btf {
             command: BtfCommand::Dump { file, json },
@@ -163,6 +188,44 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `EXTERN=FILE[#TAG]:FUNCTION` arguments into component objects (one per
+/// distinct FILE#TAG, read once) and resolves naming them.
+fn parse_resolves(args: &[String]) -> Result<(Vec<bpfld::link::Input>, Vec<bpfld::link::Resolve>)> {
+    let mut components: Vec<bpfld::link::Input> = Vec::new();
+    let mut resolves = Vec::new();
+    for arg in args {
+        let bad = || {
+            Error::new(format!(
+                "--resolve {arg}: expected EXTERN=FILE:FUNCTION (or EXTERN=FILE#TAG:FUNCTION)"
+            ))
+        };
+        let (ext, rest) = arg.split_once('=').ok_or_else(bad)?;
+        let (file, func) = rest.rsplit_once(':').ok_or_else(bad)?;
+        if ext.is_empty() || file.is_empty() || func.is_empty() {
+            return Err(bad());
+        }
+        let path = file.split_once('#').map_or(file, |(p, _)| p);
+        let index = match components.iter().position(|c| c.name == file) {
+            Some(i) => i,
+            None => {
+                let object = read::elf::read_file(Path::new(path))
+                    .map_err(|e| e.context(format!("--resolve {arg}")))?;
+                components.push(bpfld::link::Input {
+                    name: file.to_string(),
+                    object,
+                });
+                components.len() - 1
+            }
+        };
+        resolves.push(bpfld::link::Resolve {
+            extern_name: ext.to_string(),
+            component: index,
+            function: func.to_string(),
+        });
+    }
+    Ok((components, resolves))
 }
 
 /// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.
