@@ -37,6 +37,25 @@ fn writer_would_pad_forever(obj: &Object) -> bool {
         })
 }
 
+/// Known bug: the linker rebuilds DATASECs and maps every other reference
+/// to an input DATASEC to void, which the reader then rejects
+/// (regressions/link/btf_array_of_datasec_becomes_array_of_void.o).
+fn refers_to_datasec_outside_datasec(obj: &Object) -> bool {
+    let Some(btf) = obj.btf.as_ref().filter(|_| masking()) else {
+        return false;
+    };
+    let is = |id: TypeId, k: bpfld::model::btf::Kind| btf.get(id).is_some_and(|t| t.kind() == k);
+    btf.iter().any(|(_, t)| {
+        !matches!(
+            t.kind(),
+            bpfld::model::btf::Kind::Datasec | bpfld::model::btf::Kind::DeclTag
+        ) && t
+            .referenced_ids()
+            .into_iter()
+            .any(|r| is(r, bpfld::model::btf::Kind::Datasec) || is(r, bpfld::model::btf::Kind::Var))
+    })
+}
+
 /// Known bug: `show::c_type` expands shared subtrees again at every use
 /// (regressions/btf/c_type_exponential_func_proto_dag.btf). True when a
 /// declaration would visit more than 100 000 types.
@@ -237,7 +256,10 @@ pub fn link(data: &[u8]) {
     let (Ok(a), Ok(b)) = (bpfld::read::elf::parse(a), bpfld::read::elf::parse(b)) else {
         return;
     };
-    if writer_would_pad_forever(&a) || writer_would_pad_forever(&b) {
+    if [&a, &b]
+        .iter()
+        .any(|o| writer_would_pad_forever(o) || refers_to_datasec_outside_datasec(o))
+    {
         return;
     }
     let inputs = [
@@ -251,7 +273,10 @@ pub fn link(data: &[u8]) {
         },
     ];
     for relocatable in [false, true] {
-        let opts = bpfld::link::LinkOptions { relocatable };
+        let opts = bpfld::link::LinkOptions {
+            relocatable,
+            ..Default::default()
+        };
         let Ok(linked) = bpfld::link::link(&inputs, &opts) else {
             continue;
         };
