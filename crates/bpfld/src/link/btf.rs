@@ -340,7 +340,9 @@ pub fn merge(
                     _ => sec_name.to_string(),
                 };
                 if !datasecs.iter().any(|d| d.0 == name) {
-                    datasecs.push((name, 0, Vec::new()));
+                    // Without an ELF section behind it, its own size stands.
+                    let size = if elf_sec.is_none() { *size } else { 0 };
+                    datasecs.push((name, size, Vec::new()));
                 }
             }
         }
