@@ -179,29 +179,39 @@ pub fn merge(
         }
     }
 
-    let indexes: Vec<Option<HashMap<&str, Vec<TypeId>>>> = inputs
-        .iter()
-        .map(|i| i.object.btf.as_ref().map(globals_index))
-        .collect();
-    // One VAR/FUNC per global name; every other copy aliases it.
-    let mut alias: HashMap<TypeId, TypeId> = HashMap::new();
-    let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
-    for g in &res.globals {
-        let mut cands: Vec<(usize, TypeId, TypeId)> = Vec::new(); // (input, input id, out id)
-        for (i, input) in inputs.iter().enumerate() {
-            let (Some(btf), Some(map)) = (&input.object.btf, &maps[i]) else {
-                continue;
-            };
-            let _ = btf;
-            for &id in indexes[i]
-                .as_ref()
-                .and_then(|x| x.get(g.name.as_str()))
-                .into_iter()
-                .flatten()
+    // Every input's globals by name, in input order: one pass over the
+    // inputs instead of one lookup per (global, input) pair.
+    let mut by_name: HashMap<&str, Vec<(usize, TypeId, TypeId)>> = HashMap::new();
+    // Each input's `.maps` VARs, found once rather than per global.
+    let mut map_vars: Vec<HashSet<TypeId>> = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let mut vars = HashSet::new();
+        if let (Some(btf), Some(map)) = (&input.object.btf, &maps[i]) {
+            for (name, ids) in globals_index(btf) {
+                for id in ids {
+                    if let Some(&o) = map.get(id.0 as usize) {
+                        by_name.entry(name).or_default().push((i, id, o));
+                    }
+                }
+            }
+            if let Some(vs) = btf
+                .find_datasec(".maps")
+                .and_then(|d| btf.datasec_vars(d).ok())
             {
-                cands.push((i, id, map[id.0 as usize]));
+                vars.extend(vs.iter().map(|v| v.var_id));
             }
         }
+        map_vars.push(vars);
+    }
+    // One VAR/FUNC per global name; every other copy aliases it.
+    // alias[out id]: the kept copy (itself when kept); a table, not a map,
+    // because every id of every output type goes through it.
+    let mut alias: Vec<TypeId> = (0..n as u32).map(TypeId).collect();
+    let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
+    for g in &res.globals {
+        // (input, input id, out id)
+        let cands: &[(usize, TypeId, TypeId)] =
+            by_name.get(g.name.as_str()).map_or(&[], Vec::as_slice);
         let Some(&chosen) = g
             .def
             .and_then(|(di, _)| cands.iter().find(|c| c.0 == di))
@@ -211,11 +221,8 @@ pub fn merge(
         };
         let (ci, cid, cout) = chosen;
         let cbtf = inputs[ci].object.btf.as_ref().expect("candidate has BTF");
-        let is_map = cbtf
-            .find_datasec(".maps")
-            .and_then(|d| cbtf.datasec_vars(d).ok())
-            .is_some_and(|vs| vs.iter().any(|v| v.var_id == cid));
-        for &(i, id, o) in &cands {
+        let is_map = map_vars[ci].contains(&cid);
+        for &(i, id, o) in cands {
             if o == cout {
                 continue;
             }
@@ -227,7 +234,9 @@ pub fn merge(
                 is_map,
             )?;
             drop[o.0 as usize] = true;
-            alias.insert(o, cout);
+            if let Some(a) = alias.get_mut(o.0 as usize) {
+                *a = cout;
+            }
         }
         if g.def.is_some() {
             defined_in.insert(cout, ci);
@@ -253,7 +262,7 @@ pub fn merge(
             }
         }
     }
-    let resolve = |id: TypeId| *alias.get(&id).unwrap_or(&id);
+    let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
 
     // DATASECs for the output sections (and the loader's ephemeral ones).
     let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
@@ -340,7 +349,9 @@ pub fn merge(
                     _ => sec_name.to_string(),
                 };
                 if !datasecs.iter().any(|d| d.0 == name) {
-                    datasecs.push((name, 0, Vec::new()));
+                    // Without an ELF section behind it, its own size stands.
+                    let size = if elf_sec.is_none() { *size } else { 0 };
+                    datasecs.push((name, size, Vec::new()));
                 }
             }
         }
@@ -404,14 +415,24 @@ pub fn merge(
         s.line_info.clear();
         s.core_relos.clear();
     }
-    let input_str = |i: usize, off: u32, strings: &mut StringTable| -> Result<u32> {
+    // Line info repeats the same few file names and source lines: translate
+    // each input string once.
+    let mut str_cache: Vec<HashMap<u32, u32>> = vec![HashMap::new(); inputs.len()];
+    let mut input_str = |i: usize, off: u32, strings: &mut StringTable| -> Result<u32> {
+        if let Some(&out_off) = str_cache.get(i).and_then(|c| c.get(&off)) {
+            return Ok(out_off);
+        }
         let btf = inputs[i].object.btf.as_ref().ok_or_else(|| {
             Error::new(format!("{}: .BTF.ext records without .BTF", inputs[i].name))
         })?;
-        Ok(strings.add(
+        let out_off = strings.add(
             btf.name_bytes(off)
                 .map_err(|e| e.in_file(&inputs[i].name))?,
-        ))
+        );
+        if let Some(c) = str_cache.get_mut(i) {
+            c.insert(off, out_off);
+        }
+        Ok(out_off)
     };
     let input_type = |i: usize, id: u32| -> TypeId {
         maps[i]

@@ -31,6 +31,7 @@ pub fn cut(obj: &Object, id: SectionId) -> Vec<Piece> {
     };
     let size = match sec.kind {
         SectionKind::Bss => sec.sh_size,
+        SectionKind::Program => sec.insns.len() as u64 * 8,
         _ => sec.data.len() as u64,
     };
     let mut bounds: Vec<(u64, u64, crate::model::object::SymbolId)> = obj
