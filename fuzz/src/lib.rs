@@ -56,6 +56,22 @@ fn refers_to_datasec_outside_datasec(obj: &Object) -> bool {
     })
 }
 
+/// Known bug: the linker cuts code at symbol values that are not
+/// instruction boundaries and emits relocations at odd offsets
+/// (regressions/link/func_symbol_not_at_instruction_boundary.o).
+fn symbol_inside_an_instruction(obj: &Object) -> bool {
+    use bpfld::model::object::{SectionKind, SymbolPlace};
+    masking()
+        && obj.symbols.iter().any(|sym| {
+            let SymbolPlace::Section(id) = sym.place else {
+                return false;
+            };
+            obj.section(id)
+                .is_some_and(|s| s.kind == SectionKind::Program)
+                && (sym.value % 8 != 0 || sym.size % 8 != 0)
+        })
+}
+
 /// Known bug: `show::c_type` expands shared subtrees again at every use
 /// (regressions/btf/c_type_exponential_func_proto_dag.btf). True when a
 /// declaration would visit more than 100 000 types.
@@ -256,10 +272,11 @@ pub fn link(data: &[u8]) {
     let (Ok(a), Ok(b)) = (bpfld::read::elf::parse(a), bpfld::read::elf::parse(b)) else {
         return;
     };
-    if [&a, &b]
-        .iter()
-        .any(|o| writer_would_pad_forever(o) || refers_to_datasec_outside_datasec(o))
-    {
+    if [&a, &b].iter().any(|o| {
+        writer_would_pad_forever(o)
+            || refers_to_datasec_outside_datasec(o)
+            || symbol_inside_an_instruction(o)
+    }) {
         return;
     }
     let inputs = [
