@@ -7,10 +7,9 @@
 //! `#[path]`, so a committed crash input replays through exactly this code
 //! in a normal `cargo test`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bpfld::model::btf::{Btf, TypeData, TypeId};
+use bpfld::model::btf::{Btf, TypeId};
 use bpfld::model::insn::Insn;
 use bpfld::model::object::Object;
 use bpfld::model::Endian;
@@ -23,18 +22,6 @@ pub static MASK_KNOWN_BUGS: AtomicBool = AtomicBool::new(false);
 
 fn masking() -> bool {
     MASK_KNOWN_BUGS.load(Ordering::Relaxed)
-}
-
-/// Known bug: `write::elf::to_bytes` pads to any `sh_addralign` byte by
-/// byte, and `link` pads its output to any power-of-two alignment
-/// (regressions/elf/section_addralign_not_power_of_two.o,
-/// regressions/link/license_addralign_not_power_of_two.o,
-/// regressions/link/maps_addralign_2pow27.o).
-fn writer_would_pad_forever(obj: &Object) -> bool {
-    masking()
-        && obj.sections.iter().any(|s| {
-            s.sh_addralign > 4096 || (s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two())
-        })
 }
 
 /// Known bug: the linker rebuilds DATASECs and maps every other reference
@@ -72,49 +59,6 @@ fn symbol_inside_an_instruction(obj: &Object) -> bool {
         })
 }
 
-/// Known bug: `show::c_type` expands shared subtrees again at every use
-/// (regressions/btf/c_type_exponential_func_proto_dag.btf). True when a
-/// declaration would visit more than 100 000 types.
-fn c_type_would_explode(btf: &Btf) -> bool {
-    if !masking() {
-        return false;
-    }
-    let mut memo = HashMap::new();
-    btf.iter()
-        .any(|(id, _)| c_type_visits(btf, id, &mut memo) > 100_000)
-}
-
-/// How many types `show::c_type` visits to declare `id` (saturating; a
-/// cycle counts as unbounded).
-fn c_type_visits(btf: &Btf, id: TypeId, memo: &mut HashMap<TypeId, u64>) -> u64 {
-    if let Some(&n) = memo.get(&id) {
-        return n;
-    }
-    memo.insert(id, u64::MAX);
-    let children: Vec<TypeId> = match btf.get(id).map(|t| &t.data) {
-        Some(
-            TypeData::Ptr(t)
-            | TypeData::Const(t)
-            | TypeData::Volatile(t)
-            | TypeData::Restrict(t)
-            | TypeData::TypeTag(t),
-        ) => vec![*t],
-        Some(TypeData::Array { elem, .. }) => vec![*elem],
-        Some(TypeData::FuncProto { ret, params }) => {
-            params.iter().map(|p| p.type_id).chain([*ret]).collect()
-        }
-        Some(TypeData::Func { proto, .. }) => vec![*proto],
-        Some(TypeData::Var { type_id, .. }) => vec![*type_id],
-        Some(TypeData::DeclTag { target, .. }) => vec![*target],
-        _ => Vec::new(),
-    };
-    let n = children.iter().fold(1u64, |acc, c| {
-        acc.saturating_add(c_type_visits(btf, *c, memo))
-    });
-    memo.insert(id, n);
-    n
-}
-
 /// ELF reader, then every listing an `inspect` or `disasm` command prints.
 pub fn elf(data: &[u8]) {
     let Ok(obj) = bpfld::read::elf::parse(data) else {
@@ -122,19 +66,13 @@ pub fn elf(data: &[u8]) {
     };
     let _ = bpfld::show::disasm::disasm(&obj);
     let _ = bpfld::show::disasm::disasm_json(&obj);
-    let explode = obj.btf.as_ref().is_some_and(c_type_would_explode);
-    if !explode {
-        if let Ok(summary) = bpfld::show::inspect::summarize(&obj) {
-            let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
-        }
-        let _ = bpfld::show::maps::map_defs(&obj);
+    if let Ok(summary) = bpfld::show::inspect::summarize(&obj) {
+        let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
     }
+    let _ = bpfld::show::maps::map_defs(&obj);
     let _ = bpfld::show::maps::extern_classes(&obj);
     if let Some(btf) = &obj.btf {
         btf_views(btf);
-    }
-    if writer_would_pad_forever(&obj) {
-        return;
     }
     // What the reader accepted, the writer writes, and the result reads
     // back.
@@ -211,14 +149,11 @@ fn btf_views(btf: &Btf) {
     let _ = bpfld::show::btf_dump::dump_raw(btf);
     let _ = bpfld::show::btf_dump::dump_json(btf);
     let _ = bpfld::show::maps::type_count(btf);
-    let explode = c_type_would_explode(btf);
     for (id, _) in btf.iter() {
-        if !explode {
-            let _ = bpfld::show::c_type::decl(btf, id, "x");
-            let _ = bpfld::show::c_type::type_name(btf, id);
-            let _ = bpfld::show::c_type::prototype(btf, id, "f");
-            let _ = bpfld::show::maps::parse_map_def(btf, id, 0);
-        }
+        let _ = bpfld::show::c_type::decl(btf, id, "x");
+        let _ = bpfld::show::c_type::type_name(btf, id);
+        let _ = bpfld::show::c_type::prototype(btf, id, "f");
+        let _ = bpfld::show::maps::parse_map_def(btf, id, 0);
         let _ = btf.describe(id);
         let _ = btf.resolve(id);
         let _ = btf.skip_modifiers(id);
@@ -272,11 +207,10 @@ pub fn link(data: &[u8]) {
     let (Ok(a), Ok(b)) = (bpfld::read::elf::parse(a), bpfld::read::elf::parse(b)) else {
         return;
     };
-    if [&a, &b].iter().any(|o| {
-        writer_would_pad_forever(o)
-            || refers_to_datasec_outside_datasec(o)
-            || symbol_inside_an_instruction(o)
-    }) {
+    if [&a, &b]
+        .iter()
+        .any(|o| refers_to_datasec_outside_datasec(o) || symbol_inside_an_instruction(o))
+    {
         return;
     }
     let inputs = [
@@ -297,9 +231,6 @@ pub fn link(data: &[u8]) {
         let Ok(linked) = bpfld::link::link(&inputs, &opts) else {
             continue;
         };
-        if writer_would_pad_forever(&linked) {
-            continue;
-        }
         let bytes = match bpfld::write::elf::to_bytes(&linked) {
             Ok(bytes) => bytes,
             Err(e) => panic!("a linked object does not write: {e}"),
