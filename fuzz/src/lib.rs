@@ -195,7 +195,7 @@ pub fn btf_ext_base() -> &'static bpfld::model::btf::Btf {
 pub const LINK_SEPARATOR: &[u8] = b"\n--bpfld-fuzz-next-object--\n";
 
 /// Two objects at once: read both, link them (as `bpfld link`, and as a
-/// relocatable partial link), write the result, read it back.
+/// relocatable partial link), write the result, read it back, and list it.
 pub fn link(data: &[u8]) {
     let (a, b) = match data
         .windows(LINK_SEPARATOR.len())
@@ -238,5 +238,7 @@ pub fn link(data: &[u8]) {
         if let Err(e) = bpfld::read::elf::parse(&bytes) {
             panic!("a linked object does not read back: {e}");
         }
+        // And everything `elf` does with an object, on the linked one.
+        elf(&bytes);
     }
 }
