@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dedup;
 pub mod error;
 pub mod link;
 pub mod model;

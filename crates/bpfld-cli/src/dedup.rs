@@ -1,0 +1,34 @@
+//! `bpfld btf dedup`: merge the BTF of several inputs and deduplicate it.
+
+use std::path::{Path, PathBuf};
+
+use bpfld::{Error, Result};
+
+/// Reads every input's BTF (ELF `.BTF` section or raw BTF), concatenates
+/// them, deduplicates and writes raw BTF to `output` atomically. Returns
+/// `(input types, output types)`, void excluded.
+pub fn run(output: &Path, inputs: &[PathBuf]) -> Result<(usize, usize)> {
+    let mut btfs = Vec::with_capacity(inputs.len());
+    for path in inputs {
+        btfs.push(crate::read_btf(path)?);
+    }
+    let merged = bpfld::dedup::concat(btfs)?;
+    let before = merged.type_count() - 1;
+    let d = bpfld::dedup::dedup_owned(merged).map_err(|e| e.context("deduplicating BTF"))?;
+    // The inputs were validated when read and dedup keeps every reference
+    // inside the output, so only BTF's 16-bit vlen limit remains to check
+    // (merging never lengthens a type, but the inputs' limits were not
+    // checked by the reader either).
+    if let Some((id, t)) = d.btf.iter().find(|(_, t)| {
+        !matches!(t.data, bpfld::model::btf::TypeData::Func { .. }) && t.vlen() > 0xffff
+    }) {
+        return Err(Error::new(format!(
+            "type {}: {} entries do not fit BTF's 16-bit vlen",
+            d.btf.describe(id),
+            t.vlen()
+        )));
+    }
+    let bytes = bpfld::write::btf::to_bytes(&d.btf);
+    bpfld::write::elf::write_atomic(output, &bytes)?;
+    Ok((before, d.btf.type_count() - 1))
+}
