@@ -978,9 +978,11 @@ impl Deduper {
             if tk != Kind::Fwd && kk == Kind::Fwd {
                 // A declaration on the canonical side: the definition wins.
                 self.set(k, t);
-            } else if tk == Kind::Fwd && kk != Kind::Fwd {
-                self.set(t, k);
-            } else if is_composite(tk) && tk == kk && self.processed(k) && !self.processed(t) {
+            } else if (tk == Kind::Fwd && kk != Kind::Fwd)
+                || (is_composite(tk) && tk == kk && self.processed(k) && !self.processed(t))
+            {
+                // A candidate-side declaration, or a candidate struct/union
+                // not processed yet whose canonical twin is: map it now.
                 self.set(t, k);
             }
         }

@@ -1,0 +1,628 @@
+//! BTF deduplication, one tricky case per test, on BTF built in code (two
+//! "compilation units" concatenated, as a linker would) and on objects
+//! compiled by clang-19 (skipped loudly without it). Every result is also
+//! checked for equivalence with its input (`bpfld::dedup::verify`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bpfld::dedup::{concat, dedup, verify, Dedup};
+use bpfld::model::btf::*;
+
+/// A small BTF builder.
+struct B(Btf);
+
+impl B {
+    fn new() -> Self {
+        B(Btf::new(bpfld::model::Endian::Little))
+    }
+    fn s(&mut self, name: &str) -> u32 {
+        self.0.add_string(name)
+    }
+    fn add(&mut self, name: &str, kflag: bool, data: TypeData) -> TypeId {
+        let off = self.s(name);
+        self.0.add_type(BtfType::new(off, kflag, data))
+    }
+    fn int(&mut self, name: &str, size: u32, signed: bool) -> TypeId {
+        let enc = if signed { BTF_INT_SIGNED as u32 } else { 0 };
+        self.add(
+            name,
+            false,
+            TypeData::Int {
+                size,
+                data: (enc << 24) | (size * 8),
+            },
+        )
+    }
+    fn ptr(&mut self, t: TypeId) -> TypeId {
+        self.add("", false, TypeData::Ptr(t))
+    }
+    fn typedef(&mut self, name: &str, t: TypeId) -> TypeId {
+        self.add(name, false, TypeData::Typedef(t))
+    }
+    fn fwd(&mut self, name: &str, union: bool) -> TypeId {
+        self.add(name, union, TypeData::Fwd)
+    }
+    /// A struct with `(name, type, bit offset)` members.
+    fn st(&mut self, name: &str, size: u32, members: &[(&str, TypeId, u32)]) -> TypeId {
+        let id = self.add(
+            name,
+            false,
+            TypeData::Struct {
+                size,
+                members: vec![],
+            },
+        );
+        self.set_members(id, members);
+        id
+    }
+    fn un(&mut self, name: &str, size: u32, members: &[(&str, TypeId, u32)]) -> TypeId {
+        let id = self.add(
+            name,
+            false,
+            TypeData::Union {
+                size,
+                members: vec![],
+            },
+        );
+        self.set_members(id, members);
+        id
+    }
+    /// Fills a struct's members later (for cycles).
+    fn set_members(&mut self, id: TypeId, members: &[(&str, TypeId, u32)]) {
+        let ms: Vec<Member> = members
+            .iter()
+            .map(|&(n, t, off)| Member {
+                name_off: self.s(n),
+                type_id: t,
+                offset: off,
+            })
+            .collect();
+        match &mut self.0.get_mut(id).unwrap().data {
+            TypeData::Struct { members, .. } | TypeData::Union { members, .. } => *members = ms,
+            _ => panic!("not a struct"),
+        }
+    }
+    fn var(&mut self, name: &str, t: TypeId) -> TypeId {
+        self.add(
+            name,
+            false,
+            TypeData::Var {
+                type_id: t,
+                linkage: BTF_VAR_GLOBAL_ALLOCATED,
+            },
+        )
+    }
+}
+
+/// Dedups the concatenation of `cus`, checking equivalence.
+fn run(cus: Vec<Btf>) -> (Btf, Dedup) {
+    let merged = concat(cus).unwrap();
+    let d = dedup(&merged).unwrap();
+    verify(&merged, &d).unwrap();
+    // The result is valid, encodable BTF.
+    bpfld::write::btf::try_to_bytes(&d.btf).unwrap();
+    (merged, d)
+}
+
+/// Ids of the output types of `kind` named `name`.
+fn named(btf: &Btf, kind: Kind, name: &str) -> Vec<TypeId> {
+    btf.iter()
+        .filter(|(_, t)| t.kind() == kind && btf.name(t.name_off).unwrap() == name)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+fn count(btf: &Btf, kind: Kind) -> usize {
+    btf.iter().filter(|(_, t)| t.kind() == kind).count()
+}
+
+/// CU 1 sees `struct foo` only declared, CU 2 defines it; both define
+/// `struct bar { struct foo *f; }`.
+#[test]
+fn struct_reached_as_fwd_and_as_definition() {
+    let mut a = B::new();
+    let fwd = a.fwd("foo", false);
+    let p = a.ptr(fwd);
+    let int = a.int("int", 4, true);
+    a.st("bar", 16, &[("f", p, 0), ("x", int, 64)]);
+    let mut b = B::new();
+    let int = b.int("int", 4, true);
+    let foo = b.st("foo", 4, &[("y", int, 0)]);
+    let p = b.ptr(foo);
+    b.st("bar", 16, &[("f", p, 0), ("x", int, 64)]);
+    let (merged, d) = run(vec![a.0, b.0]);
+    let out = &d.btf;
+    assert_eq!(named(out, Kind::Struct, "bar").len(), 1);
+    assert_eq!(named(out, Kind::Struct, "foo").len(), 1);
+    assert_eq!(count(out, Kind::Fwd), 0, "the declaration resolved");
+    assert_eq!(count(out, Kind::Ptr), 1);
+    // The FWD's id now names the definition.
+    let fwd_id = merged.find_by_name(Kind::Fwd, "foo").unwrap();
+    assert_eq!(d.map[fwd_id.0 as usize], named(out, Kind::Struct, "foo")[0]);
+    assert_eq!(out.type_count(), 1 + 4); // void, int, foo, ptr, bar
+}
+
+/// A FWD not reached through any equivalence still resolves to the one
+/// definition of its name, but not when the name is ambiguous or the kind
+/// (struct vs union) differs.
+#[test]
+fn lone_fwd_resolves_only_when_unambiguous() {
+    let mut a = B::new();
+    let fwd = a.fwd("foo", false);
+    let p = a.ptr(fwd);
+    a.var("gp", p);
+    let ufwd = a.fwd("foo_u", true);
+    a.ptr(ufwd);
+    let mut b = B::new();
+    let int = b.int("int", 4, true);
+    b.st("foo", 4, &[("y", int, 0)]);
+    b.st("foo_u", 4, &[("y", int, 0)]); // a struct, but the FWD says union
+    let (_, d) = run(vec![a.0, b.0]);
+    assert_eq!(named(&d.btf, Kind::Fwd, "foo").len(), 0);
+    assert_eq!(named(&d.btf, Kind::Fwd, "foo_u").len(), 1);
+
+    // Two different definitions of `foo`: the declaration stays.
+    let mut a = B::new();
+    let fwd = a.fwd("foo", false);
+    a.ptr(fwd);
+    let mut b = B::new();
+    let int = b.int("int", 4, true);
+    b.st("foo", 4, &[("y", int, 0)]);
+    let mut c = B::new();
+    let long = c.int("long", 8, true);
+    c.st("foo", 8, &[("y", long, 0)]);
+    let (_, d) = run(vec![a.0, b.0, c.0]);
+    assert_eq!(named(&d.btf, Kind::Fwd, "foo").len(), 1);
+    assert_eq!(named(&d.btf, Kind::Struct, "foo").len(), 2);
+}
+
+fn list_cu() -> Btf {
+    let mut b = B::new();
+    let int = b.int("int", 4, true);
+    let node = b.st("node", 16, &[]);
+    let p = b.ptr(node);
+    b.set_members(node, &[("next", p, 0), ("v", int, 64)]);
+    b.0
+}
+
+#[test]
+fn self_referential_struct() {
+    let (_, d) = run(vec![list_cu(), list_cu(), list_cu()]);
+    assert_eq!(d.btf.type_count(), 1 + 3);
+    let node = named(&d.btf, Kind::Struct, "node")[0];
+    let m = d.btf.members(node).unwrap();
+    assert_eq!(d.btf.ty(m[0].type_id).unwrap().data, TypeData::Ptr(node));
+}
+
+/// `struct a { struct b *b; }` and `struct b { struct a *a; }`, the second
+/// CU listing them in the other order.
+#[test]
+fn mutually_recursive_structs() {
+    fn cu(b_first: bool) -> Btf {
+        let mut x = B::new();
+        let (sa, sb) = if b_first {
+            let sb = x.st("b", 8, &[]);
+            let sa = x.st("a", 8, &[]);
+            (sa, sb)
+        } else {
+            let sa = x.st("a", 8, &[]);
+            let sb = x.st("b", 8, &[]);
+            (sa, sb)
+        };
+        let pa = x.ptr(sa);
+        let pb = x.ptr(sb);
+        x.set_members(sa, &[("b", pb, 0)]);
+        x.set_members(sb, &[("a", pa, 0)]);
+        x.0
+    }
+    let (_, d) = run(vec![cu(false), cu(true)]);
+    assert_eq!(count(&d.btf, Kind::Struct), 2);
+    assert_eq!(count(&d.btf, Kind::Ptr), 2);
+
+    // A cycle that differs deep inside stays apart: a -> b -> a vs a -> b' -> a.
+    let mut y = B::new();
+    let int = y.int("int", 4, true);
+    let sa = y.st("a", 8, &[]);
+    let sb = y.st("b", 8, &[]);
+    let pa = y.ptr(sa);
+    let pb = y.ptr(sb);
+    y.set_members(sa, &[("b", pb, 0)]);
+    y.set_members(sb, &[("a", pa, 0), ("n", int, 32)]);
+    let (_, d) = run(vec![cu(false), y.0]);
+    assert_eq!(count(&d.btf, Kind::Struct), 4);
+}
+
+/// `struct outer { union { int i; unsigned int u; }; struct { int p; } s; }`.
+#[test]
+fn anonymous_structs_and_unions_nested_in_named_ones() {
+    fn cu(inner_member_signed: bool) -> Btf {
+        let mut x = B::new();
+        let int = x.int("int", 4, true);
+        let uint = x.int("unsigned int", 4, false);
+        let u = x.un("", 4, &[("i", int, 0), ("u", uint, 0)]);
+        let t = if inner_member_signed { int } else { uint };
+        let s = x.st("", 4, &[("p", t, 0)]);
+        x.st("outer", 8, &[("", u, 0), ("s", s, 32)]);
+        x.0
+    }
+    let (_, d) = run(vec![cu(true), cu(true)]);
+    assert_eq!(count(&d.btf, Kind::Struct), 2);
+    assert_eq!(count(&d.btf, Kind::Union), 1);
+    // Same layout and names, different member type: anonymous structs and
+    // their owners stay apart; the shared anonymous union merges.
+    let (_, d) = run(vec![cu(true), cu(false)]);
+    assert_eq!(count(&d.btf, Kind::Struct), 4);
+    assert_eq!(count(&d.btf, Kind::Union), 1);
+}
+
+/// Names are part of a type's identity: same layout, different names
+/// stay two types (struct, typedef and int alike).
+#[test]
+fn identical_types_with_different_names_stay_apart() {
+    let mut x = B::new();
+    let int = x.int("int", 4, true);
+    let i2 = x.int("int32", 4, true);
+    x.st("a", 4, &[("v", int, 0)]);
+    x.st("b", 4, &[("v", int, 0)]);
+    x.typedef("ta", int);
+    x.typedef("tb", int);
+    let mut y = B::new();
+    let _ = (i2, y.int("int", 4, true));
+    let (_, d) = run(vec![x.0, y.0]);
+    assert_eq!(count(&d.btf, Kind::Int), 2);
+    assert_eq!(count(&d.btf, Kind::Struct), 2);
+    assert_eq!(count(&d.btf, Kind::Typedef), 2);
+}
+
+#[test]
+fn same_name_different_layouts_stay_apart() {
+    let mut x = B::new();
+    let int = x.int("int", 4, true);
+    let foo = x.st("foo", 4, &[("v", int, 0)]);
+    let p = x.ptr(foo);
+    x.var("use_a", p);
+    let mut y = B::new();
+    let long = y.int("long", 8, true);
+    let foo = y.st("foo", 8, &[("v", long, 0)]);
+    let p = y.ptr(foo);
+    y.var("use_b", p);
+    let (merged, d) = run(vec![x.0, y.0]);
+    let foos = named(&d.btf, Kind::Struct, "foo");
+    assert_eq!(foos.len(), 2);
+    // Each user still points at its own definition.
+    for (var, size) in [("use_a", 4), ("use_b", 8)] {
+        let old = merged.find_by_name(Kind::Var, var).unwrap();
+        let v = d.map[old.0 as usize];
+        let TypeData::Var { type_id, .. } = d.btf.ty(v).unwrap().data else {
+            panic!()
+        };
+        let TypeData::Ptr(s) = d.btf.ty(type_id).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(d.btf.size_of(s).unwrap(), size);
+    }
+}
+
+#[test]
+fn bitfields() {
+    // kind_flag set: offset = bitfield_size << 24 | bit_offset.
+    fn cu(a_bits: u32) -> Btf {
+        let mut x = B::new();
+        let int = x.int("int", 4, true);
+        let id = x.st(
+            "f",
+            4,
+            &[
+                ("a", int, a_bits << 24),
+                ("b", int, ((8 - a_bits) << 24) | a_bits),
+            ],
+        );
+        x.0.get_mut(id).unwrap().kind_flag = true;
+        x.0
+    }
+    let (_, d) = run(vec![cu(3), cu(3)]);
+    assert_eq!(count(&d.btf, Kind::Struct), 1);
+    let s = named(&d.btf, Kind::Struct, "f")[0];
+    let m = d.btf.members(s).unwrap();
+    assert_eq!((m[1].bit_offset, m[1].bitfield_size), (3, 5));
+    let (_, d) = run(vec![cu(3), cu(4)]);
+    assert_eq!(count(&d.btf, Kind::Struct), 2);
+}
+
+#[test]
+fn enum_vs_enum64_and_enum_forward_declarations() {
+    let mut x = B::new();
+    let one = x.s("ONE");
+    x.add(
+        "e",
+        false,
+        TypeData::Enum {
+            size: 4,
+            values: vec![EnumValue {
+                name_off: one,
+                val: 1,
+            }],
+        },
+    );
+    x.add(
+        "e",
+        false,
+        TypeData::Enum64 {
+            size: 8,
+            values: vec![Enum64Value {
+                name_off: one,
+                val: 1,
+            }],
+        },
+    );
+    let mut y = B::new();
+    // `enum e;` as a forward declaration (vlen 0), and the two again.
+    y.add(
+        "e",
+        false,
+        TypeData::Enum {
+            size: 4,
+            values: vec![],
+        },
+    );
+    let one = y.s("ONE");
+    y.add(
+        "e",
+        false,
+        TypeData::Enum {
+            size: 4,
+            values: vec![EnumValue {
+                name_off: one,
+                val: 1,
+            }],
+        },
+    );
+    y.add(
+        "e",
+        false,
+        TypeData::Enum64 {
+            size: 8,
+            values: vec![Enum64Value {
+                name_off: one,
+                val: 1,
+            }],
+        },
+    );
+    // Same name, different value: a different enum.
+    y.add(
+        "e",
+        false,
+        TypeData::Enum {
+            size: 4,
+            values: vec![EnumValue {
+                name_off: one,
+                val: 2,
+            }],
+        },
+    );
+    let (_, d) = run(vec![x.0, y.0]);
+    assert_eq!(count(&d.btf, Kind::Enum64), 1);
+    assert_eq!(
+        count(&d.btf, Kind::Enum),
+        2,
+        "the forward declaration resolved"
+    );
+    assert!(d.btf.iter().all(|(_, t)| t.vlen() > 0));
+}
+
+#[test]
+fn typedef_chains() {
+    fn cu(base: &str, size: u32) -> Btf {
+        let mut x = B::new();
+        let i = x.int(base, size, true);
+        let a = x.typedef("a_t", i);
+        let b = x.typedef("b_t", a);
+        let c = x.typedef("c_t", b);
+        let cc = x.add("", false, TypeData::Const(c));
+        x.ptr(cc);
+        x.0
+    }
+    let (_, d) = run(vec![cu("int", 4), cu("int", 4)]);
+    assert_eq!(count(&d.btf, Kind::Typedef), 3);
+    assert_eq!(d.btf.type_count(), 1 + 6);
+    // The same names over another base type: a second chain.
+    let (_, d) = run(vec![cu("int", 4), cu("long", 8)]);
+    assert_eq!(count(&d.btf, Kind::Typedef), 6);
+    assert_eq!(count(&d.btf, Kind::Ptr), 2);
+}
+
+/// Beyond libbpf: identical VARs and DATASECs merge; a DATASEC with other
+/// offsets stays apart.
+#[test]
+fn identical_vars_and_datasecs_merge() {
+    fn cu(off: u32) -> Btf {
+        let mut x = B::new();
+        let int = x.int("int", 4, true);
+        let v = x.var("counter", int);
+        x.add(
+            ".data",
+            false,
+            TypeData::Datasec {
+                size: 8,
+                vars: vec![VarSecinfo {
+                    type_id: v,
+                    offset: off,
+                    size: 4,
+                }],
+            },
+        );
+        x.0
+    }
+    let (_, d) = run(vec![cu(0), cu(0)]);
+    assert_eq!(
+        (count(&d.btf, Kind::Var), count(&d.btf, Kind::Datasec)),
+        (1, 1)
+    );
+    let (_, d) = run(vec![cu(0), cu(4)]);
+    assert_eq!(
+        (count(&d.btf, Kind::Var), count(&d.btf, Kind::Datasec)),
+        (1, 2)
+    );
+}
+
+/// Only referenced strings are kept, each once.
+#[test]
+fn strings_are_compacted() {
+    let mut x = B::new();
+    x.s("unused_string");
+    let int = x.int("int", 4, true);
+    x.st("s", 4, &[("int", int, 0)]); // member named like the type
+    let (merged, d) = run(vec![x.0, list_cu()]);
+    let strings: Vec<&[u8]> = d.btf.strings.split(|&b| b == 0).collect();
+    let mut sorted = strings[..strings.len() - 1].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, [&b""[..], b"int", b"next", b"node", b"s", b"v"]);
+    assert!(d.btf.strings.len() < merged.strings.len());
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let mut x = B::new();
+    x.ptr(TypeId(42));
+    let e = dedup(&x.0).unwrap_err();
+    assert!(e.to_string().contains("refers to type 42"), "{e}");
+
+    // typedef a -> typedef b -> typedef a: no representative possible.
+    let mut x = B::new();
+    let a = x.typedef("a", TypeId(2));
+    x.typedef("b", a);
+    let e = dedup(&x.0).unwrap_err();
+    assert!(e.to_string().contains("cycle"), "{e}");
+
+    let mut x = B::new();
+    x.add("", false, TypeData::Int { size: 4, data: 32 });
+    x.0.types[1].name_off = 9999;
+    let e = dedup(&x.0).unwrap_err();
+    assert!(e.to_string().contains("string offset 9999"), "{e}");
+}
+
+/// BTF.ext records follow their types and strings into the new BTF.
+#[test]
+fn btf_ext_records_are_remapped() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/calls.o");
+    let obj = bpfld::read::elf::read_file(&path).unwrap();
+    let old = obj.btf.clone().unwrap();
+    // Twice the same object: the second copy's ids all move down.
+    let n = old.types.len() as u32 - 1;
+    let merged = concat(vec![old.clone(), old.clone()]).unwrap();
+    let mut d = dedup(&merged).unwrap();
+    let mut sections = obj.sections.clone();
+    let mut records = 0;
+    for s in &mut sections {
+        for f in &mut s.func_info {
+            f.type_id += n; // as if from the second copy
+        }
+        for r in &mut s.core_relos {
+            r.type_id += n;
+        }
+        for l in &mut s.line_info {
+            l.file_name_off += old.strings.len() as u32;
+            l.line_off += old.strings.len() as u32;
+        }
+        records += s.func_info.len() + s.line_info.len();
+    }
+    assert!(records > 0);
+    d.remap_sections(&merged, &mut sections).unwrap();
+    for (s, orig) in sections.iter().zip(&obj.sections) {
+        for (f, o) in s.func_info.iter().zip(&orig.func_info) {
+            assert_eq!(
+                d.btf.type_name(TypeId(f.type_id)),
+                old.type_name(TypeId(o.type_id))
+            );
+            assert_eq!(d.btf.ty(TypeId(f.type_id)).unwrap().kind(), Kind::Func);
+        }
+        for (l, o) in s.line_info.iter().zip(&orig.line_info) {
+            assert_eq!(
+                d.btf.name(l.line_off).unwrap(),
+                old.name(o.line_off).unwrap()
+            );
+            assert_eq!(
+                d.btf.name(l.file_name_off).unwrap(),
+                old.name(o.file_name_off).unwrap()
+            );
+        }
+    }
+    assert!(d.type_id(u32::MAX).is_err());
+}
+
+// ---- the same situations as compiled by clang ----
+
+fn clang_available() -> bool {
+    Command::new("clang-19")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn compile(name: &str, src: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dedup-cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join(format!("{name}.c"));
+    let o = dir.join(format!("{name}.o"));
+    std::fs::write(&c, src).unwrap();
+    let out = Command::new("clang-19")
+        .args(["-g", "-O2", "-target", "bpf", "-c", "-o"])
+        .arg(&o)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clang: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    o
+}
+
+#[test]
+fn clang_compiled_units_merge() {
+    if !clang_available() {
+        eprintln!("SKIP clang_compiled_units_merge: clang-19 is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let a = compile(
+        "cu_a",
+        r#"
+        struct foo;
+        struct list { struct list *next; struct foo *owner; };
+        struct ping; struct pong { struct ping *p; int n; };
+        struct ping { struct pong *q; };
+        typedef unsigned int u32; typedef u32 id_t;
+        struct bits { unsigned a:3, b:5; id_t id; union { int i; float f; }; struct { char c; } inner; };
+        enum color { RED, GREEN };
+        struct list la; struct ping pa; struct pong poa; struct bits ba; enum color ca;
+        "#,
+    );
+    let b = compile(
+        "cu_b",
+        r#"
+        struct foo { int x; struct list *items; };
+        struct list { struct list *next; struct foo *owner; };
+        struct ping; struct pong { struct ping *p; int n; };
+        struct ping { struct pong *q; };
+        typedef unsigned int u32; typedef u32 id_t;
+        struct bits { unsigned a:3, b:5; id_t id; union { int i; float f; }; struct { char c; } inner; };
+        struct bits2 { unsigned a:4, b:4; id_t id; };
+        enum color { RED, GREEN };
+        struct foo fb; struct ping pb; struct bits bb; struct bits2 b2; enum color cb;
+        "#,
+    );
+    let read = |p: &Path| bpfld::read::elf::read_file(p).unwrap().btf.unwrap();
+    let (_, d) = run(vec![read(&a), read(&b)]);
+    let out = &d.btf;
+    for name in ["foo", "list", "ping", "pong", "bits", "bits2"] {
+        assert_eq!(named(out, Kind::Struct, name).len(), 1, "struct {name}");
+    }
+    assert_eq!(count(out, Kind::Fwd), 0);
+    assert_eq!(named(out, Kind::Typedef, "id_t").len(), 1);
+    assert_eq!(named(out, Kind::Enum, "color").len(), 1);
+    assert_eq!(count(out, Kind::Union), 1);
+    // The anonymous `struct { char c; }` once, beside the named ones.
+    assert_eq!(count(out, Kind::Struct), 7);
+}
