@@ -626,3 +626,39 @@ fn clang_compiled_units_merge() {
     // The anonymous `struct { char c; }` once, beside the named ones.
     assert_eq!(count(out, Kind::Struct), 7);
 }
+
+#[test]
+fn concat_names_the_bad_input() {
+    for bad_at in 0..2 {
+        let mut cus = vec![list_cu(), list_cu()];
+        cus[bad_at].add_type(BtfType::new(0, false, TypeData::Ptr(TypeId(99))));
+        let e = concat(cus).unwrap_err().to_string();
+        assert!(e.contains(&format!("input {}", bad_at + 1)), "{e}");
+        assert!(e.contains("refers to type 99"), "{e}");
+    }
+    let mut cus = vec![list_cu(), list_cu()];
+    cus[1].types[1].name_off = 5000;
+    let e = concat(cus).unwrap_err().to_string();
+    assert!(
+        e.contains("input 2") && e.contains("string offset 5000"),
+        "{e}"
+    );
+}
+
+/// A name may point inside another string (a suffix): it is the same
+/// name as the string it spells.
+#[test]
+fn names_pointing_inside_strings() {
+    let mut x = B::new();
+    let whole = x.s("my_int");
+    x.0.add_type(BtfType::new(
+        whole + 3,
+        false,
+        TypeData::Int { size: 4, data: 32 },
+    ));
+    let mut y = B::new();
+    y.int("int", 4, false);
+    let (_, d) = run(vec![x.0, y.0]);
+    assert_eq!(d.btf.type_count(), 2);
+    assert_eq!(d.btf.type_name(TypeId(1)), "int");
+}

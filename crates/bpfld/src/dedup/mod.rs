@@ -82,14 +82,56 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
 /// deduplication; [`dedup`] does that): the input of `bpfld btf dedup`.
 /// The result has the first input's byte order.
 pub fn concat(btfs: Vec<Btf>) -> Result<Btf> {
-    let mut out = Btf::new(
-        btfs.first()
-            .map_or(crate::model::Endian::Little, |b| b.endian),
-    );
+    let endian = btfs
+        .first()
+        .map_or(crate::model::Endian::Little, |b| b.endian);
     let total: usize = btfs.iter().map(|b| b.types.len().saturating_sub(1)).sum();
-    out.types.reserve(total);
-    out.strings = Vec::with_capacity(btfs.iter().map(|b| b.strings.len() + 1).sum());
-    for (n, b) in btfs.into_iter().enumerate() {
+    let strings_total: usize = btfs.iter().map(|b| b.strings.len() + 1).sum();
+    let mut out = Btf::new(endian);
+    let mut btfs = btfs.into_iter().peekable();
+    // The first input's types need no shifting: start from them.
+    if let Some(first) = btfs.next_if(|b| {
+        b.types.first().is_some_and(|t| t.data == TypeData::Void)
+            && b.strings.first() == Some(&0)
+            && b.strings.last() == Some(&0)
+    }) {
+        let n = first.types.len() as u32;
+        let slen = first.strings.len() as u32;
+        for (i, t) in first.types.iter().enumerate().skip(1) {
+            let bad_id = (0..nchildren(t))
+                .filter_map(|k| child(t, k))
+                .find(|&c| c >= n);
+            let mut bad_str = None;
+            for_each_name(t, |off| {
+                if off >= slen {
+                    bad_str = Some(off);
+                }
+            });
+            let what = || format!("input 1: type [{i}] {}", t.kind().name());
+            if let Some(id) = bad_id {
+                return Err(Error::new(format!(
+                    "{} refers to type {id} beyond the last type {}",
+                    what(),
+                    n - 1
+                )));
+            }
+            if let Some(off) = bad_str {
+                return Err(Error::new(format!(
+                    "{}: string offset {off} beyond the string section of {slen} bytes",
+                    what()
+                )));
+            }
+        }
+        out.types = first.types;
+        out.strings = first.strings;
+    }
+    out.types
+        .reserve(total + 1 - out.types.len().min(total + 1));
+    out.strings
+        .reserve(strings_total.saturating_sub(out.strings.len()));
+    let skip = usize::from(out.types.len() > 1);
+    for (n, b) in btfs.enumerate() {
+        let n = n + skip;
         let id_base = out.types.len() as u32 - 1;
         let str_base = out.strings.len() as u32;
         out.strings.extend_from_slice(&b.strings);
@@ -313,6 +355,21 @@ fn size_field(t: &BtfType) -> Option<u32> {
         | TypeData::Datasec { size, .. }
         | TypeData::Float { size } => Some(*size),
         _ => None,
+    }
+}
+
+/// Calls `f` with every string offset `t` holds.
+fn for_each_name(t: &BtfType, mut f: impl FnMut(u32)) {
+    use TypeData as D;
+    f(t.name_off);
+    match &t.data {
+        D::Struct { members, .. } | D::Union { members, .. } => {
+            members.iter().for_each(|m| f(m.name_off))
+        }
+        D::Enum { values, .. } => values.iter().for_each(|v| f(v.name_off)),
+        D::Enum64 { values, .. } => values.iter().for_each(|v| f(v.name_off)),
+        D::FuncProto { params, .. } => params.iter().for_each(|p| f(p.name_off)),
+        _ => {}
     }
 }
 
@@ -588,6 +645,13 @@ impl Chains {
     fn next(&self, id: u32) -> u32 {
         self.next.get(id as usize).copied().unwrap_or(NONE)
     }
+    /// Adds `id` at the start of its chain.
+    fn push_front(&mut self, h: u64, id: u32) {
+        let old = self.head.insert(h, id).unwrap_or(NONE);
+        if let Some(slot) = self.next.get_mut(id as usize) {
+            *slot = old;
+        }
+    }
     /// Adds `id` at the end of its chain (candidates are tried oldest
     /// first, as the first representative is the one kept).
     fn push(&mut self, h: u64, id: u32, tail: u32) {
@@ -624,10 +688,37 @@ impl Deduper {
         let mut strs: Vec<(u32, u32)> = vec![(0, 0)];
         {
             let strings = &src.strings;
-            let mut by_bytes: FxMap<&[u8], u32> = map_with_capacity(n);
-            let mut by_off: FxMap<u32, u32> = map_with_capacity(n);
+            // Every string of the table is interned once, in a table scan;
+            // names (nearly always string starts) then find their id
+            // through a start bitmap with ranks, without hashing. Offsets
+            // inside a string (suffixes) take the slow path.
+            let mut by_bytes: FxMap<&[u8], u32> = map_with_capacity(strings.len() / 24 + 16);
             by_bytes.insert(&[], 0);
-            by_off.insert(0, 0);
+            let words = strings.len() / 64 + 1;
+            let mut starts = vec![0u64; words];
+            let mut start_sids: Vec<u32> = Vec::with_capacity(strings.len() / 16 + 1);
+            let mut pos = 0usize;
+            while let Some(len) = strings
+                .get(pos..)
+                .and_then(|r| r.iter().position(|&b| b == 0))
+            {
+                let bytes = &strings[pos..pos + len];
+                let next = strs.len() as u32;
+                let sid = *by_bytes.entry(bytes).or_insert(next);
+                if sid == next {
+                    strs.push((pos as u32, len as u32));
+                }
+                starts[pos / 64] |= 1 << (pos % 64);
+                start_sids.push(sid);
+                pos += len + 1;
+            }
+            let mut rank = Vec::with_capacity(words);
+            let mut acc = 0u32;
+            for w in &starts {
+                rank.push(acc);
+                acc += w.count_ones();
+            }
+            let mut by_off: FxMap<u32, u32> = map_with_capacity(16);
             for (i, t) in types.iter_mut().enumerate().skip(1) {
                 let mut bad_id = None;
                 t.map_ids(|id| {
@@ -638,11 +729,21 @@ impl Deduper {
                 });
                 let mut bad_str = None;
                 t.map_strings(|off| {
+                    let o = off as usize;
+                    if let (Some(w), Some(r)) = (starts.get(o / 64), rank.get(o / 64)) {
+                        let bit = 1u64 << (o % 64);
+                        if w & bit != 0 {
+                            let idx = *r + (w & (bit - 1)).count_ones();
+                            if let Some(&sid) = start_sids.get(idx as usize) {
+                                return sid;
+                            }
+                        }
+                    }
                     if let Some(&sid) = by_off.get(&off) {
                         return sid;
                     }
                     let bytes = strings
-                        .get(off as usize..)
+                        .get(o..)
                         .and_then(|rest| rest.iter().position(|&b| b == 0).map(|e| &rest[..e]));
                     match bytes {
                         Some(bytes) => {
@@ -1048,7 +1149,6 @@ impl Deduper {
     fn dedup_refs(&mut self) -> Result<()> {
         let n = self.types.len();
         let mut chains = Chains::new(n, n / 2);
-        let mut tails: FxMap<u64, u32> = map_with_capacity(n / 2);
         let mut in_progress = vec![false; n];
         let mut stack: Vec<u32> = Vec::new();
         for root in 1..n as u32 {
@@ -1093,8 +1193,9 @@ impl Deduper {
                     cand = chains.next(cand);
                 }
                 if rep == NONE {
-                    let tail = tails.insert(h, x).unwrap_or(NONE);
-                    chains.push(h, x, tail);
+                    // Representatives are pairwise different, so at most
+                    // one can equal a newcomer: chain order is irrelevant.
+                    chains.push_front(h, x);
                     rep = x;
                 }
                 self.set(x, rep);
@@ -1126,16 +1227,24 @@ impl Deduper {
             )));
         }
         let mut out = Btf::new(self.src.endian);
-        out.types.reserve(next as usize);
         let total: usize = self.strs.iter().map(|s| s.1 as usize + 1).sum();
         out.strings = Vec::with_capacity(total + 1);
         out.strings.push(0);
         let mut str_off = vec![NONE; self.strs.len()];
         str_off[0] = 0;
         let strings = &self.src.strings;
-        for (i, mut t) in self.types.into_iter().enumerate().skip(1) {
-            if newid[i] == NONE {
-                continue;
+        // Compacted in place: representatives keep their order.
+        let mut types = self.types;
+        let mut i = 0usize;
+        types.retain_mut(|t| {
+            i += 1;
+            let id = i - 1;
+            if id == 0 {
+                *t = BtfType::new(0, false, TypeData::Void);
+                return true;
+            }
+            if newid[id] == NONE {
+                return false;
             }
             t.map_ids(|id| map[id.0 as usize]);
             t.map_strings(|sid| {
@@ -1149,8 +1258,10 @@ impl Deduper {
                 }
                 *slot
             });
-            out.types.push(t);
-        }
+            true
+        });
+        types.shrink_to_fit();
+        out.types = types;
         Ok(Dedup {
             btf: out,
             map,
