@@ -66,11 +66,55 @@ enum Command {
         /// Allow unresolved externs (the output can be linked again).
         #[arg(long)]
         relocatable: bool,
+        /// Fill EXTERN with FUNCTION of FILE (an entry program or a .text
+        /// function), pulling in only what it needs. FILE#TAG makes a
+        /// separate instance of FILE (its own maps and globals); without a
+        /// tag, every mention of FILE is one instance.
+        #[arg(long = "resolve", value_name = "EXTERN=FILE[#TAG]:FUNCTION")]
+        resolves: Vec<String>,
+        /// Share the map NAME between components and the main inputs
+        /// instead of giving each component its own.
+        #[arg(long = "share", value_name = "MAP")]
+        shared_maps: Vec<String>,
+        /// Print the link report: what each extern resolved to and what
+        /// was pulled in under which name.
+        #[arg(long)]
+        print_map: bool,
+    },
+    /// XDP: compose several programs into one (no freplace needed).
+    Xdp {
+        #[command(subcommand)]
+        command: XdpCommand,
     },
     /// BTF tools.
     Btf {
         #[command(subcommand)]
         command: BtfCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum XdpCommand {
+    /// Compose XDP programs into one object with program `xdp_dispatcher`:
+    /// run in priority order, each continuing the chain only on the verdicts
+    /// in its chain-call set (libxdp's semantics and metadata).
+    Compose {
+        /// The output object; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT.o")]
+        output: PathBuf,
+        /// FILE.o[:PROGRAM][,priority=N][,chain=ACTION+ACTION|none]: the
+        /// object's XDP program (or the named one); priority and chain-call
+        /// actions override the object's XDP_RUN_CONFIG metadata (defaults:
+        /// priority 50, chain on XDP_PASS). Actions: XDP_ABORTED, XDP_DROP,
+        /// XDP_PASS, XDP_TX, XDP_REDIRECT (the XDP_ prefix may be left out).
+        #[arg(required = true, value_name = "COMPONENT")]
+        components: Vec<String>,
+        /// Share the map NAME between all components.
+        #[arg(long = "share", value_name = "MAP")]
+        shared_maps: Vec<String>,
+        /// Print the link report as well as the order.
+        #[arg(long)]
+        print_map: bool,
     },
 }
 
@@ -150,6 +194,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             inputs,
             relocatable,
+            resolves,
+            shared_maps,
+            print_map,
         } => {
             let mut objects = Vec::with_capacity(inputs.len());
             for path in &inputs {
@@ -158,11 +205,57 @@ fn run(cli: Cli) -> Result<()> {
                     object: read::elf::read_file(path)?,
                 });
             }
-            let opts = bpfld::link::LinkOptions { relocatable };
-            let linked = bpfld::link::link(&objects, &opts)?;
-            let bytes = bpfld::write::elf::to_bytes(&linked)
+            let (components, resolves) = parse_resolves(&resolves)?;
+            let opts = bpfld::link::LinkOptions {
+                relocatable,
+                resolves,
+                shared_maps,
+            };
+            let linked = bpfld::link::link_with(&objects, &components, &opts)?;
+            let bytes = bpfld::write::elf::to_bytes(&linked.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;
+            if print_map {
+                emit(&linked.report.render())?;
+            }
+        }
+        Command::Xdp {
+            command:
+                XdpCommand::Compose {
+                    output,
+                    components,
+                    shared_maps,
+                    print_map,
+                },
+        } => {
+            let specs = components
+                .iter()
+                .map(|c| parse_component(c))
+                .collect::<Result<Vec<_>>>()?;
+            let composed = bpfld::compose::compose(&specs, &shared_maps)?;
+            let bytes = bpfld::write::elf::to_bytes(&composed.object)
+                .map_err(|e| e.context(format!("writing {}", output.display())))?;
+            bpfld::write::elf::write_atomic(&output, &bytes)?;
+            let mut text = String::new();
+            for p in &composed.order {
+                text.push_str(&format!(
+                    "{}: {}:{} priority {} chain {}\n",
+                    p.slot,
+                    p.file,
+                    p.program,
+                    p.priority,
+                    bpfld::compose::run_config::chain_names(p.chain)
+                ));
+            }
+            for u in &composed.unreachable {
+                text.push_str(&format!(
+                    "left out: {u} (an earlier component never continues the chain)\n"
+                ));
+            }
+            if print_map {
+                text.push_str(&composed.report.render());
+            }
+            emit(&text)?;
         }
         Command::Btf {
             command: BtfCommand::Dump { file, json },
@@ -189,6 +282,93 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `EXTERN=FILE[#TAG]:FUNCTION` arguments into component objects (one per
+/// distinct FILE#TAG, read once) and resolves naming them.
+fn parse_resolves(args: &[String]) -> Result<(Vec<bpfld::link::Input>, Vec<bpfld::link::Resolve>)> {
+    let mut components: Vec<bpfld::link::Input> = Vec::new();
+    let mut resolves = Vec::new();
+    for arg in args {
+        let bad = || {
+            Error::new(format!(
+                "--resolve {arg}: expected EXTERN=FILE:FUNCTION (or EXTERN=FILE#TAG:FUNCTION)"
+            ))
+        };
+        let (ext, rest) = arg.split_once('=').ok_or_else(bad)?;
+        let (file, func) = rest.rsplit_once(':').ok_or_else(bad)?;
+        if ext.is_empty() || file.is_empty() || func.is_empty() {
+            return Err(bad());
+        }
+        let path = file.split_once('#').map_or(file, |(p, _)| p);
+        let index = match components.iter().position(|c| c.name == file) {
+            Some(i) => i,
+            None => {
+                let object = read::elf::read_file(Path::new(path))
+                    .map_err(|e| e.context(format!("--resolve {arg}")))?;
+                components.push(bpfld::link::Input {
+                    name: file.to_string(),
+                    object,
+                });
+                components.len() - 1
+            }
+        };
+        resolves.push(bpfld::link::Resolve {
+            extern_name: ext.to_string(),
+            component: index,
+            function: func.to_string(),
+        });
+    }
+    Ok((components, resolves))
+}
+
+/// `FILE.o[:PROGRAM][,priority=N][,chain=A+B|none]`.
+fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec> {
+    let mut parts = arg.split(',');
+    let head = parts.next().unwrap_or_default();
+    // A ':' after the last '/' separates the program name.
+    let (file, program) = match head.rsplit_once(':') {
+        Some((f, p)) if !p.contains('/') && !f.is_empty() => (f, Some(p.to_string())),
+        _ => (head, None),
+    };
+    let object = read::elf::read_file(Path::new(file))?;
+    let mut spec = bpfld::compose::ComponentSpec {
+        file: file.to_string(),
+        object,
+        program,
+        priority: None,
+        chain: None,
+    };
+    for opt in parts {
+        match opt.split_once('=') {
+            Some(("priority", v)) => {
+                spec.priority =
+                    Some(v.parse().map_err(|_| {
+                        Error::new(format!("{arg}: priority '{v}' is not a number"))
+                    })?)
+            }
+            Some(("chain", v)) => {
+                let mut chain = 0u32;
+                if v != "none" {
+                    for a in v.split('+') {
+                        let bit = bpfld::compose::run_config::action_value(a).ok_or_else(|| {
+                            Error::new(format!(
+                                "{arg}: '{a}' is not an XDP action (XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT)"
+                            ))
+                        })?;
+                        chain |= 1 << bit;
+                    }
+                }
+                spec.chain = Some(chain);
+            }
+            _ => {
+                return Err(Error::new(format!(
+                    "{arg}: unknown option '{opt}' (expected priority=N or chain=ACTION+ACTION)"
+                )))
+            }
+        }
+    }
+    Ok(spec)
 }
 
 /// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.

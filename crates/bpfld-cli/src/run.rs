@@ -77,6 +77,9 @@ pub fn render_text(r: &RunResult) -> String {
         if r.repeat == 1 { "" } else { "s" }
     );
     let _ = writeln!(s, "data_out: {} bytes", r.data_out.len());
+    if let Some(n) = r.verified_insns {
+        let _ = writeln!(s, "verifier: {n} instructions processed");
+    }
     if r.maps.is_empty() {
         s.push_str("maps: none\n");
         return s;
@@ -148,6 +151,7 @@ pub fn to_json(file: &str, r: &RunResult) -> serde_json::Value {
         "duration_ns": r.duration_ns,
         "repeat": r.repeat,
         "data_out_len": r.data_out.len(),
+        "verified_insns": r.verified_insns,
         "data_out": hex(&r.data_out),
         "maps": maps,
         "map_info": info,

@@ -74,7 +74,7 @@ fn programs_by_section_with_types_and_sizes() {
         let last = body
             .lines()
             .filter_map(|l| l.trim().split(':').next()?.parse::<u64>().ok())
-            .last()
+            .next_back()
             .unwrap();
         let insns = prog["insns"].as_u64().unwrap();
         assert!(

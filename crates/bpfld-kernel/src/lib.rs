@@ -155,6 +155,9 @@ pub struct RunResult {
     pub data_out: Vec<u8>,
     /// Every map of the object, sorted by name.
     pub maps: Vec<MapDump>,
+    /// The verifier's processed-instruction count for the program, when
+    /// the kernel reports it (`bpf_prog_info.verified_insns`, 5.16+).
+    pub verified_insns: Option<u32>,
 }
 
 /// What went wrong, for callers that react differently (tests skip on
@@ -577,10 +580,12 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
         repeat,
         ..TestRunOptions::new()
     };
+    let verified;
     // Each runnable type is its own aya struct with its own load().
     macro_rules! load_and_run {
         ($p:expr) => {{
             $p.load().map_err(|e| program_error(&name, e, "loading"))?;
+            verified = $p.info().ok().and_then(|i| i.verified_instruction_count());
             $p.test_run(test)
         }};
     }
@@ -610,6 +615,7 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
         repeat,
         data_out,
         maps,
+        verified_insns: verified,
     })
 }
 

@@ -80,3 +80,99 @@ pub fn have_vmlinux(test: &str) -> bool {
     }
     found
 }
+
+pub fn tmpdir(tag: &str) -> PathBuf {
+    static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("bpfld-link-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Whether libbpf (bpftool prog loadall) accepts the object.
+pub fn libbpf_loads(obj: &Path) -> Result<(), String> {
+    static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pin = format!("/sys/fs/bpf/bpfld-link-test-{}-{n}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output("bpftool", &["prog", "loadall", obj.to_str().unwrap(), &pin]);
+    let _ = std::fs::remove_dir_all(&pin);
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(stderr(&o))
+    }
+}
+
+/// Loads the object with libbpf and runs one program with
+/// `bpftool prog run` on a 64-byte zero frame; returns its return value.
+pub fn run_libbpf(obj: &Path, prog: &str) -> i64 {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pin = format!("/sys/fs/bpf/bpfld-link-run-{}-{n}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output("bpftool", &["prog", "loadall", obj.to_str().unwrap(), &pin]);
+    assert!(o.status.success(), "libbpf refuses {obj:?}: {}", stderr(&o));
+    let pkt = std::env::temp_dir().join(format!("bpfld-pkt-{}-{n}", std::process::id()));
+    std::fs::write(&pkt, [0u8; 64]).unwrap();
+    let o = tool_output(
+        "bpftool",
+        &[
+            "prog",
+            "run",
+            "pinned",
+            &format!("{pin}/{prog}"),
+            "data_in",
+            pkt.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&pin);
+    let _ = std::fs::remove_file(&pkt);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    let ret = text
+        .split("Return value: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|r| r.trim().parse().ok());
+    ret.unwrap_or_else(|| panic!("bpftool prog run {prog}: {text}"))
+}
+
+/// Runs one program with `bpfld run --json` (aya) and returns (retval, maps).
+pub fn run_prog(obj: &Path, prog: &str) -> (i64, serde_json::Value) {
+    let o = run(&["run", obj.to_str().unwrap(), "--prog", prog, "--json"]);
+    assert!(
+        o.status.success(),
+        "bpfld run {obj:?} {prog}: {}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("run --json is JSON");
+    (
+        v["retval"].as_i64().expect("retval"),
+        cpu_blind(v["maps"].clone()),
+    )
+}
+
+/// Per-CPU values land on whichever CPU ran the test: compare them as a
+/// sorted list, not by CPU.
+pub fn cpu_blind(mut maps: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = maps.as_object_mut() {
+        for entries in obj.values_mut() {
+            for e in entries.as_array_mut().into_iter().flatten() {
+                if let Some(list) = e.get_mut("per_cpu").and_then(|l| l.as_array_mut()) {
+                    list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                    e["value"] = serde_json::Value::Null;
+                }
+            }
+        }
+    }
+    maps
+}
+
+pub fn kernel_available() -> bool {
+    let ok = Path::new("/sys/fs/bpf").exists() && have_tool("bpftool", "link kernel checks");
+    if !ok {
+        eprintln!("SKIP link kernel checks: no bpffs or bpftool");
+    }
+    ok
+}

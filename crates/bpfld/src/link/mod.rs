@@ -10,10 +10,14 @@
 //! information.
 
 pub mod btf;
+pub mod compat;
+pub mod component;
 pub mod pieces;
 pub mod symbols;
 
-use std::collections::HashMap;
+pub use component::{ComponentReport, LinkReport, Resolve};
+
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::model::btf_ext::{CoreRelo, FuncInfo, LineInfo};
@@ -38,6 +42,18 @@ pub struct LinkOptions {
     /// Allow unresolved extern functions and variables (a partial link
     /// whose output is linked again later).
     pub relocatable: bool,
+    /// Externs filled by functions of components.
+    pub resolves: Vec<Resolve>,
+    /// Maps that components share with each other and with the main
+    /// inputs, by name (maps pinned by name are always shared).
+    pub shared_maps: Vec<String>,
+}
+
+/// A linked object and the report of what went into it.
+#[derive(Clone, Debug)]
+pub struct Linked {
+    pub object: Object,
+    pub report: LinkReport,
 }
 
 const BPF_JMP_CALL: u8 = 0x85;
@@ -56,7 +72,9 @@ fn is_concatenated(s: &Section) -> bool {
         | SectionKind::Maps
         | SectionKind::LegacyMaps => true,
         SectionKind::Other => {
-            s.sh_type == 1 /* SHT_PROGBITS */ && !s.name.starts_with(".debug")
+            s.sh_type == 1 /* SHT_PROGBITS */
+                && !s.name.starts_with(".debug")
+                && s.name != component::LINKMAP_SECTION
         }
         _ => false,
     }
@@ -71,6 +89,124 @@ struct OutSec {
 
 /// Links `inputs` into one object.
 pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
+    link_with(inputs, &[], opts).map(|l| l.object)
+}
+
+/// Renames the externs in `aliases` (an extern filled by the same function
+/// as an earlier one takes that one's name) in an object and its BTF.
+fn apply_aliases(input: &Input, aliases: &HashMap<String, String>) -> Input {
+    let mut input = input.clone();
+    for s in &mut input.object.symbols {
+        if s.is_extern() {
+            if let Some(to) = aliases.get(&s.name) {
+                s.name = to.clone();
+            }
+        }
+    }
+    if let Some(btf) = &mut input.object.btf {
+        let ids: Vec<(crate::model::btf::TypeId, String)> = btf
+            .iter()
+            .filter(|(_, t)| {
+                matches!(
+                    t.data,
+                    crate::model::btf::TypeData::Func { linkage: 2, .. }
+                        | crate::model::btf::TypeData::Var { linkage: 2, .. }
+                )
+            })
+            .filter_map(|(id, t)| {
+                let name = btf.name(t.name_off).ok()?;
+                aliases.get(name).map(|to| (id, to.clone()))
+            })
+            .collect();
+        for (id, to) in ids {
+            let off = btf.find_string(&to).unwrap_or_else(|| btf.add_string(&to));
+            if let Some(t) = btf.get_mut(id) {
+                t.name_off = off;
+            }
+        }
+    }
+    input
+}
+
+/// Links `inputs` with `components`, whose functions fill the externs
+/// `opts.resolves` names; only what those functions need is pulled in.
+pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> Result<Linked> {
+    component::validate(inputs, components, &opts.resolves)?;
+    // Per component, in command-line order: (function, externs it fills).
+    let mut order: Vec<usize> = Vec::new();
+    let mut targets: HashMap<usize, Vec<(String, Vec<String>)>> = HashMap::new();
+    for r in &opts.resolves {
+        if !order.contains(&r.component) {
+            order.push(r.component);
+        }
+        let t = targets.entry(r.component).or_default();
+        match t.iter_mut().find(|(f, _)| *f == r.function) {
+            Some((_, ex)) => ex.push(r.extern_name.clone()),
+            None => t.push((r.function.clone(), vec![r.extern_name.clone()])),
+        }
+    }
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    for t in targets.values() {
+        for (_, ex) in t {
+            for e in &ex[1..] {
+                aliases.insert(e.clone(), ex[0].clone());
+            }
+        }
+    }
+    let mut shared: HashSet<String> = opts.shared_maps.iter().cloned().collect();
+    let mut all: Vec<Input> = inputs.iter().map(|i| apply_aliases(i, &aliases)).collect();
+    let mut prepared = Vec::new();
+    for &c in &order {
+        let p = component::prepare(&components[c], &targets[&c], &shared)?;
+        prepared.push((all.len(), p.roots.clone(), p.report.clone()));
+        all.push(p.input);
+    }
+    // Maps pinned by name in any input are one map.
+    for input in &all {
+        for m in crate::show::maps::map_defs(&input.object).unwrap_or_default() {
+            if m.pinning == 1 {
+                shared.insert(m.name);
+            }
+        }
+    }
+    let roots: HashSet<String> = prepared.iter().flat_map(|p| p.1.iter().cloned()).collect();
+    let (object, cuts) = link_inner(&all, opts, &shared, &roots, |i| {
+        prepared.iter().find(|p| p.0 == i).map(|p| p.1.clone())
+    })?;
+    let mut report = LinkReport::default();
+    for (i, _, mut r) in prepared {
+        r.insns = cuts
+            .iter()
+            .filter(|((ci, sid), _)| {
+                *ci == i && all[i].object.section(*sid).is_some_and(|s| s.is_program())
+            })
+            .flat_map(|(_, ps)| ps.iter().filter(|p| p.keep))
+            .map(|p| (p.end - p.start) / 8)
+            .sum();
+        // Only what was pulled in.
+        let present: HashSet<&str> = object.symbols.iter().map(|s| s.name.as_str()).collect();
+        r.functions.retain(|(_, to)| present.contains(to.as_str()));
+        r.maps.retain(|(_, to)| present.contains(to.as_str()));
+        r.globals.retain(|(_, to)| present.contains(to.as_str()));
+        report.components.push(r);
+    }
+    let mut object = object;
+    if !report.components.is_empty() {
+        report.embed(&mut object)?;
+    }
+    Ok(Linked { object, report })
+}
+
+/// Every input section's pieces, kept or dropped.
+type Cuts = HashMap<(usize, SectionId), Vec<pieces::Piece>>;
+
+fn link_inner(
+    inputs: &[Input],
+    opts: &LinkOptions,
+    shared: &HashSet<String>,
+    make_static: &HashSet<String>,
+    component_roots: impl Fn(usize) -> Option<Vec<String>>,
+) -> Result<(Object, Cuts)> {
     let Some(first) = inputs.first() else {
         crate::bail!("nothing to link: no input objects");
     };
@@ -85,7 +221,7 @@ pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
         }
     }
 
-    let res = symbols::resolve(inputs)?;
+    let res = symbols::resolve(inputs, shared)?;
     let special = btf::special_externs(inputs);
     if !opts.relocatable {
         check_unresolved(inputs, &res, &special)?;
@@ -105,13 +241,28 @@ pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
             }
             cuts.insert((i, s.id), ps);
         }
+        if let Some(roots) = component_roots(i) {
+            let mut mine: HashMap<SectionId, Vec<pieces::Piece>> = input
+                .object
+                .sections
+                .iter()
+                .filter_map(|s| cuts.remove(&(i, s.id)).map(|ps| (s.id, ps)))
+                .collect();
+            component::pull_in(&input.object, &roots, &mut mine);
+            for (sid, ps) in mine {
+                cuts.insert((i, sid), ps);
+            }
+        }
     }
+    let is_component: Vec<bool> = (0..inputs.len())
+        .map(|i| component_roots(i).is_some())
+        .collect();
 
-    let (mut outs, mut placement) = layout(inputs, &cuts)?;
+    let (mut outs, mut placement) = layout(inputs, &cuts, &is_component)?;
 
-    single_sections(inputs, &mut outs, &mut placement)?;
+    single_sections(inputs, &mut outs, &mut placement, &is_component)?;
 
-    let sym_map = emit_symbols(inputs, &res, &placement, &mut outs)?;
+    let sym_map = emit_symbols(inputs, &res, &placement, &mut outs, &is_component)?;
     let mut symbols = sym_map.symbols;
 
     emit_relocations(
@@ -151,8 +302,8 @@ pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
         btf: None,
         btf_ext_raw: None,
     };
-    btf::merge(inputs, &res, &placement, moved, &mut object)?;
-    Ok(object)
+    btf::merge(inputs, &res, &placement, moved, make_static, &mut object)?;
+    Ok((object, cuts))
 }
 
 fn null_section() -> Section {
@@ -203,9 +354,17 @@ fn check_unresolved(
             .iter()
             .map(|&i| inputs[i].name.as_str())
             .collect();
+        let called = g.wanted_by.iter().any(|&i| {
+            let obj = &inputs[i].object;
+            obj.sections.iter().flat_map(|s| &s.relocs).any(|r| {
+                r.kind == RelocKind::Bpf64_32
+                    && obj.symbol(r.symbol).is_some_and(|s| s.name == g.name)
+            })
+        });
+        let kind = if called { SymbolKind::Func } else { g.kind };
         missing.push(format!(
             "{} '{}' (needed by {})",
-            symbols::kind_word(g.kind),
+            symbols::kind_word(kind),
             g.name,
             who.join(", ")
         ));
@@ -225,6 +384,7 @@ fn check_unresolved(
 fn layout(
     inputs: &[Input],
     cuts: &HashMap<(usize, SectionId), Vec<pieces::Piece>>,
+    is_component: &[bool],
 ) -> Result<(Vec<OutSec>, Placement)> {
     let mut outs: Vec<OutSec> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
@@ -232,7 +392,17 @@ fn layout(
     for (i, input) in inputs.iter().enumerate() {
         for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
             let ps = &cuts[&(i, s.id)];
-            let o = match by_name.get(&s.name) {
+            // A component's code is called, not attached: it goes to .text,
+            // the only code section libbpf accepts calls into.
+            let out_name = if is_component[i] && s.is_program() {
+                ".text".to_string()
+            } else {
+                s.name.clone()
+            };
+            if is_component[i] && ps.iter().all(|p| !p.keep) {
+                continue;
+            }
+            let o = match by_name.get(&out_name) {
                 Some(&o) => {
                     let out = &outs[o].sec;
                     if out.sh_type != s.sh_type || out.kind != s.kind {
@@ -248,6 +418,7 @@ fn layout(
                 }
                 None => {
                     let mut sec = s.clone();
+                    sec.name = out_name.clone();
                     sec.data.clear();
                     sec.insns.clear();
                     sec.relocs.clear();
@@ -256,7 +427,7 @@ fn layout(
                     sec.core_relos.clear();
                     sec.sh_addralign = 1;
                     outs.push(OutSec { sec, size: 0 });
-                    by_name.insert(s.name.clone(), outs.len() - 1);
+                    by_name.insert(out_name.clone(), outs.len() - 1);
                     outs.len() - 1
                 }
             };
@@ -354,11 +525,15 @@ fn single_sections(
     inputs: &[Input],
     outs: &mut Vec<OutSec>,
     placement: &mut Placement,
+    is_component: &[bool],
 ) -> Result<()> {
     for kind in [SectionKind::License, SectionKind::Version] {
         let mut first: Option<(&str, &Section)> = None;
         let o = outs.len();
         for (i, input) in inputs.iter().enumerate() {
+            if is_component[i] {
+                continue; // the main inputs' license governs
+            }
             for s in input.object.sections.iter().filter(|s| s.kind == kind) {
                 // Every copy maps onto the one kept, so their symbols
                 // (`_license`) resolve to it.
@@ -418,6 +593,7 @@ fn emit_symbols(
     res: &Resolution,
     placement: &Placement,
     outs: &mut [OutSec],
+    is_component: &[bool],
 ) -> Result<SymbolMap> {
     let mut symbols = vec![Symbol {
         id: SymbolId(0),
@@ -462,7 +638,7 @@ fn emit_symbols(
     let place_of = |i: usize, s: &Symbol| -> Option<(SymbolPlace, u64)> {
         match s.place {
             SymbolPlace::Section(id) => placement
-                .map(i, id, s.value)
+                .map_symbol(i, id, s.value, s.size)
                 .map(|(o, off)| (SymbolPlace::Section(SectionId(o as u32)), off)),
             other => Some((other, s.value)),
         }
@@ -498,11 +674,15 @@ fn emit_symbols(
         }
     }
     // Globals, in first-seen order.
+    let mut global_ids: HashMap<&str, SymbolId> = HashMap::new();
     for g in &res.globals {
         let sym = match g.def {
             Some((i, sid)) => {
                 let s = &inputs[i].object.symbols[sid.0 as usize];
                 let Some((place, value)) = place_of(i, s) else {
+                    if is_component[i] {
+                        continue; // not pulled in
+                    }
                     crate::bail!(
                         "{}: symbol '{}' lies outside the sections that are linked",
                         inputs[i].name,
@@ -550,13 +730,15 @@ fn emit_symbols(
                 }
             }
         };
-        let id = push(&mut symbols, sym);
-        for (i, input) in inputs.iter().enumerate() {
-            for s in input.object.symbols.iter().filter(|s| {
-                s.name == g.name
-                    && s.binding != Binding::Local
-                    && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
-            }) {
+        global_ids.insert(g.name.as_str(), push(&mut symbols, sym));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        for s in input.object.symbols.iter().filter(|s| {
+            s.id.0 != 0
+                && s.binding != Binding::Local
+                && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
+        }) {
+            if let Some(&id) = global_ids.get(s.name.as_str()) {
                 map.insert((i, s.id), id);
             }
         }
@@ -776,4 +958,27 @@ fn move_ext(inputs: &[Input], placement: &Placement) -> MovedExt {
         }
     }
     moved
+}
+
+/// The in-memory form of [`link_with`]: objects as bytes in, the linked
+/// object's bytes out, ready for a loader such as `aya::Ebpf::load`.
+/// `inputs` and `components` are (name for errors, bytes) pairs;
+/// `opts.resolves` index into `components`.
+pub fn link_bytes(
+    inputs: &[(&str, &[u8])],
+    components: &[(&str, &[u8])],
+    opts: &LinkOptions,
+) -> Result<Vec<u8>> {
+    let read = |list: &[(&str, &[u8])]| -> Result<Vec<Input>> {
+        list.iter()
+            .map(|(name, bytes)| {
+                Ok(Input {
+                    name: name.to_string(),
+                    object: crate::read::elf::parse(bytes).map_err(|e| e.in_file(name))?,
+                })
+            })
+            .collect()
+    };
+    let linked = link_with(&read(inputs)?, &read(components)?, opts)?;
+    crate::write::elf::to_bytes(&linked.object)
 }

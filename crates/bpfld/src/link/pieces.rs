@@ -31,6 +31,7 @@ pub fn cut(obj: &Object, id: SectionId) -> Vec<Piece> {
     };
     let size = match sec.kind {
         SectionKind::Bss => sec.sh_size,
+        SectionKind::Program => sec.insns.len() as u64 * 8,
         _ => sec.data.len() as u64,
     };
     let mut bounds: Vec<(u64, u64, crate::model::object::SymbolId)> = obj
@@ -110,21 +111,39 @@ impl Placement {
         v.sort_by_key(|p| p.start);
     }
 
-    /// The output (section, offset) of input offset `off`. An offset at the
-    /// very end of a piece (a symbol marking a section's end) maps to the
-    /// end of that piece.
+    /// The output (section, offset) of input offset `off`, which must lie
+    /// inside a placed piece.
     pub fn map(&self, input: usize, sec: SectionId, off: u64) -> Option<(usize, u64)> {
         let v = self.placed.get(&(input, sec))?;
         let i = v.partition_point(|p| p.start <= off);
-        if i == 0 {
-            return None;
+        let p = v.get(i.checked_sub(1)?)?;
+        (off < p.end).then(|| (p.out_sec, p.out_off + (off - p.start)))
+    }
+
+    /// Where a symbol of `size` bytes at `value` lands: its whole extent
+    /// must lie in one placed piece. A zero-size symbol may also mark the
+    /// end of a piece (or a placed empty chunk).
+    pub fn map_symbol(
+        &self,
+        input: usize,
+        sec: SectionId,
+        value: u64,
+        size: u64,
+    ) -> Option<(usize, u64)> {
+        let v = self.placed.get(&(input, sec))?;
+        if size > 0 {
+            let (o, off) = self.map(input, sec, value)?;
+            let i = v.partition_point(|p| p.start <= value);
+            let p = v[i - 1];
+            return (value.saturating_add(size) <= p.end).then_some((o, off));
         }
-        let p = v[i - 1];
-        if off < p.end || (off == p.end && (i == v.len() || v[i].start != off)) {
-            Some((p.out_sec, p.out_off + (off - p.start)))
-        } else {
-            None
+        if let Some(hit) = self.map(input, sec, value) {
+            return Some(hit);
         }
+        v.iter()
+            .rev()
+            .find(|p| p.end == value)
+            .map(|p| (p.out_sec, p.out_off + (p.end - p.start)))
     }
 
     pub fn is_placed(&self, input: usize, sec: SectionId) -> bool {

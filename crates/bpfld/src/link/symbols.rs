@@ -29,6 +29,8 @@ pub struct Global {
 pub struct Resolution {
     pub globals: Vec<Global>,
     pub by_name: HashMap<String, usize>,
+    /// Every losing definition, for quick lookup.
+    pub losers: std::collections::HashSet<(usize, SymbolId)>,
 }
 
 impl Resolution {
@@ -38,9 +40,7 @@ impl Resolution {
 
     /// Whether `(input, sym)` is a definition that lost to another one.
     pub fn is_loser(&self, input: usize, sym: SymbolId) -> bool {
-        self.globals
-            .iter()
-            .any(|g| g.losers.contains(&(input, sym)))
+        self.losers.contains(&(input, sym))
     }
 }
 
@@ -56,7 +56,10 @@ fn place_desc(inputs: &[Input], input: usize, sym: SymbolId) -> String {
     format!("{}{sec}", inputs[input].name)
 }
 
-pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
+/// `shared` names maps that may be defined more than once (pinned by name,
+/// or shared between components): the first definition wins, the others
+/// must match it (the BTF merge checks) and are dropped.
+pub fn resolve(inputs: &[Input], shared: &std::collections::HashSet<String>) -> Result<Resolution> {
     let mut res = Resolution::default();
     for (i, input) in inputs.iter().enumerate() {
         for sym in &input.object.symbols {
@@ -129,7 +132,7 @@ pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
                     g.weak = weak;
                 }
                 Some(prev) => {
-                    if !g.weak && !weak {
+                    if !g.weak && !weak && !shared.contains(&sym.name) {
                         let first = place_desc(inputs, prev.0, prev.1);
                         let second = place_desc(inputs, i, sym.id);
                         crate::bail!(
@@ -148,6 +151,11 @@ pub fn resolve(inputs: &[Input]) -> Result<Resolution> {
             }
         }
     }
+    res.losers = res
+        .globals
+        .iter()
+        .flat_map(|g| g.losers.iter().copied())
+        .collect();
     Ok(res)
 }
 

@@ -861,6 +861,15 @@ impl Btf {
     /// new ones (`map[0]` is void). Strings are shared with the ones
     /// already present.
     pub fn append(&mut self, other: &Btf, strings: &mut StringTable) -> Result<Vec<TypeId>> {
+        let map = self.append_types(other, strings)?;
+        self.strings = strings.bytes.clone();
+        Ok(map)
+    }
+
+    /// Like [`Btf::append`] but leaves `self.strings` stale: the caller
+    /// sets it from `strings` once all inputs are in (linking hundreds of
+    /// objects would otherwise copy the table each time).
+    pub fn append_types(&mut self, other: &Btf, strings: &mut StringTable) -> Result<Vec<TypeId>> {
         let base = self.types.len() as u32 - 1;
         let n = other.types.len() as u32;
         let map: Vec<TypeId> = (0..n)
@@ -905,7 +914,6 @@ impl Btf {
             }
             self.types.push(t);
         }
-        self.strings = strings.bytes.clone();
         self.raw_layout = None;
         Ok(map)
     }

@@ -20,6 +20,9 @@ use crate::{bail, read};
 
 type Header = elf::FileHeader64<Endianness>;
 
+/// The largest section alignment accepted; BPF sections need at most 8.
+const MAX_ALIGN: u64 = 1 << 12;
+
 /// The four bytes every ELF file starts with.
 pub const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
@@ -87,6 +90,12 @@ pub fn parse(data: &[u8]) -> Result<Object> {
             })?
         };
         let kind = classify(&name, sh_type, sh.sh_flags(e).0);
+        let align = sh.sh_addralign(e);
+        if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
+            bail!(
+                "section '{name}': alignment {align:#x} is not a power of two up to {MAX_ALIGN:#x}"
+            );
+        }
         sections.push(Section {
             id,
             name,

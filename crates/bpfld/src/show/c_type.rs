@@ -9,8 +9,13 @@ const MAX_DEPTH: usize = 64;
 /// A declaration of `name` with type `id`: `int x`, `char *argv[4]`,
 /// `int (*cb)(void *)`; with an empty name, the type alone.
 pub fn decl(btf: &Btf, id: TypeId, name: &str) -> String {
-    declare(btf, id, name.to_string(), 0)
+    let mut budget = MAX_STEPS;
+    declare(btf, id, name.to_string(), 0, &mut budget)
 }
+
+/// Types may share parameters (a DAG): without a budget a crafted BTF
+/// makes the text exponentially long.
+const MAX_STEPS: usize = 4096;
 
 /// The type alone, e.g. `struct foo *`.
 pub fn type_name(btf: &Btf, id: TypeId) -> String {
@@ -45,10 +50,11 @@ fn join(base: String, inner: &str) -> String {
     }
 }
 
-fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize) -> String {
-    if depth > MAX_DEPTH {
+fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize, budget: &mut usize) -> String {
+    if depth > MAX_DEPTH || *budget == 0 || inner.len() > MAX_STEPS {
         return join("...".into(), &inner);
     }
+    *budget -= 1;
     if id == TypeId::VOID {
         return join("void".into(), &inner);
     }
@@ -74,7 +80,7 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize) -> String {
             let kw = if t.kind_flag { "union" } else { "struct" };
             join(named(btf, id, kw), &inner)
         }
-        TypeData::Ptr(to) => declare(btf, *to, format!("*{inner}"), depth + 1),
+        TypeData::Ptr(to) => declare(btf, *to, format!("*{inner}"), depth + 1, budget),
         TypeData::Const(to) | TypeData::Volatile(to) | TypeData::Restrict(to) => {
             let kw = match &t.data {
                 TypeData::Const(_) => "const",
@@ -88,19 +94,19 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize) -> String {
                 } else {
                     format!("{kw} {inner}")
                 };
-                declare(btf, *to, inner, depth + 1)
+                declare(btf, *to, inner, depth + 1, budget)
             } else {
-                format!("{kw} {}", declare(btf, *to, inner, depth + 1))
+                format!("{kw} {}", declare(btf, *to, inner, depth + 1, budget))
             }
         }
-        TypeData::TypeTag(to) => declare(btf, *to, inner, depth + 1),
+        TypeData::TypeTag(to) => declare(btf, *to, inner, depth + 1, budget),
         TypeData::Array { elem, nelems, .. } => {
             let inner = if inner.starts_with('*') {
                 format!("{}[{nelems}]", wrap(&inner))
             } else {
                 format!("{inner}[{nelems}]")
             };
-            declare(btf, *elem, inner, depth + 1)
+            declare(btf, *elem, inner, depth + 1, budget)
         }
         TypeData::FuncProto { ret, params } => {
             let list: Vec<String> = params
@@ -110,7 +116,7 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize) -> String {
                         "...".to_string()
                     } else {
                         let pname = btf.name(p.name_off).unwrap_or("");
-                        declare(btf, p.type_id, pname.to_string(), depth + 1)
+                        declare(btf, p.type_id, pname.to_string(), depth + 1, budget)
                     }
                 })
                 .collect();
@@ -124,12 +130,12 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: usize) -> String {
             } else {
                 format!("{inner}({list})")
             };
-            declare(btf, *ret, inner, depth + 1)
+            declare(btf, *ret, inner, depth + 1, budget)
         }
-        TypeData::Func { proto, .. } => declare(btf, *proto, inner, depth + 1),
-        TypeData::Var { type_id, .. } => declare(btf, *type_id, inner, depth + 1),
+        TypeData::Func { proto, .. } => declare(btf, *proto, inner, depth + 1, budget),
+        TypeData::Var { type_id, .. } => declare(btf, *type_id, inner, depth + 1, budget),
         TypeData::Datasec { .. } => join(format!("SEC(\"{}\")", btf.type_name(id)), &inner),
-        TypeData::DeclTag { target, .. } => declare(btf, *target, inner, depth + 1),
+        TypeData::DeclTag { target, .. } => declare(btf, *target, inner, depth + 1, budget),
     }
 }
 
@@ -181,5 +187,39 @@ mod tests {
         assert_eq!(decl(&b, fptr, "cb"), "int (*cb)(int x)");
         assert_eq!(decl(&b, cptr, "p"), "int *const p");
         assert_eq!(type_name(&b, ptr), "int *");
+    }
+
+    #[test]
+    fn shared_parameters_do_not_explode() {
+        // Each prototype takes three pointers to the previous one: the
+        // full text would have 3^40 parts.
+        let mut b = Btf::new(Endian::Little);
+        let int = b.add_type(BtfType::new(0, false, TypeData::Int { size: 4, data: 32 }));
+        let mut prev = b.add_type(BtfType::new(
+            0,
+            false,
+            TypeData::FuncProto {
+                ret: int,
+                params: vec![],
+            },
+        ));
+        for _ in 0..40 {
+            let p = b.add_type(BtfType::new(0, false, TypeData::Ptr(prev)));
+            let param = Param {
+                name_off: 0,
+                type_id: p,
+            };
+            prev = b.add_type(BtfType::new(
+                0,
+                false,
+                TypeData::FuncProto {
+                    ret: p,
+                    params: vec![param; 3],
+                },
+            ));
+        }
+        let text = decl(&b, prev, "f");
+        assert!(text.len() < 200_000, "{} bytes", text.len());
+        assert!(text.contains("..."));
     }
 }

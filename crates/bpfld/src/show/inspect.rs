@@ -20,6 +20,8 @@ pub struct Summary {
     pub license: Option<String>,
     pub kernel_version: Option<u32>,
     pub btf: Option<BtfSummary>,
+    /// What `bpfld link --resolve` put in, when this object came from it.
+    pub link_map: Option<crate::link::LinkReport>,
 }
 
 /// An entry program: a global function in an executable section other than
@@ -314,6 +316,7 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
         license,
         kernel_version,
         btf,
+        link_map: crate::link::LinkReport::from_object(obj),
     })
 }
 
@@ -384,6 +387,12 @@ pub fn render_text(file: &str, s: &Summary) -> String {
                 "    {:<22} +{:<6} {} bytes {}{hidden}",
                 v.name, v.offset, v.size, v.linkage
             );
+        }
+    }
+    if let Some(m) = &s.link_map {
+        let _ = writeln!(out, "\nlink map:");
+        for line in m.render().lines() {
+            let _ = writeln!(out, "  {line}");
         }
     }
     if let Some(b) = &s.btf {

@@ -1,0 +1,298 @@
+//! `bpfld xdp compose`: XDP programs run in priority order with libxdp's
+//! chain-call semantics, as one program (no freplace). Every composition is
+//! loaded by libbpf and by aya and run; verdicts and maps are asserted.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+
+fn compose(tag: &str, components: &[&str]) -> (PathBuf, String) {
+    let dir = tmpdir(tag);
+    let out = dir.join("composed.o");
+    let mut args: Vec<String> = vec![
+        "xdp".into(),
+        "compose".into(),
+        "-o".into(),
+        out.to_str().unwrap().into(),
+    ];
+    for c in components {
+        args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert!(o.status.success(), "bpfld {args:?}: {}", stderr(&o));
+    (out, stdout(&o))
+}
+
+fn compose_err(components: &[&str]) -> String {
+    let dir = tmpdir("cerr");
+    let out = dir.join("composed.o");
+    let mut args: Vec<String> = vec![
+        "xdp".into(),
+        "compose".into(),
+        "-o".into(),
+        out.to_str().unwrap().into(),
+    ];
+    for c in components {
+        args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
+    assert!(!out.exists());
+    stderr(&o)
+}
+
+/// Runs the dispatcher with aya (bpfld run) and libbpf (bpftool prog run);
+/// both must agree. Returns the verdict and the maps after one run.
+fn dispatch(obj: &std::path::Path) -> (i64, serde_json::Value) {
+    let (ret, maps) = run_prog(obj, "xdp_dispatcher");
+    if kernel_available() {
+        assert_eq!(
+            run_libbpf(obj, "xdp_dispatcher"),
+            ret,
+            "libbpf and aya disagree"
+        );
+    }
+    (ret, maps)
+}
+
+/// The little-endian u64 of a `.bss` variable, found through BTF: its
+/// offset in the composed object's .bss.
+fn bss_u64(obj: &std::path::Path, maps: &serde_json::Value, var: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
+    let bss = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == ".bss")
+        .expect(".bss");
+    let off = bss["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == var)
+        .unwrap_or_else(|| panic!("no {var} in {bss}"))["offset"]
+        .as_u64()
+        .unwrap() as usize;
+    let hex = maps[".bss"][0]["value"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap())
+}
+
+fn map_u64(maps: &serde_json::Value, name: &str) -> u64 {
+    let hex = maps[name][0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no map {name}: {maps}"));
+    let bytes: Vec<u8> = (0..16)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    u64::from_le_bytes(bytes.try_into().unwrap())
+}
+
+#[test]
+fn priority_metadata_orders_and_chain_sets_stop() {
+    // rc_first (priority 10, chains on PASS and DROP) passes, rc_second
+    // (priority 20, chains on PASS only) drops: the chain stops there, so
+    // rc_default and comp_count (priority 50) never run.
+    let (out, printed) = compose(
+        "prio",
+        &[
+            "xdp_run_config.o:rc_default",
+            "comp_count.o:xdp_count",
+            "xdp_run_config.o:rc_second",
+            "xdp_run_config.o:rc_first",
+        ],
+    );
+    let order: Vec<&str> = printed.lines().collect();
+    assert!(
+        order[0].contains("rc_first priority 10 chain XDP_DROP,XDP_PASS"),
+        "{printed}"
+    );
+    assert!(
+        order[1].contains("rc_second priority 20 chain XDP_PASS"),
+        "{printed}"
+    );
+    assert!(
+        order[2].contains("rc_default priority 50") && order[3].contains("xdp_count priority 50"),
+        "{printed}"
+    );
+    let (ret, maps) = dispatch(&out);
+    assert_eq!(ret, 1, "XDP_DROP from rc_second");
+    assert_eq!(
+        map_u64(&maps, "counter__comp3"),
+        0,
+        "comp_count must not have run"
+    );
+}
+
+#[test]
+fn command_line_overrides_priority_and_chain() {
+    // rc_second now continues on XDP_DROP too, so the whole chain runs and
+    // ends in XDP_PASS; comp_count, moved first, counts.
+    let (out, printed) = compose(
+        "override",
+        &[
+            "xdp_run_config.o:rc_first",
+            "xdp_run_config.o:rc_second,chain=XDP_PASS+DROP",
+            "comp_count.o:xdp_count,priority=1",
+        ],
+    );
+    assert!(
+        printed
+            .lines()
+            .next()
+            .unwrap()
+            .contains("xdp_count priority 1"),
+        "{printed}"
+    );
+    let (ret, maps) = dispatch(&out);
+    assert_eq!(ret, 2, "every component continued: XDP_PASS");
+    assert_eq!(map_u64(&maps, "counter__comp0"), 1);
+    assert_eq!(bss_u64(&out, &maps, "seen__comp0"), 1);
+
+    // chain=none: nothing after it runs (and it is reported).
+    let (out, printed) = compose(
+        "none",
+        &["comp_mark.o:xdp_mark,chain=none", "comp_count.o:xdp_count"],
+    );
+    assert!(
+        printed.contains("left out:") && printed.contains("comp_count.o:xdp_count"),
+        "{printed}"
+    );
+    let (ret, _) = dispatch(&out);
+    assert_eq!(ret, 3, "XDP_TX from comp_mark");
+}
+
+#[test]
+fn the_same_file_twice_is_two_instances() {
+    let (out, _) = compose("dup", &["comp_count.o:xdp_count", "comp_count.o:xdp_count"]);
+    let (ret, maps) = dispatch(&out);
+    assert_eq!(ret, 2);
+    assert_eq!(map_u64(&maps, "counter__comp0"), 1);
+    assert_eq!(map_u64(&maps, "counter__comp1"), 1);
+    assert_eq!(bss_u64(&out, &maps, "seen__comp0"), 1);
+    assert_eq!(bss_u64(&out, &maps, "seen__comp1"), 1);
+}
+
+#[test]
+fn sixty_four_components() {
+    let parts = vec!["comp_tally.o"; 64];
+    let (out, printed) = compose("64", &parts);
+    assert_eq!(printed.lines().count(), 64);
+    let (ret, maps) = dispatch(&out);
+    assert_eq!(ret, 2);
+    for n in 0..64 {
+        assert_eq!(
+            bss_u64(&out, &maps, &format!("tally__comp{n}")),
+            1,
+            "component {n} ran once"
+        );
+    }
+}
+
+#[test]
+fn frags_only_when_every_component_is_frags_capable() {
+    let (out, _) = compose(
+        "frags",
+        &["comp_frags.o:xdp_frags_pass", "comp_frags.o:xdp_frags_tx"],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    assert_eq!(v["programs"][0]["section"], "xdp.frags");
+    assert_eq!(dispatch(&out).0, 3, "PASS then TX");
+    let (out, _) = compose("nofrags", &["comp_frags.o:xdp_frags_pass", "xdp_pass.o"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    assert_eq!(v["programs"][0]["section"], "xdp");
+}
+
+#[test]
+fn manifest_travels_in_btf() {
+    let (out, _) = compose(
+        "manifest",
+        &[
+            "xdp_run_config.o:rc_first",
+            "comp_count.o:xdp_count,chain=PASS+TX",
+        ],
+    );
+    let dump = ok(&["btf", "dump", out.to_str().unwrap()]);
+    assert!(
+        dump.contains("DATASEC '.bpfld.xdp.0 slot=comp0 prog=rc_first file=")
+            && dump.contains("priority=10 chain=XDP_DROP,XDP_PASS'"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("prog=xdp_count") && dump.contains("chain=XDP_PASS,XDP_TX'"),
+        "{dump}"
+    );
+    // It survives the kernel: the loaded program's BTF carries it.
+    if kernel_available() {
+        let pin = format!("/sys/fs/bpf/bpfld-manifest-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&pin);
+        let o = tool_output("bpftool", &["prog", "loadall", out.to_str().unwrap(), &pin]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let info = tool_output(
+            "bpftool",
+            &[
+                "-j",
+                "prog",
+                "show",
+                "pinned",
+                &format!("{pin}/xdp_dispatcher"),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&pin);
+        let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let btf_id = v["btf_id"]
+            .as_u64()
+            .expect("the program has BTF")
+            .to_string();
+        let kernel = tool_output("bpftool", &["btf", "dump", "id", &btf_id]);
+        assert!(
+            stdout(&kernel).contains(".bpfld.xdp.1 slot=comp1 prog=xdp_count"),
+            "{}",
+            stdout(&kernel)
+        );
+    }
+}
+
+#[test]
+fn errors() {
+    let e = compose_err(&["xdp_run_config.o"]);
+    assert!(
+        e.contains("several XDP programs") && e.contains("rc_first, rc_second, rc_default"),
+        "{e}"
+    );
+    let e = compose_err(&["xdp_run_config.o:nope"]);
+    assert!(e.contains("no XDP program 'nope'"), "{e}");
+    let e = compose_err(&["comp_count.o:xdp_count,chain=XDP_MAYBE"]);
+    let e2 = compose_err(&["comp_count.o"]);
+    assert!(
+        e2.contains("xdp_count, xdp_count_other") && e2.contains(":PROGRAM"),
+        "{e2}"
+    );
+    assert!(e.contains("'XDP_MAYBE' is not an XDP action"), "{e}");
+    let e = compose_err(&["comp_count.o:xdp_count,colour=red"]);
+    assert!(e.contains("unknown option 'colour=red'"), "{e}");
+    let e = compose_err(&["tracing.o"]);
+    assert!(e.contains("has no XDP program"), "{e}");
+}
+
+#[test]
+fn deterministic() {
+    let parts = [
+        "xdp_run_config.o:rc_first",
+        "comp_count.o:xdp_count",
+        "comp_mark.o:xdp_mark",
+    ];
+    let (a, _) = compose("det-a", &parts);
+    let (b, _) = compose("det-b", &parts);
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}

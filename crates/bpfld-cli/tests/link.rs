@@ -1,0 +1,378 @@
+//! `bpfld link` against libbpf's linker (`bpftool gen object`): the same
+//! inputs must give objects that libbpf loads and that compute the same
+//! results when run in the kernel; plus determinism, the fixed point, the
+//! dead weight bpfld drops and every error case.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+fn fx(name: &str) -> String {
+    fixture(name).to_str().unwrap().to_string()
+}
+
+fn bpfld_link(out: &Path, inputs: &[&str], extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["link", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let paths: Vec<String> = inputs.iter().map(|i| fx(i)).collect();
+    args.extend(paths.iter().map(String::as_str));
+    run(&args)
+}
+
+fn link_ok(out: &Path, inputs: &[&str]) {
+    let o = bpfld_link(out, inputs, &[]);
+    assert!(o.status.success(), "bpfld link {inputs:?}: {}", stderr(&o));
+}
+
+/// Links the same inputs with libbpf's linker; `None` when bpftool is
+/// missing or libbpf refuses them.
+fn bpftool_link(out: &Path, inputs: &[&str]) -> Option<()> {
+    let mut args = vec![
+        "gen".to_string(),
+        "object".into(),
+        out.to_str().unwrap().into(),
+    ];
+    args.extend(inputs.iter().map(|i| fx(i)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = tool_output("bpftool", &args);
+    o.status.success().then_some(())
+}
+
+/// Links `inputs` both ways, loads ours with libbpf, runs `progs` in both
+/// and asserts the same verdicts (and the expected one) and maps.
+fn same_as_libbpf(tag: &str, inputs: &[&str], progs: &[(&str, i64)]) {
+    compare_links(tag, inputs, progs, true)
+}
+
+/// As [`same_as_libbpf`]; `aya` says whether aya 0.14 can load the
+/// objects at all (whoever linked them).
+fn compare_links(tag: &str, inputs: &[&str], progs: &[(&str, i64)], aya: bool) {
+    let dir = tmpdir(tag);
+    let ours = dir.join("bpfld.o");
+    link_ok(&ours, inputs);
+    if !kernel_available() {
+        return;
+    }
+    libbpf_loads(&ours).unwrap_or_else(|e| panic!("libbpf refuses bpfld's {tag} output: {e}"));
+    let theirs = dir.join("bpftool.o");
+    let reference = bpftool_link(&theirs, inputs).is_some() && libbpf_loads(&theirs).is_ok();
+    for &(prog, want) in progs {
+        let by_libbpf = run_libbpf(&ours, prog);
+        assert_eq!(
+            by_libbpf, want,
+            "{tag}: {prog} loaded by libbpf returned {by_libbpf}"
+        );
+        if reference {
+            assert_eq!(
+                run_libbpf(&theirs, prog),
+                want,
+                "{tag}: {prog} in libbpf's link"
+            );
+        }
+        if !aya {
+            continue;
+        }
+        let (ret, maps) = run_prog(&ours, prog);
+        assert_eq!(ret, want, "{tag}: {prog} returned {ret}, expected {want}");
+        if reference {
+            let (ret2, maps2) = run_prog(&theirs, prog);
+            assert_eq!(
+                ret, ret2,
+                "{tag}: {prog}: bpfld's link returns {ret}, libbpf's {ret2}"
+            );
+            assert_eq!(maps, maps2, "{tag}: {prog}: maps differ from libbpf's link");
+        } else {
+            eprintln!("note: {tag}: libbpf cannot link or load {inputs:?}; compared with the expected value only");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn extern_functions_both_ways() {
+    same_as_libbpf(
+        "fn",
+        &["lnk_fn_a.o", "lnk_fn_b.o"],
+        &[("lnk_fn_a_prog", 15), ("lnk_fn_b_prog", 41)],
+    );
+}
+
+#[test]
+fn extern_variables_in_data_rodata_bss_with_mixed_alignment() {
+    same_as_libbpf(
+        "vars",
+        &["lnk_vars_def.o", "lnk_vars_use.o"],
+        &[("lnk_vars_prog", 1299)],
+    );
+    same_as_libbpf(
+        "vars-rev",
+        &["lnk_vars_use.o", "lnk_vars_def.o"],
+        &[("lnk_vars_prog", 1299)],
+    );
+}
+
+#[test]
+fn extern_and_weak_maps() {
+    same_as_libbpf(
+        "maps",
+        &["lnk_maps_def.o", "lnk_maps_use.o"],
+        &[("lnk_maps_def_prog", 2), ("lnk_maps_use_prog", 2)],
+    );
+}
+
+#[test]
+fn weak_functions_hidden_symbols_and_same_named_statics() {
+    // libbpf 1.1 links link_a before link_b into an object it cannot load
+    // (the losing weak map leaves a hole); bpfld handles both orders.
+    // aya 0.14 cannot load objects with `.kconfig` externs, whoever linked
+    // them (it wants the DATASEC's size from an ELF section that does not
+    // exist), so these run through libbpf only.
+    compare_links(
+        "ab",
+        &["link_a.o", "link_b.o"],
+        &[("link_main", 1137)],
+        false,
+    );
+    compare_links(
+        "ba",
+        &["link_b.o", "link_a.o"],
+        &[("link_main", 1137)],
+        false,
+    );
+}
+
+#[test]
+fn losing_weak_bodies_are_dropped() {
+    let dir = tmpdir("weak");
+    let out = dir.join("out.o");
+    link_ok(&out, &["link_a.o", "link_b.o"]);
+    let text = ok(&["disasm", out.to_str().unwrap()]);
+    let bodies = text.matches("<weak_policy>:").count();
+    assert_eq!(bodies, 1, "one weak_policy body expected:\n{text}");
+    let json = ok(&["inspect", "--json", out.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let maps: Vec<&str> = v["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        maps.iter().filter(|m| **m == "shared_map").count(),
+        1,
+        "{maps:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_is_deterministic_and_a_fixed_point() {
+    let dir = tmpdir("fixed");
+    for (n, inputs) in [
+        vec!["lnk_fn_a.o", "lnk_fn_b.o"],
+        vec!["lnk_vars_def.o", "lnk_vars_use.o"],
+        vec!["lnk_maps_def.o", "lnk_maps_use.o"],
+        vec!["link_a.o", "link_b.o"],
+        vec!["calls.o"],
+        vec!["globals.o"],
+        vec!["maps.o"],
+        vec!["core.o"],
+        vec!["btf_kinds.o"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = dir.join(format!("{n}-a.o"));
+        let b = dir.join(format!("{n}-b.o"));
+        link_ok(&a, &inputs);
+        link_ok(&b, &inputs);
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{inputs:?}: two links differ"
+        );
+        let c = dir.join(format!("{n}-c.o"));
+        let d = dir.join(format!("{n}-d.o"));
+        let ok1 = run(&["link", "-o", c.to_str().unwrap(), a.to_str().unwrap()]);
+        assert!(ok1.status.success(), "{}", stderr(&ok1));
+        let ok2 = run(&["link", "-o", d.to_str().unwrap(), c.to_str().unwrap()]);
+        assert!(ok2.status.success(), "{}", stderr(&ok2));
+        assert_eq!(
+            std::fs::read(&c).unwrap(),
+            std::fs::read(&d).unwrap(),
+            "{inputs:?}: link(link(x)) != link(link(link(x)))"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn link_err(inputs: &[&str], extra: &[&str]) -> String {
+    let dir = tmpdir("err");
+    let out = dir.join("out.o");
+    std::fs::write(&out, b"previous").unwrap();
+    let o = bpfld_link(&out, inputs, extra);
+    assert_eq!(o.status.code(), Some(1), "link {inputs:?} should fail");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"previous",
+        "a failed link must leave the existing output untouched"
+    );
+    let stray: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(stray.len(), 1, "a failed link left files: {stray:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    stderr(&o)
+}
+
+#[test]
+fn two_strong_definitions_name_both_files() {
+    let e = link_err(&["lnk_fn_b.o", "lnk_dup_twice.o"], &[]);
+    assert!(
+        e.contains("'twice'") && e.contains("lnk_fn_b.o") && e.contains("lnk_dup_twice.o"),
+        "{e}"
+    );
+}
+
+#[test]
+fn different_licenses_are_an_error() {
+    let e = link_err(&["lnk_fn_a.o", "lnk_fn_b.o", "lnk_bad_license.o"], &[]);
+    assert!(
+        e.contains("license") && e.contains("GPL") && e.contains("Dual MIT/GPL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unresolved_externs_are_listed_unless_relocatable() {
+    let e = link_err(&["link_a.o"], &[]);
+    assert!(
+        e.contains("link_shared_add") && e.contains("link_b_counter") && e.contains("link_a.o"),
+        "{e}"
+    );
+    let dir = tmpdir("partial");
+    let out = dir.join("partial.o");
+    let o = bpfld_link(&out, &["link_a.o"], &["--relocatable"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The partial output links again with the rest.
+    let full = dir.join("full.o");
+    let o = run(&[
+        "link",
+        "-o",
+        full.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &fx("link_b.o"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mismatched_prototypes_show_both() {
+    let e = link_err(&["lnk_fn_a.o", "lnk_fn_b.o", "lnk_bad_proto.o"], &[]);
+    assert!(
+        e.contains("inc") && e.contains("int inc(int x)") && e.contains("long"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mixed_byte_orders_are_an_error() {
+    let e = link_err(&["xdp_pass.o", "xdp_counter.bpfeb.o"], &[]);
+    assert!(
+        e.contains("byte order") && e.contains("xdp_counter.bpfeb.o"),
+        "{e}"
+    );
+}
+
+#[test]
+fn same_named_statics_stay_apart() {
+    // Each object's static `scale` and `bias`: 129 + 194.
+    same_as_libbpf(
+        "static",
+        &["lnk_static_a.o", "lnk_static_b.o"],
+        &[("lnk_static_prog", 323)],
+    );
+}
+
+#[test]
+fn hidden_stays_hidden_and_loader_externs_stay_externs() {
+    let dir = tmpdir("hidden");
+    let out = dir.join("out.o");
+    link_ok(&out, &["link_a.o", "link_b.o"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let f = v["functions"].as_array().unwrap();
+    for name in ["hidden_helper", "link_b_private"] {
+        let func = f.iter().find(|x| x["name"] == name).unwrap();
+        assert_eq!(func["hidden"], true, "{name}");
+    }
+    let x = v["externs"].as_array().unwrap();
+    let names: Vec<&str> = x.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"LINUX_KERNEL_VERSION") && names.contains(&"CONFIG_HZ"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"link_shared_add"),
+        "resolved extern still listed: {names:?}"
+    );
+    assert!(x.iter().all(|e| e["kind"] == "kconfig"), "{x:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every fixture libbpf loads on its own still loads after going through
+/// `bpfld link` alone, and the XDP ones compute the same in the kernel.
+#[test]
+fn single_object_links_load_and_run_like_the_original() {
+    if !kernel_available() {
+        return;
+    }
+    let dir = tmpdir("single");
+    let mut checked = 0;
+    for obj in fixture_objects() {
+        let name = obj.file_name().unwrap().to_str().unwrap().to_string();
+        if libbpf_loads(&obj).is_err() {
+            continue;
+        }
+        let out = dir.join(&name);
+        link_ok(&out, &[&name]);
+        libbpf_loads(&out)
+            .unwrap_or_else(|e| panic!("{name}: libbpf loads the original, not bpfld's link: {e}"));
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} fixtures checked");
+    for (name, prog) in [
+        ("xdp_pass.o", "xdp_pass_prog"),
+        ("xdp_counter.o", "xdp_counter_prog"),
+        ("xdp_compute.o", "xdp_compute_prog"),
+        ("calls.o", "calls_main"),
+        ("globals.o", "globals_main"),
+        ("insn_alu.o", "insn_alu_prog"),
+        ("insn_jmp.o", "insn_jmp_prog"),
+        ("run_counter.o", "run_counter_prog"),
+    ] {
+        let linked = dir.join(name);
+        let prog = program_of(&fixture(name), prog);
+        let (r1, m1) = run_prog(&fixture(name), &prog);
+        let (r2, m2) = run_prog(&linked, &prog);
+        assert_eq!((r1, &m1), (r2, &m2), "{name}: {prog} differs after linking");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The fixture's single program (the guess in the table may be stale).
+fn program_of(obj: &Path, guess: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
+    let progs: Vec<String> = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    if progs.iter().any(|p| p == guess) {
+        guess.to_string()
+    } else {
+        progs.first().cloned().expect("a program")
+    }
+}

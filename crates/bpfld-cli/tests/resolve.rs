@@ -1,0 +1,329 @@
+//! `bpfld link --resolve EXTERN=FILE:FUNCTION`: a dispatcher's extern slots
+//! filled by functions of component objects, whatever they are called,
+//! including entry programs libbpf refuses to call. Each link is loaded by
+//! libbpf and by aya and run in the kernel; verdicts and maps are asserted.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+fn link_resolved(tag: &str, resolves: &[&str], extra: &[&str]) -> (PathBuf, String) {
+    let dir = tmpdir(tag);
+    let out = dir.join("out.o");
+    let mut args: Vec<String> = vec!["link".into(), "-o".into(), out.to_str().unwrap().into()];
+    args.push(fixture("res_dispatcher.o").to_str().unwrap().into());
+    for r in resolves {
+        let (ext, rest) = r.split_once('=').unwrap();
+        args.push("--resolve".into());
+        args.push(format!("{ext}={}", fixture(rest).to_str().unwrap()));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert!(o.status.success(), "bpfld {args:?}: {}", stderr(&o));
+    (out, stdout(&o))
+}
+
+fn map_value(maps: &serde_json::Value, name: &str) -> u64 {
+    let hex = maps[name][0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("map {name} missing or empty in {maps}"));
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut le = [0u8; 8];
+    le[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+    u64::from_le_bytes(le)
+}
+
+/// Runs the dispatcher with aya and with libbpf; both must agree.
+fn verdict(obj: &Path) -> (i64, serde_json::Value) {
+    let (ret, maps) = run_prog(obj, "res_dispatch");
+    if kernel_available() {
+        assert_eq!(
+            run_libbpf(obj, "res_dispatch"),
+            ret,
+            "libbpf and aya disagree"
+        );
+    }
+    (ret, maps)
+}
+
+#[test]
+fn slots_filled_by_entry_programs_and_text_functions() {
+    // slot0 = comp_count's XDP program, slot1 = comp_mark's XDP program,
+    // slot2 = comp_mark's .text function: one comp_mark instance for both.
+    let (out, _) = link_resolved(
+        "three",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:mark_verdict",
+        ],
+        &[],
+    );
+    let (ret, maps) = verdict(&out);
+    assert_eq!(ret, 2 * 100 + 3 * 10 + 1, "XDP_PASS, XDP_TX, XDP_DROP");
+    // Same-named maps stay apart: the dispatcher's, comp_count's, and the
+    // one comp_mark instance's (bumped by 10 and by 100).
+    assert_eq!(map_value(&maps, "counter"), 1);
+    assert_eq!(map_value(&maps, "counter__slot0"), 1);
+    assert_eq!(map_value(&maps, "counter__slot1"), 110);
+}
+
+#[test]
+fn components_keep_only_what_the_function_needs() {
+    let (out, _) = link_resolved(
+        "pull",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:xdp_mark",
+        ],
+        &[],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let progs: Vec<&str> = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        progs,
+        ["res_dispatch"],
+        "components' entry programs must not appear"
+    );
+    let funcs: Vec<(&str, &str)> = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["section"].as_str().unwrap()))
+        .collect();
+    assert!(
+        funcs.contains(&("slot0", ".text")) && funcs.contains(&("slot1", ".text")),
+        "{funcs:?}"
+    );
+    let names: Vec<&str> = funcs.iter().map(|f| f.0).collect();
+    for absent in [
+        "xdp_count_other",
+        "xdp_count_other__slot0",
+        "mark_verdict",
+        "mark_verdict__slot1",
+        "slot2",
+    ] {
+        assert!(!names.contains(&absent), "{absent} pulled in: {names:?}");
+    }
+    // comp_mark's unused .text function and its callee bump stay out:
+    // bump is still needed by xdp_mark, mark_verdict is not.
+    assert!(names.contains(&"bump"), "{names:?}");
+    let (ret, maps) = verdict(&out);
+    assert_eq!(ret, 233);
+    assert_eq!(
+        map_value(&maps, "counter__slot1"),
+        20,
+        "slot1 and slot2 share one instance"
+    );
+}
+
+#[test]
+fn separate_instances_of_one_file_have_their_own_maps() {
+    let (out, _) = link_resolved(
+        "inst",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o#second:mark_verdict",
+        ],
+        &[],
+    );
+    let (ret, maps) = verdict(&out);
+    assert_eq!(ret, 231);
+    assert_eq!(map_value(&maps, "counter__slot1"), 10);
+    assert_eq!(map_value(&maps, "counter__slot2"), 100);
+}
+
+#[test]
+fn maps_pinned_by_name_and_shared_maps_stay_one() {
+    let (out, _) = link_resolved(
+        "pinned",
+        &[
+            "slot0=comp_pinned.o:xdp_pinned",
+            "slot1=comp_pinned.o#b:xdp_pinned",
+            "slot2=comp_count.o:xdp_count",
+        ],
+        &[],
+    );
+    let (ret, maps) = verdict(&out);
+    assert_eq!(ret, 222);
+    assert_eq!(
+        map_value(&maps, "pinned_hits"),
+        2,
+        "both instances use the one pinned map"
+    );
+
+    // --share counter: the dispatcher's and every component's `counter`
+    // are one map: 1 (dispatcher) + 1 (comp_count) + 10 + 100 (comp_mark).
+    let (out, _) = link_resolved(
+        "share",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:mark_verdict",
+        ],
+        &["--share", "counter"],
+    );
+    let (_, maps) = verdict(&out);
+    assert_eq!(map_value(&maps, "counter"), 112, "{maps}");
+    assert!(maps.get("counter__slot0").is_none(), "{maps}");
+}
+
+#[test]
+fn link_report_names_everything_pulled_in() {
+    let (out, printed) = link_resolved(
+        "report",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:mark_verdict",
+        ],
+        &["--print-map"],
+    );
+    for line in [
+        "slot0 = ",
+        "comp_count.o:xdp_count",
+        "slot2 = ",
+        "comp_mark.o:mark_verdict",
+        "map counter -> counter__slot0",
+        "global seen -> seen__slot0",
+        "map counter -> counter__slot1",
+        "instructions pulled in",
+    ] {
+        assert!(printed.contains(line), "{line:?} missing from:\n{printed}");
+    }
+    let text = ok(&["inspect", out.to_str().unwrap()]);
+    assert!(
+        text.contains("link map:") && text.contains("counter -> counter__slot0"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let comps = v["link_map"]["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 2);
+    assert!(comps[0]["insns"].as_u64().unwrap() > 10);
+}
+
+#[test]
+fn deterministic_and_a_fixed_point() {
+    let r = [
+        "slot0=comp_count.o:xdp_count",
+        "slot1=comp_mark.o:xdp_mark",
+        "slot2=comp_mark.o:mark_verdict",
+    ];
+    let (a, _) = link_resolved("det-a", &r, &[]);
+    let (b, _) = link_resolved("det-b", &r, &[]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let c = a.with_file_name("c.o");
+    let d = a.with_file_name("d.o");
+    assert!(
+        run(&["link", "-o", c.to_str().unwrap(), a.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        run(&["link", "-o", d.to_str().unwrap(), c.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(&c).unwrap(), std::fs::read(&d).unwrap());
+    // The relinked object still computes the same.
+    assert_eq!(verdict(&c).0, 231);
+}
+
+fn resolve_err(resolves: &[&str]) -> String {
+    let dir = tmpdir("rerr");
+    let out = dir.join("out.o");
+    let mut args: Vec<String> = vec!["link".into(), "-o".into(), out.to_str().unwrap().into()];
+    args.push(fixture("res_dispatcher.o").to_str().unwrap().into());
+    for r in resolves {
+        args.push("--resolve".into());
+        args.push(r.replace("FX/", &format!("{}/", fixtures_dir().to_str().unwrap())));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
+    assert!(!out.exists(), "a failed link wrote {out:?}");
+    stderr(&o)
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let e = resolve_err(&["slot0=FX/comp_badproto.o:wrong_shape"]);
+    assert!(
+        e.contains("slot0")
+            && e.contains("int slot0(struct xdp_md *)")
+            && e.contains("int wrong_shape(struct xdp_md *ctx, __u64 extra)"),
+        "{e}"
+    );
+    let e = resolve_err(&["slot0=FX/comp_count.o:nope"]);
+    assert!(
+        e.contains("no function 'nope'") && e.contains("xdp_count, xdp_count_other"),
+        "{e}"
+    );
+    let e = resolve_err(&["slotX=FX/comp_count.o:xdp_count"]);
+    assert!(
+        e.contains("'slotX'") && e.contains("slot0, slot1, slot2"),
+        "{e}"
+    );
+    let e = resolve_err(&["slot0=FX/comp_count.o:xdp_count"]);
+    assert!(
+        e.contains("unresolved") && e.contains("'slot1'") && e.contains("'slot2'"),
+        "{e}"
+    );
+    let e = resolve_err(&["slot0=FX/damaged/not_bpf_x86_64.o:main"]);
+    assert!(e.contains("not a BPF object"), "{e}");
+    let e = resolve_err(&["slot0"]);
+    assert!(e.contains("EXTERN=FILE:FUNCTION"), "{e}");
+}
+
+#[test]
+fn verifier_processed_instructions_are_reported() {
+    let (out, _) = link_resolved(
+        "verifier",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_mark.o:xdp_mark",
+            "slot2=comp_mark.o:mark_verdict",
+        ],
+        &[],
+    );
+    let o = run(&["run", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let processed = v["verified_insns"]
+        .as_u64()
+        .expect("the kernel reports verified_insns");
+    // Every instruction of the dispatcher and of the three slots is on
+    // some path: the count covers at least the code pulled in.
+    let insp: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let total: u64 = insp["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["insns"].as_u64().unwrap())
+        .sum();
+    eprintln!("composed dispatcher: {total} instructions, verifier processed {processed}");
+    assert!(
+        processed >= total / 2,
+        "{processed} processed for {total} instructions"
+    );
+    let text = ok(&["run", out.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("verifier: {processed} instructions processed")),
+        "{text}"
+    );
+}

@@ -1,0 +1,55 @@
+//! Link a dispatcher and two components in memory with bpfld, hand the
+//! bytes to aya, and run the result once in the kernel (needs root).
+//!
+//!     cargo run -p bpfld-kernel --example link_and_load
+//!
+//! The dispatcher (fixtures/res_dispatcher.o) declares `extern int
+//! slot0(struct xdp_md *)` and two more; comp_count.o and comp_mark.o fill
+//! them with their XDP programs and a .text function, whatever those are
+//! called, which libbpf's linker cannot do.
+
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::Ebpf;
+use bpfld::link::{link_bytes, LinkOptions, Resolve};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dispatcher = include_bytes!("../../../fixtures/res_dispatcher.o");
+    let count = include_bytes!("../../../fixtures/comp_count.o");
+    let mark = include_bytes!("../../../fixtures/comp_mark.o");
+
+    let slot = |ext: &str, component: usize, function: &str| Resolve {
+        extern_name: ext.into(),
+        component,
+        function: function.into(),
+    };
+    let opts = LinkOptions {
+        resolves: vec![
+            slot("slot0", 0, "xdp_count"),
+            slot("slot1", 1, "xdp_mark"),
+            slot("slot2", 1, "mark_verdict"),
+        ],
+        ..LinkOptions::default()
+    };
+    let bytes = link_bytes(
+        &[("res_dispatcher.o", dispatcher)],
+        &[("comp_count.o", count), ("comp_mark.o", mark)],
+        &opts,
+    )?;
+
+    let mut ebpf = Ebpf::load(&bytes)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut("res_dispatch")
+        .ok_or("no program res_dispatch")?
+        .try_into()?;
+    prog.load()?;
+    let packet = [0u8; 64];
+    let result = prog.test_run(TestRunOptions {
+        data_in: Some(&packet),
+        ..TestRunOptions::new()
+    })?;
+    println!("res_dispatch returned {}", result.return_value);
+    for (name, _) in ebpf.maps() {
+        println!("map {name}");
+    }
+    Ok(())
+}

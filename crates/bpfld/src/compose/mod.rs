@@ -1,0 +1,247 @@
+//! `bpfld xdp compose`: several XDP programs as one, without freplace.
+//!
+//! A dispatcher is synthesised ([`dispatcher`]) with one extern slot per
+//! component, ordered by run priority (then command-line order) as
+//! libxdp orders them; every component is linked in as its own instance
+//! through the linker's `--resolve` machinery, so its maps and globals stay
+//! its own. The composition's manifest travels in the object's BTF, which
+//! the kernel keeps with the loaded program.
+
+pub mod dispatcher;
+pub mod run_config;
+
+use crate::error::{Error, Result};
+use crate::link::{self, Input, LinkOptions, LinkReport, Resolve};
+use crate::model::object::{Binding, Object, SymbolKind, SymbolPlace};
+
+pub use run_config::RunConfig;
+
+/// One component as the user names it.
+#[derive(Clone, Debug)]
+pub struct ComponentSpec {
+    /// How errors and the manifest name it (usually the file path).
+    pub file: String,
+    pub object: Object,
+    /// The XDP program to use; the object's only one when `None`.
+    pub program: Option<String>,
+    /// Overrides of the component's own metadata.
+    pub priority: Option<u32>,
+    pub chain: Option<u32>,
+}
+
+/// A component's place in the composition.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct Placed {
+    pub index: usize,
+    pub file: String,
+    pub program: String,
+    pub priority: u32,
+    pub chain: u32,
+    /// The slot (extern) it fills, which also suffixes its maps' names.
+    pub slot: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Composed {
+    pub object: Object,
+    pub order: Vec<Placed>,
+    /// Components after one that never continues: they could never run.
+    pub unreachable: Vec<String>,
+    pub report: LinkReport,
+}
+
+/// Prefix of the BTF DATASEC names that carry the manifest.
+pub const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
+
+/// The XDP programs of an object: global functions in sections libbpf
+/// loads as XDP.
+pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
+    obj.symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Func && s.binding != Binding::Local)
+        .filter_map(|s| match s.place {
+            SymbolPlace::Section(id) => obj.section(id).and_then(|sec| {
+                (sec.is_program() && crate::show::inspect::program_type(&sec.name) == Some("xdp"))
+                    .then(|| (s.name.clone(), sec.name.clone()))
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn manifest_line(p: &Placed) -> String {
+    // DATASEC names are printable text up to the kernel's 512-byte limit.
+    let mut file: String = p.file.chars().filter(|c| c.is_ascii_graphic()).collect();
+    if file.len() > 300 {
+        file = format!("...{}", &file[file.len() - 297..]);
+    }
+    format!(
+        "{MANIFEST_PREFIX}{} slot={} prog={} file={} priority={} chain={}",
+        p.index,
+        p.slot,
+        p.program,
+        file,
+        p.priority,
+        run_config::chain_names(p.chain)
+    )
+}
+
+/// Reads a composition's manifest back from BTF (of the object, or of a
+/// loaded program).
+pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
+    let mut out = Vec::new();
+    for (_, t) in btf.iter() {
+        if !matches!(t.data, crate::model::btf::TypeData::Datasec { .. }) {
+            continue;
+        }
+        let Ok(name) = btf.name(t.name_off) else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(MANIFEST_PREFIX) else {
+            continue;
+        };
+        let mut words = rest.split(' ');
+        let Some(Ok(index)) = words.next().map(str::parse) else {
+            continue;
+        };
+        let mut p = Placed {
+            index,
+            file: String::new(),
+            program: String::new(),
+            priority: 0,
+            chain: 0,
+            slot: String::new(),
+        };
+        for w in words {
+            match w.split_once('=') {
+                Some(("slot", v)) => p.slot = v.into(),
+                Some(("prog", v)) => p.program = v.into(),
+                Some(("file", v)) => p.file = v.into(),
+                Some(("priority", v)) => p.priority = v.parse().unwrap_or(0),
+                Some(("chain", v)) => {
+                    p.chain = v
+                        .split(',')
+                        .filter_map(run_config::action_value)
+                        .fold(0, |acc, a| acc | 1 << a)
+                }
+                _ => {}
+            }
+        }
+        out.push(p);
+    }
+    out.sort_by_key(|p| p.index);
+    out
+}
+
+/// Composes the components into one object with program `xdp_dispatcher`.
+pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
+    if specs.is_empty() {
+        crate::bail!("nothing to compose: no components");
+    }
+    let endian = specs[0].object.endian;
+    let mut placed = Vec::with_capacity(specs.len());
+    let mut all_frags = true;
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.object.endian != endian {
+            crate::bail!("{}: byte order differs from {}", spec.file, specs[0].file);
+        }
+        let progs = xdp_programs(&spec.object);
+        let list = || {
+            let names: Vec<&str> = progs.iter().map(|p| p.0.as_str()).collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let (program, section) = match &spec.program {
+            Some(name) => progs
+                .iter()
+                .find(|p| &p.0 == name)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "{}: no XDP program '{name}' (its XDP programs are: {})",
+                        spec.file,
+                        list()
+                    ))
+                })?,
+            None => match progs.as_slice() {
+                [one] => one.clone(),
+                [] => crate::bail!("{}: has no XDP program", spec.file),
+                _ => crate::bail!(
+                    "{}: has several XDP programs ({}); name one as {}:PROGRAM",
+                    spec.file,
+                    list(),
+                    spec.file
+                ),
+            },
+        };
+        all_frags &= section.starts_with("xdp.frags");
+        let cfg = run_config::read(&spec.object, &program);
+        placed.push(Placed {
+            index: i,
+            file: spec.file.clone(),
+            program,
+            priority: spec.priority.unwrap_or(cfg.priority),
+            chain: spec.chain.unwrap_or(cfg.chain),
+            slot: String::new(),
+        });
+    }
+    // Run priority, then command-line order (a stable sort).
+    placed.sort_by_key(|p| p.priority);
+    let mut unreachable = Vec::new();
+    if let Some(stop) = placed.iter().position(|p| p.chain == 0) {
+        unreachable = placed
+            .drain(stop + 1..)
+            .map(|p| format!("{}:{}", p.file, p.program))
+            .collect();
+    }
+    for (n, p) in placed.iter_mut().enumerate() {
+        p.slot = format!("comp{n}");
+    }
+    let slots: Vec<dispatcher::Slot> = placed
+        .iter()
+        .map(|p| dispatcher::Slot {
+            extern_name: p.slot.clone(),
+            description: format!("{}:{} (priority {})", p.file, p.program, p.priority),
+            chain: p.chain,
+        })
+        .collect();
+    let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
+    let section = if all_frags { "xdp.frags" } else { "xdp" };
+    let object = dispatcher::build(section, &slots, &manifest, endian);
+    let main = [Input {
+        name: "<xdp dispatcher>".into(),
+        object,
+    }];
+    // Every component its own instance, even the same file twice.
+    let components: Vec<Input> = placed
+        .iter()
+        .map(|p| Input {
+            name: format!("{}#{}", p.file, p.slot),
+            object: specs[p.index].object.clone(),
+        })
+        .collect();
+    let resolves = placed
+        .iter()
+        .enumerate()
+        .map(|(n, p)| Resolve {
+            extern_name: p.slot.clone(),
+            component: n,
+            function: p.program.clone(),
+        })
+        .collect();
+    let opts = LinkOptions {
+        relocatable: false,
+        resolves,
+        shared_maps: shared_maps.to_vec(),
+    };
+    let linked = link::link_with(&main, &components, &opts)?;
+    Ok(Composed {
+        object: linked.object,
+        order: placed,
+        unreachable,
+        report: linked.report,
+    })
+}

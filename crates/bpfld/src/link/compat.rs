@@ -1,0 +1,200 @@
+//! Whether an extern's BTF type fits its definition, with libbpf's rules:
+//! kinds and names must agree, integers and enums by size, pointers by the
+//! shape of what they point to, struct members by name and offset (only
+//! where the comparison is exact), function prototypes by parameter count
+//! and types. Map definitions must agree field by field.
+
+use crate::model::btf::{Btf, TypeData, TypeId};
+use crate::show::maps::MapDef;
+
+const MAX_DEPTH: usize = 64;
+
+/// `Err` carries the reason, e.g. "parameter counts 1 and 2".
+pub fn types_match(a: &Btf, ia: TypeId, b: &Btf, ib: TypeId, exact: bool) -> Result<(), String> {
+    walk(a, ia, b, ib, exact, 0)
+}
+
+fn kind_name(btf: &Btf, id: TypeId) -> &'static str {
+    btf.get(id).map_or("?", |t| t.kind().name())
+}
+
+fn walk(a: &Btf, ia: TypeId, b: &Btf, ib: TypeId, exact: bool, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("types nest too deeply to compare".into());
+    }
+    let ia = a.resolve(ia).map_err(|e| e.to_string())?;
+    let ib = b.resolve(ib).map_err(|e| e.to_string())?;
+    let (Some(ta), Some(tb)) = (a.get(ia), b.get(ib)) else {
+        return Err("a type id is out of range".into());
+    };
+    let (na, nb) = (a.type_name(ia), b.type_name(ib));
+    let a_fwd = matches!(ta.data, TypeData::Fwd);
+    let b_fwd = matches!(tb.data, TypeData::Fwd);
+    if !exact && a_fwd != b_fwd {
+        if na != nb {
+            return Err(format!("forward declaration '{na}' against '{nb}'"));
+        }
+        let (fwd, other) = if a_fwd { (ta, tb) } else { (tb, ta) };
+        let union = fwd.kind_flag;
+        return match (&other.data, union) {
+            (TypeData::Union { .. }, true) | (TypeData::Struct { .. }, false) => Ok(()),
+            _ => Err(format!("forward declaration of '{na}' is of another kind")),
+        };
+    }
+    if ta.kind() != tb.kind() {
+        return Err(format!("{} against {}", ta.kind().name(), tb.kind().name()));
+    }
+    let named = matches!(
+        ta.data,
+        TypeData::Struct { .. }
+            | TypeData::Union { .. }
+            | TypeData::Enum { .. }
+            | TypeData::Enum64 { .. }
+            | TypeData::Fwd
+            | TypeData::Func { .. }
+            | TypeData::Var { .. }
+    );
+    if named && na != nb {
+        return Err(format!("{} names '{na}' and '{nb}'", kind_name(a, ia)));
+    }
+    match (&ta.data, &tb.data) {
+        (TypeData::Void, _) | (TypeData::Fwd, _) => Ok(()),
+        (TypeData::Int { size: x, .. }, TypeData::Int { size: y, .. })
+        | (TypeData::Float { size: x }, TypeData::Float { size: y })
+        | (TypeData::Enum { size: x, .. }, TypeData::Enum { size: y, .. })
+        | (TypeData::Enum64 { size: x, .. }, TypeData::Enum64 { size: y, .. }) => {
+            if x == y {
+                Ok(())
+            } else {
+                Err(format!("sizes {x} and {y} of '{na}'"))
+            }
+        }
+        // Only the shape of what a pointer points to matters.
+        (TypeData::Ptr(x), TypeData::Ptr(y)) => walk(a, *x, b, *y, false, depth + 1),
+        (TypeData::Array { elem: x, .. }, TypeData::Array { elem: y, .. }) => {
+            walk(a, *x, b, *y, exact, depth + 1)
+        }
+        (
+            TypeData::Func {
+                proto: x,
+                linkage: la,
+            },
+            TypeData::Func {
+                proto: y,
+                linkage: lb,
+            },
+        ) => {
+            if (*la == 0) != (*lb == 0) {
+                return Err(format!("function '{na}': static against non-static"));
+            }
+            walk(a, *x, b, *y, exact, depth + 1)
+        }
+        (
+            TypeData::Var {
+                type_id: x,
+                linkage: la,
+            },
+            TypeData::Var {
+                type_id: y,
+                linkage: lb,
+            },
+        ) => {
+            if (*la == 0) != (*lb == 0) {
+                return Err(format!("variable '{na}': static against non-static"));
+            }
+            walk(a, *x, b, *y, exact, depth + 1)
+        }
+        (TypeData::Struct { members: ma, .. }, TypeData::Struct { members: mb, .. })
+        | (TypeData::Union { members: ma, .. }, TypeData::Union { members: mb, .. }) => {
+            if !exact {
+                return Ok(());
+            }
+            if ma.len() != mb.len() {
+                return Err(format!("'{na}' has {} members and {}", ma.len(), mb.len()));
+            }
+            for (i, (x, y)) in ma.iter().zip(mb).enumerate() {
+                let (nx, ny) = (
+                    a.name(x.name_off).unwrap_or(""),
+                    b.name(y.name_off).unwrap_or(""),
+                );
+                if nx != ny {
+                    return Err(format!("'{na}' member {i} is '{nx}' and '{ny}'"));
+                }
+                if x.offset != y.offset {
+                    return Err(format!("'{na}' member '{nx}' at different offsets"));
+                }
+                walk(a, x.type_id, b, y.type_id, exact, depth + 1)?;
+            }
+            Ok(())
+        }
+        (
+            TypeData::FuncProto {
+                ret: ra,
+                params: pa,
+            },
+            TypeData::FuncProto {
+                ret: rb,
+                params: pb,
+            },
+        ) => {
+            if pa.len() != pb.len() {
+                return Err(format!("{} parameters against {}", pa.len(), pb.len()));
+            }
+            for (i, (x, y)) in pa.iter().zip(pb).enumerate() {
+                walk(a, x.type_id, b, y.type_id, exact, depth + 1)
+                    .map_err(|e| format!("parameter {}: {e}", i + 1))?;
+            }
+            walk(a, *ra, b, *rb, exact, depth + 1).map_err(|e| format!("return type: {e}"))
+        }
+        _ => Err(format!("unsupported kind {}", ta.kind().name())),
+    }
+}
+
+/// Map definitions must agree exactly (libbpf requires a complete extern
+/// definition); `Err` names the first field that differs.
+pub fn map_defs_match(a: &MapDef, b: &MapDef) -> Result<(), String> {
+    let fields: [(&str, String, String); 8] = [
+        ("type", a.map_type.to_string(), b.map_type.to_string()),
+        (
+            "key_size",
+            format!("{:?}", a.key_size),
+            format!("{:?}", b.key_size),
+        ),
+        (
+            "value_size",
+            format!("{:?}", a.value_size),
+            format!("{:?}", b.value_size),
+        ),
+        (
+            "max_entries",
+            a.max_entries.to_string(),
+            b.max_entries.to_string(),
+        ),
+        (
+            "map_flags",
+            a.map_flags.to_string(),
+            b.map_flags.to_string(),
+        ),
+        (
+            "numa_node",
+            format!("{:?}", a.numa_node),
+            format!("{:?}", b.numa_node),
+        ),
+        ("pinning", a.pinning.to_string(), b.pinning.to_string()),
+        (
+            "map_extra",
+            format!("{:?}", a.map_extra),
+            format!("{:?}", b.map_extra),
+        ),
+    ];
+    for (name, x, y) in fields {
+        if x != y {
+            return Err(format!("{name} {x} against {y}"));
+        }
+    }
+    match (&a.inner, &b.inner) {
+        (None, None) => Ok(()),
+        (Some(x), Some(y)) => map_defs_match(x, y).map_err(|e| format!("inner map: {e}")),
+        _ => Err("only one has an inner map".into()),
+    }
+}
