@@ -12,7 +12,10 @@ command -v /usr/bin/time >/dev/null 2>&1 || apt-get install -y -qq time >/dev/nu
 [ -e /usr/include/bpf/btf.h ] || apt-get install -y -qq libbpf-dev >/dev/null
 cargo build --release --quiet
 BTF=${1:-/sys/kernel/btf/vmlinux}
-OUT=$(mktemp -d)
+# Outputs go to tmpfs: bpfld writes atomically and durably (temporary
+# file, fsync, rename) while the harness just fwrite()s; on a disk shared
+# with other jobs the fsync alone can cost more than the deduplication.
+OUT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 gcc -O2 -Wall -o "$OUT/libbpf-dedup" tools/libbpf-dedup/libbpf-dedup.c -lbpf
 BPFLD="./target/release/bpfld btf dedup -o $OUT/bpfld.btf $BTF $BTF"
