@@ -103,6 +103,11 @@ fn compare(harness: &Path, inputs: &[PathBuf], tag: &str) -> (usize, usize) {
     // What we write reads back as valid BTF.
     let bytes = bpfld::write::btf::try_to_bytes(&ours.btf).unwrap();
     assert_eq!(bpfld::read::btf::parse(&bytes).unwrap(), ours.btf);
+    check_strings(&ours.btf, tag);
+    // Deduplicating again changes nothing.
+    let again = bpfld::dedup::dedup(&ours.btf).unwrap();
+    assert_eq!(again.btf.types, ours.btf.types, "{tag}: not a fixed point");
+    assert!(again.map.iter().enumerate().all(|(i, t)| t.0 as usize == i));
     let theirs = libbpf_dedup(harness, inputs, tag);
     let (a, b) = (kind_counts(&ours.btf), kind_counts(&theirs));
     for kind in a.keys().chain(b.keys()) {
@@ -120,6 +125,35 @@ fn compare(harness: &Path, inputs: &[PathBuf], tag: &str) -> (usize, usize) {
         }
     }
     (ours.btf.type_count(), theirs.type_count())
+}
+
+/// The string table holds each string once, and only referenced ones.
+fn check_strings(btf: &Btf, tag: &str) {
+    let mut offsets = std::collections::HashMap::new();
+    let mut off = 0u32;
+    let body = &btf.strings[..btf.strings.len() - 1];
+    for s in body.split(|&b| b == 0) {
+        assert!(
+            offsets.insert(s, off).is_none(),
+            "{tag}: string {s:?} twice"
+        );
+        off += s.len() as u32 + 1;
+    }
+    let mut used = std::collections::HashSet::new();
+    for (_, t) in btf.iter() {
+        let mut t = t.clone();
+        t.map_strings(|o| {
+            used.insert(o);
+            o
+        });
+    }
+    for (s, o) in offsets {
+        assert!(
+            used.contains(&o),
+            "{tag}: string {:?} unreferenced",
+            String::from_utf8_lossy(s)
+        );
+    }
 }
 
 fn fixtures_with_btf() -> Vec<PathBuf> {
