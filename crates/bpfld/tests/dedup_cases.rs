@@ -662,3 +662,121 @@ fn names_pointing_inside_strings() {
     assert_eq!(d.btf.type_count(), 2);
     assert_eq!(d.btf.type_name(TypeId(1)), "int");
 }
+
+/// Random type graphs (dangling ids, cycles through any kind, odd names):
+/// dedup returns a result or an error, never panics, and every result is
+/// equivalent to its input.
+#[test]
+fn random_graphs_never_panic() {
+    let seed = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15u64);
+    let rnd = |m: u32| {
+        let mut x = seed.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        seed.set(x);
+        (x % m as u64) as u32
+    };
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..5000 {
+        let mut x = B::new();
+        let names = [x.s("a"), x.s("b"), 0];
+        let n = 2 + rnd(20);
+        for _ in 0..n {
+            let name = names[rnd(3) as usize];
+            // Mostly valid ids, sometimes one past the end.
+            let id = || {
+                if rnd(60) == 0 {
+                    TypeId(n + 1)
+                } else {
+                    TypeId(rnd(n + 1))
+                }
+            };
+            let data = match rnd(14) {
+                0 => TypeData::Int { size: 4, data: 32 },
+                1 => TypeData::Ptr(id()),
+                2 => TypeData::Array {
+                    elem: id(),
+                    index: id(),
+                    nelems: rnd(3),
+                },
+                3 => TypeData::Struct {
+                    size: 8,
+                    members: (0..rnd(3))
+                        .map(|k| Member {
+                            name_off: names[k as usize % 3],
+                            type_id: id(),
+                            offset: 0,
+                        })
+                        .collect(),
+                },
+                4 => TypeData::Union {
+                    size: 8,
+                    members: vec![Member {
+                        name_off: 0,
+                        type_id: id(),
+                        offset: 0,
+                    }],
+                },
+                5 => TypeData::Fwd,
+                6 => TypeData::Typedef(id()),
+                7 => TypeData::Const(id()),
+                8 => TypeData::Func {
+                    proto: id(),
+                    linkage: 1,
+                },
+                9 => TypeData::FuncProto {
+                    ret: id(),
+                    params: vec![Param {
+                        name_off: names[0],
+                        type_id: id(),
+                    }],
+                },
+                10 => TypeData::Var {
+                    type_id: id(),
+                    linkage: 1,
+                },
+                11 => TypeData::Datasec {
+                    size: 4,
+                    vars: vec![VarSecinfo {
+                        type_id: id(),
+                        offset: 0,
+                        size: 4,
+                    }],
+                },
+                12 => TypeData::Enum {
+                    size: 4,
+                    values: vec![],
+                },
+                _ => TypeData::DeclTag {
+                    target: id(),
+                    component_idx: -1,
+                },
+            };
+            let kflag = rnd(2) == 1;
+            x.0.add_type(BtfType::new(name, kflag, data));
+        }
+        match dedup(&x.0) {
+            Ok(d) => {
+                verify(&x.0, &d).unwrap();
+                // Merged with itself, the graph dedups to the same size.
+                let twice = concat(vec![x.0.clone(), x.0.clone()]).unwrap();
+                let d2 = dedup(&twice).unwrap();
+                verify(&twice, &d2).unwrap();
+                assert_eq!(
+                    d2.btf.type_count(),
+                    d.btf.type_count(),
+                    "input:\n{}\nalone:\n{}\ntwice:\n{}",
+                    bpfld::show::btf_dump::dump_raw(&x.0),
+                    bpfld::show::btf_dump::dump_raw(&d.btf),
+                    bpfld::show::btf_dump::dump_raw(&d2.btf)
+                );
+                ok += 1;
+            }
+            Err(_) => err += 1,
+        }
+    }
+    // Both outcomes were exercised.
+    eprintln!("ok {ok}, err {err}");
+    assert!(ok > 500 && err > 500, "ok {ok}, err {err}");
+}

@@ -729,6 +729,9 @@ impl Deduper {
                 });
                 let mut bad_str = None;
                 t.map_strings(|off| {
+                    if off == 0 {
+                        return 0;
+                    }
                     let o = off as usize;
                     if let (Some(w), Some(r)) = (starts.get(o / 64), rank.get(o / 64)) {
                         let bit = 1u64 << (o % 64);
@@ -1016,7 +1019,13 @@ impl Deduper {
                 | Kind::Array
                 | Kind::Struct
                 | Kind::Union
-                | Kind::FuncProto => {
+                | Kind::FuncProto
+                // Not reachable from a struct in valid BTF, but compared
+                // the same way when a model has them there.
+                | Kind::Var
+                | Kind::Datasec
+                | Kind::DeclTag
+                | Kind::Void => {
                     if !shallow_eq(ct, kt) {
                         return Ok(false);
                     }
@@ -1027,8 +1036,6 @@ impl Deduper {
                         }
                     }
                 }
-                // Not reachable from a struct in valid BTF: never merge.
-                Kind::Var | Kind::Datasec | Kind::DeclTag | Kind::Void => return Ok(false),
             }
         }
         Ok(true)
@@ -1040,9 +1047,15 @@ impl Deduper {
     fn identical(&self, a: u32, b: u32) -> bool {
         let mut budget = IDENTICAL_BUDGET;
         let mut stack = vec![(a, b)];
+        // Pairs already assumed identical: cycles (a struct reaching
+        // itself) compare as identical when nothing else differs.
+        let mut seen: std::collections::HashSet<(u32, u32), _> =
+            std::collections::HashSet::with_hasher(
+                std::hash::BuildHasherDefault::<FxHasher>::default(),
+            );
         while let Some((a, b)) = stack.pop() {
             let (a, b) = (self.resolve(a), self.resolve(b));
-            if a == b {
+            if a == b || !seen.insert((a, b)) {
                 continue;
             }
             if budget == 0 {
