@@ -665,7 +665,8 @@ fn names_pointing_inside_strings() {
 
 /// Random type graphs (dangling ids, cycles through any kind, odd names):
 /// dedup returns a result or an error, never panics, and every result is
-/// equivalent to its input.
+/// equivalent to its input; merged with itself, or with a copy numbered
+/// backwards, a graph dedups to the same size as alone.
 #[test]
 fn random_graphs_never_panic() {
     let seed = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15u64);
@@ -770,6 +771,31 @@ fn random_graphs_never_panic() {
                     bpfld::show::btf_dump::dump_raw(&x.0),
                     bpfld::show::btf_dump::dump_raw(&d.btf),
                     bpfld::show::btf_dump::dump_raw(&d2.btf)
+                );
+                // A renumbered copy (reversed ids) merges too.
+                let n1 = x.0.types.len() as u32;
+                let mut rev = x.0.clone();
+                let body: Vec<BtfType> = rev.types.drain(1..).rev().collect();
+                rev.types.extend(body);
+                for t in rev.types.iter_mut().skip(1) {
+                    t.map_ids(|id| {
+                        if id.0 == 0 || id.0 >= n1 {
+                            id
+                        } else {
+                            TypeId(n1 - id.0)
+                        }
+                    });
+                }
+                let both = concat(vec![x.0.clone(), rev]).unwrap();
+                let d3 = dedup(&both).unwrap();
+                verify(&both, &d3).unwrap();
+                assert_eq!(
+                    d3.btf.type_count(),
+                    d.btf.type_count(),
+                    "input:\n{}\nalone:\n{}\nwith reversed:\n{}",
+                    bpfld::show::btf_dump::dump_raw(&x.0),
+                    bpfld::show::btf_dump::dump_raw(&d.btf),
+                    bpfld::show::btf_dump::dump_raw(&d3.btf)
                 );
                 ok += 1;
             }
