@@ -209,3 +209,35 @@ fn bad_input_is_an_error_and_leaves_no_output() {
     let o = run(&["btf", "dedup", "-o", &out.display().to_string()]);
     assert!(!o.status.success());
 }
+
+/// An object whose BTF holds every type twice, deduplicated with
+/// `dedup_object`, still loads and runs in the kernel (func_info and
+/// line_info remapped, maps' BTF intact).
+#[test]
+fn deduplicated_object_loads_and_runs() {
+    let test = "deduplicated_object_loads_and_runs";
+    if !bpf_allowed(test) {
+        return;
+    }
+    for name in ["xdp_counter.o", "run_counter.o"] {
+        let mut obj = bpfld::read::elf::read_file(&fixture(name)).unwrap();
+        let old = obj.btf.clone().unwrap();
+        let n = old.types.len() as u32 - 1;
+        let slen = old.strings.len() as u32;
+        obj.btf = Some(bpfld::dedup::concat(vec![old.clone(), old.clone()]).unwrap());
+        for s in &mut obj.sections {
+            s.func_info.iter_mut().for_each(|f| f.type_id += n);
+            s.line_info.iter_mut().for_each(|l| {
+                l.file_name_off += slen;
+                l.line_off += slen;
+            });
+        }
+        bpfld::dedup::dedup_object(&mut obj).unwrap();
+        // Both copies collapse to what the object's own BTF dedups to.
+        let alone = bpfld::dedup::dedup(&old).unwrap().btf.type_count();
+        assert_eq!(obj.btf.as_ref().unwrap().type_count(), alone);
+        let bytes = bpfld::write::elf::to_bytes(&obj).unwrap();
+        let r = bpfld_kernel::run(&bytes, &bpfld_kernel::RunOptions::default());
+        r.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

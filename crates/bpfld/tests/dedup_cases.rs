@@ -806,3 +806,68 @@ fn random_graphs_never_panic() {
     eprintln!("ok {ok}, err {err}");
     assert!(ok > 500 && err > 500, "ok {ok}, err {err}");
 }
+
+/// `dedup_object`: an object whose BTF holds every type twice (as a
+/// linker's plain concatenation would) comes back with one copy, its
+/// BTF.ext records naming the same functions and source lines, and
+/// survives an ELF write and re-read.
+#[test]
+fn object_dedup_remaps_its_records() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    for name in ["calls.o", "core.o", "maps.o", "globals.o"] {
+        let orig = bpfld::read::elf::read_file(&dir.join(name)).unwrap();
+        let old = orig.btf.clone().unwrap();
+        let n = old.types.len() as u32 - 1;
+        let slen = old.strings.len() as u32;
+        let mut obj = orig.clone();
+        // Make the records refer to the second copy.
+        obj.btf = Some(concat(vec![old.clone(), old.clone()]).unwrap());
+        for s in &mut obj.sections {
+            s.func_info.iter_mut().for_each(|f| f.type_id += n);
+            s.core_relos.iter_mut().for_each(|r| {
+                r.type_id += n;
+                r.access_str_off += slen;
+            });
+            s.line_info.iter_mut().for_each(|l| {
+                l.file_name_off += slen;
+                l.line_off += slen;
+            });
+        }
+        let map = bpfld::dedup::dedup_object(&mut obj).unwrap();
+        assert_eq!(map.len() as u32, 2 * n + 1);
+        let btf = obj.btf.as_ref().unwrap();
+        assert!(btf.type_count() as u32 <= n + 1, "{name}");
+        let bytes = bpfld::write::elf::to_bytes(&obj).unwrap();
+        let back = bpfld::read::elf::parse(&bytes).unwrap();
+        let bbtf = back.btf.as_ref().unwrap();
+        let mut checked = 0;
+        for o in &orig.sections {
+            let s = back.sections.iter().find(|s| s.name == o.name).unwrap();
+            assert_eq!(s.func_info.len(), o.func_info.len(), "{name} {}", s.name);
+            for (f, of) in s.func_info.iter().zip(&o.func_info) {
+                assert_eq!(
+                    bbtf.type_name(TypeId(f.type_id)),
+                    old.type_name(TypeId(of.type_id))
+                );
+                checked += 1;
+            }
+            for (l, ol) in s.line_info.iter().zip(&o.line_info) {
+                assert_eq!(
+                    bbtf.name(l.line_off).unwrap(),
+                    old.name(ol.line_off).unwrap()
+                );
+            }
+            for (r, or) in s.core_relos.iter().zip(&o.core_relos) {
+                assert_eq!(
+                    bbtf.type_name(TypeId(r.type_id)),
+                    old.type_name(TypeId(or.type_id))
+                );
+                assert_eq!(
+                    bbtf.name(r.access_str_off).unwrap(),
+                    old.name(or.access_str_off).unwrap()
+                );
+            }
+        }
+        assert!(checked > 0, "{name}: no func_info");
+    }
+}

@@ -40,7 +40,7 @@ mod fxhash;
 use crate::error::{Error, Result};
 use crate::model::btf::{Btf, BtfType, Kind, StringTable, TypeData, TypeId};
 use crate::model::btf_ext::BtfExt;
-use crate::model::object::Section;
+use crate::model::object::{Object, Section};
 use fxhash::{map_with_capacity, FxHasher, FxMap};
 use std::hash::Hasher;
 
@@ -76,6 +76,50 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
     d.resolve_fwds()?;
     d.dedup_refs()?;
     d.compact()
+}
+
+/// Deduplicates an object's BTF in place and remaps the BTF.ext records
+/// of its sections (func_info, line_info, CO-RE relocations), which the
+/// ELF writer re-encodes. Returns the id map (old id → new id). An object
+/// without BTF is left alone (empty map).
+pub fn dedup_object(obj: &mut Object) -> Result<Vec<TypeId>> {
+    let Some(old) = obj.btf.take() else {
+        return Ok(Vec::new());
+    };
+    // Records are remapped on copies so that a failure changes nothing.
+    let result = dedup(&old).and_then(|mut d| {
+        let mut records = Vec::new();
+        for s in &obj.sections {
+            let (mut f, mut l, mut c) = (
+                s.func_info.clone(),
+                s.line_info.clone(),
+                s.core_relos.clone(),
+            );
+            d.remap_records(&old, &mut f, &mut l, &mut c)
+                .map_err(|e| e.in_section(&s.name))?;
+            if !(f.is_empty() && l.is_empty() && c.is_empty()) {
+                // `.BTF.ext` names its sections through the string table.
+                d.add_string(s.name.as_bytes());
+            }
+            records.push((f, l, c));
+        }
+        Ok((d, records))
+    });
+    match result {
+        Ok((d, records)) => {
+            for (s, (f, l, c)) in obj.sections.iter_mut().zip(records) {
+                s.func_info = f;
+                s.line_info = l;
+                s.core_relos = c;
+            }
+            obj.btf = Some(d.btf);
+            Ok(d.map)
+        }
+        Err(e) => {
+            obj.btf = Some(old);
+            Err(e.context("deduplicating BTF"))
+        }
+    }
 }
 
 /// Concatenates several BTFs into one (ids and string offsets shifted, no
@@ -204,6 +248,12 @@ impl Dedup {
     /// when the compacted table does not hold it.
     pub fn string(&mut self, old: &Btf, off: u32) -> Result<u32> {
         let bytes = old.name_bytes(off)?;
+        Ok(self.add_string(bytes))
+    }
+
+    /// The offset of `bytes` in the new string table, added when absent
+    /// (e.g. the section names `.BTF.ext` refers to).
+    pub fn add_string(&mut self, bytes: &[u8]) -> u32 {
         let btf = &self.btf;
         let table = self
             .strings
@@ -212,7 +262,7 @@ impl Dedup {
         if let Some(added) = table.bytes.get(self.btf.strings.len()..) {
             self.btf.strings.extend_from_slice(added);
         }
-        Ok(new)
+        new
     }
 
     /// Remaps the func_info, line_info and CO-RE records of `sections`
