@@ -871,3 +871,34 @@ fn object_dedup_remaps_its_records() {
         assert!(checked > 0, "{name}: no func_info");
     }
 }
+
+/// `Dedup::remap_btf_ext` on a parsed `.BTF.ext`: records and section
+/// names follow, and the result parses against the new BTF.
+#[test]
+fn btf_ext_model_is_remapped() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/core.o");
+    let obj = bpfld::read::elf::read_file(&path).unwrap();
+    let old = obj.btf.clone().unwrap();
+    let raw = obj.btf_ext_raw.clone().unwrap();
+    let ext = bpfld::read::btf_ext::parse(&raw, &old).unwrap();
+    let mut d = dedup(&concat(vec![old.clone()]).unwrap()).unwrap();
+    let mut new_ext = ext.clone();
+    d.remap_btf_ext(&old, &mut new_ext).unwrap();
+    let bytes = bpfld::write::btf_ext::to_bytes(&new_ext);
+    let back = bpfld::read::btf_ext::parse(&bytes, &d.btf).unwrap();
+    assert!(!back.core_relos.is_empty());
+    for (s, o) in back.core_relos.iter().zip(&ext.core_relos) {
+        assert_eq!(s.sec_name, o.sec_name);
+        for (r, or) in s.records.iter().zip(&o.records) {
+            assert_eq!(
+                d.btf.type_name(TypeId(r.type_id)),
+                old.type_name(TypeId(or.type_id))
+            );
+            assert_eq!(
+                d.btf.name(r.access_str_off).unwrap(),
+                old.name(or.access_str_off).unwrap()
+            );
+        }
+    }
+    assert_eq!(back.func_info.len(), ext.func_info.len());
+}
