@@ -33,7 +33,13 @@
 //! (or [`Dedup::type_id`]), and string offsets (line info file/line,
 //! CO-RE access strings, section names) with [`Dedup::string`], which
 //! re-adds the needed strings to the compacted table; [`Dedup::remap_sections`]
-//! and [`Dedup::remap_btf_ext`] do both for whole sections.
+//! and [`Dedup::remap_btf_ext`] do both for whole sections, and
+//! [`dedup_object`] does everything for an [`Object`] (also keeping the
+//! section names `.BTF.ext` needs in the string table).
+//!
+//! Merging VARs means two DATASEC entries may name one VAR id (two
+//! identical `static int x;` of different objects, say); the kernel
+//! accepts that.
 
 mod fxhash;
 
