@@ -241,3 +241,54 @@ fn deduplicated_object_loads_and_runs() {
         r.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// Identical VARs of two objects merge, so two DATASECs can list the same
+/// VAR id: the kernel accepts that.
+#[test]
+fn merged_vars_shared_by_two_datasecs_load() {
+    let test = "merged_vars_shared_by_two_datasecs_load";
+    if !bpf_allowed(test) {
+        return;
+    }
+    let cu = |sec: &str| {
+        let mut b = Btf::new(bpfld::model::Endian::Little);
+        let int_name = b.add_string("int");
+        let int = b.add_type(bpfld::model::btf::BtfType::new(
+            int_name,
+            false,
+            TypeData::Int {
+                size: 4,
+                data: (1 << 24) | 32,
+            },
+        ));
+        let x = b.add_string("x");
+        let var = b.add_type(bpfld::model::btf::BtfType::new(
+            x,
+            false,
+            TypeData::Var {
+                type_id: int,
+                linkage: 0,
+            },
+        ));
+        let sec = b.add_string(sec);
+        b.add_type(bpfld::model::btf::BtfType::new(
+            sec,
+            false,
+            TypeData::Datasec {
+                size: 4,
+                vars: vec![bpfld::model::btf::VarSecinfo {
+                    type_id: var,
+                    offset: 0,
+                    size: 4,
+                }],
+            },
+        ));
+        b
+    };
+    let merged = bpfld::dedup::concat(vec![cu(".data"), cu(".bss")]).unwrap();
+    let d = bpfld::dedup::dedup(&merged).unwrap();
+    // int, one VAR, two DATASECs.
+    assert_eq!(d.btf.type_count(), 1 + 4);
+    let bytes = bpfld::write::btf::try_to_bytes(&d.btf).unwrap();
+    bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
+}
