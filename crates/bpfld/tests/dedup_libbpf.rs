@@ -227,3 +227,73 @@ fn vmlinux_twice_is_vmlinux_and_beats_libbpf() {
     assert!(vars_secs > 0);
     assert_eq!(theirs, ours + vars_secs);
 }
+
+/// Real compiler output at kernel scale: three units including the
+/// running kernel's `vmlinux.h` (from bpftool), each seeing a different
+/// part of the type graph in full and the rest as forward declarations.
+#[test]
+fn vmlinux_h_units_match_libbpf() {
+    let test = "vmlinux_h_units_match_libbpf";
+    if !Path::new(VMLINUX).exists() {
+        eprintln!("SKIP {test}: no {VMLINUX}");
+        return;
+    }
+    let Some(h) = harness(test) else {
+        return;
+    };
+    let dir = tmp_dir().join("vmlinux-h");
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = Command::new("bpftool")
+        .args(["btf", "dump", "file", VMLINUX, "format", "c"])
+        .output();
+    let Ok(header) = header.and_then(|o| {
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(std::io::Error::other("bpftool failed"))
+        }
+    }) else {
+        eprintln!("SKIP {test}: bpftool cannot write vmlinux.h");
+        return;
+    };
+    std::fs::write(dir.join("vmlinux.h"), header).unwrap();
+    let units = [
+        ("a", "struct task_struct ta; struct sk_buff sa;"),
+        (
+            "b",
+            "struct file fb; struct sk_buff sb; struct task_struct *pt;",
+        ),
+        ("c", "struct inode ic; struct net_device nd;"),
+    ];
+    let mut objs = Vec::new();
+    for (name, body) in units {
+        let c = dir.join(format!("{name}.c"));
+        let o = dir.join(format!("{name}.o"));
+        std::fs::write(&c, format!("#include \"vmlinux.h\"\n{body}\n")).unwrap();
+        let out = match Command::new("clang-19")
+            .args(["-g", "-O2", "-target", "bpf", "-c", "-o"])
+            .arg(&o)
+            .arg(&c)
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("SKIP {test}: clang-19: {e}");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "clang: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        objs.push(o);
+    }
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        let inputs: Vec<PathBuf> = order.iter().map(|&i| objs[i].clone()).collect();
+        let (ours, theirs) = compare(&h, &inputs, "vmlinux-h");
+        // No VARs shared between the units: exactly libbpf's count.
+        assert_eq!(ours, theirs, "order {order:?}");
+        assert!(ours > 500, "{ours} types");
+    }
+}
