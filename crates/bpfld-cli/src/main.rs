@@ -142,6 +142,11 @@ enum BtfCommand {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug; if a dependency panics we still print one line,
+    // not a backtrace (the caller turns it into an error where it can).
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("bpfld: internal error: {info}");
+    }));
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

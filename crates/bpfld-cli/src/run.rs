@@ -33,7 +33,16 @@ pub fn run(args: &Args<'_>) -> Result<()> {
         data: data.as_deref(),
         repeat: args.repeat,
     };
-    let res = bpfld_kernel::run(&object, &opts).map_err(|e| in_file(Error::new(e.to_string())))?;
+    // bpfld's reader checks every part first, so hostile bytes get a clear
+    // error instead of reaching aya's parser.
+    bpfld::read::elf::parse(&object).map_err(in_file)?;
+    // aya's parser must not take the process down either.
+    let outcome = std::panic::catch_unwind(|| bpfld_kernel::run(&object, &opts)).map_err(|_| {
+        in_file(Error::new(
+            "the loader (aya) failed on this object in a way it does not report as an error",
+        ))
+    })?;
+    let res = outcome.map_err(|e| in_file(Error::new(e.to_string())))?;
     if args.json {
         crate::print_json(&to_json(&args.file.display().to_string(), &res))
     } else {

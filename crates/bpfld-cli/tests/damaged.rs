@@ -16,7 +16,14 @@ const COMMANDS: &[&[&str]] = &[
     &["disasm", "--json"],
     &["btf", "dump"],
     &["btf", "dump", "--json"],
+    &["link", "-o", "out.o"],
+    &["link", "-o", "out.o", "--relocatable"],
+    &["xdp", "compose", "-o", "out.o"],
+    &["run"],
 ];
+
+/// What a command may write (in the test's working directory).
+const OUTPUT: &str = "out.o";
 
 /// Generous: a healthy run takes milliseconds; this only catches hangs.
 const HANG: Duration = Duration::from_secs(20);
@@ -97,9 +104,15 @@ fn every_command_on_every_damaged_file_fails_cleanly() {
                 "bpfld {args:?} crashed: {}",
                 out.stderr
             );
+            let written = cwd.join(OUTPUT);
             if out.success {
+                let _ = std::fs::remove_file(&written);
                 continue;
             }
+            assert!(
+                !written.exists(),
+                "bpfld {args:?} failed but left {OUTPUT} behind"
+            );
             failures += 1;
             assert_eq!(out.code, Some(1), "bpfld {args:?}: exit code");
             let text = out.stderr.trim_end();

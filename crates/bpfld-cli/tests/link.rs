@@ -119,6 +119,13 @@ fn extern_and_weak_maps() {
         &["lnk_maps_def.o", "lnk_maps_use.o"],
         &[("lnk_maps_def_prog", 2), ("lnk_maps_use_prog", 2)],
     );
+    // The extern first: libbpf 1.1's linker then describes the map at the
+    // wrong offset and libbpf cannot open its own output; bpfld's works.
+    same_as_libbpf(
+        "maps-rev",
+        &["lnk_maps_use.o", "lnk_maps_def.o"],
+        &[("lnk_maps_def_prog", 2), ("lnk_maps_use_prog", 2)],
+    );
 }
 
 #[test]

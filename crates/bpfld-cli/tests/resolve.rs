@@ -71,6 +71,22 @@ fn slots_filled_by_entry_programs_and_text_functions() {
     assert_eq!(map_value(&maps, "counter"), 1);
     assert_eq!(map_value(&maps, "counter__slot0"), 1);
     assert_eq!(map_value(&maps, "counter__slot1"), 110);
+    // comp_count's global `seen` (.bss) and `const volatile step`
+    // (.rodata) came along; nothing else is in the object.
+    assert_eq!(map_value(&maps, ".bss"), 1, "seen__slot0");
+    assert_eq!(map_value(&maps, ".rodata"), 1, "step__slot0");
+    let mut names: Vec<&String> = maps.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".bss",
+            ".rodata",
+            "counter",
+            "counter__slot0",
+            "counter__slot1"
+        ]
+    );
 }
 
 #[test]

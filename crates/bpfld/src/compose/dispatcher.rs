@@ -35,23 +35,11 @@ const R1: u8 = 1;
 const R6: u8 = 6;
 
 fn section(id: u32, name: &str, kind: SectionKind, flags: u64, align: u64) -> Section {
+    let sh_type = if kind == SectionKind::Null { 0 } else { 1 };
     Section {
-        id: SectionId(id),
-        name: name.into(),
-        kind,
-        sh_type: if kind == SectionKind::Null { 0 } else { 1 },
         sh_flags: flags,
         sh_addralign: align,
-        sh_size: 0,
-        sh_link: 0,
-        sh_info: 0,
-        sh_entsize: 0,
-        data: Vec::new(),
-        insns: Vec::new(),
-        relocs: Vec::new(),
-        func_info: Vec::new(),
-        line_info: Vec::new(),
-        core_relos: Vec::new(),
+        ..Section::empty(SectionId(id), name, kind, sh_type)
     }
 }
 

@@ -492,21 +492,7 @@ fn out_section_name(object: &Object, o: usize) -> String {
 fn push_section(object: &mut Object, name: &str, kind: SectionKind) {
     let id = SectionId(object.sections.len() as u32);
     object.sections.push(Section {
-        id,
-        name: name.into(),
-        kind,
-        sh_type: 1,
-        sh_flags: 0,
         sh_addralign: 4,
-        sh_size: 0,
-        sh_link: 0,
-        sh_info: 0,
-        sh_entsize: 0,
-        data: Vec::new(),
-        insns: Vec::new(),
-        relocs: Vec::new(),
-        func_info: Vec::new(),
-        line_info: Vec::new(),
-        core_relos: Vec::new(),
+        ..Section::empty(id, name, kind, 1)
     });
 }

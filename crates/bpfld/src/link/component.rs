@@ -64,23 +64,11 @@ impl LinkReport {
             .map_err(|e| Error::new(format!("cannot encode the link report: {e}")))?;
         obj.sections.retain(|s| s.name != LINKMAP_SECTION);
         let id = SectionId(obj.sections.len() as u32);
+        let size = json.len() as u64;
         obj.sections.push(crate::model::object::Section {
-            id,
-            name: LINKMAP_SECTION.into(),
-            kind: SectionKind::Other,
-            sh_type: 1,
-            sh_flags: 0,
-            sh_addralign: 1,
-            sh_size: json.len() as u64,
-            sh_link: 0,
-            sh_info: 0,
-            sh_entsize: 0,
+            sh_size: size,
             data: json,
-            insns: Vec::new(),
-            relocs: Vec::new(),
-            func_info: Vec::new(),
-            line_info: Vec::new(),
-            core_relos: Vec::new(),
+            ..crate::model::object::Section::empty(id, LINKMAP_SECTION, SectionKind::Other, 1)
         });
         Ok(())
     }

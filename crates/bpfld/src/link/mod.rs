@@ -308,22 +308,8 @@ fn link_inner(
 
 fn null_section() -> Section {
     Section {
-        id: SectionId(0),
-        name: String::new(),
-        kind: SectionKind::Null,
-        sh_type: 0,
-        sh_flags: 0,
         sh_addralign: 0,
-        sh_size: 0,
-        sh_link: 0,
-        sh_info: 0,
-        sh_entsize: 0,
-        data: Vec::new(),
-        insns: Vec::new(),
-        relocs: Vec::new(),
-        func_info: Vec::new(),
-        line_info: Vec::new(),
-        core_relos: Vec::new(),
+        ..Section::empty(SectionId(0), "", SectionKind::Null, 0)
     }
 }
 

@@ -85,6 +85,28 @@ pub struct Section {
 }
 
 impl Section {
+    /// A section with no contents yet, for passes that build objects.
+    pub fn empty(id: SectionId, name: &str, kind: SectionKind, sh_type: u32) -> Section {
+        Section {
+            id,
+            name: name.into(),
+            kind,
+            sh_type,
+            sh_flags: 0,
+            sh_addralign: 1,
+            sh_size: 0,
+            sh_link: 0,
+            sh_info: 0,
+            sh_entsize: 0,
+            data: Vec::new(),
+            insns: Vec::new(),
+            relocs: Vec::new(),
+            func_info: Vec::new(),
+            line_info: Vec::new(),
+            core_relos: Vec::new(),
+        }
+    }
+
     pub fn is_program(&self) -> bool {
         self.kind == SectionKind::Program
     }

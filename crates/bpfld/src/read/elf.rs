@@ -96,6 +96,20 @@ pub fn parse(data: &[u8]) -> Result<Object> {
                 "section '{name}': alignment {align:#x} is not a power of two up to {MAX_ALIGN:#x}"
             );
         }
+        // Only what the model needs is copied: code becomes slots, tables
+        // are parsed below, DWARF is not used.
+        let data = match kind {
+            SectionKind::Program | SectionKind::SymTab | SectionKind::StrTab | SectionKind::Rel => {
+                Vec::new()
+            }
+            _ if name.starts_with(".debug") => Vec::new(),
+            _ => data_bytes.to_vec(),
+        };
+        let insns = if kind == SectionKind::Program {
+            read::insn::decode(data_bytes, endian).map_err(|err| err.in_section(&name))?
+        } else {
+            Vec::new()
+        };
         sections.push(Section {
             id,
             name,
@@ -107,8 +121,8 @@ pub fn parse(data: &[u8]) -> Result<Object> {
             sh_link: sh.sh_link(e),
             sh_info: sh.sh_info(e),
             sh_entsize: sh.sh_entsize(e),
-            data: data_bytes.to_vec(),
-            insns: Vec::new(),
+            data,
+            insns,
             relocs: Vec::new(),
             func_info: Vec::new(),
             line_info: Vec::new(),
@@ -156,13 +170,6 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         }
     }
 
-    for sec in &mut sections {
-        if sec.kind == SectionKind::Program {
-            sec.insns =
-                read::insn::decode(&sec.data, endian).map_err(|err| err.in_section(&sec.name))?;
-        }
-    }
-
     read_relocations(&table, e, data, &mut sections, symbols.len())?;
 
     let btf = match sections.iter().find(|s| s.kind == SectionKind::Btf) {
@@ -171,10 +178,15 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         ),
         None => None,
     };
+    // The parsed forms replace the raw bytes (the BTF.ext bytes are kept
+    // once, for writing an unchanged object back byte for byte).
+    if let Some(s) = sections.iter_mut().find(|s| s.kind == SectionKind::Btf) {
+        s.data = Vec::new();
+    }
     let btf_ext_raw = sections
-        .iter()
+        .iter_mut()
         .find(|s| s.kind == SectionKind::BtfExt)
-        .map(|s| s.data.clone());
+        .map(|s| std::mem::take(&mut s.data));
     if let Some(raw) = &btf_ext_raw {
         let Some(btf) = &btf else {
             bail!("section '.BTF.ext' present without '.BTF'");
@@ -341,6 +353,9 @@ fn read_relocations(
             bail!("section '{rel_name}': sh_info {target} is not a section that can be relocated");
         }
         let target_name = target_sec.name.clone();
+        if target_name.starts_with(".debug") {
+            continue; // DWARF is neither used nor written
+        }
         let is_code = target_sec.kind == SectionKind::Program;
         let size = target_sec.sh_size;
         let mut relocs = Vec::with_capacity(rels.len());

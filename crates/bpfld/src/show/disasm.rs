@@ -846,17 +846,28 @@ mod core {
         /// `None` where objdump prints no CO-RE lines: no `.BTF` or
         /// `.BTF.ext` section, or one it fails to parse before the records.
         pub(super) fn from_object(obj: &Object) -> Option<CoreNotes> {
-            let named = |n: &str| obj.sections.iter().rev().find(|s| s.name == n);
-            let btf = named(".BTF")?;
-            let ext = named(".BTF.ext")?;
+            // The reader keeps BTF parsed and BTF.ext raw; objdump reads the
+            // section bytes, which these are again.
+            let btf = crate::write::btf::to_bytes(obj.btf.as_ref()?);
+            let ext = match &obj.btf_ext_raw {
+                Some(raw) => raw.clone(),
+                None if obj
+                    .sections
+                    .iter()
+                    .any(|s| s.kind == crate::model::object::SectionKind::BtfExt) =>
+                {
+                    crate::write::btf_ext::from_sections(obj, obj.btf.as_ref()?).ok()?
+                }
+                None => return None,
+            };
             let endian = obj.endian;
             let mut notes = CoreNotes {
                 strings: Vec::new(),
                 types: Vec::new(),
                 relos: HashMap::new(),
             };
-            notes.parse_btf(&btf.data, endian)?;
-            notes.parse_ext(&ext.data, endian);
+            notes.parse_btf(&btf, endian)?;
+            notes.parse_ext(&ext, endian);
             Some(notes)
         }
 

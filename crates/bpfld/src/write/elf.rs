@@ -231,8 +231,15 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
     });
     name_offs.push(strtab_name);
 
-    // Layout: header, contents, section header table.
-    let mut bytes = vec![0u8; EHDR_SIZE as usize];
+    // Layout: header, contents, section header table; sized up front so
+    // the buffer is allocated once.
+    let mut total = EHDR_SIZE as usize;
+    for s in &out {
+        total = total.next_multiple_of(s.align.max(1) as usize) + s.data.len();
+    }
+    total = total.next_multiple_of(8) + (out.len() + 1) * SHDR_SIZE as usize;
+    let mut bytes = Vec::with_capacity(total);
+    bytes.resize(EHDR_SIZE as usize, 0);
     let mut offsets = Vec::with_capacity(out.len());
     for s in &out {
         let align = s.align.max(1) as usize;
