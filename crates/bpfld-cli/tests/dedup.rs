@@ -292,3 +292,20 @@ fn merged_vars_shared_by_two_datasecs_load() {
     let bytes = bpfld::write::btf::try_to_bytes(&d.btf).unwrap();
     bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The same types compiled for both byte orders are the same types; the
+/// output takes the first input's byte order.
+#[test]
+fn byte_orders_merge() {
+    let out = tmp("mixed.btf");
+    let be = fixture("btf_kinds.bpfeb.o");
+    let le = fixture("btf_kinds.o");
+    let alone = dedup_cli(&out, &[&le]);
+    let mixed = dedup_cli(&out, &[&be, &le]);
+    let n_out = |s: &str| s.trim().rsplit(", ").next().unwrap().to_string();
+    assert_eq!(n_out(&mixed), n_out(&alone), "{mixed} vs {alone}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..2], &[0xeb, 0x9f], "big-endian magic");
+    let btf = bpfld::read::btf::parse(&bytes).unwrap();
+    assert_eq!(btf.endian, bpfld::model::Endian::Big);
+}
