@@ -414,6 +414,30 @@ fn size_field(t: &BtfType) -> Option<u32> {
     }
 }
 
+/// Index of the first NUL byte of `s`, eight bytes at a time (the string
+/// table scan is a good part of the whole deduplication).
+fn find_nul(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let v = u64::from_le_bytes(b);
+        let z = v.wrapping_sub(LO) & !v & HI;
+        if z != 0 {
+            return Some(base + (z.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|i| base + i)
+}
+
 /// Calls `f` with every string offset `t` holds.
 fn for_each_name(t: &BtfType, mut f: impl FnMut(u32)) {
     use TypeData as D;
@@ -754,10 +778,7 @@ impl Deduper {
             let mut starts = vec![0u64; words];
             let mut start_sids: Vec<u32> = Vec::with_capacity(strings.len() / 16 + 1);
             let mut pos = 0usize;
-            while let Some(len) = strings
-                .get(pos..)
-                .and_then(|r| r.iter().position(|&b| b == 0))
-            {
+            while let Some(len) = strings.get(pos..).and_then(find_nul) {
                 let bytes = &strings[pos..pos + len];
                 let next = strs.len() as u32;
                 let sid = *by_bytes.entry(bytes).or_insert(next);
@@ -1336,5 +1357,31 @@ impl Deduper {
             map,
             strings: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_nul;
+
+    #[test]
+    fn find_nul_finds_the_first_nul_anywhere() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut v = vec![0x80u8; len];
+                // Bytes that trip naive zero-byte tricks around the NUL.
+                for (i, b) in v.iter_mut().enumerate() {
+                    *b = [0x01, 0x80, 0xff, 0x7f][i % 4];
+                }
+                if at < len {
+                    v[at] = 0;
+                    if at + 1 < len {
+                        v[at + 1] = 0;
+                    }
+                }
+                let want = v.iter().position(|&b| b == 0);
+                assert_eq!(find_nul(&v), want, "len {len} at {at}");
+            }
+        }
     }
 }
