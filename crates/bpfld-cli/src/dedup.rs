@@ -4,18 +4,16 @@ use std::path::{Path, PathBuf};
 
 use bpfld::{Error, Result};
 
-/// Reads every input's BTF (ELF `.BTF` section or raw BTF), concatenates
-/// them, deduplicates and writes raw BTF to `output` atomically. Returns
+/// Reads every input's BTF (ELF `.BTF` section or raw BTF), deduplicates
+/// their concatenation and writes raw BTF to `output` atomically. Returns
 /// `(input types, output types)`, void excluded.
 pub fn run(output: &Path, inputs: &[PathBuf]) -> Result<(usize, usize)> {
     let btfs = read_all(inputs)?;
-    let merged = bpfld::dedup::concat(btfs)?;
-    let before = merged.type_count() - 1;
-    let d = bpfld::dedup::dedup_owned(merged).map_err(|e| e.context("deduplicating BTF"))?;
-    // The inputs were validated when read and dedup keeps every reference
-    // inside the output, so only BTF's 16-bit vlen limit remains to check
-    // (merging never lengthens a type, but the inputs' limits were not
-    // checked by the reader either).
+    let before: usize = btfs.iter().map(|b| b.type_count() - 1).sum();
+    let d = bpfld::dedup::dedup_many(btfs).map_err(|e| e.context("deduplicating BTF"))?;
+    // The inputs were validated when read, and deduplication only keeps
+    // or drops types and remaps ids within the output, so the result is
+    // valid BTF; what remains is BTF's 16-bit vlen, a cheap check.
     if let Some((id, t)) = d.btf.iter().find(|(_, t)| {
         !matches!(t.data, bpfld::model::btf::TypeData::Func { .. }) && t.vlen() > 0xffff
     }) {

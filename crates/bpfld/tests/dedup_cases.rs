@@ -902,3 +902,34 @@ fn btf_ext_model_is_remapped() {
     }
     assert_eq!(back.func_info.len(), ext.func_info.len());
 }
+
+/// `dedup_many` is `dedup` of the concatenation, without building it.
+#[test]
+fn dedup_many_equals_dedup_of_concat() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let btfs: Vec<Btf> = [
+        "calls.o",
+        "maps.o",
+        "link_a.o",
+        "link_b.o",
+        "btf_kinds.bpfeb.o",
+    ]
+    .iter()
+    .map(|n| {
+        bpfld::read::elf::read_file(&dir.join(n))
+            .unwrap()
+            .btf
+            .unwrap()
+    })
+    .collect();
+    let one = dedup(&concat(btfs.clone()).unwrap()).unwrap();
+    let many = bpfld::dedup::dedup_many(btfs.clone()).unwrap();
+    assert_eq!(many.btf, one.btf);
+    assert_eq!(many.map, one.map);
+    assert_eq!(many.btf.endian, btfs[0].endian);
+    // Errors name the input.
+    let mut bad = btfs;
+    bad[2].types[1].name_off = 1 << 30;
+    let e = bpfld::dedup::dedup_many(bad).unwrap_err().to_string();
+    assert!(e.contains("input 3") && e.contains("string offset"), "{e}");
+}

@@ -76,7 +76,15 @@ pub fn dedup(btf: &Btf) -> Result<Dedup> {
 
 /// [`dedup`] consuming its input (saves a copy of every type).
 pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
-    let mut d = Deduper::new(btf)?;
+    dedup_many(vec![btf])
+}
+
+/// Deduplicates the concatenation of `btfs` (as [`concat`] would make it,
+/// without building it): [`Dedup::map`] is indexed by concatenated ids,
+/// input k's type i having id `i + ` the type counts (void excluded) of
+/// the inputs before k. The output has the first input's byte order.
+pub fn dedup_many(btfs: Vec<Btf>) -> Result<Dedup> {
+    let mut d = Deduper::new(btfs)?;
     d.dedup_prims();
     d.dedup_structs()?;
     d.resolve_fwds()?;
@@ -744,12 +752,14 @@ impl Chains {
 }
 
 struct Deduper {
-    /// The input (its types moved to `types`).
-    src: Btf,
-    /// The input's types with names replaced by string ids.
+    /// The inputs (their types moved to `types`; their string tables
+    /// still here, `strs` points into them).
+    inputs: Vec<Btf>,
+    /// The inputs' types, concatenated, with ids shifted and names
+    /// replaced by string ids.
     types: Vec<BtfType>,
-    /// String id → (offset, length) in `src.strings`.
-    strs: Vec<(u32, u32)>,
+    /// String id → (input, offset, length).
+    strs: Vec<(u32, u32, u32)>,
     /// Type id → representative (possibly through a chain), or NONE when
     /// not processed yet.
     map: Vec<u32>,
@@ -758,109 +768,193 @@ struct Deduper {
     hypot_list: Vec<u32>,
 }
 
+/// Start-of-string lookup for one string table: every string of the table
+/// is interned once, in a table scan; names (nearly always string starts)
+/// then find their string id through a start bitmap with ranks, without
+/// hashing. Offsets inside a string (suffixes) take a hashed slow path.
+struct StartIndex {
+    starts: Vec<u64>,
+    rank: Vec<u32>,
+    sids: Vec<u32>,
+}
+
+impl StartIndex {
+    fn build<'a>(
+        input: u32,
+        strings: &'a [u8],
+        by_bytes: &mut FxMap<&'a [u8], u32>,
+        strs: &mut Vec<(u32, u32, u32)>,
+        reuse: StartIndex,
+    ) -> StartIndex {
+        let StartIndex {
+            mut starts,
+            mut rank,
+            mut sids,
+        } = reuse;
+        let words = strings.len() / 64 + 1;
+        starts.clear();
+        starts.resize(words, 0);
+        sids.clear();
+        let mut pos = 0usize;
+        while let Some(len) = strings.get(pos..).and_then(find_nul) {
+            let bytes = &strings[pos..pos + len];
+            let next = strs.len() as u32;
+            let sid = *by_bytes.entry(bytes).or_insert(next);
+            if sid == next {
+                strs.push((input, pos as u32, len as u32));
+            }
+            starts[pos / 64] |= 1 << (pos % 64);
+            sids.push(sid);
+            pos += len + 1;
+        }
+        rank.clear();
+        let mut acc = 0u32;
+        for w in &starts {
+            rank.push(acc);
+            acc += w.count_ones();
+        }
+        StartIndex { starts, rank, sids }
+    }
+
+    #[inline]
+    fn get(&self, off: u32) -> Option<u32> {
+        let o = off as usize;
+        let (w, r) = (self.starts.get(o / 64)?, self.rank.get(o / 64)?);
+        let bit = 1u64 << (o % 64);
+        if w & bit == 0 {
+            return None;
+        }
+        self.sids
+            .get((*r + (w & (bit - 1)).count_ones()) as usize)
+            .copied()
+    }
+}
+
 impl Deduper {
-    fn new(mut src: Btf) -> Result<Self> {
-        let n = src.types.len();
-        if n == 0 || n > (NONE as usize) / 2 {
+    /// Takes the inputs' types into one id space (input k's id i becomes
+    /// the sum of the earlier inputs' type counts, void excluded, plus i)
+    /// with names as string ids, checking every id and name offset.
+    fn new(mut inputs: Vec<Btf>) -> Result<Self> {
+        let n = 1 + inputs
+            .iter()
+            .map(|b| b.types.len().saturating_sub(1))
+            .sum::<usize>();
+        if n > (NONE as usize) / 2 {
             return Err(Error::new(format!("BTF with {n} type slots")));
         }
-        let mut types = std::mem::take(&mut src.types);
-        let mut strs: Vec<(u32, u32)> = vec![(0, 0)];
+        let many = inputs.len() > 1;
+        let mut tables: Vec<Vec<BtfType>> = inputs
+            .iter_mut()
+            .map(|b| std::mem::take(&mut b.types))
+            .collect();
+        // The first input's vector grows in place to hold them all.
+        let mut types = match tables.first_mut() {
+            Some(first) if !first.is_empty() => std::mem::take(first),
+            _ => vec![BtfType::new(0, false, TypeData::Void)],
+        };
+        types.reserve(n.saturating_sub(types.len()));
+        let mut strs: Vec<(u32, u32, u32)> = vec![(0, 0, 0)];
         {
-            let strings = &src.strings;
-            // Every string of the table is interned once, in a table scan;
-            // names (nearly always string starts) then find their id
-            // through a start bitmap with ranks, without hashing. Offsets
-            // inside a string (suffixes) take the slow path.
-            let mut by_bytes: FxMap<&[u8], u32> = map_with_capacity(strings.len() / 24 + 16);
+            let total_strings: usize = inputs.iter().map(|b| b.strings.len()).sum();
+            let mut by_bytes: FxMap<&[u8], u32> = map_with_capacity(total_strings / 40 + 16);
             by_bytes.insert(&[], 0);
-            let words = strings.len() / 64 + 1;
-            let mut starts = vec![0u64; words];
-            let mut start_sids: Vec<u32> = Vec::with_capacity(strings.len() / 16 + 1);
-            let mut pos = 0usize;
-            while let Some(len) = strings.get(pos..).and_then(find_nul) {
-                let bytes = &strings[pos..pos + len];
-                let next = strs.len() as u32;
-                let sid = *by_bytes.entry(bytes).or_insert(next);
-                if sid == next {
-                    strs.push((pos as u32, len as u32));
-                }
-                starts[pos / 64] |= 1 << (pos % 64);
-                start_sids.push(sid);
-                pos += len + 1;
-            }
-            let mut rank = Vec::with_capacity(words);
-            let mut acc = 0u32;
-            for w in &starts {
-                rank.push(acc);
-                acc += w.count_ones();
-            }
-            let mut by_off: FxMap<u32, u32> = map_with_capacity(16);
-            for (i, t) in types.iter_mut().enumerate().skip(1) {
-                let mut bad_id = None;
-                t.map_ids(|id| {
-                    if id.0 as usize >= n {
-                        bad_id = Some(id);
-                    }
-                    id
-                });
-                let mut bad_str = None;
-                t.map_strings(|off| {
-                    if off == 0 {
-                        return 0;
-                    }
-                    let o = off as usize;
-                    if let (Some(w), Some(r)) = (starts.get(o / 64), rank.get(o / 64)) {
-                        let bit = 1u64 << (o % 64);
-                        if w & bit != 0 {
-                            let idx = *r + (w & (bit - 1)).count_ones();
-                            if let Some(&sid) = start_sids.get(idx as usize) {
-                                return sid;
+            let mut index = StartIndex {
+                starts: Vec::new(),
+                rank: Vec::new(),
+                sids: Vec::new(),
+            };
+            let mut base = 0u32;
+            for (k, b) in inputs.iter().enumerate() {
+                let strings = &b.strings[..];
+                index = StartIndex::build(k as u32, strings, &mut by_bytes, &mut strs, index);
+                let mut by_off: FxMap<u32, u32> = map_with_capacity(0);
+                let own = if k == 0 {
+                    types.len() as u32
+                } else {
+                    tables.get(k).map_or(0, |t| t.len() as u32)
+                };
+                let mut fix = |i: usize, t: &mut BtfType| -> Result<()> {
+                    let mut bad_id = None;
+                    t.map_ids(|id| {
+                        if id.0 >= own {
+                            bad_id = Some(id);
+                            id
+                        } else if id.0 == 0 {
+                            id
+                        } else {
+                            TypeId(id.0 + base)
+                        }
+                    });
+                    let mut bad_str = None;
+                    t.map_strings(|off| {
+                        if off == 0 {
+                            return 0;
+                        }
+                        if let Some(sid) = index.get(off) {
+                            return sid;
+                        }
+                        if let Some(&sid) = by_off.get(&off) {
+                            return sid;
+                        }
+                        let bytes = strings
+                            .get(off as usize..)
+                            .and_then(|rest| find_nul(rest).map(|e| &rest[..e]));
+                        match bytes {
+                            Some(bytes) => {
+                                let next = strs.len() as u32;
+                                let sid = *by_bytes.entry(bytes).or_insert(next);
+                                if sid == next {
+                                    strs.push((k as u32, off, bytes.len() as u32));
+                                }
+                                by_off.insert(off, sid);
+                                sid
+                            }
+                            None => {
+                                bad_str = Some(off);
+                                0
                             }
                         }
+                    });
+                    let what = || {
+                        let input = if many {
+                            format!("input {}: ", k + 1)
+                        } else {
+                            String::new()
+                        };
+                        format!("{input}type [{i}] {}", t.kind().name())
+                    };
+                    if let Some(id) = bad_id {
+                        return Err(Error::new(format!(
+                            "{} refers to type {id} beyond the last type {}",
+                            what(),
+                            own.saturating_sub(1)
+                        )));
                     }
-                    if let Some(&sid) = by_off.get(&off) {
-                        return sid;
+                    if let Some(off) = bad_str {
+                        return Err(Error::new(format!(
+                            "{}: string offset {off} is outside the string section or not NUL-terminated",
+                            what()
+                        )));
                     }
-                    let bytes = strings
-                        .get(o..)
-                        .and_then(|rest| rest.iter().position(|&b| b == 0).map(|e| &rest[..e]));
-                    match bytes {
-                        Some(bytes) => {
-                            let next = strs.len() as u32;
-                            let sid = *by_bytes.entry(bytes).or_insert(next);
-                            if sid == next {
-                                strs.push((off, bytes.len() as u32));
-                            }
-                            by_off.insert(off, sid);
-                            sid
-                        }
-                        None => {
-                            bad_str = Some(off);
-                            0
-                        }
+                    Ok(())
+                };
+                if k == 0 {
+                    for (i, t) in types.iter_mut().enumerate().skip(1) {
+                        fix(i, t)?;
                     }
-                });
-                let what = || format!("type [{i}] {}", t.kind().name());
-                if let Some(id) = bad_id {
-                    return Err(Error::new(format!(
-                        "{} refers to type {id} beyond the last type {}",
-                        what(),
-                        n - 1
-                    )));
+                } else if let Some(table) = tables.get_mut(k) {
+                    for (i, mut t) in std::mem::take(table).into_iter().enumerate().skip(1) {
+                        fix(i, &mut t)?;
+                        types.push(t);
+                    }
                 }
-                if let Some(off) = bad_str {
-                    return Err(Error::new(format!(
-                        "{}: string offset {off} is outside the string section or not NUL-terminated",
-                        what()
-                    )));
-                }
+                base += own.saturating_sub(1);
             }
         }
         let mut map = vec![NONE; n];
         map[0] = 0;
         Ok(Deduper {
-            src,
+            inputs,
             types,
             strs,
             map,
@@ -869,14 +963,21 @@ impl Deduper {
         })
     }
 
+    fn str_bytes(&self, sid: u32) -> &[u8] {
+        self.strs
+            .get(sid as usize)
+            .and_then(|&(k, o, l)| {
+                self.inputs
+                    .get(k as usize)?
+                    .strings
+                    .get(o as usize..(o + l) as usize)
+            })
+            .unwrap_or_default()
+    }
+
     fn describe(&self, id: u32) -> String {
         let t = self.ty(id);
-        let name = self
-            .strs
-            .get(t.name_off as usize)
-            .and_then(|&(o, l)| self.src.strings.get(o as usize..(o + l) as usize))
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
+        let name = String::from_utf8_lossy(self.str_bytes(t.name_off));
         let name = if name.is_empty() {
             "(anon)".into()
         } else {
@@ -1316,13 +1417,17 @@ impl Deduper {
                 self.describe(bad as u32)
             )));
         }
-        let mut out = Btf::new(self.src.endian);
-        let total: usize = self.strs.iter().map(|s| s.1 as usize + 1).sum();
+        let endian = self
+            .inputs
+            .first()
+            .map_or(crate::model::Endian::Little, |b| b.endian);
+        let mut out = Btf::new(endian);
+        let total: usize = self.strs.iter().map(|s| s.2 as usize + 1).sum();
         out.strings = Vec::with_capacity(total + 1);
         out.strings.push(0);
         let mut str_off = vec![NONE; self.strs.len()];
         str_off[0] = 0;
-        let strings = &self.src.strings;
+        let (inputs, strs) = (&self.inputs, &self.strs);
         // Compacted in place: representatives keep their order.
         let mut types = self.types;
         let mut i = 0usize;
@@ -1341,9 +1446,13 @@ impl Deduper {
                 let slot = &mut str_off[sid as usize];
                 if *slot == NONE {
                     *slot = out.strings.len() as u32;
-                    let (o, l) = self.strs[sid as usize];
-                    out.strings
-                        .extend_from_slice(&strings[o as usize..(o + l) as usize]);
+                    let bytes = strs.get(sid as usize).and_then(|&(k, o, l)| {
+                        inputs
+                            .get(k as usize)?
+                            .strings
+                            .get(o as usize..(o + l) as usize)
+                    });
+                    out.strings.extend_from_slice(bytes.unwrap_or_default());
                     out.strings.push(0);
                 }
                 *slot
