@@ -26,7 +26,10 @@ $BPFLD --stats
 echo "libbpf: $(($($LIBBPF) - 1)) types out"
 cmp <(bpftool btf dump file "$OUT/bpfld.btf") <(bpftool btf dump file "$BTF") \
     && echo "bpfld's output dumps exactly as the input"
-hyperfine --warmup 3 --runs 20 -N "$BPFLD" "$LIBBPF" --export-markdown /dev/stdout
+# (The table goes to a file: exporting to /dev/stdout would truncate a
+# redirected output.)
+hyperfine --warmup 3 --runs 20 -N "$BPFLD" "$LIBBPF" --export-markdown "$OUT/table.md"
+cat "$OUT/table.md"
 for cmd in "$BPFLD" "$LIBBPF"; do
     /usr/bin/time -f "peak RSS %M KiB: $cmd" $cmd >/dev/null
 done

@@ -713,40 +713,46 @@ fn is_composite(k: Kind) -> bool {
     matches!(k, Kind::Struct | Kind::Union)
 }
 
-/// A hash → ids multimap as a chain through a per-type `next` array (no
-/// allocation per bucket).
-struct Chains {
-    head: FxMap<u64, u32>,
-    next: Vec<u32>,
+/// 64-bit hash → 32 bits with the high bits mixed into the low ones
+/// (table indexes use the low ones).
+fn mix(v: u64) -> u32 {
+    ((v ^ (v >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
 }
 
-impl Chains {
-    fn new(n: usize, cap: usize) -> Self {
-        Chains {
-            head: map_with_capacity(cap),
-            next: vec![NONE; n],
+/// Representatives by hash: open addressing over 4-byte type ids, each
+/// id's hash kept beside it. Among equal hashes probing meets the ids in
+/// insertion order, so the first representative found is the oldest.
+/// Sized once for all the ids it may receive: it never fills up.
+struct IdTable {
+    slots: Vec<u32>,
+    /// Type id → hash, for the ids inserted.
+    hashes: Vec<u32>,
+}
+
+impl IdTable {
+    fn new(n_types: usize, expected: usize) -> Self {
+        IdTable {
+            slots: vec![NONE; (2 * expected + 2).next_power_of_two().max(16)],
+            hashes: vec![0; n_types],
         }
     }
-    fn first(&self, h: u64) -> u32 {
-        self.head.get(&h).copied().unwrap_or(NONE)
+    fn start(&self, h: u32) -> usize {
+        h as usize & (self.slots.len() - 1)
     }
-    fn next(&self, id: u32) -> u32 {
-        self.next.get(id as usize).copied().unwrap_or(NONE)
+    fn next(&self, pos: usize) -> usize {
+        (pos + 1) & (self.slots.len() - 1)
     }
-    /// Adds `id` at the start of its chain.
-    fn push_front(&mut self, h: u64, id: u32) {
-        let old = self.head.insert(h, id).unwrap_or(NONE);
-        if let Some(slot) = self.next.get_mut(id as usize) {
-            *slot = old;
-        }
+    /// The id at `pos` (NONE when empty) and whether its hash is `h`.
+    fn at(&self, pos: usize, h: u32) -> (u32, bool) {
+        let id = self.slots.get(pos).copied().unwrap_or(NONE);
+        (id, self.hashes.get(id as usize) == Some(&h))
     }
-    /// Adds `id` at the end of its chain (candidates are tried oldest
-    /// first, as the first representative is the one kept).
-    fn push(&mut self, h: u64, id: u32, tail: u32) {
-        if tail == NONE {
-            self.head.insert(h, id);
-        } else if let Some(slot) = self.next.get_mut(tail as usize) {
+    fn insert(&mut self, pos: usize, id: u32, h: u32) {
+        if let Some(slot) = self.slots.get_mut(pos) {
             *slot = id;
+        }
+        if let Some(slot) = self.hashes.get_mut(id as usize) {
+            *slot = h;
         }
     }
 }
@@ -768,6 +774,90 @@ struct Deduper {
     hypot_list: Vec<u32>,
 }
 
+/// Interns byte strings of the inputs' string tables as dense string ids.
+/// An open-addressing table of 4-byte ids, with each id's hash kept beside
+/// it: a quarter of the memory of a map keyed by slices, and the table
+/// scan is a good part of the whole deduplication.
+struct Interner<'a> {
+    tables: Vec<&'a [u8]>,
+    /// String id → (input, offset, length).
+    strs: Vec<(u32, u32, u32)>,
+    /// String id → hash.
+    hashes: Vec<u32>,
+    /// Ids by hash; NONE is an empty slot.
+    slots: Vec<u32>,
+}
+
+impl<'a> Interner<'a> {
+    /// With id 0 the empty string.
+    fn new(tables: Vec<&'a [u8]>, expected: usize) -> Self {
+        let mut i = Interner {
+            tables,
+            strs: Vec::with_capacity(expected + 1),
+            hashes: Vec::with_capacity(expected + 1),
+            slots: vec![NONE; (2 * expected + 2).next_power_of_two().max(16)],
+        };
+        i.intern(0, 0, &[]);
+        i
+    }
+
+    fn hash(s: &[u8]) -> u32 {
+        let mut h = FxHasher::default();
+        h.write(s);
+        let v = h.finish();
+        // Mix the high bits down: the index uses the low ones.
+        ((v ^ (v >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+    }
+
+    fn bytes(&self, sid: u32) -> &'a [u8] {
+        self.strs
+            .get(sid as usize)
+            .and_then(|&(k, o, l)| {
+                self.tables
+                    .get(k as usize)?
+                    .get(o as usize..(o + l) as usize)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The id of `s`, which is at `off` in input `k`'s table.
+    fn intern(&mut self, k: u32, off: u32, s: &'a [u8]) -> u32 {
+        if (self.strs.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let h = Self::hash(s);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let id = self.slots[i];
+            if id == NONE {
+                let id = self.strs.len() as u32;
+                self.slots[i] = id;
+                self.strs.push((k, off, s.len() as u32));
+                self.hashes.push(h);
+                return id;
+            }
+            if self.hashes.get(id as usize) == Some(&h) && self.bytes(id) == s {
+                return id;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = self.slots.len() * 2;
+        self.slots = vec![NONE; size];
+        let mask = size - 1;
+        for (id, &h) in self.hashes.iter().enumerate() {
+            let mut i = h as usize & mask;
+            while self.slots[i] != NONE {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = id as u32;
+        }
+    }
+}
+
 /// Start-of-string lookup for one string table: every string of the table
 /// is interned once, in a table scan; names (nearly always string starts)
 /// then find their string id through a start bitmap with ranks, without
@@ -782,8 +872,7 @@ impl StartIndex {
     fn build<'a>(
         input: u32,
         strings: &'a [u8],
-        by_bytes: &mut FxMap<&'a [u8], u32>,
-        strs: &mut Vec<(u32, u32, u32)>,
+        interner: &mut Interner<'a>,
         reuse: StartIndex,
     ) -> StartIndex {
         let StartIndex {
@@ -798,11 +887,7 @@ impl StartIndex {
         let mut pos = 0usize;
         while let Some(len) = strings.get(pos..).and_then(find_nul) {
             let bytes = &strings[pos..pos + len];
-            let next = strs.len() as u32;
-            let sid = *by_bytes.entry(bytes).or_insert(next);
-            if sid == next {
-                strs.push((input, pos as u32, len as u32));
-            }
+            let sid = interner.intern(input, pos as u32, bytes);
             starts[pos / 64] |= 1 << (pos % 64);
             sids.push(sid);
             pos += len + 1;
@@ -853,11 +938,13 @@ impl Deduper {
             _ => vec![BtfType::new(0, false, TypeData::Void)],
         };
         types.reserve(n.saturating_sub(types.len()));
-        let mut strs: Vec<(u32, u32, u32)> = vec![(0, 0, 0)];
+        let strs;
         {
             let total_strings: usize = inputs.iter().map(|b| b.strings.len()).sum();
-            let mut by_bytes: FxMap<&[u8], u32> = map_with_capacity(total_strings / 40 + 16);
-            by_bytes.insert(&[], 0);
+            let mut interner = Interner::new(
+                inputs.iter().map(|b| &b.strings[..]).collect(),
+                total_strings / 40,
+            );
             let mut index = StartIndex {
                 starts: Vec::new(),
                 rank: Vec::new(),
@@ -866,7 +953,7 @@ impl Deduper {
             let mut base = 0u32;
             for (k, b) in inputs.iter().enumerate() {
                 let strings = &b.strings[..];
-                index = StartIndex::build(k as u32, strings, &mut by_bytes, &mut strs, index);
+                index = StartIndex::build(k as u32, strings, &mut interner, index);
                 let mut by_off: FxMap<u32, u32> = map_with_capacity(0);
                 let own = if k == 0 {
                     types.len() as u32
@@ -901,11 +988,7 @@ impl Deduper {
                             .and_then(|rest| find_nul(rest).map(|e| &rest[..e]));
                         match bytes {
                             Some(bytes) => {
-                                let next = strs.len() as u32;
-                                let sid = *by_bytes.entry(bytes).or_insert(next);
-                                if sid == next {
-                                    strs.push((k as u32, off, bytes.len() as u32));
-                                }
+                                let sid = interner.intern(k as u32, off, bytes);
                                 by_off.insert(off, sid);
                                 sid
                             }
@@ -950,6 +1033,7 @@ impl Deduper {
                 }
                 base += own.saturating_sub(1);
             }
+            strs = interner.strs;
         }
         let mut map = vec![NONE; n];
         map[0] = 0;
@@ -1055,30 +1139,35 @@ impl Deduper {
 
     fn dedup_structs(&mut self) -> Result<()> {
         let n = self.types.len();
-        let mut chains = Chains::new(n, n / 4);
+        let count = self.types.iter().filter(|t| is_composite(t.kind())).count();
+        let mut table = IdTable::new(n, count);
         for i in 1..n as u32 {
             if !is_composite(self.kind(i)) || self.processed(i) {
                 continue;
             }
-            let h = self.struct_hash(i);
-            let mut cand = chains.first(h);
-            let mut tail = NONE;
+            let h = mix(self.struct_hash(i));
+            let mut pos = table.start(h);
             let mut found = false;
-            while cand != NONE {
-                if self.equiv(i, cand)? {
-                    self.merge_hypot();
-                    found = true;
-                }
-                self.clear_hypot();
-                if found {
+            loop {
+                let (cand, same) = table.at(pos, h);
+                if cand == NONE {
                     break;
                 }
-                tail = cand;
-                cand = chains.next(cand);
+                if same {
+                    if self.equiv(i, cand)? {
+                        self.merge_hypot();
+                        found = true;
+                    }
+                    self.clear_hypot();
+                    if found {
+                        break;
+                    }
+                }
+                pos = table.next(pos);
             }
             if !found {
                 self.set(i, i);
-                chains.push(h, i, tail);
+                table.insert(pos, i, h);
             } else if !self.processed(i) {
                 // Equivalent to a canonical one that merge did not map
                 // (cannot happen: the root pair always merges).
@@ -1339,7 +1428,8 @@ impl Deduper {
 
     fn dedup_refs(&mut self) -> Result<()> {
         let n = self.types.len();
-        let mut chains = Chains::new(n, n / 2);
+        let count = (1..n as u32).filter(|&i| !self.processed(i)).count();
+        let mut table = IdTable::new(n, count);
         let mut in_progress = vec![false; n];
         let mut stack: Vec<u32> = Vec::new();
         for root in 1..n as u32 {
@@ -1373,20 +1463,22 @@ impl Deduper {
                     in_progress[x as usize] = true;
                     continue;
                 }
-                let h = self.ref_hash(x);
-                let mut cand = chains.first(h);
+                let h = mix(self.ref_hash(x));
+                let mut pos = table.start(h);
                 let mut rep = NONE;
-                while cand != NONE {
-                    if self.ref_eq(x, cand) {
+                loop {
+                    let (cand, same) = table.at(pos, h);
+                    if cand == NONE {
+                        break;
+                    }
+                    if same && self.ref_eq(x, cand) {
                         rep = cand;
                         break;
                     }
-                    cand = chains.next(cand);
+                    pos = table.next(pos);
                 }
                 if rep == NONE {
-                    // Representatives are pairwise different, so at most
-                    // one can equal a newcomer: chain order is irrelevant.
-                    chains.push_front(h, x);
+                    table.insert(pos, x, h);
                     rep = x;
                 }
                 self.set(x, rep);
