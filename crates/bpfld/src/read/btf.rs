@@ -327,6 +327,13 @@ pub fn validate(btf: &Btf) -> Result<()> {
                     tid.0
                 )));
             }
+            // Only section descriptions are never referred to.
+            if btf.get(tid).is_some_and(|r| r.kind() == Kind::Datasec) {
+                return Err(fail(format!(
+                    "{what}refers to {}, a section description",
+                    btf.describe(tid)
+                )));
+            }
             Ok(())
         };
         check_name("", t.name_off)?;

@@ -164,9 +164,12 @@ fn check_str(btf: &Btf, what: &str, off: u32) -> Result<()> {
     Ok(())
 }
 
-/// `N(:N)*` with decimal N, as clang emits.
+/// `N(:N)*` with decimal N, as clang emits. At most libbpf's 64 (int)
+/// components (BPF_CORE_SPEC_MAX_LEN): every record naming one long string
+/// would otherwise rescan it (time quadratic in the input).
 fn is_access_string(s: &str) -> bool {
     !s.is_empty()
+        && s.len() <= 64 * 11
         && s.split(':')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }

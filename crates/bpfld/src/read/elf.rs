@@ -145,6 +145,10 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         }
     }
     let symbols = read_symbols(&table, e, data, sections.len())?;
+    let halves: Vec<Vec<bool>> = sections
+        .iter()
+        .map(|s| crate::model::insn::second_halves(&s.insns))
+        .collect();
     for sym in &symbols {
         let SymbolPlace::Section(id) = sym.place else {
             continue;
@@ -167,6 +171,27 @@ pub fn parse(data: &[u8]) -> Result<Object> {
                 sec.name,
                 sec.sh_size
             );
+        }
+        // A function is whole instructions: it starts at one and is a
+        // number of slots long, never inside an ld_imm64.
+        if sec.kind == SectionKind::Program && sym.kind == SymbolKind::Func {
+            let inside = |off: u64| {
+                halves[id.0 as usize]
+                    .get((off / 8) as usize)
+                    .copied()
+                    .unwrap_or(false)
+            };
+            let starts_inside = inside(sym.value) || inside(sym.value.saturating_add(sym.size));
+            if sym.value % 8 != 0 || sym.size % 8 != 0 || starts_inside {
+                bail!(
+                    "function {} '{}' at {:#x} size {:#x} in section '{}' does not start and end on instruction boundaries",
+                    sym.id.0,
+                    sym.name,
+                    sym.value,
+                    sym.size,
+                    sec.name
+                );
+            }
         }
     }
 

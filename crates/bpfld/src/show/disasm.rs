@@ -712,17 +712,21 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
             if let Some(t) = i.jump_target(l.index).or_else(|| i.call_target(l.index)) {
                 entry["target"] = json!(t);
             }
+            // Both lists are sorted: take the slice for this instruction.
+            let from = labels.partition_point(|(a, _)| *a < at);
+            let to = labels.partition_point(|(a, _)| *a <= at);
             entry["labels"] = Value::from(
-                labels
+                labels[from..to]
                     .iter()
-                    .filter(|(a, _)| *a == at)
                     .map(|(_, n)| Value::from(*n))
                     .collect::<Vec<_>>(),
             );
+            let end = at + slots * INSN_SIZE as u64;
+            let from = relocs.partition_point(|r| r.offset < at);
+            let to = relocs.partition_point(|r| r.offset < end);
             entry["relocations"] = Value::from(
-                relocs
+                relocs[from..to]
                     .iter()
-                    .filter(|r| r.offset >= at && r.offset < at + slots * INSN_SIZE as u64)
                     .map(|r| {
                         json!({
                             "offset": r.offset,
@@ -964,6 +968,7 @@ mod core {
                     let at = r.pos;
                     let rec = (r.u32(), r.u32(), r.u32(), r.u32());
                     let (Some(insn_off), Some(type_id), Some(spec_off), Some(kind)) = rec else {
+                        self.sort_relos();
                         self.relos.entry(sec).or_default().extend(list);
                         return None;
                     };
@@ -975,11 +980,19 @@ mod core {
                     });
                     r.pos = at.checked_add(rec_size)?;
                 }
-                let all = self.relos.entry(sec).or_default();
-                all.extend(list);
-                all.sort_by_key(|r| r.insn_off);
+                self.relos.entry(sec).or_default().extend(list);
             }
+            self.sort_relos();
             Some(())
+        }
+
+        /// Every section's records by instruction, stably: sorting once at
+        /// the end orders them as sorting after each set would, without
+        /// the quadratic cost of many small sets.
+        fn sort_relos(&mut self) {
+            for list in self.relos.values_mut() {
+                list.sort_by_key(|r| r.insn_off);
+            }
         }
 
         pub(super) fn for_section(&self, name: &str) -> &[Relo] {

@@ -70,7 +70,9 @@ fn sub<T>(
     words: impl Fn(&T) -> Vec<u32>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    if sets.is_empty() && rec_size == 0 {
+    // No records, no sub-section: a lone record size is rejected by libbpf
+    // ("has no records") and by our reader.
+    if sets.iter().all(|s| s.records.is_empty()) {
         return out;
     }
     let rec_size = rec_size.max(std_size);
