@@ -288,6 +288,8 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
         };
         types.push(BtfType::new(name_off, kind_flag, data));
     }
+    // The capacity was a bound from the byte count; give the rest back.
+    types.shrink_to_fit();
     Ok(types)
 }
 
