@@ -992,3 +992,29 @@ fn mutated_fixture_btf() {
     assert!(accepted > 200, "only {accepted} mutants parsed");
     assert!(cycles < accepted / 10, "{cycles} of {accepted} refused");
 }
+
+/// A record naming a type the BTF does not have is an error naming the
+/// section, and leaves the object as it was.
+#[test]
+fn bad_record_leaves_object_unchanged() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/calls.o");
+    let mut obj = bpfld::read::elf::read_file(&path).unwrap();
+    let sec = obj
+        .sections
+        .iter()
+        .position(|s| !s.func_info.is_empty())
+        .unwrap();
+    obj.sections[sec].func_info.last_mut().unwrap().type_id = 1 << 20;
+    let before_btf = obj.btf.clone();
+    let before: Vec<_> = obj.sections.iter().map(|s| s.func_info.clone()).collect();
+    let e = bpfld::dedup::dedup_object(&mut obj)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&obj.sections[sec].name) && e.contains("1048576"),
+        "{e}"
+    );
+    assert_eq!(obj.btf, before_btf);
+    let after: Vec<_> = obj.sections.iter().map(|s| s.func_info.clone()).collect();
+    assert_eq!(after, before);
+}
