@@ -81,8 +81,9 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
 
 /// Deduplicates the concatenation of `btfs` (as [`concat`] would make it,
 /// without building it): [`Dedup::map`] is indexed by concatenated ids,
-/// input k's type i having id `i + ` the type counts (void excluded) of
-/// the inputs before k. The output has the first input's byte order.
+/// where type `i` of input `k` has id `i` plus the type counts (void
+/// excluded) of the inputs before `k`. The output has the first input's
+/// byte order. This is what `bpfld btf dedup` runs.
 pub fn dedup_many(btfs: Vec<Btf>) -> Result<Dedup> {
     let mut d = Deduper::new(btfs)?;
     d.dedup_prims();
@@ -117,8 +118,8 @@ pub fn dedup_object(obj: &mut Object) -> Result<Vec<TypeId>> {
 }
 
 /// Concatenates several BTFs into one (ids and string offsets shifted, no
-/// deduplication; [`dedup`] does that): the input of `bpfld btf dedup`.
-/// The result has the first input's byte order.
+/// deduplication; [`dedup`] does that, and [`dedup_many`] does both at
+/// once). The result has the first input's byte order.
 pub fn concat(btfs: Vec<Btf>) -> Result<Btf> {
     let endian = btfs
         .first()
