@@ -466,7 +466,20 @@ pub fn merge(
         }
     }
     out.strings = strings.bytes;
-    object.btf = Some(out);
+    // Every input brought its own copy of the shared types: deduplicate
+    // (libbpf's rules, plus identical VARs), then move the BTF.ext records
+    // onto the surviving ids and strings.
+    let mut d = crate::dedup::dedup(&out)?;
+    d.remap_sections(&out, &mut object.sections)?;
+    let mut btf = d.btf;
+    for s in &object.sections {
+        let has_records =
+            !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty());
+        if has_records && btf.find_string(&s.name).is_none() {
+            btf.add_string(&s.name);
+        }
+    }
+    object.btf = Some(btf);
     push_section(object, ".BTF", SectionKind::Btf);
     if has_ext {
         push_section(object, ".BTF.ext", SectionKind::BtfExt);
