@@ -133,6 +133,7 @@ enum BtfCommand {
         /// The output raw BTF file; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: PathBuf,
+        /// ELF objects (their `.BTF`) or raw BTF files, in order.
         #[arg(required = true, value_name = "FILE")]
         inputs: Vec<PathBuf>,
         /// Print the type counts before and after on standard error.

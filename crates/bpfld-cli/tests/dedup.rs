@@ -11,7 +11,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use bpfld::model::btf::{Btf, TypeData, TypeId, BTF_FUNC_EXTERN, BTF_FUNC_GLOBAL};
+use bpfld::model::btf::{Btf, Kind, TypeData, TypeId, BTF_FUNC_EXTERN, BTF_FUNC_GLOBAL};
 use bpfld::model::object::{Object, SymbolPlace};
 
 fn bpf_allowed(test: &str) -> bool {
@@ -308,4 +308,62 @@ fn byte_orders_merge() {
     assert_eq!(&bytes[..2], &[0xeb, 0x9f], "big-endian magic");
     let btf = bpfld::read::btf::parse(&bytes).unwrap();
     assert_eq!(btf.endian, bpfld::model::Endian::Big);
+}
+
+/// The linker's output is already deduplicated (`dedup_object` changes
+/// nothing more), has one `int` however many inputs declared it, and every
+/// program of it, deduplicated again, still loads and runs (`lnk_static_*`
+/// define same-named statics: their VARs may merge).
+#[test]
+fn linked_objects_deduplicated_run() {
+    let test = "linked_objects_deduplicated_run";
+    let allowed = bpf_allowed(test);
+    for (a, b, progs) in [
+        (
+            "lnk_fn_a.o",
+            "lnk_fn_b.o",
+            &["lnk_fn_a_prog", "lnk_fn_b_prog"][..],
+        ),
+        (
+            "lnk_maps_def.o",
+            "lnk_maps_use.o",
+            &["lnk_maps_def_prog", "lnk_maps_use_prog"][..],
+        ),
+        ("lnk_vars_def.o", "lnk_vars_use.o", &["lnk_vars_prog"][..]),
+        ("lnk_static_a.o", "lnk_static_b.o", &["lnk_static_prog"][..]),
+    ] {
+        let inputs: Vec<bpfld::link::Input> = [a, b]
+            .iter()
+            .map(|n| bpfld::link::Input {
+                name: n.to_string(),
+                object: bpfld::read::elf::read_file(&fixture(n)).unwrap(),
+            })
+            .collect();
+        let mut obj = bpfld::link::link(&inputs, &Default::default()).unwrap();
+        let before = obj.btf.as_ref().unwrap().type_count();
+        bpfld::dedup::dedup_object(&mut obj).unwrap();
+        let after = obj.btf.as_ref().unwrap();
+        assert_eq!(
+            after.type_count(),
+            before,
+            "{a} + {b}: link left duplicates"
+        );
+        // One `int`, however many inputs declared it.
+        let ints = after
+            .iter()
+            .filter(|(_, t)| t.kind() == Kind::Int && after.name(t.name_off).ok() == Some("int"))
+            .count();
+        assert_eq!(ints, 1, "{a} + {b}");
+        let bytes = bpfld::write::elf::to_bytes(&obj).unwrap();
+        if !allowed {
+            continue;
+        }
+        for prog in progs {
+            let opts = bpfld_kernel::RunOptions {
+                prog: Some(prog),
+                ..Default::default()
+            };
+            bpfld_kernel::run(&bytes, &opts).unwrap_or_else(|e| panic!("{a} + {b}: {prog}: {e}"));
+        }
+    }
 }

@@ -81,8 +81,9 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
 
 /// Deduplicates the concatenation of `btfs` (as [`concat`] would make it,
 /// without building it): [`Dedup::map`] is indexed by concatenated ids,
-/// input k's type i having id `i + ` the type counts (void excluded) of
-/// the inputs before k. The output has the first input's byte order.
+/// where type `i` of input `k` has id `i` plus the type counts (void
+/// excluded) of the inputs before `k`. The output has the first input's
+/// byte order. This is what `bpfld btf dedup` runs.
 pub fn dedup_many(btfs: Vec<Btf>) -> Result<Dedup> {
     let mut d = Deduper::new(btfs)?;
     d.dedup_prims();
@@ -100,32 +101,12 @@ pub fn dedup_object(obj: &mut Object) -> Result<Vec<TypeId>> {
     let Some(old) = obj.btf.take() else {
         return Ok(Vec::new());
     };
-    // Records are remapped on copies so that a failure changes nothing.
     let result = dedup(&old).and_then(|mut d| {
-        let mut records = Vec::new();
-        for s in &obj.sections {
-            let (mut f, mut l, mut c) = (
-                s.func_info.clone(),
-                s.line_info.clone(),
-                s.core_relos.clone(),
-            );
-            d.remap_records(&old, &mut f, &mut l, &mut c)
-                .map_err(|e| e.in_section(&s.name))?;
-            if !(f.is_empty() && l.is_empty() && c.is_empty()) {
-                // `.BTF.ext` names its sections through the string table.
-                d.add_string(s.name.as_bytes());
-            }
-            records.push((f, l, c));
-        }
-        Ok((d, records))
+        d.remap_sections(&old, &mut obj.sections)?;
+        Ok(d)
     });
     match result {
-        Ok((d, records)) => {
-            for (s, (f, l, c)) in obj.sections.iter_mut().zip(records) {
-                s.func_info = f;
-                s.line_info = l;
-                s.core_relos = c;
-            }
+        Ok(d) => {
             obj.btf = Some(d.btf);
             Ok(d.map)
         }
@@ -137,8 +118,8 @@ pub fn dedup_object(obj: &mut Object) -> Result<Vec<TypeId>> {
 }
 
 /// Concatenates several BTFs into one (ids and string offsets shifted, no
-/// deduplication; [`dedup`] does that): the input of `bpfld btf dedup`.
-/// The result has the first input's byte order.
+/// deduplication; [`dedup`] does that, and [`dedup_many`] does both at
+/// once). The result has the first input's byte order.
 pub fn concat(btfs: Vec<Btf>) -> Result<Btf> {
     let endian = btfs
         .first()
@@ -258,8 +239,9 @@ impl Dedup {
     }
 
     /// The offset in the new string table of the string at offset `off`
-    /// of `old`'s table (the BTF given to [`dedup`]); the string is added
-    /// when the compacted table does not hold it.
+    /// of `old`'s table (the BTF given to [`dedup`]; after [`dedup_many`],
+    /// use [`Dedup::add_string`] with the input's bytes); the string is
+    /// added when the compacted table does not hold it.
     pub fn string(&mut self, old: &Btf, off: u32) -> Result<u32> {
         let bytes = old.name_bytes(off)?;
         Ok(self.add_string(bytes))
@@ -281,12 +263,28 @@ impl Dedup {
 
     /// Remaps the func_info, line_info and CO-RE records of `sections`
     /// (which referred to `old`, the BTF given to [`dedup`]) to the
-    /// deduplicated BTF.
+    /// deduplicated BTF, and adds the names of the sections that have
+    /// records to its string table (`.BTF.ext` names sections through
+    /// it). On error the sections are unchanged.
     pub fn remap_sections(&mut self, old: &Btf, sections: &mut [Section]) -> Result<()> {
-        for s in sections.iter_mut() {
-            let name = s.name.clone();
-            self.remap_records(old, &mut s.func_info, &mut s.line_info, &mut s.core_relos)
-                .map_err(|e| e.in_section(&name))?;
+        let mut records = Vec::with_capacity(sections.len());
+        for s in sections.iter() {
+            let (mut f, mut l, mut c) = (
+                s.func_info.clone(),
+                s.line_info.clone(),
+                s.core_relos.clone(),
+            );
+            self.remap_records(old, &mut f, &mut l, &mut c)
+                .map_err(|e| e.in_section(&s.name))?;
+            if !(f.is_empty() && l.is_empty() && c.is_empty()) {
+                self.add_string(s.name.as_bytes());
+            }
+            records.push((f, l, c));
+        }
+        for (s, (f, l, c)) in sections.iter_mut().zip(records) {
+            s.func_info = f;
+            s.line_info = l;
+            s.core_relos = c;
         }
         Ok(())
     }
