@@ -475,15 +475,8 @@ pub fn merge(
     old_strings.strings = out.strings.clone();
     let mut d = crate::dedup::dedup_owned(out)?;
     d.remap_sections(&old_strings, &mut object.sections)?;
-    let mut btf = d.btf;
-    for s in &object.sections {
-        let has_records =
-            !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty());
-        if has_records && btf.find_string(&s.name).is_none() {
-            btf.add_string(&s.name);
-        }
-    }
-    object.btf = Some(btf);
+    // (remap_sections also keeps the names of sections with records.)
+    object.btf = Some(d.btf);
     push_section(object, ".BTF", SectionKind::Btf);
     if has_ext {
         push_section(object, ".BTF.ext", SectionKind::BtfExt);
