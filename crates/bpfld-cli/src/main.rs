@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use bpfld::read;
 use bpfld::{Error, Result};
 
+mod dedup;
 mod run;
 
 #[derive(Parser)]
@@ -125,6 +126,19 @@ enum BtfCommand {
         /// Print JSON instead of bpftool's text.
         #[arg(long)]
         json: bool,
+    },
+    /// Merge the BTF of all inputs (ELF objects or raw BTF files) and write
+    /// it deduplicated as raw BTF.
+    Dedup {
+        /// The output raw BTF file; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// ELF objects (their `.BTF`) or raw BTF files, in order.
+        #[arg(required = true, value_name = "FILE")]
+        inputs: Vec<PathBuf>,
+        /// Print the type counts before and after on standard error.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -257,6 +271,19 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&bpfld::show::btf_dump::dump_json(&btf))?;
             } else {
                 emit(&bpfld::show::btf_dump::dump_raw(&btf))?;
+            }
+        }
+        Command::Btf {
+            command:
+                BtfCommand::Dedup {
+                    output,
+                    inputs,
+                    stats,
+                },
+        } => {
+            let (before, after) = dedup::run(&output, &inputs)?;
+            if stats {
+                eprintln!("types: {before} in, {after} out");
             }
         }
     }

@@ -7,39 +7,31 @@ use common::*;
 
 use std::path::PathBuf;
 
-fn compose(tag: &str, components: &[&str]) -> (PathBuf, String) {
-    let dir = tmpdir(tag);
-    let out = dir.join("composed.o");
-    let mut args: Vec<String> = vec![
-        "xdp".into(),
-        "compose".into(),
-        "-o".into(),
-        out.to_str().unwrap().into(),
-    ];
+/// `bpfld xdp compose -o DIR/composed.o FIXTURES/COMPONENT...`.
+fn compose_run(tag: &str, components: &[&str]) -> (PathBuf, std::process::Output) {
+    let out = tmpdir(tag).join("composed.o");
+    let mut args: Vec<String> = vec!["xdp".into(), "compose".into(), "-o".into()];
+    args.push(out.to_str().unwrap().into());
     for c in components {
         args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&args);
-    assert!(o.status.success(), "bpfld {args:?}: {}", stderr(&o));
+    (out, run(&args))
+}
+
+fn compose(tag: &str, components: &[&str]) -> (PathBuf, String) {
+    let (out, o) = compose_run(tag, components);
+    assert!(
+        o.status.success(),
+        "bpfld xdp compose {components:?}: {}",
+        stderr(&o)
+    );
     (out, stdout(&o))
 }
 
 fn compose_err(components: &[&str]) -> String {
-    let dir = tmpdir("cerr");
-    let out = dir.join("composed.o");
-    let mut args: Vec<String> = vec![
-        "xdp".into(),
-        "compose".into(),
-        "-o".into(),
-        out.to_str().unwrap().into(),
-    ];
-    for c in components {
-        args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
+    let (out, o) = compose_run("cerr", components);
+    assert_eq!(o.status.code(), Some(1), "{components:?} should fail");
     assert!(!out.exists());
     stderr(&o)
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compose;
+pub mod dedup;
 pub mod error;
 pub mod link;
 pub mod model;

@@ -22,7 +22,7 @@ const BTF_VAR_STATIC: u32 = 0;
 
 /// Externs the loader resolves (`.kconfig`, `.ksyms`): never an error when
 /// no input defines them.
-pub fn special_externs(inputs: &[Input]) -> HashSet<String> {
+pub fn special_externs(inputs: &[&Input]) -> HashSet<String> {
     let mut names = HashSet::new();
     for input in inputs {
         let Some(btf) = &input.object.btf else {
@@ -149,7 +149,7 @@ fn check_compatible(
 }
 
 pub fn merge(
-    inputs: &[Input],
+    inputs: &[&Input],
     res: &Resolution,
     placement: &Placement,
     moved: MovedExt,
@@ -466,7 +466,17 @@ pub fn merge(
         }
     }
     out.strings = strings.bytes;
-    object.btf = Some(out);
+    // Every input brought its own copy of the shared types: deduplicate
+    // (libbpf's rules, plus identical VARs), then move the BTF.ext records
+    // onto the surviving ids and strings.
+    // Only the old string table is needed afterwards, not a copy of every
+    // type.
+    let mut old_strings = Btf::new(out.endian);
+    old_strings.strings = out.strings.clone();
+    let mut d = crate::dedup::dedup_owned(out)?;
+    d.remap_sections(&old_strings, &mut object.sections)?;
+    // (remap_sections also keeps the names of sections with records.)
+    object.btf = Some(d.btf);
     push_section(object, ".BTF", SectionKind::Btf);
     if has_ext {
         push_section(object, ".BTF.ext", SectionKind::BtfExt);

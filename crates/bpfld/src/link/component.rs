@@ -116,7 +116,7 @@ fn btf_func(obj: &Object, name: &str) -> Option<TypeId> {
 }
 
 /// The extern's prototype against its target's, with both shown in C.
-fn check_signature(inputs: &[Input], c: &Input, r: &Resolve) -> Result<()> {
+fn check_signature(inputs: &[&Input], c: &Input, r: &Resolve) -> Result<()> {
     let Some((decl_in, decl)) = inputs
         .iter()
         .find_map(|i| btf_func(&i.object, &r.extern_name).map(|id| (i, id)))
@@ -156,7 +156,7 @@ fn check_signature(inputs: &[Input], c: &Input, r: &Resolve) -> Result<()> {
 }
 
 /// Checks the resolves against the inputs and components.
-pub fn validate(inputs: &[Input], components: &[Input], resolves: &[Resolve]) -> Result<()> {
+pub fn validate(inputs: &[&Input], components: &[Input], resolves: &[Resolve]) -> Result<()> {
     let mut seen = HashSet::new();
     for r in resolves {
         if !seen.insert(r.extern_name.as_str()) {

@@ -17,6 +17,7 @@ pub mod symbols;
 
 pub use component::{ComponentReport, LinkReport, Resolve};
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
@@ -93,8 +94,17 @@ pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
 }
 
 /// Renames the externs in `aliases` (an extern filled by the same function
-/// as an earlier one takes that one's name) in an object and its BTF.
-fn apply_aliases(input: &Input, aliases: &HashMap<String, String>) -> Input {
+/// as an earlier one takes that one's name) in an object and its BTF; the
+/// object is copied only when it has such an extern.
+fn apply_aliases<'a>(input: &'a Input, aliases: &HashMap<String, String>) -> Cow<'a, Input> {
+    let touched = input
+        .object
+        .symbols
+        .iter()
+        .any(|s| s.is_extern() && aliases.contains_key(&s.name));
+    if !touched {
+        return Cow::Borrowed(input);
+    }
     let mut input = input.clone();
     for s in &mut input.object.symbols {
         if s.is_extern() {
@@ -125,13 +135,16 @@ fn apply_aliases(input: &Input, aliases: &HashMap<String, String>) -> Input {
             }
         }
     }
-    input
+    Cow::Owned(input)
 }
 
 /// Links `inputs` with `components`, whose functions fill the externs
 /// `opts.resolves` names; only what those functions need is pulled in.
 pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> Result<Linked> {
-    component::validate(inputs, components, &opts.resolves)?;
+    {
+        let refs: Vec<&Input> = inputs.iter().collect();
+        component::validate(&refs, components, &opts.resolves)?;
+    }
     // Per component, in command-line order: (function, externs it fills).
     let mut order: Vec<usize> = Vec::new();
     let mut targets: HashMap<usize, Vec<(String, Vec<String>)>> = HashMap::new();
@@ -154,13 +167,14 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
         }
     }
     let mut shared: HashSet<String> = opts.shared_maps.iter().cloned().collect();
-    let mut all: Vec<Input> = inputs.iter().map(|i| apply_aliases(i, &aliases)).collect();
+    let mut all: Vec<Cow<Input>> = inputs.iter().map(|i| apply_aliases(i, &aliases)).collect();
     let mut prepared = Vec::new();
     for &c in &order {
         let p = component::prepare(&components[c], &targets[&c], &shared)?;
         prepared.push((all.len(), p.roots.clone(), p.report.clone()));
-        all.push(p.input);
+        all.push(Cow::Owned(p.input));
     }
+    let all: Vec<&Input> = all.iter().map(|c| c.as_ref()).collect();
     // Maps pinned by name in any input are one map.
     for input in &all {
         for m in crate::show::maps::map_defs(&input.object).unwrap_or_default() {
@@ -201,7 +215,7 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
 type Cuts = HashMap<(usize, SectionId), Vec<pieces::Piece>>;
 
 fn link_inner(
-    inputs: &[Input],
+    inputs: &[&Input],
     opts: &LinkOptions,
     shared: &HashSet<String>,
     make_static: &HashSet<String>,
@@ -314,7 +328,7 @@ fn null_section() -> Section {
 }
 
 fn check_unresolved(
-    inputs: &[Input],
+    inputs: &[&Input],
     res: &Resolution,
     special: &std::collections::HashSet<String>,
 ) -> Result<()> {
@@ -368,7 +382,7 @@ fn check_unresolved(
 /// Concatenates the kept pieces of every concatenated section, by name in
 /// input order, each input's chunk aligned to its own alignment.
 fn layout(
-    inputs: &[Input],
+    inputs: &[&Input],
     cuts: &HashMap<(usize, SectionId), Vec<pieces::Piece>>,
     is_component: &[bool],
 ) -> Result<(Vec<OutSec>, Placement)> {
@@ -508,7 +522,7 @@ fn pad_to(out: &mut OutSec, at: u64, kind: SectionKind) {
 
 /// `license` and `version`: kept once; inputs that disagree are an error.
 fn single_sections(
-    inputs: &[Input],
+    inputs: &[&Input],
     outs: &mut Vec<OutSec>,
     placement: &mut Placement,
     is_component: &[bool],
@@ -575,7 +589,7 @@ struct SymbolMap {
 }
 
 fn emit_symbols(
-    inputs: &[Input],
+    inputs: &[&Input],
     res: &Resolution,
     placement: &Placement,
     outs: &mut [OutSec],
@@ -744,7 +758,7 @@ fn is_call(insn: &Insn) -> bool {
 /// Carries relocations over, and re-targets calls and addresses whose
 /// addend lives in the instruction's immediate.
 fn emit_relocations(
-    inputs: &[Input],
+    inputs: &[&Input],
     placement: &Placement,
     sym_map: &HashMap<(usize, SymbolId), SymbolId>,
     section_syms: &HashMap<usize, SymbolId>,
@@ -916,7 +930,7 @@ pub struct MovedExt {
 }
 
 /// Moves func_info, line_info and CO-RE records with their instructions.
-fn move_ext(inputs: &[Input], placement: &Placement) -> MovedExt {
+fn move_ext(inputs: &[&Input], placement: &Placement) -> MovedExt {
     let mut moved = MovedExt::default();
     for (i, input) in inputs.iter().enumerate() {
         for s in input.object.sections.iter().filter(|s| s.is_program()) {

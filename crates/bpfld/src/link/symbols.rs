@@ -44,7 +44,7 @@ impl Resolution {
     }
 }
 
-fn place_desc(inputs: &[Input], input: usize, sym: SymbolId) -> String {
+fn place_desc(inputs: &[&Input], input: usize, sym: SymbolId) -> String {
     let obj = &inputs[input].object;
     let sec = match obj.symbol(sym).map(|s| s.place) {
         Some(SymbolPlace::Section(id)) => obj
@@ -59,7 +59,10 @@ fn place_desc(inputs: &[Input], input: usize, sym: SymbolId) -> String {
 /// `shared` names maps that may be defined more than once (pinned by name,
 /// or shared between components): the first definition wins, the others
 /// must match it (the BTF merge checks) and are dropped.
-pub fn resolve(inputs: &[Input], shared: &std::collections::HashSet<String>) -> Result<Resolution> {
+pub fn resolve(
+    inputs: &[&Input],
+    shared: &std::collections::HashSet<String>,
+) -> Result<Resolution> {
     let mut res = Resolution::default();
     for (i, input) in inputs.iter().enumerate() {
         for sym in &input.object.symbols {

@@ -154,8 +154,9 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
             return Err(err(format!("unknown kind {raw_kind}")));
         };
         let kname = kind.name();
-        let tname = raw_name(strings, name_off);
+        // The name is looked up only when there is an error to report.
         let err = |msg: String| {
+            let tname = raw_name(strings, name_off);
             Error::new(format!(
                 "type [{id}] {kname} '{tname}' at offset {at}: {msg}"
             ))
@@ -287,6 +288,8 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
         };
         types.push(BtfType::new(name_off, kind_flag, data));
     }
+    // The capacity was a bound from the byte count; give the rest back.
+    types.shrink_to_fit();
     Ok(types)
 }
 
@@ -312,67 +315,75 @@ pub fn validate(btf: &Btf) -> Result<()> {
     let strlen = btf.strings.len() as u64;
     for (id, t) in btf.iter() {
         let fail = |msg: String| Error::new(format!("type {}: {msg}", btf.describe(id)));
-        let check_name = |what: &str, off: u32| -> Result<()> {
+        // Labels are `(part, index)` and formatted only on failure.
+        let label = |(part, i): (&str, Option<usize>)| match i {
+            Some(i) => format!("{part} {i} "),
+            None => part.to_string(),
+        };
+        let check_name = |what: (&str, Option<usize>), off: u32| -> Result<()> {
             if off as u64 >= strlen {
                 return Err(fail(format!(
-                    "{what}name offset 0x{off:x} beyond the string section of {strlen} bytes"
+                    "{}name offset 0x{off:x} beyond the string section of {strlen} bytes",
+                    label(what)
                 )));
             }
             Ok(())
         };
-        let check_id = |what: &str, tid: TypeId| -> Result<()> {
+        let check_id = |what: (&str, Option<usize>), tid: TypeId| -> Result<()> {
             if tid.0 as u64 >= n {
                 return Err(fail(format!(
-                    "{what}refers to type {} beyond the last type {last}",
+                    "{}refers to type {} beyond the last type {last}",
+                    label(what),
                     tid.0
                 )));
             }
             // Only section descriptions are never referred to.
             if btf.get(tid).is_some_and(|r| r.kind() == Kind::Datasec) {
                 return Err(fail(format!(
-                    "{what}refers to {}, a section description",
+                    "{}refers to {}, a section description",
+                    label(what),
                     btf.describe(tid)
                 )));
             }
             Ok(())
         };
-        check_name("", t.name_off)?;
+        check_name(("", None), t.name_off)?;
         match &t.data {
             TypeData::Array { elem, index, .. } => {
-                check_id("element ", *elem)?;
-                check_id("index ", *index)?;
+                check_id(("element ", None), *elem)?;
+                check_id(("index ", None), *index)?;
             }
             TypeData::Struct { members, .. } | TypeData::Union { members, .. } => {
                 for (i, m) in members.iter().enumerate() {
-                    check_name(&format!("member {i} "), m.name_off)?;
-                    check_id(&format!("member {i} "), m.type_id)?;
+                    check_name(("member", Some(i)), m.name_off)?;
+                    check_id(("member", Some(i)), m.type_id)?;
                 }
             }
             TypeData::Enum { values, .. } => {
                 for (i, v) in values.iter().enumerate() {
-                    check_name(&format!("value {i} "), v.name_off)?;
+                    check_name(("value", Some(i)), v.name_off)?;
                 }
             }
             TypeData::Enum64 { values, .. } => {
                 for (i, v) in values.iter().enumerate() {
-                    check_name(&format!("value {i} "), v.name_off)?;
+                    check_name(("value", Some(i)), v.name_off)?;
                 }
             }
             TypeData::FuncProto { ret, params } => {
-                check_id("return type ", *ret)?;
+                check_id(("return type ", None), *ret)?;
                 for (i, p) in params.iter().enumerate() {
-                    check_name(&format!("parameter {i} "), p.name_off)?;
-                    check_id(&format!("parameter {i} "), p.type_id)?;
+                    check_name(("parameter", Some(i)), p.name_off)?;
+                    check_id(("parameter", Some(i)), p.type_id)?;
                 }
             }
             TypeData::Datasec { vars, .. } => {
                 for (i, v) in vars.iter().enumerate() {
-                    check_id(&format!("variable {i} "), v.type_id)?;
+                    check_id(("variable", Some(i)), v.type_id)?;
                 }
             }
             _ => {
                 if let Some(r) = t.ref_type() {
-                    check_id("", r)?;
+                    check_id(("", None), r)?;
                 }
             }
         }
