@@ -95,7 +95,8 @@ pub fn insn(data: &[u8]) {
 }
 
 /// BTF reader (raw BTF, as in /sys/kernel/btf/vmlinux or a `.BTF`
-/// section), the raw dump and the JSON dump.
+/// section), writer round trip, every listing and type walk, and
+/// deduplication.
 pub fn btf(data: &[u8]) {
     let Ok(btf) = bpfld::read::btf::parse(data) else {
         return;
@@ -106,6 +107,22 @@ pub fn btf(data: &[u8]) {
         Err(e) => panic!("the BTF writer's output does not read back: {e}"),
     }
     btf_views(&btf);
+    // Deduplication (`bpfld btf dedup`): the result is valid BTF and every
+    // old id maps into it.
+    if let Ok(d) = bpfld::dedup::dedup(&btf) {
+        let bytes = bpfld::write::btf::to_bytes(&d.btf);
+        if let Err(e) = bpfld::read::btf::parse(&bytes) {
+            panic!("deduplicated BTF does not read back: {e}");
+        }
+        for (old, new) in d.map.iter().enumerate() {
+            assert!(
+                d.btf.get(*new).is_some(),
+                "dedup maps type {old} to {}, beyond the last type {}",
+                new.0,
+                d.btf.last_id().0
+            );
+        }
+    }
 }
 
 /// Every listing and type walk over a parsed BTF: dumps, C declarations,
