@@ -17,7 +17,9 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod netlink;
 mod sys;
+pub mod xdp;
 
 use std::fmt;
 use std::io;
