@@ -4,7 +4,7 @@
 //! program's BTF (never a state file).
 
 use bpfld::compose::{read_manifest, run_config::chain_names, Placed};
-use bpfld::model::btf::Btf;
+use bpfld::model::btf::{Btf, BtfType, TypeData};
 use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
@@ -63,6 +63,43 @@ fn running(ifindex: u32, dev: &str) -> Result<Option<Running>> {
     }))
 }
 
+/// Prefix of the BTF DATASEC names recording, in an attached program,
+/// which maps were handed over from its predecessor and under what name
+/// the program uses each: `.bpfld.xdp.reuse MAP_ID NAME`.
+const REUSE_PREFIX: &str = ".bpfld.xdp.reuse ";
+
+/// The kernel keeps 15 bytes of a map's name.
+fn trunc15(s: &str) -> String {
+    s.chars().take(15).collect()
+}
+
+fn reused_names(btf: &Btf) -> Vec<(u32, String)> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .filter_map(|n| n.strip_prefix(REUSE_PREFIX))
+        .filter_map(|rest| {
+            let (id, name) = rest.split_once(' ')?;
+            Some((id.parse().ok()?, name.to_string()))
+        })
+        .collect()
+}
+
+/// Records the maps handed over in the new object's BTF.
+fn record_reuse(btf: &mut Btf, maps: &[(String, u32)]) {
+    for (name, id) in maps {
+        let off = btf.add_string(&format!("{REUSE_PREFIX}{id} {name}"));
+        btf.add_type(BtfType::new(
+            off,
+            false,
+            TypeData::Datasec {
+                size: 1,
+                vars: vec![],
+            },
+        ));
+    }
+}
+
 /// Whether a manifest's file (as the kernel kept it: aya turns '/' in
 /// DATASEC names into '.') names `file`.
 fn same_file(kept: &str, file: &str) -> bool {
@@ -108,9 +145,16 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
             pairs.push((old.manifest[i].slot.clone(), p.slot.clone()));
         }
     }
+    // Each old map under the name the old program knows it by: a map
+    // handed over keeps its kernel name from when it was created, so the
+    // old program's BTF records the names of those (see REUSE_PREFIX).
+    let handed = reused_names(old_btf);
     let mut old_maps = Vec::new();
     for id in &old.info.map_ids {
-        if let Ok((_, m)) = kx::map_by_id(*id) {
+        if let Ok((_, mut m)) = kx::map_by_id(*id) {
+            if let Some((_, n)) = handed.iter().find(|(i, _)| i == id) {
+                m.name = n.clone();
+            }
             old_maps.push(m);
         }
     }
@@ -122,9 +166,12 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
                 continue;
             };
             let old_name = format!("{base}__{old_slot}");
-            // The kernel keeps 15 bytes of a map's name.
-            let short: String = old_name.chars().take(15).collect();
-            let hits: Vec<_> = old_maps.iter().filter(|m| m.name == short).collect();
+            let hits: Vec<_> = old_maps
+                .iter()
+                .filter(|m| {
+                    m.name == old_name || (m.name.len() == 15 && m.name == trunc15(&old_name))
+                })
+                .collect();
             if let [m] = hits[..] {
                 reuse.maps.push((name.clone(), m.id));
             }
@@ -176,8 +223,7 @@ pub fn attach(
         .iter()
         .map(|c| crate::parse_component(c))
         .collect::<Result<Vec<_>>>()?;
-    let composed = bpfld::compose::compose(&specs, shared_maps)?;
-    let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
+    let mut composed = bpfld::compose::compose(&specs, shared_maps)?;
     let old = running(ifindex, dev)?;
     let mut reuse = Reuse::default();
     if let Some(old) = &old {
@@ -202,6 +248,12 @@ pub fn attach(
             }
         }
     }
+    // (A map refused at load for a changed definition is recorded too;
+    // its id is then not among the new program's maps, so it is ignored.)
+    if let Some(btf) = &mut composed.object.btf {
+        record_reuse(btf, &reuse.maps);
+    }
+    let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
     let current = match &old {
         Some(o) => Some(Current {
             fd: o
