@@ -118,7 +118,10 @@ enum XdpCommand {
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
-    /// atomically, keeping the maps of the components that stay.
+    /// atomically. Components that stay (same file and program) keep their
+    /// maps (the same kernel maps, when the definition is unchanged) and
+    /// their .bss/.data globals (copied when the new program is loaded:
+    /// updates made in the milliseconds before the swap are not carried).
     Attach {
         #[arg(long, value_name = "IFACE")]
         dev: String,

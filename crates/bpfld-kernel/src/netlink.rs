@@ -316,3 +316,24 @@ pub fn links() -> io::Result<Vec<LinkXdp>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_stop_at_truncated_or_short_entries() {
+        let mut b = Vec::new();
+        push_attr(&mut b, IFLA_IFNAME, b"veth0\0");
+        push_attr(&mut b, IFLA_XDP | NLA_F_NESTED, &[1, 2, 3, 4]);
+        // A length running past the end, then garbage.
+        b.extend_from_slice(&[0xff, 0x00, 0x01, 0x00, 9]);
+        let a = attrs(&b);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0], (IFLA_IFNAME, &b"veth0\0"[..]));
+        assert_eq!(a[1], (IFLA_XDP, &[1u8, 2, 3, 4][..]));
+        // A zero length does not loop.
+        assert!(attrs(&[0, 0, 1, 0]).is_empty());
+        assert!(attrs(&[]).is_empty());
+    }
+}
