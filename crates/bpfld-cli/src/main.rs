@@ -120,8 +120,9 @@ enum XdpCommand {
     /// bpfld exits); a bpfld composition already there is replaced
     /// atomically. Components that stay (same file and program) keep their
     /// maps (the same kernel maps, when the definition is unchanged) and
-    /// their .bss/.data globals (copied when the new program is loaded:
-    /// updates made in the milliseconds before the swap are not carried).
+    /// their .bss/.data globals (copied just before the swap: updates the
+    /// old program makes after the copy, e.g. the rest of a NAPI batch,
+    /// are not carried).
     Attach {
         #[arg(long, value_name = "IFACE")]
         dev: String,

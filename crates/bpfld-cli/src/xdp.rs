@@ -192,7 +192,7 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
             let Ok(value) = kx::map_value0(&fd, m.value_size) else {
                 continue;
             };
-            for (name, _, size) in &news {
+            for (name, new_off, size) in &news {
                 let Some(base) = name.strip_suffix(&new_suffix) else {
                     continue;
                 };
@@ -200,7 +200,14 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
                 if let Some((_, off, osize)) = olds.iter().find(|(n, _, _)| *n == old_name) {
                     if osize == size {
                         if let Some(b) = value.get(*off as usize..(*off + *size) as usize) {
-                            reuse.globals.push((name.clone(), b.to_vec()));
+                            reuse.globals.push(kx::GlobalCopy {
+                                name: name.clone(),
+                                section: sec.to_string(),
+                                offset: *new_off,
+                                old_map_id: m.id,
+                                old_offset: *off,
+                                bytes: b.to_vec(),
+                            });
                         }
                     }
                 }
@@ -295,7 +302,7 @@ pub fn attach(
             chain_names(p.chain)
         ));
     }
-    let globals: Vec<&str> = reuse.globals.iter().map(|(n, _)| n.as_str()).collect();
+    let globals: Vec<&str> = reuse.globals.iter().map(|g| g.name.as_str()).collect();
     if !done.kept.is_empty() || !globals.is_empty() {
         text.push_str(&format!(
             "  kept: {}\n",

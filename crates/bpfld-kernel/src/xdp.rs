@@ -254,9 +254,68 @@ pub struct Reuse {
     /// Map name in the new object -> map id of the running program whose
     /// map (and contents) the new program uses.
     pub maps: Vec<(String, u32)>,
-    /// Global variable name in the new object -> bytes to start it with
-    /// (copied from the running program's `.bss`/`.data`).
-    pub globals: Vec<(String, Vec<u8>)>,
+    /// Global variables copied from the running program's `.bss`/`.data`.
+    pub globals: Vec<GlobalCopy>,
+}
+
+/// One global variable carried from the running program to the new one:
+/// set as the new object's initial value, and copied again from the old
+/// map just before the swap (the new program is loaded but not yet
+/// running), so only updates made in the last microseconds are lost.
+#[derive(Debug, Clone)]
+pub struct GlobalCopy {
+    /// The variable in the new object.
+    pub name: String,
+    /// Its data section (`.bss`, `.data`) and offset there.
+    pub section: String,
+    pub offset: u32,
+    /// The old program's data-section map and the variable's offset in it.
+    pub old_map_id: u32,
+    pub old_offset: u32,
+    /// The value read when planning.
+    pub bytes: Vec<u8>,
+}
+
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+
+/// Writes key 0 of an array map (`value` is exactly its value size).
+fn map_update0(fd: impl AsFd, value: &[u8]) -> io::Result<()> {
+    let key = 0u32;
+    // { u32 map_fd; pad; u64 key; u64 value; u64 flags }
+    let mut attr = [0u64; 4];
+    attr[0] = u64::from(fd.as_fd().as_raw_fd() as u32);
+    attr[1] = &key as *const u32 as u64;
+    attr[2] = value.as_ptr() as u64;
+    // SAFETY: key and value point at 4 and value_size readable bytes that
+    // live across the call; the kernel only reads them.
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }?;
+    Ok(())
+}
+
+/// Copies every global again from the old maps into the new program's
+/// data maps (loaded, not yet attached).
+fn recopy_globals(ebpf: &aya::Ebpf, globals: &[GlobalCopy]) -> Result<(), Error> {
+    let mut sections: Vec<&str> = globals.iter().map(|g| g.section.as_str()).collect();
+    sections.sort_unstable();
+    sections.dedup();
+    for sec in sections {
+        let Some(map) = ebpf.map(sec) else { continue };
+        let data = crate::map_data(map);
+        let (_, new_info) = map_by_id(data.info().map_err(|e| Error::new(ErrorKind::Kernel, format!("{sec}: {e}")))?.id())?;
+        let fd = data.fd().as_fd();
+        let mut value = map_value0(fd, new_info.value_size)?;
+        for g in globals.iter().filter(|g| g.section == sec) {
+            let (old_fd, old) = map_by_id(g.old_map_id)?;
+            let old_value = map_value0(&old_fd, old.value_size)?;
+            let len = g.bytes.len();
+            let (o, n) = (g.old_offset as usize, g.offset as usize);
+            if let (Some(src), Some(dst)) = (old_value.get(o..o + len), value.get_mut(n..n + len)) {
+                dst.copy_from_slice(src);
+            }
+        }
+        map_update0(fd, &value).map_err(|e| kernel_err(format!("writing {sec}"), &e))?;
+    }
+    Ok(())
 }
 
 /// A private bpffs mount, so aya can be handed existing maps by pin path;
@@ -384,8 +443,8 @@ pub fn attach(
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());
     }
-    for (name, bytes) in &reuse.globals {
-        loader.override_global(name, bytes.as_slice(), false);
+    for g in &reuse.globals {
+        loader.override_global(&g.name, g.bytes.as_slice(), false);
     }
     let mut ebpf = loader.load(object).map_err(object_error)?;
     drop(fs);
@@ -395,8 +454,12 @@ pub fn attach(
         .try_into()
         .map_err(|e| program_error(prog, e, "not XDP"))?;
     p.load().map_err(|e| program_error(prog, e, "loading"))?;
-    let fd = p.fd().map_err(|e| program_error(prog, e, "fd"))?;
-    let raw = fd.as_fd().as_raw_fd();
+    let raw = p
+        .fd()
+        .map_err(|e| program_error(prog, e, "fd"))?
+        .as_fd()
+        .as_raw_fd();
+    recopy_globals(&ebpf, &reuse.globals)?;
     let mode = mode.or(current.map(|c| c.mode));
     let mut flags = mode.map_or(0, Mode::flag);
     let expected = match current {
