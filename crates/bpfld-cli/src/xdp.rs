@@ -128,7 +128,7 @@ fn datasec(btf: &Btf, sec: &str) -> Vec<(String, u32, u32)> {
 /// of the new order also in the old (same file and program), its maps
 /// (same name; the definition is checked at load) and its `.bss`/`.data`
 /// variables (same name and size, copied).
-fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
+fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String]) -> Result<Reuse> {
     let mut reuse = Reuse::default();
     let Some(old_btf) = &old.btf else {
         return Ok(reuse);
@@ -156,6 +156,19 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf) -> Result<Reuse> {
                 m.name = n.clone();
             }
             old_maps.push(m);
+        }
+    }
+    // Maps shared by all components (--share) keep their own name.
+    for (name, _, _) in datasec(new_btf, ".maps") {
+        if !shared.contains(&name) {
+            continue;
+        }
+        let hits: Vec<_> = old_maps
+            .iter()
+            .filter(|m| m.name == name || (m.name.len() == 15 && m.name == trunc15(&name)))
+            .collect();
+        if let [m] = hits[..] {
+            reuse.maps.push((name.clone(), m.id));
         }
     }
     for (old_slot, new_slot) in &pairs {
@@ -251,7 +264,7 @@ pub fn attach(
         }
         if !fresh && !old.manifest.is_empty() {
             if let Some(new_btf) = &composed.object.btf {
-                reuse = plan_reuse(old, &composed.order, new_btf)?;
+                reuse = plan_reuse(old, &composed.order, new_btf, shared_maps)?;
             }
         }
     }

@@ -301,7 +301,11 @@ fn recopy_globals(ebpf: &aya::Ebpf, globals: &[GlobalCopy]) -> Result<(), Error>
     for sec in sections {
         let Some(map) = ebpf.map(sec) else { continue };
         let data = crate::map_data(map);
-        let (_, new_info) = map_by_id(data.info().map_err(|e| Error::new(ErrorKind::Kernel, format!("{sec}: {e}")))?.id())?;
+        let (_, new_info) = map_by_id(
+            data.info()
+                .map_err(|e| Error::new(ErrorKind::Kernel, format!("{sec}: {e}")))?
+                .id(),
+        )?;
         let fd = data.fd().as_fd();
         let mut value = map_value0(fd, new_info.value_size)?;
         for g in globals.iter().filter(|g| g.section == sec) {
