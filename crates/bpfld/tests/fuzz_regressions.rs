@@ -6,7 +6,9 @@
 //! assertions included), within a time bound, and without allocating out
 //! of proportion to its size; the same limits the fuzzers run with
 //! (`-timeout`, `-rss_limit_mb`), made observable here by a counting
-//! allocator. See FUZZING.md.
+//! allocator. Each input runs in a child process (this binary again), so a
+//! hang is killed and an aborting allocation stays contained. See
+//! FUZZING.md.
 
 #[path = "../../../fuzz/src/lib.rs"]
 mod harness;
