@@ -255,7 +255,8 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
                 .and_then(|i| list.get(i))
                 .filter(|f| r.offset < f.1)
                 .map(|f| f.2.to_string())
-                .unwrap_or_else(|| format!("{}+{:#x}", sec.name, r.offset));
+                // Code outside any function: named by its section, once.
+                .unwrap_or_else(|| sec.name.clone());
             let entry = uses.entry(r.symbol).or_default();
             entry.1 |= r.kind == RelocKind::Bpf64_32;
             if seen.insert((r.symbol, user.clone())) {
