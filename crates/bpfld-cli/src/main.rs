@@ -10,6 +10,7 @@ use bpfld::{Error, Result};
 
 mod dedup;
 mod run;
+mod xdp;
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +116,48 @@ enum XdpCommand {
         /// Print the link report as well as the order.
         #[arg(long)]
         print_map: bool,
+    },
+    /// Compose and attach to an interface (through netlink: it stays after
+    /// bpfld exits); a bpfld composition already there is replaced
+    /// atomically. Components that stay (same file and program) keep their
+    /// maps (the same kernel maps, when the definition is unchanged) and
+    /// their .bss/.data globals (copied just before the swap: updates the
+    /// old program makes after the copy, e.g. the rest of a NAPI batch,
+    /// are not carried).
+    Attach {
+        #[arg(long, value_name = "IFACE")]
+        dev: String,
+        /// skb (generic) or native (driver); default: the current
+        /// attachment's, else the kernel's choice.
+        #[arg(long, value_parser = xdp::parse_mode)]
+        mode: Option<bpfld_kernel::xdp::Mode>,
+        /// As for `compose`.
+        #[arg(required = true, value_name = "COMPONENT")]
+        components: Vec<String>,
+        #[arg(long = "share", value_name = "MAP")]
+        shared_maps: Vec<String>,
+        /// Replace a program bpfld did not attach.
+        #[arg(long)]
+        force: bool,
+        /// Start every component's maps and globals fresh.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Interfaces with an XDP program: mode, program id, and the
+    /// components of bpfld compositions (read from the kernel).
+    Status {
+        #[arg(long, value_name = "IFACE")]
+        dev: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the XDP program of an interface.
+    Detach {
+        #[arg(long, value_name = "IFACE")]
+        dev: String,
+        /// Detach a program bpfld did not attach.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -263,6 +306,30 @@ fn run(cli: Cli) -> Result<()> {
             }
             emit(&text)?;
         }
+        Command::Xdp {
+            command:
+                XdpCommand::Attach {
+                    dev,
+                    mode,
+                    components,
+                    shared_maps,
+                    force,
+                    fresh,
+                },
+        } => emit(&xdp::attach(
+            &dev,
+            mode,
+            &components,
+            &shared_maps,
+            force,
+            fresh,
+        )?)?,
+        Command::Xdp {
+            command: XdpCommand::Status { dev, json },
+        } => emit(&xdp::status(dev.as_deref(), json)?)?,
+        Command::Xdp {
+            command: XdpCommand::Detach { dev, force },
+        } => emit(&xdp::detach(&dev, force)?)?,
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {

@@ -18,7 +18,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod btf_load;
+pub mod netlink;
 mod sys;
+pub mod xdp;
 
 use std::fmt;
 use std::io;

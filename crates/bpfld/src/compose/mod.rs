@@ -69,9 +69,45 @@ pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A manifest value: printable ASCII without spaces, and without '/',
+/// which aya rewrites in DATASEC names: those three are `%XX`-escaped.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'%' | b'/' | b' ' => out.push_str(&format!("%{b:02X}")),
+            0x21..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn unescape(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn manifest_line(p: &Placed) -> String {
     // DATASEC names are printable text up to the kernel's 512-byte limit.
-    let mut file: String = p.file.chars().filter(|c| c.is_ascii_graphic()).collect();
+    let mut file = escape(&p.file);
     if file.len() > 300 {
         file = format!("...{}", &file[file.len() - 297..]);
     }
@@ -79,7 +115,7 @@ fn manifest_line(p: &Placed) -> String {
         "{MANIFEST_PREFIX}{} slot={} prog={} file={} priority={} chain={}",
         p.index,
         p.slot,
-        p.program,
+        escape(&p.program),
         file,
         p.priority,
         run_config::chain_names(p.chain)
@@ -115,8 +151,8 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
         for w in words {
             match w.split_once('=') {
                 Some(("slot", v)) => p.slot = v.into(),
-                Some(("prog", v)) => p.program = v.into(),
-                Some(("file", v)) => p.file = v.into(),
+                Some(("prog", v)) => p.program = unescape(v),
+                Some(("file", v)) => p.file = unescape(v),
                 Some(("priority", v)) => p.priority = v.parse().unwrap_or(0),
                 Some(("chain", v)) => {
                     p.chain = v
@@ -244,4 +280,34 @@ pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Compos
         unreachable,
         report: linked.report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_lines_read_back() {
+        let p = Placed {
+            index: 3,
+            file: "dir with space/x%y.o".into(),
+            program: "xdp_prog".into(),
+            priority: 7,
+            chain: 1 << run_config::XDP_PASS | 1 << run_config::XDP_TX,
+            slot: "comp3".into(),
+        };
+        let line = manifest_line(&p);
+        assert!(!line[1..].contains('/') && line.len() < 512, "{line}");
+        let mut btf = crate::model::btf::Btf::new(crate::model::Endian::Little);
+        let name = btf.add_string(&line);
+        btf.add_type(crate::model::btf::BtfType::new(
+            name,
+            false,
+            crate::model::btf::TypeData::Datasec {
+                size: 1,
+                vars: vec![],
+            },
+        ));
+        assert_eq!(read_manifest(&btf), vec![p]);
+    }
 }

@@ -20,6 +20,10 @@ use crate::{bail, read};
 
 type Header = elf::FileHeader64<Endianness>;
 
+/// The largest zero-filled section accepted: it becomes one map value,
+/// whose size the kernel keeps in 32 bits.
+const MAX_NOBITS: u64 = u32::MAX as u64;
+
 /// The largest section alignment accepted; BPF sections need at most 8.
 const MAX_ALIGN: u64 = 1 << 12;
 
@@ -78,6 +82,13 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         let name = String::from_utf8_lossy(name).into_owned();
         let sh_type = sh.sh_type(e).0;
         let data_bytes = if sh_type == elf::SHT_NOBITS.0 {
+            // No bytes in the file, but the loader allocates this much.
+            if sh.sh_size(e) > MAX_NOBITS {
+                bail!(
+                    "section '{name}': size {:#x} is more than a BPF map value can hold",
+                    sh.sh_size(e)
+                );
+            }
             &[][..]
         } else {
             sh.data(e, data).map_err(|err| {

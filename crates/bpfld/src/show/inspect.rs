@@ -3,8 +3,11 @@
 use serde::Serialize;
 
 use crate::error::Result;
+use std::collections::HashMap;
+
 use crate::model::object::{
-    Binding, Object, RelocKind, Section, SectionKind, Symbol, SymbolKind, SymbolPlace, Visibility,
+    Binding, Object, RelocKind, SectionId, SectionKind, Symbol, SymbolId, SymbolKind, SymbolPlace,
+    Visibility,
 };
 use crate::model::Endian;
 
@@ -185,16 +188,6 @@ fn is_hidden(sym: &Symbol) -> bool {
     matches!(sym.visibility, Visibility::Hidden | Visibility::Internal)
 }
 
-/// The function symbol whose body contains `offset` in `section`.
-fn function_at<'a>(obj: &'a Object, section: &Section, offset: u64) -> Option<&'a Symbol> {
-    obj.symbols.iter().find(|s| {
-        s.kind == SymbolKind::Func
-            && s.place == SymbolPlace::Section(section.id)
-            && s.value <= offset
-            && offset < s.value.saturating_add(s.size.max(1))
-    })
-}
-
 /// Builds the summary of an object.
 pub fn summarize(obj: &Object) -> Result<Summary> {
     let mut programs = Vec::new();
@@ -229,23 +222,51 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
     }
 
     let classes = crate::show::maps::extern_classes(obj);
-    let mut externs: Vec<Extern> = Vec::new();
-    for sym in obj.symbols.iter().filter(|s| s.is_extern()) {
-        let mut used_by = Vec::new();
-        let mut called = false;
-        for sec in obj.sections.iter().filter(|s| s.is_program()) {
-            for r in sec.relocs.iter().filter(|r| r.symbol == sym.id) {
-                if r.kind == RelocKind::Bpf64_32 {
-                    called = true;
-                }
-                let user = function_at(obj, sec, r.offset)
-                    .map(|f| f.name.clone())
-                    .unwrap_or_else(|| format!("{}+{:#x}", sec.name, r.offset));
-                if !used_by.contains(&user) {
-                    used_by.push(user);
-                }
+    // One pass over the code's relocations: which functions use each
+    // extern, and whether any use is a call. Functions are found by
+    // binary search over their sorted ranges.
+    let mut funcs: HashMap<SectionId, Vec<(u64, u64, &str)>> = HashMap::new();
+    for f in obj.symbols.iter().filter(|s| s.kind == SymbolKind::Func) {
+        if let SymbolPlace::Section(id) = f.place {
+            funcs.entry(id).or_default().push((
+                f.value,
+                f.value.saturating_add(f.size.max(1)),
+                f.name.as_str(),
+            ));
+        }
+    }
+    for list in funcs.values_mut() {
+        list.sort();
+    }
+    let mut uses: HashMap<SymbolId, (Vec<String>, bool)> = HashMap::new();
+    let mut seen: std::collections::HashSet<(SymbolId, String)> = Default::default();
+    for sec in obj.sections.iter().filter(|s| s.is_program()) {
+        let list = funcs.get(&sec.id).map(Vec::as_slice).unwrap_or(&[]);
+        for r in &sec.relocs {
+            let Some(sym) = obj.symbol(r.symbol) else {
+                continue;
+            };
+            if !sym.is_extern() {
+                continue;
+            }
+            let i = list.partition_point(|f| f.0 <= r.offset);
+            let user = i
+                .checked_sub(1)
+                .and_then(|i| list.get(i))
+                .filter(|f| r.offset < f.1)
+                .map(|f| f.2.to_string())
+                // Code outside any function: named by its section, once.
+                .unwrap_or_else(|| sec.name.clone());
+            let entry = uses.entry(r.symbol).or_default();
+            entry.1 |= r.kind == RelocKind::Bpf64_32;
+            if seen.insert((r.symbol, user.clone())) {
+                entry.0.push(user);
             }
         }
+    }
+    let mut externs: Vec<Extern> = Vec::new();
+    for sym in obj.symbols.iter().filter(|s| s.is_extern()) {
+        let (used_by, called) = uses.remove(&sym.id).unwrap_or_default();
         let kind = classes.get(sym.name.as_str()).copied().unwrap_or(
             if called || sym.kind == SymbolKind::Func {
                 "function"

@@ -285,25 +285,32 @@ pub fn extern_classes(obj: &Object) -> HashMap<&str, &'static str> {
     let Some(btf) = &obj.btf else {
         return classes;
     };
+    // Each loader section's variables once, by name.
+    let mut by_name: HashMap<String, &'static str> = HashMap::new();
+    for (sec, kind) in [
+        (".kconfig", "kconfig"),
+        (".ksyms", "ksym"),
+        (".maps", "map"),
+    ] {
+        let Some(id) = btf.find_datasec(sec) else {
+            continue;
+        };
+        let Ok(vars) = btf.datasec_vars(id) else {
+            continue;
+        };
+        for v in vars {
+            let is_func = matches!(
+                btf.get(v.var_id).map(|t| &t.data),
+                Some(TypeData::Func { .. })
+            );
+            by_name
+                .entry(v.name.to_string())
+                .or_insert(if is_func { "kfunc" } else { kind });
+        }
+    }
     for sym in obj.symbols.iter().filter(|s| s.is_extern()) {
-        for (sec, kind) in [
-            (".kconfig", "kconfig"),
-            (".ksyms", "ksym"),
-            (".maps", "map"),
-        ] {
-            let Some(id) = btf.find_datasec(sec) else {
-                continue;
-            };
-            let Ok(vars) = btf.datasec_vars(id) else {
-                continue;
-            };
-            if let Some(v) = vars.iter().find(|v| v.name == sym.name) {
-                let is_func = matches!(
-                    btf.get(v.var_id).map(|t| &t.data),
-                    Some(TypeData::Func { .. })
-                );
-                classes.insert(sym.name.as_str(), if is_func { "kfunc" } else { kind });
-            }
+        if let Some(&kind) = by_name.get(&sym.name) {
+            classes.insert(sym.name.as_str(), kind);
         }
     }
     classes

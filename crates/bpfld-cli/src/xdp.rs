@@ -1,0 +1,432 @@
+//! `bpfld xdp attach | status | detach`: compositions on interfaces,
+//! attached through netlink (they outlive bpfld and need no bpffs), told
+//! apart from other programs and described by the manifest in the loaded
+//! program's BTF (never a state file).
+
+use bpfld::compose::{read_manifest, run_config::chain_names, Placed};
+use bpfld::model::btf::{Btf, BtfType, TypeData};
+use bpfld::{Error, Result};
+use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
+
+fn kerr(e: bpfld_kernel::Error) -> Error {
+    Error::new(e.to_string())
+}
+
+pub fn parse_mode(s: &str) -> Result<Mode> {
+    match s {
+        "skb" | "generic" => Ok(Mode::Skb),
+        "native" | "drv" => Ok(Mode::Native),
+        _ => Err(Error::new(format!("--mode {s}: expected skb or native"))),
+    }
+}
+
+/// The running program of an interface: its fd, mode, BTF and manifest
+/// (empty when bpfld did not attach it).
+struct Running {
+    prog_id: u32,
+    mode: Mode,
+    fd: std::os::fd::OwnedFd,
+    info: kx::ProgInfo,
+    btf: Option<Btf>,
+    manifest: Vec<Placed>,
+}
+
+fn running(ifindex: u32, dev: &str) -> Result<Option<Running>> {
+    let links = kx::links().map_err(kerr)?;
+    let Some(link) = links.iter().find(|l| l.ifindex == ifindex) else {
+        return Err(Error::new(format!("no such interface '{dev}'")));
+    };
+    if link.prog_id == 0 {
+        return Ok(None);
+    }
+    let mode = Mode::from_attached(link.attached).ok_or_else(|| {
+        Error::new(format!(
+            "{dev}: XDP program {} is attached in a mode bpfld does not handle (hw or several at once)",
+            link.prog_id
+        ))
+    })?;
+    let (fd, info) = kx::prog_by_id(link.prog_id).map_err(kerr)?;
+    let btf = if info.btf_id != 0 {
+        let raw = kx::btf_by_id(info.btf_id).map_err(kerr)?;
+        bpfld::read::btf::parse(&raw).ok()
+    } else {
+        None
+    };
+    let manifest = btf.as_ref().map(read_manifest).unwrap_or_default();
+    Ok(Some(Running {
+        prog_id: link.prog_id,
+        mode,
+        fd,
+        info,
+        btf,
+        manifest,
+    }))
+}
+
+/// Prefix of the BTF DATASEC names recording, in an attached program,
+/// which maps were handed over from its predecessor and under what name
+/// the program uses each: `.bpfld.xdp.reuse MAP_ID NAME`.
+const REUSE_PREFIX: &str = ".bpfld.xdp.reuse ";
+
+/// The kernel keeps 15 bytes of a map's name.
+fn trunc15(s: &str) -> String {
+    s.chars().take(15).collect()
+}
+
+fn reused_names(btf: &Btf) -> Vec<(u32, String)> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .filter_map(|n| n.strip_prefix(REUSE_PREFIX))
+        .filter_map(|rest| {
+            let (id, name) = rest.split_once(' ')?;
+            Some((id.parse().ok()?, name.to_string()))
+        })
+        .collect()
+}
+
+/// Records the maps handed over in the new object's BTF.
+fn record_reuse(btf: &mut Btf, maps: &[(String, u32)]) {
+    for (name, id) in maps {
+        let off = btf.add_string(&format!("{REUSE_PREFIX}{id} {name}"));
+        btf.add_type(BtfType::new(
+            off,
+            false,
+            TypeData::Datasec {
+                size: 1,
+                vars: vec![],
+            },
+        ));
+    }
+}
+
+/// Whether a manifest's file (as the kernel kept it: aya turns '/' in
+/// DATASEC names into '.') names `file`.
+fn same_file(kept: &str, file: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .map(|c| if c == '/' { '.' } else { c })
+            .collect()
+    };
+    norm(kept) == norm(file)
+}
+
+/// The variables of DATASEC `sec`: name -> (offset, size).
+fn datasec(btf: &Btf, sec: &str) -> Vec<(String, u32, u32)> {
+    btf.find_datasec(sec)
+        .and_then(|id| btf.datasec_vars(id).ok())
+        .map(|vs| {
+            vs.iter()
+                .map(|v| (v.name.to_string(), v.offset, v.size))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What of the running composition the new one keeps: for each component
+/// of the new order also in the old (same file and program), its maps
+/// (same name; the definition is checked at load) and its `.bss`/`.data`
+/// variables (same name and size, copied).
+fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String]) -> Result<Reuse> {
+    let mut reuse = Reuse::default();
+    let Some(old_btf) = &old.btf else {
+        return Ok(reuse);
+    };
+    let mut used = vec![false; old.manifest.len()];
+    let mut pairs = Vec::new();
+    for p in order {
+        if let Some(i) =
+            old.manifest.iter().enumerate().position(|(i, q)| {
+                !used[i] && same_file(&q.file, &p.file) && q.program == p.program
+            })
+        {
+            used[i] = true;
+            pairs.push((old.manifest[i].slot.clone(), p.slot.clone()));
+        }
+    }
+    // Each old map under the name the old program knows it by: a map
+    // handed over keeps its kernel name from when it was created, so the
+    // old program's BTF records the names of those (see REUSE_PREFIX).
+    let handed = reused_names(old_btf);
+    let mut old_maps = Vec::new();
+    for id in &old.info.map_ids {
+        if let Ok((_, mut m)) = kx::map_by_id(*id) {
+            if let Some((_, n)) = handed.iter().find(|(i, _)| i == id) {
+                m.name = n.clone();
+            }
+            old_maps.push(m);
+        }
+    }
+    // Maps shared by all components (--share) keep their own name.
+    for (name, _, _) in datasec(new_btf, ".maps") {
+        if !shared.contains(&name) {
+            continue;
+        }
+        let hits: Vec<_> = old_maps
+            .iter()
+            .filter(|m| m.name == name || (m.name.len() == 15 && m.name == trunc15(&name)))
+            .collect();
+        if let [m] = hits[..] {
+            reuse.maps.push((name.clone(), m.id));
+        }
+    }
+    for (old_slot, new_slot) in &pairs {
+        let new_suffix = format!("__{new_slot}");
+        // Maps: `.maps` variables of the new object named NAME__newslot.
+        for (name, _, _) in datasec(new_btf, ".maps") {
+            let Some(base) = name.strip_suffix(&new_suffix) else {
+                continue;
+            };
+            let old_name = format!("{base}__{old_slot}");
+            let hits: Vec<_> = old_maps
+                .iter()
+                .filter(|m| {
+                    m.name == old_name || (m.name.len() == 15 && m.name == trunc15(&old_name))
+                })
+                .collect();
+            if let [m] = hits[..] {
+                reuse.maps.push((name.clone(), m.id));
+            }
+        }
+        // Globals: copied from the old .bss/.data by variable.
+        for sec in [".bss", ".data"] {
+            let olds = datasec(old_btf, sec);
+            let news = datasec(new_btf, sec);
+            if olds.is_empty() || news.is_empty() {
+                continue;
+            }
+            let Some(m) = old_maps.iter().find(|m| m.name == sec) else {
+                continue;
+            };
+            let Ok((fd, _)) = kx::map_by_id(m.id) else {
+                continue;
+            };
+            let Ok(value) = kx::map_value0(&fd, m.value_size) else {
+                continue;
+            };
+            for (name, new_off, size) in &news {
+                let Some(base) = name.strip_suffix(&new_suffix) else {
+                    continue;
+                };
+                let old_name = format!("{base}__{old_slot}");
+                if let Some((_, off, osize)) = olds.iter().find(|(n, _, _)| *n == old_name) {
+                    if osize == size {
+                        if let Some(b) = value.get(*off as usize..(*off + *size) as usize) {
+                            reuse.globals.push(kx::GlobalCopy {
+                                name: name.clone(),
+                                section: sec.to_string(),
+                                offset: *new_off,
+                                old_map_id: m.id,
+                                old_offset: *off,
+                                bytes: b.to_vec(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(reuse)
+}
+
+pub fn attach(
+    dev: &str,
+    mode: Option<Mode>,
+    components: &[String],
+    shared_maps: &[String],
+    force: bool,
+    fresh: bool,
+) -> Result<String> {
+    let ifindex = kx::if_index(dev).map_err(kerr)?;
+    let specs = components
+        .iter()
+        .map(|c| crate::parse_component(c))
+        .collect::<Result<Vec<_>>>()?;
+    let mut composed = bpfld::compose::compose(&specs, shared_maps)?;
+    let old = running(ifindex, dev)?;
+    let mut reuse = Reuse::default();
+    if let Some(old) = &old {
+        if old.manifest.is_empty() && !force {
+            return Err(Error::new(format!(
+                "{dev} has an XDP program (id {}, '{}') that bpfld did not attach; --force replaces it",
+                old.prog_id, old.info.name
+            )));
+        }
+        if let Some(m) = mode {
+            if m != old.mode {
+                return Err(Error::new(format!(
+                    "{dev}: the program attached now runs in {} mode; detach it before attaching in {} mode",
+                    old.mode.name(),
+                    m.name()
+                )));
+            }
+        }
+        if !fresh && !old.manifest.is_empty() {
+            if let Some(new_btf) = &composed.object.btf {
+                reuse = plan_reuse(old, &composed.order, new_btf, shared_maps)?;
+            }
+        }
+    }
+    // (A map refused at load for a changed definition is recorded too;
+    // its id is then not among the new program's maps, so it is ignored.)
+    if let Some(btf) = &mut composed.object.btf {
+        record_reuse(btf, &reuse.maps);
+    }
+    let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
+    let current = match &old {
+        Some(o) => Some(Current {
+            fd: o
+                .fd
+                .try_clone()
+                .map_err(|e| Error::new(format!("{dev}: duplicating a descriptor: {e}")))?,
+            mode: o.mode,
+        }),
+        None => None,
+    };
+    let done = kx::attach(
+        &bytes,
+        "xdp_dispatcher",
+        ifindex,
+        mode,
+        current.as_ref(),
+        &reuse,
+    )
+    .map_err(|e| Error::new(format!("{dev}: {e}")))?;
+    let mut text = format!(
+        "{dev}: {} program {}{}\n",
+        if old.is_some() {
+            "replaced by"
+        } else {
+            "attached"
+        },
+        done.prog_id,
+        old.as_ref()
+            .map(|o| format!(" (was {})", o.prog_id))
+            .unwrap_or_default()
+    );
+    for p in &composed.order {
+        text.push_str(&format!(
+            "  {}: {}:{} priority {} chain {}\n",
+            p.slot,
+            p.file,
+            p.program,
+            p.priority,
+            chain_names(p.chain)
+        ));
+    }
+    let globals: Vec<&str> = reuse.globals.iter().map(|g| g.name.as_str()).collect();
+    if !done.kept.is_empty() || !globals.is_empty() {
+        text.push_str(&format!(
+            "  kept: {}\n",
+            done.kept
+                .iter()
+                .map(String::as_str)
+                .chain(globals)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    if !done.refused.is_empty() {
+        text.push_str(&format!(
+            "  fresh (definition changed): {}\n",
+            done.refused.join(" ")
+        ));
+    }
+    Ok(text)
+}
+
+#[derive(serde::Serialize)]
+struct StatusEntry {
+    interface: String,
+    ifindex: u32,
+    mode: String,
+    prog_id: u32,
+    prog_name: String,
+    bpfld: bool,
+    components: Vec<Placed>,
+}
+
+pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
+    let want = dev.map(|d| kx::if_index(d).map_err(kerr)).transpose()?;
+    let mut out = Vec::new();
+    for l in kx::links().map_err(kerr)? {
+        if want.is_some_and(|w| w != l.ifindex) || (want.is_none() && l.prog_id == 0) {
+            continue;
+        }
+        let mut e = StatusEntry {
+            interface: l.name.clone(),
+            ifindex: l.ifindex,
+            mode: match l.attached {
+                0 => "none",
+                1 => "native",
+                2 => "skb",
+                3 => "hw",
+                _ => "multi",
+            }
+            .into(),
+            prog_id: l.prog_id,
+            prog_name: String::new(),
+            bpfld: false,
+            components: Vec::new(),
+        };
+        if l.prog_id != 0 {
+            if let Some(r) = running(l.ifindex, &l.name)? {
+                e.prog_name = r.info.name.clone();
+                e.bpfld = !r.manifest.is_empty();
+                e.components = r.manifest;
+            }
+        }
+        out.push(e);
+    }
+    if json {
+        return serde_json::to_string_pretty(&out)
+            .map(|s| s + "\n")
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
+    }
+    let mut text = String::new();
+    for e in &out {
+        if e.prog_id == 0 {
+            text.push_str(&format!("{}: no XDP program\n", e.interface));
+            continue;
+        }
+        text.push_str(&format!(
+            "{}: {} mode, program {} '{}'{}\n",
+            e.interface,
+            e.mode,
+            e.prog_id,
+            e.prog_name,
+            if e.bpfld {
+                ""
+            } else {
+                " (not attached by bpfld)"
+            }
+        ));
+        for p in &e.components {
+            text.push_str(&format!(
+                "  {}: {}:{} priority {} chain {}\n",
+                p.slot,
+                p.file,
+                p.program,
+                p.priority,
+                chain_names(p.chain)
+            ));
+        }
+    }
+    Ok(text)
+}
+
+pub fn detach(dev: &str, force: bool) -> Result<String> {
+    let ifindex = kx::if_index(dev).map_err(kerr)?;
+    let Some(old) = running(ifindex, dev)? else {
+        return Err(Error::new(format!("{dev} has no XDP program")));
+    };
+    if old.manifest.is_empty() && !force {
+        return Err(Error::new(format!(
+            "{dev} has an XDP program (id {}, '{}') that bpfld did not attach; --force detaches it",
+            old.prog_id, old.info.name
+        )));
+    }
+    kx::detach(ifindex, old.mode, &old.fd).map_err(|e| Error::new(format!("{dev}: {e}")))?;
+    Ok(format!("{dev}: detached program {}\n", old.prog_id))
+}

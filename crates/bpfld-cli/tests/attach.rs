@@ -1,0 +1,616 @@
+//! `bpfld xdp attach | status | detach` on real interfaces: a veth pair
+//! between two network namespaces each test creates and deletes. Raw
+//! Ethernet frames (a local experimental ethertype, so nothing else in the
+//! namespaces reacts) are sent with an AF_PACKET socket on one side and
+//! counted with an AF_PACKET socket on the other (frames the XDP program
+//! passes reach it; dropped ones do not), and by the components' own
+//! counters read with bpftool.
+//!
+//! When bpf() or network namespaces are refused, each test prints `SKIP`
+//! and passes; any other failure fails.
+
+mod common;
+use common::*;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ETHERTYPE: u16 = 0x88b5;
+
+/// Two namespaces joined by a veth pair (`va` in `a`, `vb` in `b`), with
+/// IPv6 off so the only frames on the link are the test's; deleted on drop.
+struct Pair {
+    a: String,
+    b: String,
+    va: String,
+    vb: String,
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))
+    }
+}
+
+impl Pair {
+    /// `None` (with a SKIP line) when namespaces or bpf() are refused.
+    fn new(test: &str) -> Option<Pair> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        if let Err(e) = bpfld_kernel::probe_bpf() {
+            eprintln!("SKIP {test}: bpf() refused: {e}");
+            return None;
+        }
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
+        let p = Pair {
+            a: format!("bpfld-at-{id}-a"),
+            b: format!("bpfld-at-{id}-b"),
+            va: format!("xa{id}"),
+            vb: format!("xb{id}"),
+        };
+        if let Err(e) = sh(&["ip", "netns", "add", &p.a]) {
+            eprintln!("SKIP {test}: cannot create a network namespace: {e}");
+            return None;
+        }
+        let setup = || -> Result<(), String> {
+            sh(&["ip", "netns", "add", &p.b])?;
+            for ns in [&p.a, &p.b] {
+                sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ])?;
+            }
+            sh(&[
+                "ip", "link", "add", &p.va, "netns", &p.a, "type", "veth", "peer", "name", &p.vb,
+                "netns", &p.b,
+            ])?;
+            sh(&["ip", "-n", &p.a, "link", "set", &p.va, "up"])?;
+            sh(&["ip", "-n", &p.b, "link", "set", &p.vb, "up"])?;
+            Ok(())
+        };
+        setup().expect("veth pair between two namespaces");
+        Some(p)
+    }
+
+    /// bpfld run inside namespace `b` (where the programs go).
+    fn bpfld_b(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.b, env!("CARGO_BIN_EXE_bpfld")])
+            .args(args)
+            .output()
+            .expect("ip netns exec bpfld")
+    }
+
+    fn ok_b(&self, args: &[&str]) -> String {
+        let o = self.bpfld_b(args);
+        assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// `bpftool -j ARGS` inside namespace `b`.
+    fn bpftool_b(&self, args: &[&str]) -> serde_json::Value {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.b, "bpftool", "-j"])
+            .args(args)
+            .output()
+            .expect("bpftool runs");
+        assert!(o.status.success(), "bpftool {args:?}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).expect("bpftool JSON")
+    }
+
+    /// `ip link show` of vb (in b).
+    fn link_b(&self) -> String {
+        let o = Command::new("ip")
+            .args(["-n", &self.b, "-d", "link", "show", &self.vb])
+            .output()
+            .expect("ip link");
+        stdout(&o)
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // Deleting the namespaces deletes the veth pair and its programs.
+        let _ = sh(&["ip", "netns", "del", &self.a]);
+        let _ = sh(&["ip", "netns", "del", &self.b]);
+    }
+}
+
+/// Runs `f` in a thread that has entered network namespace `ns`; sockets
+/// made there stay in that namespace.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// An AF_PACKET socket bound to `ifname` in `ns`, receiving `proto`
+/// frames (0: none, a send-only socket).
+fn packet_socket(ns: &str, ifname: &str, proto: u16) -> OwnedFd {
+    let ifname = ifname.to_string();
+    in_netns(ns, move || {
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto.to_be())) };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a new descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let c = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: valid C string.
+        let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        assert!(index > 0);
+        // SAFETY: sockaddr_ll is plain data; zeroed is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto.to_be();
+        sll.sll_ifindex = index as i32;
+        // SAFETY: sll is a valid sockaddr_ll of the size passed.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        let big: libc::c_int = 8 << 20;
+        // SAFETY: option values are c_ints of the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &big as *const libc::c_int as *const libc::c_void,
+                4,
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 200_000,
+            };
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+        }
+        fd
+    })
+}
+
+/// One broadcast frame with the test ethertype and a sequence number.
+fn frame(seq: u32) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&ETHERTYPE.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.resize(60, 0);
+    f
+}
+
+fn send_frames(sock: &OwnedFd, from: u32, count: u32, pace: Duration) {
+    for i in from..from + count {
+        let f = frame(i);
+        // SAFETY: f is valid for f.len() bytes.
+        let n = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                f.as_ptr() as *const libc::c_void,
+                f.len(),
+                0,
+            )
+        };
+        assert_eq!(
+            n as usize,
+            f.len(),
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
+    }
+}
+
+/// Receives test frames until `want` have come or nothing came for a
+/// while; returns the distinct sequence numbers seen.
+fn receive(sock: &OwnedFd, want: usize, quiet: Duration) -> std::collections::BTreeSet<u32> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = Instant::now();
+    let mut buf = [0u8; 2048];
+    while seen.len() < want && last.elapsed() < quiet {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
+        if n >= 18 && buf[12..14] == ETHERTYPE.to_be_bytes() {
+            seen.insert(u32::from_be_bytes(buf[14..18].try_into().unwrap()));
+            last = Instant::now();
+        }
+    }
+    seen
+}
+
+/// The program id attached to vb, from `bpfld xdp status --json`.
+fn status_json(p: &Pair) -> serde_json::Value {
+    let text = p.ok_b(&["xdp", "status", "--dev", &p.vb, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
+    v[0].clone()
+}
+
+/// The id of the attached program's map whose kernel name is `name` (a
+/// map handed over keeps the name it was created with).
+fn map_id(p: &Pair, name: &str) -> String {
+    let id = status_json(p)["prog_id"].as_u64().expect("a program");
+    let prog = p.bpftool_b(&["prog", "show", "id", &id.to_string()]);
+    for m in prog["map_ids"].as_array().expect("map ids") {
+        let m = m.as_u64().unwrap().to_string();
+        let info = p.bpftool_b(&["map", "show", "id", &m]);
+        if info["name"] == name {
+            return m;
+        }
+    }
+    panic!("no map '{name}' in program {id}");
+}
+
+/// The little-endian u64 at `offset` of key 0 of the attached program's
+/// map named `name`.
+fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
+    let m = map_id(p, name);
+    let v = p.bpftool_b(&["map", "lookup", "id", &m, "key", "0", "0", "0", "0"]);
+    let bytes: Vec<u8> = v["value"]
+        .as_array()
+        .expect("value bytes")
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap())
+}
+
+fn fx(name: &str) -> String {
+    fixture(name).to_string_lossy().into_owned()
+}
+
+fn drop_and_pass(mode: &str) {
+    let test = format!("drop_and_pass_{mode}");
+    let Some(p) = Pair::new(&test) else { return };
+    let rx = packet_socket(&p.b, &p.vb, ETHERTYPE);
+    let tx = packet_socket(&p.a, &p.va, 0);
+
+    // Counting first, then dropping: every frame is counted, none arrives.
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let drop = format!("{},priority=60", fx("xdp_drop.o"));
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &drop,
+    ]);
+    let expect_flag = if mode == "skb" { "xdpgeneric" } else { "xdp " };
+    assert!(p.link_b().contains(expect_flag), "{}", p.link_b());
+    send_frames(&tx, 0, 50, Duration::ZERO);
+    let got = receive(&rx, 1, Duration::from_millis(500));
+    assert!(got.is_empty(), "dropped frames arrived: {got:?}");
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 50);
+
+    // Replaced by a passing composition: all arrive.
+    p.ok_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        &fx("xdp_pass.o"),
+        &fx("comp_tally.o"),
+    ]);
+    send_frames(&tx, 100, 50, Duration::ZERO);
+    let got = receive(&rx, 50, Duration::from_secs(2));
+    assert_eq!(got, (100..150).collect(), "passed frames");
+}
+
+#[test]
+fn drop_component_drops_pass_composition_passes_skb() {
+    drop_and_pass("skb");
+}
+
+#[test]
+fn drop_component_drops_pass_composition_passes_native() {
+    drop_and_pass("native");
+}
+
+fn replace_under_traffic(mode: &str) {
+    let test = format!("replace_under_traffic_{mode}");
+    let Some(p) = Pair::new(&test) else { return };
+    let rx = packet_socket(&p.b, &p.vb, ETHERTYPE);
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let tally = fx("comp_tally.o");
+    let pass = fx("xdp_pass.o");
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally,
+    ]);
+    let counter_id = map_id(&p, "counter__comp0");
+
+    // 3000 frames over about 1.5 s while the composition changes 20 times;
+    // comp_count stays in every one, in slot comp0, comp1 or comp2.
+    let sender = std::thread::spawn(move || {
+        send_frames(&tx, 0, 3000, Duration::from_micros(500));
+        tx
+    });
+    let receiver = std::thread::spawn(move || receive(&rx, 3000, Duration::from_secs(3)));
+    let mut ids = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let comps: Vec<&str> = match i % 3 {
+            0 => vec![&pass, &count, &tally],
+            1 => vec![&count, &tally],
+            _ => vec![&tally, &pass, &count],
+        };
+        let mut args = vec!["xdp", "attach", "--dev", &p.vb];
+        args.extend(comps);
+        p.ok_b(&args);
+        ids.insert(status_json(&p)["prog_id"].as_u64().unwrap());
+    }
+    let _tx = sender.join().unwrap();
+    let got = receiver.join().unwrap();
+    assert_eq!(ids.len(), 20, "20 different programs were attached");
+    let missing: Vec<u32> = (0..3000).filter(|s| !got.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} frames lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    // comp_count's map went from program to program: it counted every
+    // frame, whichever program was attached.
+    assert_eq!(map_id(&p, "counter__comp0"), counter_id);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 3000);
+    // The .bss counters (comp_count's `seen`, comp_tally's `tally`) are
+    // copied at each swap, just before it: a .bss holds every component's
+    // globals, so it cannot be handed over whole. What the old program
+    // counts after the copy is lost: in native mode veth runs a NAPI batch
+    // (up to 64 frames) with the program it started with.
+    let bss = map_u64(&p, ".bss", 0) + map_u64(&p, ".bss", 8);
+    let want = 2 * 3000;
+    eprintln!("{test}: .bss counters {bss} of {want}");
+    assert!(bss <= want && bss + 2 * 20 * 64 >= want, "{bss}");
+}
+
+#[test]
+fn replace_twenty_times_under_traffic_loses_nothing_skb() {
+    replace_under_traffic("skb");
+}
+
+#[test]
+fn replace_twenty_times_under_traffic_loses_nothing_native() {
+    replace_under_traffic("native");
+}
+
+#[test]
+fn kept_component_keeps_counting_and_status_detach() {
+    let Some(p) = Pair::new("kept_component_keeps_counting") else {
+        return;
+    };
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let tally = fx("comp_tally.o");
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &tally,
+    ]);
+    send_frames(&tx, 0, 10, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 10);
+    let counter_id = map_id(&p, "counter__comp0");
+
+    // A new first component moves comp_count to slot comp1 and the tally
+    // to comp2: the counter map goes with it, and so do the .bss globals.
+    let first = format!("{},priority=10", fx("xdp_pass.o"));
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
+    assert!(out.contains("kept: counter__comp1"), "{out}");
+    send_frames(&tx, 10, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    // The same map (it keeps the kernel name it was created with).
+    assert_eq!(map_id(&p, "counter__comp0"), counter_id);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 15);
+
+    // Replaced again (comp_count back to comp0): still the same map.
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, &count, &tally]);
+    send_frames(&tx, 15, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, "counter__comp0"), counter_id);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 16);
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
+    // .bss: tally__comp2 and seen__comp1; both saw all 15 frames.
+    let st = status_json(&p);
+    assert_eq!(st["mode"], "skb");
+    let comps = st["components"].as_array().unwrap();
+    let names: Vec<(String, u64)> = comps
+        .iter()
+        .map(|c| {
+            (
+                format!(
+                    "{}:{}",
+                    c["slot"].as_str().unwrap(),
+                    c["program"].as_str().unwrap()
+                ),
+                c["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("comp0:xdp_pass".to_string(), 10),
+            ("comp1:xdp_count".to_string(), 50),
+            ("comp2:xdp_tally".to_string(), 50)
+        ]
+    );
+    assert!(comps.iter().all(|c| c["chain"] == 4), "chain XDP_PASS");
+    let bss_a = map_u64(&p, ".bss", 0);
+    let bss_b = map_u64(&p, ".bss", 8);
+    assert_eq!((bss_a.min(bss_b), bss_a.max(bss_b)), (16, 16));
+
+    // Text status names the components in order.
+    let text = p.ok_b(&["xdp", "status"]);
+    assert!(
+        text.contains(&format!("{}: skb mode, program", p.vb)),
+        "{text}"
+    );
+    let i0 = text.find("comp0: ").unwrap();
+    let i1 = text.find("comp1: ").unwrap();
+    let i2 = text.find("comp2: ").unwrap();
+    assert!(
+        i0 < i1 && i1 < i2 && text.contains("xdp_count priority 50 chain XDP_PASS"),
+        "{text}"
+    );
+
+    // --fresh: everything starts again from zero.
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--fresh", &first, &count, &tally,
+    ]);
+    send_frames(&tx, 20, 3, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 3);
+    assert_eq!(map_u64(&p, ".bss", 0) + map_u64(&p, ".bss", 8), 6);
+
+    // The attachment outlived every bpfld process; detach leaves the
+    // interface without XDP.
+    p.ok_b(&["xdp", "detach", "--dev", &p.vb]);
+    let link = p.link_b();
+    assert!(
+        !link.contains("prog/xdp") && !link.contains("xdpgeneric"),
+        "{link}"
+    );
+    assert_eq!(status_json(&p)["prog_id"], 0);
+    let o = p.bpfld_b(&["xdp", "detach", "--dev", &p.vb]);
+    assert!(!o.status.success() && stderr(&o).contains("has no XDP program"));
+}
+
+#[test]
+fn foreign_program_needs_force_and_errors_are_clear() {
+    let Some(p) = Pair::new("foreign_program_needs_force") else {
+        return;
+    };
+    // A program attached by someone else (ip) is not clobbered.
+    sh(&[
+        "ip",
+        "-n",
+        &p.b,
+        "link",
+        "set",
+        &p.vb,
+        "xdpgeneric",
+        "obj",
+        &fx("xdp_pass.o"),
+        "sec",
+        "xdp",
+    ])
+    .expect("ip attaches");
+    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bpfld did not attach; --force replaces it"),
+        "{}",
+        stderr(&o)
+    );
+    let st = status_json(&p);
+    assert_eq!(st["bpfld"], false);
+    assert_eq!(st["prog_name"], "xdp_pass");
+    p.ok_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--force",
+        &fx("comp_tally.o"),
+    ]);
+    assert_eq!(status_json(&p)["bpfld"], true);
+
+    // A different mode than the running one.
+    let o = p.bpfld_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--mode",
+        "native",
+        &fx("comp_tally.o"),
+    ]);
+    assert!(
+        stderr(&o).contains("runs in skb mode; detach it"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unknown interface.
+    let o = p.bpfld_b(&["xdp", "attach", "--dev", "nosuchdev0", &fx("comp_tally.o")]);
+    assert!(
+        stderr(&o).contains("no such interface 'nosuchdev0'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = p.bpfld_b(&["xdp", "status", "--dev", "nosuchdev0"]);
+    assert!(stderr(&o).contains("no such interface"), "{}", stderr(&o));
+
+    // Native mode on a device without driver XDP (loopback).
+    let o = p.bpfld_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        "lo",
+        "--mode",
+        "native",
+        &fx("comp_tally.o"),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does not support"), "{}", stderr(&o));
+
+    // Missing privileges: bpfld without capabilities (setpriv drops them).
+    if have_tool("setpriv", "attach without privileges") {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &p.b,
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_bpfld"))
+            .args(["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    }
+}
