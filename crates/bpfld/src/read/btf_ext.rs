@@ -116,7 +116,14 @@ pub fn parse(bytes: &[u8], btf: &Btf) -> Result<BtfExt> {
                 .name(access_str_off)
                 .map_err(|err| Error::new(format!("access string: {}", err.message())))?;
             if !is_access_string(access) {
-                bail!("access string {access:?} is not of the form \"0:1:2\"");
+                // Quote a hostile string only in part: the error stays one line.
+                let shown: String = access.chars().take(64).collect();
+                let more = if shown.len() < access.len() {
+                    "..."
+                } else {
+                    ""
+                };
+                bail!("access string {shown:?}{more} is not of the form \"0:1:2\"");
             }
             Ok(CoreRelo {
                 insn,
