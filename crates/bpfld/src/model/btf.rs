@@ -541,31 +541,20 @@ impl Btf {
     /// Follows TYPEDEF, CONST, VOLATILE, RESTRICT and TYPE_TAG to the first
     /// other type (possibly `void`).
     pub fn resolve(&self, id: TypeId) -> Result<TypeId> {
-        let mut cur = id;
-        for _ in 0..MAX_CHAIN {
-            let t = self.ty(cur)?;
-            match &t.data {
-                TypeData::Typedef(n)
-                | TypeData::Const(n)
-                | TypeData::Volatile(n)
-                | TypeData::Restrict(n)
-                | TypeData::TypeTag(n) => cur = *n,
-                _ => return Ok(cur),
-            }
-        }
-        Err(Error::new(format!(
-            "type {}: reference chain too long or cyclic",
-            self.describe(id)
-        )))
+        self.strip(id, true)
     }
 
     /// Like [`Btf::resolve`] but keeps typedefs: strips only CONST,
     /// VOLATILE, RESTRICT and TYPE_TAG.
     pub fn skip_modifiers(&self, id: TypeId) -> Result<TypeId> {
+        self.strip(id, false)
+    }
+
+    fn strip(&self, id: TypeId, typedefs: bool) -> Result<TypeId> {
         let mut cur = id;
         for _ in 0..MAX_CHAIN {
-            let t = self.ty(cur)?;
-            match &t.data {
+            match &self.ty(cur)?.data {
+                TypeData::Typedef(n) if typedefs => cur = *n,
                 TypeData::Const(n)
                 | TypeData::Volatile(n)
                 | TypeData::Restrict(n)
