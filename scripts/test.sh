@@ -12,6 +12,8 @@ command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
 # The BTF dedup tests compare against libbpf's btf__dedup (a C harness).
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/bpf/btf.h ] || missing+=(libbpf-dev)
+# The attach tests build veth pairs in network namespaces.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ((${#missing[@]})); then
     if [ "$(id -u)" -eq 0 ]; then
         echo "installing: ${missing[*]}"
