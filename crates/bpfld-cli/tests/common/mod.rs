@@ -98,10 +98,28 @@ pub fn libbpf_loads(obj: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&pin);
     let o = tool_output("bpftool", &["prog", "loadall", obj.to_str().unwrap(), &pin]);
     let _ = std::fs::remove_dir_all(&pin);
+    unpin_by_name(obj);
     if o.status.success() {
         Ok(())
     } else {
         Err(stderr(&o))
+    }
+}
+
+/// libbpf pins maps declared `LIBBPF_PIN_BY_NAME` in /sys/fs/bpf and
+/// reuses them on the next load: remove the ones this object pinned, so
+/// no state leaks from one test (or run) into the next.
+pub fn unpin_by_name(obj: &Path) {
+    let o = run(&["inspect", "--json", obj.to_str().unwrap()]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+        return;
+    };
+    for m in v["maps"].as_array().into_iter().flatten() {
+        if m["pinning"] == 1 {
+            if let Some(name) = m["name"].as_str() {
+                let _ = std::fs::remove_file(format!("/sys/fs/bpf/{name}"));
+            }
+        }
     }
 }
 
@@ -113,6 +131,7 @@ pub fn run_libbpf(obj: &Path, prog: &str) -> i64 {
     let pin = format!("/sys/fs/bpf/bpfld-link-run-{}-{n}", std::process::id());
     let _ = std::fs::remove_dir_all(&pin);
     let o = tool_output("bpftool", &["prog", "loadall", obj.to_str().unwrap(), &pin]);
+    unpin_by_name(obj);
     assert!(o.status.success(), "libbpf refuses {obj:?}: {}", stderr(&o));
     let pkt = std::env::temp_dir().join(format!("bpfld-pkt-{}-{n}", std::process::id()));
     std::fs::write(&pkt, [0u8; 64]).unwrap();
