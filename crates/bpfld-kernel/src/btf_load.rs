@@ -31,20 +31,10 @@ fn btf_load(bytes: &[u8], log: Option<&mut [u8]>) -> std::io::Result<OwnedFd> {
         attr.btf_log_size = log.len() as u32;
         attr.btf_log_level = 1;
     }
-    // SAFETY: `attr` is the BPF_BTF_LOAD prefix of `bpf_attr`, its size is
-    // passed exactly; the BTF pointer covers `btf_size` readable bytes and
-    // the log pointer `btf_log_size` writable bytes, both alive for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_BTF_LOAD,
-            &mut attr as *mut BtfLoadAttr,
-            std::mem::size_of::<BtfLoadAttr>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // SAFETY: `attr` is the BPF_BTF_LOAD prefix of `bpf_attr`; the BTF
+    // pointer covers `btf_size` readable bytes and the log pointer
+    // `btf_log_size` writable bytes, both alive for the call.
+    let ret = unsafe { crate::sys::bpf(BPF_BTF_LOAD, &mut attr) }?;
     // SAFETY: on success BPF_BTF_LOAD returns a new file descriptor that
     // nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })

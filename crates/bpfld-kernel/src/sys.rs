@@ -36,7 +36,7 @@ struct MapCreateAttr {
 /// # Safety
 /// `attr` must be the `bpf_attr` prefix `cmd` expects, and every pointer in
 /// it must be valid for the sizes the kernel will read or write.
-unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+pub(crate) unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: the caller guarantees the attribute layout and its pointers;
     // the size passed is exactly the struct's, so the kernel reads no further.
     let ret = unsafe {

@@ -11,6 +11,7 @@ use aya::programs::Xdp;
 use aya::EbpfLoader;
 
 use crate::netlink::{self, NetlinkError};
+use crate::sys::bpf;
 use crate::{object_error, program_error, Error, ErrorKind};
 
 const BPF_OBJ_PIN: libc::c_long = 6;
@@ -18,26 +19,6 @@ const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
-
-/// # Safety
-/// `attr` must be the `bpf_attr` prefix `cmd` expects, with valid pointers.
-unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i32> {
-    // SAFETY: the caller guarantees layout and pointers; the size passed is
-    // exactly the struct's.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T,
-            std::mem::size_of::<T>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as i32)
-    }
-}
 
 fn kernel_err(what: impl std::fmt::Display, e: &io::Error) -> Error {
     if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
@@ -60,7 +41,7 @@ fn get_fd_by_id(cmd: libc::c_long, id: u32) -> io::Result<OwnedFd> {
     // SAFETY: the *_GET_FD_BY_ID commands read only these integers.
     let fd = unsafe { bpf(cmd, &mut attr) }?;
     // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 #[repr(C)]
