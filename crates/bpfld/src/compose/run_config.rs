@@ -4,7 +4,6 @@
 //! `priority`, and one member per XDP action whose value 1 adds it to the
 //! chain-call set and 0 removes it.
 
-use crate::model::btf::{Btf, TypeData};
 use crate::model::object::Object;
 
 pub const XDP_ABORTED: u32 = 0;
@@ -67,18 +66,6 @@ impl Default for RunConfig {
     }
 }
 
-/// The value N of a `int (*name)[N]` member.
-fn uint_member(btf: &Btf, id: crate::model::btf::TypeId) -> Option<u32> {
-    let ptr = btf.resolve(id).ok()?;
-    let TypeData::Ptr(arr) = &btf.get(ptr)?.data else {
-        return None;
-    };
-    match &btf.get(btf.resolve(*arr).ok()?)?.data {
-        TypeData::Array { nelems, .. } => Some(*nelems),
-        _ => None,
-    }
-}
-
 /// The run config of `function` in `obj`: libxdp's metadata over the
 /// defaults, or the defaults when there is none.
 pub fn read(obj: &Object, function: &str) -> RunConfig {
@@ -102,7 +89,7 @@ pub fn read(obj: &Object, function: &str) -> RunConfig {
             continue;
         };
         for m in members {
-            let Some(value) = uint_member(btf, m.type_id) else {
+            let Ok(value) = crate::show::maps::uint_member(btf, m.type_id) else {
                 continue;
             };
             if m.name == "priority" {

@@ -88,14 +88,8 @@ fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
         return (None, None);
     };
     let pointee = |name: &str| {
-        members
-            .iter()
-            .find(|m| m.name == name)
-            .and_then(|m| btf.resolve(m.type_id).ok())
-            .and_then(|p| match btf.get(p).map(|t| &t.data) {
-                Some(TypeData::Ptr(t)) => Some(*t),
-                _ => None,
-            })
+        let m = members.iter().find(|m| m.name == name)?;
+        crate::show::maps::pointee(btf, m.type_id).ok()
     };
     (pointee("key"), pointee("value"))
 }

@@ -154,8 +154,9 @@ fn btf_maps(obj: &Object, btf: &Btf) -> Result<Vec<MapDef>> {
     Ok(maps)
 }
 
-/// The value N of a `int (*name)[N]` member.
-fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
+/// The value N of a `int (*name)[N]` member (how `__uint(name, N)` is
+/// encoded, in map definitions and libxdp's run metadata alike).
+pub fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
     let ptr = btf.resolve(id)?;
     let TypeData::Ptr(arr) = &btf.ty(ptr)?.data else {
         crate::bail!("{} is not a pointer to an array", btf.describe(id));
@@ -167,8 +168,8 @@ fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
     }
 }
 
-/// The T of a `T *name` member.
-fn pointee(btf: &Btf, id: TypeId) -> Result<TypeId> {
+/// The T of a `T *name` member (`__type(name, T)`).
+pub fn pointee(btf: &Btf, id: TypeId) -> Result<TypeId> {
     let ptr = btf.resolve(id)?;
     match &btf.ty(ptr)?.data {
         TypeData::Ptr(t) => Ok(*t),
