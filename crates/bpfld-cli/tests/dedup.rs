@@ -9,26 +9,9 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use bpfld::model::btf::{Btf, Kind, TypeData, TypeId, BTF_FUNC_EXTERN, BTF_FUNC_GLOBAL};
 use bpfld::model::object::{Object, SymbolPlace};
-
-fn bpf_allowed(test: &str) -> bool {
-    static ALLOWED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = ALLOWED.get_or_init(|| match bpfld_kernel::probe_bpf() {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == bpfld_kernel::ErrorKind::PermissionDenied => Err(e.to_string()),
-        Err(e) => panic!("bpf() probe failed for a reason other than permission: {e}"),
-    });
-    match r {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP {test} (kernel load): {why}");
-            false
-        }
-    }
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dedup-cli");

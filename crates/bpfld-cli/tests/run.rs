@@ -10,26 +10,8 @@ mod common;
 use common::*;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use serde_json::Value;
-
-/// Whether bpf() works here; asked once, reported once.
-fn bpf_allowed(test: &str) -> bool {
-    static ALLOWED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = ALLOWED.get_or_init(|| match bpfld_kernel::probe_bpf() {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == bpfld_kernel::ErrorKind::PermissionDenied => Err(e.to_string()),
-        Err(e) => panic!("bpf() probe failed for a reason other than permission: {e}"),
-    });
-    match r {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP {test}: {why}");
-            false
-        }
-    }
-}
 
 fn fx(name: &str) -> String {
     fixture(name).display().to_string()

@@ -195,3 +195,21 @@ pub fn kernel_available() -> bool {
     }
     ok
 }
+
+/// Whether bpf() works here (asked once per test binary); says so loudly
+/// when it does not, so the skipped kernel checks show in the output.
+pub fn bpf_allowed(test: &str) -> bool {
+    static ALLOWED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let r = ALLOWED.get_or_init(|| match bpfld_kernel::probe_bpf() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == bpfld_kernel::ErrorKind::PermissionDenied => Err(e.to_string()),
+        Err(e) => panic!("bpf() probe failed for a reason other than permission: {e}"),
+    });
+    match r {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
