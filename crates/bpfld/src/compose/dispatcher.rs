@@ -6,7 +6,7 @@
 //! compiler is needed; the line_info "source" describes each call, which is
 //! what `bpftool prog dump xlated` shows.
 
-use crate::model::btf::{Btf, BtfType, Member, Param, StringTable, TypeData, TypeId, VarSecinfo};
+use crate::model::btf::{Btf, BtfType, Member, Param, StringTable, TypeData, VarSecinfo};
 use crate::model::btf_ext::{FuncInfo, LineInfo};
 use crate::model::insn::{self, Insn, InsnIndex};
 use crate::model::object::{
@@ -254,7 +254,6 @@ pub fn build(section_name: &str, slots: &[Slot], manifest: &[String], endian: En
         .collect();
     s(section_name);
     btf.strings = strings.bytes;
-    let _ = TypeId::VOID;
 
     let mut code = section(1, section_name, SectionKind::Program, 0x6, 8);
     code.sh_size = insns.len() as u64 * 8;

@@ -276,7 +276,7 @@ fn link_inner(
 
     single_sections(inputs, &mut outs, &mut placement, &is_component)?;
 
-    let sym_map = emit_symbols(inputs, &res, &placement, &mut outs, &is_component)?;
+    let sym_map = emit_symbols(inputs, &res, &placement, &outs, &is_component)?;
     let mut symbols = sym_map.symbols;
 
     emit_relocations(
@@ -592,7 +592,7 @@ fn emit_symbols(
     inputs: &[&Input],
     res: &Resolution,
     placement: &Placement,
-    outs: &mut [OutSec],
+    outs: &[OutSec],
     is_component: &[bool],
 ) -> Result<SymbolMap> {
     let mut symbols = vec![Symbol {
@@ -707,7 +707,7 @@ fn emit_symbols(
             }
             None => {
                 // Still an extern: keep the first declaration's shape.
-                let (i, s) = g
+                let s = g
                     .wanted_by
                     .iter()
                     .find_map(|&i| {
@@ -716,10 +716,8 @@ fn emit_symbols(
                             .symbols
                             .iter()
                             .find(|s| s.name == g.name && s.place == SymbolPlace::Undefined)
-                            .map(|s| (i, s))
                     })
                     .ok_or_else(|| Error::new(format!("symbol '{}' has no declaration", g.name)))?;
-                let _ = i;
                 Symbol {
                     visibility: if g.hidden {
                         Visibility::Hidden
@@ -743,7 +741,6 @@ fn emit_symbols(
             }
         }
     }
-    let _ = outs;
     Ok(SymbolMap {
         symbols,
         map,

@@ -145,8 +145,4 @@ impl Placement {
             .find(|p| p.end == value)
             .map(|p| (p.out_sec, p.out_off + (p.end - p.start)))
     }
-
-    pub fn is_placed(&self, input: usize, sec: SectionId) -> bool {
-        self.placed.contains_key(&(input, sec))
-    }
 }
