@@ -225,21 +225,6 @@ pub fn validate(inputs: &[&Input], components: &[Input], resolves: &[Resolve]) -
     Ok(())
 }
 
-/// Whether a `.maps` symbol's definition says `pinning = LIBBPF_PIN_BY_NAME`.
-fn is_pinned_map(obj: &Object, name: &str) -> bool {
-    let Some(btf) = &obj.btf else { return false };
-    let Some(sec) = btf.find_datasec(".maps") else {
-        return false;
-    };
-    let Ok(vars) = btf.datasec_vars(sec) else {
-        return false;
-    };
-    vars.iter().any(|v| {
-        v.name == name
-            && crate::show::maps::parse_map_def(btf, v.type_id, 0).is_ok_and(|d| d.pinning == 1)
-    })
-}
-
 /// A component instance made ready for the ordinary link.
 pub struct Prepared {
     pub input: Input,
@@ -289,12 +274,19 @@ pub fn prepare(
             .is_some_and(|sec| matches!(sec.kind, SectionKind::License | SectionKind::Version)),
         _ => false,
     };
-    let snapshot = obj.clone();
+    // The component as given: `obj` is its renamed copy.
+    let snapshot = &c.object;
+    let pinned: HashSet<String> = crate::show::maps::map_defs(snapshot)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.pinning == 1)
+        .map(|m| m.name)
+        .collect();
     for s in obj.symbols.iter_mut() {
         if s.id.0 == 0 || matches!(s.kind, SymbolKind::Section | SymbolKind::File) {
             continue;
         }
-        if single_kinds(&snapshot, s) {
+        if single_kinds(snapshot, s) {
             // The main inputs' license governs; a component's is not linked.
             s.binding = Binding::Local;
             continue;
@@ -318,7 +310,7 @@ pub fn prepare(
                 .is_some_and(|x| x.kind == SectionKind::Maps),
             _ => false,
         };
-        if in_maps && (shared.contains(&s.name) || is_pinned_map(&snapshot, &s.name)) {
+        if in_maps && (shared.contains(&s.name) || pinned.contains(&s.name)) {
             continue;
         }
         let new = format!("{}__{label}", s.name);
