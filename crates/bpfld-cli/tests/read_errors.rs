@@ -1,0 +1,50 @@
+//! The reader's rejections say what is wrong and where: one assertion per
+//! check, on a committed damaged file or fuzz reproducer.
+
+mod common;
+use common::*;
+
+fn rejects(path: &str, expected: &[&str]) {
+    let full = root().join(path);
+    let o = run(&["inspect", full.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{path} should be rejected");
+    let e = stderr(&o);
+    for part in expected {
+        assert!(e.contains(part), "{path}: {part:?} missing from: {e}");
+    }
+}
+
+#[test]
+fn each_reader_check_names_what_is_wrong() {
+    rejects(
+        "fixtures/damaged/symtab_entsize_zero.o",
+        &["section '.symtab'", "sh_entsize is 0, expected 24"],
+    );
+    rejects(
+        "fixtures/damaged/reloc_on_non_ldimm64.o",
+        &["R_BPF_64_64 on instruction 0", "which is not an ld_imm64"],
+    );
+    rejects(
+        "fixtures/damaged/symbol_size_past_section.o",
+        &["symbol 3 'packets'", "lies outside section '.maps'"],
+    );
+    rejects(
+        "fixtures/damaged/rel_link_not_symtab.o",
+        &["section '.relxdp'", "is not the symbol table"],
+    );
+    rejects(
+        "fuzz/regressions/elf/section_addralign_not_power_of_two.o",
+        &["section 'xdp'", "is not a power of two"],
+    );
+    rejects(
+        "fuzz/regressions/link/bss_size_near_2pow64_wraps_in_link_layout.o",
+        &["section '.bss'", "more than a BPF map value can hold"],
+    );
+    rejects(
+        "fuzz/regressions/link/btf_array_of_datasec_becomes_array_of_void.o",
+        &[
+            "ARRAY",
+            "refers to [41] DATASEC '.kconfig', a section description",
+        ],
+    );
+}
