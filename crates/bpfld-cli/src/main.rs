@@ -247,20 +247,14 @@ fn run(cli: Cli) -> Result<()> {
             shared_maps,
             print_map,
         } => {
-            let mut objects = Vec::with_capacity(inputs.len());
-            for path in &inputs {
-                objects.push(bpfld::link::Input {
-                    name: path.display().to_string(),
-                    object: read::elf::read_file(path)?,
-                });
-            }
             let (components, resolves) = parse_resolves(&resolves)?;
             let opts = bpfld::link::LinkOptions {
                 relocatable,
                 resolves,
                 shared_maps,
             };
-            let linked = bpfld::link::link_with(&objects, &components, &opts)?;
+            // The inputs are read as the link goes, one at a time.
+            let linked = bpfld::link::link_files(&inputs, &components, &opts)?;
             let bytes = bpfld::write::elf::to_bytes(&linked.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;

@@ -15,28 +15,24 @@ use crate::model::object::{Object, Section, SectionId, SectionKind};
 use super::compat;
 use super::pieces::Placement;
 use super::symbols::Resolution;
-use super::{Input, MovedExt};
+use super::Input;
 
 const BTF_FUNC_GLOBAL: u16 = 1;
 const BTF_VAR_STATIC: u32 = 0;
 
 /// Externs the loader resolves (`.kconfig`, `.ksyms`): never an error when
 /// no input defines them.
-pub fn special_externs(inputs: &[&Input]) -> HashSet<String> {
-    let mut names = HashSet::new();
-    for input in inputs {
-        let Some(btf) = &input.object.btf else {
-            continue;
-        };
-        for sec in [".kconfig", ".ksyms"] {
-            if let Some(id) = btf.find_datasec(sec) {
-                if let Ok(vars) = btf.datasec_vars(id) {
-                    names.extend(vars.iter().map(|v| v.name.to_string()));
-                }
+pub fn special_externs(input: &Input, names: &mut HashSet<String>) {
+    let Some(btf) = &input.object.btf else {
+        return;
+    };
+    for sec in [".kconfig", ".ksyms"] {
+        if let Some(id) = btf.find_datasec(sec) {
+            if let Ok(vars) = btf.datasec_vars(id) {
+                names.extend(vars.iter().map(|v| v.name.to_string()));
             }
         }
     }
-    names
 }
 
 fn is_non_static(t: &BtfType) -> bool {
@@ -142,146 +138,114 @@ fn check_compatible(
     compat::types_match(ba, ia, bb, ib, true).map_err(fail)
 }
 
-pub fn merge(
-    inputs: &[&Input],
-    res: &Resolution,
-    placement: &Placement,
-    moved: MovedExt,
-    make_static: &HashSet<String>,
-    object: &mut Object,
-) -> Result<()> {
-    if inputs.iter().all(|i| i.object.btf.is_none()) {
-        return Ok(());
-    }
-    let mut out = Btf::new(object.endian);
-    let mut strings = StringTable::from_btf(&out);
-    let mut maps: Vec<Option<Vec<TypeId>>> = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        maps.push(match &input.object.btf {
-            Some(btf) => Some(
-                out.append_types(btf, &mut strings)
-                    .map_err(|e| e.in_section(".BTF").in_file(&input.name))?,
-            ),
-            None => None,
-        });
-    }
-    let n = out.types.len();
-    let mut drop = vec![false; n];
-    for (i, t) in out.types.iter().enumerate() {
-        if t.kind() == Kind::Datasec {
-            drop[i] = true;
+/// Where a DATASEC entry of an input goes: an output section (named once
+/// the link is done, since `license` and `version` come last) or a section
+/// only the loader knows (`.kconfig`, `.ksyms`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DsSec {
+    Out(usize),
+    Named(String),
+}
+
+/// One DATASEC entry of an input, with its offset already moved; which of
+/// them the output keeps depends on symbol resolution, settled once every
+/// input has been added.
+#[derive(Debug)]
+enum DsOp {
+    Var {
+        input: usize,
+        sec: DsSec,
+        /// The VAR's id in the merged types.
+        var: TypeId,
+        offset: u32,
+        size: u32,
+        /// The DATASEC's own size, for a section without an ELF section.
+        eph_size: Option<u32>,
+    },
+    /// A DATASEC without variables, still written.
+    Empty { sec: DsSec, size: u32 },
+}
+
+/// The BTF of the output while inputs are added one at a time: every
+/// input's types appended with their ids translated, plus what the end of
+/// the link needs to pick one VAR/FUNC per global name and rebuild the
+/// DATASECs. Inputs need not stay in memory once added.
+pub struct Merger {
+    out: Btf,
+    strings: StringTable,
+    any: bool,
+    /// Input names, for errors.
+    names: Vec<String>,
+    /// Every input's non-static VARs and FUNCs by name, in input order:
+    /// (input, merged id).
+    by_name: HashMap<String, Vec<(usize, TypeId)>>,
+    /// The merged ids of every input's `.maps` VARs.
+    map_vars: HashSet<TypeId>,
+    datasecs: Vec<DsOp>,
+}
+
+impl Merger {
+    pub fn new(endian: crate::model::Endian) -> Merger {
+        let out = Btf::new(endian);
+        let strings = StringTable::from_btf(&out);
+        Merger {
+            out,
+            strings,
+            any: false,
+            names: Vec::new(),
+            by_name: HashMap::new(),
+            map_vars: HashSet::new(),
+            datasecs: Vec::new(),
         }
     }
 
-    // Every input's globals by name, in input order: one pass over the
-    // inputs instead of one lookup per (global, input) pair.
-    let mut by_name: HashMap<&str, Vec<(usize, TypeId, TypeId)>> = HashMap::new();
-    // Each input's `.maps` VARs, found once rather than per global.
-    let mut map_vars: Vec<HashSet<TypeId>> = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        let mut vars = HashSet::new();
-        if let (Some(btf), Some(map)) = (&input.object.btf, &maps[i]) {
-            for (name, ids) in globals_index(btf) {
-                for id in ids {
-                    if let Some(&o) = map.get(id.0 as usize) {
-                        by_name.entry(name).or_default().push((i, id, o));
-                    }
-                }
-            }
-            if let Some(vs) = btf
-                .find_datasec(".maps")
-                .and_then(|d| btf.datasec_vars(d).ok())
-            {
-                vars.extend(vs.iter().map(|v| v.var_id));
-            }
+    /// Appends input `i`'s types, and records its globals and DATASEC
+    /// entries (offsets moved through `placement`, which must hold this
+    /// input's pieces). Returns the map from the input's type ids to merged
+    /// ones, for its BTF.ext records; empty without BTF.
+    pub fn add(&mut self, i: usize, input: &Input, placement: &Placement) -> Result<Vec<TypeId>> {
+        if self.names.len() <= i {
+            self.names.resize(i + 1, String::new());
         }
-        map_vars.push(vars);
-    }
-    // One VAR/FUNC per global name; every other copy aliases it.
-    // alias[out id]: the kept copy (itself when kept); a table, not a map,
-    // because every id of every output type goes through it.
-    let mut alias: Vec<TypeId> = (0..n as u32).map(TypeId).collect();
-    let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
-    for g in &res.globals {
-        // (input, input id, out id)
-        let cands: &[(usize, TypeId, TypeId)] =
-            by_name.get(g.name.as_str()).map_or(&[], Vec::as_slice);
-        let Some(&chosen) = g
-            .def
-            .and_then(|(di, _)| cands.iter().find(|c| c.0 == di))
-            .or(cands.first())
-        else {
-            continue;
+        self.names[i] = input.name.clone();
+        let Some(btf) = &input.object.btf else {
+            return Ok(Vec::new());
         };
-        let (ci, cid, cout) = chosen;
-        let cbtf = inputs[ci].object.btf.as_ref().expect("candidate has BTF");
-        let is_map = map_vars[ci].contains(&cid);
-        for &(i, id, o) in cands {
-            if o == cout {
-                continue;
-            }
-            let btf = inputs[i].object.btf.as_ref().expect("candidate has BTF");
-            check_compatible(
-                &g.name,
-                (&inputs[ci].name, cbtf, cid),
-                (&inputs[i].name, btf, id),
-                is_map,
-            )?;
-            drop[o.0 as usize] = true;
-            if let Some(a) = alias.get_mut(o.0 as usize) {
-                *a = cout;
-            }
-        }
-        if g.def.is_some() {
-            defined_in.insert(cout, ci);
-            // Functions that fill a component slot are verified in their
-            // caller's context, like any hidden function.
-            if make_static.contains(&g.name) {
-                if let Some(t) = out.get_mut(cout) {
-                    if let TypeData::Func { linkage, .. } = &mut t.data {
-                        *linkage = 0;
-                    }
-                }
-                continue;
-            }
-            // A definition's linkage is what the kernel must see.
-            if let Some(t) = out.get_mut(cout) {
-                match &mut t.data {
-                    TypeData::Func { linkage, .. } if *linkage != 0 => *linkage = BTF_FUNC_GLOBAL,
-                    TypeData::Var { linkage, .. } if *linkage != BTF_VAR_STATIC => {
-                        *linkage = BTF_VAR_GLOBAL_ALLOCATED
-                    }
-                    _ => {}
+        self.any = true;
+        let map = self
+            .out
+            .append_types(btf, &mut self.strings)
+            .map_err(|e| e.in_section(".BTF").in_file(&input.name))?;
+        for (name, ids) in globals_index(btf) {
+            for id in ids {
+                if let Some(&o) = map.get(id.0 as usize) {
+                    self.by_name
+                        .entry(name.to_string())
+                        .or_default()
+                        .push((i, o));
                 }
             }
         }
-    }
-    let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
-
-    // DATASECs for the output sections (and the loader's ephemeral ones).
-    let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
-    let mut seen: HashSet<(String, TypeId)> = HashSet::new();
-    for (i, input) in inputs.iter().enumerate() {
-        let (Some(btf), Some(map)) = (&input.object.btf, &maps[i]) else {
-            continue;
-        };
+        if let Some(vs) = btf
+            .find_datasec(".maps")
+            .and_then(|d| btf.datasec_vars(d).ok())
+        {
+            self.map_vars.extend(
+                vs.iter()
+                    .filter_map(|v| map.get(v.var_id.0 as usize).copied()),
+            );
+        }
         for (_, t) in btf.iter() {
             let TypeData::Datasec { vars, size } = &t.data else {
                 continue;
             };
             let sec_name = btf.name(t.name_off).unwrap_or("");
             let elf_sec: Option<&Section> = input.object.section_by_name(sec_name);
+            let eph_size = if elf_sec.is_none() { Some(*size) } else { None };
             for v in vars {
                 let Some(&mapped) = map.get(v.type_id.0 as usize) else {
                     continue;
                 };
-                let id = resolve(mapped);
-                // A global is listed where it is defined.
-                if let Some(&di) = defined_in.get(&id) {
-                    if di != i {
-                        continue;
-                    }
-                }
                 // clang leaves global variables' offsets at 0 in DATASECs;
                 // their symbols know where they are.
                 let in_offset = match (btf.get(v.type_id).map(|t| &t.data), elf_sec) {
@@ -305,177 +269,308 @@ pub fn merge(
                     }
                     _ => v.offset,
                 };
-                let (name, offset) = match elf_sec {
+                let (sec, offset) = match elf_sec {
                     Some(s) if is_placed_kind(s) => {
                         match placement.map(i, s.id, u64::from(in_offset)) {
-                            Some((o, off)) => (out_section_name(object, o), off as u32),
+                            Some((o, off)) => (DsSec::Out(o), off as u32),
                             None => continue, // a dropped weak definition
                         }
                     }
-                    _ => (sec_name.to_string(), v.offset),
+                    _ => (DsSec::Named(sec_name.to_string()), v.offset),
                 };
-                if !seen.insert((name.clone(), id)) {
-                    continue;
-                }
-                let entry = match datasecs.iter().position(|d| d.0 == name) {
-                    Some(p) => p,
-                    None => {
-                        datasecs.push((name.clone(), 0, Vec::new()));
-                        datasecs.len() - 1
-                    }
-                };
-                if elf_sec.is_none() {
-                    datasecs[entry].1 = datasecs[entry].1.max(*size);
-                }
-                datasecs[entry].2.push(VarSecinfo {
-                    type_id: id,
+                self.datasecs.push(DsOp::Var {
+                    input: i,
+                    sec,
+                    var: mapped,
                     offset,
                     size: v.size,
+                    eph_size,
                 });
             }
             // A section that has BTF but no variables still gets a DATASEC.
             if vars.is_empty() {
-                let name = match elf_sec {
+                let sec = match elf_sec {
                     Some(s) if is_placed_kind(s) => match placement.map(i, s.id, 0) {
-                        Some((o, _)) => out_section_name(object, o),
+                        Some((o, _)) => DsSec::Out(o),
                         None => continue,
                     },
-                    _ => sec_name.to_string(),
+                    _ => DsSec::Named(sec_name.to_string()),
                 };
-                if !datasecs.iter().any(|d| d.0 == name) {
-                    // Without an ELF section behind it, its own size stands.
-                    let size = if elf_sec.is_none() { *size } else { 0 };
-                    datasecs.push((name, size, Vec::new()));
+                // Without an ELF section behind it, its own size stands.
+                self.datasecs.push(DsOp::Empty {
+                    sec,
+                    size: eph_size.unwrap_or(0),
+                });
+            }
+        }
+        Ok(map)
+    }
+
+    /// The merged string offset of string `off` of `input`'s BTF; `cache`
+    /// remembers this input's strings (line info repeats a few file names
+    /// and source lines).
+    pub fn string(
+        &mut self,
+        input: &Input,
+        off: u32,
+        cache: &mut HashMap<u32, u32>,
+    ) -> Result<u32> {
+        if let Some(&o) = cache.get(&off) {
+            return Ok(o);
+        }
+        let btf =
+            input.object.btf.as_ref().ok_or_else(|| {
+                Error::new(format!("{}: .BTF.ext records without .BTF", input.name))
+            })?;
+        let o = self
+            .strings
+            .add(btf.name_bytes(off).map_err(|e| e.in_file(&input.name))?);
+        cache.insert(off, o);
+        Ok(o)
+    }
+
+    /// Keeps one VAR/FUNC per global name (checking every other copy
+    /// against it), rebuilds the DATASECs for `object`'s sections,
+    /// translates the BTF.ext records its sections hold (type ids of the
+    /// merged types, strings of the merged table), deduplicates, and adds
+    /// `.BTF` and `.BTF.ext` to `object`. `out_index` names the output
+    /// section of a [`Placement`] index.
+    pub fn finish(
+        self,
+        res: &Resolution,
+        make_static: &HashSet<String>,
+        out_index: impl Fn(usize) -> usize,
+        object: &mut Object,
+    ) -> Result<()> {
+        let Merger {
+            mut out,
+            mut strings,
+            any,
+            names,
+            by_name,
+            map_vars,
+            datasecs: ops,
+        } = self;
+        if !any {
+            return Ok(());
+        }
+        let n = out.types.len();
+        let mut drop = vec![false; n];
+        for (i, t) in out.types.iter().enumerate() {
+            if t.kind() == Kind::Datasec {
+                drop[i] = true;
+            }
+        }
+        let name_of = |i: usize| names.get(i).map_or("", String::as_str);
+
+        // One VAR/FUNC per global name; every other copy aliases it.
+        // alias[out id]: the kept copy (itself when kept); a table, not a
+        // map, because every id of every output type goes through it.
+        let mut alias: Vec<TypeId> = (0..n as u32).map(TypeId).collect();
+        let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
+        // The checks read names: lend the merged types the string table.
+        out.strings = std::mem::take(&mut strings.bytes);
+        for g in &res.globals {
+            let cands: &[(usize, TypeId)] = by_name.get(g.name.as_str()).map_or(&[], Vec::as_slice);
+            let Some(&chosen) = g
+                .def
+                .and_then(|(di, _)| cands.iter().find(|c| c.0 == di))
+                .or(cands.first())
+            else {
+                continue;
+            };
+            let (ci, cout) = chosen;
+            let is_map = map_vars.contains(&cout);
+            for &(i, o) in cands {
+                if o == cout {
+                    continue;
+                }
+                check_compatible(
+                    &g.name,
+                    (name_of(ci), &out, cout),
+                    (name_of(i), &out, o),
+                    is_map,
+                )?;
+                drop[o.0 as usize] = true;
+                if let Some(a) = alias.get_mut(o.0 as usize) {
+                    *a = cout;
+                }
+            }
+            if g.def.is_some() {
+                defined_in.insert(cout, ci);
+                // Functions that fill a component slot are verified in their
+                // caller's context, like any hidden function.
+                if make_static.contains(&g.name) {
+                    if let Some(t) = out.get_mut(cout) {
+                        if let TypeData::Func { linkage, .. } = &mut t.data {
+                            *linkage = 0;
+                        }
+                    }
+                    continue;
+                }
+                // A definition's linkage is what the kernel must see.
+                if let Some(t) = out.get_mut(cout) {
+                    match &mut t.data {
+                        TypeData::Func { linkage, .. } if *linkage != 0 => {
+                            *linkage = BTF_FUNC_GLOBAL
+                        }
+                        TypeData::Var { linkage, .. } if *linkage != BTF_VAR_STATIC => {
+                            *linkage = BTF_VAR_GLOBAL_ALLOCATED
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
-    }
-    // Output order: by output section, then the loader's sections.
-    let order = |name: &str| {
-        object
-            .sections
-            .iter()
-            .position(|s| s.name == name)
-            .unwrap_or(usize::MAX)
-    };
-    datasecs.sort_by_key(|d| order(&d.0));
-    let mut new_datasecs = Vec::new();
-    for (name, eph_size, mut vars) in datasecs {
-        vars.sort_by_key(|v| v.offset);
-        let size = match object.sections.iter().find(|s| s.name == name) {
-            Some(s) => s.sh_size as u32,
-            None => eph_size,
+        strings.bytes = std::mem::take(&mut out.strings);
+        let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
+
+        // DATASECs for the output sections (and the loader's ephemeral ones).
+        let sec_name = |sec: DsSec| match sec {
+            DsSec::Out(o) => object
+                .sections
+                .get(out_index(o) + 1)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            DsSec::Named(name) => name,
         };
-        let name_off = strings.add(name.as_bytes());
-        new_datasecs.push(BtfType::new(
-            name_off,
-            false,
-            TypeData::Datasec { size, vars },
-        ));
-    }
+        let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
+        let mut seen: HashSet<(String, TypeId)> = HashSet::new();
+        for op in ops {
+            match op {
+                DsOp::Var {
+                    input,
+                    sec,
+                    var,
+                    offset,
+                    size,
+                    eph_size,
+                } => {
+                    let id = resolve(var);
+                    // A global is listed where it is defined.
+                    if let Some(&di) = defined_in.get(&id) {
+                        if di != input {
+                            continue;
+                        }
+                    }
+                    let name = sec_name(sec);
+                    if !seen.insert((name.clone(), id)) {
+                        continue;
+                    }
+                    let entry = match datasecs.iter().position(|d| d.0 == name) {
+                        Some(p) => p,
+                        None => {
+                            datasecs.push((name, 0, Vec::new()));
+                            datasecs.len() - 1
+                        }
+                    };
+                    if let Some(eph) = eph_size {
+                        datasecs[entry].1 = datasecs[entry].1.max(eph);
+                    }
+                    datasecs[entry].2.push(VarSecinfo {
+                        type_id: id,
+                        offset,
+                        size,
+                    });
+                }
+                DsOp::Empty { sec, size } => {
+                    let name = sec_name(sec);
+                    if !datasecs.iter().any(|d| d.0 == name) {
+                        datasecs.push((name, size, Vec::new()));
+                    }
+                }
+            }
+        }
+        // Output order: by output section, then the loader's sections.
+        let order = |name: &str| {
+            object
+                .sections
+                .iter()
+                .position(|s| s.name == name)
+                .unwrap_or(usize::MAX)
+        };
+        datasecs.sort_by_key(|d| order(&d.0));
+        let mut new_datasecs = Vec::new();
+        for (name, eph_size, mut vars) in datasecs {
+            vars.sort_by_key(|v| v.offset);
+            let size = match object.sections.iter().find(|s| s.name == name) {
+                Some(s) => s.sh_size as u32,
+                None => eph_size,
+            };
+            let name_off = strings.add(name.as_bytes());
+            new_datasecs.push(BtfType::new(
+                name_off,
+                false,
+                TypeData::Datasec { size, vars },
+            ));
+        }
 
-    // Compact: drop the inputs' DATASECs and the aliased copies.
-    let mut new_id = vec![TypeId::VOID; n];
-    let mut next = 1u32;
-    for (i, slot) in new_id.iter_mut().enumerate().skip(1) {
-        if !drop[i] {
-            *slot = TypeId(next);
-            next += 1;
+        // Compact: drop the inputs' DATASECs and the aliased copies.
+        let mut new_id = vec![TypeId::VOID; n];
+        let mut next = 1u32;
+        for (i, slot) in new_id.iter_mut().enumerate().skip(1) {
+            if !drop[i] {
+                *slot = TypeId(next);
+                next += 1;
+            }
         }
-    }
-    let final_id = |id: TypeId| -> TypeId {
-        let id = resolve(id);
-        new_id.get(id.0 as usize).copied().unwrap_or(TypeId::VOID)
-    };
-    let mut types = Vec::with_capacity(next as usize + new_datasecs.len());
-    types.push(out.types[0].clone());
-    for (i, t) in out.types.iter().enumerate().skip(1) {
-        if drop[i] {
-            continue;
+        let final_id = |id: TypeId| -> TypeId {
+            let id = resolve(id);
+            new_id.get(id.0 as usize).copied().unwrap_or(TypeId::VOID)
+        };
+        let old_types = std::mem::take(&mut out.types);
+        let mut types = Vec::with_capacity(next as usize + new_datasecs.len());
+        for (i, mut t) in old_types.into_iter().enumerate() {
+            if i == 0 {
+                types.push(t);
+                continue;
+            }
+            if drop[i] {
+                continue;
+            }
+            t.map_ids(final_id);
+            types.push(t);
         }
-        let mut t = t.clone();
-        t.map_ids(final_id);
-        types.push(t);
-    }
-    for mut t in new_datasecs {
-        t.map_ids(final_id);
-        types.push(t);
-    }
-    out.types = types;
+        for mut t in new_datasecs {
+            t.map_ids(final_id);
+            types.push(t);
+        }
+        out.types = types;
 
-    // BTF.ext records, with their input's ids and strings translated.
-    for s in &mut object.sections {
-        s.func_info.clear();
-        s.line_info.clear();
-        s.core_relos.clear();
-    }
-    // Line info repeats the same few file names and source lines: translate
-    // each input string once.
-    let mut str_cache: Vec<HashMap<u32, u32>> = vec![HashMap::new(); inputs.len()];
-    let mut input_str = |i: usize, off: u32, strings: &mut StringTable| -> Result<u32> {
-        if let Some(&out_off) = str_cache.get(i).and_then(|c| c.get(&off)) {
-            return Ok(out_off);
+        // BTF.ext records: their type ids were the merged ones.
+        let mut has_ext = false;
+        for s in &mut object.sections {
+            for r in &mut s.func_info {
+                r.type_id = final_id(TypeId(r.type_id)).0;
+            }
+            for r in &mut s.core_relos {
+                r.type_id = final_id(TypeId(r.type_id)).0;
+            }
+            s.func_info.sort_by_key(|r| r.insn);
+            s.line_info.sort_by_key(|r| r.insn);
+            s.core_relos.sort_by_key(|r| r.insn);
+            if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
+                has_ext = true;
+                strings.add(s.name.as_bytes());
+            }
         }
-        let btf = inputs[i].object.btf.as_ref().ok_or_else(|| {
-            Error::new(format!("{}: .BTF.ext records without .BTF", inputs[i].name))
-        })?;
-        let out_off = strings.add(
-            btf.name_bytes(off)
-                .map_err(|e| e.in_file(&inputs[i].name))?,
-        );
-        if let Some(c) = str_cache.get_mut(i) {
-            c.insert(off, out_off);
+        out.strings = strings.bytes;
+        // Every input brought its own copy of the shared types: deduplicate
+        // (libbpf's rules, plus identical VARs), then move the BTF.ext
+        // records onto the surviving ids and strings. Only the old string
+        // table is needed afterwards, not a copy of every type.
+        let mut old_strings = Btf::new(out.endian);
+        old_strings.strings = out.strings.clone();
+        let mut d = crate::dedup::dedup_owned(out)?;
+        d.remap_sections(&old_strings, &mut object.sections)?;
+        // (remap_sections also keeps the names of sections with records.)
+        object.btf = Some(d.btf);
+        push_section(object, ".BTF", SectionKind::Btf);
+        if has_ext {
+            push_section(object, ".BTF.ext", SectionKind::BtfExt);
         }
-        Ok(out_off)
-    };
-    let input_type = |i: usize, id: u32| -> TypeId {
-        maps[i]
-            .as_ref()
-            .and_then(|m| m.get(id as usize).copied())
-            .map(final_id)
-            .unwrap_or(TypeId::VOID)
-    };
-    for (i, o, mut r) in moved.func_info {
-        r.type_id = input_type(i, r.type_id).0;
-        object.sections[o].func_info.push(r);
+        Ok(())
     }
-    for (i, o, mut r) in moved.line_info {
-        r.file_name_off = input_str(i, r.file_name_off, &mut strings)?;
-        r.line_off = input_str(i, r.line_off, &mut strings)?;
-        object.sections[o].line_info.push(r);
-    }
-    for (i, o, mut r) in moved.core_relos {
-        r.type_id = input_type(i, r.type_id).0;
-        r.access_str_off = input_str(i, r.access_str_off, &mut strings)?;
-        object.sections[o].core_relos.push(r);
-    }
-    let mut has_ext = false;
-    for s in &mut object.sections {
-        s.func_info.sort_by_key(|r| r.insn);
-        s.line_info.sort_by_key(|r| r.insn);
-        s.core_relos.sort_by_key(|r| r.insn);
-        if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
-            has_ext = true;
-            strings.add(s.name.as_bytes());
-        }
-    }
-    out.strings = strings.bytes;
-    // Every input brought its own copy of the shared types: deduplicate
-    // (libbpf's rules, plus identical VARs), then move the BTF.ext records
-    // onto the surviving ids and strings.
-    // Only the old string table is needed afterwards, not a copy of every
-    // type.
-    let mut old_strings = Btf::new(out.endian);
-    old_strings.strings = out.strings.clone();
-    let mut d = crate::dedup::dedup_owned(out)?;
-    d.remap_sections(&old_strings, &mut object.sections)?;
-    // (remap_sections also keeps the names of sections with records.)
-    object.btf = Some(d.btf);
-    push_section(object, ".BTF", SectionKind::Btf);
-    if has_ext {
-        push_section(object, ".BTF.ext", SectionKind::BtfExt);
-    }
-    Ok(())
 }
 
 fn is_placed_kind(s: &Section) -> bool {
@@ -483,14 +578,6 @@ fn is_placed_kind(s: &Section) -> bool {
         s.kind,
         SectionKind::Null | SectionKind::Rel | SectionKind::SymTab | SectionKind::StrTab
     )
-}
-
-fn out_section_name(object: &Object, o: usize) -> String {
-    object
-        .sections
-        .get(o + 1)
-        .map(|s| s.name.clone())
-        .unwrap_or_default()
 }
 
 fn push_section(object: &mut Object, name: &str, kind: SectionKind) {

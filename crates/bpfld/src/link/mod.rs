@@ -1,13 +1,16 @@
 //! The static linker: several objects in, one object out, with libbpf's
 //! meaning (`bpftool gen object`) and without its dead weight.
 //!
-//! The passes, in order: [`symbols::resolve`] settles every global name;
-//! [`pieces::cut`] splits input sections along symbol boundaries so losing
-//! weak definitions can be dropped; `layout` concatenates what is kept
-//! section by section; `emit_symbols`, `emit_relocations` and `move_ext`
-//! carry symbols, relocations (fixing up addends that live in instruction
-//! immediates) and BTF.ext records over; `btf` merges the type
-//! information.
+//! Two passes over the inputs, each holding one input at a time (so that
+//! [`link_files`] needs memory for the output and one input, not for all
+//! of them). The first keeps what [`symbols::resolve`] needs to settle
+//! every global name. The second takes each input in turn:
+//! [`pieces::cut`] splits its sections along symbol boundaries so losing
+//! weak definitions can be dropped; `layout` appends what is kept to the
+//! output sections; `emit_symbols`, `emit_relocations` and `move_ext` carry
+//! symbols, relocations (fixing up addends that live in instruction
+//! immediates) and BTF.ext records over; [`btf::Merger`] appends its type
+//! information. `finish` then numbers the symbols and merges the BTF.
 
 pub mod btf;
 pub mod compat;
@@ -19,8 +22,10 @@ pub use component::{ComponentReport, LinkReport, Resolve};
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model::btf::TypeId;
 use crate::model::btf_ext::{CoreRelo, FuncInfo, LineInfo};
 use crate::model::insn::{Insn, InsnIndex};
 use crate::model::object::{
@@ -93,19 +98,19 @@ pub fn link(inputs: &[Input], opts: &LinkOptions) -> Result<Object> {
     link_with(inputs, &[], opts).map(|l| l.object)
 }
 
+/// Whether an object has an extern that `aliases` renames.
+fn has_aliases(input: &Input, aliases: &HashMap<String, String>) -> bool {
+    !aliases.is_empty()
+        && input
+            .object
+            .symbols
+            .iter()
+            .any(|s| s.is_extern() && aliases.contains_key(&s.name))
+}
+
 /// Renames the externs in `aliases` (an extern filled by the same function
-/// as an earlier one takes that one's name) in an object and its BTF; the
-/// object is copied only when it has such an extern.
-fn apply_aliases<'a>(input: &'a Input, aliases: &HashMap<String, String>) -> Cow<'a, Input> {
-    let touched = input
-        .object
-        .symbols
-        .iter()
-        .any(|s| s.is_extern() && aliases.contains_key(&s.name));
-    if !touched {
-        return Cow::Borrowed(input);
-    }
-    let mut input = input.clone();
+/// as an earlier one takes that one's name) in an object and its BTF.
+fn rename_aliases(input: &mut Input, aliases: &HashMap<String, String>) {
     for s in &mut input.object.symbols {
         if s.is_extern() {
             if let Some(to) = aliases.get(&s.name) {
@@ -135,7 +140,42 @@ fn apply_aliases<'a>(input: &'a Input, aliases: &HashMap<String, String>) -> Cow
             }
         }
     }
-    Cow::Owned(input)
+}
+
+/// Where the linker gets an input from. It asks for each input twice (to
+/// resolve symbols, then to copy it into the output) and holds one at a
+/// time, so linking files needs memory for the output and one input rather
+/// than for every input.
+enum Source<'a> {
+    Mem(&'a Input),
+    Owned(Box<Input>),
+    File(&'a Path),
+}
+
+impl Source<'_> {
+    /// The input, with `aliases` applied to a main input (a component is
+    /// prepared with its own names).
+    fn load(&self, aliases: &HashMap<String, String>) -> Result<Cow<'_, Input>> {
+        match self {
+            Source::Mem(input) if has_aliases(input, aliases) => {
+                let mut input = (*input).clone();
+                rename_aliases(&mut input, aliases);
+                Ok(Cow::Owned(input))
+            }
+            Source::Mem(input) => Ok(Cow::Borrowed(input)),
+            Source::Owned(input) => Ok(Cow::Borrowed(input)),
+            Source::File(path) => {
+                let mut input = Input {
+                    name: path.display().to_string(),
+                    object: crate::read::elf::read_file(path)?,
+                };
+                if has_aliases(&input, aliases) {
+                    rename_aliases(&mut input, aliases);
+                }
+                Ok(Cow::Owned(input))
+            }
+        }
+    }
 }
 
 /// Links `inputs` with `components`, whose functions fill the externs
@@ -145,6 +185,36 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
         let refs: Vec<&Input> = inputs.iter().collect();
         component::validate(&refs, components, &opts.resolves)?;
     }
+    link_sources(inputs.iter().map(Source::Mem).collect(), components, opts)
+}
+
+/// [`link_with`] reading the main inputs from `paths` (named by their
+/// paths in errors) as it goes: each file is read twice, and only one is
+/// held in memory at a time. With `opts.resolves`, which are checked
+/// against every input's externs first, the inputs are read up front.
+pub fn link_files(paths: &[PathBuf], components: &[Input], opts: &LinkOptions) -> Result<Linked> {
+    if !opts.resolves.is_empty() {
+        let mut inputs = Vec::with_capacity(paths.len());
+        for path in paths {
+            inputs.push(Input {
+                name: path.display().to_string(),
+                object: crate::read::elf::read_file(path)?,
+            });
+        }
+        return link_with(&inputs, components, opts);
+    }
+    link_sources(
+        paths.iter().map(|p| Source::File(p.as_path())).collect(),
+        components,
+        opts,
+    )
+}
+
+fn link_sources(
+    mut sources: Vec<Source<'_>>,
+    components: &[Input],
+    opts: &LinkOptions,
+) -> Result<Linked> {
     // Per component, in command-line order: (function, externs it fills).
     let mut order: Vec<usize> = Vec::new();
     let mut targets: HashMap<usize, Vec<(String, Vec<String>)>> = HashMap::new();
@@ -166,37 +236,20 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
             }
         }
     }
-    let mut shared: HashSet<String> = opts.shared_maps.iter().cloned().collect();
-    let mut all: Vec<Cow<Input>> = inputs.iter().map(|i| apply_aliases(i, &aliases)).collect();
+    let shared: HashSet<String> = opts.shared_maps.iter().cloned().collect();
     let mut prepared = Vec::new();
     for &c in &order {
         let p = component::prepare(&components[c], &targets[&c], &shared)?;
-        prepared.push((all.len(), p.roots.clone(), p.report.clone()));
-        all.push(Cow::Owned(p.input));
-    }
-    let all: Vec<&Input> = all.iter().map(|c| c.as_ref()).collect();
-    // Maps pinned by name in any input are one map.
-    for input in &all {
-        for m in crate::show::maps::map_defs(&input.object).unwrap_or_default() {
-            if m.pinning == 1 {
-                shared.insert(m.name);
-            }
-        }
+        prepared.push((sources.len(), p.roots.clone(), p.report.clone()));
+        sources.push(Source::Owned(Box::new(p.input)));
     }
     let roots: HashSet<String> = prepared.iter().flat_map(|p| p.1.iter().cloned()).collect();
-    let (object, cuts) = link_inner(&all, opts, &shared, &roots, |i| {
+    let (object, kept_insns) = link_inner(&sources, &aliases, opts, shared, &roots, |i| {
         prepared.iter().find(|p| p.0 == i).map(|p| p.1.clone())
     })?;
     let mut report = LinkReport::default();
     for (i, _, mut r) in prepared {
-        r.insns = cuts
-            .iter()
-            .filter(|((ci, sid), _)| {
-                *ci == i && all[i].object.section(*sid).is_some_and(|s| s.is_program())
-            })
-            .flat_map(|(_, ps)| ps.iter().filter(|p| p.keep))
-            .map(|p| (p.end - p.start) / 8)
-            .sum();
+        r.insns = kept_insns.get(i).copied().unwrap_or(0);
         // Only what was pulled in.
         let present: HashSet<&str> = object.symbols.iter().map(|s| s.name.as_str()).collect();
         r.functions.retain(|(_, to)| present.contains(to.as_str()));
@@ -211,86 +264,305 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
     Ok(Linked { object, report })
 }
 
-/// Every input section's pieces, kept or dropped.
-type Cuts = HashMap<(usize, SectionId), Vec<pieces::Piece>>;
+/// Placeholder output indices of `license` and `version`, which follow
+/// every concatenated section, whose number is known only at the end.
+const SINGLE_OUT: [usize; 2] = [0xffff_fff0, 0xffff_fff1];
+
+/// Output symbols are numbered only at the end (section symbols, then
+/// locals, then globals); until then relocations name them by kind and
+/// index in the top two bits.
+const TAG_SECTION: u32 = 1 << 30;
+const TAG_LOCAL: u32 = 2 << 30;
+const TAG_GLOBAL: u32 = 3 << 30;
+const TAG_MASK: u32 = 3 << 30;
+
+fn tagged(tag: u32, index: usize) -> Result<SymbolId> {
+    match u32::try_from(index) {
+        Ok(n) if n < 1 << 30 => Ok(SymbolId(tag | n)),
+        _ => crate::bail!("too many symbols in the output"),
+    }
+}
+
+/// Everything the output gets from the inputs, filled one input at a time.
+struct Out {
+    secs: Vec<OutSec>,
+    by_name: HashMap<String, usize>,
+    /// `license` and `version` as kept: (input that brought it, section).
+    single: [Option<(String, Section)>; 2],
+    /// Local symbols, placed (placeholder output section indices).
+    locals: Vec<Symbol>,
+    /// Per global (as in the resolution): where its definition landed;
+    /// `Some(None)` when it lies in no kept piece.
+    def_place: Vec<Option<Option<(SymbolPlace, u64)>>>,
+    /// Per input: the instructions of its kept code pieces.
+    kept_insns: Vec<u64>,
+    merger: btf::Merger,
+}
 
 fn link_inner(
-    inputs: &[&Input],
+    sources: &[Source<'_>],
+    aliases: &HashMap<String, String>,
     opts: &LinkOptions,
-    shared: &HashSet<String>,
+    mut shared: HashSet<String>,
     make_static: &HashSet<String>,
     component_roots: impl Fn(usize) -> Option<Vec<String>>,
-) -> Result<(Object, Cuts)> {
-    let Some(first) = inputs.first() else {
+) -> Result<(Object, Vec<u64>)> {
+    if sources.is_empty() {
         crate::bail!("nothing to link: no input objects");
-    };
-    let endian = first.object.endian;
-    for input in inputs {
-        if input.object.endian != endian {
-            crate::bail!(
+    }
+    // First pass: what symbol resolution needs of each input.
+    let mut first: Option<(crate::model::Endian, String)> = None;
+    let mut globals: Vec<symbols::InputGlobals> = Vec::with_capacity(sources.len());
+    let mut special = HashSet::new();
+    for src in sources {
+        let input = src.load(aliases)?;
+        match &first {
+            None => first = Some((input.object.endian, input.name.clone())),
+            Some((endian, name)) if *endian != input.object.endian => crate::bail!(
                 "{}: byte order differs from {} (cannot link little- and big-endian objects)",
                 input.name,
-                first.name
-            );
+                name
+            ),
+            Some(_) => {}
         }
+        // Maps pinned by name in any input are one map.
+        for m in crate::show::maps::map_defs(&input.object).unwrap_or_default() {
+            if m.pinning == 1 {
+                shared.insert(m.name);
+            }
+        }
+        btf::special_externs(&input, &mut special);
+        globals.push(symbols::InputGlobals::of(&input));
     }
-
-    let res = symbols::resolve(inputs, shared)?;
-    let special = btf::special_externs(inputs);
+    let Some((endian, _)) = first else {
+        crate::bail!("nothing to link: no input objects");
+    };
+    let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
+    let res = symbols::resolve(&globals, &shared)?;
+    drop(globals);
     if !opts.relocatable {
-        check_unresolved(inputs, &res, &special)?;
+        check_unresolved(&names, &res, &special)?;
     }
-
-    // Cut and mark what is dropped: the bodies of losing weak definitions.
-    let mut cuts: HashMap<(usize, SectionId), Vec<pieces::Piece>> = HashMap::new();
-    for (i, input) in inputs.iter().enumerate() {
-        for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
-            let mut ps = pieces::cut(&input.object, s.id);
-            for p in &mut ps {
-                if let Some(owner) = p.owner {
-                    if res.is_loser(i, owner) {
-                        p.keep = false;
-                    }
-                }
-            }
-            cuts.insert((i, s.id), ps);
-        }
-        if let Some(roots) = component_roots(i) {
-            let mut mine: HashMap<SectionId, Vec<pieces::Piece>> = input
-                .object
-                .sections
-                .iter()
-                .filter_map(|s| cuts.remove(&(i, s.id)).map(|ps| (s.id, ps)))
-                .collect();
-            component::pull_in(&input.object, &roots, &mut mine);
-            for (sid, ps) in mine {
-                cuts.insert((i, sid), ps);
-            }
-        }
-    }
-    let is_component: Vec<bool> = (0..inputs.len())
+    let is_component: Vec<bool> = (0..sources.len())
         .map(|i| component_roots(i).is_some())
         .collect();
 
-    let (mut outs, mut placement) = layout(inputs, &cuts, &is_component)?;
+    // Second pass: each input's kept pieces, symbols, relocations, BTF and
+    // BTF.ext records go into the output, and the input is dropped.
+    let mut out = Out {
+        secs: Vec::new(),
+        by_name: HashMap::new(),
+        single: [None, None],
+        locals: Vec::new(),
+        def_place: vec![None; res.globals.len()],
+        kept_insns: vec![0; sources.len()],
+        merger: btf::Merger::new(endian),
+    };
+    for (i, src) in sources.iter().enumerate() {
+        let input = src.load(aliases)?;
+        add_input(
+            i,
+            &input,
+            &res,
+            is_component[i],
+            component_roots(i),
+            &mut out,
+        )?;
+    }
+    finish(out, &res, &names, endian, make_static, &is_component)
+}
 
-    single_sections(inputs, &mut outs, &mut placement, &is_component)?;
+/// Copies input `i` into the output.
+fn add_input(
+    i: usize,
+    input: &Input,
+    res: &Resolution,
+    is_component: bool,
+    roots: Option<Vec<String>>,
+    out: &mut Out,
+) -> Result<()> {
+    // Cut, and mark what is dropped: the bodies of losing weak definitions.
+    let mut cuts: HashMap<SectionId, Vec<pieces::Piece>> = HashMap::new();
+    for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
+        let mut ps = pieces::cut(&input.object, s.id);
+        for p in &mut ps {
+            if let Some(owner) = p.owner {
+                if res.is_loser(i, owner) {
+                    p.keep = false;
+                }
+            }
+        }
+        cuts.insert(s.id, ps);
+    }
+    if let Some(roots) = roots {
+        component::pull_in(&input.object, &roots, &mut cuts);
+    }
+    out.kept_insns[i] = cuts
+        .iter()
+        .filter(|(sid, _)| input.object.section(**sid).is_some_and(|s| s.is_program()))
+        .flat_map(|(_, ps)| ps.iter().filter(|p| p.keep))
+        .map(|p| (p.end - p.start) / 8)
+        .sum();
 
-    let sym_map = emit_symbols(inputs, &res, &placement, &outs, &is_component)?;
-    let mut symbols = sym_map.symbols;
+    let mut placement = Placement::default();
+    layout(i, input, &cuts, is_component, out, &mut placement)?;
+    if !is_component {
+        single_sections(i, input, out, &mut placement)?;
+    }
+    let sym_map = emit_symbols(i, input, res, &placement, out)?;
+    emit_relocations(i, input, &placement, &sym_map, &mut out.secs)?;
+    let types = out.merger.add(i, input, &placement)?;
+    move_ext(i, input, &placement, &types, out)
+}
 
-    emit_relocations(
-        inputs,
-        &placement,
-        &sym_map.map,
-        &sym_map.section_syms,
-        &mut outs,
-    )?;
-    let moved = move_ext(inputs, &placement);
+/// Numbers the symbols, puts `license` and `version` after the other
+/// sections, and merges the BTF.
+fn finish(
+    out: Out,
+    res: &Resolution,
+    names: &[String],
+    endian: crate::model::Endian,
+    make_static: &HashSet<String>,
+    is_component: &[bool],
+) -> Result<(Object, Vec<u64>)> {
+    let Out {
+        mut secs,
+        single,
+        locals,
+        def_place,
+        kept_insns,
+        merger,
+        ..
+    } = out;
+    let nconcat = secs.len();
+    let mut single_at = [usize::MAX; 2];
+    for (k, s) in single.into_iter().enumerate() {
+        if let Some((_, sec)) = s {
+            single_at[k] = secs.len();
+            secs.push(OutSec {
+                size: sec.data.len() as u64,
+                sec,
+            });
+        }
+    }
+    let out_index = |o: usize| match SINGLE_OUT.iter().position(|&p| p == o) {
+        Some(k) => single_at[k],
+        None => o,
+    };
+    // Output section ids count the null section.
+    let place = |p: SymbolPlace| match p {
+        SymbolPlace::Section(id) => {
+            SymbolPlace::Section(SectionId(out_index(id.0 as usize) as u32 + 1))
+        }
+        other => other,
+    };
 
-    let mut sections: Vec<Section> = Vec::with_capacity(outs.len() + 1);
+    let mut symbols = Vec::with_capacity(1 + nconcat + locals.len() + res.globals.len());
+    symbols.push(Symbol {
+        id: SymbolId(0),
+        name: String::new(),
+        binding: Binding::Local,
+        visibility: Visibility::Default,
+        kind: SymbolKind::NoType,
+        place: SymbolPlace::Undefined,
+        value: 0,
+        size: 0,
+        st_other: 0,
+    });
+    for (o, s) in secs.iter().enumerate().take(nconcat) {
+        symbols.push(Symbol {
+            id: SymbolId(o as u32 + 1),
+            name: s.sec.name.clone(),
+            binding: Binding::Local,
+            visibility: Visibility::Default,
+            kind: SymbolKind::Section,
+            place: SymbolPlace::Section(SectionId(o as u32 + 1)),
+            value: 0,
+            size: 0,
+            st_other: 0,
+        });
+    }
+    let nlocals = locals.len();
+    for mut s in locals {
+        s.id = SymbolId(symbols.len() as u32);
+        s.place = place(s.place);
+        symbols.push(s);
+    }
+    // Globals, in first-seen order.
+    let mut global_ids: Vec<Option<SymbolId>> = vec![None; res.globals.len()];
+    for (n, g) in res.globals.iter().enumerate() {
+        let sym = match (g.def, &g.def_sym) {
+            (Some((i, _)), Some(s)) => {
+                let Some(Some((p, value))) = def_place[n] else {
+                    if is_component[i] {
+                        continue; // not pulled in
+                    }
+                    crate::bail!(
+                        "{}: symbol '{}' lies outside the sections that are linked",
+                        names.get(i).map_or("", String::as_str),
+                        g.name
+                    );
+                };
+                Symbol {
+                    binding: if g.weak {
+                        Binding::Weak
+                    } else {
+                        Binding::Global
+                    },
+                    visibility: if g.hidden {
+                        Visibility::Hidden
+                    } else {
+                        s.visibility
+                    },
+                    place: place(p),
+                    value,
+                    ..s.clone()
+                }
+            }
+            _ => {
+                // Still an extern: keep the first declaration's shape.
+                let s = g
+                    .decl
+                    .as_ref()
+                    .ok_or_else(|| Error::new(format!("symbol '{}' has no declaration", g.name)))?;
+                Symbol {
+                    visibility: if g.hidden {
+                        Visibility::Hidden
+                    } else {
+                        s.visibility
+                    },
+                    ..s.clone()
+                }
+            }
+        };
+        let id = SymbolId(symbols.len() as u32);
+        global_ids[n] = Some(id);
+        symbols.push(Symbol { id, ..sym });
+    }
+    for s in secs.iter_mut() {
+        for r in &mut s.sec.relocs {
+            let n = (r.symbol.0 & !TAG_MASK) as usize;
+            r.symbol = match r.symbol.0 & TAG_MASK {
+                TAG_SECTION => SymbolId(n as u32 + 1),
+                TAG_LOCAL => SymbolId((1 + nconcat + n) as u32),
+                _ => match global_ids.get(n).copied().flatten() {
+                    Some(id) => id,
+                    None => crate::bail!(
+                        "section '{}' offset {:#x}: relocation against '{}', which is not linked",
+                        s.sec.name,
+                        r.offset,
+                        res.globals.get(n).map_or("", |g| g.name.as_str())
+                    ),
+                },
+            };
+        }
+        s.sec.relocs.sort_by_key(|r| r.offset);
+    }
+    debug_assert!(symbols.len() >= 1 + nconcat + nlocals);
+
+    let mut sections: Vec<Section> = Vec::with_capacity(secs.len() + 3);
     sections.push(null_section());
-    for (n, o) in outs.into_iter().enumerate() {
+    for (n, o) in secs.into_iter().enumerate() {
         let mut sec = o.sec;
         sec.id = SectionId(n as u32 + 1);
         if sec.kind == SectionKind::Bss {
@@ -302,13 +574,6 @@ fn link_inner(
         }
         sections.push(sec);
     }
-    // Section symbols point at output indices (+1 for the null section).
-    for s in &mut symbols {
-        if let SymbolPlace::Section(id) = s.place {
-            s.place = SymbolPlace::Section(SectionId(id.0 + 1));
-        }
-    }
-
     let mut object = Object {
         endian,
         sections,
@@ -316,8 +581,8 @@ fn link_inner(
         btf: None,
         btf_ext_raw: None,
     };
-    btf::merge(inputs, &res, &placement, moved, make_static, &mut object)?;
-    Ok((object, cuts))
+    merger.finish(res, make_static, out_index, &mut object)?;
+    Ok((object, kept_insns))
 }
 
 fn null_section() -> Section {
@@ -328,7 +593,7 @@ fn null_section() -> Section {
 }
 
 fn check_unresolved(
-    inputs: &[&Input],
+    names: &[String],
     res: &Resolution,
     special: &std::collections::HashSet<String>,
 ) -> Result<()> {
@@ -338,30 +603,15 @@ fn check_unresolved(
             continue;
         }
         // A weak extern may stay unresolved; the loader sees zero.
-        let all_weak = g.wanted_by.iter().all(|&i| {
-            inputs[i]
-                .object
-                .symbols
-                .iter()
-                .filter(|s| s.name == g.name && s.place == SymbolPlace::Undefined)
-                .all(|s| s.binding == Binding::Weak)
-        });
-        if all_weak {
+        if !g.strong_ref {
             continue;
         }
         let who: Vec<&str> = g
             .wanted_by
             .iter()
-            .map(|&i| inputs[i].name.as_str())
+            .map(|&i| names.get(i).map_or("", String::as_str))
             .collect();
-        let called = g.wanted_by.iter().any(|&i| {
-            let obj = &inputs[i].object;
-            obj.sections.iter().flat_map(|s| &s.relocs).any(|r| {
-                r.kind == RelocKind::Bpf64_32
-                    && obj.symbol(r.symbol).is_some_and(|s| s.name == g.name)
-            })
-        });
-        let kind = if called { SymbolKind::Func } else { g.kind };
+        let kind = if g.called { SymbolKind::Func } else { g.kind };
         missing.push(format!(
             "{} '{}' (needed by {})",
             symbols::kind_word(kind),
@@ -379,128 +629,134 @@ fn check_unresolved(
     Ok(())
 }
 
-/// Concatenates the kept pieces of every concatenated section, by name in
-/// input order, each input's chunk aligned to its own alignment.
+/// Appends the kept pieces of input `i`'s concatenated sections to the
+/// output sections of their names (made on first sight, in input order),
+/// each input's chunk aligned to its own alignment.
 fn layout(
-    inputs: &[&Input],
-    cuts: &HashMap<(usize, SectionId), Vec<pieces::Piece>>,
-    is_component: &[bool],
-) -> Result<(Vec<OutSec>, Placement)> {
-    let mut outs: Vec<OutSec> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut placement = Placement::default();
-    for (i, input) in inputs.iter().enumerate() {
-        for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
-            let ps = &cuts[&(i, s.id)];
-            // A component's code is called, not attached: it goes to .text,
-            // the only code section libbpf accepts calls into.
-            let out_name = if is_component[i] && s.is_program() {
-                ".text".to_string()
-            } else {
-                s.name.clone()
-            };
-            if is_component[i] && ps.iter().all(|p| !p.keep) {
-                continue;
-            }
-            let o = match by_name.get(&out_name) {
-                Some(&o) => {
-                    let out = &outs[o].sec;
-                    if out.sh_type != s.sh_type || out.kind != s.kind {
-                        crate::bail!(
-                            "{}: section '{}' has type {} but an earlier input's section of that name has type {}",
-                            input.name,
-                            s.name,
-                            s.sh_type,
-                            out.sh_type
-                        );
-                    }
-                    o
+    i: usize,
+    input: &Input,
+    cuts: &HashMap<SectionId, Vec<pieces::Piece>>,
+    is_component: bool,
+    out: &mut Out,
+    placement: &mut Placement,
+) -> Result<()> {
+    let (outs, by_name) = (&mut out.secs, &mut out.by_name);
+    for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
+        let Some(ps) = cuts.get(&s.id) else {
+            continue;
+        };
+        // A component's code is called, not attached: it goes to .text,
+        // the only code section libbpf accepts calls into.
+        let out_name = if is_component && s.is_program() {
+            ".text".to_string()
+        } else {
+            s.name.clone()
+        };
+        if is_component && ps.iter().all(|p| !p.keep) {
+            continue;
+        }
+        let o = match by_name.get(&out_name) {
+            Some(&o) => {
+                let out = &outs[o].sec;
+                if out.sh_type != s.sh_type || out.kind != s.kind {
+                    crate::bail!(
+                        "{}: section '{}' has type {} but an earlier input's section of that name has type {}",
+                        input.name,
+                        s.name,
+                        s.sh_type,
+                        out.sh_type
+                    );
                 }
-                None => {
-                    let mut sec = s.clone();
-                    sec.name = out_name.clone();
-                    sec.data.clear();
-                    sec.insns.clear();
-                    sec.relocs.clear();
-                    sec.func_info.clear();
-                    sec.line_info.clear();
-                    sec.core_relos.clear();
-                    sec.sh_addralign = 1;
-                    outs.push(OutSec { sec, size: 0 });
-                    by_name.insert(out_name.clone(), outs.len() - 1);
-                    outs.len() - 1
-                }
-            };
-            let out = &mut outs[o];
-            let align = s.sh_addralign.max(1);
-            if !align.is_power_of_two() {
-                crate::bail!(
-                    "{}: section '{}': alignment {align} is not a power of two",
-                    input.name,
-                    s.name
-                );
+                o
             }
-            out.sec.sh_addralign = out.sec.sh_addralign.max(align);
-            let is_code = s.kind == SectionKind::Program;
-            let chunk = out.size.next_multiple_of(if is_code { 8 } else { align });
-            pad_to(out, chunk, s.kind);
-            for p in ps.iter().filter(|p| p.keep) {
-                // Keep each piece's alignment within the chunk: the largest
-                // power of two dividing its original offset, up to the
-                // section's alignment.
-                let piece_align = if p.start == 0 {
-                    align
-                } else {
-                    (1u64 << p.start.trailing_zeros()).min(align)
+            None => {
+                let sec = Section {
+                    id: s.id,
+                    name: out_name.clone(),
+                    kind: s.kind,
+                    sh_type: s.sh_type,
+                    sh_flags: s.sh_flags,
+                    sh_addralign: 1,
+                    sh_size: s.sh_size,
+                    sh_link: s.sh_link,
+                    sh_info: s.sh_info,
+                    sh_entsize: s.sh_entsize,
+                    ..Section::empty(s.id, &out_name, s.kind, s.sh_type)
                 };
-                let at = out
-                    .size
-                    .next_multiple_of(piece_align.max(if is_code { 8 } else { 1 }));
-                pad_to(out, at, s.kind);
-                match s.kind {
-                    SectionKind::Bss => out.size += p.end - p.start,
-                    SectionKind::Program => {
-                        let (a, b) = ((p.start / 8) as usize, (p.end / 8) as usize);
-                        out.sec
-                            .insns
-                            .extend_from_slice(&s.insns[a..b.min(s.insns.len())]);
-                        out.size = out.sec.insns.len() as u64 * 8;
-                    }
-                    _ => {
-                        let (a, b) = (p.start as usize, p.end as usize);
-                        out.sec
-                            .data
-                            .extend_from_slice(&s.data[a..b.min(s.data.len())]);
-                        out.size = out.sec.data.len() as u64;
-                    }
+                outs.push(OutSec { sec, size: 0 });
+                by_name.insert(out_name.clone(), outs.len() - 1);
+                outs.len() - 1
+            }
+        };
+        let out = &mut outs[o];
+        let align = s.sh_addralign.max(1);
+        if !align.is_power_of_two() {
+            crate::bail!(
+                "{}: section '{}': alignment {align} is not a power of two",
+                input.name,
+                s.name
+            );
+        }
+        out.sec.sh_addralign = out.sec.sh_addralign.max(align);
+        let is_code = s.kind == SectionKind::Program;
+        let chunk = out.size.next_multiple_of(if is_code { 8 } else { align });
+        pad_to(out, chunk, s.kind);
+        for p in ps.iter().filter(|p| p.keep) {
+            // Keep each piece's alignment within the chunk: the largest
+            // power of two dividing its original offset, up to the
+            // section's alignment.
+            let piece_align = if p.start == 0 {
+                align
+            } else {
+                (1u64 << p.start.trailing_zeros()).min(align)
+            };
+            let at = out
+                .size
+                .next_multiple_of(piece_align.max(if is_code { 8 } else { 1 }));
+            pad_to(out, at, s.kind);
+            match s.kind {
+                SectionKind::Bss => out.size += p.end - p.start,
+                SectionKind::Program => {
+                    let (a, b) = ((p.start / 8) as usize, (p.end / 8) as usize);
+                    out.sec
+                        .insns
+                        .extend_from_slice(&s.insns[a..b.min(s.insns.len())]);
+                    out.size = out.sec.insns.len() as u64 * 8;
                 }
-                placement.add(
-                    i,
-                    s.id,
-                    Placed {
-                        start: p.start,
-                        end: p.end,
-                        out_sec: o,
-                        out_off: at,
-                    },
-                );
+                _ => {
+                    let (a, b) = (p.start as usize, p.end as usize);
+                    out.sec
+                        .data
+                        .extend_from_slice(&s.data[a..b.min(s.data.len())]);
+                    out.size = out.sec.data.len() as u64;
+                }
             }
-            if ps.iter().all(|p| !p.keep) || ps.is_empty() {
-                // Even an empty chunk places its start, for symbols at 0.
-                placement.add(
-                    i,
-                    s.id,
-                    Placed {
-                        start: 0,
-                        end: 0,
-                        out_sec: o,
-                        out_off: chunk,
-                    },
-                );
-            }
+            placement.add(
+                i,
+                s.id,
+                Placed {
+                    start: p.start,
+                    end: p.end,
+                    out_sec: o,
+                    out_off: at,
+                },
+            );
+        }
+        if ps.iter().all(|p| !p.keep) || ps.is_empty() {
+            // Even an empty chunk places its start, for symbols at 0.
+            placement.add(
+                i,
+                s.id,
+                Placed {
+                    start: 0,
+                    end: 0,
+                    out_sec: o,
+                    out_off: chunk,
+                },
+            );
         }
     }
-    Ok((outs, placement))
+    Ok(())
 }
 
 fn pad_to(out: &mut OutSec, at: u64, kind: SectionKind) {
@@ -521,121 +777,68 @@ fn pad_to(out: &mut OutSec, at: u64, kind: SectionKind) {
 }
 
 /// `license` and `version`: kept once; inputs that disagree are an error.
+/// Every copy maps onto the one kept, so their symbols (`_license`)
+/// resolve to it.
 fn single_sections(
-    inputs: &[&Input],
-    outs: &mut Vec<OutSec>,
+    i: usize,
+    input: &Input,
+    out: &mut Out,
     placement: &mut Placement,
-    is_component: &[bool],
 ) -> Result<()> {
-    for kind in [SectionKind::License, SectionKind::Version] {
-        let mut first: Option<(&str, &Section)> = None;
-        let o = outs.len();
-        for (i, input) in inputs.iter().enumerate() {
-            if is_component[i] {
-                continue; // the main inputs' license governs
-            }
-            for s in input.object.sections.iter().filter(|s| s.kind == kind) {
-                // Every copy maps onto the one kept, so their symbols
-                // (`_license`) resolve to it.
-                placement.add(
-                    i,
-                    s.id,
-                    Placed {
-                        start: 0,
-                        end: s.data.len() as u64,
-                        out_sec: o,
-                        out_off: 0,
-                    },
-                );
-                match first {
-                    None => first = Some((&input.name, s)),
-                    Some((name, f)) => {
-                        let trim = |d: &[u8]| -> Vec<u8> {
-                            let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-                            d[..end].to_vec()
-                        };
-                        if trim(&f.data) != trim(&s.data) {
-                            crate::bail!(
-                                "section '{}' differs: {} has {:?} but {} has {:?}",
-                                s.name,
-                                name,
-                                String::from_utf8_lossy(&trim(&f.data)),
-                                input.name,
-                                String::from_utf8_lossy(&trim(&s.data))
-                            );
-                        }
+    for (k, kind) in [SectionKind::License, SectionKind::Version]
+        .into_iter()
+        .enumerate()
+    {
+        for s in input.object.sections.iter().filter(|s| s.kind == kind) {
+            placement.add(
+                i,
+                s.id,
+                Placed {
+                    start: 0,
+                    end: s.data.len() as u64,
+                    out_sec: SINGLE_OUT[k],
+                    out_off: 0,
+                },
+            );
+            match &out.single[k] {
+                None => {
+                    let mut sec = s.clone();
+                    sec.relocs.clear();
+                    out.single[k] = Some((input.name.clone(), sec));
+                }
+                Some((name, f)) => {
+                    let trim = |d: &[u8]| -> Vec<u8> {
+                        let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                        d[..end].to_vec()
+                    };
+                    if trim(&f.data) != trim(&s.data) {
+                        crate::bail!(
+                            "section '{}' differs: {} has {:?} but {} has {:?}",
+                            s.name,
+                            name,
+                            String::from_utf8_lossy(&trim(&f.data)),
+                            input.name,
+                            String::from_utf8_lossy(&trim(&s.data))
+                        );
                     }
                 }
             }
-        }
-        if let Some((_, s)) = first {
-            let mut sec = s.clone();
-            sec.relocs.clear();
-            outs.push(OutSec {
-                size: sec.data.len() as u64,
-                sec,
-            });
         }
     }
     Ok(())
 }
 
-struct SymbolMap {
-    symbols: Vec<Symbol>,
-    /// (input, input symbol) → output symbol.
-    map: HashMap<(usize, SymbolId), SymbolId>,
-    /// Output section index → its STT_SECTION symbol.
-    section_syms: HashMap<usize, SymbolId>,
-}
-
+/// Input `i`'s symbols as output symbols (tagged, see [`TAG_LOCAL`]):
+/// locals are added to the output, and where a global definition landed
+/// is recorded.
 fn emit_symbols(
-    inputs: &[&Input],
+    i: usize,
+    input: &Input,
     res: &Resolution,
     placement: &Placement,
-    outs: &[OutSec],
-    is_component: &[bool],
-) -> Result<SymbolMap> {
-    let mut symbols = vec![Symbol {
-        id: SymbolId(0),
-        name: String::new(),
-        binding: Binding::Local,
-        visibility: Visibility::Default,
-        kind: SymbolKind::NoType,
-        place: SymbolPlace::Undefined,
-        value: 0,
-        size: 0,
-        st_other: 0,
-    }];
-    let push = |symbols: &mut Vec<Symbol>, mut s: Symbol| -> SymbolId {
-        let id = SymbolId(symbols.len() as u32);
-        s.id = id;
-        symbols.push(s);
-        id
-    };
-    let mut section_syms = HashMap::new();
-    for (o, out) in outs.iter().enumerate() {
-        if matches!(out.sec.kind, SectionKind::License | SectionKind::Version) {
-            continue;
-        }
-        let id = push(
-            &mut symbols,
-            Symbol {
-                id: SymbolId(0),
-                name: out.sec.name.clone(),
-                binding: Binding::Local,
-                visibility: Visibility::Default,
-                kind: SymbolKind::Section,
-                place: SymbolPlace::Section(SectionId(o as u32)),
-                value: 0,
-                size: 0,
-                st_other: 0,
-            },
-        );
-        section_syms.insert(o, id);
-    }
-
-    let mut map = HashMap::new();
-    let place_of = |i: usize, s: &Symbol| -> Option<(SymbolPlace, u64)> {
+    out: &mut Out,
+) -> Result<HashMap<SymbolId, SymbolId>> {
+    let place_of = |s: &Symbol| -> Option<(SymbolPlace, u64)> {
         match s.place {
             SymbolPlace::Section(id) => placement
                 .map_symbol(i, id, s.value, s.size)
@@ -643,221 +846,152 @@ fn emit_symbols(
             other => Some((other, s.value)),
         }
     };
-    // Locals, input by input.
-    for (i, input) in inputs.iter().enumerate() {
-        for s in &input.object.symbols {
-            if s.id.0 == 0 || s.binding != Binding::Local || s.kind == SymbolKind::File {
-                continue;
-            }
+    let mut map = HashMap::new();
+    for s in &input.object.symbols {
+        if s.id.0 == 0 || s.kind == SymbolKind::File {
+            continue;
+        }
+        if s.binding != Binding::Local {
             if s.kind == SymbolKind::Section {
-                if let SymbolPlace::Section(id) = s.place {
-                    if let Some((o, _)) = placement.map(i, id, 0) {
-                        if let Some(&sym) = section_syms.get(&o) {
-                            map.insert((i, s.id), sym);
-                        }
-                    }
-                }
                 continue;
             }
-            let Some((place, value)) = place_of(i, s) else {
-                continue; // in a dropped piece
-            };
-            let id = push(
-                &mut symbols,
-                Symbol {
-                    place,
-                    value,
-                    ..s.clone()
-                },
-            );
-            map.insert((i, s.id), id);
+            if let Some(&g) = res.by_name.get(&s.name) {
+                map.insert(s.id, tagged(TAG_GLOBAL, g)?);
+                if res.globals[g].def == Some((i, s.id)) {
+                    out.def_place[g] = Some(place_of(s));
+                }
+            }
+            continue;
         }
-    }
-    // Globals, in first-seen order.
-    let mut global_ids: HashMap<&str, SymbolId> = HashMap::new();
-    for g in &res.globals {
-        let sym = match g.def {
-            Some((i, sid)) => {
-                let s = &inputs[i].object.symbols[sid.0 as usize];
-                let Some((place, value)) = place_of(i, s) else {
-                    if is_component[i] {
-                        continue; // not pulled in
+        if s.kind == SymbolKind::Section {
+            if let SymbolPlace::Section(id) = s.place {
+                if let Some((o, _)) = placement.map(i, id, 0) {
+                    // `license` and `version` have no section symbol.
+                    if !SINGLE_OUT.contains(&o) {
+                        map.insert(s.id, tagged(TAG_SECTION, o)?);
                     }
-                    crate::bail!(
-                        "{}: symbol '{}' lies outside the sections that are linked",
-                        inputs[i].name,
-                        g.name
-                    );
-                };
-                Symbol {
-                    binding: if g.weak {
-                        Binding::Weak
-                    } else {
-                        Binding::Global
-                    },
-                    visibility: if g.hidden {
-                        Visibility::Hidden
-                    } else {
-                        s.visibility
-                    },
-                    place,
-                    value,
-                    ..s.clone()
                 }
             }
-            None => {
-                // Still an extern: keep the first declaration's shape.
-                let s = g
-                    .wanted_by
-                    .iter()
-                    .find_map(|&i| {
-                        inputs[i]
-                            .object
-                            .symbols
-                            .iter()
-                            .find(|s| s.name == g.name && s.place == SymbolPlace::Undefined)
-                    })
-                    .ok_or_else(|| Error::new(format!("symbol '{}' has no declaration", g.name)))?;
-                Symbol {
-                    visibility: if g.hidden {
-                        Visibility::Hidden
-                    } else {
-                        s.visibility
-                    },
-                    ..s.clone()
-                }
-            }
-        };
-        global_ids.insert(g.name.as_str(), push(&mut symbols, sym));
-    }
-    for (i, input) in inputs.iter().enumerate() {
-        for s in input.object.symbols.iter().filter(|s| {
-            s.id.0 != 0
-                && s.binding != Binding::Local
-                && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
-        }) {
-            if let Some(&id) = global_ids.get(s.name.as_str()) {
-                map.insert((i, s.id), id);
-            }
+            continue;
         }
+        let Some((place, value)) = place_of(s) else {
+            continue; // in a dropped piece
+        };
+        map.insert(s.id, tagged(TAG_LOCAL, out.locals.len())?);
+        out.locals.push(Symbol {
+            place,
+            value,
+            ..s.clone()
+        });
     }
-    Ok(SymbolMap {
-        symbols,
-        map,
-        section_syms,
-    })
+    Ok(map)
 }
 
 fn is_call(insn: &Insn) -> bool {
     insn.code == BPF_JMP_CALL
 }
 
-/// Carries relocations over, and re-targets calls and addresses whose
-/// addend lives in the instruction's immediate.
+/// Carries input `i`'s relocations over, and re-targets calls and
+/// addresses whose addend lives in the instruction's immediate.
 fn emit_relocations(
-    inputs: &[&Input],
+    i: usize,
+    input: &Input,
     placement: &Placement,
-    sym_map: &HashMap<(usize, SymbolId), SymbolId>,
-    section_syms: &HashMap<usize, SymbolId>,
+    sym_map: &HashMap<SymbolId, SymbolId>,
     outs: &mut [OutSec],
 ) -> Result<()> {
-    for (i, input) in inputs.iter().enumerate() {
-        let obj = &input.object;
-        for s in obj.sections.iter().filter(|s| is_concatenated(s)) {
-            let at = |off: u64| format!("{}: section '{}' offset {off:#x}", input.name, s.name);
-            let is_code = s.kind == SectionKind::Program;
-            let mut relocated = std::collections::HashSet::new();
-            for r in &s.relocs {
-                let Some((o, off)) = placement.map(i, s.id, r.offset) else {
-                    continue; // the piece was dropped
-                };
-                relocated.insert(r.offset / 8);
-                let sym = obj.symbol(r.symbol).ok_or_else(|| {
-                    Error::new(format!(
-                        "{}: relocation against missing symbol {}",
-                        at(r.offset),
-                        r.symbol.0
-                    ))
-                })?;
-                if sym.kind == SymbolKind::Section {
-                    if !is_code {
-                        crate::bail!(
-                            "{}: relocation against section symbol '{}' outside code is not supported",
-                            at(r.offset),
-                            sym.name
-                        );
-                    }
-                    let SymbolPlace::Section(target_sec) = sym.place else {
-                        crate::bail!("{}: section symbol without a section", at(r.offset));
-                    };
-                    let slot = (off / 8) as usize;
-                    let insn = outs[o].sec.insns[slot];
-                    let sym_off = sym.value as i64;
-                    // Where the instruction points inside the target section.
-                    let (target, kind) = if is_call(&insn) {
-                        (sym_off + (i64::from(insn.imm) + 1) * 8, 0)
-                    } else if insn.code == BPF_LD_IMM64 && insn.src == BPF_PSEUDO_FUNC {
-                        (sym_off + (i64::from(insn.imm) / 8 + 1) * 8, 1)
-                    } else if insn.code == BPF_LD_IMM64 {
-                        (sym_off + i64::from(insn.imm as u32), 2)
-                    } else {
-                        crate::bail!(
-                            "{}: relocation {} against section '{}' on an instruction that is neither a call nor ld_imm64",
-                            at(r.offset),
-                            r.kind.name(),
-                            sym.name
-                        );
-                    };
-                    let Some((to, toff)) = u64::try_from(target)
-                        .ok()
-                        .and_then(|t| placement.map(i, target_sec, t))
-                    else {
-                        crate::bail!(
-                            "{}: refers to offset {target:#x} of section '{}', which is not linked",
-                            at(r.offset),
-                            sym.name
-                        );
-                    };
-                    let new_imm = match kind {
-                        0 => (toff / 8) as i64 - 1,
-                        1 => ((toff / 8) as i64 - 1) * 8,
-                        _ => toff as i64,
-                    };
-                    let Ok(new_imm) = i32::try_from(new_imm) else {
-                        crate::bail!("{}: target offset overflows the immediate", at(r.offset));
-                    };
-                    outs[o].sec.insns[slot].imm = new_imm;
-                    let Some(&symbol) = section_syms.get(&to) else {
-                        crate::bail!("{}: target section has no section symbol", at(r.offset));
-                    };
-                    outs[o].sec.relocs.push(Reloc {
-                        offset: off,
-                        kind: r.kind,
-                        symbol,
-                    });
-                    continue;
-                }
-                let Some(&new_sym) = sym_map.get(&(i, r.symbol)) else {
-                    // A local symbol in a dropped piece.
+    let obj = &input.object;
+    for s in obj.sections.iter().filter(|s| is_concatenated(s)) {
+        let at = |off: u64| format!("{}: section '{}' offset {off:#x}", input.name, s.name);
+        let is_code = s.kind == SectionKind::Program;
+        let mut relocated = std::collections::HashSet::new();
+        for r in &s.relocs {
+            let Some((o, off)) = placement.map(i, s.id, r.offset) else {
+                continue; // the piece was dropped
+            };
+            relocated.insert(r.offset / 8);
+            let sym = obj.symbol(r.symbol).ok_or_else(|| {
+                Error::new(format!(
+                    "{}: relocation against missing symbol {}",
+                    at(r.offset),
+                    r.symbol.0
+                ))
+            })?;
+            if sym.kind == SymbolKind::Section {
+                if !is_code {
                     crate::bail!(
-                        "{}: relocation against '{}', which is not linked",
+                        "{}: relocation against section symbol '{}' outside code is not supported",
+                        at(r.offset),
+                        sym.name
+                    );
+                }
+                let SymbolPlace::Section(target_sec) = sym.place else {
+                    crate::bail!("{}: section symbol without a section", at(r.offset));
+                };
+                let slot = (off / 8) as usize;
+                let insn = outs[o].sec.insns[slot];
+                let sym_off = sym.value as i64;
+                // Where the instruction points inside the target section.
+                let (target, kind) = if is_call(&insn) {
+                    (sym_off + (i64::from(insn.imm) + 1) * 8, 0)
+                } else if insn.code == BPF_LD_IMM64 && insn.src == BPF_PSEUDO_FUNC {
+                    (sym_off + (i64::from(insn.imm) / 8 + 1) * 8, 1)
+                } else if insn.code == BPF_LD_IMM64 {
+                    (sym_off + i64::from(insn.imm as u32), 2)
+                } else {
+                    crate::bail!(
+                        "{}: relocation {} against section '{}' on an instruction that is neither a call nor ld_imm64",
+                        at(r.offset),
+                        r.kind.name(),
+                        sym.name
+                    );
+                };
+                let Some((to, toff)) = u64::try_from(target)
+                    .ok()
+                    .and_then(|t| placement.map(i, target_sec, t))
+                else {
+                    crate::bail!(
+                        "{}: refers to offset {target:#x} of section '{}', which is not linked",
                         at(r.offset),
                         sym.name
                     );
                 };
+                let new_imm = match kind {
+                    0 => (toff / 8) as i64 - 1,
+                    1 => ((toff / 8) as i64 - 1) * 8,
+                    _ => toff as i64,
+                };
+                let Ok(new_imm) = i32::try_from(new_imm) else {
+                    crate::bail!("{}: target offset overflows the immediate", at(r.offset));
+                };
+                outs[o].sec.insns[slot].imm = new_imm;
+                if SINGLE_OUT.contains(&to) {
+                    crate::bail!("{}: target section has no section symbol", at(r.offset));
+                }
                 outs[o].sec.relocs.push(Reloc {
                     offset: off,
                     kind: r.kind,
-                    symbol: new_sym,
+                    symbol: tagged(TAG_SECTION, to)?,
                 });
+                continue;
             }
-            if is_code {
-                fix_local_calls(input, i, s, placement, &relocated, section_syms, outs)?;
-            }
+            let Some(&new_sym) = sym_map.get(&r.symbol) else {
+                // A local symbol in a dropped piece.
+                crate::bail!(
+                    "{}: relocation against '{}', which is not linked",
+                    at(r.offset),
+                    sym.name
+                );
+            };
+            outs[o].sec.relocs.push(Reloc {
+                offset: off,
+                kind: r.kind,
+                symbol: new_sym,
+            });
         }
-    }
-    for out in outs.iter_mut() {
-        out.sec.relocs.sort_by_key(|r| r.offset);
+        if is_code {
+            fix_local_calls(input, i, s, placement, &relocated, outs)?;
+        }
     }
     Ok(())
 }
@@ -870,7 +1004,6 @@ fn fix_local_calls(
     s: &Section,
     placement: &Placement,
     relocated: &std::collections::HashSet<u64>,
-    section_syms: &HashMap<usize, SymbolId>,
     outs: &mut [OutSec],
 ) -> Result<()> {
     let mut slot = 0usize;
@@ -896,17 +1029,17 @@ fn fix_local_calls(
                     outs[o].sec.insns[new_slot as usize].imm = (t - new_slot - 1) as i32;
                 } else {
                     outs[o].sec.insns[new_slot as usize].imm = (t - 1) as i32;
-                    let Some(&symbol) = section_syms.get(&to) else {
+                    if SINGLE_OUT.contains(&to) {
                         crate::bail!(
                             "{}: section '{}': call target section has no section symbol",
                             input.name,
                             s.name
                         );
-                    };
+                    }
                     outs[o].sec.relocs.push(Reloc {
                         offset: off,
                         kind: RelocKind::Bpf64_32,
-                        symbol,
+                        symbol: tagged(TAG_SECTION, to)?,
                     });
                 }
             }
@@ -916,45 +1049,57 @@ fn fix_local_calls(
     Ok(())
 }
 
-/// BTF.ext records moved with their instructions, still naming types and
-/// strings of their input's BTF; the BTF merge translates those.
-#[derive(Debug, Default)]
-pub struct MovedExt {
-    /// (input, output section index in the object, record).
-    pub func_info: Vec<(usize, usize, FuncInfo)>,
-    pub line_info: Vec<(usize, usize, LineInfo)>,
-    pub core_relos: Vec<(usize, usize, CoreRelo)>,
-}
-
-/// Moves func_info, line_info and CO-RE records with their instructions.
-fn move_ext(inputs: &[&Input], placement: &Placement) -> MovedExt {
-    let mut moved = MovedExt::default();
-    for (i, input) in inputs.iter().enumerate() {
-        for s in input.object.sections.iter().filter(|s| s.is_program()) {
-            // Output section indices are shifted by one for the null section.
-            let map = |insn: InsnIndex| {
-                placement
-                    .map(i, s.id, u64::from(insn.0) * 8)
-                    .map(|(o, off)| (o + 1, InsnIndex((off / 8) as u32)))
-            };
-            for r in &s.func_info {
-                if let Some((o, insn)) = map(r.insn) {
-                    moved.func_info.push((i, o, FuncInfo { insn, ..*r }));
-                }
+/// Moves input `i`'s func_info, line_info and CO-RE records with their
+/// instructions, their types and strings translated to the merged BTF's
+/// (`types` maps the input's type ids).
+fn move_ext(
+    i: usize,
+    input: &Input,
+    placement: &Placement,
+    types: &[TypeId],
+    out: &mut Out,
+) -> Result<()> {
+    let ty = |id: u32| types.get(id as usize).copied().unwrap_or(TypeId::VOID).0;
+    let mut cache = HashMap::new();
+    for s in input.object.sections.iter().filter(|s| s.is_program()) {
+        let map = |insn: InsnIndex| {
+            placement
+                .map(i, s.id, u64::from(insn.0) * 8)
+                .map(|(o, off)| (o, InsnIndex((off / 8) as u32)))
+        };
+        for r in &s.func_info {
+            if let Some((o, insn)) = map(r.insn) {
+                out.secs[o].sec.func_info.push(FuncInfo {
+                    insn,
+                    type_id: ty(r.type_id),
+                });
             }
-            for r in &s.line_info {
-                if let Some((o, insn)) = map(r.insn) {
-                    moved.line_info.push((i, o, LineInfo { insn, ..*r }));
-                }
+        }
+        for r in &s.line_info {
+            if let Some((o, insn)) = map(r.insn) {
+                let file_name_off = out.merger.string(input, r.file_name_off, &mut cache)?;
+                let line_off = out.merger.string(input, r.line_off, &mut cache)?;
+                out.secs[o].sec.line_info.push(LineInfo {
+                    insn,
+                    file_name_off,
+                    line_off,
+                    ..*r
+                });
             }
-            for r in &s.core_relos {
-                if let Some((o, insn)) = map(r.insn) {
-                    moved.core_relos.push((i, o, CoreRelo { insn, ..*r }));
-                }
+        }
+        for r in &s.core_relos {
+            if let Some((o, insn)) = map(r.insn) {
+                let access_str_off = out.merger.string(input, r.access_str_off, &mut cache)?;
+                out.secs[o].sec.core_relos.push(CoreRelo {
+                    insn,
+                    type_id: ty(r.type_id),
+                    access_str_off,
+                    ..*r
+                });
             }
         }
     }
-    moved
+    Ok(())
 }
 
 /// The in-memory form of [`link_with`]: objects as bytes in, the linked

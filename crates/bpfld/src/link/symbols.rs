@@ -1,13 +1,84 @@
 //! Global symbol resolution with libbpf's rules: an extern takes the
 //! definition, a strong definition beats a weak one, the first of several
 //! weak ones wins, two strong ones are an error, hidden is contagious.
+//!
+//! Resolution works on [`InputGlobals`], the few facts it needs of each
+//! input, so that the linker can drop an input after reading it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
-use crate::model::object::{Binding, SectionKind, SymbolId, SymbolKind, SymbolPlace, Visibility};
+use crate::model::object::{
+    Binding, RelocKind, SectionKind, Symbol, SymbolId, SymbolKind, SymbolPlace, Visibility,
+};
 
 use super::Input;
+
+/// One input's global symbols, as resolution and the unresolved-extern
+/// check need them.
+#[derive(Clone, Debug)]
+pub struct InputGlobals {
+    pub name: String,
+    /// In symbol table order.
+    pub syms: Vec<GlobalSym>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GlobalSym {
+    pub sym: Symbol,
+    /// The section it is defined in, and whether that is `license` or
+    /// `version` (kept once, so defined once).
+    pub section: Option<(String, bool)>,
+    /// Whether a call relocation of this input targets a symbol of this
+    /// name (an unresolved extern is then a function).
+    pub called: bool,
+}
+
+impl InputGlobals {
+    pub fn of(input: &Input) -> InputGlobals {
+        let obj = &input.object;
+        let called: HashSet<&str> = obj
+            .sections
+            .iter()
+            .flat_map(|s| &s.relocs)
+            .filter(|r| r.kind == RelocKind::Bpf64_32)
+            .filter_map(|r| obj.symbol(r.symbol).map(|s| s.name.as_str()))
+            .collect();
+        let syms = obj
+            .symbols
+            .iter()
+            .filter(|sym| {
+                sym.id.0 != 0
+                    && sym.binding != Binding::Local
+                    && !matches!(sym.kind, SymbolKind::Section | SymbolKind::File)
+            })
+            .map(|sym| GlobalSym {
+                section: match sym.place {
+                    SymbolPlace::Section(id) => obj.section(id).map(|s| {
+                        (
+                            s.name.clone(),
+                            matches!(s.kind, SectionKind::License | SectionKind::Version),
+                        )
+                    }),
+                    _ => None,
+                },
+                called: called.contains(sym.name.as_str()),
+                sym: sym.clone(),
+            })
+            .collect();
+        InputGlobals {
+            name: input.name.clone(),
+            syms,
+        }
+    }
+
+    fn find(&self, id: SymbolId) -> Option<&GlobalSym> {
+        self.syms
+            .binary_search_by_key(&id, |g| g.sym.id)
+            .ok()
+            .and_then(|k| self.syms.get(k))
+    }
+}
 
 /// One global name and what it resolved to.
 #[derive(Clone, Debug)]
@@ -22,6 +93,15 @@ pub struct Global {
     pub wanted_by: Vec<usize>,
     /// Every definition that lost to `def` (weak ones).
     pub losers: Vec<(usize, SymbolId)>,
+    /// The winning definition's symbol.
+    pub def_sym: Option<Symbol>,
+    /// The first declaration (the shape an unresolved extern keeps).
+    pub decl: Option<Symbol>,
+    /// Whether some declaration is not weak (a weak extern may stay
+    /// unresolved).
+    pub strong_ref: bool,
+    /// Whether an input that declares it calls it.
+    pub called: bool,
 }
 
 /// The outcome of resolving every input's global symbols.
@@ -30,7 +110,7 @@ pub struct Resolution {
     pub globals: Vec<Global>,
     pub by_name: HashMap<String, usize>,
     /// Every losing definition, for quick lookup.
-    pub losers: std::collections::HashSet<(usize, SymbolId)>,
+    pub losers: HashSet<(usize, SymbolId)>,
 }
 
 impl Resolution {
@@ -44,14 +124,10 @@ impl Resolution {
     }
 }
 
-fn place_desc(inputs: &[&Input], input: usize, sym: SymbolId) -> String {
-    let obj = &inputs[input].object;
-    let sec = match obj.symbol(sym).map(|s| s.place) {
-        Some(SymbolPlace::Section(id)) => obj
-            .section(id)
-            .map(|s| format!(" (section '{}')", s.name))
-            .unwrap_or_default(),
-        _ => String::new(),
+fn place_desc(inputs: &[InputGlobals], input: usize, sym: SymbolId) -> String {
+    let sec = match inputs[input].find(sym).and_then(|g| g.section.as_ref()) {
+        Some((name, _)) => format!(" (section '{name}')"),
+        None => String::new(),
     };
     format!("{}{sec}", inputs[input].name)
 }
@@ -59,19 +135,11 @@ fn place_desc(inputs: &[&Input], input: usize, sym: SymbolId) -> String {
 /// `shared` names maps that may be defined more than once (pinned by name,
 /// or shared between components): the first definition wins, the others
 /// must match it (the BTF merge checks) and are dropped.
-pub fn resolve(
-    inputs: &[&Input],
-    shared: &std::collections::HashSet<String>,
-) -> Result<Resolution> {
+pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Resolution> {
     let mut res = Resolution::default();
     for (i, input) in inputs.iter().enumerate() {
-        for sym in &input.object.symbols {
-            if sym.id.0 == 0
-                || sym.binding == Binding::Local
-                || matches!(sym.kind, SymbolKind::Section | SymbolKind::File)
-            {
-                continue;
-            }
+        for gs in &input.syms {
+            let sym = &gs.sym;
             let idx = *res.by_name.entry(sym.name.clone()).or_insert_with(|| {
                 res.globals.push(Global {
                     name: sym.name.clone(),
@@ -81,6 +149,10 @@ pub fn resolve(
                     kind: sym.kind,
                     wanted_by: Vec::new(),
                     losers: Vec::new(),
+                    def_sym: None,
+                    decl: None,
+                    strong_ref: false,
+                    called: false,
                 });
                 res.globals.len() - 1
             });
@@ -107,6 +179,11 @@ pub fn resolve(
                 g.kind = sym.kind;
             }
             if sym.place == SymbolPlace::Undefined {
+                if g.decl.is_none() {
+                    g.decl = Some(sym.clone());
+                }
+                g.strong_ref |= sym.binding != Binding::Weak;
+                g.called |= gs.called;
                 if !g.wanted_by.contains(&i) {
                     g.wanted_by.push(i);
                 }
@@ -114,13 +191,10 @@ pub fn resolve(
             }
             let weak = sym.binding == Binding::Weak;
             let in_single = |i: usize, id: SymbolId| {
-                let obj = &inputs[i].object;
-                match obj.symbol(id).map(|s| s.place) {
-                    Some(SymbolPlace::Section(sid)) => obj.section(sid).is_some_and(|s| {
-                        matches!(s.kind, SectionKind::License | SectionKind::Version)
-                    }),
-                    _ => false,
-                }
+                inputs[i]
+                    .find(id)
+                    .and_then(|g| g.section.as_ref())
+                    .is_some_and(|s| s.1)
             };
             // `license` and `version` are kept once (and checked to agree),
             // so their symbols are too.
@@ -132,6 +206,7 @@ pub fn resolve(
             match g.def {
                 None => {
                     g.def = Some((i, sym.id));
+                    g.def_sym = Some(sym.clone());
                     g.weak = weak;
                 }
                 Some(prev) => {
@@ -146,6 +221,7 @@ pub fn resolve(
                     if g.weak && !weak {
                         g.losers.push(prev);
                         g.def = Some((i, sym.id));
+                        g.def_sym = Some(sym.clone());
                         g.weak = false;
                     } else {
                         g.losers.push((i, sym.id));
