@@ -255,9 +255,8 @@ fn run(cli: Cli) -> Result<()> {
             };
             // The inputs are read as the link goes, one at a time.
             let linked = bpfld::link::link_files(&inputs, &components, &opts)?;
-            let bytes = bpfld::write::elf::to_bytes(&linked.object)
+            bpfld::write::elf::write_object_atomic(&output, &linked.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
-            bpfld::write::elf::write_atomic(&output, &bytes)?;
             if print_map {
                 emit(&linked.report.render())?;
             }

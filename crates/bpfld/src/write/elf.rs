@@ -8,6 +8,7 @@
 //! gets written. The output depends on nothing but the model.
 
 use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
 
 use crate::error::Result;
 use crate::model::object::{
@@ -53,20 +54,54 @@ impl StrTab {
     }
 }
 
-struct OutSection {
-    name: String,
+/// Serialises an object.
+pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    write_to(obj, &mut out)?;
+    Ok(out.into_inner())
+}
+
+/// The header fields of one output section.
+struct Header {
+    name: u32,
     sh_type: u32,
     flags: u64,
-    align: u64,
+    offset: u64,
     size: u64,
     link: u32,
     info: u32,
+    align: u64,
     entsize: u64,
-    data: Vec<u8>,
 }
 
-/// Serialises an object.
-pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
+/// A sink that counts what it has written, so sections can be aligned.
+struct Counted<'a, W: Write> {
+    w: &'a mut W,
+    pos: u64,
+}
+
+impl<W: Write> Counted<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w
+            .write_all(bytes)
+            .map_err(|e| crate::error::Error::new(format!("cannot write: {e}")))?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+    fn align(&mut self, align: u64) -> Result<()> {
+        let to = self.pos.next_multiple_of(align.max(1));
+        let zeros = [0u8; 64];
+        while self.pos < to {
+            let n = (to - self.pos).min(zeros.len() as u64) as usize;
+            self.write(&zeros[..n])?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an object as ELF into `w`, one section at a time (no copy of the
+/// whole file is built), then goes back to fill in the file header.
+pub fn write_to<W: Write + Seek>(obj: &Object, w: &mut W) -> Result<()> {
     let e = obj.endian;
 
     // Which model sections are written, and their new indices. Relocation
@@ -89,6 +124,10 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
     }
     let symtab_index = next;
     let strtab_index = next + 1;
+    let shnum = u64::from(strtab_index) + 1;
+    if shnum >= 0xff00 {
+        crate::bail!("too many sections ({shnum}) for an ELF header");
+    }
 
     // Symbols: the null symbol, locals, then everything else (ELF's rule).
     let mut order: Vec<usize> = Vec::with_capacity(obj.symbols.len());
@@ -100,27 +139,45 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
         sym_index.insert(obj.symbols[i].id.0, n as u32 + 1);
     }
 
+    // Section names first, then symbol names, so the table is stable.
     let mut strtab = StrTab::new();
-    let mut out: Vec<OutSection> = Vec::new();
+    let mut name_offs = Vec::with_capacity(next as usize + 1);
     for s in &kept {
-        let data = section_contents(obj, s)?;
-        let is_nobits = s.sh_type == SHT_NOBITS;
-        out.push(OutSection {
-            name: s.name.clone(),
+        name_offs.push(strtab.add(&s.name));
+        if !s.relocs.is_empty() {
+            name_offs.push(strtab.add(&format!(".rel{}", s.name)));
+        }
+    }
+    let symtab_name = strtab.add(".symtab");
+    let strtab_name = strtab.add(".strtab");
+    let mut names = name_offs.into_iter();
+    let mut name = move || names.next().unwrap_or(0);
+
+    let mut out = Counted { w, pos: 0 };
+    out.write(&[0u8; EHDR_SIZE as usize])?;
+    let mut headers: Vec<Header> = Vec::with_capacity(next as usize + 1);
+    for s in &kept {
+        out.align(s.sh_addralign)?;
+        let offset = out.pos;
+        let size = write_contents(obj, s, &mut out)?;
+        headers.push(Header {
+            name: name(),
             sh_type: s.sh_type,
             flags: s.sh_flags,
-            align: s.sh_addralign,
-            size: if is_nobits {
+            offset,
+            size: if s.sh_type == SHT_NOBITS {
                 s.sh_size
             } else {
-                data.len() as u64
+                size
             },
             link: 0,
             info: 0,
+            align: s.sh_addralign,
             entsize: s.sh_entsize,
-            data: if is_nobits { Vec::new() } else { data },
         });
         if !s.relocs.is_empty() {
+            out.align(8)?;
+            let offset = out.pos;
             let mut rel = Vec::with_capacity(s.relocs.len() * REL_SIZE as usize);
             for r in &s.relocs {
                 let Some(&sym) = sym_index.get(&r.symbol.0) else {
@@ -136,25 +193,20 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
                     &e.u64_bytes((u64::from(sym) << 32) | u64::from(r.kind.raw())),
                 );
             }
-            let rel_name = format!(".rel{}", s.name);
-            out.push(OutSection {
-                name: rel_name,
+            out.write(&rel)?;
+            headers.push(Header {
+                name: name(),
                 sh_type: SHT_REL,
                 flags: SHF_INFO_LINK,
-                align: 8,
+                offset,
                 size: rel.len() as u64,
                 link: symtab_index,
                 info: new_index[&s.id.0],
+                align: 8,
                 entsize: REL_SIZE,
-                data: rel,
             });
         }
     }
-
-    // Section names first, then symbol names, so the table is stable.
-    let mut name_offs: Vec<u32> = out.iter().map(|s| strtab.add(&s.name)).collect();
-    let symtab_name = strtab.add(".symtab");
-    let strtab_name = strtab.add(".strtab");
 
     let mut symtab = vec![0u8; SYM_SIZE as usize];
     for &i in &order {
@@ -205,71 +257,51 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
         symtab.extend_from_slice(&e.u64_bytes(sym.value));
         symtab.extend_from_slice(&e.u64_bytes(sym.size));
     }
-    out.push(OutSection {
-        name: ".symtab".into(),
+    out.align(8)?;
+    headers.push(Header {
+        name: symtab_name,
         sh_type: SHT_SYMTAB,
         flags: 0,
-        align: 8,
+        offset: out.pos,
         size: symtab.len() as u64,
         link: strtab_index,
         info: first_global,
+        align: 8,
         entsize: SYM_SIZE,
-        data: symtab,
     });
-    name_offs.push(symtab_name);
-    let strtab_bytes = std::mem::take(&mut strtab.bytes);
-    out.push(OutSection {
-        name: ".strtab".into(),
+    out.write(&symtab)?;
+    drop(symtab);
+    headers.push(Header {
+        name: strtab_name,
         sh_type: SHT_STRTAB,
         flags: 0,
-        align: 1,
-        size: strtab_bytes.len() as u64,
+        offset: out.pos,
+        size: strtab.bytes.len() as u64,
         link: 0,
         info: 0,
+        align: 1,
         entsize: 0,
-        data: strtab_bytes,
     });
-    name_offs.push(strtab_name);
+    out.write(&strtab.bytes)?;
 
-    // Layout: header, contents, section header table; sized up front so
-    // the buffer is allocated once.
-    let mut total = EHDR_SIZE as usize;
-    for s in &out {
-        total = total.next_multiple_of(s.align.max(1) as usize) + s.data.len();
+    // The section header table, after the contents.
+    out.align(8)?;
+    let shoff = out.pos;
+    let mut table = Vec::with_capacity((headers.len() + 1) * SHDR_SIZE as usize);
+    table.extend_from_slice(&[0u8; SHDR_SIZE as usize]);
+    for h in &headers {
+        table.extend_from_slice(&e.u32_bytes(h.name));
+        table.extend_from_slice(&e.u32_bytes(h.sh_type));
+        table.extend_from_slice(&e.u64_bytes(h.flags));
+        table.extend_from_slice(&e.u64_bytes(0));
+        table.extend_from_slice(&e.u64_bytes(h.offset));
+        table.extend_from_slice(&e.u64_bytes(h.size));
+        table.extend_from_slice(&e.u32_bytes(h.link));
+        table.extend_from_slice(&e.u32_bytes(h.info));
+        table.extend_from_slice(&e.u64_bytes(h.align));
+        table.extend_from_slice(&e.u64_bytes(h.entsize));
     }
-    total = total.next_multiple_of(8) + (out.len() + 1) * SHDR_SIZE as usize;
-    let mut bytes = Vec::with_capacity(total);
-    bytes.resize(EHDR_SIZE as usize, 0);
-    let mut offsets = Vec::with_capacity(out.len());
-    for s in &out {
-        let align = s.align.max(1) as usize;
-        while bytes.len() % align != 0 {
-            bytes.push(0);
-        }
-        offsets.push(bytes.len() as u64);
-        bytes.extend_from_slice(&s.data);
-    }
-    while bytes.len() % 8 != 0 {
-        bytes.push(0);
-    }
-    let shoff = bytes.len() as u64;
-    bytes.extend_from_slice(&[0u8; SHDR_SIZE as usize]);
-    for (i, s) in out.iter().enumerate() {
-        bytes.extend_from_slice(&e.u32_bytes(name_offs[i]));
-        bytes.extend_from_slice(&e.u32_bytes(s.sh_type));
-        bytes.extend_from_slice(&e.u64_bytes(s.flags));
-        bytes.extend_from_slice(&e.u64_bytes(0));
-        bytes.extend_from_slice(&e.u64_bytes(offsets[i]));
-        bytes.extend_from_slice(&e.u64_bytes(s.size));
-        bytes.extend_from_slice(&e.u32_bytes(s.link));
-        bytes.extend_from_slice(&e.u32_bytes(s.info));
-        bytes.extend_from_slice(&e.u64_bytes(s.align));
-        bytes.extend_from_slice(&e.u64_bytes(s.entsize));
-    }
-    let shnum = out.len() as u64 + 1;
-    if shnum >= 0xff00 {
-        crate::bail!("too many sections ({shnum}) for an ELF header");
-    }
+    out.write(&table)?;
 
     let mut h = Vec::with_capacity(EHDR_SIZE as usize);
     h.extend_from_slice(b"\x7fELF");
@@ -293,8 +325,35 @@ pub fn to_bytes(obj: &Object) -> Result<Vec<u8>> {
     h.extend_from_slice(&e.u16_bytes(SHDR_SIZE as u16));
     h.extend_from_slice(&e.u16_bytes(shnum as u16));
     h.extend_from_slice(&e.u16_bytes(strtab_index as u16));
-    bytes[..EHDR_SIZE as usize].copy_from_slice(&h);
-    Ok(bytes)
+    let io = |err: std::io::Error| crate::error::Error::new(format!("cannot write: {err}"));
+    out.w.seek(SeekFrom::Start(0)).map_err(io)?;
+    out.w.write_all(&h).map_err(io)?;
+    out.w.seek(SeekFrom::End(0)).map_err(io)?;
+    Ok(())
+}
+
+/// Writes the bytes a section holds in the output; returns their number.
+fn write_contents<W: Write>(obj: &Object, s: &Section, out: &mut Counted<'_, W>) -> Result<u64> {
+    let start = out.pos;
+    match s.kind {
+        SectionKind::Program => {
+            // Through a small buffer: no copy of the whole section.
+            let mut buf = Vec::with_capacity(4096);
+            for chunk in s.insns.chunks(512) {
+                buf.clear();
+                for insn in chunk {
+                    buf.extend_from_slice(&crate::write::insn::encode_slot(insn, obj.endian));
+                }
+                out.write(&buf)?;
+            }
+        }
+        SectionKind::Btf | SectionKind::BtfExt if obj.btf.is_some() => {
+            out.write(&section_contents(obj, s)?)?;
+        }
+        _ if s.sh_type == SHT_NOBITS => {}
+        _ => out.write(&s.data)?,
+    }
+    Ok(out.pos - start)
 }
 
 /// The bytes a section holds in the output.
@@ -313,11 +372,31 @@ fn section_contents(obj: &Object, s: &Section) -> Result<Vec<u8>> {
     })
 }
 
+/// Writes `obj` to `path` atomically, like [`write_atomic`], encoding one
+/// section at a time rather than the whole file first.
+pub fn write_object_atomic(path: &std::path::Path, obj: &Object) -> Result<()> {
+    atomic(path, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        write_to(obj, &mut w)?;
+        w.flush()
+            .map_err(|e| crate::error::Error::new(format!("cannot write: {e}")))
+    })
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, then a rename, so a failure leaves no partial output and an
 /// existing file untouched.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+    atomic(path, |f| {
+        f.write_all(bytes)
+            .map_err(|e| crate::error::Error::new(format!("cannot write: {e}")))
+    })
+}
+
+fn atomic(
+    path: &std::path::Path,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let err = |what: &str, e: std::io::Error| {
         crate::error::Error::new(format!("cannot {what}: {e}")).in_file(path.display())
     };
@@ -332,7 +411,7 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(|e| err("create a temporary file", e))?;
-        f.write_all(bytes).map_err(|e| err("write", e))?;
+        fill(&mut f).map_err(|e| e.in_file(path.display()))?;
         f.sync_all().map_err(|e| err("sync", e))?;
         std::fs::rename(&tmp, path).map_err(|e| err("rename the temporary file", e))
     })();
