@@ -41,7 +41,7 @@
 //! identical `static int x;` of different objects, say); the kernel
 //! accepts that.
 
-mod fxhash;
+pub(crate) mod fxhash;
 
 use crate::error::{Error, Result};
 use crate::model::btf::{Btf, BtfType, Kind, StringTable, TypeData, TypeId};

@@ -807,10 +807,25 @@ impl BtfType {
 }
 
 /// Interns strings into a BTF string table, each distinct string once.
+///
+/// The index keeps only offsets, keyed by a hash of the bytes (compared
+/// against the table on a hit), not a copy of every string: tables of
+/// linked objects hold tens of thousands of source lines.
 #[derive(Debug, Default)]
 pub struct StringTable {
     pub bytes: Vec<u8>,
-    offsets: std::collections::HashMap<Vec<u8>, u32>,
+    /// Hash of a string's bytes → its first offset.
+    offsets: crate::dedup::fxhash::FxMap<u64, u32>,
+    /// Strings whose hash another string already has.
+    collided: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+fn string_hash(s: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::dedup::fxhash::FxHasher::default();
+    h.write(s);
+    h.write_usize(s.len());
+    h.finish()
 }
 
 impl StringTable {
@@ -818,28 +833,68 @@ impl StringTable {
     pub fn from_btf(btf: &Btf) -> Self {
         let mut t = StringTable {
             bytes: btf.strings.clone(),
-            offsets: std::collections::HashMap::new(),
+            offsets: Default::default(),
+            collided: std::collections::HashMap::new(),
         };
         if t.bytes.is_empty() {
             t.bytes.push(0);
         }
         let mut off = 0usize;
         for chunk in btf.strings.split(|&b| b == 0) {
-            t.offsets.entry(chunk.to_vec()).or_insert(off as u32);
+            if !chunk.is_empty() && t.find(chunk).is_none() {
+                t.index(chunk, off as u32);
+            }
             off += chunk.len() + 1;
         }
-        t.offsets.insert(Vec::new(), 0);
+        // The empty string is at 0, as BTF requires.
+        let h = string_hash(b"");
+        if let Some(&other) = t.offsets.get(&h) {
+            let end = t.bytes[other as usize..]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(t.bytes.len(), |p| other as usize + p);
+            let moved = t.bytes[other as usize..end].to_vec();
+            t.collided.entry(moved).or_insert(other);
+        }
+        t.offsets.insert(h, 0);
         t
     }
 
+    /// The offset of `s` when the table holds it.
+    fn find(&self, s: &[u8]) -> Option<u32> {
+        let off = *self.offsets.get(&string_hash(s))?;
+        if s.is_empty() {
+            return Some(off);
+        }
+        let start = off as usize;
+        let here = self.bytes.get(start..start + s.len()) == Some(s)
+            && self.bytes.get(start + s.len()) == Some(&0);
+        if here {
+            Some(off)
+        } else {
+            self.collided.get(s).copied()
+        }
+    }
+
+    fn index(&mut self, s: &[u8], off: u32) {
+        match self.offsets.entry(string_hash(s)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(off);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.entry(s.to_vec()).or_insert(off);
+            }
+        }
+    }
+
     pub fn add(&mut self, s: &[u8]) -> u32 {
-        if let Some(&off) = self.offsets.get(s) {
+        if let Some(off) = self.find(s) {
             return off;
         }
         let off = self.bytes.len() as u32;
         self.bytes.extend_from_slice(s);
         self.bytes.push(0);
-        self.offsets.insert(s.to_vec(), off);
+        self.index(s, off);
         off
     }
 }
