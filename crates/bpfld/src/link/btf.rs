@@ -170,9 +170,30 @@ enum DsOp {
 /// input's types appended with their ids translated, plus what the end of
 /// the link needs to pick one VAR/FUNC per global name and rebuild the
 /// DATASECs. Inputs need not stay in memory once added.
+///
+/// Every input brings its own copy of the types it shares with the others
+/// (the same headers), so the types are deduplicated whenever they have
+/// doubled since the last time, which bounds them by about twice the
+/// output's. Deduplication keeps the first of equal types in place, so the
+/// result is the one a single deduplication at the end would give. Types
+/// are named by *merged ids* (the ids they would have without those
+/// deduplications: `ids` maps them to the current ones), so nothing that
+/// refers to them has to change.
 pub struct Merger {
     out: Btf,
+    /// The strings of `out`'s types.
     strings: StringTable,
+    /// The strings of BTF.ext records (file names, source lines, CO-RE
+    /// access strings), which the types do not reference.
+    ext_strings: StringTable,
+    /// Merged id → current id in `out`.
+    ids: Vec<TypeId>,
+    /// Types in `out` after the last deduplication.
+    kept: usize,
+    /// Copies of globals whose chosen copy comes in a later input, renamed
+    /// until the end so that deduplication cannot make them the kept copy:
+    /// (merged id, name).
+    renamed: Vec<(TypeId, String)>,
     any: bool,
     /// Input names, for errors.
     names: Vec<String>,
@@ -184,13 +205,22 @@ pub struct Merger {
     datasecs: Vec<DsOp>,
 }
 
+/// Fewer types than this are not worth a deduplication pass.
+const MIN_DEDUP: usize = 8192;
+
 impl Merger {
     pub fn new(endian: crate::model::Endian) -> Merger {
-        let out = Btf::new(endian);
+        let mut out = Btf::new(endian);
         let strings = StringTable::from_btf(&out);
+        let ext_strings = StringTable::from_btf(&out);
+        out.strings = Vec::new(); // held by `strings`
         Merger {
             out,
             strings,
+            ext_strings,
+            ids: vec![TypeId::VOID],
+            kept: 1,
+            renamed: Vec::new(),
             any: false,
             names: Vec::new(),
             by_name: HashMap::new(),
@@ -203,7 +233,13 @@ impl Merger {
     /// entries (offsets moved through `placement`, which must hold this
     /// input's pieces). Returns the map from the input's type ids to merged
     /// ones, for its BTF.ext records; empty without BTF.
-    pub fn add(&mut self, i: usize, input: &Input, placement: &Placement) -> Result<Vec<TypeId>> {
+    pub fn add(
+        &mut self,
+        i: usize,
+        input: &Input,
+        res: &Resolution,
+        placement: &Placement,
+    ) -> Result<Vec<TypeId>> {
         if self.names.len() <= i {
             self.names.resize(i + 1, String::new());
         }
@@ -212,17 +248,44 @@ impl Merger {
             return Ok(Vec::new());
         };
         self.any = true;
-        let map = self
+        let current = self
             .out
             .append_types(btf, &mut self.strings)
             .map_err(|e| e.in_section(".BTF").in_file(&input.name))?;
+        // Merged ids continue where the last input's ended.
+        let base = self.ids.len() as u32 - 1;
+        let map: Vec<TypeId> = (0..current.len() as u32)
+            .map(|k| {
+                if k == 0 {
+                    TypeId::VOID
+                } else {
+                    TypeId(base + k)
+                }
+            })
+            .collect();
+        self.ids.extend(current.iter().skip(1).copied());
         for (name, ids) in globals_index(btf) {
+            // The definition comes later: that copy is the one kept.
+            let later = res
+                .get(name)
+                .and_then(|g| g.def)
+                .is_some_and(|(di, _)| di > i);
             for id in ids {
                 if let Some(&o) = map.get(id.0 as usize) {
                     self.by_name
                         .entry(name.to_string())
                         .or_default()
                         .push((i, o));
+                    if later {
+                        let cur = current[id.0 as usize];
+                        let placeholder = self
+                            .strings
+                            .add(format!(".bpfld.renamed.{}", o.0).as_bytes());
+                        if let Some(t) = self.out.get_mut(cur) {
+                            t.name_off = placeholder;
+                        }
+                        self.renamed.push((o, name.to_string()));
+                    }
                 }
             }
         }
@@ -303,7 +366,26 @@ impl Merger {
                 });
             }
         }
+        if self.out.types.len() - self.kept > self.kept.max(MIN_DEDUP) {
+            self.dedup()?;
+        }
         Ok(map)
+    }
+
+    /// Deduplicates the types so far.
+    fn dedup(&mut self) -> Result<()> {
+        let endian = self.out.endian;
+        let mut btf = std::mem::replace(&mut self.out, Btf::new(endian));
+        btf.strings = std::mem::take(&mut self.strings.bytes);
+        let d = crate::dedup::dedup_owned(btf)?;
+        for id in &mut self.ids {
+            *id = d.map.get(id.0 as usize).copied().unwrap_or(TypeId::VOID);
+        }
+        self.out = d.btf;
+        self.strings = StringTable::from_btf(&self.out);
+        self.out.strings = Vec::new();
+        self.kept = self.out.types.len();
+        Ok(())
     }
 
     /// The merged string offset of string `off` of `input`'s BTF; `cache`
@@ -323,7 +405,7 @@ impl Merger {
                 Error::new(format!("{}: .BTF.ext records without .BTF", input.name))
             })?;
         let o = self
-            .strings
+            .ext_strings
             .add(btf.name_bytes(off).map_err(|e| e.in_file(&input.name))?);
         cache.insert(off, o);
         Ok(o)
@@ -345,14 +427,37 @@ impl Merger {
         let Merger {
             mut out,
             mut strings,
+            ext_strings,
+            ids,
+            renamed,
             any,
             names,
-            by_name,
+            mut by_name,
             map_vars,
-            datasecs: ops,
+            datasecs: mut ops,
+            ..
         } = self;
         if !any {
             return Ok(());
+        }
+        // From here on, current ids.
+        let cur = |id: TypeId| ids.get(id.0 as usize).copied().unwrap_or(TypeId::VOID);
+        for cands in by_name.values_mut() {
+            for c in cands {
+                c.1 = cur(c.1);
+            }
+        }
+        let map_vars: HashSet<TypeId> = map_vars.into_iter().map(cur).collect();
+        for op in &mut ops {
+            if let DsOp::Var { var, .. } = op {
+                *var = cur(*var);
+            }
+        }
+        for (id, name) in renamed {
+            let off = strings.add(name.as_bytes());
+            if let Some(t) = out.get_mut(cur(id)) {
+                t.name_off = off;
+            }
         }
         let n = out.types.len();
         let mut drop = vec![false; n];
@@ -541,10 +646,10 @@ impl Merger {
         let mut has_ext = false;
         for s in &mut object.sections {
             for r in &mut s.func_info {
-                r.type_id = final_id(TypeId(r.type_id)).0;
+                r.type_id = final_id(cur(TypeId(r.type_id))).0;
             }
             for r in &mut s.core_relos {
-                r.type_id = final_id(TypeId(r.type_id)).0;
+                r.type_id = final_id(cur(TypeId(r.type_id))).0;
             }
             s.func_info.sort_by_key(|r| r.insn);
             s.line_info.sort_by_key(|r| r.insn);
@@ -555,15 +660,35 @@ impl Merger {
             }
         }
         out.strings = strings.bytes;
-        // Every input brought its own copy of the shared types: deduplicate
-        // (libbpf's rules, plus identical VARs), then move the BTF.ext
-        // records onto the surviving ids and strings. Only the old string
-        // table is needed afterwards, not a copy of every type.
+        // Deduplicate what the last inputs brought and what the merge made
+        // equal (libbpf's rules, plus identical VARs), then move the
+        // BTF.ext records onto the surviving ids and strings, in place.
         let mut old_strings = Btf::new(out.endian);
-        old_strings.strings = out.strings.clone();
+        old_strings.strings = ext_strings.bytes;
         let mut d = crate::dedup::dedup_owned(out)?;
-        d.remap_sections(&old_strings, &mut object.sections)?;
-        // (remap_sections also keeps the names of sections with records.)
+        for s in &mut object.sections {
+            for f in &mut s.func_info {
+                f.type_id = d
+                    .type_id(f.type_id)
+                    .map_err(|e| e.context(format!("func_info at instruction {}", f.insn.0)))
+                    .map_err(|e| e.in_section(&s.name))?;
+            }
+            for l in &mut s.line_info {
+                l.file_name_off = d.string(&old_strings, l.file_name_off)?;
+                l.line_off = d.string(&old_strings, l.line_off)?;
+            }
+            for r in &mut s.core_relos {
+                r.type_id = d
+                    .type_id(r.type_id)
+                    .map_err(|e| e.context(format!("CO-RE relocation at instruction {}", r.insn.0)))
+                    .map_err(|e| e.in_section(&s.name))?;
+                r.access_str_off = d.string(&old_strings, r.access_str_off)?;
+            }
+            // `.BTF.ext` names sections through the string table.
+            if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
+                d.add_string(s.name.as_bytes());
+            }
+        }
         object.btf = Some(d.btf);
         push_section(object, ".BTF", SectionKind::Btf);
         if has_ext {

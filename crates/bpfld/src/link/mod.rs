@@ -411,7 +411,7 @@ fn add_input(
     }
     let sym_map = emit_symbols(i, input, res, &placement, out)?;
     emit_relocations(i, input, &placement, &sym_map, &mut out.secs)?;
-    let types = out.merger.add(i, input, &placement)?;
+    let types = out.merger.add(i, input, res, &placement)?;
     move_ext(i, input, &placement, &types, out)
 }
 
