@@ -253,6 +253,102 @@ pub fn from_sections(obj: &Object, btf: &Btf) -> Result<Vec<u8>> {
     Ok(to_bytes(&ext))
 }
 
+/// [`from_sections`] written in pieces to `out`, without a copy of the
+/// records or of the encoded section: the bytes are the same.
+pub fn write_from_sections(
+    obj: &Object,
+    btf: &Btf,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    if obj.btf_ext_raw.is_some() {
+        // The original bytes may be the answer.
+        return out(&from_sections(obj, btf)?);
+    }
+    let mut named: Vec<(u32, &Section)> = Vec::new();
+    for s in obj.sections.iter().filter(|s| s.is_program()) {
+        let Some(off) = btf.find_string(&s.name) else {
+            if s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty() {
+                continue;
+            }
+            bail!(
+                "section name '{}' is not in the BTF string table; cannot write its .BTF.ext records",
+                s.name
+            );
+        };
+        named.push((off, s));
+    }
+    named.sort_by_key(|(off, _)| *off);
+    let e = obj.endian;
+    // Sub-section lengths: a record size, then per section its name, count
+    // and records; nothing at all without records.
+    let len = |count: fn(&Section) -> usize, rec: u32| -> u32 {
+        let sets = named.iter().filter(|(_, s)| count(s) > 0);
+        let n: usize = sets.clone().map(|(_, s)| 8 + count(s) * rec as usize).sum();
+        if sets.count() == 0 {
+            0
+        } else {
+            (4 + n) as u32
+        }
+    };
+    let fl = len(|s| s.func_info.len(), 8);
+    let ll = len(|s| s.line_info.len(), 16);
+    let cl = len(|s| s.core_relos.len(), 16);
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let put = |buf: &mut Vec<u8>, v: u32| buf.extend_from_slice(&e.u32_bytes(v));
+    buf.extend_from_slice(&e.u16_bytes(BTF_MAGIC));
+    buf.push(1); // version
+    buf.push(0); // flags
+    for v in [32, 0, fl, fl, ll, fl + ll, cl] {
+        put(&mut buf, v);
+    }
+    let mut flush = |buf: &mut Vec<u8>, force: bool| -> Result<()> {
+        if force || buf.len() >= 8192 - 64 {
+            out(buf)?;
+            buf.clear();
+        }
+        Ok(())
+    };
+    if fl > 0 {
+        put(&mut buf, 8);
+        for (off, s) in named.iter().filter(|(_, s)| !s.func_info.is_empty()) {
+            put(&mut buf, *off);
+            put(&mut buf, s.func_info.len() as u32);
+            for r in &s.func_info {
+                put(&mut buf, r.insn.0.wrapping_mul(8));
+                put(&mut buf, r.type_id);
+                flush(&mut buf, false)?;
+            }
+        }
+    }
+    if ll > 0 {
+        put(&mut buf, 16);
+        for (off, s) in named.iter().filter(|(_, s)| !s.line_info.is_empty()) {
+            put(&mut buf, *off);
+            put(&mut buf, s.line_info.len() as u32);
+            for r in &s.line_info {
+                for v in [r.insn.0.wrapping_mul(8), r.file_name_off, r.line_off, r.line_col] {
+                    put(&mut buf, v);
+                }
+                flush(&mut buf, false)?;
+            }
+        }
+    }
+    if cl > 0 {
+        put(&mut buf, 16);
+        for (off, s) in named.iter().filter(|(_, s)| !s.core_relos.is_empty()) {
+            put(&mut buf, *off);
+            put(&mut buf, s.core_relos.len() as u32);
+            for r in &s.core_relos {
+                for v in [r.insn.0.wrapping_mul(8), r.type_id, r.access_str_off, r.kind] {
+                    put(&mut buf, v);
+                }
+                flush(&mut buf, false)?;
+            }
+        }
+    }
+    flush(&mut buf, true)
+}
+
 /// All records of the sets for section `name`, in order.
 fn collect<T: Clone>(sets: &[ExtSection<T>], name: &str) -> Vec<T> {
     sets.iter()

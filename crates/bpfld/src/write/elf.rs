@@ -347,7 +347,13 @@ fn write_contents<W: Write>(obj: &Object, s: &Section, out: &mut Counted<'_, W>)
                 out.write(&buf)?;
             }
         }
-        SectionKind::Btf | SectionKind::BtfExt if obj.btf.is_some() => {
+        SectionKind::BtfExt => match &obj.btf {
+            Some(btf) => {
+                crate::write::btf_ext::write_from_sections(obj, btf, &mut |b| out.write(b))?
+            }
+            None => out.write(&s.data)?,
+        },
+        SectionKind::Btf if obj.btf.is_some() => {
             out.write(&section_contents(obj, s)?)?;
         }
         _ if s.sh_type == SHT_NOBITS => {}
