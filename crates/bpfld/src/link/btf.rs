@@ -419,7 +419,7 @@ impl Merger {
     /// section of a [`Placement`] index.
     pub fn finish(
         self,
-        res: &Resolution,
+        res: Resolution,
         make_static: &HashSet<String>,
         out_index: impl Fn(usize) -> usize,
         object: &mut Object,
@@ -528,6 +528,8 @@ impl Merger {
             }
         }
         strings.bytes = std::mem::take(&mut out.strings);
+        // Only the choices are needed from here on.
+        std::mem::drop((res, by_name, map_vars));
         let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
 
         // DATASECs for the output sections (and the loader's ephemeral ones).
@@ -665,31 +667,43 @@ impl Merger {
         // BTF.ext records onto the surviving ids and strings, in place.
         let mut old_strings = Btf::new(out.endian);
         old_strings.strings = ext_strings.bytes;
-        let mut d = crate::dedup::dedup_owned(out)?;
+        let d = crate::dedup::dedup_owned(out)?;
+        let (mut btf, map) = (d.btf, d.map);
+        let type_id = |old: u32| -> Result<u32> {
+            map.get(old as usize).map(|t| t.0).ok_or_else(|| {
+                Error::new(format!(
+                    "type id {old} beyond the last type {} of the deduplicated input",
+                    map.len().saturating_sub(1)
+                ))
+            })
+        };
+        // The records' strings are added to the table (held once: the
+        // table's bytes become the BTF's at the end).
+        let mut table = StringTable::from_btf(&btf);
+        btf.strings = Vec::new();
         for s in &mut object.sections {
             for f in &mut s.func_info {
-                f.type_id = d
-                    .type_id(f.type_id)
+                f.type_id = type_id(f.type_id)
                     .map_err(|e| e.context(format!("func_info at instruction {}", f.insn.0)))
                     .map_err(|e| e.in_section(&s.name))?;
             }
             for l in &mut s.line_info {
-                l.file_name_off = d.string(&old_strings, l.file_name_off)?;
-                l.line_off = d.string(&old_strings, l.line_off)?;
+                l.file_name_off = table.add(old_strings.name_bytes(l.file_name_off)?);
+                l.line_off = table.add(old_strings.name_bytes(l.line_off)?);
             }
             for r in &mut s.core_relos {
-                r.type_id = d
-                    .type_id(r.type_id)
+                r.type_id = type_id(r.type_id)
                     .map_err(|e| e.context(format!("CO-RE relocation at instruction {}", r.insn.0)))
                     .map_err(|e| e.in_section(&s.name))?;
-                r.access_str_off = d.string(&old_strings, r.access_str_off)?;
+                r.access_str_off = table.add(old_strings.name_bytes(r.access_str_off)?);
             }
             // `.BTF.ext` names sections through the string table.
             if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
-                d.add_string(s.name.as_bytes());
+                table.add(s.name.as_bytes());
             }
         }
-        object.btf = Some(d.btf);
+        btf.strings = table.bytes;
+        object.btf = Some(btf);
         push_section(object, ".BTF", SectionKind::Btf);
         if has_ext {
             push_section(object, ".BTF.ext", SectionKind::BtfExt);

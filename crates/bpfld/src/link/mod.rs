@@ -297,6 +297,29 @@ struct Out {
     /// Per input: the instructions of its kept code pieces.
     kept_insns: Vec<u64>,
     merger: btf::Merger,
+    /// What every output section will hold at most, by name, from the
+    /// first pass: reserved up front, so the output never grows by copying.
+    sizes: HashMap<String, Sizes>,
+}
+
+/// Upper bounds of an output section's contents.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sizes {
+    insns: usize,
+    relocs: usize,
+    func_info: usize,
+    line_info: usize,
+    core_relos: usize,
+}
+
+impl Sizes {
+    fn add(&mut self, s: &Section) {
+        self.insns += s.insns.len();
+        self.relocs += s.relocs.len();
+        self.func_info += s.func_info.len();
+        self.line_info += s.line_info.len();
+        self.core_relos += s.core_relos.len();
+    }
 }
 
 fn link_inner(
@@ -314,6 +337,8 @@ fn link_inner(
     let mut first: Option<(crate::model::Endian, String)> = None;
     let mut globals: Vec<symbols::InputGlobals> = Vec::with_capacity(sources.len());
     let mut special = HashSet::new();
+    let mut sizes: HashMap<String, Sizes> = HashMap::new();
+    let mut locals = 0usize;
     for src in sources {
         let input = src.load(aliases)?;
         match &first {
@@ -333,6 +358,28 @@ fn link_inner(
         }
         btf::special_externs(&input, &mut special);
         globals.push(symbols::InputGlobals::of(&input));
+        let component = component_roots(globals.len() - 1).is_some();
+        for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
+            let name = if component && s.is_program() {
+                ".text"
+            } else {
+                s.name.as_str()
+            };
+            match sizes.get_mut(name) {
+                Some(t) => t.add(s),
+                None => {
+                    let mut t = Sizes::default();
+                    t.add(s);
+                    sizes.insert(name.to_string(), t);
+                }
+            }
+        }
+        locals += input
+            .object
+            .symbols
+            .iter()
+            .filter(|s| s.binding == Binding::Local)
+            .count();
     }
     let Some((endian, _)) = first else {
         crate::bail!("nothing to link: no input objects");
@@ -353,10 +400,11 @@ fn link_inner(
         secs: Vec::new(),
         by_name: HashMap::new(),
         single: [None, None],
-        locals: Vec::new(),
+        locals: Vec::with_capacity(locals),
         def_place: vec![None; res.globals.len()],
         kept_insns: vec![0; sources.len()],
         merger: btf::Merger::new(endian),
+        sizes,
     };
     for (i, src) in sources.iter().enumerate() {
         let input = src.load(aliases)?;
@@ -369,7 +417,7 @@ fn link_inner(
             &mut out,
         )?;
     }
-    finish(out, &res, &names, endian, make_static, &is_component)
+    finish(out, res, &names, endian, make_static, &is_component)
 }
 
 /// Copies input `i` into the output.
@@ -419,7 +467,7 @@ fn add_input(
 /// sections, and merges the BTF.
 fn finish(
     out: Out,
-    res: &Resolution,
+    res: Resolution,
     names: &[String],
     endian: crate::model::Endian,
     make_static: &HashSet<String>,
@@ -516,7 +564,7 @@ fn finish(
                     },
                     place: place(p),
                     value,
-                    ..s.clone()
+                    ..s.symbol(&g.name)
                 }
             }
             _ => {
@@ -531,7 +579,7 @@ fn finish(
                     } else {
                         s.visibility
                     },
-                    ..s.clone()
+                    ..s.symbol(&g.name)
                 }
             }
         };
@@ -640,7 +688,7 @@ fn layout(
     out: &mut Out,
     placement: &mut Placement,
 ) -> Result<()> {
-    let (outs, by_name) = (&mut out.secs, &mut out.by_name);
+    let (outs, by_name, sizes) = (&mut out.secs, &mut out.by_name, &out.sizes);
     for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
         let Some(ps) = cuts.get(&s.id) else {
             continue;
@@ -683,6 +731,14 @@ fn layout(
                     sh_entsize: s.sh_entsize,
                     ..Section::empty(s.id, &out_name, s.kind, s.sh_type)
                 };
+                let mut sec = sec;
+                if let Some(t) = sizes.get(&out_name) {
+                    sec.insns.reserve_exact(t.insns);
+                    sec.relocs.reserve_exact(t.relocs);
+                    sec.func_info.reserve_exact(t.func_info);
+                    sec.line_info.reserve_exact(t.line_info);
+                    sec.core_relos.reserve_exact(t.core_relos);
+                }
                 outs.push(OutSec { sec, size: 0 });
                 by_name.insert(out_name.clone(), outs.len() - 1);
                 outs.len() - 1

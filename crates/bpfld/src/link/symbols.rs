@@ -91,17 +91,56 @@ pub struct Global {
     pub kind: SymbolKind,
     /// Inputs that declare it as an extern.
     pub wanted_by: Vec<usize>,
-    /// Every definition that lost to `def` (weak ones).
-    pub losers: Vec<(usize, SymbolId)>,
-    /// The winning definition's symbol.
-    pub def_sym: Option<Symbol>,
+    /// The winning definition's symbol, but its name.
+    pub def_sym: Option<Shape>,
     /// The first declaration (the shape an unresolved extern keeps).
-    pub decl: Option<Symbol>,
+    pub decl: Option<Shape>,
     /// Whether some declaration is not weak (a weak extern may stay
     /// unresolved).
     pub strong_ref: bool,
     /// Whether an input that declares it calls it.
     pub called: bool,
+}
+
+/// A symbol but its name and id (a global's name is the global's).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub binding: Binding,
+    pub visibility: Visibility,
+    pub kind: SymbolKind,
+    pub place: SymbolPlace,
+    pub value: u64,
+    pub size: u64,
+    pub st_other: u8,
+}
+
+impl Shape {
+    fn of(s: &Symbol) -> Shape {
+        Shape {
+            binding: s.binding,
+            visibility: s.visibility,
+            kind: s.kind,
+            place: s.place,
+            value: s.value,
+            size: s.size,
+            st_other: s.st_other,
+        }
+    }
+
+    /// The symbol of this shape named `name`.
+    pub fn symbol(&self, name: &str) -> Symbol {
+        Symbol {
+            id: SymbolId(0),
+            name: name.to_string(),
+            binding: self.binding,
+            visibility: self.visibility,
+            kind: self.kind,
+            place: self.place,
+            value: self.value,
+            size: self.size,
+            st_other: self.st_other,
+        }
+    }
 }
 
 /// The outcome of resolving every input's global symbols.
@@ -148,7 +187,6 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
                     hidden: false,
                     kind: sym.kind,
                     wanted_by: Vec::new(),
-                    losers: Vec::new(),
                     def_sym: None,
                     decl: None,
                     strong_ref: false,
@@ -180,7 +218,7 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
             }
             if sym.place == SymbolPlace::Undefined {
                 if g.decl.is_none() {
-                    g.decl = Some(sym.clone());
+                    g.decl = Some(Shape::of(sym));
                 }
                 g.strong_ref |= sym.binding != Binding::Weak;
                 g.called |= gs.called;
@@ -206,7 +244,7 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
             match g.def {
                 None => {
                     g.def = Some((i, sym.id));
-                    g.def_sym = Some(sym.clone());
+                    g.def_sym = Some(Shape::of(sym));
                     g.weak = weak;
                 }
                 Some(prev) => {
@@ -219,22 +257,17 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
                         );
                     }
                     if g.weak && !weak {
-                        g.losers.push(prev);
+                        res.losers.insert(prev);
                         g.def = Some((i, sym.id));
-                        g.def_sym = Some(sym.clone());
+                        g.def_sym = Some(Shape::of(sym));
                         g.weak = false;
                     } else {
-                        g.losers.push((i, sym.id));
+                        res.losers.insert((i, sym.id));
                     }
                 }
             }
         }
     }
-    res.losers = res
-        .globals
-        .iter()
-        .flat_map(|g| g.losers.iter().copied())
-        .collect();
     Ok(res)
 }
 
