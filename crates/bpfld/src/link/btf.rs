@@ -193,13 +193,13 @@ pub struct Merger {
     /// Copies of globals whose chosen copy comes in a later input, renamed
     /// until the end so that deduplication cannot make them the kept copy:
     /// (merged id, name).
-    renamed: Vec<(TypeId, String)>,
+    renamed: Vec<(TypeId, usize)>,
     any: bool,
     /// Input names, for errors.
     names: Vec<String>,
-    /// Every input's non-static VARs and FUNCs by name, in input order:
-    /// (input, merged id).
-    by_name: HashMap<String, Vec<(usize, TypeId)>>,
+    /// Every input's non-static VARs and FUNCs of a global name, in input
+    /// order: (global, input, merged id).
+    cands: Vec<(u32, u32, TypeId)>,
     /// The merged ids of every input's `.maps` VARs.
     map_vars: HashSet<TypeId>,
     datasecs: Vec<DsOp>,
@@ -223,7 +223,7 @@ impl Merger {
             renamed: Vec::new(),
             any: false,
             names: Vec::new(),
-            by_name: HashMap::new(),
+            cands: Vec::new(),
             map_vars: HashSet::new(),
             datasecs: Vec::new(),
         }
@@ -265,17 +265,15 @@ impl Merger {
             .collect();
         self.ids.extend(current.iter().skip(1).copied());
         for (name, ids) in globals_index(btf) {
+            // Only globals have a copy to choose.
+            let Some(&g) = res.by_name.get(name) else {
+                continue;
+            };
             // The definition comes later: that copy is the one kept.
-            let later = res
-                .get(name)
-                .and_then(|g| g.def)
-                .is_some_and(|(di, _)| di > i);
+            let later = res.globals[g].def.is_some_and(|(di, _)| di > i);
             for id in ids {
                 if let Some(&o) = map.get(id.0 as usize) {
-                    self.by_name
-                        .entry(name.to_string())
-                        .or_default()
-                        .push((i, o));
+                    self.cands.push((g as u32, i as u32, o));
                     if later {
                         let cur = current[id.0 as usize];
                         let placeholder = self
@@ -284,7 +282,7 @@ impl Merger {
                         if let Some(t) = self.out.get_mut(cur) {
                             t.name_off = placeholder;
                         }
-                        self.renamed.push((o, name.to_string()));
+                        self.renamed.push((o, g));
                     }
                 }
             }
@@ -432,7 +430,7 @@ impl Merger {
             renamed,
             any,
             names,
-            mut by_name,
+            mut cands,
             map_vars,
             datasecs: mut ops,
             ..
@@ -442,18 +440,19 @@ impl Merger {
         }
         // From here on, current ids.
         let cur = |id: TypeId| ids.get(id.0 as usize).copied().unwrap_or(TypeId::VOID);
-        for cands in by_name.values_mut() {
-            for c in cands {
-                c.1 = cur(c.1);
-            }
+        for c in &mut cands {
+            c.2 = cur(c.2);
         }
+        // Grouped by global, in input order.
+        cands.sort_by_key(|c| c.0);
         let map_vars: HashSet<TypeId> = map_vars.into_iter().map(cur).collect();
         for op in &mut ops {
             if let DsOp::Var { var, .. } = op {
                 *var = cur(*var);
             }
         }
-        for (id, name) in renamed {
+        for (id, g) in renamed {
+            let name = res.globals.get(g).map_or("", |g| g.name.as_str());
             let off = strings.add(name.as_bytes());
             if let Some(t) = out.get_mut(cur(id)) {
                 t.name_off = off;
@@ -475,8 +474,16 @@ impl Merger {
         let mut defined_in: HashMap<TypeId, usize> = HashMap::new();
         // The checks read names: lend the merged types the string table.
         out.strings = std::mem::take(&mut strings.bytes);
-        for g in &res.globals {
-            let cands: &[(usize, TypeId)] = by_name.get(g.name.as_str()).map_or(&[], Vec::as_slice);
+        let mut rest = cands.as_slice();
+        for (n, g) in res.globals.iter().enumerate() {
+            let here = rest.partition_point(|c| c.0 as usize <= n);
+            let mine: Vec<(usize, TypeId)> = rest[..here]
+                .iter()
+                .filter(|c| c.0 as usize == n)
+                .map(|c| (c.1 as usize, c.2))
+                .collect();
+            rest = &rest[here..];
+            let cands = mine.as_slice();
             let Some(&chosen) = g
                 .def
                 .and_then(|(di, _)| cands.iter().find(|c| c.0 == di))
@@ -529,7 +536,7 @@ impl Merger {
         }
         strings.bytes = std::mem::take(&mut out.strings);
         // Only the choices are needed from here on.
-        std::mem::drop((res, by_name, map_vars));
+        std::mem::drop((res, cands, map_vars));
         let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
 
         // DATASECs for the output sections (and the loader's ephemeral ones).

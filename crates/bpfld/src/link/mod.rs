@@ -335,11 +335,11 @@ fn link_inner(
     }
     // First pass: what symbol resolution needs of each input.
     let mut first: Option<(crate::model::Endian, String)> = None;
-    let mut globals: Vec<symbols::InputGlobals> = Vec::with_capacity(sources.len());
+    let mut resolver = symbols::Resolver::default();
     let mut special = HashSet::new();
     let mut sizes: HashMap<String, Sizes> = HashMap::new();
     let mut locals = 0usize;
-    for src in sources {
+    for (i, src) in sources.iter().enumerate() {
         let input = src.load(aliases)?;
         match &first {
             None => first = Some((input.object.endian, input.name.clone())),
@@ -357,8 +357,8 @@ fn link_inner(
             }
         }
         btf::special_externs(&input, &mut special);
-        globals.push(symbols::InputGlobals::of(&input));
-        let component = component_roots(globals.len() - 1).is_some();
+        resolver.add(i, &input);
+        let component = component_roots(i).is_some();
         for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
             let name = if component && s.is_program() {
                 ".text"
@@ -384,9 +384,8 @@ fn link_inner(
     let Some((endian, _)) = first else {
         crate::bail!("nothing to link: no input objects");
     };
-    let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
-    let res = symbols::resolve(&globals, &shared)?;
-    drop(globals);
+    let res = resolver.finish(&shared)?;
+    let names = res.input_names.clone();
     if !opts.relocatable {
         check_unresolved(&names, &res, &special)?;
     }

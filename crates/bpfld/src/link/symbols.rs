@@ -2,8 +2,9 @@
 //! definition, a strong definition beats a weak one, the first of several
 //! weak ones wins, two strong ones are an error, hidden is contagious.
 //!
-//! Resolution works on [`InputGlobals`], the few facts it needs of each
-//! input, so that the linker can drop an input after reading it.
+//! Resolution takes one input at a time ([`Resolver::add`]) and keeps
+//! only what it decides, so that the linker can drop an input after
+//! reading it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,72 +14,6 @@ use crate::model::object::{
 };
 
 use super::Input;
-
-/// One input's global symbols, as resolution and the unresolved-extern
-/// check need them.
-#[derive(Clone, Debug)]
-pub struct InputGlobals {
-    pub name: String,
-    /// In symbol table order.
-    pub syms: Vec<GlobalSym>,
-}
-
-#[derive(Clone, Debug)]
-pub struct GlobalSym {
-    pub sym: Symbol,
-    /// The section it is defined in, and whether that is `license` or
-    /// `version` (kept once, so defined once).
-    pub section: Option<(String, bool)>,
-    /// Whether a call relocation of this input targets a symbol of this
-    /// name (an unresolved extern is then a function).
-    pub called: bool,
-}
-
-impl InputGlobals {
-    pub fn of(input: &Input) -> InputGlobals {
-        let obj = &input.object;
-        let called: HashSet<&str> = obj
-            .sections
-            .iter()
-            .flat_map(|s| &s.relocs)
-            .filter(|r| r.kind == RelocKind::Bpf64_32)
-            .filter_map(|r| obj.symbol(r.symbol).map(|s| s.name.as_str()))
-            .collect();
-        let syms = obj
-            .symbols
-            .iter()
-            .filter(|sym| {
-                sym.id.0 != 0
-                    && sym.binding != Binding::Local
-                    && !matches!(sym.kind, SymbolKind::Section | SymbolKind::File)
-            })
-            .map(|sym| GlobalSym {
-                section: match sym.place {
-                    SymbolPlace::Section(id) => obj.section(id).map(|s| {
-                        (
-                            s.name.clone(),
-                            matches!(s.kind, SectionKind::License | SectionKind::Version),
-                        )
-                    }),
-                    _ => None,
-                },
-                called: called.contains(sym.name.as_str()),
-                sym: sym.clone(),
-            })
-            .collect();
-        InputGlobals {
-            name: input.name.clone(),
-            syms,
-        }
-    }
-
-    fn find(&self, id: SymbolId) -> Option<&GlobalSym> {
-        self.syms
-            .binary_search_by_key(&id, |g| g.sym.id)
-            .ok()
-            .and_then(|k| self.syms.get(k))
-    }
-}
 
 /// One global name and what it resolved to.
 #[derive(Clone, Debug)]
@@ -100,6 +35,10 @@ pub struct Global {
     pub strong_ref: bool,
     /// Whether an input that declares it calls it.
     pub called: bool,
+    /// Whether the definition is in `license` or `version`.
+    def_single: bool,
+    /// Where the definition is, for errors: " (section 'x')" or nothing.
+    def_place: String,
 }
 
 /// A symbol but its name and id (a global's name is the global's).
@@ -150,6 +89,8 @@ pub struct Resolution {
     pub by_name: HashMap<String, usize>,
     /// Every losing definition, for quick lookup.
     pub losers: HashSet<(usize, SymbolId)>,
+    /// The inputs' names, for errors.
+    pub input_names: Vec<String>,
 }
 
 impl Resolution {
@@ -163,37 +104,65 @@ impl Resolution {
     }
 }
 
-fn place_desc(inputs: &[InputGlobals], input: usize, sym: SymbolId) -> String {
-    let sec = match inputs[input].find(sym).and_then(|g| g.section.as_ref()) {
-        Some((name, _)) => format!(" (section '{name}')"),
-        None => String::new(),
-    };
-    format!("{}{sec}", inputs[input].name)
+/// An error found while resolving, reported once every input has been
+/// seen: two strong definitions are fine after all when a later input pins
+/// the map by name.
+#[derive(Debug)]
+enum Deferred {
+    Always(String),
+    UnlessShared(String, String),
 }
 
-/// `shared` names maps that may be defined more than once (pinned by name,
-/// or shared between components): the first definition wins, the others
-/// must match it (the BTF merge checks) and are dropped.
-pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Resolution> {
-    let mut res = Resolution::default();
-    for (i, input) in inputs.iter().enumerate() {
-        for gs in &input.syms {
-            let sym = &gs.sym;
-            let idx = *res.by_name.entry(sym.name.clone()).or_insert_with(|| {
-                res.globals.push(Global {
-                    name: sym.name.clone(),
-                    def: None,
-                    weak: false,
-                    hidden: false,
-                    kind: sym.kind,
-                    wanted_by: Vec::new(),
-                    def_sym: None,
-                    decl: None,
-                    strong_ref: false,
-                    called: false,
-                });
-                res.globals.len() - 1
-            });
+/// Resolves the inputs' globals as they are added, in link order.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    res: Resolution,
+    errors: Vec<Deferred>,
+}
+
+impl Resolver {
+    /// Adds input `i`'s global symbols.
+    pub fn add(&mut self, i: usize, input: &Input) {
+        let obj = &input.object;
+        // Names the input calls: an unresolved extern is then a function.
+        let called: HashSet<&str> = obj
+            .sections
+            .iter()
+            .flat_map(|s| &s.relocs)
+            .filter(|r| r.kind == RelocKind::Bpf64_32)
+            .filter_map(|r| obj.symbol(r.symbol).map(|s| s.name.as_str()))
+            .collect();
+        let res = &mut self.res;
+        for sym in obj.symbols.iter().filter(|sym| {
+            sym.id.0 != 0
+                && sym.binding != Binding::Local
+                && !matches!(sym.kind, SymbolKind::Section | SymbolKind::File)
+        }) {
+            let section = match sym.place {
+                SymbolPlace::Section(id) => obj.section(id),
+                _ => None,
+            };
+            let idx = match res.by_name.get(&sym.name) {
+                Some(&idx) => idx,
+                None => {
+                    res.globals.push(Global {
+                        name: sym.name.clone(),
+                        def: None,
+                        weak: false,
+                        hidden: false,
+                        kind: sym.kind,
+                        wanted_by: Vec::new(),
+                        def_sym: None,
+                        decl: None,
+                        strong_ref: false,
+                        called: false,
+                        def_single: false,
+                        def_place: String::new(),
+                    });
+                    res.by_name.insert(sym.name.clone(), res.globals.len() - 1);
+                    res.globals.len() - 1
+                }
+            };
             let g = &mut res.globals[idx];
             if matches!(sym.visibility, Visibility::Hidden | Visibility::Internal) {
                 g.hidden = true;
@@ -205,13 +174,14 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
                 )
             };
             if kinds_clash(g.kind, sym.kind) {
-                crate::bail!(
+                self.errors.push(Deferred::Always(format!(
                     "symbol '{}' is a {} in {} but a {} in an earlier input",
                     sym.name,
                     kind_word(sym.kind),
                     input.name,
                     kind_word(g.kind)
-                );
+                )));
+                continue;
             }
             if g.kind == SymbolKind::NoType {
                 g.kind = sym.kind;
@@ -221,54 +191,82 @@ pub fn resolve(inputs: &[InputGlobals], shared: &HashSet<String>) -> Result<Reso
                     g.decl = Some(Shape::of(sym));
                 }
                 g.strong_ref |= sym.binding != Binding::Weak;
-                g.called |= gs.called;
+                g.called |= called.contains(sym.name.as_str());
                 if !g.wanted_by.contains(&i) {
                     g.wanted_by.push(i);
                 }
                 continue;
             }
             let weak = sym.binding == Binding::Weak;
-            let in_single = |i: usize, id: SymbolId| {
-                inputs[i]
-                    .find(id)
-                    .and_then(|g| g.section.as_ref())
-                    .is_some_and(|s| s.1)
-            };
+            let single = section
+                .is_some_and(|s| matches!(s.kind, SectionKind::License | SectionKind::Version));
+            let place = section
+                .map(|s| format!(" (section '{}')", s.name))
+                .unwrap_or_default();
             // `license` and `version` are kept once (and checked to agree),
             // so their symbols are too.
-            if let Some(prev) = g.def {
-                if in_single(prev.0, prev.1) && in_single(i, sym.id) {
-                    continue;
-                }
+            if g.def.is_some() && g.def_single && single {
+                continue;
             }
             match g.def {
                 None => {
                     g.def = Some((i, sym.id));
                     g.def_sym = Some(Shape::of(sym));
                     g.weak = weak;
+                    g.def_single = single;
+                    g.def_place = place;
                 }
                 Some(prev) => {
-                    if !g.weak && !weak && !shared.contains(&sym.name) {
-                        let first = place_desc(inputs, prev.0, prev.1);
-                        let second = place_desc(inputs, i, sym.id);
-                        crate::bail!(
-                            "symbol '{}' is defined twice (strong definitions in {first} and {second}); make one of them static or weak",
-                            sym.name
+                    if !g.weak && !weak {
+                        let first = format!(
+                            "{}{}",
+                            res.input_names.get(prev.0).map_or("", String::as_str),
+                            g.def_place
                         );
+                        let second = format!("{}{place}", input.name);
+                        self.errors.push(Deferred::UnlessShared(
+                            sym.name.clone(),
+                            format!(
+                                "symbol '{}' is defined twice (strong definitions in {first} and {second}); make one of them static or weak",
+                                sym.name
+                            ),
+                        ));
                     }
                     if g.weak && !weak {
                         res.losers.insert(prev);
                         g.def = Some((i, sym.id));
                         g.def_sym = Some(Shape::of(sym));
                         g.weak = false;
+                        g.def_single = single;
+                        g.def_place = place;
                     } else {
                         res.losers.insert((i, sym.id));
                     }
                 }
             }
         }
+        if res.input_names.len() <= i {
+            res.input_names.resize(i + 1, String::new());
+        }
+        res.input_names[i] = input.name.clone();
     }
-    Ok(res)
+
+    /// The resolution, or the first error in link order. `shared` names
+    /// maps that may be defined more than once (pinned by name, or shared
+    /// between components): the first definition wins, the others must
+    /// match it (the BTF merge checks) and are dropped.
+    pub fn finish(self, shared: &HashSet<String>) -> Result<Resolution> {
+        for e in self.errors {
+            match e {
+                Deferred::Always(msg) => crate::bail!("{msg}"),
+                Deferred::UnlessShared(name, msg) if !shared.contains(&name) => {
+                    crate::bail!("{msg}")
+                }
+                Deferred::UnlessShared(..) => {}
+            }
+        }
+        Ok(self.res)
+    }
 }
 
 pub fn kind_word(k: SymbolKind) -> &'static str {

@@ -326,7 +326,12 @@ pub fn write_from_sections(
             put(&mut buf, *off);
             put(&mut buf, s.line_info.len() as u32);
             for r in &s.line_info {
-                for v in [r.insn.0.wrapping_mul(8), r.file_name_off, r.line_off, r.line_col] {
+                for v in [
+                    r.insn.0.wrapping_mul(8),
+                    r.file_name_off,
+                    r.line_off,
+                    r.line_col,
+                ] {
                     put(&mut buf, v);
                 }
                 flush(&mut buf, false)?;
@@ -339,7 +344,12 @@ pub fn write_from_sections(
             put(&mut buf, *off);
             put(&mut buf, s.core_relos.len() as u32);
             for r in &s.core_relos {
-                for v in [r.insn.0.wrapping_mul(8), r.type_id, r.access_str_off, r.kind] {
+                for v in [
+                    r.insn.0.wrapping_mul(8),
+                    r.type_id,
+                    r.access_str_off,
+                    r.kind,
+                ] {
                     put(&mut buf, v);
                 }
                 flush(&mut buf, false)?;
