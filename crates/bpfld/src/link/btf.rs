@@ -173,8 +173,8 @@ enum DsOp {
 ///
 /// Every input brings its own copy of the types it shares with the others
 /// (the same headers), so the types are deduplicated whenever they have
-/// doubled since the last time, which bounds them by about twice the
-/// output's. Deduplication keeps the first of equal types in place, so the
+/// grown by half since the last time, which bounds them by about one and a
+/// half times the output's. Deduplication keeps the first of equal types in place, so the
 /// result is the one a single deduplication at the end would give. Types
 /// are named by *merged ids* (the ids they would have without those
 /// deduplications: `ids` maps them to the current ones), so nothing that
@@ -206,7 +206,7 @@ pub struct Merger {
 }
 
 /// Fewer types than this are not worth a deduplication pass.
-const MIN_DEDUP: usize = 8192;
+const MIN_DEDUP: usize = 4096;
 
 impl Merger {
     pub fn new(endian: crate::model::Endian) -> Merger {
@@ -266,7 +266,7 @@ impl Merger {
         self.ids.extend(current.iter().skip(1).copied());
         for (name, ids) in globals_index(btf) {
             // Only globals have a copy to choose.
-            let Some(&g) = res.by_name.get(name) else {
+            let Some(g) = res.index(name) else {
                 continue;
             };
             // The definition comes later: that copy is the one kept.
@@ -364,7 +364,7 @@ impl Merger {
                 });
             }
         }
-        if self.out.types.len() - self.kept > self.kept.max(MIN_DEDUP) {
+        if self.out.types.len() - self.kept > (self.kept / 2).max(MIN_DEDUP) {
             self.dedup()?;
         }
         Ok(map)

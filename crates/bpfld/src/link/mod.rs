@@ -910,7 +910,7 @@ fn emit_symbols(
             if s.kind == SymbolKind::Section {
                 continue;
             }
-            if let Some(&g) = res.by_name.get(&s.name) {
+            if let Some(g) = res.index(&s.name) {
                 map.insert(s.id, tagged(TAG_GLOBAL, g)?);
                 if res.globals[g].def == Some((i, s.id)) {
                     out.def_place[g] = Some(place_of(s));

@@ -37,8 +37,8 @@ pub struct Global {
     pub called: bool,
     /// Whether the definition is in `license` or `version`.
     def_single: bool,
-    /// Where the definition is, for errors: " (section 'x')" or nothing.
-    def_place: String,
+    /// The definition's section name (in `Resolver::sections`), for errors.
+    def_sec: Option<u32>,
 }
 
 /// A symbol but its name and id (a global's name is the global's).
@@ -86,7 +86,10 @@ impl Shape {
 #[derive(Debug, Default)]
 pub struct Resolution {
     pub globals: Vec<Global>,
-    pub by_name: HashMap<String, usize>,
+    /// Global index by a hash of the name (the names live in `globals`):
+    /// names whose hash another name has go to `collided`.
+    by_hash: crate::dedup::fxhash::FxMap<u64, u32>,
+    collided: HashMap<String, usize>,
     /// Every losing definition, for quick lookup.
     pub losers: HashSet<(usize, SymbolId)>,
     /// The inputs' names, for errors.
@@ -95,13 +98,46 @@ pub struct Resolution {
 
 impl Resolution {
     pub fn get(&self, name: &str) -> Option<&Global> {
-        self.by_name.get(name).map(|&i| &self.globals[i])
+        self.index(name).and_then(|i| self.globals.get(i))
+    }
+
+    /// The index in `globals` of the global `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        let i = *self.by_hash.get(&name_hash(name))? as usize;
+        if self.globals.get(i).is_some_and(|g| g.name == name) {
+            Some(i)
+        } else {
+            self.collided.get(name).copied()
+        }
+    }
+
+    /// Adds a global named `name`; returns its index.
+    fn insert(&mut self, g: Global) -> usize {
+        let i = self.globals.len();
+        match self.by_hash.entry(name_hash(&g.name)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i as u32);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(g.name.clone(), i);
+            }
+        }
+        self.globals.push(g);
+        i
     }
 
     /// Whether `(input, sym)` is a definition that lost to another one.
     pub fn is_loser(&self, input: usize, sym: SymbolId) -> bool {
         self.losers.contains(&(input, sym))
     }
+}
+
+fn name_hash(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::dedup::fxhash::FxHasher::default();
+    h.write(name.as_bytes());
+    h.write_usize(name.len());
+    h.finish()
 }
 
 /// An error found while resolving, reported once every input has been
@@ -118,6 +154,8 @@ enum Deferred {
 pub struct Resolver {
     res: Resolution,
     errors: Vec<Deferred>,
+    /// Names of the sections definitions are in (a handful).
+    sections: Vec<String>,
 }
 
 impl Resolver {
@@ -142,26 +180,22 @@ impl Resolver {
                 SymbolPlace::Section(id) => obj.section(id),
                 _ => None,
             };
-            let idx = match res.by_name.get(&sym.name) {
-                Some(&idx) => idx,
-                None => {
-                    res.globals.push(Global {
-                        name: sym.name.clone(),
-                        def: None,
-                        weak: false,
-                        hidden: false,
-                        kind: sym.kind,
-                        wanted_by: Vec::new(),
-                        def_sym: None,
-                        decl: None,
-                        strong_ref: false,
-                        called: false,
-                        def_single: false,
-                        def_place: String::new(),
-                    });
-                    res.by_name.insert(sym.name.clone(), res.globals.len() - 1);
-                    res.globals.len() - 1
-                }
+            let idx = match res.index(&sym.name) {
+                Some(idx) => idx,
+                None => res.insert(Global {
+                    name: sym.name.clone(),
+                    def: None,
+                    weak: false,
+                    hidden: false,
+                    kind: sym.kind,
+                    wanted_by: Vec::new(),
+                    def_sym: None,
+                    decl: None,
+                    strong_ref: false,
+                    called: false,
+                    def_single: false,
+                    def_sec: None,
+                }),
             };
             let g = &mut res.globals[idx];
             if matches!(sym.visibility, Visibility::Hidden | Visibility::Internal) {
@@ -200,9 +234,18 @@ impl Resolver {
             let weak = sym.binding == Binding::Weak;
             let single = section
                 .is_some_and(|s| matches!(s.kind, SectionKind::License | SectionKind::Version));
-            let place = section
-                .map(|s| format!(" (section '{}')", s.name))
-                .unwrap_or_default();
+            let sec = section.map(|s| match self.sections.iter().position(|n| *n == s.name) {
+                Some(k) => k as u32,
+                None => {
+                    self.sections.push(s.name.clone());
+                    self.sections.len() as u32 - 1
+                }
+            });
+            let place = |sec: Option<u32>| {
+                sec.and_then(|k| self.sections.get(k as usize))
+                    .map(|n| format!(" (section '{n}')"))
+                    .unwrap_or_default()
+            };
             // `license` and `version` are kept once (and checked to agree),
             // so their symbols are too.
             if g.def.is_some() && g.def_single && single {
@@ -214,16 +257,16 @@ impl Resolver {
                     g.def_sym = Some(Shape::of(sym));
                     g.weak = weak;
                     g.def_single = single;
-                    g.def_place = place;
+                    g.def_sec = sec;
                 }
                 Some(prev) => {
                     if !g.weak && !weak {
                         let first = format!(
                             "{}{}",
                             res.input_names.get(prev.0).map_or("", String::as_str),
-                            g.def_place
+                            place(g.def_sec)
                         );
-                        let second = format!("{}{place}", input.name);
+                        let second = format!("{}{}", input.name, place(sec));
                         self.errors.push(Deferred::UnlessShared(
                             sym.name.clone(),
                             format!(
@@ -238,7 +281,7 @@ impl Resolver {
                         g.def_sym = Some(Shape::of(sym));
                         g.weak = false;
                         g.def_single = single;
-                        g.def_place = place;
+                        g.def_sec = sec;
                     } else {
                         res.losers.insert((i, sym.id));
                     }
