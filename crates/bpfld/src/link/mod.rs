@@ -91,6 +91,142 @@ struct OutSec {
     sec: Section,
     /// Bytes so far (for NOBITS: the size).
     size: u64,
+    /// Instructions moved to the spill file: `sec.insns` holds the ones
+    /// after them.
+    spilled: usize,
+}
+
+impl OutSec {
+    fn insn_count(&self) -> usize {
+        self.spilled + self.sec.insns.len()
+    }
+
+    /// Instruction slot `slot` of the section, which must not be spilled.
+    fn insn_mut(&mut self, slot: usize) -> Result<&mut Insn> {
+        let name = &self.sec.name;
+        slot.checked_sub(self.spilled)
+            .and_then(|k| self.sec.insns.get_mut(k))
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "section '{name}': instruction {slot} is not in memory (internal error)"
+                ))
+            })
+    }
+}
+
+/// Code already final (an input's instructions, once the input is in)
+/// waits in a temporary file until the link is done, so that the largest
+/// part of the output is not in memory while the BTF is merged.
+struct Spill {
+    file: std::fs::File,
+    /// (output section, instructions), in file order.
+    chunks: Vec<(usize, usize)>,
+}
+
+/// Instructions kept in memory per output section before they are spilled.
+const SPILL_AT: usize = 4096;
+/// Bytes of one spilled instruction: code, dst, src, off, imm.
+const SPILLED_INSN: usize = 9;
+
+impl Spill {
+    fn new() -> Result<Spill> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let err = |e: std::io::Error| {
+            Error::new(format!(
+                "cannot use a temporary file for the output's code: {e}"
+            ))
+        };
+        let path = std::env::temp_dir().join(format!(
+            ".bpfld-link-{}-{}.code",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(err)?;
+        // Unlinked at once: the file goes away with the handle, whatever
+        // happens to the link.
+        std::fs::remove_file(&path).map_err(err)?;
+        Ok(Spill {
+            file,
+            chunks: Vec::new(),
+        })
+    }
+
+    fn io(e: std::io::Error) -> Error {
+        Error::new(format!("temporary file of the output's code: {e}"))
+    }
+
+    /// Moves the in-memory instructions of the code sections that hold
+    /// enough of them to the file.
+    fn spill(&mut self, outs: &mut [OutSec], all: bool) -> Result<()> {
+        use std::io::Write;
+        for (o, out) in outs.iter_mut().enumerate() {
+            let n = out.sec.insns.len();
+            if n == 0 || (!all && n < SPILL_AT) {
+                continue;
+            }
+            let mut buf = Vec::with_capacity(n * SPILLED_INSN);
+            for insn in &out.sec.insns {
+                buf.push(insn.code);
+                buf.push(insn.dst);
+                buf.push(insn.src);
+                buf.extend_from_slice(&insn.off.to_le_bytes());
+                buf.extend_from_slice(&insn.imm.to_le_bytes());
+            }
+            self.file.write_all(&buf).map_err(Spill::io)?;
+            self.chunks.push((o, n));
+            out.spilled += n;
+            out.sec.insns.clear();
+        }
+        Ok(())
+    }
+
+    /// Puts every spilled instruction back in front of the ones in memory;
+    /// `sections[o]` is output section `o`.
+    fn restore(mut self, sections: &mut [&mut Section]) -> Result<()> {
+        use std::io::{Read, Seek};
+        let mut totals = vec![0usize; sections.len()];
+        for &(o, n) in &self.chunks {
+            if let Some(t) = totals.get_mut(o) {
+                *t += n;
+            }
+        }
+        let mut tails = Vec::with_capacity(sections.len());
+        for (s, &t) in sections.iter_mut().zip(&totals) {
+            let tail = std::mem::take(&mut s.insns);
+            s.insns = Vec::with_capacity(t + tail.len());
+            tails.push(tail);
+        }
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(Spill::io)?;
+        let mut buf = Vec::new();
+        for &(o, n) in &self.chunks {
+            buf.resize(n * SPILLED_INSN, 0);
+            self.file.read_exact(&mut buf).map_err(Spill::io)?;
+            let Some(s) = sections.get_mut(o) else {
+                crate::bail!("spilled code of output section {o}, which does not exist");
+            };
+            for b in buf.chunks_exact(SPILLED_INSN) {
+                s.insns.push(Insn {
+                    code: b[0],
+                    dst: b[1],
+                    src: b[2],
+                    off: i16::from_le_bytes([b[3], b[4]]),
+                    imm: i32::from_le_bytes([b[5], b[6], b[7], b[8]]),
+                });
+            }
+        }
+        for (s, tail) in sections.iter_mut().zip(tails) {
+            s.insns.extend(tail);
+        }
+        Ok(())
+    }
 }
 
 /// Links `inputs` into one object.
@@ -300,6 +436,8 @@ struct Out {
     /// What every output section will hold at most, by name, from the
     /// first pass: reserved up front, so the output never grows by copying.
     sizes: HashMap<String, Sizes>,
+    /// Where final code waits when linking files.
+    spill: Option<Spill>,
 }
 
 /// Upper bounds of an output section's contents.
@@ -404,6 +542,11 @@ fn link_inner(
         kept_insns: vec![0; sources.len()],
         merger: btf::Merger::new(endian),
         sizes,
+        spill: if sources.iter().any(|s| matches!(s, Source::File(_))) {
+            Some(Spill::new()?)
+        } else {
+            None
+        },
     };
     for (i, src) in sources.iter().enumerate() {
         let input = src.load(aliases)?;
@@ -415,6 +558,10 @@ fn link_inner(
             component_roots(i),
             &mut out,
         )?;
+        // This input's instructions are final.
+        if let Some(spill) = &mut out.spill {
+            spill.spill(&mut out.secs, false)?;
+        }
     }
     finish(out, res, &names, endian, make_static, &is_component)
 }
@@ -479,6 +626,7 @@ fn finish(
         def_place,
         kept_insns,
         merger,
+        spill,
         ..
     } = out;
     let nconcat = secs.len();
@@ -489,6 +637,7 @@ fn finish(
             secs.push(OutSec {
                 size: sec.data.len() as u64,
                 sec,
+                spilled: 0,
             });
         }
     }
@@ -610,12 +759,13 @@ fn finish(
     let mut sections: Vec<Section> = Vec::with_capacity(secs.len() + 3);
     sections.push(null_section());
     for (n, o) in secs.into_iter().enumerate() {
+        let count = o.insn_count();
         let mut sec = o.sec;
         sec.id = SectionId(n as u32 + 1);
         if sec.kind == SectionKind::Bss {
             sec.sh_size = o.size;
         } else if sec.kind == SectionKind::Program {
-            sec.sh_size = sec.insns.len() as u64 * 8;
+            sec.sh_size = count as u64 * 8;
         } else {
             sec.sh_size = sec.data.len() as u64;
         }
@@ -629,6 +779,12 @@ fn finish(
         btf_ext_raw: None,
     };
     merger.finish(res, make_static, out_index, &mut object)?;
+    // The code comes back once the BTF is done.
+    if let Some(spill) = spill {
+        let mut outs: Vec<&mut Section> =
+            object.sections.iter_mut().skip(1).take(nconcat).collect();
+        spill.restore(&mut outs)?;
+    }
     Ok((object, kept_insns))
 }
 
@@ -687,7 +843,7 @@ fn layout(
     out: &mut Out,
     placement: &mut Placement,
 ) -> Result<()> {
-    let (outs, by_name, sizes) = (&mut out.secs, &mut out.by_name, &out.sizes);
+    let (outs, by_name, sizes, spill) = (&mut out.secs, &mut out.by_name, &out.sizes, &out.spill);
     for s in input.object.sections.iter().filter(|s| is_concatenated(s)) {
         let Some(ps) = cuts.get(&s.id) else {
             continue;
@@ -732,13 +888,19 @@ fn layout(
                 };
                 let mut sec = sec;
                 if let Some(t) = sizes.get(&out_name) {
-                    sec.insns.reserve_exact(t.insns);
+                    if spill.is_none() {
+                        sec.insns.reserve_exact(t.insns);
+                    }
                     sec.relocs.reserve_exact(t.relocs);
                     sec.func_info.reserve_exact(t.func_info);
                     sec.line_info.reserve_exact(t.line_info);
                     sec.core_relos.reserve_exact(t.core_relos);
                 }
-                outs.push(OutSec { sec, size: 0 });
+                outs.push(OutSec {
+                    sec,
+                    size: 0,
+                    spilled: 0,
+                });
                 by_name.insert(out_name.clone(), outs.len() - 1);
                 outs.len() - 1
             }
@@ -776,7 +938,7 @@ fn layout(
                     out.sec
                         .insns
                         .extend_from_slice(&s.insns[a..b.min(s.insns.len())]);
-                    out.size = out.sec.insns.len() as u64 * 8;
+                    out.size = out.insn_count() as u64 * 8;
                 }
                 _ => {
                     let (a, b) = (p.start as usize, p.end as usize);
@@ -819,10 +981,10 @@ fn pad_to(out: &mut OutSec, at: u64, kind: SectionKind) {
         SectionKind::Bss => out.size = out.size.max(at),
         SectionKind::Program => {
             // Code chunks are whole instructions; `at` is a multiple of 8.
-            while (out.sec.insns.len() as u64) * 8 < at {
+            while (out.insn_count() as u64) * 8 < at {
                 out.sec.insns.push(Insn::default());
             }
-            out.size = out.sec.insns.len() as u64 * 8;
+            out.size = out.insn_count() as u64 * 8;
         }
         _ => {
             out.sec.data.resize(at as usize, 0);
@@ -984,7 +1146,7 @@ fn emit_relocations(
                     crate::bail!("{}: section symbol without a section", at(r.offset));
                 };
                 let slot = (off / 8) as usize;
-                let insn = outs[o].sec.insns[slot];
+                let insn = *outs[o].insn_mut(slot)?;
                 let sym_off = sym.value as i64;
                 // Where the instruction points inside the target section.
                 let (target, kind) = if is_call(&insn) {
@@ -1019,7 +1181,7 @@ fn emit_relocations(
                 let Ok(new_imm) = i32::try_from(new_imm) else {
                     crate::bail!("{}: target offset overflows the immediate", at(r.offset));
                 };
-                outs[o].sec.insns[slot].imm = new_imm;
+                outs[o].insn_mut(slot)?.imm = new_imm;
                 if SINGLE_OUT.contains(&to) {
                     crate::bail!("{}: target section has no section symbol", at(r.offset));
                 }
@@ -1081,9 +1243,9 @@ fn fix_local_calls(
                 let new_slot = (off / 8) as i64;
                 let t = (toff / 8) as i64;
                 if to == o {
-                    outs[o].sec.insns[new_slot as usize].imm = (t - new_slot - 1) as i32;
+                    outs[o].insn_mut(new_slot as usize)?.imm = (t - new_slot - 1) as i32;
                 } else {
-                    outs[o].sec.insns[new_slot as usize].imm = (t - 1) as i32;
+                    outs[o].insn_mut(new_slot as usize)?.imm = (t - 1) as i32;
                     if SINGLE_OUT.contains(&to) {
                         crate::bail!(
                             "{}: section '{}': call target section has no section symbol",
