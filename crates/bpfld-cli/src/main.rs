@@ -255,7 +255,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             // The inputs are read as the link goes, one at a time.
             let linked = bpfld::link::link_files(&inputs, &components, &opts)?;
-            bpfld::write::elf::write_object_atomic(&output, &linked.object)
+            bpfld::write::elf::write_object_atomic(&output, linked.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             if print_map {
                 emit(&linked.report.render())?;

@@ -102,6 +102,56 @@ impl<W: Write> Counted<'_, W> {
 /// Writes an object as ELF into `w`, one section at a time (no copy of the
 /// whole file is built), then goes back to fill in the file header.
 pub fn write_to<W: Write + Seek>(obj: &Object, w: &mut W) -> Result<()> {
+    write_impl(&mut Model::Shared(obj), w)
+}
+
+/// [`write_to`] that frees each part of `obj` once it is written (the
+/// object is left without code, data, relocations or BTF).
+pub fn write_consuming<W: Write + Seek>(obj: &mut Object, w: &mut W) -> Result<()> {
+    write_impl(&mut Model::Owned(obj), w)
+}
+
+/// The object being written: borrowed, or owned and freed as it goes.
+enum Model<'a> {
+    Shared(&'a Object),
+    Owned(&'a mut Object),
+}
+
+impl Model<'_> {
+    fn get(&self) -> &Object {
+        match self {
+            Model::Shared(o) => o,
+            Model::Owned(o) => o,
+        }
+    }
+
+    /// Section `k` has been written: its contents are no longer needed
+    /// (its BTF.ext records are, until `.BTF.ext` is written).
+    fn written(&mut self, k: usize) {
+        if let Model::Owned(o) = self {
+            if let Some(s) = o.sections.get_mut(k) {
+                s.insns = Vec::new();
+                s.data = Vec::new();
+                s.relocs = Vec::new();
+            }
+        }
+    }
+
+    /// `.BTF.ext` has been written: the records and BTF are done.
+    fn ext_written(&mut self) {
+        if let Model::Owned(o) = self {
+            for s in &mut o.sections {
+                s.func_info = Vec::new();
+                s.line_info = Vec::new();
+                s.core_relos = Vec::new();
+            }
+            o.btf = None;
+        }
+    }
+}
+
+fn write_impl<W: Write + Seek>(model: &mut Model<'_>, w: &mut W) -> Result<()> {
+    let obj = model.get();
     let e = obj.endian;
 
     // Which model sections are written, and their new indices. Relocation
@@ -152,11 +202,29 @@ pub fn write_to<W: Write + Seek>(obj: &Object, w: &mut W) -> Result<()> {
     let strtab_name = strtab.add(".strtab");
     let mut names = name_offs.into_iter();
     let mut name = move || names.next().unwrap_or(0);
+    // Positions of the kept sections in `obj.sections`, so that each can be
+    // freed once written.
+    let kept: Vec<usize> = obj
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            !matches!(
+                s.kind,
+                SectionKind::Null | SectionKind::Rel | SectionKind::SymTab | SectionKind::StrTab
+            )
+        })
+        .map(|(k, _)| k)
+        .collect();
 
     let mut out = Counted { w, pos: 0 };
     out.write(&[0u8; EHDR_SIZE as usize])?;
     let mut headers: Vec<Header> = Vec::with_capacity(next as usize + 1);
-    for s in &kept {
+    for k in kept {
+        let obj = model.get();
+        let Some(s) = obj.sections.get(k) else {
+            continue;
+        };
         out.align(s.sh_addralign)?;
         let offset = out.pos;
         let size = write_contents(obj, s, &mut out)?;
@@ -206,8 +274,14 @@ pub fn write_to<W: Write + Seek>(obj: &Object, w: &mut W) -> Result<()> {
                 entsize: REL_SIZE,
             });
         }
+        let ext = s.kind == SectionKind::BtfExt;
+        model.written(k);
+        if ext {
+            model.ext_written();
+        }
     }
 
+    let obj = model.get();
     let mut symtab = vec![0u8; SYM_SIZE as usize];
     for &i in &order {
         let sym = &obj.symbols[i];
@@ -379,11 +453,12 @@ fn section_contents(obj: &Object, s: &Section) -> Result<Vec<u8>> {
 }
 
 /// Writes `obj` to `path` atomically, like [`write_atomic`], encoding one
-/// section at a time rather than the whole file first.
-pub fn write_object_atomic(path: &std::path::Path, obj: &Object) -> Result<()> {
+/// section at a time rather than the whole file first, and freeing each
+/// part of the object once it is written.
+pub fn write_object_atomic(path: &std::path::Path, mut obj: Object) -> Result<()> {
     atomic(path, |f| {
         let mut w = std::io::BufWriter::new(f);
-        write_to(obj, &mut w)?;
+        write_consuming(&mut obj, &mut w)?;
         w.flush()
             .map_err(|e| crate::error::Error::new(format!("cannot write: {e}")))
     })
