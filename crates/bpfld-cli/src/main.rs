@@ -254,11 +254,9 @@ fn run(cli: Cli) -> Result<()> {
                 shared_maps,
             };
             // The inputs are read as the link goes, one at a time.
-            let linked = bpfld::link::link_files(&inputs, &components, &opts)?;
-            bpfld::write::elf::write_object_atomic(&output, linked.object)
-                .map_err(|e| e.context(format!("writing {}", output.display())))?;
+            let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
             if print_map {
-                emit(&linked.report.render())?;
+                emit(&report.render())?;
             }
         }
         Command::Xdp {

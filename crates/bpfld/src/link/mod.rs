@@ -119,8 +119,44 @@ impl OutSec {
 /// part of the output is not in memory while the BTF is merged.
 struct Spill {
     file: std::fs::File,
-    /// (output section, instructions), in file order.
-    chunks: Vec<(usize, usize)>,
+    /// (output section, instructions, file offset), in file order.
+    chunks: Vec<(usize, usize, u64)>,
+    /// Bytes written.
+    len: u64,
+}
+
+impl crate::write::elf::SpilledCode for Spill {
+    fn write_code(
+        &mut self,
+        index: usize,
+        endian: crate::model::Endian,
+        out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        use std::io::{Read, Seek};
+        // Object section `index` is output section `index - 1`.
+        let Some(o) = index.checked_sub(1) else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        let mut encoded = Vec::new();
+        for &(co, n, off) in &self.chunks {
+            if co != o {
+                continue;
+            }
+            self.file
+                .seek(std::io::SeekFrom::Start(off))
+                .map_err(Spill::io)?;
+            buf.resize(n * SPILLED_INSN, 0);
+            self.file.read_exact(&mut buf).map_err(Spill::io)?;
+            encoded.clear();
+            for b in buf.chunks_exact(SPILLED_INSN) {
+                encoded
+                    .extend_from_slice(&crate::write::insn::encode_slot(&Spill::decode(b), endian));
+            }
+            out(&encoded)?;
+        }
+        Ok(())
+    }
 }
 
 /// Instructions kept in memory per output section before they are spilled.
@@ -154,7 +190,19 @@ impl Spill {
         Ok(Spill {
             file,
             chunks: Vec::new(),
+            len: 0,
         })
+    }
+
+    fn decode(b: &[u8]) -> Insn {
+        let at = |k: usize| b.get(k).copied().unwrap_or(0);
+        Insn {
+            code: at(0),
+            dst: at(1),
+            src: at(2),
+            off: i16::from_le_bytes([at(3), at(4)]),
+            imm: i32::from_le_bytes([at(5), at(6), at(7), at(8)]),
+        }
     }
 
     fn io(e: std::io::Error) -> Error {
@@ -179,7 +227,8 @@ impl Spill {
                 buf.extend_from_slice(&insn.imm.to_le_bytes());
             }
             self.file.write_all(&buf).map_err(Spill::io)?;
-            self.chunks.push((o, n));
+            self.chunks.push((o, n, self.len));
+            self.len += buf.len() as u64;
             out.spilled += n;
             out.sec.insns.clear();
         }
@@ -191,7 +240,7 @@ impl Spill {
     fn restore(mut self, sections: &mut [&mut Section]) -> Result<()> {
         use std::io::{Read, Seek};
         let mut totals = vec![0usize; sections.len()];
-        for &(o, n) in &self.chunks {
+        for &(o, n, _) in &self.chunks {
             if let Some(t) = totals.get_mut(o) {
                 *t += n;
             }
@@ -206,21 +255,14 @@ impl Spill {
             .seek(std::io::SeekFrom::Start(0))
             .map_err(Spill::io)?;
         let mut buf = Vec::new();
-        for &(o, n) in &self.chunks {
+        for &(o, n, _) in &self.chunks {
             buf.resize(n * SPILLED_INSN, 0);
             self.file.read_exact(&mut buf).map_err(Spill::io)?;
             let Some(s) = sections.get_mut(o) else {
                 crate::bail!("spilled code of output section {o}, which does not exist");
             };
-            for b in buf.chunks_exact(SPILLED_INSN) {
-                s.insns.push(Insn {
-                    code: b[0],
-                    dst: b[1],
-                    src: b[2],
-                    off: i16::from_le_bytes([b[3], b[4]]),
-                    imm: i32::from_le_bytes([b[5], b[6], b[7], b[8]]),
-                });
-            }
+            s.insns
+                .extend(buf.chunks_exact(SPILLED_INSN).map(Spill::decode));
         }
         for (s, tail) in sections.iter_mut().zip(tails) {
             s.insns.extend(tail);
@@ -321,7 +363,13 @@ pub fn link_with(inputs: &[Input], components: &[Input], opts: &LinkOptions) -> 
         let refs: Vec<&Input> = inputs.iter().collect();
         component::validate(&refs, components, &opts.resolves)?;
     }
-    link_sources(inputs.iter().map(Source::Mem).collect(), components, opts)
+    link_sources(
+        inputs.iter().map(Source::Mem).collect(),
+        components,
+        opts,
+        true,
+    )
+    .map(|l| l.0)
 }
 
 /// [`link_with`] reading the main inputs from `paths` (named by their
@@ -343,14 +391,48 @@ pub fn link_files(paths: &[PathBuf], components: &[Input], opts: &LinkOptions) -
         paths.iter().map(|p| Source::File(p.as_path())).collect(),
         components,
         opts,
+        true,
     )
+    .map(|l| l.0)
 }
 
+/// [`link_files`] writing the output to `output` (atomically, see
+/// [`crate::write::elf::write_object_atomic`]): the output's code goes from
+/// the linker's temporary file to `output` without coming back into memory.
+pub fn link_files_to(
+    paths: &[PathBuf],
+    components: &[Input],
+    opts: &LinkOptions,
+    output: &Path,
+) -> Result<LinkReport> {
+    let writing = |e: Error| e.context(format!("writing {}", output.display()));
+    if !opts.resolves.is_empty() {
+        let linked = link_files(paths, components, opts)?;
+        crate::write::elf::write_object_atomic(output, linked.object).map_err(writing)?;
+        return Ok(linked.report);
+    }
+    let (linked, spill) = link_sources(
+        paths.iter().map(|p| Source::File(p.as_path())).collect(),
+        components,
+        opts,
+        false,
+    )?;
+    let mut spill = spill;
+    let code = spill
+        .as_mut()
+        .map(|s| s as &mut dyn crate::write::elf::SpilledCode);
+    crate::write::elf::write_object_atomic_with(output, linked.object, code).map_err(writing)?;
+    Ok(linked.report)
+}
+
+/// Links `sources`; with `restore` false, code that waited in a temporary
+/// file is left there (and returned) rather than read back.
 fn link_sources(
     mut sources: Vec<Source<'_>>,
     components: &[Input],
     opts: &LinkOptions,
-) -> Result<Linked> {
+    restore: bool,
+) -> Result<(Linked, Option<Spill>)> {
     // Per component, in command-line order: (function, externs it fills).
     let mut order: Vec<usize> = Vec::new();
     let mut targets: HashMap<usize, Vec<(String, Vec<String>)>> = HashMap::new();
@@ -380,9 +462,15 @@ fn link_sources(
         sources.push(Source::Owned(Box::new(p.input)));
     }
     let roots: HashSet<String> = prepared.iter().flat_map(|p| p.1.iter().cloned()).collect();
-    let (object, kept_insns) = link_inner(&sources, &aliases, opts, shared, &roots, |i| {
-        prepared.iter().find(|p| p.0 == i).map(|p| p.1.clone())
-    })?;
+    let (object, kept_insns, spill) = link_inner(
+        &sources,
+        &aliases,
+        opts,
+        shared,
+        &roots,
+        |i| prepared.iter().find(|p| p.0 == i).map(|p| p.1.clone()),
+        restore,
+    )?;
     let mut report = LinkReport::default();
     for (i, _, mut r) in prepared {
         r.insns = kept_insns.get(i).copied().unwrap_or(0);
@@ -397,7 +485,7 @@ fn link_sources(
     if !report.components.is_empty() {
         report.embed(&mut object)?;
     }
-    Ok(Linked { object, report })
+    Ok((Linked { object, report }, spill))
 }
 
 /// Placeholder output indices of `license` and `version`, which follow
@@ -467,7 +555,8 @@ fn link_inner(
     mut shared: HashSet<String>,
     make_static: &HashSet<String>,
     component_roots: impl Fn(usize) -> Option<Vec<String>>,
-) -> Result<(Object, Vec<u64>)> {
+    restore: bool,
+) -> Result<(Object, Vec<u64>, Option<Spill>)> {
     if sources.is_empty() {
         crate::bail!("nothing to link: no input objects");
     }
@@ -563,7 +652,15 @@ fn link_inner(
             spill.spill(&mut out.secs, false)?;
         }
     }
-    finish(out, res, &names, endian, make_static, &is_component)
+    finish(
+        out,
+        res,
+        &names,
+        endian,
+        make_static,
+        &is_component,
+        restore,
+    )
 }
 
 /// Copies input `i` into the output.
@@ -618,7 +715,8 @@ fn finish(
     endian: crate::model::Endian,
     make_static: &HashSet<String>,
     is_component: &[bool],
-) -> Result<(Object, Vec<u64>)> {
+    restore: bool,
+) -> Result<(Object, Vec<u64>, Option<Spill>)> {
     let Out {
         mut secs,
         single,
@@ -779,13 +877,17 @@ fn finish(
         btf_ext_raw: None,
     };
     merger.finish(res, make_static, out_index, &mut object)?;
-    // The code comes back once the BTF is done.
-    if let Some(spill) = spill {
-        let mut outs: Vec<&mut Section> =
-            object.sections.iter_mut().skip(1).take(nconcat).collect();
-        spill.restore(&mut outs)?;
+    // The code comes back once the BTF is done (or goes from the file to
+    // the output).
+    match spill {
+        Some(spill) if restore => {
+            let mut outs: Vec<&mut Section> =
+                object.sections.iter_mut().skip(1).take(nconcat).collect();
+            spill.restore(&mut outs)?;
+            Ok((object, kept_insns, None))
+        }
+        spill => Ok((object, kept_insns, spill)),
     }
-    Ok((object, kept_insns))
 }
 
 fn null_section() -> Section {

@@ -102,13 +102,32 @@ impl<W: Write> Counted<'_, W> {
 /// Writes an object as ELF into `w`, one section at a time (no copy of the
 /// whole file is built), then goes back to fill in the file header.
 pub fn write_to<W: Write + Seek>(obj: &Object, w: &mut W) -> Result<()> {
-    write_impl(&mut Model::Shared(obj), w)
+    write_impl(&mut Model::Shared(obj), None, w)
 }
 
 /// [`write_to`] that frees each part of `obj` once it is written (the
-/// object is left without code, data, relocations or BTF).
-pub fn write_consuming<W: Write + Seek>(obj: &mut Object, w: &mut W) -> Result<()> {
-    write_impl(&mut Model::Owned(obj), w)
+/// object is left without code, data, relocations or BTF). `code` holds
+/// instructions of code sections that are not in the model.
+pub fn write_consuming<W: Write + Seek>(
+    obj: &mut Object,
+    code: Option<&mut dyn SpilledCode>,
+    w: &mut W,
+) -> Result<()> {
+    write_impl(&mut Model::Owned(obj), code, w)
+}
+
+/// Instructions of an object's code sections kept outside the model (a
+/// linker's temporary file): for each code section, they come before the
+/// ones in its `Section::insns`.
+pub trait SpilledCode {
+    /// Writes, through `out`, the encoded instructions of the section at
+    /// `index` in `Object::sections` that are not in its `insns`.
+    fn write_code(
+        &mut self,
+        index: usize,
+        endian: Endian,
+        out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// The object being written: borrowed, or owned and freed as it goes.
@@ -150,7 +169,11 @@ impl Model<'_> {
     }
 }
 
-fn write_impl<W: Write + Seek>(model: &mut Model<'_>, w: &mut W) -> Result<()> {
+fn write_impl<W: Write + Seek>(
+    model: &mut Model<'_>,
+    mut code: Option<&mut dyn SpilledCode>,
+    w: &mut W,
+) -> Result<()> {
     let obj = model.get();
     let e = obj.endian;
 
@@ -227,7 +250,7 @@ fn write_impl<W: Write + Seek>(model: &mut Model<'_>, w: &mut W) -> Result<()> {
         };
         out.align(s.sh_addralign)?;
         let offset = out.pos;
-        let size = write_contents(obj, s, &mut out)?;
+        let size = write_contents(obj, k, s, &mut code, &mut out)?;
         headers.push(Header {
             name: name(),
             sh_type: s.sh_type,
@@ -407,10 +430,19 @@ fn write_impl<W: Write + Seek>(model: &mut Model<'_>, w: &mut W) -> Result<()> {
 }
 
 /// Writes the bytes a section holds in the output; returns their number.
-fn write_contents<W: Write>(obj: &Object, s: &Section, out: &mut Counted<'_, W>) -> Result<u64> {
+fn write_contents<W: Write>(
+    obj: &Object,
+    k: usize,
+    s: &Section,
+    code: &mut Option<&mut dyn SpilledCode>,
+    out: &mut Counted<'_, W>,
+) -> Result<u64> {
     let start = out.pos;
     match s.kind {
         SectionKind::Program => {
+            if let Some(code) = code.as_mut() {
+                code.write_code(k, obj.endian, &mut |b| out.write(b))?;
+            }
             // Through a small buffer: no copy of the whole section.
             let mut buf = Vec::with_capacity(4096);
             for chunk in s.insns.chunks(512) {
@@ -455,10 +487,19 @@ fn section_contents(obj: &Object, s: &Section) -> Result<Vec<u8>> {
 /// Writes `obj` to `path` atomically, like [`write_atomic`], encoding one
 /// section at a time rather than the whole file first, and freeing each
 /// part of the object once it is written.
-pub fn write_object_atomic(path: &std::path::Path, mut obj: Object) -> Result<()> {
+pub fn write_object_atomic(path: &std::path::Path, obj: Object) -> Result<()> {
+    write_object_atomic_with(path, obj, None)
+}
+
+/// [`write_object_atomic`] for an object part of whose code is in `code`.
+pub fn write_object_atomic_with(
+    path: &std::path::Path,
+    mut obj: Object,
+    code: Option<&mut dyn SpilledCode>,
+) -> Result<()> {
     atomic(path, |f| {
         let mut w = std::io::BufWriter::new(f);
-        write_consuming(&mut obj, &mut w)?;
+        write_consuming(&mut obj, code, &mut w)?;
         w.flush()
             .map_err(|e| crate::error::Error::new(format!("cannot write: {e}")))
     })
