@@ -208,6 +208,21 @@ pub struct Merger {
 /// Fewer types than this are not worth a deduplication pass.
 const MIN_DEDUP: usize = 4096;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests deduplicate after every input, to show it changes nothing.
+    pub(crate) static TEST_MIN_DEDUP: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn min_dedup() -> usize {
+    #[cfg(test)]
+    if let Some(n) = TEST_MIN_DEDUP.with(|c| c.get()) {
+        return n;
+    }
+    MIN_DEDUP
+}
+
 impl Merger {
     pub fn new(endian: crate::model::Endian) -> Merger {
         let mut out = Btf::new(endian);
@@ -364,7 +379,7 @@ impl Merger {
                 });
             }
         }
-        if self.out.types.len() - self.kept > (self.kept / 2).max(MIN_DEDUP) {
+        if self.out.types.len() - self.kept > (self.kept / 2).max(min_dedup()) {
             self.dedup()?;
         }
         Ok(map)
@@ -432,7 +447,7 @@ impl Merger {
             names,
             mut cands,
             map_vars,
-            datasecs: mut ops,
+            datasecs: ops,
             ..
         } = self;
         if !any {
@@ -446,11 +461,8 @@ impl Merger {
         // Grouped by global, in input order.
         cands.sort_by_key(|c| c.0);
         let map_vars: HashSet<TypeId> = map_vars.into_iter().map(cur).collect();
-        for op in &mut ops {
-            if let DsOp::Var { var, .. } = op {
-                *var = cur(*var);
-            }
-        }
+        // DATASEC entries keep merged ids: two inputs' identical static
+        // variables may share a current id, yet each keeps its entry.
         for (id, g) in renamed {
             let name = res.globals.get(g).map_or("", |g| g.name.as_str());
             let off = strings.add(name.as_bytes());
@@ -536,6 +548,8 @@ impl Merger {
         }
         strings.bytes = std::mem::take(&mut out.strings);
         // Only the choices are needed from here on.
+        // Copies of globals, whose entries are kept once (where defined).
+        let global_copies: HashSet<TypeId> = cands.iter().map(|c| c.2).collect();
         std::mem::drop((res, cands, map_vars));
         let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
 
@@ -549,7 +563,7 @@ impl Merger {
             DsSec::Named(name) => name,
         };
         let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
-        let mut seen: HashSet<(String, TypeId)> = HashSet::new();
+        let mut seen: HashSet<(String, bool, TypeId)> = HashSet::new();
         for op in ops {
             match op {
                 DsOp::Var {
@@ -560,7 +574,8 @@ impl Merger {
                     size,
                     eph_size,
                 } => {
-                    let id = resolve(var);
+                    let current = cur(var);
+                    let id = resolve(current);
                     // A global is listed where it is defined.
                     if let Some(&di) = defined_in.get(&id) {
                         if di != input {
@@ -568,7 +583,12 @@ impl Merger {
                         }
                     }
                     let name = sec_name(sec);
-                    if !seen.insert((name.clone(), id)) {
+                    let key = if global_copies.contains(&current) {
+                        (true, id)
+                    } else {
+                        (false, var)
+                    };
+                    if !seen.insert((name.clone(), key.0, key.1)) {
                         continue;
                     }
                     let entry = match datasecs.iter().position(|d| d.0 == name) {

@@ -1443,3 +1443,148 @@ pub fn link_bytes(
     let linked = link_with(&read(inputs)?, &read(components)?, opts)?;
     crate::write::elf::to_bytes(&linked.object)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name)
+    }
+
+    /// Fixture sets with externs both ways, a weak definition before the
+    /// strong one (link_a's `weak_policy`), maps, variables and statics.
+    const SETS: &[&[&str]] = &[
+        &["link_a.o", "link_b.o"],
+        &["link_b.o", "link_a.o"],
+        &["lnk_fn_a.o", "lnk_fn_b.o"],
+        &["lnk_vars_use.o", "lnk_vars_def.o"],
+        &["lnk_maps_use.o", "lnk_maps_def.o"],
+        &["lnk_static_a.o", "lnk_static_b.o"],
+    ];
+
+    fn paths(set: &[&str]) -> Vec<PathBuf> {
+        set.iter().map(|n| fixture(n)).collect()
+    }
+
+    fn linked_bytes(set: &[&str]) -> Vec<u8> {
+        let linked = link_files(&paths(set), &[], &LinkOptions::default()).unwrap();
+        crate::write::elf::to_bytes(&linked.object).unwrap()
+    }
+
+    #[test]
+    fn files_memory_and_direct_output_give_the_same_bytes() {
+        for set in SETS {
+            let from_files = linked_bytes(set);
+            let inputs: Vec<Input> = paths(set)
+                .iter()
+                .map(|p| Input {
+                    name: p.display().to_string(),
+                    object: crate::read::elf::read_file(p).unwrap(),
+                })
+                .collect();
+            let in_memory = link(&inputs, &LinkOptions::default()).unwrap();
+            assert!(
+                crate::write::elf::to_bytes(&in_memory).unwrap() == from_files,
+                "{set:?}: link_files and link differ"
+            );
+            // The code goes from the temporary file straight to the output.
+            let dir = std::env::temp_dir().join(format!("bpfld-link-test-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = dir.join(format!("{}.o", set.join("+")));
+            link_files_to(&paths(set), &[], &LinkOptions::default(), &out).unwrap();
+            let written = std::fs::read(&out).unwrap();
+            std::fs::remove_file(&out).unwrap();
+            assert!(written == from_files, "{set:?}: link_files_to differs");
+        }
+    }
+
+    #[test]
+    fn deduplicating_while_merging_changes_nothing() {
+        for set in SETS {
+            let once = linked_bytes(set);
+            btf::TEST_MIN_DEDUP.with(|c| c.set(Some(1)));
+            let every_input = linked_bytes(set);
+            btf::TEST_MIN_DEDUP.with(|c| c.set(None));
+            assert!(
+                once == every_input,
+                "{set:?}: output depends on when BTF is deduplicated"
+            );
+        }
+    }
+
+    #[test]
+    fn spilled_code_is_written_back_in_order() {
+        // More code than one spill chunk holds, in two code sections, read
+        // back into memory and streamed to a file: the same instructions.
+        let mut spill = Spill::new().unwrap();
+        let insn = |k: usize| Insn {
+            code: (k % 251) as u8,
+            dst: (k % 11) as u8,
+            src: (k % 7) as u8,
+            off: k as i16,
+            imm: -(k as i32),
+        };
+        let mut outs: Vec<OutSec> = (0..2)
+            .map(|n| OutSec {
+                sec: Section::empty(SectionId(n), "x", SectionKind::Program, 1),
+                size: 0,
+                spilled: 0,
+            })
+            .collect();
+        let total = SPILL_AT * 3 + 5;
+        for k in 0..total {
+            outs[k % 2].sec.insns.push(insn(k));
+            if k % 1000 == 999 {
+                spill.spill(&mut outs, false).unwrap();
+            }
+        }
+        assert!(outs.iter().all(|o| o.spilled > 0), "nothing was spilled");
+        let want: Vec<Vec<Insn>> = (0..2)
+            .map(|n| (0..total).filter(|k| k % 2 == n).map(insn).collect())
+            .collect();
+        let mut streamed = Vec::new();
+        crate::write::elf::SpilledCode::write_code(
+            &mut spill,
+            1,
+            crate::model::Endian::Little,
+            &mut |b| {
+                streamed.extend_from_slice(b);
+                Ok(())
+            },
+        )
+        .unwrap();
+        let head = &want[0][..outs[0].spilled];
+        assert_eq!(
+            streamed,
+            crate::write::insn::encode(head, crate::model::Endian::Little)
+        );
+        let mut secs: Vec<Section> = outs.into_iter().map(|o| o.sec).collect();
+        let mut refs: Vec<&mut Section> = secs.iter_mut().collect();
+        spill.restore(&mut refs).unwrap();
+        for (s, w) in secs.iter().zip(&want) {
+            assert_eq!(&s.insns, w);
+        }
+    }
+
+    #[test]
+    fn btf_ext_written_in_pieces_matches_from_sections() {
+        for set in SETS {
+            let obj = link_files(&paths(set), &[], &LinkOptions::default())
+                .unwrap()
+                .object;
+            let btf = obj.btf.as_ref().unwrap();
+            let whole = crate::write::btf_ext::from_sections(&obj, btf).unwrap();
+            let mut pieces = Vec::new();
+            crate::write::btf_ext::write_from_sections(&obj, btf, &mut |b| {
+                pieces.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            assert!(!whole.is_empty());
+            assert!(pieces == whole, "{set:?}: .BTF.ext bytes differ");
+        }
+    }
+}

@@ -962,3 +962,32 @@ impl Btf {
         Ok(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_table_finds_each_string_at_its_first_offset() {
+        let mut btf = Btf::new(crate::model::Endian::Little);
+        btf.strings = b"\0int\0char\0int\0".to_vec();
+        let mut t = StringTable::from_btf(&btf);
+        assert_eq!(t.add(b""), 0);
+        assert_eq!(t.add(b"int"), 1);
+        assert_eq!(t.add(b"char"), 5);
+        // New strings go at the end, once.
+        let long = t.add(b"long");
+        assert_eq!(long, 14);
+        assert_eq!(t.add(b"long"), long);
+        // A prefix or suffix of a string is a string of its own.
+        let i = t.add(b"in");
+        assert_eq!(i, 19);
+        assert_eq!(t.add(b"nt"), 22);
+        assert_eq!(t.bytes, b"\0int\0char\0int\0long\0in\0nt\0".to_vec());
+        for k in 0..5000u32 {
+            let s = format!("s{k}");
+            let off = t.add(s.as_bytes());
+            assert_eq!(t.add(s.as_bytes()), off, "{s}");
+        }
+    }
+}
