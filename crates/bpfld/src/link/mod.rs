@@ -332,27 +332,39 @@ enum Source<'a> {
 
 impl Source<'_> {
     /// The input, with `aliases` applied to a main input (a component is
-    /// prepared with its own names).
-    fn load(&self, aliases: &HashMap<String, String>) -> Result<Cow<'_, Input>> {
-        match self {
+    /// prepared with its own names), and for a file a fingerprint of its
+    /// bytes: both passes must see the same file.
+    fn load(&self, aliases: &HashMap<String, String>) -> Result<(Cow<'_, Input>, u64)> {
+        Ok(match self {
             Source::Mem(input) if has_aliases(input, aliases) => {
                 let mut input = (*input).clone();
                 rename_aliases(&mut input, aliases);
-                Ok(Cow::Owned(input))
+                (Cow::Owned(input), 0)
             }
-            Source::Mem(input) => Ok(Cow::Borrowed(input)),
-            Source::Owned(input) => Ok(Cow::Borrowed(input)),
+            Source::Mem(input) => (Cow::Borrowed(*input), 0),
+            Source::Owned(input) => (Cow::Borrowed(&**input), 0),
             Source::File(path) => {
+                let data = std::fs::read(path)
+                    .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
+                let fingerprint = {
+                    use std::hash::Hasher;
+                    let mut h = crate::dedup::fxhash::FxHasher::default();
+                    h.write(&data);
+                    h.write_usize(data.len());
+                    h.finish()
+                };
                 let mut input = Input {
                     name: path.display().to_string(),
-                    object: crate::read::elf::read_file(path)?,
+                    object: crate::read::elf::parse(&data)
+                        .map_err(|e| e.in_file(path.display()))?,
                 };
+                drop(data);
                 if has_aliases(&input, aliases) {
                     rename_aliases(&mut input, aliases);
                 }
-                Ok(Cow::Owned(input))
+                (Cow::Owned(input), fingerprint)
             }
-        }
+        })
     }
 }
 
@@ -563,11 +575,13 @@ fn link_inner(
     // First pass: what symbol resolution needs of each input.
     let mut first: Option<(crate::model::Endian, String)> = None;
     let mut resolver = symbols::Resolver::default();
+    let mut fingerprints = Vec::with_capacity(sources.len());
     let mut special = HashSet::new();
     let mut sizes: HashMap<String, Sizes> = HashMap::new();
     let mut locals = 0usize;
     for (i, src) in sources.iter().enumerate() {
-        let input = src.load(aliases)?;
+        let (input, fingerprint) = src.load(aliases)?;
+        fingerprints.push(fingerprint);
         match &first {
             None => first = Some((input.object.endian, input.name.clone())),
             Some((endian, name)) if *endian != input.object.endian => crate::bail!(
@@ -631,14 +645,18 @@ fn link_inner(
         kept_insns: vec![0; sources.len()],
         merger: btf::Merger::new(endian),
         sizes,
+        // Without a usable temporary directory, the code stays in memory.
         spill: if sources.iter().any(|s| matches!(s, Source::File(_))) {
-            Some(Spill::new()?)
+            Spill::new().ok()
         } else {
             None
         },
     };
     for (i, src) in sources.iter().enumerate() {
-        let input = src.load(aliases)?;
+        let (input, fingerprint) = src.load(aliases)?;
+        if fingerprints.get(i) != Some(&fingerprint) {
+            crate::bail!("{}: the file changed while it was being linked", input.name);
+        }
         add_input(
             i,
             &input,
