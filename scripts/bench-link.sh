@@ -60,7 +60,19 @@ hyperfine --warmup 3 --runs "${RUNS:-20}" -N \
     -n "bpftool gen object ($N objects)" "bpftool gen object $out/bpftool.o $(echo $inputs)" \
     --export-markdown "$out/table.md"
 cat "$out/table.md"
+# Peak RSS varies by a few hundred KiB from run to run: five runs each,
+# reported as min / median / max.
+rss() {
+    local name=$1
+    shift
+    local all=()
+    for _ in 1 2 3 4 5; do
+        all+=("$(/usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1)")
+    done
+    printf '%s\n' "${all[@]}" | sort -n | awk -v n="$name" \
+        '{v[NR]=$1} END {printf "%s: peak RSS %d / %d / %d KiB (min / median / max of 5)\n", n, v[1], v[3], v[5]}'
+}
 # shellcheck disable=SC2086
-/usr/bin/time -f "bpfld link: peak RSS %M KiB" "$bpfld" link -o "$out/bpfld.o" $inputs
+rss "bpfld link" "$bpfld" link -o "$out/bpfld.o" $inputs
 # shellcheck disable=SC2086
-/usr/bin/time -f "bpftool gen object: peak RSS %M KiB" bpftool gen object "$out/bpftool.o" $inputs
+rss "bpftool gen object" bpftool gen object "$out/bpftool.o" $inputs
