@@ -1,16 +1,18 @@
 //! The static linker: several objects in, one object out, with libbpf's
 //! meaning (`bpftool gen object`) and without its dead weight.
 //!
-//! Two passes over the inputs, each holding one input at a time (so that
+//! Two passes over the inputs, each holding one input at a time, so that
 //! [`link_files`] needs memory for the output and one input, not for all
-//! of them). The first keeps what [`symbols::resolve`] needs to settle
-//! every global name. The second takes each input in turn:
+//! of them. The first feeds each input to a [`symbols::Resolver`], which
+//! settles every global name. The second takes each input in turn:
 //! [`pieces::cut`] splits its sections along symbol boundaries so losing
 //! weak definitions can be dropped; `layout` appends what is kept to the
 //! output sections; `emit_symbols`, `emit_relocations` and `move_ext` carry
 //! symbols, relocations (fixing up addends that live in instruction
-//! immediates) and BTF.ext records over; [`btf::Merger`] appends its type
-//! information. `finish` then numbers the symbols and merges the BTF.
+//! immediates) and BTF.ext records over; a [`btf::Merger`] appends its
+//! type information. When linking files, code that is final waits in a
+//! temporary file (`Spill`). `finish` then numbers the symbols and merges
+//! the BTF.
 
 pub mod btf;
 pub mod compat;
@@ -576,6 +578,7 @@ fn link_inner(
     let mut first: Option<(crate::model::Endian, String)> = None;
     let mut resolver = symbols::Resolver::default();
     let mut fingerprints = Vec::with_capacity(sources.len());
+    let mut mixed: Option<String> = None;
     let mut special = HashSet::new();
     let mut sizes: HashMap<String, Sizes> = HashMap::new();
     let mut locals = 0usize;
@@ -584,11 +587,14 @@ fn link_inner(
         fingerprints.push(fingerprint);
         match &first {
             None => first = Some((input.object.endian, input.name.clone())),
-            Some((endian, name)) if *endian != input.object.endian => crate::bail!(
-                "{}: byte order differs from {} (cannot link little- and big-endian objects)",
-                input.name,
-                name
-            ),
+            Some((endian, name)) if *endian != input.object.endian && mixed.is_none() => {
+                // Reported once every input has been read, as before
+                // resolution.
+                mixed = Some(format!(
+                    "{}: byte order differs from {} (cannot link little- and big-endian objects)",
+                    input.name, name
+                ));
+            }
             Some(_) => {}
         }
         // Maps pinned by name in any input are one map.
@@ -625,6 +631,9 @@ fn link_inner(
     let Some((endian, _)) = first else {
         crate::bail!("nothing to link: no input objects");
     };
+    if let Some(e) = mixed {
+        crate::bail!("{e}");
+    }
     let res = resolver.finish(&shared)?;
     let names = res.input_names.clone();
     if !opts.relocatable {
@@ -794,7 +803,6 @@ fn finish(
             st_other: 0,
         });
     }
-    let nlocals = locals.len();
     for mut s in locals {
         s.id = SymbolId(symbols.len() as u32);
         s.place = place(s.place);
@@ -870,7 +878,6 @@ fn finish(
         }
         s.sec.relocs.sort_by_key(|r| r.offset);
     }
-    debug_assert!(symbols.len() >= 1 + nconcat + nlocals);
 
     let mut sections: Vec<Section> = Vec::with_capacity(secs.len() + 3);
     sections.push(null_section());
