@@ -328,7 +328,11 @@ fn rename_aliases(input: &mut Input, aliases: &HashMap<String, String>) {
 /// than for every input.
 enum Source<'a> {
     Mem(&'a Input),
+    /// A component, prepared with its own names.
     Owned(Box<Input>),
+    /// A main input read up front (not a regular file: a pipe cannot be
+    /// read twice).
+    Held(Box<Input>),
     File(&'a Path),
 }
 
@@ -345,6 +349,12 @@ impl Source<'_> {
             }
             Source::Mem(input) => (Cow::Borrowed(*input), 0),
             Source::Owned(input) => (Cow::Borrowed(&**input), 0),
+            Source::Held(input) if has_aliases(input, aliases) => {
+                let mut input = (**input).clone();
+                rename_aliases(&mut input, aliases);
+                (Cow::Owned(input), 0)
+            }
+            Source::Held(input) => (Cow::Borrowed(&**input), 0),
             Source::File(path) => {
                 let data = std::fs::read(path)
                     .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
@@ -401,13 +411,7 @@ pub fn link_files(paths: &[PathBuf], components: &[Input], opts: &LinkOptions) -
         }
         return link_with(&inputs, components, opts);
     }
-    link_sources(
-        paths.iter().map(|p| Source::File(p.as_path())).collect(),
-        components,
-        opts,
-        true,
-    )
-    .map(|l| l.0)
+    link_sources(file_sources(paths)?, components, opts, true).map(|l| l.0)
 }
 
 /// [`link_files`] writing the output to `output` (atomically, see
@@ -425,18 +429,31 @@ pub fn link_files_to(
         crate::write::elf::write_object_atomic(output, linked.object).map_err(writing)?;
         return Ok(linked.report);
     }
-    let (linked, spill) = link_sources(
-        paths.iter().map(|p| Source::File(p.as_path())).collect(),
-        components,
-        opts,
-        false,
-    )?;
+    let (linked, spill) = link_sources(file_sources(paths)?, components, opts, false)?;
     let mut spill = spill;
     let code = spill
         .as_mut()
         .map(|s| s as &mut dyn crate::write::elf::SpilledCode);
     crate::write::elf::write_object_atomic_with(output, linked.object, code).map_err(writing)?;
     Ok(linked.report)
+}
+
+/// Regular files are read when the link needs them; anything else (a
+/// pipe, `<(...)`) once, up front.
+fn file_sources(paths: &[PathBuf]) -> Result<Vec<Source<'_>>> {
+    paths
+        .iter()
+        .map(|p| {
+            if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+                Ok(Source::File(p.as_path()))
+            } else {
+                Ok(Source::Held(Box::new(Input {
+                    name: p.display().to_string(),
+                    object: crate::read::elf::read_file(p)?,
+                })))
+            }
+        })
+        .collect()
 }
 
 /// Links `sources`; with `restore` false, code that waited in a temporary
@@ -1524,6 +1541,32 @@ mod tests {
             std::fs::remove_file(&out).unwrap();
             assert!(written == from_files, "{set:?}: link_files_to differs");
         }
+    }
+
+    #[test]
+    fn a_pipe_is_read_once() {
+        // `bpfld link -o out <(...) b.o`: a pipe cannot be read twice.
+        let dir = std::env::temp_dir().join(format!("bpfld-pipe-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("a.o");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("no mkfifo; skipped");
+            return;
+        }
+        let bytes = std::fs::read(fixture("lnk_fn_a.o")).unwrap();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let set = [fifo.clone(), fixture("lnk_fn_b.o")];
+        let linked = link_files(&set, &[], &LinkOptions::default()).unwrap();
+        writer.join().unwrap();
+        std::fs::remove_file(&fifo).unwrap();
+        let got = crate::write::elf::to_bytes(&linked.object).unwrap();
+        // The same as the regular files, but for the name in errors.
+        assert!(got == linked_bytes(&["lnk_fn_a.o", "lnk_fn_b.o"]));
     }
 
     #[test]
