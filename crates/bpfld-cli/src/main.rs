@@ -81,6 +81,11 @@ enum Command {
         /// was pulled in under which name.
         #[arg(long)]
         print_map: bool,
+        /// Keep calls to resolved functions as calls (by default their
+        /// bodies are inlined into the callers where that is safe; the link
+        /// report says where and, otherwise, why not).
+        #[arg(long)]
+        no_inline: bool,
     },
     /// XDP: compose several programs into one (no freplace needed).
     Xdp {
@@ -116,6 +121,9 @@ enum XdpCommand {
         /// Print the link report as well as the order.
         #[arg(long)]
         print_map: bool,
+        /// Call each component instead of inlining it into the dispatcher.
+        #[arg(long)]
+        no_inline: bool,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
@@ -246,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             resolves,
             shared_maps,
             print_map,
+            no_inline,
         } => {
             let mut objects = Vec::with_capacity(inputs.len());
             for path in &inputs {
@@ -259,6 +268,7 @@ fn run(cli: Cli) -> Result<()> {
                 relocatable,
                 resolves,
                 shared_maps,
+                no_inline,
             };
             let linked = bpfld::link::link_with(&objects, &components, &opts)?;
             let bytes = bpfld::write::elf::to_bytes(&linked.object)
@@ -275,13 +285,14 @@ fn run(cli: Cli) -> Result<()> {
                     components,
                     shared_maps,
                     print_map,
+                    no_inline,
                 },
         } => {
             let specs = components
                 .iter()
                 .map(|c| parse_component(c))
                 .collect::<Result<Vec<_>>>()?;
-            let composed = bpfld::compose::compose(&specs, &shared_maps)?;
+            let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;

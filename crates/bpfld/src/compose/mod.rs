@@ -169,8 +169,18 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
     out
 }
 
-/// Composes the components into one object with program `xdp_dispatcher`.
+/// Composes the components into one object with program `xdp_dispatcher`,
+/// their bodies inlined into it where that is safe.
 pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
+    compose_with(specs, shared_maps, false)
+}
+
+/// [`compose`], with `no_inline` keeping every component a called function.
+pub fn compose_with(
+    specs: &[ComponentSpec],
+    shared_maps: &[String],
+    no_inline: bool,
+) -> Result<Composed> {
     if specs.is_empty() {
         crate::bail!("nothing to compose: no components");
     }
@@ -272,6 +282,7 @@ pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Compos
         relocatable: false,
         resolves,
         shared_maps: shared_maps.to_vec(),
+        no_inline,
     };
     let linked = link::link_with(&main, &components, &opts)?;
     Ok(Composed {

@@ -45,6 +45,29 @@ pub struct ComponentReport {
     pub globals: Vec<(String, String)>,
     /// Functions pulled in besides the resolved ones: (original, final).
     pub functions: Vec<(String, String)>,
+    /// What became of each resolved function's calls.
+    #[serde(default)]
+    pub inlining: Vec<Inlining>,
+}
+
+/// Whether a resolved function was inlined into its callers, or why not.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Inlining {
+    pub function: String,
+    /// Callers it was inlined into, one per call site.
+    pub into: Vec<String>,
+    /// Why (some of) its calls stay calls.
+    pub called_because: Option<String>,
+}
+
+impl From<&super::inline::Outcome> for Inlining {
+    fn from(o: &super::inline::Outcome) -> Inlining {
+        Inlining {
+            function: o.function.clone(),
+            into: o.inlined_into.clone(),
+            called_because: o.called_because.clone(),
+        }
+    }
 }
 
 /// The link report: what each extern resolved to and what came with it.
@@ -98,6 +121,14 @@ impl LinkReport {
             ] {
                 for (from, to) in list {
                     let _ = writeln!(out, "  {what} {from} -> {to}");
+                }
+            }
+            for i in &c.inlining {
+                if !i.into.is_empty() {
+                    let _ = writeln!(out, "  inlined {} into {}", i.function, i.into.join(", "));
+                }
+                if let Some(why) = &i.called_because {
+                    let _ = writeln!(out, "  called {} (not inlined: {why})", i.function);
                 }
             }
         }
@@ -258,6 +289,7 @@ pub fn prepare(
         maps: Vec::new(),
         globals: Vec::new(),
         functions: Vec::new(),
+        inlining: Vec::new(),
     };
     let target_of: HashMap<&str, &str> = targets
         .iter()
