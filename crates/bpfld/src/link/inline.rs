@@ -99,6 +99,10 @@ struct Code {
     syms: HashMap<SymbolId, CodeSym>,
     /// Symbols removed with their functions.
     removed: HashSet<SymbolId>,
+    /// Each caller's own stack depth, before bodies were inlined into it:
+    /// inlined bodies run one after another, so their frames may share the
+    /// space below it.
+    own_depth: HashMap<SymbolId, u32>,
     next_id: NodeId,
 }
 
@@ -122,6 +126,7 @@ impl Code {
             secs: Vec::new(),
             syms: HashMap::new(),
             removed: HashSet::new(),
+            own_depth: HashMap::new(),
             next_id: 0,
         };
         // Global node id of every (section, slot).
@@ -841,7 +846,7 @@ fn inline_site(
     let saved: Vec<u8> = (insn::R6..=insn::R9)
         .filter(|r| bf.writes & live & (1 << r) != 0)
         .collect();
-    let caller_depth = cf.depth.div_ceil(8) * 8;
+    let caller_depth = code.own_depth.entry(caller).or_insert(cf.depth).div_ceil(8) * 8;
     let base = caller_depth + 8 * saved.len() as u32;
     if base + bf.depth > MAX_STACK {
         return Err(format!(
