@@ -66,6 +66,17 @@ enum Target {
     SectionFunc(NodeId),
 }
 
+impl Target {
+    fn node(self) -> NodeId {
+        match self {
+            Target::Jump(t)
+            | Target::LocalCall(t)
+            | Target::SectionCall(t)
+            | Target::SectionFunc(t) => t,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Node {
     id: NodeId,
@@ -731,9 +742,11 @@ fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Result<(), Why> 
         }
         match below(*id, &frames, &callees, &mut Vec::new()) {
             Some(d) if d <= MAX_STACK => {}
-            Some(d) => return Err(format!(
+            Some(d) => {
+                return Err(format!(
                 "the stack along a call chain would be {d} bytes, above the kernel's {MAX_STACK}"
-            )),
+            ))
+            }
             None => {
                 return Err(
                     "the stack use of a function on the call chain cannot be bounded".into(),
@@ -773,16 +786,8 @@ fn still_referenced(code: &Code, obj: &Object, f: SymbolId) -> bool {
             if n.reloc.is_some_and(|(_, x)| x == f) {
                 return true;
             }
-            match n.target {
-                Some(Target::Jump(t))
-                | Some(Target::LocalCall(t))
-                | Some(Target::SectionCall(t))
-                | Some(Target::SectionFunc(t)) => {
-                    if inside.contains(&t) {
-                        return true;
-                    }
-                }
-                None => {}
+            if n.target.is_some_and(|t| inside.contains(&t.node())) {
+                return true;
             }
         }
     }
@@ -1043,10 +1048,7 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             o.called_because = Some("no function of that name in the output's code".into());
             continue;
         };
-        loop {
-            let Some((_, range)) = code.range(f) else {
-                break;
-            };
+        while let Some((_, range)) = code.range(f) {
             let start = code.sec(code.syms[&f].sec).map(|n| n[range.start].id);
             let Some(start) = start else { break };
             let fsec = code.syms[&f].sec;
