@@ -13,7 +13,11 @@ fn compose_run(tag: &str, components: &[&str]) -> (PathBuf, std::process::Output
     let mut args: Vec<String> = vec!["xdp".into(), "compose".into(), "-o".into()];
     args.push(out.to_str().unwrap().into());
     for c in components {
-        args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+        if c.starts_with("--") {
+            args.push(c.to_string());
+        } else {
+            args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+        }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     (out, run(&args))
@@ -287,4 +291,64 @@ fn deterministic() {
     let (a, _) = compose("det-a", &parts);
     let (b, _) = compose("det-b", &parts);
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}
+
+/// The names of an object's functions, from `bpfld inspect --json`.
+fn functions(obj: &std::path::Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
+    v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn components_are_inlined_unless_asked_not_to() {
+    let parts = ["comp_count.o:xdp_count", "comp_mark.o", "xdp_pass.o"];
+    let (inlined, _) = compose("inl", &parts);
+    let mut args = vec!["--print-map", "--no-inline"];
+    args.extend(parts);
+    let (called, printed) = compose("noinl", &args);
+    assert!(!printed.contains("inlined"), "{printed}");
+    // Inlined: no component is a function any more (their own static
+    // helpers, still called from the inlined bodies, are).
+    let f = functions(&inlined);
+    assert!(
+        f.iter().all(|n| !n.starts_with("comp")) && f.contains(&"bump".to_string()),
+        "{f:?}"
+    );
+    let f = functions(&called);
+    for n in ["comp0", "comp1", "comp2"] {
+        assert!(f.contains(&n.to_string()), "--no-inline lost {n}: {f:?}");
+    }
+    // Same meaning through libbpf and aya, either way.
+    let (a, ma) = dispatch(&inlined);
+    let (b, mb) = dispatch(&called);
+    assert_eq!((a, &ma), (b, &mb));
+    let (_, printed) = compose("inlmap", &["--print-map", parts[0], parts[1], parts[2]]);
+    for n in ["comp0", "comp1", "comp2"] {
+        assert!(
+            printed.contains(&format!("inlined {n} into xdp_dispatcher")),
+            "{printed}"
+        );
+    }
+}
+
+#[test]
+fn a_tail_calling_component_is_called_and_the_report_says_why() {
+    let (out, printed) = compose("tailc", &["--print-map", "comp_tail.o", "xdp_pass.o"]);
+    assert!(
+        printed.contains("called comp0 (not inlined: it makes a tail call"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("inlined comp1 into xdp_dispatcher"),
+        "{printed}"
+    );
+    assert!(functions(&out).contains(&"comp0".to_string()));
+    // The empty prog array makes the tail call fall through: XDP_PASS.
+    assert_eq!(dispatch(&out).0, 2);
 }

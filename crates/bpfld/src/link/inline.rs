@@ -1113,3 +1113,74 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
     }
     outcomes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insn::{BPF_ADD, BPF_DW, BPF_W, R0, R1, R10, R2, R6};
+
+    fn nodes(code: &[Insn]) -> Vec<Node> {
+        code.iter()
+            .enumerate()
+            .map(|(k, i)| Node {
+                id: k as NodeId,
+                insn: *i,
+                target: is_jump(i).then(|| Target::Jump((k as i64 + jump_delta(i) + 1) as NodeId)),
+                reloc: None,
+                func: None,
+                lines: Vec::new(),
+                core: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frame_follows_stack_slots_and_stack_addresses() {
+        let f = frame(&nodes(&[
+            Insn::store_imm(BPF_W, R10, -4, 0),
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(BPF_ADD, R2, -24),
+            Insn::mov64_reg(R6, R1),
+            Insn::exit(),
+        ]))
+        .unwrap();
+        assert_eq!(f.depth, 24);
+        assert_ne!(f.writes & (1 << R6), 0);
+        assert!(!f.tail_call);
+    }
+
+    #[test]
+    fn frame_refuses_what_it_cannot_follow() {
+        let copy = frame(&nodes(&[Insn::mov64_reg(R1, R10), Insn::exit()])).unwrap_err();
+        assert!(copy.contains("copies r10"), "{copy}");
+        let store =
+            frame(&nodes(&[Insn::store_reg(BPF_DW, R1, 0, R10), Insn::exit()])).unwrap_err();
+        assert!(store.contains("r10"), "{store}");
+        let above = frame(&nodes(&[Insn::store_imm(BPF_W, R10, 8, 0), Insn::exit()])).unwrap_err();
+        assert!(above.contains("outside a stack frame"), "{above}");
+        let tail = frame(&nodes(&[Insn::call_helper(12), Insn::exit()])).unwrap();
+        assert!(tail.tail_call);
+    }
+
+    #[test]
+    fn liveness_sees_reads_after_the_call_only() {
+        // r6 = r1; call; if r0 == 0 goto +1; r0 = r6; exit
+        let code = nodes(&[
+            Insn::mov64_reg(R6, R1),
+            Insn::call_pseudo(-1),
+            Insn::jmp_imm(insn::BPF_JEQ, R0, 0, 1),
+            Insn::mov64_reg(R0, R6),
+            Insn::exit(),
+        ]);
+        assert_eq!(live_after(&code, 1), 1 << R6);
+        // r6 = r1; call; r6 = 1; r0 = r6; exit: overwritten first.
+        let code = nodes(&[
+            Insn::mov64_reg(R6, R1),
+            Insn::call_pseudo(-1),
+            Insn::mov64_imm(R6, 1),
+            Insn::mov64_reg(R0, R6),
+            Insn::exit(),
+        ]);
+        assert_eq!(live_after(&code, 1), 0);
+    }
+}
