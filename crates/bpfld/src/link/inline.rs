@@ -61,9 +61,13 @@ enum Target {
     /// A call relocated against a code section's symbol: the immediate
     /// holds the target slot minus one.
     SectionCall(NodeId),
-    /// `ld_imm64` of a function address relocated against a section
+    /// `ld_imm64` with `BPF_PSEUDO_FUNC` relocated against a section
     /// symbol: the immediate holds (target slot − 1) × 8.
     SectionFunc(NodeId),
+    /// A plain `ld_imm64` relocated against a code section's symbol (how
+    /// clang writes a callback's address): the immediate is the target's
+    /// byte offset.
+    SectionAddr(NodeId),
 }
 
 impl Target {
@@ -72,7 +76,8 @@ impl Target {
             Target::Jump(t)
             | Target::LocalCall(t)
             | Target::SectionCall(t)
-            | Target::SectionFunc(t) => t,
+            | Target::SectionFunc(t)
+            | Target::SectionAddr(t) => t,
         }
     }
 }
@@ -241,10 +246,42 @@ impl Code {
                         Some(_) => {}
                         None => return Err(bad("function address without a relocation")),
                     }
+                } else if i.is_ld_imm64() {
+                    if let Some((ts, value, SymbolKind::Section)) =
+                        nodes[k].reloc.and_then(|(_, sym)| sym_section(sym))
+                    {
+                        if base.contains_key(&ts) {
+                            let off = value as i64 + i64::from(i.imm as u32);
+                            if off % 8 != 0 {
+                                return Err(bad("code address not on an instruction"));
+                            }
+                            let t = node_at(ts, off / 8)
+                                .ok_or_else(|| bad("code address outside its section"))?;
+                            nodes[k].target = Some(Target::SectionAddr(t));
+                        }
+                    }
                 }
                 k += if i.is_ld_imm64() { 2 } else { 1 };
             }
             code.secs.push((si, nodes));
+        }
+        // Records outside the code that point into it (clang's
+        // .rel.BTF.ext, DWARF) would go stale; linked objects have none.
+        for sec in obj
+            .sections
+            .iter()
+            .filter(|s| s.kind != SectionKind::Program)
+        {
+            for r in &sec.relocs {
+                let into_code = sym_section(r.symbol)
+                    .is_some_and(|(x, _, k)| k == SymbolKind::Section && base.contains_key(&x));
+                if into_code {
+                    return Err(format!(
+                        "section '{}' has relocations against code (link the object first)",
+                        sec.name
+                    ));
+                }
+            }
         }
         for s in &obj.symbols {
             let SymbolPlace::Section(SectionId(x)) = s.place else {
@@ -401,6 +438,10 @@ impl Code {
                         let (_, tk) = find(t)?;
                         i.imm =
                             i32::try_from((tk as i64 - 1) * 8).map_err(|_| "address too far")?;
+                    }
+                    Some(Target::SectionAddr(t)) => {
+                        let (_, tk) = find(t)?;
+                        i.imm = i32::try_from(tk as i64 * 8).map_err(|_| "address too far")?;
                     }
                     None => {}
                 }
@@ -691,7 +732,8 @@ fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Result<(), Why> 
             let callee = match n.target {
                 Some(Target::LocalCall(t))
                 | Some(Target::SectionCall(t))
-                | Some(Target::SectionFunc(t)) => loc.get(&t).and_then(|(s, k)| func_of(*s, *k)),
+                | Some(Target::SectionFunc(t))
+                | Some(Target::SectionAddr(t)) => loc.get(&t).and_then(|(s, k)| func_of(*s, *k)),
                 _ if n.insn.is_call() && n.insn.src == insn::BPF_PSEUDO_CALL
                     || n.insn.is_ld_func() =>
                 {
@@ -975,7 +1017,8 @@ fn retarget(code: &mut Code, from: NodeId, to: NodeId) {
                 Target::Jump(t)
                 | Target::LocalCall(t)
                 | Target::SectionCall(t)
-                | Target::SectionFunc(t),
+                | Target::SectionFunc(t)
+                | Target::SectionAddr(t),
             ) = &mut n.target
             {
                 if *t == from {
