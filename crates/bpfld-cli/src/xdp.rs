@@ -4,6 +4,7 @@
 //! program's BTF (never a state file).
 
 use bpfld::compose::{read_manifest, run_config::chain_names, Placed};
+use bpfld::link::component::own_data_name;
 use bpfld::model::btf::{Btf, BtfType, TypeData};
 use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
@@ -68,6 +69,8 @@ fn running(ifindex: u32, dev: &str) -> Result<Option<Running>> {
 /// the program uses each: `.bpfld.xdp.reuse MAP_ID NAME`.
 const REUSE_PREFIX: &str = ".bpfld.xdp.reuse ";
 
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
 /// The kernel keeps 15 bytes of a map's name.
 fn trunc15(s: &str) -> String {
     s.chars().take(15).collect()
@@ -126,8 +129,8 @@ fn datasec(btf: &Btf, sec: &str) -> Vec<(String, u32, u32)> {
 
 /// What of the running composition the new one keeps: for each component
 /// of the new order also in the old (same file and program), its maps
-/// (same name; the definition is checked at load) and its `.bss`/`.data`
-/// variables (same name and size, copied).
+/// (same name; the definition is checked at load) and the map of its
+/// writable globals (same variables at the same offsets).
 fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String]) -> Result<Reuse> {
     let mut reuse = Reuse::default();
     let Some(old_btf) = &old.btf else {
@@ -189,41 +192,38 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String])
                 reuse.maps.push((name.clone(), m.id));
             }
         }
-        // Globals: copied from the old .bss/.data by variable.
-        for sec in [".bss", ".data"] {
-            let olds = datasec(old_btf, sec);
-            let news = datasec(new_btf, sec);
-            if olds.is_empty() || news.is_empty() {
-                continue;
-            }
-            let Some(m) = old_maps.iter().find(|m| m.name == sec) else {
-                continue;
-            };
-            let Ok((fd, _)) = kx::map_by_id(m.id) else {
-                continue;
-            };
-            let Ok(value) = kx::map_value0(&fd, m.value_size) else {
-                continue;
-            };
-            for (name, new_off, size) in &news {
-                let Some(base) = name.strip_suffix(&new_suffix) else {
-                    continue;
-                };
-                let old_name = format!("{base}__{old_slot}");
-                if let Some((_, off, osize)) = olds.iter().find(|(n, _, _)| *n == old_name) {
-                    if osize == size {
-                        if let Some(b) = value.get(*off as usize..(*off + *size) as usize) {
-                            reuse.globals.push(kx::GlobalCopy {
-                                name: name.clone(),
-                                section: sec.to_string(),
-                                offset: *new_off,
-                                old_map_id: m.id,
-                                old_offset: *off,
-                                bytes: b.to_vec(),
-                            });
-                        }
-                    }
-                }
+        // Writable globals: the instance's own map `.data.SLOT`, handed
+        // over when its variables are laid out alike (same names, offsets
+        // and sizes) and the old map is such a data map of that size.
+        let (old_sec, new_sec) = (own_data_name(old_slot), own_data_name(new_slot));
+        let (olds, news) = (datasec(old_btf, &old_sec), datasec(new_btf, &new_sec));
+        let Some(size) = new_btf
+            .find_datasec(&new_sec)
+            .and_then(|id| new_btf.get(id))
+            .and_then(|t| match t.data {
+                TypeData::Datasec { size, .. } => Some(size),
+                _ => None,
+            })
+        else {
+            continue;
+        };
+        let base = |vars: &[(String, u32, u32)], slot: &str| -> Vec<(String, u32, u32)> {
+            let suffix = format!("__{slot}");
+            vars.iter()
+                .map(|(n, o, sz)| (n.strip_suffix(&suffix).unwrap_or(n).to_string(), *o, *sz))
+                .collect()
+        };
+        if base(&olds, old_slot) != base(&news, new_slot) {
+            continue;
+        }
+        let hits: Vec<_> = old_maps.iter().filter(|m| m.name == old_sec).collect();
+        if let [m] = hits[..] {
+            let is_data_map = m.map_type == BPF_MAP_TYPE_ARRAY
+                && m.key_size == 4
+                && m.max_entries == 1
+                && m.value_size == size;
+            if is_data_map {
+                reuse.maps.push((new_sec, m.id));
             }
         }
     }
@@ -315,17 +315,8 @@ pub fn attach(
             chain_names(p.chain)
         ));
     }
-    let globals: Vec<&str> = reuse.globals.iter().map(|g| g.name.as_str()).collect();
-    if !done.kept.is_empty() || !globals.is_empty() {
-        text.push_str(&format!(
-            "  kept: {}\n",
-            done.kept
-                .iter()
-                .map(String::as_str)
-                .chain(globals)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
+    if !done.kept.is_empty() {
+        text.push_str(&format!("  kept: {}\n", done.kept.join(" ")));
     }
     if !done.refused.is_empty() {
         text.push_str(&format!(
