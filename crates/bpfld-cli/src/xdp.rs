@@ -5,7 +5,10 @@
 
 use bpfld::compose::{read_manifest, run_config::chain_names, Placed};
 use bpfld::link::component::own_data_name;
+use std::collections::HashSet;
+
 use bpfld::model::btf::{Btf, BtfType, TypeData};
+use bpfld::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
 use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
@@ -88,19 +91,143 @@ fn reused_names(btf: &Btf) -> Vec<(u32, String)> {
         .collect()
 }
 
-/// Records the maps handed over in the new object's BTF.
-fn record_reuse(btf: &mut Btf, maps: &[(String, u32)]) {
+/// Records the maps handed over and the maps renamed in the new object's
+/// BTF.
+fn record_reuse(btf: &mut Btf, maps: &[(String, u32)], renamed: &[(String, String)]) {
     for (name, id) in maps {
-        let off = btf.add_string(&format!("{REUSE_PREFIX}{id} {name}"));
-        btf.add_type(BtfType::new(
-            off,
-            false,
-            TypeData::Datasec {
-                size: 1,
-                vars: vec![],
-            },
-        ));
+        record_marker(btf, &format!("{REUSE_PREFIX}{id} {name}"));
     }
+    for (name, composed) in renamed {
+        record_marker(btf, &format!("{ALIAS_PREFIX}{name} {composed}"));
+    }
+}
+
+/// Prefix of the BTF DATASEC names recording, in an attached program, a
+/// map it was given another name for at attach, because a map handed over
+/// already had the kernel name the composition gives it:
+/// `.bpfld.xdp.alias NAME COMPOSED_NAME`.
+const ALIAS_PREFIX: &str = ".bpfld.xdp.alias ";
+
+fn aliases(btf: &Btf) -> Vec<(String, String)> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .filter_map(|n| n.strip_prefix(ALIAS_PREFIX))
+        .filter_map(|rest| {
+            let (name, composed) = rest.split_once(' ')?;
+            Some((name.to_string(), composed.to_string()))
+        })
+        .collect()
+}
+
+fn record_marker(btf: &mut Btf, text: &str) {
+    let off = btf.add_string(text);
+    btf.add_type(BtfType::new(
+        off,
+        false,
+        TypeData::Datasec {
+            size: 1,
+            vars: vec![],
+        },
+    ));
+}
+
+/// `name` shortened so that `tail` fits within the kernel's 15 bytes.
+fn with_tail(name: &str, tail: &str) -> String {
+    let keep = 15usize.saturating_sub(tail.len()).min(name.chars().count());
+    format!("{}{tail}", name.chars().take(keep).collect::<String>())
+}
+
+/// Gives every map the new program creates a kernel name no map handed
+/// over from the running program has (those keep the name they were
+/// created with, e.g. `.data.comp0` for a component now in slot comp1),
+/// so `bpftool map list` never shows one program two maps of one name.
+/// A renamed map becomes `NAME_1` (or `_2`, ...), shortened to 15 bytes,
+/// in the object (section or symbol, and BTF); the renames are returned
+/// as (new name, composed name).
+fn avoid_kept_names(obj: &mut Object, reuse: &Reuse) -> Vec<(String, String)> {
+    let kept: Vec<&str> = reuse.maps.iter().map(|(n, _)| n.as_str()).collect();
+    let mut taken: HashSet<String> = reuse
+        .maps
+        .iter()
+        .filter_map(|(_, id)| kx::map_by_id(*id).ok().map(|(_, m)| m.name))
+        .collect();
+    // The maps the new program creates: data sections and `.maps` maps.
+    let maps_sec = obj
+        .sections
+        .iter()
+        .find(|s| s.kind == SectionKind::Maps)
+        .map(|s| s.id);
+    let mut fresh: Vec<(String, bool)> = obj
+        .sections
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                SectionKind::Data | SectionKind::Bss | SectionKind::Rodata
+            )
+        })
+        .map(|s| (s.name.clone(), true))
+        .chain(
+            obj.symbols
+                .iter()
+                .filter(|s| {
+                    s.kind == SymbolKind::Object
+                        && maps_sec.is_some_and(|m| s.place == SymbolPlace::Section(m))
+                })
+                .map(|s| (s.name.clone(), false)),
+        )
+        .filter(|(n, _)| !kept.contains(&n.as_str()))
+        .collect();
+    fresh.sort();
+    let mut renames = Vec::new();
+    for (name, is_section) in fresh {
+        // (Also two fresh names the kernel would cut to the same 15 bytes.)
+        if taken.insert(trunc15(&name)) {
+            continue;
+        }
+        let Some(new) = (1..)
+            .map(|g| with_tail(&name, &format!("_{g}")))
+            .find(|c| !taken.contains(c))
+        else {
+            continue;
+        };
+        taken.insert(new.clone());
+        if is_section {
+            for s in obj.sections.iter_mut().filter(|s| s.name == name) {
+                s.name = new.clone();
+            }
+            for s in obj.symbols.iter_mut() {
+                if s.kind == SymbolKind::Section && s.name == name {
+                    s.name = new.clone();
+                }
+            }
+        } else {
+            for s in obj.symbols.iter_mut().filter(|s| s.name == name) {
+                s.name = new.clone();
+            }
+        }
+        if let Some(btf) = &mut obj.btf {
+            let ids: Vec<_> = btf
+                .iter()
+                .filter(|(_, t)| match t.data {
+                    TypeData::Datasec { .. } => is_section,
+                    TypeData::Var { .. } => !is_section,
+                    _ => false,
+                })
+                .filter(|(_, t)| btf.name(t.name_off).ok() == Some(name.as_str()))
+                .map(|(id, _)| id)
+                .collect();
+            let off = btf.add_string(&new);
+            for id in ids {
+                if let Some(t) = btf.get_mut(id) {
+                    t.name_off = off;
+                }
+            }
+        }
+        renames.push((new, name));
+    }
+    renames
 }
 
 /// Whether a manifest's file (as the kernel kept it: aya turns '/' in
@@ -151,16 +278,28 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String])
     // Each old map under the name the old program knows it by: a map
     // handed over keeps its kernel name from when it was created, so the
     // old program's BTF records the names of those (see REUSE_PREFIX).
+    // Maps it created under another name than the composition's (see
+    // ALIAS_PREFIX) go by the composition's name.
     let handed = reused_names(old_btf);
+    let renamed = aliases(old_btf);
     let mut old_maps = Vec::new();
     for id in &old.info.map_ids {
         if let Ok((_, mut m)) = kx::map_by_id(*id) {
             if let Some((_, n)) = handed.iter().find(|(i, _)| i == id) {
                 m.name = n.clone();
+            } else if let Some((_, c)) = renamed.iter().find(|(n, _)| trunc15(n) == m.name) {
+                m.name = c.clone();
             }
             old_maps.push(m);
         }
     }
+    // The old program's name for a section the composition names `sec`.
+    let old_name = |sec: &str| -> String {
+        renamed
+            .iter()
+            .find(|(_, c)| c == sec)
+            .map_or_else(|| sec.to_string(), |(n, _)| n.clone())
+    };
     // Maps shared by all components (--share) keep their own name.
     for (name, _, _) in datasec(new_btf, ".maps") {
         if !shared.contains(&name) {
@@ -196,7 +335,10 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String])
         // over when its variables are laid out alike (same names, offsets
         // and sizes) and the old map is such a data map of that size.
         let (old_sec, new_sec) = (own_data_name(old_slot), own_data_name(new_slot));
-        let (olds, news) = (datasec(old_btf, &old_sec), datasec(new_btf, &new_sec));
+        let (olds, news) = (
+            datasec(old_btf, &old_name(&old_sec)),
+            datasec(new_btf, &new_sec),
+        );
         let Some(size) = new_btf
             .find_datasec(&new_sec)
             .and_then(|id| new_btf.get(id))
@@ -268,10 +410,11 @@ pub fn attach(
             }
         }
     }
+    let renamed = avoid_kept_names(&mut composed.object, &reuse);
     // (A map refused at load for a changed definition is recorded too;
     // its id is then not among the new program's maps, so it is ignored.)
     if let Some(btf) = &mut composed.object.btf {
-        record_reuse(btf, &reuse.maps);
+        record_reuse(btf, &reuse.maps, &renamed);
     }
     let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
     let current = match &old {

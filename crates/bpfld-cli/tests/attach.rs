@@ -535,6 +535,69 @@ fn kept_component_keeps_counting_and_status_detach() {
     assert!(!o.status.success() && stderr(&o).contains("has no XDP program"));
 }
 
+/// The kernel names of the attached program's maps, sorted.
+fn map_names(p: &Pair) -> Vec<String> {
+    let id = status_json(p)["prog_id"].as_u64().expect("a program");
+    let prog = p.bpftool_b(&["prog", "show", "id", &id.to_string()]);
+    let mut names: Vec<String> = prog["map_ids"]
+        .as_array()
+        .expect("map ids")
+        .iter()
+        .map(|m| {
+            let info = p.bpftool_b(&["map", "show", "id", &m.as_u64().unwrap().to_string()]);
+            info["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_new_component_never_takes_the_name_of_a_kept_map() {
+    let Some(p) = Pair::new("new_component_kept_names") else {
+        return;
+    };
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let data = format!("{},priority=10", fx("comp_data.o"));
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+    send_frames(&tx, 0, 4, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+
+    // comp_data comes first, in slot comp0: comp_count's maps, kept, still
+    // carry the names they were created with in comp0, so comp_data's own
+    // map gets another one.
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count]);
+    assert!(out.contains("kept: counter__comp1 .data.comp1\n"), "{out}");
+    assert_eq!(
+        map_names(&p),
+        [".data.comp0", ".data.comp0_1", ".rodata", "counter__comp0"]
+    );
+    send_frames(&tx, 4, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_u64s(&p, ".data.comp0"), [9], "comp_count's seen");
+    assert_eq!(
+        map_u64s(&p, ".data.comp0_1"),
+        [1005, 12, 5, 5],
+        "comp_data's"
+    );
+    let data_map = map_id(&p, ".data.comp0_1");
+
+    // The renamed map is found again at the next replacement.
+    let tally = fx("comp_tally.o");
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count, &tally]);
+    assert!(
+        out.contains("kept: .data.comp0 counter__comp1 .data.comp1\n"),
+        "{out}"
+    );
+    send_frames(&tx, 9, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, ".data.comp0_1"), data_map);
+    assert_eq!(map_u64s(&p, ".data.comp0_1"), [1006, 13, 6, 6]);
+    assert_eq!(map_u64s(&p, ".data.comp0"), [10]);
+    assert_eq!(map_u64s(&p, ".data.comp2"), [1], "comp_tally's, new");
+}
+
 #[test]
 fn foreign_program_needs_force_and_errors_are_clear() {
     let Some(p) = Pair::new("foreign_program_needs_force") else {
