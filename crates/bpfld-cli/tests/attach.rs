@@ -596,6 +596,39 @@ fn a_new_component_never_takes_the_name_of_a_kept_map() {
     assert_eq!(map_u64s(&p, ".data.comp0_1"), [1006, 13, 6, 6]);
     assert_eq!(map_u64s(&p, ".data.comp0"), [10]);
     assert_eq!(map_u64s(&p, ".data.comp2"), [1], "comp_tally's, new");
+
+    // status names each component's maps, and the names they were
+    // created with where those differ.
+    let st = status_json(&p);
+    let maps: Vec<(&str, &str, &str)> = st["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["component"].as_str().unwrap_or("-"),
+                m["name"].as_str().unwrap(),
+                m["kernel_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            ("-", ".rodata", ".rodata"),
+            ("comp0", ".data.comp0", ".data.comp0_1"),
+            ("comp1", ".data.comp1", ".data.comp0"),
+            ("comp1", "counter__comp1", "counter__comp0"),
+            ("comp2", ".data.comp2", ".data.comp2"),
+        ]
+    );
+    let text = p.ok_b(&["xdp", "status", "--dev", &p.vb]);
+    assert!(
+        text.contains(&format!(
+            "    maps: .data.comp0 (id {data_map}, created as .data.comp0_1)\n"
+        )),
+        "{text}"
+    );
 }
 
 #[test]
