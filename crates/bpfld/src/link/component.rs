@@ -530,8 +530,7 @@ pub fn own_data_section(obj: &mut Object, label: &str) -> Result<()> {
         cursor = start.saturating_add(size);
         if cursor > MAX_OWN_DATA {
             crate::bail!(
-                "global variables of {} bytes and more (up to section '{}'): more than one BPF map value can hold ({MAX_OWN_DATA} bytes)",
-                cursor,
+                "writable global variables take {cursor} bytes (through section '{}'), more than one BPF map value can hold ({MAX_OWN_DATA} bytes)",
                 s.name
             );
         }
@@ -665,4 +664,91 @@ pub fn own_data_section(obj: &mut Object, label: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comp_data() -> Object {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/comp_data.o");
+        crate::read::elf::parse(&std::fs::read(path).expect("fixture")).expect("parses")
+    }
+
+    #[test]
+    fn writable_sections_fold_into_one_with_everything_that_points_there() {
+        let mut obj = comp_data();
+        own_data_section(&mut obj, "slot3").unwrap();
+        let data: Vec<&crate::model::object::Section> = obj
+            .sections
+            .iter()
+            .filter(|s| matches!(s.kind, SectionKind::Data | SectionKind::Bss))
+            .collect();
+        assert_eq!(data.len(), 1, "one writable section");
+        let sec = data[0];
+        assert_eq!((sec.name.as_str(), sec.sh_type), (".data.slot3", 1));
+        // .data (hits = 1000), .data.custom (custom_hits = 7), then the
+        // zeroed .bss (zeroed, static runs).
+        let words: Vec<u64> = sec
+            .data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [1000, 7, 0, 0]);
+        let at = |name: &str| {
+            let s = obj.symbols.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(s.place, SymbolPlace::Section(sec.id), "{name}");
+            s.value
+        };
+        assert_eq!(
+            [at("hits"), at("custom_hits"), at("zeroed"), at("runs")],
+            [0, 8, 16, 24]
+        );
+        // `runs` is reached through the .bss section symbol: its ld_imm64
+        // now carries the offset in the folded section.
+        let prog = obj.sections.iter().find(|s| s.name == "xdp").unwrap();
+        let via_section: Vec<i32> = prog
+            .relocs
+            .iter()
+            .filter(|r| {
+                obj.symbol(r.symbol)
+                    .is_some_and(|s| s.kind == SymbolKind::Section)
+            })
+            .map(|r| prog.insns[(r.offset / 8) as usize].imm)
+            .collect();
+        assert_eq!(via_section, [24]);
+        // One DATASEC with all four, at their new offsets.
+        let btf = obj.btf.as_ref().unwrap();
+        let id = btf.find_datasec(".data.slot3").unwrap();
+        let vars: Vec<(String, u32)> = btf
+            .datasec_vars(id)
+            .unwrap()
+            .iter()
+            .map(|v| (v.name.to_string(), v.offset))
+            .collect();
+        let names: Vec<(&str, u32)> = vars.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+        assert_eq!(
+            names,
+            [
+                ("hits", 0),
+                ("custom_hits", 8),
+                ("zeroed", 16),
+                ("runs", 24)
+            ]
+        );
+        assert!(btf.find_datasec(".bss").is_none() && btf.find_datasec(".data").is_none());
+    }
+
+    #[test]
+    fn a_zero_filled_section_too_big_for_a_map_value_is_an_error() {
+        let mut obj = comp_data();
+        let bss = obj.sections.iter_mut().find(|s| s.name == ".bss").unwrap();
+        bss.sh_size = 1 << 31;
+        let e = own_data_section(&mut obj, "slot0").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than one BPF map value can hold (4194304 bytes)"),
+            "{e}"
+        );
+    }
 }
