@@ -549,7 +549,7 @@ pub fn own_data_section(obj: &mut Object, label: &str) -> Result<()> {
             data[b as usize..b as usize + s.data.len()].copy_from_slice(&s.data);
         }
         relocs.extend(s.relocs.drain(..).map(|r| crate::model::object::Reloc {
-            offset: r.offset + b,
+            offset: r.offset.saturating_add(b),
             ..r
         }));
         if id != target {
@@ -586,7 +586,7 @@ pub fn own_data_section(obj: &mut Object, label: &str) -> Result<()> {
                 shift_through.insert(s.id, b);
             }
         } else {
-            s.value += b;
+            s.value = s.value.saturating_add(b);
         }
     }
     if !shift_through.is_empty() {
