@@ -294,7 +294,7 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String])
         }
     }
     // The old program's name for a section the composition names `sec`.
-    let old_name = |sec: &str| -> String {
+    let old_section_name = |sec: &str| -> String {
         renamed
             .iter()
             .find(|(_, c)| c == sec)
@@ -336,7 +336,7 @@ fn plan_reuse(old: &Running, order: &[Placed], new_btf: &Btf, shared: &[String])
         // and sizes) and the old map is such a data map of that size.
         let (old_sec, new_sec) = (own_data_name(old_slot), own_data_name(new_slot));
         let (olds, news) = (
-            datasec(old_btf, &old_name(&old_sec)),
+            datasec(old_btf, &old_section_name(&old_sec)),
             datasec(new_btf, &new_sec),
         );
         let Some(size) = new_btf
