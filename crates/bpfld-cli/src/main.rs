@@ -128,10 +128,9 @@ enum XdpCommand {
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
     /// atomically. Components that stay (same file and program) keep their
-    /// maps (the same kernel maps, when the definition is unchanged) and
-    /// their .bss/.data globals (copied just before the swap: updates the
-    /// old program makes after the copy, e.g. the rest of a NAPI batch,
-    /// are not carried).
+    /// maps and the map of their global variables: the new program uses
+    /// the same kernel maps (when the definition is unchanged), so nothing
+    /// is copied and no update is lost.
     Attach {
         #[arg(long, value_name = "IFACE")]
         dev: String,

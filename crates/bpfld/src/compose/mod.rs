@@ -261,14 +261,21 @@ pub fn compose_with(
         name: "<xdp dispatcher>".into(),
         object,
     }];
-    // Every component its own instance, even the same file twice.
+    // Every component its own instance, even the same file twice, with
+    // its writable globals in a map of its own (`.data.compN`), which a
+    // replacement hands to its successor like any other map.
     let components: Vec<Input> = placed
         .iter()
-        .map(|p| Input {
-            name: format!("{}#{}", p.file, p.slot),
-            object: specs[p.index].object.clone(),
+        .map(|p| {
+            let mut object = specs[p.index].object.clone();
+            link::component::own_data_section(&mut object, &p.slot)
+                .map_err(|e| e.in_file(&p.file))?;
+            Ok(Input {
+                name: format!("{}#{}", p.file, p.slot),
+                object,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let resolves = placed
         .iter()
         .enumerate()
