@@ -149,6 +149,9 @@ enum XdpCommand {
         /// Start every component's maps and globals fresh.
         #[arg(long)]
         fresh: bool,
+        /// Call each component instead of inlining it into the dispatcher.
+        #[arg(long)]
+        no_inline: bool,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).
@@ -325,6 +328,7 @@ fn run(cli: Cli) -> Result<()> {
                     shared_maps,
                     force,
                     fresh,
+                    no_inline,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -333,6 +337,7 @@ fn run(cli: Cli) -> Result<()> {
             &shared_maps,
             force,
             fresh,
+            no_inline,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

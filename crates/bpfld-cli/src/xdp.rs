@@ -379,13 +379,14 @@ pub fn attach(
     shared_maps: &[String],
     force: bool,
     fresh: bool,
+    no_inline: bool,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let specs = components
         .iter()
         .map(|c| crate::parse_component(c))
         .collect::<Result<Vec<_>>>()?;
-    let mut composed = bpfld::compose::compose(&specs, shared_maps)?;
+    let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
     let old = running(ifindex, dev)?;
     let mut reuse = Reuse::default();
     if let Some(old) = &old {

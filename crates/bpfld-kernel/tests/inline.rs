@@ -216,10 +216,7 @@ fn resolved_slots_mean_the_same_inlined_and_called() {
     let cases: [(&str, Vec<(&str, &str)>); 2] = [
         (
             "count/mark/verdict",
-            vec![
-                ("comp_count.o", "xdp_count"),
-                ("comp_mark.o", "xdp_mark"),
-            ],
+            vec![("comp_count.o", "xdp_count"), ("comp_mark.o", "xdp_mark")],
         ),
         (
             "parse/sum4/len",
