@@ -171,6 +171,25 @@ fn compositions_mean_the_same_inlined_and_called() {
         ],
     );
     inlined_all(&r);
+    // The rest of the compose fixtures: run metadata, a pinned map, own
+    // data maps with atomics, a frags program, a final drop.
+    let r = compose_both(
+        "config+pinned+data+frags+drop",
+        &[
+            spec("xdp_run_config.o", Some("rc_first"), None),
+            spec(
+                "xdp_run_config.o",
+                Some("rc_second"),
+                Some(pass_tx | 1 << 1),
+            ),
+            spec("comp_pinned.o", None, None),
+            spec("comp_data.o", None, None),
+            spec("comp_frags.o", Some("xdp_frags_pass"), None),
+            spec("comp_parse.o", None, Some(pass_tx | 1 << 1)),
+            spec("xdp_drop.o", None, None),
+        ],
+    );
+    inlined_all(&r);
     let steps: Vec<ComponentSpec> = (0..10).map(|_| spec("bench_step.o", None, None)).collect();
     inlined_all(&compose_both("ten steps", &steps));
 }
@@ -216,7 +235,11 @@ fn resolved_slots_mean_the_same_inlined_and_called() {
     let cases: [(&str, Vec<(&str, &str)>); 2] = [
         (
             "count/mark/verdict",
-            vec![("comp_count.o", "xdp_count"), ("comp_mark.o", "xdp_mark")],
+            vec![
+                ("comp_count.o", "xdp_count"),
+                ("comp_mark.o", "xdp_mark"),
+                ("comp_mark.o", "mark_verdict"),
+            ],
         ),
         (
             "parse/sum4/len",
