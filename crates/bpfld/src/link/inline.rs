@@ -465,6 +465,17 @@ impl Code {
                 }
             }
             sec.sh_size = sec.insns.len() as u64 * 8;
+            // .BTF.ext names its sections through the BTF strings; a
+            // section that gained its first records needs its name there.
+            let has_ext = !(sec.func_info.is_empty()
+                && sec.line_info.is_empty()
+                && sec.core_relos.is_empty());
+            if let Some(btf) = obj.btf.as_mut().filter(|_| has_ext) {
+                let name = &obj.sections[si].name;
+                if btf.find_string(name).is_none() {
+                    btf.add_string(name);
+                }
+            }
         }
         for s in &mut obj.symbols {
             if let Some((v, size)) = values.get(&s.id) {
