@@ -216,5 +216,23 @@ pub fn link(data: &[u8]) {
         }
         // And everything `elf` does with an object, on the linked one.
         elf(&bytes);
+        // Inlining every function into its callers must leave an object
+        // that writes and reads back, whatever the inliner decides.
+        let mut inlined = linked;
+        let names: Vec<String> = inlined
+            .symbols
+            .iter()
+            .filter(|s| s.kind == bpfld::model::object::SymbolKind::Func)
+            .map(|s| s.name.clone())
+            .collect();
+        bpfld::link::inline::inline_functions(&mut inlined, &names);
+        match bpfld::write::elf::to_bytes(&inlined) {
+            Ok(bytes) => {
+                if let Err(e) = bpfld::read::elf::parse(&bytes) {
+                    panic!("an inlined object does not read back: {e}");
+                }
+            }
+            Err(e) => panic!("an inlined object does not write: {e}"),
+        }
     }
 }

@@ -81,6 +81,11 @@ enum Command {
         /// was pulled in under which name.
         #[arg(long)]
         print_map: bool,
+        /// Keep calls to resolved functions as calls (by default their
+        /// bodies are inlined into the callers where that is safe; the link
+        /// report says where and, otherwise, why not).
+        #[arg(long)]
+        no_inline: bool,
     },
     /// XDP: compose several programs into one (no freplace needed).
     Xdp {
@@ -116,14 +121,16 @@ enum XdpCommand {
         /// Print the link report as well as the order.
         #[arg(long)]
         print_map: bool,
+        /// Call each component instead of inlining it into the dispatcher.
+        #[arg(long)]
+        no_inline: bool,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
     /// atomically. Components that stay (same file and program) keep their
-    /// maps (the same kernel maps, when the definition is unchanged) and
-    /// their .bss/.data globals (copied just before the swap: updates the
-    /// old program makes after the copy, e.g. the rest of a NAPI batch,
-    /// are not carried).
+    /// maps and the map of their global variables: the new program uses
+    /// the same kernel maps (when the definition is unchanged), so nothing
+    /// is copied and no update is lost.
     Attach {
         #[arg(long, value_name = "IFACE")]
         dev: String,
@@ -142,6 +149,9 @@ enum XdpCommand {
         /// Start every component's maps and globals fresh.
         #[arg(long)]
         fresh: bool,
+        /// Call each component instead of inlining it into the dispatcher.
+        #[arg(long)]
+        no_inline: bool,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).
@@ -246,12 +256,14 @@ fn run(cli: Cli) -> Result<()> {
             resolves,
             shared_maps,
             print_map,
+            no_inline,
         } => {
             let (components, resolves) = parse_resolves(&resolves)?;
             let opts = bpfld::link::LinkOptions {
                 relocatable,
                 resolves,
                 shared_maps,
+                no_inline,
             };
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
@@ -266,13 +278,14 @@ fn run(cli: Cli) -> Result<()> {
                     components,
                     shared_maps,
                     print_map,
+                    no_inline,
                 },
         } => {
             let specs = components
                 .iter()
                 .map(|c| parse_component(c))
                 .collect::<Result<Vec<_>>>()?;
-            let composed = bpfld::compose::compose(&specs, &shared_maps)?;
+            let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;
@@ -306,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
                     shared_maps,
                     force,
                     fresh,
+                    no_inline,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -314,6 +328,7 @@ fn run(cli: Cli) -> Result<()> {
             &shared_maps,
             force,
             fresh,
+            no_inline,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

@@ -286,9 +286,9 @@ fn map_id(p: &Pair, name: &str) -> String {
     panic!("no map '{name}' in program {id}");
 }
 
-/// The little-endian u64 at `offset` of key 0 of the attached program's
-/// map named `name`.
-fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
+/// The value of key 0 of the attached program's map named `name`, as
+/// little-endian u64s.
+fn map_u64s(p: &Pair, name: &str) -> Vec<u64> {
     let m = map_id(p, name);
     let v = p.bpftool_b(&["map", "lookup", "id", &m, "key", "0", "0", "0", "0"]);
     let bytes: Vec<u8> = v["value"]
@@ -297,7 +297,16 @@ fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
         .iter()
         .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
         .collect();
-    u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap())
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// The little-endian u64 at `offset` of key 0 of the attached program's
+/// map named `name`.
+fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
+    map_u64s(p, name)[offset / 8]
 }
 
 fn fx(name: &str) -> String {
@@ -354,34 +363,44 @@ fn replace_under_traffic(mode: &str) {
     let tx = packet_socket(&p.a, &p.va, 0);
     let tally = fx("comp_tally.o");
     let pass = fx("xdp_pass.o");
+    let data = fx("comp_data.o");
     let count = format!("{}:xdp_count", fx("comp_count.o"));
     p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally,
+        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally, &data,
     ]);
-    let counter_id = map_id(&p, "counter__comp0");
+    // Each map keeps the kernel name it was created with: comp_count's
+    // counter and its globals (`seen`) were born in slot comp0, comp_tally's
+    // (`tally`) in comp1, comp_data's (four counters) in comp2.
+    let names = [
+        "counter__comp0",
+        ".data.comp0",
+        ".data.comp1",
+        ".data.comp2",
+    ];
+    let ids: Vec<String> = names.iter().map(|n| map_id(&p, n)).collect();
 
     // 3000 frames over about 1.5 s while the composition changes 20 times;
-    // comp_count stays in every one, in slot comp0, comp1 or comp2.
+    // the three counting components stay in every one, in varying slots.
     let sender = std::thread::spawn(move || {
         send_frames(&tx, 0, 3000, Duration::from_micros(500));
         tx
     });
     let receiver = std::thread::spawn(move || receive(&rx, 3000, Duration::from_secs(3)));
-    let mut ids = std::collections::BTreeSet::new();
+    let mut progs = std::collections::BTreeSet::new();
     for i in 0..20 {
         let comps: Vec<&str> = match i % 3 {
-            0 => vec![&pass, &count, &tally],
-            1 => vec![&count, &tally],
-            _ => vec![&tally, &pass, &count],
+            0 => vec![&pass, &count, &tally, &data],
+            1 => vec![&count, &data, &tally],
+            _ => vec![&data, &tally, &pass, &count],
         };
         let mut args = vec!["xdp", "attach", "--dev", &p.vb];
         args.extend(comps);
         p.ok_b(&args);
-        ids.insert(status_json(&p)["prog_id"].as_u64().unwrap());
+        progs.insert(status_json(&p)["prog_id"].as_u64().unwrap());
     }
     let _tx = sender.join().unwrap();
     let got = receiver.join().unwrap();
-    assert_eq!(ids.len(), 20, "20 different programs were attached");
+    assert_eq!(progs.len(), 20, "20 different programs were attached");
     let missing: Vec<u32> = (0..3000).filter(|s| !got.contains(s)).collect();
     assert!(
         missing.is_empty(),
@@ -389,19 +408,17 @@ fn replace_under_traffic(mode: &str) {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
-    // comp_count's map went from program to program: it counted every
-    // frame, whichever program was attached.
-    assert_eq!(map_id(&p, "counter__comp0"), counter_id);
+    // Every map went from program to program, the instances' global
+    // variables too: they counted every frame, whichever program was
+    // attached, and no update was lost at a swap.
+    for (n, id) in names.iter().zip(&ids) {
+        assert_eq!(&map_id(&p, n), id, "{n} handed over");
+    }
     assert_eq!(map_u64(&p, "counter__comp0", 0), 3000);
-    // The .bss counters (comp_count's `seen`, comp_tally's `tally`) are
-    // copied at each swap, just before it: a .bss holds every component's
-    // globals, so it cannot be handed over whole. What the old program
-    // counts after the copy is lost: in native mode veth runs a NAPI batch
-    // (up to 64 frames) with the program it started with.
-    let bss = map_u64(&p, ".bss", 0) + map_u64(&p, ".bss", 8);
-    let want = 2 * 3000;
-    eprintln!("{test}: .bss counters {bss} of {want}");
-    assert!(bss <= want && bss + 2 * 20 * 64 >= want, "{bss}");
+    assert_eq!(map_u64s(&p, ".data.comp0"), [3000], "seen");
+    assert_eq!(map_u64s(&p, ".data.comp1"), [3000], "tally");
+    // hits (from 1000), custom_hits (from 7), zeroed, static runs.
+    assert_eq!(map_u64s(&p, ".data.comp2"), [4000, 3007, 3000, 3000]);
 }
 
 #[test]
@@ -431,10 +448,14 @@ fn kept_component_keeps_counting_and_status_detach() {
     let counter_id = map_id(&p, "counter__comp0");
 
     // A new first component moves comp_count to slot comp1 and the tally
-    // to comp2: the counter map goes with it, and so do the .bss globals.
+    // to comp2: the counter map goes with it, and so do the maps of their
+    // global variables.
     let first = format!("{},priority=10", fx("xdp_pass.o"));
     let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
-    assert!(out.contains("kept: counter__comp1"), "{out}");
+    assert!(
+        out.contains("kept: counter__comp1 .data.comp1 .data.comp2\n"),
+        "{out}"
+    );
     send_frames(&tx, 10, 5, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     // The same map (it keeps the kernel name it was created with).
@@ -448,7 +469,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     assert_eq!(map_id(&p, "counter__comp0"), counter_id);
     assert_eq!(map_u64(&p, "counter__comp0", 0), 16);
     p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
-    // .bss: tally__comp2 and seen__comp1; both saw all 15 frames.
+    // `seen` (now comp1's) and `tally` (comp2's) saw all 16 frames.
     let st = status_json(&p);
     assert_eq!(st["mode"], "skb");
     let comps = st["components"].as_array().unwrap();
@@ -474,9 +495,8 @@ fn kept_component_keeps_counting_and_status_detach() {
         ]
     );
     assert!(comps.iter().all(|c| c["chain"] == 4), "chain XDP_PASS");
-    let bss_a = map_u64(&p, ".bss", 0);
-    let bss_b = map_u64(&p, ".bss", 8);
-    assert_eq!((bss_a.min(bss_b), bss_a.max(bss_b)), (16, 16));
+    assert_eq!(map_u64s(&p, ".data.comp0"), [16], "seen");
+    assert_eq!(map_u64s(&p, ".data.comp1"), [16], "tally");
 
     // Text status names the components in order.
     let text = p.ok_b(&["xdp", "status"]);
@@ -499,7 +519,8 @@ fn kept_component_keeps_counting_and_status_detach() {
     send_frames(&tx, 20, 3, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_u64(&p, "counter__comp1", 0), 3);
-    assert_eq!(map_u64(&p, ".bss", 0) + map_u64(&p, ".bss", 8), 6);
+    assert_eq!(map_u64s(&p, ".data.comp1"), [3], "seen, new");
+    assert_eq!(map_u64s(&p, ".data.comp2"), [3], "tally, new");
 
     // The attachment outlived every bpfld process; detach leaves the
     // interface without XDP.
@@ -512,6 +533,102 @@ fn kept_component_keeps_counting_and_status_detach() {
     assert_eq!(status_json(&p)["prog_id"], 0);
     let o = p.bpfld_b(&["xdp", "detach", "--dev", &p.vb]);
     assert!(!o.status.success() && stderr(&o).contains("has no XDP program"));
+}
+
+/// The kernel names of the attached program's maps, sorted.
+fn map_names(p: &Pair) -> Vec<String> {
+    let id = status_json(p)["prog_id"].as_u64().expect("a program");
+    let prog = p.bpftool_b(&["prog", "show", "id", &id.to_string()]);
+    let mut names: Vec<String> = prog["map_ids"]
+        .as_array()
+        .expect("map ids")
+        .iter()
+        .map(|m| {
+            let info = p.bpftool_b(&["map", "show", "id", &m.as_u64().unwrap().to_string()]);
+            info["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_new_component_never_takes_the_name_of_a_kept_map() {
+    let Some(p) = Pair::new("new_component_kept_names") else {
+        return;
+    };
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let data = format!("{},priority=10", fx("comp_data.o"));
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+    send_frames(&tx, 0, 4, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+
+    // comp_data comes first, in slot comp0: comp_count's maps, kept, still
+    // carry the names they were created with in comp0, so comp_data's own
+    // map gets another one.
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count]);
+    assert!(out.contains("kept: counter__comp1 .data.comp1\n"), "{out}");
+    assert_eq!(
+        map_names(&p),
+        [".data.comp0", ".data.comp0_1", ".rodata", "counter__comp0"]
+    );
+    send_frames(&tx, 4, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_u64s(&p, ".data.comp0"), [9], "comp_count's seen");
+    assert_eq!(
+        map_u64s(&p, ".data.comp0_1"),
+        [1005, 12, 5, 5],
+        "comp_data's"
+    );
+    let data_map = map_id(&p, ".data.comp0_1");
+
+    // The renamed map is found again at the next replacement.
+    let tally = fx("comp_tally.o");
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count, &tally]);
+    assert!(
+        out.contains("kept: .data.comp0 counter__comp1 .data.comp1\n"),
+        "{out}"
+    );
+    send_frames(&tx, 9, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, ".data.comp0_1"), data_map);
+    assert_eq!(map_u64s(&p, ".data.comp0_1"), [1006, 13, 6, 6]);
+    assert_eq!(map_u64s(&p, ".data.comp0"), [10]);
+    assert_eq!(map_u64s(&p, ".data.comp2"), [1], "comp_tally's, new");
+
+    // status names each component's maps, and the names they were
+    // created with where those differ.
+    let st = status_json(&p);
+    let maps: Vec<(&str, &str, &str)> = st["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["component"].as_str().unwrap_or("-"),
+                m["name"].as_str().unwrap(),
+                m["kernel_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            ("-", ".rodata", ".rodata"),
+            ("comp0", ".data.comp0", ".data.comp0_1"),
+            ("comp1", ".data.comp1", ".data.comp0"),
+            ("comp1", "counter__comp1", "counter__comp0"),
+            ("comp2", ".data.comp2", ".data.comp2"),
+        ]
+    );
+    let text = p.ok_b(&["xdp", "status", "--dev", &p.vb]);
+    assert!(
+        text.contains(&format!(
+            "    maps: .data.comp0 (id {data_map}, created as .data.comp0_1)\n"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -13,7 +13,11 @@ fn compose_run(tag: &str, components: &[&str]) -> (PathBuf, std::process::Output
     let mut args: Vec<String> = vec!["xdp".into(), "compose".into(), "-o".into()];
     args.push(out.to_str().unwrap().into());
     for c in components {
-        args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+        if c.starts_with("--") {
+            args.push(c.to_string());
+        } else {
+            args.push(format!("{}/{c}", fixtures_dir().to_str().unwrap()));
+        }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     (out, run(&args))
@@ -50,26 +54,35 @@ fn dispatch(obj: &std::path::Path) -> (i64, serde_json::Value) {
     (ret, maps)
 }
 
-/// The little-endian u64 of a `.bss` variable, found through BTF: its
-/// offset in the composed object's .bss.
-fn bss_u64(obj: &std::path::Path, maps: &serde_json::Value, var: &str) -> u64 {
+/// The little-endian u64 of a global variable after a run, found through
+/// BTF: the data section (map) holding it and its offset there. A
+/// component's writable globals live in a map of its own, `.data.compN`.
+fn global_u64(obj: &std::path::Path, maps: &serde_json::Value, var: &str) -> u64 {
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
-    let bss = v["data"]
+    let (sec, off) = v["data"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["name"] == ".bss")
-        .expect(".bss");
-    let off = bss["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == var)
-        .unwrap_or_else(|| panic!("no {var} in {bss}"))["offset"]
-        .as_u64()
-        .unwrap() as usize;
-    let hex = maps[".bss"][0]["value"].as_str().unwrap();
+        .find_map(|d| {
+            let x = d["variables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == var)?;
+            Some((
+                d["name"].as_str().unwrap().to_string(),
+                x["offset"].as_u64().unwrap() as usize,
+            ))
+        })
+        .unwrap_or_else(|| panic!("no {var} in {}", v["data"]));
+    let slot = var.rsplit("__").next().unwrap();
+    assert_eq!(
+        sec,
+        format!(".data.{slot}"),
+        "{var}: its instance's own map"
+    );
+    let hex = maps[&sec][0]["value"].as_str().unwrap();
     let bytes: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
@@ -147,7 +160,7 @@ fn command_line_overrides_priority_and_chain() {
     let (ret, maps) = dispatch(&out);
     assert_eq!(ret, 2, "every component continued: XDP_PASS");
     assert_eq!(map_u64(&maps, "counter__comp0"), 1);
-    assert_eq!(bss_u64(&out, &maps, "seen__comp0"), 1);
+    assert_eq!(global_u64(&out, &maps, "seen__comp0"), 1);
 
     // chain=none: nothing after it runs (and it is reported).
     let (out, printed) = compose(
@@ -169,8 +182,45 @@ fn the_same_file_twice_is_two_instances() {
     assert_eq!(ret, 2);
     assert_eq!(map_u64(&maps, "counter__comp0"), 1);
     assert_eq!(map_u64(&maps, "counter__comp1"), 1);
-    assert_eq!(bss_u64(&out, &maps, "seen__comp0"), 1);
-    assert_eq!(bss_u64(&out, &maps, "seen__comp1"), 1);
+    assert_eq!(global_u64(&out, &maps, "seen__comp0"), 1);
+    assert_eq!(global_u64(&out, &maps, "seen__comp1"), 1);
+}
+
+#[test]
+fn each_instance_has_its_own_data_map() {
+    // comp_data counts in .data, .data.custom, .bss and a static .bss
+    // variable: one map per instance holds them all, with their initial
+    // values, and nothing else (comp_count's `seen` is in its own map).
+    let (out, _) = compose(
+        "owndata",
+        &["comp_data.o", "comp_count.o:xdp_count", "comp_data.o"],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let mut sections: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    sections.sort();
+    assert_eq!(
+        sections,
+        [".data.comp0", ".data.comp1", ".data.comp2", ".rodata"],
+        "no shared .data or .bss"
+    );
+    let (ret, maps) = dispatch(&out);
+    assert_eq!(ret, 2);
+    for slot in ["comp0", "comp2"] {
+        assert_eq!(global_u64(&out, &maps, &format!("hits__{slot}")), 1001);
+        assert_eq!(global_u64(&out, &maps, &format!("custom_hits__{slot}")), 8);
+        assert_eq!(global_u64(&out, &maps, &format!("zeroed__{slot}")), 1);
+        // The static `runs` keeps its name; it is the last u64 of the map.
+        let hex = maps[&format!(".data.{slot}")][0]["value"].as_str().unwrap();
+        assert_eq!(hex.len(), 64, "four u64");
+        assert_eq!(&hex[48..], "0100000000000000", "runs");
+    }
+    assert_eq!(global_u64(&out, &maps, "seen__comp1"), 1);
 }
 
 #[test]
@@ -182,7 +232,7 @@ fn sixty_four_components() {
     assert_eq!(ret, 2);
     for n in 0..64 {
         assert_eq!(
-            bss_u64(&out, &maps, &format!("tally__comp{n}")),
+            global_u64(&out, &maps, &format!("tally__comp{n}")),
             1,
             "component {n} ran once"
         );
@@ -287,4 +337,64 @@ fn deterministic() {
     let (a, _) = compose("det-a", &parts);
     let (b, _) = compose("det-b", &parts);
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}
+
+/// The names of an object's functions, from `bpfld inspect --json`.
+fn functions(obj: &std::path::Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", obj.to_str().unwrap()])).unwrap();
+    v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn components_are_inlined_unless_asked_not_to() {
+    let parts = ["comp_count.o:xdp_count", "comp_mark.o", "xdp_pass.o"];
+    let (inlined, _) = compose("inl", &parts);
+    let mut args = vec!["--print-map", "--no-inline"];
+    args.extend(parts);
+    let (called, printed) = compose("noinl", &args);
+    assert!(!printed.contains("inlined"), "{printed}");
+    // Inlined: no component is a function any more (their own static
+    // helpers, still called from the inlined bodies, are).
+    let f = functions(&inlined);
+    assert!(
+        f.iter().all(|n| !n.starts_with("comp")) && f.contains(&"bump".to_string()),
+        "{f:?}"
+    );
+    let f = functions(&called);
+    for n in ["comp0", "comp1", "comp2"] {
+        assert!(f.contains(&n.to_string()), "--no-inline lost {n}: {f:?}");
+    }
+    // Same meaning through libbpf and aya, either way.
+    let (a, ma) = dispatch(&inlined);
+    let (b, mb) = dispatch(&called);
+    assert_eq!((a, &ma), (b, &mb));
+    let (_, printed) = compose("inlmap", &["--print-map", parts[0], parts[1], parts[2]]);
+    for n in ["comp0", "comp1", "comp2"] {
+        assert!(
+            printed.contains(&format!("inlined {n} into xdp_dispatcher")),
+            "{printed}"
+        );
+    }
+}
+
+#[test]
+fn a_tail_calling_component_is_called_and_the_report_says_why() {
+    let (out, printed) = compose("tailc", &["--print-map", "comp_tail.o", "xdp_pass.o"]);
+    assert!(
+        printed.contains("called comp0 (not inlined: it makes a tail call"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("inlined comp1 into xdp_dispatcher"),
+        "{printed}"
+    );
+    assert!(functions(&out).contains(&"comp0".to_string()));
+    // The empty prog array makes the tail call fall through: XDP_PASS.
+    assert_eq!(dispatch(&out).0, 2);
 }

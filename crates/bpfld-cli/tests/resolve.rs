@@ -98,7 +98,8 @@ fn components_keep_only_what_the_function_needs() {
             "slot1=comp_mark.o:xdp_mark",
             "slot2=comp_mark.o:xdp_mark",
         ],
-        &[],
+        // Calls, so the pulled-in functions stay visible as functions.
+        &["--no-inline"],
     );
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();

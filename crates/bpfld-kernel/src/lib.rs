@@ -551,13 +551,29 @@ fn choose_program(ebpf: &Ebpf, wanted: Option<&str>) -> Result<String> {
 
 /// Loads `object` (an ELF eBPF object), runs one program and reads every map.
 pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
+    let data_in = opts.data.unwrap_or(&DEFAULT_PACKET);
+    let mut results = run_packets(object, opts.prog, &[data_in], opts.repeat)?;
+    results
+        .pop()
+        .ok_or_else(|| Error::new(ErrorKind::Kernel, "no run result"))
+}
+
+/// Loads `object` once and runs its program on each packet in turn (each
+/// `repeat` times), with the maps' contents after each run: the state one
+/// packet leaves is what the next one sees.
+pub fn run_packets(
+    object: &[u8],
+    prog: Option<&str>,
+    packets: &[&[u8]],
+    repeat: u32,
+) -> Result<Vec<RunResult>> {
     let pins = PinDir::create();
     let mut loader = EbpfLoader::new();
     if let Some(p) = &pins {
         loader.default_map_pin_directory(&p.0);
     }
     let mut ebpf = loader.load(object).map_err(object_error)?;
-    let name = choose_program(&ebpf, opts.prog)?;
+    let name = choose_program(&ebpf, prog)?;
     let prog = ebpf
         .program_mut(&name)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
@@ -572,53 +588,66 @@ pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
         )
     };
     let kind = kind_of(prog).ok_or_else(|| not_runnable(prog))?;
-
-    let data_in = opts.data.unwrap_or(&DEFAULT_PACKET);
-    let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
-    let repeat = opts.repeat.max(1);
-    let test = TestRunOptions {
-        data_in: Some(data_in),
-        data_out: Some(&mut data_out),
-        repeat,
-        ..TestRunOptions::new()
-    };
+    let repeat = repeat.max(1);
     let verified;
     // Each runnable type is its own aya struct with its own load().
-    macro_rules! load_and_run {
+    macro_rules! load {
         ($p:expr) => {{
             $p.load().map_err(|e| program_error(&name, e, "loading"))?;
             verified = $p.info().ok().and_then(|i| i.verified_instruction_count());
-            $p.test_run(test)
         }};
     }
-    let ran = match prog {
-        Program::Xdp(p) => load_and_run!(p),
-        Program::SchedClassifier(p) => load_and_run!(p),
-        Program::SocketFilter(p) => load_and_run!(p),
-        Program::ReusePortSocketFilter(p) => load_and_run!(p),
-        Program::CgroupSkb(p) => load_and_run!(p),
-        Program::FlowDissector(p) => load_and_run!(p),
+    match prog {
+        Program::Xdp(p) => load!(p),
+        Program::SchedClassifier(p) => load!(p),
+        Program::SocketFilter(p) => load!(p),
+        Program::ReusePortSocketFilter(p) => load!(p),
+        Program::CgroupSkb(p) => load!(p),
+        Program::FlowDissector(p) => load!(p),
         other => return Err(not_runnable(other)),
-    };
-    let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
-    data_out.truncate((res.data_size_out as usize).min(data_out.len()));
-
-    let mut maps = Vec::new();
-    for (map_name, map) in ebpf.maps() {
-        maps.push(dump_map(map_name, map_data(map))?);
     }
-    maps.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut results = Vec::with_capacity(packets.len());
+    for data_in in packets {
+        let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
+        let test = TestRunOptions {
+            data_in: Some(data_in),
+            data_out: Some(&mut data_out),
+            repeat,
+            ..TestRunOptions::new()
+        };
+        let prog = ebpf
+            .program_mut(&name)
+            .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
+        let ran = match prog {
+            Program::Xdp(p) => p.test_run(test),
+            Program::SchedClassifier(p) => p.test_run(test),
+            Program::SocketFilter(p) => p.test_run(test),
+            Program::ReusePortSocketFilter(p) => p.test_run(test),
+            Program::CgroupSkb(p) => p.test_run(test),
+            Program::FlowDissector(p) => p.test_run(test),
+            other => return Err(not_runnable(other)),
+        };
+        let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
+        data_out.truncate((res.data_size_out as usize).min(data_out.len()));
 
-    Ok(RunResult {
-        program: name,
-        kind,
-        retval: res.return_value,
-        duration_ns: u64::try_from(res.duration.as_nanos()).unwrap_or(u64::MAX),
-        repeat,
-        data_out,
-        maps,
-        verified_insns: verified,
-    })
+        let mut maps = Vec::new();
+        for (map_name, map) in ebpf.maps() {
+            maps.push(dump_map(map_name, map_data(map))?);
+        }
+        maps.sort_by(|a, b| a.name.cmp(&b.name));
+
+        results.push(RunResult {
+            program: name.clone(),
+            kind,
+            retval: res.return_value,
+            duration_ns: u64::try_from(res.duration.as_nanos()).unwrap_or(u64::MAX),
+            repeat,
+            data_out,
+            maps,
+            verified_insns: verified,
+        });
+    }
+    Ok(results)
 }
 
 /// A private directory in bpffs for maps the object pins by name

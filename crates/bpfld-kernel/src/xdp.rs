@@ -157,13 +157,6 @@ pub fn map_by_id(id: u32) -> Result<(OwnedFd, MapInfo), Error> {
     Ok((fd, m))
 }
 
-/// The value of key 0 of an array map (a `.bss`/`.data` map).
-pub fn map_value0(fd: impl AsFd, value_size: u32) -> Result<Vec<u8>, Error> {
-    crate::sys::map_lookup(fd, &0u32.to_ne_bytes(), value_size as usize)
-        .map_err(|e| kernel_err("reading map", &e))?
-        .ok_or_else(|| Error::new(ErrorKind::Kernel, "map has no key 0"))
-}
-
 /// Where to attach: skb (generic) or native (driver) mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -233,74 +226,9 @@ pub fn links() -> Result<Vec<netlink::LinkXdp>, Error> {
 #[derive(Default)]
 pub struct Reuse {
     /// Map name in the new object -> map id of the running program whose
-    /// map (and contents) the new program uses.
+    /// map (and contents) the new program uses, data maps (`.data*`,
+    /// `.bss*`) included: those are used live, never written at load.
     pub maps: Vec<(String, u32)>,
-    /// Global variables copied from the running program's `.bss`/`.data`.
-    pub globals: Vec<GlobalCopy>,
-}
-
-/// One global variable carried from the running program to the new one:
-/// set as the new object's initial value, and copied again from the old
-/// map just before the swap (the new program is loaded but not yet
-/// running), so only updates made in the last microseconds are lost.
-#[derive(Debug, Clone)]
-pub struct GlobalCopy {
-    /// The variable in the new object.
-    pub name: String,
-    /// Its data section (`.bss`, `.data`) and offset there.
-    pub section: String,
-    pub offset: u32,
-    /// The old program's data-section map and the variable's offset in it.
-    pub old_map_id: u32,
-    pub old_offset: u32,
-    /// The value read when planning.
-    pub bytes: Vec<u8>,
-}
-
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-
-/// Writes key 0 of an array map (`value` is exactly its value size).
-fn map_update0(fd: impl AsFd, value: &[u8]) -> io::Result<()> {
-    let key = 0u32;
-    // { u32 map_fd; pad; u64 key; u64 value; u64 flags }
-    let mut attr = [0u64; 4];
-    attr[0] = u64::from(fd.as_fd().as_raw_fd() as u32);
-    attr[1] = &key as *const u32 as u64;
-    attr[2] = value.as_ptr() as u64;
-    // SAFETY: key and value point at 4 and value_size readable bytes that
-    // live across the call; the kernel only reads them.
-    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }?;
-    Ok(())
-}
-
-/// Copies every global again from the old maps into the new program's
-/// data maps (loaded, not yet attached).
-fn recopy_globals(ebpf: &aya::Ebpf, globals: &[GlobalCopy]) -> Result<(), Error> {
-    let mut sections: Vec<&str> = globals.iter().map(|g| g.section.as_str()).collect();
-    sections.sort_unstable();
-    sections.dedup();
-    for sec in sections {
-        let Some(map) = ebpf.map(sec) else { continue };
-        let data = crate::map_data(map);
-        let (_, new_info) = map_by_id(
-            data.info()
-                .map_err(|e| Error::new(ErrorKind::Kernel, format!("{sec}: {e}")))?
-                .id(),
-        )?;
-        let fd = data.fd().as_fd();
-        let mut value = map_value0(fd, new_info.value_size)?;
-        for g in globals.iter().filter(|g| g.section == sec) {
-            let (old_fd, old) = map_by_id(g.old_map_id)?;
-            let old_value = map_value0(&old_fd, old.value_size)?;
-            let len = g.bytes.len();
-            let (o, n) = (g.old_offset as usize, g.offset as usize);
-            if let (Some(src), Some(dst)) = (old_value.get(o..o + len), value.get_mut(n..n + len)) {
-                dst.copy_from_slice(src);
-            }
-        }
-        map_update0(fd, &value).map_err(|e| kernel_err(format!("writing {sec}"), &e))?;
-    }
-    Ok(())
 }
 
 /// A private bpffs mount, so aya can be handed existing maps by pin path;
@@ -395,44 +323,77 @@ pub fn attach(
     reuse: &Reuse,
 ) -> Result<Attached, Error> {
     let mut loader = EbpfLoader::new();
-    let fs = if reuse.maps.is_empty() {
+    // The new object's map definitions: a map is reused only when its
+    // definition is identical; otherwise it starts fresh.
+    let parsed = aya_obj::Object::parse(object).ok();
+    let mut pins = Vec::new();
+    let mut swaps = Vec::new();
+    let mut refused = Vec::new();
+    for (name, id) in &reuse.maps {
+        let (fd, old) = map_by_id(*id)?;
+        let new = parsed.as_ref().and_then(|o| o.maps.get(name));
+        let same = new.is_some_and(|m| {
+            m.map_type() == old.map_type
+                && m.key_size() == old.key_size
+                && m.value_size() == old.value_size
+                && m.max_entries() == old.max_entries
+                && m.map_flags() == old.map_flags
+        });
+        if !same {
+            refused.push(name.clone());
+            continue;
+        }
+        let is_data = new.is_some_and(|m| {
+            matches!(
+                m.section_kind(),
+                aya_obj::EbpfSectionKind::Data | aya_obj::EbpfSectionKind::Bss
+            )
+        });
+        if is_data {
+            swaps.push((name.as_str(), fd));
+        } else {
+            pins.push((name.as_str(), *id, fd));
+        }
+    }
+    // Maps by pin path: aya opens them instead of creating them.
+    let fs = if pins.is_empty() {
         None
     } else {
         Some(PrivateBpffs::mount()?)
     };
-    // The new object's map definitions: a map is reused only when its
-    // definition is identical; otherwise it starts fresh.
-    let parsed = aya_obj::Object::parse(object).ok();
     let mut paths = Vec::new();
-    let mut refused = Vec::new();
     if let Some(fs) = &fs {
-        for (name, id) in &reuse.maps {
-            let (fd, old) = map_by_id(*id)?;
-            let same = parsed
-                .as_ref()
-                .and_then(|o| o.maps.get(name))
-                .is_some_and(|m| {
-                    m.map_type() == old.map_type
-                        && m.key_size() == old.key_size
-                        && m.value_size() == old.value_size
-                        && m.max_entries() == old.max_entries
-                        && m.map_flags() == old.map_flags
-                });
-            if !same {
-                refused.push(name.clone());
-                continue;
-            }
-            paths.push((name.as_str(), fs.pin(&fd, &format!("m{id}"))?));
+        for (name, id, fd) in &pins {
+            paths.push((*name, fs.pin(fd, &format!("m{id}"))?));
         }
     }
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());
     }
-    for g in &reuse.globals {
-        loader.override_global(&g.name, g.bytes.as_slice(), false);
-    }
-    let mut ebpf = loader.load(object).map_err(object_error)?;
+    let ebpf = loader.load(object).map_err(object_error)?;
     drop(fs);
+    // Data maps (`.data*`, `.bss*`) cannot go by pin path: aya writes a
+    // data section's initial bytes into its map even when the map is
+    // opened from a pin (and relocates to an fd, not a value address, when
+    // there are none), which would reset the live globals. So aya creates
+    // and fills a map of its own, and its descriptor is pointed at the
+    // running program's map before the program is loaded: the program
+    // then uses the live map, and nothing was written into it.
+    for (name, old_fd) in &swaps {
+        let map = ebpf.map(name).ok_or_else(|| {
+            Error::new(ErrorKind::Kernel, format!("map '{name}' was not created"))
+        })?;
+        let target = crate::map_data(map).fd().as_fd().as_raw_fd();
+        // SAFETY: both are open descriptors of this process; `target`
+        // stays open (still owned by aya's map, which the program load
+        // below reads it through) and now refers to a map of identical
+        // definition, checked above.
+        if unsafe { libc::dup2(old_fd.as_raw_fd(), target) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(kernel_err(format!("handing map '{name}' over"), &e));
+        }
+    }
+    let mut ebpf = ebpf;
     let p: &mut Xdp = ebpf
         .program_mut(prog)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{prog}'")))?
@@ -444,7 +405,6 @@ pub fn attach(
         .map_err(|e| program_error(prog, e, "fd"))?
         .as_fd()
         .as_raw_fd();
-    recopy_globals(&ebpf, &reuse.globals)?;
     let mode = mode.or(current.map(|c| c.mode));
     let mut flags = mode.map_or(0, Mode::flag);
     let expected = match current {
@@ -466,7 +426,12 @@ pub fn attach(
         .map_or(0, |x| x.prog_id);
     Ok(Attached {
         prog_id,
-        kept: paths.iter().map(|(n, _)| n.to_string()).collect(),
+        kept: reuse
+            .maps
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !refused.contains(n))
+            .collect(),
         refused,
     })
 }

@@ -32,7 +32,9 @@ pub struct Slot {
 
 const R0: u8 = 0;
 const R1: u8 = 1;
-const R6: u8 = 6;
+const R10: u8 = 10;
+/// Where the dispatcher keeps the context: `r10 - 8`.
+const CTX_SLOT: i16 = -8;
 
 fn section(id: u32, name: &str, kind: SectionKind, flags: u64, align: u64) -> Section {
     let sh_type = if kind == SectionKind::Null { 0 } else { 1 };
@@ -67,7 +69,9 @@ fn symbol(
 /// Builds the dispatcher object. `manifest` lines are stored as names of
 /// empty DATASECs in its BTF, which the kernel keeps with the program.
 pub fn build(section_name: &str, slots: &[Slot], manifest: &[String], endian: Endian) -> Object {
-    let mut insns: Vec<Insn> = vec![Insn::mov64_reg(R6, R1)];
+    // The context waits on the stack, not in r6: a component inlined here
+    // may use every register, and its frame goes below this slot.
+    let mut insns: Vec<Insn> = vec![Insn::store_reg(insn::BPF_DW, R10, CTX_SLOT, R1)];
     let mut relocs = Vec::new();
     let mut lines: Vec<(u32, String)> = vec![(
         0,
@@ -81,7 +85,7 @@ pub fn build(section_name: &str, slots: &[Slot], manifest: &[String], endian: En
             insns.len() as u32,
             format!("call {}: {}", slot.extern_name, slot.description),
         ));
-        insns.push(Insn::mov64_reg(R1, R6));
+        insns.push(Insn::load(insn::BPF_DW, R1, R10, CTX_SLOT));
         relocs.push(Reloc {
             offset: insns.len() as u64 * 8,
             kind: RelocKind::Bpf64_32,

@@ -169,8 +169,18 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
     out
 }
 
-/// Composes the components into one object with program `xdp_dispatcher`.
+/// Composes the components into one object with program `xdp_dispatcher`,
+/// their bodies inlined into it where that is safe.
 pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
+    compose_with(specs, shared_maps, false)
+}
+
+/// [`compose`], with `no_inline` keeping every component a called function.
+pub fn compose_with(
+    specs: &[ComponentSpec],
+    shared_maps: &[String],
+    no_inline: bool,
+) -> Result<Composed> {
     if specs.is_empty() {
         crate::bail!("nothing to compose: no components");
     }
@@ -251,14 +261,21 @@ pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Compos
         name: "<xdp dispatcher>".into(),
         object,
     }];
-    // Every component its own instance, even the same file twice.
+    // Every component its own instance, even the same file twice, with
+    // its writable globals in a map of its own (`.data.compN`), which a
+    // replacement hands to its successor like any other map.
     let components: Vec<Input> = placed
         .iter()
-        .map(|p| Input {
-            name: format!("{}#{}", p.file, p.slot),
-            object: specs[p.index].object.clone(),
+        .map(|p| {
+            let mut object = specs[p.index].object.clone();
+            link::component::own_data_section(&mut object, &p.slot)
+                .map_err(|e| e.in_file(&p.file))?;
+            Ok(Input {
+                name: format!("{}#{}", p.file, p.slot),
+                object,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let resolves = placed
         .iter()
         .enumerate()
@@ -272,6 +289,7 @@ pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Compos
         relocatable: false,
         resolves,
         shared_maps: shared_maps.to_vec(),
+        no_inline,
     };
     let linked = link::link_with(&main, &components, &opts)?;
     Ok(Composed {

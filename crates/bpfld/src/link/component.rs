@@ -45,6 +45,29 @@ pub struct ComponentReport {
     pub globals: Vec<(String, String)>,
     /// Functions pulled in besides the resolved ones: (original, final).
     pub functions: Vec<(String, String)>,
+    /// What became of each resolved function's calls.
+    #[serde(default)]
+    pub inlining: Vec<Inlining>,
+}
+
+/// Whether a resolved function was inlined into its callers, or why not.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Inlining {
+    pub function: String,
+    /// Callers it was inlined into, one per call site.
+    pub into: Vec<String>,
+    /// Why (some of) its calls stay calls.
+    pub called_because: Option<String>,
+}
+
+impl From<&super::inline::Outcome> for Inlining {
+    fn from(o: &super::inline::Outcome) -> Inlining {
+        Inlining {
+            function: o.function.clone(),
+            into: o.inlined_into.clone(),
+            called_because: o.called_because.clone(),
+        }
+    }
 }
 
 /// The link report: what each extern resolved to and what came with it.
@@ -98,6 +121,14 @@ impl LinkReport {
             ] {
                 for (from, to) in list {
                     let _ = writeln!(out, "  {what} {from} -> {to}");
+                }
+            }
+            for i in &c.inlining {
+                if !i.into.is_empty() {
+                    let _ = writeln!(out, "  inlined {} into {}", i.function, i.into.join(", "));
+                }
+                if let Some(why) = &i.called_because {
+                    let _ = writeln!(out, "  called {} (not inlined: {why})", i.function);
                 }
             }
         }
@@ -258,6 +289,7 @@ pub fn prepare(
         maps: Vec::new(),
         globals: Vec::new(),
         functions: Vec::new(),
+        inlining: Vec::new(),
     };
     let target_of: HashMap<&str, &str> = targets
         .iter()
@@ -477,5 +509,278 @@ pub fn pull_in(obj: &Object, roots: &[String], cuts: &mut HashMap<SectionId, Vec
                 p.keep = false;
             }
         }
+    }
+}
+
+/// The largest folded data section accepted: the kernel refuses array map
+/// values above `KMALLOC_MAX_SIZE` (4 MiB on x86-64 with 4 KiB pages), and
+/// the zero-filled part is allocated here.
+const MAX_OWN_DATA: u64 = 4 << 20;
+
+/// The section holding an instance's writable globals: `.data.LABEL`.
+pub fn own_data_name(label: &str) -> String {
+    format!(".data.{label}")
+}
+
+/// Folds every writable data section of a component (`.data`, `.data.*`,
+/// `.bss`, `.bss.*`) into one section `.data.LABEL`, so the instance's
+/// globals become one map of their own instead of sharing the main
+/// inputs' `.data`/`.bss` maps: such a map can be handed to a successor
+/// program whole. It is a `.data.*` PROGBITS section (zeros for the BSS
+/// part) because libbpf before 1.3 loads no `.bss.*` section. Symbols,
+/// relocation addends (section-relative `ld_imm64` immediates) and the
+/// BTF DATASECs move with the bytes. `.rodata` is frozen at load and is
+/// left to the ordinary merge.
+pub fn own_data_section(obj: &mut Object, label: &str) -> Result<()> {
+    use crate::model::insn::{BPF_DW, BPF_IMM, BPF_LD};
+    const LD_IMM64: u8 = BPF_LD | BPF_IMM | BPF_DW;
+    const SHT_PROGBITS: u32 = 1;
+    const SHT_NOBITS: u32 = 8;
+    const SHF_WRITE_ALLOC: u64 = 0x3;
+    // Initialised data first, then the zero-filled sections.
+    let mut order: Vec<SectionId> = Vec::new();
+    for kind in [SectionKind::Data, SectionKind::Bss] {
+        order.extend(obj.sections.iter().filter(|s| s.kind == kind).map(|s| s.id));
+    }
+    let Some(&target) = order.first() else {
+        return Ok(());
+    };
+    // Where each section starts in the folded one.
+    let mut base: HashMap<SectionId, u64> = HashMap::new();
+    let mut old_names: Vec<(String, u64)> = Vec::new();
+    let mut cursor = 0u64;
+    let mut align = 1u64;
+    for &id in &order {
+        let Some(s) = obj.section(id) else { continue };
+        let a = s.sh_addralign.max(1);
+        let size = if s.kind == SectionKind::Bss {
+            s.sh_size
+        } else {
+            s.data.len() as u64
+        };
+        let start = cursor.div_ceil(a).saturating_mul(a);
+        cursor = start.saturating_add(size);
+        if cursor > MAX_OWN_DATA {
+            crate::bail!(
+                "writable global variables take {cursor} bytes (through section '{}'), more than one BPF map value can hold ({MAX_OWN_DATA} bytes)",
+                s.name
+            );
+        }
+        align = align.max(a);
+        base.insert(id, start);
+        old_names.push((s.name.clone(), start));
+    }
+    let mut data = vec![0u8; cursor as usize];
+    let mut relocs = Vec::new();
+    for &id in &order {
+        let Some(s) = obj.sections.get_mut(id.0 as usize) else {
+            continue;
+        };
+        let b = base[&id];
+        if s.kind == SectionKind::Data {
+            data[b as usize..b as usize + s.data.len()].copy_from_slice(&s.data);
+        }
+        relocs.extend(s.relocs.drain(..).map(|r| crate::model::object::Reloc {
+            offset: r.offset.saturating_add(b),
+            ..r
+        }));
+        if id != target {
+            // Emptied: no longer linked (not a data kind, no contents).
+            s.kind = SectionKind::Other;
+            s.sh_type = SHT_NOBITS;
+            s.sh_size = 0;
+            s.data.clear();
+        }
+    }
+    let new_name = own_data_name(label);
+    if let Some(t) = obj.sections.get_mut(target.0 as usize) {
+        t.name = new_name.clone();
+        t.kind = SectionKind::Data;
+        t.sh_type = SHT_PROGBITS;
+        t.sh_flags = SHF_WRITE_ALLOC;
+        t.sh_addralign = align;
+        t.sh_size = cursor;
+        t.data = data;
+        relocs.sort_by_key(|r| r.offset);
+        t.relocs = relocs;
+    }
+    // Symbols move with their bytes; a section symbol now names the folded
+    // section, so what refers through it gets its section's start added.
+    let mut shift_through: HashMap<crate::model::object::SymbolId, u64> = HashMap::new();
+    for s in obj.symbols.iter_mut() {
+        let SymbolPlace::Section(id) = s.place else {
+            continue;
+        };
+        let Some(&b) = base.get(&id) else { continue };
+        s.place = SymbolPlace::Section(target);
+        if s.kind == SymbolKind::Section {
+            if b != 0 {
+                shift_through.insert(s.id, b);
+            }
+        } else {
+            s.value = s.value.saturating_add(b);
+        }
+    }
+    if !shift_through.is_empty() {
+        // (Other sections' relocations, such as `.rel.BTF`'s, are not
+        // carried over by the link.)
+        for sec in obj.sections.iter_mut().filter(|s| s.is_program()) {
+            let name = sec.name.clone();
+            for r in &sec.relocs {
+                let Some(&b) = shift_through.get(&r.symbol) else {
+                    continue;
+                };
+                let Some(insn) = sec
+                    .insns
+                    .get_mut((r.offset / 8) as usize)
+                    .filter(|i| i.code == LD_IMM64)
+                else {
+                    crate::bail!(
+                        "section '{name}' offset {:#x}: a section-relative reference into global data that is not an ld_imm64",
+                        r.offset
+                    );
+                };
+                let Some(imm) = u32::try_from(b)
+                    .ok()
+                    .and_then(|b| (insn.imm as u32).checked_add(b))
+                else {
+                    crate::bail!(
+                        "section '{name}' offset {:#x}: data offset overflows the instruction",
+                        r.offset
+                    );
+                };
+                insn.imm = imm as i32;
+            }
+        }
+    }
+    // One DATASEC lists every variable at its new offset; the others are
+    // left empty under the same name (the link rebuilds DATASECs by name).
+    if let Some(btf) = &mut obj.btf {
+        let hits: Vec<(TypeId, u64)> = btf
+            .iter()
+            .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+            .filter_map(|(id, t)| {
+                let n = btf.name(t.name_off).ok()?;
+                old_names
+                    .iter()
+                    .find(|(o, _)| o == n)
+                    .map(|&(_, b)| (id, b))
+            })
+            .collect();
+        let name_off = btf.add_string(&new_name);
+        let mut merged = Vec::new();
+        for &(id, b) in &hits {
+            let Some(t) = btf.get_mut(id) else { continue };
+            t.name_off = name_off;
+            if let TypeData::Datasec { vars, size } = &mut t.data {
+                for mut v in vars.drain(..) {
+                    v.offset = u32::try_from(u64::from(v.offset) + b).map_err(|_| {
+                        Error::new(format!(
+                            "BTF DATASEC of global data: variable offset {:#x} beyond the data",
+                            v.offset
+                        ))
+                    })?;
+                    merged.push(v);
+                }
+                *size = 0;
+            }
+        }
+        if let Some(TypeData::Datasec { vars, size }) = hits
+            .first()
+            .and_then(|h| btf.get_mut(h.0))
+            .map(|t| &mut t.data)
+        {
+            merged.sort_by_key(|v| v.offset);
+            *vars = merged;
+            *size = cursor as u32;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comp_data() -> Object {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/comp_data.o");
+        crate::read::elf::parse(&std::fs::read(path).expect("fixture")).expect("parses")
+    }
+
+    #[test]
+    fn writable_sections_fold_into_one_with_everything_that_points_there() {
+        let mut obj = comp_data();
+        own_data_section(&mut obj, "slot3").unwrap();
+        let data: Vec<&crate::model::object::Section> = obj
+            .sections
+            .iter()
+            .filter(|s| matches!(s.kind, SectionKind::Data | SectionKind::Bss))
+            .collect();
+        assert_eq!(data.len(), 1, "one writable section");
+        let sec = data[0];
+        assert_eq!((sec.name.as_str(), sec.sh_type), (".data.slot3", 1));
+        // .data (hits = 1000), .data.custom (custom_hits = 7), then the
+        // zeroed .bss (zeroed, static runs).
+        let words: Vec<u64> = sec
+            .data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [1000, 7, 0, 0]);
+        let at = |name: &str| {
+            let s = obj.symbols.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(s.place, SymbolPlace::Section(sec.id), "{name}");
+            s.value
+        };
+        assert_eq!(
+            [at("hits"), at("custom_hits"), at("zeroed"), at("runs")],
+            [0, 8, 16, 24]
+        );
+        // `runs` is reached through the .bss section symbol: its ld_imm64
+        // now carries the offset in the folded section.
+        let prog = obj.sections.iter().find(|s| s.name == "xdp").unwrap();
+        let via_section: Vec<i32> = prog
+            .relocs
+            .iter()
+            .filter(|r| {
+                obj.symbol(r.symbol)
+                    .is_some_and(|s| s.kind == SymbolKind::Section)
+            })
+            .map(|r| prog.insns[(r.offset / 8) as usize].imm)
+            .collect();
+        assert_eq!(via_section, [24]);
+        // One DATASEC with all four, at their new offsets.
+        let btf = obj.btf.as_ref().unwrap();
+        let id = btf.find_datasec(".data.slot3").unwrap();
+        let vars: Vec<(String, u32)> = btf
+            .datasec_vars(id)
+            .unwrap()
+            .iter()
+            .map(|v| (v.name.to_string(), v.offset))
+            .collect();
+        let names: Vec<(&str, u32)> = vars.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+        assert_eq!(
+            names,
+            [
+                ("hits", 0),
+                ("custom_hits", 8),
+                ("zeroed", 16),
+                ("runs", 24)
+            ]
+        );
+        assert!(btf.find_datasec(".bss").is_none() && btf.find_datasec(".data").is_none());
+    }
+
+    #[test]
+    fn a_zero_filled_section_too_big_for_a_map_value_is_an_error() {
+        let mut obj = comp_data();
+        let bss = obj.sections.iter_mut().find(|s| s.name == ".bss").unwrap();
+        bss.sh_size = 1 << 31;
+        let e = own_data_section(&mut obj, "slot0").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than one BPF map value can hold (4194304 bytes)"),
+            "{e}"
+        );
     }
 }

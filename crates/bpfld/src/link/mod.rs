@@ -17,6 +17,7 @@
 pub mod btf;
 pub mod compat;
 pub mod component;
+pub mod inline;
 pub mod pieces;
 pub mod symbols;
 
@@ -55,6 +56,9 @@ pub struct LinkOptions {
     /// Maps that components share with each other and with the main
     /// inputs, by name (maps pinned by name are always shared).
     pub shared_maps: Vec<String>,
+    /// Keep calls to resolved functions as calls instead of inlining
+    /// their bodies into the callers (inlining is the default).
+    pub no_inline: bool,
 }
 
 /// A linked object and the report of what went into it.
@@ -513,6 +517,26 @@ fn link_sources(
         report.components.push(r);
     }
     let mut object = object;
+    if !opts.no_inline {
+        // A function filling several externs carries the first one's name.
+        let primaries = |c: &ComponentReport| -> Vec<String> {
+            let mut seen = HashSet::new();
+            c.resolved
+                .iter()
+                .filter(|(_, f)| seen.insert(f.clone()))
+                .map(|(e, _)| e.clone())
+                .collect()
+        };
+        let names: Vec<String> = report.components.iter().flat_map(primaries).collect();
+        let outcomes = inline::inline_functions(&mut object, &names);
+        for c in &mut report.components {
+            for e in primaries(c) {
+                if let Some(o) = outcomes.iter().find(|o| o.function == e) {
+                    c.inlining.push(component::Inlining::from(o));
+                }
+            }
+        }
+    }
     if !report.components.is_empty() {
         report.embed(&mut object)?;
     }
