@@ -517,7 +517,14 @@ fn link_sources(
         report.components.push(r);
     }
     let mut object = object;
-    if !opts.no_inline {
+    let mut spill = spill;
+    // Without components there is nothing to inline (and the code may
+    // still be in the linker's temporary file).
+    if !opts.no_inline && !report.components.is_empty() {
+        if let Some(spill) = spill.take() {
+            let mut outs: Vec<&mut Section> = object.sections.iter_mut().skip(1).collect();
+            spill.restore(&mut outs)?;
+        }
         // A function filling several externs carries the first one's name.
         let primaries = |c: &ComponentReport| -> Vec<String> {
             let mut seen = HashSet::new();
