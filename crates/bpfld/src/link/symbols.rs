@@ -88,7 +88,7 @@ pub struct Resolution {
     pub globals: Vec<Global>,
     /// Global index by a hash of the name (the names live in `globals`):
     /// names whose hash another name has go to `collided`.
-    by_hash: crate::dedup::fxhash::FxMap<u64, u32>,
+    by_hash: crate::dedup::fxhash::FxMap<u32, u32>,
     collided: HashMap<String, usize>,
     /// Every losing definition, for quick lookup.
     pub losers: HashSet<(usize, SymbolId)>,
@@ -132,12 +132,13 @@ impl Resolution {
     }
 }
 
-fn name_hash(name: &str) -> u64 {
+fn name_hash(name: &str) -> u32 {
     use std::hash::Hasher;
     let mut h = crate::dedup::fxhash::FxHasher::default();
     h.write(name.as_bytes());
     h.write_usize(name.len());
-    h.finish()
+    let h = h.finish();
+    (h ^ (h >> 32)) as u32
 }
 
 /// An error found while resolving, reported once every input has been

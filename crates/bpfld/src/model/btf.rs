@@ -815,17 +815,20 @@ impl BtfType {
 pub struct StringTable {
     pub bytes: Vec<u8>,
     /// Hash of a string's bytes → its first offset.
-    offsets: crate::dedup::fxhash::FxMap<u64, u32>,
+    offsets: crate::dedup::fxhash::FxMap<u32, u32>,
     /// Strings whose hash another string already has.
     collided: std::collections::HashMap<Vec<u8>, u32>,
 }
 
-fn string_hash(s: &[u8]) -> u64 {
+/// 32 bits are plenty to tell strings apart in a table (the few that share
+/// a hash go to the side map), and halve the index.
+fn string_hash(s: &[u8]) -> u32 {
     use std::hash::Hasher;
     let mut h = crate::dedup::fxhash::FxHasher::default();
     h.write(s);
     h.write_usize(s.len());
-    h.finish()
+    let h = h.finish();
+    (h ^ (h >> 32)) as u32
 }
 
 impl StringTable {
@@ -989,5 +992,29 @@ mod tests {
             let off = t.add(s.as_bytes());
             assert_eq!(t.add(s.as_bytes()), off, "{s}");
         }
+    }
+
+    #[test]
+    fn string_table_strings_sharing_a_hash_stay_apart() {
+        // Enough strings that some share a 32-bit hash.
+        let mut t = StringTable::from_btf(&Btf::new(crate::model::Endian::Little));
+        let offs: Vec<u32> = (0..300_000u32)
+            .map(|k| t.add(format!("line {k}").as_bytes()))
+            .collect();
+        assert!(!t.collided.is_empty(), "no two strings shared a hash");
+        for (k, &off) in offs.iter().enumerate() {
+            let s = format!("line {k}");
+            assert_eq!(t.add(s.as_bytes()), off, "{s}");
+            let start = off as usize;
+            assert_eq!(&t.bytes[start..start + s.len()], s.as_bytes());
+        }
+        // And a table rebuilt from the bytes finds the same offsets.
+        let mut btf = Btf::new(crate::model::Endian::Little);
+        btf.strings = t.bytes.clone();
+        let mut again = StringTable::from_btf(&btf);
+        for (k, &off) in offs.iter().enumerate().step_by(7) {
+            assert_eq!(again.add(format!("line {k}").as_bytes()), off);
+        }
+        assert_eq!(again.bytes, t.bytes);
     }
 }
