@@ -1571,6 +1571,7 @@ mod tests {
             let written = std::fs::read(&out).unwrap();
             std::fs::remove_file(&out).unwrap();
             assert!(written == from_files, "{set:?}: link_files_to differs");
+            let _ = std::fs::remove_dir(&dir);
         }
     }
 
@@ -1595,6 +1596,7 @@ mod tests {
         let linked = link_files(&set, &[], &LinkOptions::default()).unwrap();
         writer.join().unwrap();
         std::fs::remove_file(&fifo).unwrap();
+        let _ = std::fs::remove_dir(&dir);
         let got = crate::write::elf::to_bytes(&linked.object).unwrap();
         // The same as the regular files, but for the name in errors.
         assert!(got == linked_bytes(&["lnk_fn_a.o", "lnk_fn_b.o"]));
