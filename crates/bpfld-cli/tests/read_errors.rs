@@ -48,3 +48,35 @@ fn each_reader_check_names_what_is_wrong() {
         ],
     );
 }
+
+/// The reader rejects a function symbol that does not start and end on an
+/// instruction boundary. Its fuzz reproducer is a two-object link input:
+/// the halves are split where the fuzz target splits them and each is
+/// inspected; the damaged one must be rejected with the message.
+#[test]
+fn a_function_off_instruction_boundaries_is_named() {
+    let data = std::fs::read(
+        root().join("fuzz/regressions/link/func_symbol_not_at_instruction_boundary.o"),
+    )
+    .unwrap();
+    let sep: &[u8] = b"\n--bpfld-fuzz-next-object--\n";
+    let at = data.windows(sep.len()).position(|w| w == sep).unwrap();
+    let dir = tmpdir("fnbound");
+    let mut messages = Vec::new();
+    for (n, half) in [&data[..at], &data[at + sep.len()..]].iter().enumerate() {
+        let path = dir.join(format!("half{n}.o"));
+        std::fs::write(&path, half).unwrap();
+        let o = run(&["inspect", path.to_str().unwrap()]);
+        if !o.status.success() {
+            assert_eq!(o.status.code(), Some(1));
+            messages.push(stderr(&o));
+        }
+    }
+    assert!(
+        messages.iter().any(
+            |m| m.contains("does not start and end on instruction boundaries")
+                && m.contains("in section '")
+        ),
+        "{messages:?}"
+    );
+}
