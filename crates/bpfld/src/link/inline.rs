@@ -525,6 +525,17 @@ struct Frame {
 fn frame(nodes: &[Node]) -> Result<Frame, Why> {
     let mut f = Frame::default();
     let mut k = 0;
+    // Jump targets: the code between them runs straight.
+    let targets: HashSet<NodeId> = nodes
+        .iter()
+        .filter_map(|n| match n.target {
+            Some(Target::Jump(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    // Registers holding r10 + a known offset, in straight-line code: an
+    // access below such a pointer (`p[-1]`) deepens the frame too.
+    let mut fp: [Option<i64>; 16] = [None; 16];
     let deepen = |off: i64, f: &mut Frame| -> Result<(), Why> {
         if off >= 0 || off < -i64::from(MAX_STACK) {
             return Err(format!("it addresses r10{off:+}, outside a stack frame"));
@@ -571,11 +582,43 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
                 f.tail_call = true;
             }
         }
-        let fp_base = match i.class() {
-            insn::BPF_LDX => src == insn::R10,
-            insn::BPF_ST | insn::BPF_STX => dst == insn::R10,
-            _ => false,
+        if targets.contains(&nodes[k].id) {
+            fp = [None; 16];
+        }
+        let base = match i.class() {
+            insn::BPF_LDX => Some(src),
+            insn::BPF_ST | insn::BPF_STX => Some(dst),
+            _ => None,
         };
+        if let Some(o) = base
+            .filter(|b| *b != insn::R10)
+            .and_then(|b| fp[b as usize])
+        {
+            deepen(o + i64::from(i.off), &mut f)?;
+        }
+        // What this instruction leaves in the registers it writes.
+        let defs = use_def(&i).1;
+        let copied = (i.code == insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X && i.off == 0)
+            .then(|| fp[src as usize])
+            .flatten();
+        let moved = match (i.code, fp[dst as usize]) {
+            (c, Some(o)) if c == insn::BPF_ALU64 | insn::BPF_ADD | insn::BPF_K => {
+                Some(o + i64::from(i.imm))
+            }
+            (c, Some(o)) if c == insn::BPF_ALU64 | insn::BPF_SUB | insn::BPF_K => {
+                Some(o - i64::from(i.imm))
+            }
+            _ => None,
+        };
+        for r in 0..16 {
+            if defs & (1 << r) != 0 {
+                fp[r] = None;
+            }
+        }
+        if defs & (1 << dst) != 0 {
+            fp[dst as usize] = copied.or(moved);
+        }
+        let fp_base = base == Some(insn::R10);
         if fp_base {
             deepen(i64::from(i.off), &mut f)?;
             if i.class() == insn::BPF_STX && src == insn::R10 {
@@ -589,10 +632,12 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
             match next {
                 Some(n)
                     if n.code == insn::BPF_ALU64 | insn::BPF_ADD | insn::BPF_K
-                        && n.dst == i.dst =>
+                        && n.dst == i.dst
+                        && !targets.contains(&nodes[k + 1].id) =>
                 {
                     deepen(i64::from(n.imm), &mut f)?;
                     f.writes |= 1 << dst;
+                    fp[dst as usize] = Some(i64::from(n.imm));
                     k += 2;
                     continue;
                 }
@@ -1201,6 +1246,33 @@ mod tests {
         assert_eq!(f.depth, 24);
         assert_ne!(f.writes & (1 << R6), 0);
         assert!(!f.tail_call);
+    }
+
+    #[test]
+    fn frame_sees_accesses_below_a_stack_pointer() {
+        // r2 = r10; r2 += -8; r3 = r2; *(u64 *)(r3 - 16) = 0: 24 bytes.
+        let f = frame(&nodes(&[
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(BPF_ADD, R2, -8),
+            Insn::mov64_reg(insn::R3, R2),
+            Insn::store_imm(BPF_DW, insn::R3, -16, 0),
+            Insn::exit(),
+        ]))
+        .unwrap();
+        assert_eq!(f.depth, 24);
+    }
+
+    #[test]
+    fn a_stack_address_split_by_a_jump_target_is_refused() {
+        // goto +1 lands on `r2 += -8`, which then does not follow r2 = r10.
+        let e = frame(&nodes(&[
+            Insn::ja(1),
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(BPF_ADD, R2, -8),
+            Insn::exit(),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("copies r10"), "{e}");
     }
 
     #[test]
