@@ -610,9 +610,9 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
             }
             _ => None,
         };
-        for r in 0..16 {
+        for (r, v) in fp.iter_mut().enumerate() {
             if defs & (1 << r) != 0 {
-                fp[r] = None;
+                *v = None;
             }
         }
         if defs & (1 << dst) != 0 {
