@@ -23,6 +23,13 @@
 //!   section; its func_info record goes (it is no longer a function) and
 //!   its line_info and CO-RE records move with its instructions.
 //!
+//! The caller's own frame is measured from the code: the deepest `r10`
+//! offset it addresses, directly or through a pointer derived from `r10`
+//! in straight-line code. That is the whole frame for code a compiler lays
+//! out (each stack object addressed from its lowest byte somewhere); code
+//! that only ever reaches the bottom of a stack object through a pointer
+//! handed to another function would be measured short.
+//!
 //! A function is called instead of inlined when one of those cannot be
 //! guaranteed: it makes a tail call (which, from an inlined body, would end
 //! the whole program instead of returning to the caller), it uses `r10` in
