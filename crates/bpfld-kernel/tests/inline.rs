@@ -190,6 +190,21 @@ fn compositions_mean_the_same_inlined_and_called() {
         ],
     );
     inlined_all(&r);
+    // A component writing r6-r9: the context waits on the stack instead
+    // of in a register.
+    let specs = [
+        spec("comp_count.o", Some("xdp_count"), None),
+        spec("comp_regs.o", None, None),
+        spec("comp_parse.o", None, None),
+    ];
+    inlined_all(&compose_both("count+regs+parse", &specs));
+    let first = |specs: &[ComponentSpec]| {
+        let c = compose_with(specs, &[], false).unwrap();
+        let sec = c.object.section_by_name("xdp").unwrap();
+        bpfld::show::disasm::insn_text(&sec.insns[0], sec.insns.get(1)).unwrap()
+    };
+    assert_eq!(first(&specs), "*(u64 *)(r10 - 0x8) = r1");
+    assert_eq!(first(&specs[..1]), "r9 = r1");
     let steps: Vec<ComponentSpec> = (0..10).map(|_| spec("bench_step.o", None, None)).collect();
     inlined_all(&compose_both("ten steps", &steps));
 }

@@ -68,10 +68,27 @@ fn symbol(
 
 /// Builds the dispatcher object. `manifest` lines are stored as names of
 /// empty DATASECs in its BTF, which the kernel keeps with the program.
-pub fn build(section_name: &str, slots: &[Slot], manifest: &[String], endian: Endian) -> Object {
+///
+/// `ctx_reg` is a callee-saved register (r6–r9) that no component writes,
+/// where the dispatcher keeps the context across inlined components; with
+/// `None` it waits on the stack.
+pub fn build(
+    section_name: &str,
+    slots: &[Slot],
+    manifest: &[String],
+    ctx_reg: Option<u8>,
+    endian: Endian,
+) -> Object {
     // The context waits on the stack, not in r6: a component inlined here
     // may use every register, and its frame goes below this slot.
-    let mut insns: Vec<Insn> = vec![Insn::store_reg(insn::BPF_DW, R10, CTX_SLOT, R1)];
+    let (keep, fetch) = match ctx_reg {
+        Some(r) => (Insn::mov64_reg(r, R1), Insn::mov64_reg(R1, r)),
+        None => (
+            Insn::store_reg(insn::BPF_DW, R10, CTX_SLOT, R1),
+            Insn::load(insn::BPF_DW, R1, R10, CTX_SLOT),
+        ),
+    };
+    let mut insns: Vec<Insn> = vec![keep];
     let mut relocs = Vec::new();
     let mut lines: Vec<(u32, String)> = vec![(
         0,
@@ -85,7 +102,7 @@ pub fn build(section_name: &str, slots: &[Slot], manifest: &[String], endian: En
             insns.len() as u32,
             format!("call {}: {}", slot.extern_name, slot.description),
         ));
-        insns.push(Insn::load(insn::BPF_DW, R1, R10, CTX_SLOT));
+        insns.push(fetch);
         relocs.push(Reloc {
             offset: insns.len() as u64 * 8,
             kind: RelocKind::Bpf64_32,

@@ -169,6 +169,28 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
     out
 }
 
+/// The callee-saved registers r6-r9 (bit n = rn) that function `name` of
+/// `obj` writes; all four when it cannot be found.
+fn callee_saved_written(obj: &Object, name: &str) -> u16 {
+    let all = 0x3c0;
+    let Some(sym) = obj
+        .symbols
+        .iter()
+        .find(|s| s.name == name && s.kind == SymbolKind::Func)
+    else {
+        return all;
+    };
+    let SymbolPlace::Section(id) = sym.place else {
+        return all;
+    };
+    let code = obj.section(id).and_then(|s| {
+        let a = usize::try_from(sym.value / 8).ok()?;
+        let b = usize::try_from(sym.value.checked_add(sym.size)? / 8).ok()?;
+        s.insns.get(a..b)
+    });
+    code.map_or(all, |c| crate::link::inline::registers_written(c) & all)
+}
+
 /// Composes the components into one object with program `xdp_dispatcher`,
 /// their bodies inlined into it where that is safe.
 pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
@@ -256,7 +278,13 @@ pub fn compose_with(
         .collect();
     let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
     let section = if all_frags { "xdp.frags" } else { "xdp" };
-    let object = dispatcher::build(section, &slots, &manifest, endian);
+    // The context stays in a callee-saved register that no component
+    // writes, if there is one (inlined bodies do not preserve r6-r9).
+    let written = placed.iter().fold(0, |w, p| {
+        w | callee_saved_written(&specs[p.index].object, &p.program)
+    });
+    let ctx_reg = (6..=9u8).rev().find(|r| written & (1 << r) == 0);
+    let object = dispatcher::build(section, &slots, &manifest, ctx_reg, endian);
     let main = [Input {
         name: "<xdp dispatcher>".into(),
         object,

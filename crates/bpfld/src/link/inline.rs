@@ -665,6 +665,18 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
     Ok(f)
 }
 
+/// Registers (bit n = rn) that straight code writes (a call counts as
+/// writing r0–r5).
+pub(crate) fn registers_written(code: &[Insn]) -> u16 {
+    let mut w = 0;
+    let mut k = 0;
+    while k < code.len() {
+        w |= use_def(&code[k]).1;
+        k += if code[k].is_ld_imm64() { 2 } else { 1 };
+    }
+    w
+}
+
 /// Registers read and written by one instruction (bit n = rn).
 fn use_def(i: &Insn) -> (u16, u16) {
     let (d, s) = (1u16 << (i.dst & 0xf), 1u16 << (i.src & 0xf));
