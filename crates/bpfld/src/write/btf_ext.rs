@@ -308,53 +308,77 @@ pub fn write_from_sections(
         }
         Ok(())
     };
-    if fl > 0 {
-        put(&mut buf, 8);
-        for (off, s) in named.iter().filter(|(_, s)| !s.func_info.is_empty()) {
-            put(&mut buf, *off);
-            put(&mut buf, s.func_info.len() as u32);
-            for r in &s.func_info {
-                put(&mut buf, r.insn.0.wrapping_mul(8));
-                put(&mut buf, r.type_id);
-                flush(&mut buf, false)?;
-            }
+    // One sub-section: its record size, then per section with records
+    // its name, count and the records' words (the instruction in bytes
+    // first), visited in place.
+    type Visit<'a> = &'a dyn Fn(&Section, &mut dyn FnMut([u32; 4]) -> Result<()>) -> Result<()>;
+    let mut subsection = |buf: &mut Vec<u8>,
+                          rec_size: u32,
+                          count: fn(&Section) -> usize,
+                          visit: Visit,
+                          words: usize|
+     -> Result<()> {
+        put(buf, rec_size);
+        for (off, s) in named.iter().filter(|(_, s)| count(s) > 0) {
+            put(buf, *off);
+            put(buf, count(s) as u32);
+            visit(s, &mut |r| {
+                for v in &r[..words] {
+                    put(buf, *v);
+                }
+                flush(buf, false)
+            })?;
         }
+        Ok(())
+    };
+    if fl > 0 {
+        subsection(
+            &mut buf,
+            8,
+            |s| s.func_info.len(),
+            &|s, f| {
+                s.func_info
+                    .iter()
+                    .try_for_each(|r| f([r.insn.0.wrapping_mul(8), r.type_id, 0, 0]))
+            },
+            2,
+        )?;
     }
     if ll > 0 {
-        put(&mut buf, 16);
-        for (off, s) in named.iter().filter(|(_, s)| !s.line_info.is_empty()) {
-            put(&mut buf, *off);
-            put(&mut buf, s.line_info.len() as u32);
-            for r in &s.line_info {
-                for v in [
-                    r.insn.0.wrapping_mul(8),
-                    r.file_name_off,
-                    r.line_off,
-                    r.line_col,
-                ] {
-                    put(&mut buf, v);
-                }
-                flush(&mut buf, false)?;
-            }
-        }
+        subsection(
+            &mut buf,
+            16,
+            |s| s.line_info.len(),
+            &|s, f| {
+                s.line_info.iter().try_for_each(|r| {
+                    f([
+                        r.insn.0.wrapping_mul(8),
+                        r.file_name_off,
+                        r.line_off,
+                        r.line_col,
+                    ])
+                })
+            },
+            4,
+        )?;
     }
     if cl > 0 {
-        put(&mut buf, 16);
-        for (off, s) in named.iter().filter(|(_, s)| !s.core_relos.is_empty()) {
-            put(&mut buf, *off);
-            put(&mut buf, s.core_relos.len() as u32);
-            for r in &s.core_relos {
-                for v in [
-                    r.insn.0.wrapping_mul(8),
-                    r.type_id,
-                    r.access_str_off,
-                    r.kind,
-                ] {
-                    put(&mut buf, v);
-                }
-                flush(&mut buf, false)?;
-            }
-        }
+        subsection(
+            &mut buf,
+            16,
+            |s| s.core_relos.len(),
+            &|s, f| {
+                s.core_relos.iter().try_for_each(|r| {
+                    f([
+                        r.insn.0.wrapping_mul(8),
+                        r.type_id,
+                        r.access_str_off,
+                        r.kind,
+                    ])
+                })
+            },
+            4,
+        )?;
     }
     flush(&mut buf, true)
 }
