@@ -398,3 +398,42 @@ fn a_tail_calling_component_is_called_and_the_report_says_why() {
     // The empty prog array makes the tail call fall through: XDP_PASS.
     assert_eq!(dispatch(&out).0, 2);
 }
+
+/// The kernel keeps the line info of inlined bodies: libbpf loads the
+/// composition and `bpftool prog dump xlated linum` shows each component's
+/// own source lines inside `xdp_dispatcher`, and the dispatcher's line for
+/// each component where its body starts.
+#[test]
+fn inlined_bodies_keep_their_source_lines_in_the_kernel() {
+    if !kernel_available() || !bpf_allowed("inlined line info") {
+        return;
+    }
+    let (out, _) = compose("linum", &["comp_parse.o", "comp_count.o:xdp_count"]);
+    let pin = format!("/sys/fs/bpf/bpfld-linum-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output("bpftool", &["prog", "loadall", out.to_str().unwrap(), &pin]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dump = tool_output(
+        "bpftool",
+        &[
+            "prog",
+            "dump",
+            "xlated",
+            "pinned",
+            &format!("{pin}/xdp_dispatcher"),
+            "linum",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&pin);
+    let text = stdout(&dump);
+    for needle in [
+        "call comp0: ",
+        "comp_parse.c",
+        "int xdp_parse(struct xdp_md *ctx)",
+        "call comp1: ",
+        "comp_count.c",
+        "seen += 1;",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
