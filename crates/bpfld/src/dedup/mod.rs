@@ -377,7 +377,7 @@ pub fn verify(old: &Btf, d: &Dedup) -> Result<()> {
         let enum_fwd = matches!(&t.data, TypeData::Enum { values, .. } if values.is_empty())
             || matches!(&t.data, TypeData::Enum64 { values, .. } if values.is_empty());
         if enum_fwd && ok == kind {
-            if t.kind_flag != n.kind_flag || size_field(t) != size_field(n) {
+            if t.kind_flag != n.kind_flag || t.size_field() != n.size_field() {
                 return fail("enum forward declaration differs");
             }
             continue;
@@ -405,19 +405,6 @@ pub fn verify(old: &Btf, d: &Dedup) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn size_field(t: &BtfType) -> Option<u32> {
-    match &t.data {
-        TypeData::Int { size, .. }
-        | TypeData::Struct { size, .. }
-        | TypeData::Union { size, .. }
-        | TypeData::Enum { size, .. }
-        | TypeData::Enum64 { size, .. }
-        | TypeData::Datasec { size, .. }
-        | TypeData::Float { size } => Some(*size),
-        _ => None,
-    }
 }
 
 /// Index of the first NUL byte of `s`, eight bytes at a time (the string
@@ -557,17 +544,7 @@ fn shallow_eq_by(
                 size: s2,
                 members: m2,
             },
-        ) => {
-            if s1 != s2 || m1.len() != m2.len() {
-                return Ok(false);
-            }
-            for (x, y) in m1.iter().zip(m2) {
-                if x.offset != y.offset || !str_eq(x.name_off, y.name_off)? {
-                    return Ok(false);
-                }
-            }
-            true
-        }
+        ) => s1 == s2 && same_named(m1, m2, |m| (m.name_off, u64::from(m.offset)), str_eq)?,
         (
             D::Enum {
                 size: s1,
@@ -577,17 +554,7 @@ fn shallow_eq_by(
                 size: s2,
                 values: v2,
             },
-        ) => {
-            if s1 != s2 || v1.len() != v2.len() {
-                return Ok(false);
-            }
-            for (x, y) in v1.iter().zip(v2) {
-                if x.val != y.val || !str_eq(x.name_off, y.name_off)? {
-                    return Ok(false);
-                }
-            }
-            true
-        }
+        ) => s1 == s2 && same_named(v1, v2, |v| (v.name_off, u64::from(v.val)), str_eq)?,
         (
             D::Enum64 {
                 size: s1,
@@ -597,27 +564,9 @@ fn shallow_eq_by(
                 size: s2,
                 values: v2,
             },
-        ) => {
-            if s1 != s2 || v1.len() != v2.len() {
-                return Ok(false);
-            }
-            for (x, y) in v1.iter().zip(v2) {
-                if x.val != y.val || !str_eq(x.name_off, y.name_off)? {
-                    return Ok(false);
-                }
-            }
-            true
-        }
+        ) => s1 == s2 && same_named(v1, v2, |v| (v.name_off, v.val), str_eq)?,
         (D::FuncProto { params: p1, .. }, D::FuncProto { params: p2, .. }) => {
-            if p1.len() != p2.len() {
-                return Ok(false);
-            }
-            for (x, y) in p1.iter().zip(p2) {
-                if !str_eq(x.name_off, y.name_off)? {
-                    return Ok(false);
-                }
-            }
-            true
+            same_named(p1, p2, |p| (p.name_off, 0), str_eq)?
         }
         (D::Datasec { size: s1, vars: v1 }, D::Datasec { size: s2, vars: v2 }) => {
             s1 == s2
@@ -629,6 +578,26 @@ fn shallow_eq_by(
         }
         _ => false,
     })
+}
+
+/// Whether two lists have the same length and, pairwise, the same value
+/// and name (`part` gives an element's name offset and value).
+fn same_named<T>(
+    a: &[T],
+    b: &[T],
+    part: impl Fn(&T) -> (u32, u64),
+    str_eq: &dyn Fn(u32, u32) -> Result<bool>,
+) -> Result<bool> {
+    if a.len() != b.len() {
+        return Ok(false);
+    }
+    for (x, y) in a.iter().zip(b) {
+        let ((nx, vx), (ny, vy)) = (part(x), part(y));
+        if vx != vy || !str_eq(nx, ny)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// [`shallow_eq_by`] for types of one BTF whose names are string ids.
@@ -1116,7 +1085,7 @@ impl Deduper {
                     if t.name_off != 0 {
                         fwd_enums.push(i);
                     }
-                } else if let Some(size) = size_field(t) {
+                } else if let Some(size) = t.size_field() {
                     if matches!(t.kind(), Kind::Enum | Kind::Enum64) {
                         enums
                             .entry((t.kind() as u8, t.kind_flag, t.name_off, size))
@@ -1127,7 +1096,7 @@ impl Deduper {
         }
         for i in fwd_enums {
             let t = &self.types[i];
-            if let Some(size) = size_field(t) {
+            if let Some(size) = t.size_field() {
                 if let Some(&full) = enums.get(&(t.kind() as u8, t.kind_flag, t.name_off, size)) {
                     self.map[i] = full;
                 }
@@ -1266,7 +1235,7 @@ impl Deduper {
                 }
                 Kind::Enum | Kind::Enum64 => {
                     let ok = if is_enum_fwd(ct) || is_enum_fwd(kt) {
-                        ct.kind_flag == kt.kind_flag && size_field(ct) == size_field(kt)
+                        ct.kind_flag == kt.kind_flag && ct.size_field() == kt.size_field()
                     } else {
                         ct == kt
                     };

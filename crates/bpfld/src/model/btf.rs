@@ -294,6 +294,22 @@ impl BtfType {
         }
     }
 
+    /// The size field of the kinds that carry one (INT, STRUCT, UNION,
+    /// ENUM, ENUM64, DATASEC, FLOAT).
+    pub fn size_field(&self) -> Option<u32> {
+        use TypeData as D;
+        match &self.data {
+            D::Int { size, .. }
+            | D::Struct { size, .. }
+            | D::Union { size, .. }
+            | D::Enum { size, .. }
+            | D::Enum64 { size, .. }
+            | D::Datasec { size, .. }
+            | D::Float { size } => Some(*size),
+            _ => None,
+        }
+    }
+
     /// The target of a single-reference kind (PTR, TYPEDEF, modifiers,
     /// TYPE_TAG, FUNC, VAR, DECL_TAG).
     pub fn ref_type(&self) -> Option<TypeId> {
@@ -575,25 +591,22 @@ impl Btf {
         let mut mult: u64 = 1;
         for _ in 0..MAX_CHAIN {
             let t = self.ty(cur)?;
-            let size = match &t.data {
-                TypeData::Int { size, .. }
-                | TypeData::Struct { size, .. }
-                | TypeData::Union { size, .. }
-                | TypeData::Enum { size, .. }
-                | TypeData::Enum64 { size, .. }
-                | TypeData::Datasec { size, .. }
-                | TypeData::Float { size } => *size as u64,
-                TypeData::Ptr(_) => 8,
-                TypeData::Typedef(n)
-                | TypeData::Const(n)
-                | TypeData::Volatile(n)
-                | TypeData::Restrict(n)
-                | TypeData::TypeTag(n)
-                | TypeData::Var { type_id: n, .. } => {
+            let size = match (&t.data, t.size_field()) {
+                (_, Some(size)) => u64::from(size),
+                (TypeData::Ptr(_), _) => 8,
+                (
+                    TypeData::Typedef(n)
+                    | TypeData::Const(n)
+                    | TypeData::Volatile(n)
+                    | TypeData::Restrict(n)
+                    | TypeData::TypeTag(n)
+                    | TypeData::Var { type_id: n, .. },
+                    _,
+                ) => {
                     cur = *n;
                     continue;
                 }
-                TypeData::Array { elem, nelems, .. } => {
+                (TypeData::Array { elem, nelems, .. }, _) => {
                     mult = mult.checked_mul(*nelems as u64).ok_or_else(|| {
                         Error::new(format!("type {}: array size overflows", self.describe(id)))
                     })?;

@@ -17,15 +17,9 @@ pub fn types_to_bytes(btf: &Btf) -> Vec<u8> {
     let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&e.u32_bytes(v));
     for t in btf.types.iter().skip(1) {
         let d = &t.data;
-        let size_or_type = match d {
-            TypeData::Int { size, .. }
-            | TypeData::Struct { size, .. }
-            | TypeData::Union { size, .. }
-            | TypeData::Enum { size, .. }
-            | TypeData::Enum64 { size, .. }
-            | TypeData::Datasec { size, .. }
-            | TypeData::Float { size } => *size,
-            TypeData::FuncProto { ret, .. } => ret.0,
+        let size_or_type = match (t.size_field(), d) {
+            (Some(size), _) => size,
+            (None, TypeData::FuncProto { ret, .. }) => ret.0,
             _ => t.ref_type().map_or(0, |r| r.0),
         };
         let info =
