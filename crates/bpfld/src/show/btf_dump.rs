@@ -16,6 +16,23 @@ pub fn dump_raw(btf: &Btf) -> String {
 }
 
 /// bpftool's `btf_str`: `(anon)` for offset 0, `(invalid)` when unresolvable.
+/// The rest of an ENUM or ENUM64 line and one line per value (name
+/// offset, value as the enum's signedness reads it).
+fn enum_values(
+    out: &mut String,
+    btf: &Btf,
+    signed: &str,
+    size: u32,
+    values: impl ExactSizeIterator<Item = (u32, i128)>,
+    suffix: &str,
+) -> std::fmt::Result {
+    let _ = write!(out, " encoding={signed} size={size} vlen={}", values.len());
+    for (off, v) in values {
+        let _ = write!(out, "\n\t'{}' val={v}{suffix}", name(btf, off));
+    }
+    Ok(())
+}
+
 fn name(btf: &Btf, off: u32) -> std::borrow::Cow<'_, str> {
     if off == 0 {
         return "(anon)".into();
@@ -96,38 +113,20 @@ pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
             Ok(())
         }
         TypeData::Enum { size, values } => {
-            let _ = write!(
-                out,
-                " encoding={signed} size={} vlen={}",
-                size,
-                values.len()
-            );
-            for v in values {
-                let n = name(btf, v.name_off);
-                let _ = if t.kind_flag {
-                    write!(out, "\n\t'{n}' val={}", v.val as i32)
-                } else {
-                    write!(out, "\n\t'{n}' val={}", v.val)
-                };
-            }
-            Ok(())
+            // bpftool prints a signed enum's values as signed.
+            let vals = values.iter().map(|v| match t.kind_flag {
+                true => (v.name_off, i128::from(v.val as i32)),
+                false => (v.name_off, i128::from(v.val)),
+            });
+            enum_values(out, btf, signed, *size, vals, "")
         }
         TypeData::Enum64 { size, values } => {
-            let _ = write!(
-                out,
-                " encoding={signed} size={} vlen={}",
-                size,
-                values.len()
-            );
-            for v in values {
-                let n = name(btf, v.name_off);
-                let _ = if t.kind_flag {
-                    write!(out, "\n\t'{n}' val={}LL", v.val as i64)
-                } else {
-                    write!(out, "\n\t'{n}' val={}ULL", v.val)
-                };
-            }
-            Ok(())
+            let vals = values.iter().map(|v| match t.kind_flag {
+                true => (v.name_off, i128::from(v.val as i64)),
+                false => (v.name_off, i128::from(v.val)),
+            });
+            let suffix = if t.kind_flag { "LL" } else { "ULL" };
+            enum_values(out, btf, signed, *size, vals, suffix)
         }
         TypeData::Fwd => write!(
             out,

@@ -818,6 +818,22 @@ mod core {
     }
 
     impl Reader<'_> {
+        /// A reader past the header start that .BTF and .BTF.ext share
+        /// (magic, version 1, flags, a header length of at least 8), and
+        /// that length.
+        fn header(data: &[u8], endian: Endian) -> Option<(Reader<'_>, u32)> {
+            let mut r = Reader {
+                data,
+                pos: 0,
+                endian,
+            };
+            if r.u16()? != BTF_MAGIC || r.u8()? != 1 {
+                return None;
+            }
+            r.u8()?;
+            let hdr_len = r.u32()?;
+            (hdr_len >= 8).then_some((r, hdr_len))
+        }
         fn u32(&mut self) -> Option<u32> {
             let b = self.data.get(self.pos..self.pos.checked_add(4)?)?;
             self.pos += 4;
@@ -876,19 +892,7 @@ mod core {
         }
 
         fn parse_btf(&mut self, data: &[u8], endian: Endian) -> Option<()> {
-            let mut r = Reader {
-                data,
-                pos: 0,
-                endian,
-            };
-            if r.u16()? != BTF_MAGIC || r.u8()? != 1 {
-                return None;
-            }
-            r.u8()?;
-            let hdr_len = r.u32()?;
-            if hdr_len < 8 {
-                return None;
-            }
+            let (mut r, hdr_len) = Reader::header(data, endian)?;
             let (type_off, type_len, str_off, str_len) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
             let str_start = hdr_len.wrapping_add(str_off);
             let str_end = str_start.wrapping_add(str_len);
@@ -934,19 +938,7 @@ mod core {
         /// Reads the CO-RE records; stops at the first error, keeping the
         /// records read so far, as objdump does.
         fn parse_ext(&mut self, data: &[u8], endian: Endian) -> Option<()> {
-            let mut r = Reader {
-                data,
-                pos: 0,
-                endian,
-            };
-            if r.u16()? != BTF_MAGIC || r.u8()? != 1 {
-                return None;
-            }
-            r.u8()?;
-            let hdr_len = r.u32()?;
-            if hdr_len < 8 {
-                return None;
-            }
+            let (mut r, hdr_len) = Reader::header(data, endian)?;
             let _func = (r.u32()?, r.u32()?);
             let _line = (r.u32()?, r.u32()?);
             let (off, len) = (r.u32()?, r.u32()?);
