@@ -291,14 +291,7 @@ fn run(cli: Cli) -> Result<()> {
             bpfld::write::elf::write_atomic(&output, &bytes)?;
             let mut text = String::new();
             for p in &composed.order {
-                text.push_str(&format!(
-                    "{}: {}:{} priority {} chain {}\n",
-                    p.slot,
-                    p.file,
-                    p.program,
-                    p.priority,
-                    bpfld::compose::run_config::chain_names(p.chain)
-                ));
+                text.push_str(&format!("{p}\n"));
             }
             for u in &composed.unreachable {
                 text.push_str(&format!(

@@ -3,7 +3,7 @@
 //! apart from other programs and described by the manifest in the loaded
 //! program's BTF (never a state file).
 
-use bpfld::compose::{read_manifest, run_config::chain_names, Placed};
+use bpfld::compose::{read_manifest, Placed};
 use bpfld::link::component::own_data_name;
 use std::collections::HashSet;
 
@@ -450,14 +450,7 @@ pub fn attach(
             .unwrap_or_default()
     );
     for p in &composed.order {
-        text.push_str(&format!(
-            "  {}: {}:{} priority {} chain {}\n",
-            p.slot,
-            p.file,
-            p.program,
-            p.priority,
-            chain_names(p.chain)
-        ));
+        text.push_str(&format!("  {p}\n"));
     }
     if !done.kept.is_empty() {
         text.push_str(&format!("  kept: {}\n", done.kept.join(" ")));
@@ -611,14 +604,7 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             }
         ));
         for p in &e.components {
-            text.push_str(&format!(
-                "  {}: {}:{} priority {} chain {}\n",
-                p.slot,
-                p.file,
-                p.program,
-                p.priority,
-                chain_names(p.chain)
-            ));
+            text.push_str(&format!("  {p}\n"));
             let maps: Vec<String> = e
                 .maps
                 .iter()

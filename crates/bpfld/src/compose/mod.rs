@@ -41,6 +41,22 @@ pub struct Placed {
     pub slot: String,
 }
 
+/// `SLOT: FILE:PROGRAM priority N chain ACTIONS`, as compose, attach and
+/// status print a component.
+impl std::fmt::Display for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}:{} priority {} chain {}",
+            self.slot,
+            self.file,
+            self.program,
+            self.priority,
+            run_config::chain_names(self.chain)
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Composed {
     pub object: Object,
