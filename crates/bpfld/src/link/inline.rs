@@ -566,28 +566,8 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
             || i.code == insn::JA
             || i.code == insn::GOTOL
             || i.code == insn::JCOND);
-        match i.class() {
-            insn::BPF_LD | insn::BPF_LDX | insn::BPF_ALU | insn::BPF_ALU64 => {
-                if i.class() == insn::BPF_LD && !i.is_ld_imm64() {
-                    f.writes |= 1; // legacy packet loads write r0
-                } else {
-                    f.writes |= 1 << dst;
-                }
-            }
-            insn::BPF_STX if i.mode() == insn::BPF_ATOMIC => {
-                if i.imm == insn::BPF_CMPXCHG {
-                    f.writes |= 1;
-                } else if i.imm & insn::BPF_FETCH != 0 {
-                    f.writes |= 1 << src;
-                }
-            }
-            _ => {}
-        }
-        if i.is_call() {
-            f.writes |= 0x3f; // r0-r5
-            if i.src == 0 && i.imm == BPF_FUNC_TAIL_CALL {
-                f.tail_call = true;
-            }
+        if i.is_call() && i.src == 0 && i.imm == BPF_FUNC_TAIL_CALL {
+            f.tail_call = true;
         }
         if targets.contains(&nodes[k].id) {
             fp = [None; 16];
@@ -605,6 +585,7 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
         }
         // What this instruction leaves in the registers it writes.
         let defs = use_def(&i).1;
+        f.writes |= defs;
         let copied = (i.code == insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X && i.off == 0)
             .then(|| fp[src as usize])
             .flatten();
@@ -643,7 +624,6 @@ fn frame(nodes: &[Node]) -> Result<Frame, Why> {
                         && !targets.contains(&nodes[k + 1].id) =>
                 {
                     deepen(i64::from(n.imm), &mut f)?;
-                    f.writes |= 1 << dst;
                     fp[dst as usize] = Some(i64::from(n.imm));
                     k += 2;
                     continue;
