@@ -589,23 +589,25 @@ pub fn run_packets(
     };
     let kind = kind_of(prog).ok_or_else(|| not_runnable(prog))?;
     let repeat = repeat.max(1);
-    let verified;
-    // Each runnable type is its own aya struct with its own load().
-    macro_rules! load {
-        ($p:expr) => {{
-            $p.load().map_err(|e| program_error(&name, e, "loading"))?;
-            verified = $p.info().ok().and_then(|i| i.verified_instruction_count());
-        }};
+    // Each runnable type is its own aya struct with its own load() and
+    // test_run(): `$body` runs with `$p` bound to whichever it is.
+    macro_rules! runnable {
+        ($prog:expr, $p:ident => $body:expr) => {
+            match $prog {
+                Program::Xdp($p) => $body,
+                Program::SchedClassifier($p) => $body,
+                Program::SocketFilter($p) => $body,
+                Program::ReusePortSocketFilter($p) => $body,
+                Program::CgroupSkb($p) => $body,
+                Program::FlowDissector($p) => $body,
+                other => return Err(not_runnable(other)),
+            }
+        };
     }
-    match prog {
-        Program::Xdp(p) => load!(p),
-        Program::SchedClassifier(p) => load!(p),
-        Program::SocketFilter(p) => load!(p),
-        Program::ReusePortSocketFilter(p) => load!(p),
-        Program::CgroupSkb(p) => load!(p),
-        Program::FlowDissector(p) => load!(p),
-        other => return Err(not_runnable(other)),
-    }
+    let verified = runnable!(prog, p => {
+        p.load().map_err(|e| program_error(&name, e, "loading"))?;
+        p.info().ok().and_then(|i| i.verified_instruction_count())
+    });
     let mut results = Vec::with_capacity(packets.len());
     for data_in in packets {
         let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
@@ -618,15 +620,7 @@ pub fn run_packets(
         let prog = ebpf
             .program_mut(&name)
             .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
-        let ran = match prog {
-            Program::Xdp(p) => p.test_run(test),
-            Program::SchedClassifier(p) => p.test_run(test),
-            Program::SocketFilter(p) => p.test_run(test),
-            Program::ReusePortSocketFilter(p) => p.test_run(test),
-            Program::CgroupSkb(p) => p.test_run(test),
-            Program::FlowDissector(p) => p.test_run(test),
-            other => return Err(not_runnable(other)),
-        };
+        let ran = runnable!(prog, p => p.test_run(test));
         let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
         data_out.truncate((res.data_size_out as usize).min(data_out.len()));
 
