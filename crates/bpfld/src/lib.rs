@@ -16,4 +16,6 @@ pub mod read;
 pub mod show;
 pub mod write;
 
+mod util;
+
 pub use error::{Error, Result};

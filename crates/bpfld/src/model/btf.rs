@@ -828,7 +828,7 @@ impl BtfType {
 pub struct StringTable {
     pub bytes: Vec<u8>,
     /// Hash of a string's bytes → its first offset.
-    offsets: crate::dedup::fxhash::FxMap<u32, u32>,
+    offsets: crate::util::fxhash::FxMap<u32, u32>,
     /// Strings whose hash another string already has.
     collided: std::collections::HashMap<Vec<u8>, u32>,
 }
@@ -837,7 +837,7 @@ pub struct StringTable {
 /// a hash go to the side map), and halve the index.
 fn string_hash(s: &[u8]) -> u32 {
     use std::hash::Hasher;
-    let mut h = crate::dedup::fxhash::FxHasher::default();
+    let mut h = crate::util::fxhash::FxHasher::default();
     h.write(s);
     h.write_usize(s.len());
     let h = h.finish();

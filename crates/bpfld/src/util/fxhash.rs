@@ -1,6 +1,6 @@
-//! A small, fast non-cryptographic hasher for the dedup tables (the keys
-//! are type ids, string ids and small integers; std's SipHash would cost
-//! more than the rest of the pass).
+//! A small, fast non-cryptographic hasher for the dedup tables and the
+//! string and symbol indexes (the keys are type ids, string ids and small
+//! integers; std's SipHash would cost more than the rest of the work).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
