@@ -1,0 +1,209 @@
+//! Disassembly in llvm-objdump's BPF syntax.
+//!
+//! [`insn_text`] renders one instruction exactly as `llvm-objdump-19 -d
+//! --no-show-raw-insn` does, including its decoder's quirks: registers above
+//! r11 and unassigned opcodes are `<unknown>`, fields the decoder ignores are
+//! ignored, 32-bit loads print with `r` registers (objdump's default CPU has
+//! no ALU32 decoder table), and so on. [`disasm`] renders a whole object like
+//! `llvm-objdump-19 -dr --no-show-raw-insn`, minus the leading
+//! `FILE:\tfile format elf64-bpf` line (see [`file_header`]): it walks the
+//! section bytes the way objdump does, so zero runs (`...`), misaligned
+//! leftovers and relocation lines come out the same.
+//!
+//! The `CO-RE <kind> [id] type::field (access)` lines objdump adds from
+//! `.BTF.ext` are rendered too, from the raw `.BTF`/`.BTF.ext` section bytes
+//! read the way llvm's `BTFParser` reads them.
+//!
+//! Files: `format` renders one instruction (no sections, no symbols),
+//! `walk` walks sections and symbols into the text listing, `json` gives
+//! the same walk as JSON, `reloc` the relocation columns, `lenient_btf`
+//! the raw `.BTF`/`.BTF.ext` reading for CO-RE lines and `core_relo` their
+//! text.
+
+mod core_relo;
+mod format;
+mod json;
+mod lenient_btf;
+mod reloc;
+mod walk;
+
+pub use format::{format_insn, insn_text, listing};
+pub use json::disasm_json;
+pub use walk::{disasm, file_header};
+
+/// `sh_flags` bit of executable sections, the ones objdump disassembles.
+const SHF_EXECINSTR: u64 = 0x4;
+const SHT_NOBITS: u32 = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::insn::*;
+    use crate::model::object::{
+        Binding, Object, Reloc, RelocKind, Section, SectionId, SectionKind, Symbol, SymbolId,
+        SymbolKind, SymbolPlace, Visibility,
+    };
+    use crate::model::Endian;
+    use crate::write::insn::encode;
+
+    fn section(id: u32, name: &str, data: Vec<u8>, relocs: Vec<Reloc>) -> Section {
+        Section {
+            id: SectionId(id),
+            name: name.into(),
+            kind: SectionKind::Program,
+            sh_type: 1,
+            sh_flags: 0x6,
+            sh_addralign: 8,
+            sh_size: data.len() as u64,
+            sh_link: 0,
+            sh_info: 0,
+            sh_entsize: 0,
+            data,
+            insns: Vec::new(),
+            relocs,
+            func_info: Vec::new(),
+            line_info: Vec::new(),
+            core_relos: Vec::new(),
+        }
+    }
+
+    fn symbol(id: u32, name: &str, kind: SymbolKind, place: SymbolPlace, value: u64) -> Symbol {
+        Symbol {
+            id: SymbolId(id),
+            name: name.into(),
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            kind,
+            place,
+            value,
+            size: 0,
+            st_other: 0,
+        }
+    }
+
+    #[test]
+    fn whole_object_layout() {
+        let insns = [
+            Insn::jmp_imm(BPF_JEQ, 1, 0, 1),
+            Insn::call_pseudo(-1),
+            Insn::exit(),
+        ];
+        let data = encode(&insns, Endian::Little);
+        let reloc = Reloc {
+            offset: 8,
+            kind: RelocKind::Bpf64_32,
+            symbol: SymbolId(1),
+        };
+        let obj = Object {
+            endian: Endian::Little,
+            sections: vec![
+                section(0, "", vec![], vec![]),
+                section(1, "xdp", data, vec![reloc]),
+            ],
+            symbols: vec![
+                symbol(0, "", SymbolKind::NoType, SymbolPlace::Undefined, 0),
+                symbol(
+                    1,
+                    "prog",
+                    SymbolKind::Func,
+                    SymbolPlace::Section(SectionId(1)),
+                    0,
+                ),
+            ],
+            btf: None,
+            btf_ext_raw: None,
+        };
+        assert_eq!(
+            disasm(&obj),
+            "\nDisassembly of section xdp:\n\n0000000000000000 <prog>:\n       \
+             0:\tif r1 == 0x0 goto +0x1 <prog+0x10>\n       1:\tcall -0x1\n\
+             \t\t0000000000000008:  R_BPF_64_32\tprog\n       2:\texit\n"
+        );
+        let json = disasm_json(&obj);
+        let first = &json["sections"][0]["instructions"][0];
+        assert_eq!(first["target"], 2);
+        assert_eq!(first["labels"][0], "prog");
+        let call = &json["sections"][0]["instructions"][1];
+        assert_eq!(call["relocations"][0]["type"], "R_BPF_64_32");
+        assert_eq!(call["target"], 1);
+    }
+
+    /// Hostile models: random code, symbols, relocations and BTF bytes
+    /// must render without panicking.
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let len = (next() % 200) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Plenty of zero runs and ld_imm64 opcodes.
+            for b in data.iter_mut() {
+                match next() % 4 {
+                    0 => *b = 0,
+                    1 if next() % 8 == 0 => *b = 0x18,
+                    _ => {}
+                }
+            }
+            let mut btf: Vec<u8> = (0..(next() % 120)).map(|_| next() as u8).collect();
+            if btf.len() >= 4 && round % 2 == 0 {
+                btf[..4].copy_from_slice(&[0x9f, 0xeb, 1, 0]);
+            }
+            let mut ext: Vec<u8> = (0..(next() % 120)).map(|_| next() as u8).collect();
+            if ext.len() >= 4 && round % 3 == 0 {
+                ext[..4].copy_from_slice(&[0x9f, 0xeb, 1, 0]);
+            }
+            let relocs = (0..next() % 6)
+                .map(|_| Reloc {
+                    offset: next() % 256,
+                    kind: RelocKind::from_raw((next() % 12) as u32),
+                    symbol: SymbolId((next() % 6) as u32),
+                })
+                .collect();
+            let kinds = [
+                SymbolKind::NoType,
+                SymbolKind::Object,
+                SymbolKind::Func,
+                SymbolKind::Section,
+            ];
+            let mut symbols = vec![symbol(0, "", SymbolKind::NoType, SymbolPlace::Undefined, 0)];
+            for i in 1..5 {
+                let place = if next() % 3 == 0 {
+                    SymbolPlace::Undefined
+                } else {
+                    SymbolPlace::Section(SectionId((next() % 5) as u32))
+                };
+                let kind = kinds[(next() % 4) as usize];
+                symbols.push(symbol(i, &format!("s{i}"), kind, place, next() % 300));
+            }
+            let mut btf_sec = section(2, ".BTF", btf, vec![]);
+            btf_sec.sh_flags = 0;
+            let mut ext_sec = section(3, ".BTF.ext", ext, vec![]);
+            ext_sec.sh_flags = 0;
+            let endian = if round % 2 == 0 {
+                Endian::Little
+            } else {
+                Endian::Big
+            };
+            let obj = Object {
+                endian,
+                sections: vec![
+                    section(0, "", vec![], vec![]),
+                    section(1, "prog", data, relocs),
+                    btf_sec,
+                    ext_sec,
+                ],
+                symbols,
+                btf: None,
+                btf_ext_raw: None,
+            };
+            let _ = disasm(&obj);
+            let _ = disasm_json(&obj);
+        }
+    }
+}
