@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::btf::{Btf, TypeData, TypeId};
 
 /// Concatenates several BTFs into one (ids and string offsets shifted, no
-/// deduplication; [`dedup`] does that, and [`dedup_many`] does both at
+/// deduplication; [`super::dedup`] does that, and [`super::dedup_many`] does both at
 /// once). The result has the first input's byte order.
 pub fn concat(btfs: Vec<Btf>) -> Result<Btf> {
     let endian = btfs

@@ -20,7 +20,7 @@ impl Dedup {
     }
 
     /// The offset in the new string table of the string at offset `off`
-    /// of `old`'s table (the BTF given to [`dedup`]; after [`dedup_many`],
+    /// of `old`'s table (the BTF given to [`super::dedup`]; after [`super::dedup_many`],
     /// use [`Dedup::add_string`] with the input's bytes); the string is
     /// added when the compacted table does not hold it.
     pub fn string(&mut self, old: &Btf, off: u32) -> Result<u32> {
@@ -43,7 +43,7 @@ impl Dedup {
     }
 
     /// Remaps the func_info, line_info and CO-RE records of `sections`
-    /// (which referred to `old`, the BTF given to [`dedup`]) to the
+    /// (which referred to `old`, the BTF given to [`super::dedup`]) to the
     /// deduplicated BTF, and adds the names of the sections that have
     /// records to its string table (`.BTF.ext` names sections through
     /// it). On error the sections are unchanged.

@@ -338,7 +338,7 @@ pub fn format_insn(insns: &[Insn], index: usize) -> String {
 /// One listing line per logical instruction, as `llvm-objdump -d
 /// --no-show-raw-insn` prints a section without symbols or relocations:
 /// `{index:>8}:\t{text}`, second halves of `ld_imm64` skipped. Unlike
-/// [`disasm`] this works on slots, so zero slots are shown, not elided.
+/// [`super::disasm`] this works on slots, so zero slots are shown, not elided.
 pub fn listing(insns: &[Insn]) -> String {
     let mut out = String::new();
     let mut i = 0usize;
