@@ -3,6 +3,7 @@
 //! Records name the instruction they describe by slot index; the file
 //! format's byte offsets are converted when reading and writing.
 
+use super::btf::BTF_MAGIC;
 use super::insn::InsnIndex;
 use super::Endian;
 
@@ -88,4 +89,92 @@ pub struct ExtLayout {
     pub func_info: (u32, u32),
     pub line_info: (u32, u32),
     pub core_relos: (u32, u32),
+}
+
+impl BtfExt {
+    /// The standard encoding, sub-sections func_info, line_info, CO-RE
+    /// relocations right after the header as LLVM lays them out,
+    /// ignoring any raw layout. Record sizes of 0 (absent sub-section)
+    /// become the standard size when records exist; larger record sizes
+    /// are zero-padded. The reader compares the input with this to know
+    /// whether to keep the input's layout; the writer uses it otherwise.
+    pub fn standard_bytes(&self) -> Vec<u8> {
+        let e = self.endian;
+        let func = sub(e, self.func_info_rec_size, 8, &self.func_info, |r| {
+            vec![r.insn.0.wrapping_mul(8), r.type_id]
+        });
+        let line = sub(e, self.line_info_rec_size, 16, &self.line_info, |r| {
+            vec![
+                r.insn.0.wrapping_mul(8),
+                r.file_name_off,
+                r.line_off,
+                r.line_col,
+            ]
+        });
+        let core = sub(e, self.core_relo_rec_size, 16, &self.core_relos, |r| {
+            vec![
+                r.insn.0.wrapping_mul(8),
+                r.type_id,
+                r.access_str_off,
+                r.kind,
+            ]
+        });
+        // Without CO-RE records a 24-byte header is enough, unless 32 was used.
+        let hdr_len: u32 = if self.hdr_len >= 32 || !core.is_empty() {
+            32
+        } else {
+            24
+        };
+        let mut out = Vec::with_capacity(hdr_len as usize + func.len() + line.len() + core.len());
+        out.extend_from_slice(&e.u16_bytes(BTF_MAGIC));
+        out.push(self.version);
+        out.push(self.flags);
+        let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&e.u32_bytes(v));
+        put(&mut out, hdr_len);
+        let (fl, ll, cl) = (func.len() as u32, line.len() as u32, core.len() as u32);
+        put(&mut out, 0);
+        put(&mut out, fl);
+        put(&mut out, fl);
+        put(&mut out, ll);
+        if hdr_len >= 32 {
+            put(&mut out, fl + ll);
+            put(&mut out, cl);
+        }
+        out.extend_from_slice(&func);
+        out.extend_from_slice(&line);
+        out.extend_from_slice(&core);
+        out
+    }
+}
+
+/// One sub-section in the standard encoding: the record size, then per
+/// set its section name, record count and records (`words` of each,
+/// zero-padded to the record size).
+fn sub<T>(
+    e: Endian,
+    rec_size: u32,
+    std_size: u32,
+    sets: &[ExtSection<T>],
+    words: impl Fn(&T) -> Vec<u32>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    // No records, no sub-section: a lone record size is rejected by libbpf
+    // ("has no records") and by our reader.
+    if sets.iter().all(|s| s.records.is_empty()) {
+        return out;
+    }
+    let rec_size = rec_size.max(std_size);
+    out.extend_from_slice(&e.u32_bytes(rec_size));
+    for s in sets {
+        out.extend_from_slice(&e.u32_bytes(s.sec_name_off));
+        out.extend_from_slice(&e.u32_bytes(s.records.len() as u32));
+        for r in &s.records {
+            let w = words(r);
+            for v in &w {
+                out.extend_from_slice(&e.u32_bytes(*v));
+            }
+            out.resize(out.len() + (rec_size as usize - 4 * w.len()), 0);
+        }
+    }
+    out
 }

@@ -155,7 +155,7 @@ pub fn parse(bytes: &[u8], btf: &Btf) -> Result<BtfExt> {
         line_info: (lo, ll),
         core_relos: (co, cl),
     };
-    if crate::write::btf_ext::to_bytes(&ext) != bytes {
+    if ext.standard_bytes() != bytes {
         ext.raw_layout = Some(layout);
     }
     Ok(ext)

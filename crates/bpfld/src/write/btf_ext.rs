@@ -9,86 +9,11 @@ use crate::model::btf_ext::{BtfExt, ExtSection};
 use crate::model::object::{Object, Section};
 use crate::model::Endian;
 
-/// Encodes the model. Record sizes of 0 (absent sub-section) become the
-/// standard size when records exist; larger record sizes are zero-padded.
+/// Encodes the model: into its original placement when it has one that
+/// still fits (see `BtfExt::raw_layout`), else in the standard layout
+/// ([`BtfExt::standard_bytes`]).
 pub fn to_bytes(ext: &BtfExt) -> Vec<u8> {
-    if let Some(out) = into_raw_layout(ext) {
-        return out;
-    }
-    let e = ext.endian;
-    let func = sub(e, ext.func_info_rec_size, 8, &ext.func_info, |r| {
-        vec![r.insn.0.wrapping_mul(8), r.type_id]
-    });
-    let line = sub(e, ext.line_info_rec_size, 16, &ext.line_info, |r| {
-        vec![
-            r.insn.0.wrapping_mul(8),
-            r.file_name_off,
-            r.line_off,
-            r.line_col,
-        ]
-    });
-    let core = sub(e, ext.core_relo_rec_size, 16, &ext.core_relos, |r| {
-        vec![
-            r.insn.0.wrapping_mul(8),
-            r.type_id,
-            r.access_str_off,
-            r.kind,
-        ]
-    });
-    // Without CO-RE records a 24-byte header is enough, unless 32 was used.
-    let hdr_len: u32 = if ext.hdr_len >= 32 || !core.is_empty() {
-        32
-    } else {
-        24
-    };
-    let mut out = Vec::with_capacity(hdr_len as usize + func.len() + line.len() + core.len());
-    out.extend_from_slice(&e.u16_bytes(BTF_MAGIC));
-    out.push(ext.version);
-    out.push(ext.flags);
-    let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&e.u32_bytes(v));
-    put(&mut out, hdr_len);
-    let (fl, ll, cl) = (func.len() as u32, line.len() as u32, core.len() as u32);
-    put(&mut out, 0);
-    put(&mut out, fl);
-    put(&mut out, fl);
-    put(&mut out, ll);
-    if hdr_len >= 32 {
-        put(&mut out, fl + ll);
-        put(&mut out, cl);
-    }
-    out.extend_from_slice(&func);
-    out.extend_from_slice(&line);
-    out.extend_from_slice(&core);
-    out
-}
-
-fn sub<T>(
-    e: Endian,
-    rec_size: u32,
-    std_size: u32,
-    sets: &[ExtSection<T>],
-    words: impl Fn(&T) -> Vec<u32>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    // No records, no sub-section: a lone record size is rejected by libbpf
-    // ("has no records") and by our reader.
-    if sets.iter().all(|s| s.records.is_empty()) {
-        return out;
-    }
-    let rec_size = rec_size.max(std_size);
-    out.extend_from_slice(&e.u32_bytes(rec_size));
-    for s in sets {
-        out.extend_from_slice(&e.u32_bytes(s.sec_name_off));
-        out.extend_from_slice(&e.u32_bytes(s.records.len() as u32));
-        for r in &s.records {
-            let w = words(r);
-            for v in &w {
-                out.extend_from_slice(&e.u32_bytes(*v));
-            }
-            out.resize(out.len() + (rec_size as usize - 4 * w.len()), 0);
-        }
-    }
-    out
+    into_raw_layout(ext).unwrap_or_else(|| ext.standard_bytes())
 }
 
 /// Re-encodes the records into the original placement, leaving bytes the
