@@ -19,9 +19,11 @@ pub mod compat;
 pub mod component;
 pub mod inline;
 pub mod pieces;
+pub mod report;
 pub mod symbols;
 
-pub use component::{ComponentReport, LinkReport, Resolve};
+pub use component::Resolve;
+pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -86,7 +88,7 @@ fn is_concatenated(s: &Section) -> bool {
         SectionKind::Other => {
             s.sh_type == 1 /* SHT_PROGBITS */
                 && !s.name.starts_with(".debug")
-                && s.name != component::LINKMAP_SECTION
+                && s.name != report::LINKMAP_SECTION
         }
         _ => false,
     }
@@ -539,7 +541,7 @@ fn link_sources(
         for c in &mut report.components {
             for e in primaries(c) {
                 if let Some(o) = outcomes.iter().find(|o| o.function == e) {
-                    c.inlining.push(component::Inlining::from(o));
+                    c.inlining.push(Inlining::from(o));
                 }
             }
         }
@@ -884,7 +886,8 @@ fn finish(
                     },
                     place: place(p),
                     value,
-                    ..s.symbol(&g.name)
+                    name: g.name.clone(),
+                    ..s.clone()
                 }
             }
             _ => {
@@ -899,7 +902,8 @@ fn finish(
                     } else {
                         s.visibility
                     },
-                    ..s.symbol(&g.name)
+                    name: g.name.clone(),
+                    ..s.clone()
                 }
             }
         };

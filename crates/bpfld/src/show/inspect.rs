@@ -412,7 +412,7 @@ pub fn render_text(file: &str, s: &Summary) -> String {
     }
     if let Some(m) = &s.link_map {
         let _ = writeln!(out, "\nlink map:");
-        for line in m.render().lines() {
+        for line in m.to_string().lines() {
             let _ = writeln!(out, "  {line}");
         }
     }
