@@ -85,7 +85,7 @@ fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
     };
     let pointee = |name: &str| {
         let m = members.iter().find(|m| m.name == name)?;
-        crate::show::maps::pointee(btf, m.type_id).ok()
+        super::map_def::pointee(btf, m.type_id).ok()
     };
     (pointee("key"), pointee("value"))
 }
@@ -98,7 +98,7 @@ fn check_compatible(
     (fb, bb, ib): (&str, &Btf, TypeId),
     is_map: bool,
 ) -> Result<()> {
-    let show = |btf: &Btf, id: TypeId| crate::show::c_type::prototype(btf, id, name);
+    let show = |btf: &Btf, id: TypeId| super::c_type::prototype(btf, id, name);
     let fail = |why: String| {
         Error::new(format!(
             "'{name}' in {fb} does not match its definition in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
@@ -107,10 +107,10 @@ fn check_compatible(
         ))
     };
     if is_map {
-        let def = |btf: &Btf, id: TypeId| -> Result<crate::show::maps::MapDef> {
+        let def = |btf: &Btf, id: TypeId| -> Result<super::map_def::MapDef> {
             match btf.get(id).map(|t| &t.data) {
                 Some(TypeData::Var { type_id, .. }) => {
-                    crate::show::maps::parse_map_def(btf, *type_id, 0)
+                    super::map_def::parse_map_def(btf, *type_id, 0)
                 }
                 _ => crate::bail!("map '{name}' is not a BTF VAR"),
             }
@@ -127,8 +127,8 @@ fn check_compatible(
                 compat::types_match(ba, x, bb, y, true).map_err(|w| {
                     Error::new(format!(
                         "map '{name}' in {fb} does not match its definition in {fa}: {what} types {} and {} ({w})",
-                        crate::show::c_type::type_name(ba, x),
-                        crate::show::c_type::type_name(bb, y)
+                        super::c_type::type_name(ba, x),
+                        super::c_type::type_name(bb, y)
                     ))
                 })?;
             }

@@ -4,8 +4,8 @@
 //! where the comparison is exact), function prototypes by parameter count
 //! and types. Map definitions must agree field by field.
 
+use super::map_def::MapDef;
 use crate::model::btf::{Btf, TypeData, TypeId};
-use crate::show::maps::MapDef;
 
 const MAX_DEPTH: usize = 64;
 

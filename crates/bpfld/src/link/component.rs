@@ -73,9 +73,9 @@ fn check_signature(inputs: &[&Input], c: &Input, r: &Resolve) -> Result<()> {
             c.name,
             r.function,
             decl_in.name,
-            crate::show::c_type::prototype(db, decl, &r.extern_name),
+            super::c_type::prototype(db, decl, &r.extern_name),
             c.name,
-            crate::show::c_type::prototype(cb, def, &r.function)
+            super::c_type::prototype(cb, def, &r.function)
         ))
     })
 }
@@ -202,7 +202,7 @@ pub fn prepare(
     };
     // The component as given: `obj` is its renamed copy.
     let snapshot = &c.object;
-    let pinned: HashSet<String> = crate::show::maps::map_defs(snapshot)
+    let pinned: HashSet<String> = super::map_def::map_defs(snapshot)
         .unwrap_or_default()
         .into_iter()
         .filter(|m| m.pinning == 1)

@@ -15,9 +15,11 @@
 //! the BTF.
 
 pub mod btf;
+pub mod c_type;
 pub mod compat;
 pub mod component;
 pub mod inline;
+pub mod map_def;
 pub mod pieces;
 pub mod report;
 pub mod symbols;
@@ -648,7 +650,7 @@ fn link_inner(
             Some(_) => {}
         }
         // Maps pinned by name in any input are one map.
-        for m in crate::show::maps::map_defs(&input.object).unwrap_or_default() {
+        for m in map_def::map_defs(&input.object).unwrap_or_default() {
             if m.pinning == 1 {
                 shared.insert(m.name);
             }
