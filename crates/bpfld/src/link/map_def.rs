@@ -238,3 +238,13 @@ fn legacy_maps(obj: &Object) -> Result<Vec<MapDef>> {
     }
     Ok(maps)
 }
+
+/// The maps an object pins by name (`LIBBPF_PIN_BY_NAME`): one map for
+/// every object that defines them.
+pub fn pinned_by_name(obj: &Object) -> impl Iterator<Item = String> {
+    map_defs(obj)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.pinning == 1)
+        .map(|m| m.name)
+}

@@ -4,6 +4,7 @@
 //! `.bpfld.linkmap`, JSON) and rendered by one [`Display`](fmt::Display)
 //! for `--print-map` and `bpfld inspect`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -61,6 +62,42 @@ pub struct LinkReport {
 pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";
 
 impl LinkReport {
+    /// The report of the component instances linked into `object`, each
+    /// with the instructions it brought; only what was pulled in is
+    /// listed.
+    pub(super) fn from_instances(
+        instances: impl Iterator<Item = (ComponentReport, u64)>,
+        object: &Object,
+    ) -> LinkReport {
+        let mut report = LinkReport::default();
+        for (mut r, insns) in instances {
+            r.insns = insns;
+            let present: HashSet<&str> = object.symbols.iter().map(|s| s.name.as_str()).collect();
+            r.functions.retain(|(_, to)| present.contains(to.as_str()));
+            r.maps.retain(|(_, to)| present.contains(to.as_str()));
+            r.globals.retain(|(_, to)| present.contains(to.as_str()));
+            report.components.push(r);
+        }
+        report
+    }
+
+    /// The resolved functions by their names in the output: a function
+    /// filling several externs carries the first one's name.
+    pub(super) fn resolved_functions(&self) -> Vec<String> {
+        self.components.iter().flat_map(primaries).collect()
+    }
+
+    /// Records what the inliner did with each resolved function.
+    pub(super) fn add_inlining(&mut self, outcomes: &[super::inline::Outcome]) {
+        for c in &mut self.components {
+            for e in primaries(c) {
+                if let Some(o) = outcomes.iter().find(|o| o.function == e) {
+                    c.inlining.push(Inlining::from(o));
+                }
+            }
+        }
+    }
+
     /// Stores the report in the object (replacing an earlier one).
     pub fn embed(&self, obj: &mut Object) -> Result<()> {
         let json = serde_json::to_vec(self)
@@ -81,6 +118,16 @@ impl LinkReport {
         let s = obj.section_by_name(LINKMAP_SECTION)?;
         serde_json::from_slice(&s.data).ok()
     }
+}
+
+/// The externs of `c` that name its resolved functions in the output.
+fn primaries(c: &ComponentReport) -> Vec<String> {
+    let mut seen = HashSet::new();
+    c.resolved
+        .iter()
+        .filter(|(_, f)| seen.insert(f.clone()))
+        .map(|(e, _)| e.clone())
+        .collect()
 }
 
 /// The report as `--print-map` prints it (and `bpfld inspect` shows it,

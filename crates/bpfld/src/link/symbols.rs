@@ -68,10 +68,6 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    pub fn get(&self, name: &str) -> Option<&Global> {
-        self.index(name).and_then(|i| self.globals.get(i))
-    }
-
     /// The index in `globals` of the global `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         let i = *self.by_hash.get(&name_hash(name))? as usize;
@@ -290,4 +286,43 @@ pub fn kind_word(k: SymbolKind) -> &'static str {
         SymbolKind::Object => "variable",
         _ => "symbol",
     }
+}
+
+/// Every extern no input defines, unless the loader resolves it
+/// (`special`) or it is weak, as one error naming who needs each.
+pub(super) fn check_unresolved(
+    names: &[String],
+    res: &Resolution,
+    special: &HashSet<String>,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for g in &res.globals {
+        if g.def.is_some() || special.contains(&g.name) {
+            continue;
+        }
+        // A weak extern may stay unresolved; the loader sees zero.
+        if !g.strong_ref {
+            continue;
+        }
+        let who: Vec<&str> = g
+            .wanted_by
+            .iter()
+            .map(|&i| names.get(i).map_or("", String::as_str))
+            .collect();
+        let kind = if g.called { SymbolKind::Func } else { g.kind };
+        missing.push(format!(
+            "{} '{}' (needed by {})",
+            kind_word(kind),
+            g.name,
+            who.join(", ")
+        ));
+    }
+    if !missing.is_empty() {
+        crate::bail!(
+            "unresolved extern{}: {}; link the objects that define them, or pass --relocatable for a partial link",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join("; ")
+        );
+    }
+    Ok(())
 }
