@@ -17,7 +17,8 @@
 //!    [`sections`] appends the kept pieces to the output sections;
 //!    [`symtab`] carries its symbols over, [`relocations`] its relocations
 //!    (moving addends that live in instruction immediates); [`btf`]
-//!    appends its types; [`btf_ext`] moves its func_info, line_info and
+//!    appends its types and [`datasec`] records its DATASEC entries;
+//!    [`btf_ext`] moves its func_info, line_info and
 //!    CO-RE records. Code that is final waits in a temporary file
 //!    ([`spill`]) when linking files.
 //! 4. Finish: [`symtab`] numbers the symbols, [`sections`] puts `license`
@@ -35,6 +36,7 @@ pub(crate) mod btf;
 pub(crate) mod btf_ext;
 pub mod c_type;
 pub(crate) mod compat;
+pub(crate) mod datasec;
 pub mod inline;
 pub(crate) mod input;
 pub mod isolate;
