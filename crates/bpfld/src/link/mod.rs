@@ -1,36 +1,39 @@
 //! The static linker: several objects in, one object out, with libbpf's
 //! meaning (`bpftool gen object`) and without its dead weight.
 //!
-//! The passes, in the order [`link_sources`] runs them (one file each):
+//! The passes, in the order the driver below runs them, one file each:
 //!
-//! 1. [`resolve`]: `--resolve EXTERN=FILE:FUNCTION` checked and grouped
-//!    per component instance; [`isolate`] renames each instance's globals
-//!    (`counter` becomes `counter__slot0`) so it merges with nothing by
-//!    accident.
-//! 2. First pass over the inputs ([`input`] loads them, checks their byte
-//!    order): [`symbols`] settles every global name (strong beats weak,
-//!    two strong are an error, unresolved externs are an error unless
-//!    `--relocatable`).
-//! 3. Second pass, one input at a time: [`pieces`] cuts its sections
+//! 1. `resolve.rs`: `--resolve EXTERN=FILE:FUNCTION` checked and grouped
+//!    per component instance; `isolate.rs` renames each instance's
+//!    globals (`counter` becomes `counter__slot0`) so it merges with
+//!    nothing by accident.
+//! 2. First pass over the inputs (`input.rs` loads them and checks their
+//!    byte order): `symbols.rs` settles every global name (strong beats
+//!    weak, two strong are an error, unresolved externs are an error
+//!    unless `--relocatable`).
+//! 3. Second pass, one input at a time: `pieces.rs` cuts its sections
 //!    along symbol boundaries so losing weak definitions (and, for a
 //!    component, what its resolved functions do not reach) are dropped;
-//!    [`sections`] appends the kept pieces to the output sections;
-//!    [`symtab`] carries its symbols over, [`relocations`] its relocations
-//!    (moving addends that live in instruction immediates); [`btf`]
-//!    appends its types and [`datasec`] records its DATASEC entries;
-//!    [`btf_ext`] moves its func_info, line_info and
-//!    CO-RE records. Code that is final waits in a temporary file
-//!    ([`spill`]) when linking files.
-//! 4. Finish: [`symtab`] numbers the symbols, [`sections`] puts `license`
-//!    and `version` last, [`btf`] keeps one VAR/FUNC per global (checking
-//!    each copy with [`compat`]), rebuilds the DATASECs and deduplicates.
-//! 5. [`inline`] replaces calls to resolved functions by their bodies,
-//!    and the [`report`] (what each extern resolved to, what came with
-//!    it, what was inlined) is stored in the output.
+//!    `sections.rs` appends the kept pieces to the output sections;
+//!    `symtab.rs` carries its symbols over, `relocations.rs` its
+//!    relocations (moving addends that live in instruction immediates);
+//!    `btf.rs` appends its types and `datasec.rs` records its DATASEC
+//!    entries; `btf_ext.rs` moves its func_info, line_info and CO-RE
+//!    records. Code that is final waits in a temporary file (`spill.rs`)
+//!    when linking files.
+//! 4. Finish: `symtab.rs` numbers the symbols, `sections.rs` puts
+//!    `license` and `version` last, `btf.rs` keeps one VAR/FUNC per
+//!    global (checking each copy with `compat.rs`), `datasec.rs` rebuilds
+//!    the DATASECs, the types are deduplicated and `btf_ext.rs` moves the
+//!    records onto them.
+//! 5. `inline/` replaces calls to resolved functions by their bodies, and
+//!    `report.rs` (what each extern resolved to, what came with it, what
+//!    was inlined) is stored in the output.
 //!
 //! Both passes hold one input at a time, so [`link_files`] needs memory
-//! for the output and one input, not for all of them. Support: [`map_def`]
-//! reads map definitions, [`c_type`] writes BTF types as C for errors.
+//! for the output and one input, not for all of them. Support:
+//! `map_def.rs` reads map definitions, `c_type.rs` writes BTF types as C
+//! for errors (and listings).
 
 pub(crate) mod btf;
 pub(crate) mod btf_ext;
@@ -44,7 +47,7 @@ pub mod map_def;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
-pub mod resolve;
+pub(crate) mod resolve;
 pub(crate) mod sections;
 pub(crate) mod spill;
 pub(crate) mod symbols;

@@ -36,10 +36,10 @@
 //! a way the pass does not follow, it jumps outside itself, or the stack
 //! would exceed the kernel's limit.
 //!
-//! The pass in files: [`nodes`] (decode to nodes, encode back),
-//! [`frame`] (stack use and the call-chain limit), [`liveness`] (registers
-//! read, written and live), [`splice`] (a body in place of a call); this
-//! file runs them over every call of every resolved function.
+//! The pass in files: `nodes.rs` (decode to nodes, encode back),
+//! `frame.rs` (stack use and the call-chain limit), `liveness.rs`
+//! (registers read, written and live), `splice.rs` (a body in place of a
+//! call); this file runs them over every call of every resolved function.
 
 mod frame;
 mod liveness;
