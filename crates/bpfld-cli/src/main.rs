@@ -268,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
             if print_map {
-                emit(&report.render())?;
+                emit(&report.to_string())?;
             }
         }
         Command::Xdp {
@@ -299,7 +299,7 @@ fn run(cli: Cli) -> Result<()> {
                 ));
             }
             if print_map {
-                text.push_str(&composed.report.render());
+                text.push_str(&composed.report.to_string());
             }
             emit(&text)?;
         }

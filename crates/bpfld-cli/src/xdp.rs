@@ -4,7 +4,7 @@
 //! program's BTF (never a state file).
 
 use bpfld::compose::{read_manifest, Placed};
-use bpfld::link::component::own_data_name;
+use bpfld::link::isolate::own_data_name;
 use std::collections::HashSet;
 
 use bpfld::model::btf::{Btf, BtfType, TypeData};

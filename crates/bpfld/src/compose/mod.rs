@@ -312,7 +312,7 @@ pub fn compose_with(
         .iter()
         .map(|p| {
             let mut object = specs[p.index].object.clone();
-            link::component::own_data_section(&mut object, &p.slot)
+            link::isolate::own_data_section(&mut object, &p.slot)
                 .map_err(|e| e.in_file(&p.file))?;
             Ok(Input {
                 name: format!("{}#{}", p.file, p.slot),

@@ -1,18 +1,20 @@
 //! Merging the BTF of the inputs: every input's types appended with their
-//! ids translated, one VAR/FUNC kept per global name (the definition's, so
-//! a resolved extern FUNC ends up with GLOBAL linkage), each extern checked
-//! against its definition, DATASECs rebuilt for the output sections with
-//! offsets moved like the data, and BTF.ext records translated.
+//! ids translated (and deduplicated as they grow), one VAR/FUNC kept per
+//! global name (the definition's, so a resolved extern FUNC ends up with
+//! GLOBAL linkage), each other copy checked against it ([`compat`]),
+//! DATASECs rebuilt for the output sections ([`datasec`]), the BTF.ext
+//! records moved onto the final types ([`super::btf_ext`]).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::model::btf::{
-    Btf, BtfType, Kind, StringTable, TypeData, TypeId, VarSecinfo, BTF_VAR_GLOBAL_ALLOCATED,
+    Btf, BtfType, Kind, StringTable, TypeData, TypeId, BTF_VAR_GLOBAL_ALLOCATED,
 };
 use crate::model::object::{Object, Section, SectionId, SectionKind};
 
 use super::compat;
+use super::datasec::{self, DsOp};
 use super::pieces::Placement;
 use super::symbols::Resolution;
 use super::Input;
@@ -70,100 +72,6 @@ fn globals_index(btf: &Btf) -> HashMap<&str, Vec<TypeId>> {
         }
     }
     index
-}
-
-/// The key and value types of a BTF-defined map's definition struct.
-fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
-    let Some(TypeData::Var { type_id, .. }) = btf.get(var).map(|t| &t.data) else {
-        return (None, None);
-    };
-    let Ok(st) = btf.resolve(*type_id) else {
-        return (None, None);
-    };
-    let Ok(members) = btf.members(st) else {
-        return (None, None);
-    };
-    let pointee = |name: &str| {
-        let m = members.iter().find(|m| m.name == name)?;
-        crate::show::maps::pointee(btf, m.type_id).ok()
-    };
-    (pointee("key"), pointee("value"))
-}
-
-/// Checks one declaration or definition of a global against the chosen
-/// one, with an error that shows both in C syntax.
-fn check_compatible(
-    name: &str,
-    (fa, ba, ia): (&str, &Btf, TypeId),
-    (fb, bb, ib): (&str, &Btf, TypeId),
-    is_map: bool,
-) -> Result<()> {
-    let show = |btf: &Btf, id: TypeId| crate::show::c_type::prototype(btf, id, name);
-    let fail = |why: String| {
-        Error::new(format!(
-            "'{name}' in {fb} does not match its definition in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
-            show(ba, ia),
-            show(bb, ib)
-        ))
-    };
-    if is_map {
-        let def = |btf: &Btf, id: TypeId| -> Result<crate::show::maps::MapDef> {
-            match btf.get(id).map(|t| &t.data) {
-                Some(TypeData::Var { type_id, .. }) => {
-                    crate::show::maps::parse_map_def(btf, *type_id, 0)
-                }
-                _ => crate::bail!("map '{name}' is not a BTF VAR"),
-            }
-        };
-        let (da, db) = (def(ba, ia)?, def(bb, ib)?);
-        compat::map_defs_match(&da, &db).map_err(|w| {
-            Error::new(format!(
-                "map '{name}' in {fb} does not match its definition in {fa}: {w}"
-            ))
-        })?;
-        let ((ka, va), (kb, vb)) = (map_kv(ba, ia), map_kv(bb, ib));
-        for (what, x, y) in [("key", ka, kb), ("value", va, vb)] {
-            if let (Some(x), Some(y)) = (x, y) {
-                compat::types_match(ba, x, bb, y, true).map_err(|w| {
-                    Error::new(format!(
-                        "map '{name}' in {fb} does not match its definition in {fa}: {what} types {} and {} ({w})",
-                        crate::show::c_type::type_name(ba, x),
-                        crate::show::c_type::type_name(bb, y)
-                    ))
-                })?;
-            }
-        }
-        return Ok(());
-    }
-    compat::types_match(ba, ia, bb, ib, true).map_err(fail)
-}
-
-/// Where a DATASEC entry of an input goes: an output section (named once
-/// the link is done, since `license` and `version` come last) or a section
-/// only the loader knows (`.kconfig`, `.ksyms`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum DsSec {
-    Out(usize),
-    Named(String),
-}
-
-/// One DATASEC entry of an input, with its offset already moved; which of
-/// them the output keeps depends on symbol resolution, settled once every
-/// input has been added.
-#[derive(Debug)]
-enum DsOp {
-    Var {
-        input: usize,
-        sec: DsSec,
-        /// The VAR's id in the merged types.
-        var: TypeId,
-        offset: u32,
-        size: u32,
-        /// The DATASEC's own size, for a section without an ELF section.
-        eph_size: Option<u32>,
-    },
-    /// A DATASEC without variables, still written.
-    Empty { sec: DsSec, size: u32 },
 }
 
 /// The BTF of the output while inputs are added one at a time: every
@@ -311,74 +219,7 @@ impl Merger {
                     .filter_map(|v| map.get(v.var_id.0 as usize).copied()),
             );
         }
-        for (_, t) in btf.iter() {
-            let TypeData::Datasec { vars, size } = &t.data else {
-                continue;
-            };
-            let sec_name = btf.name(t.name_off).unwrap_or("");
-            let elf_sec: Option<&Section> = input.object.section_by_name(sec_name);
-            let eph_size = if elf_sec.is_none() { Some(*size) } else { None };
-            for v in vars {
-                let Some(&mapped) = map.get(v.type_id.0 as usize) else {
-                    continue;
-                };
-                // clang leaves global variables' offsets at 0 in DATASECs;
-                // their symbols know where they are.
-                let in_offset = match (btf.get(v.type_id).map(|t| &t.data), elf_sec) {
-                    (
-                        Some(TypeData::Var {
-                            linkage: BTF_VAR_GLOBAL_ALLOCATED,
-                            ..
-                        }),
-                        Some(s),
-                    ) => {
-                        let var_name = btf.type_name(v.type_id);
-                        input
-                            .object
-                            .symbols
-                            .iter()
-                            .find(|sym| {
-                                sym.name == var_name
-                                    && sym.place == crate::model::object::SymbolPlace::Section(s.id)
-                            })
-                            .map_or(v.offset, |sym| sym.value as u32)
-                    }
-                    _ => v.offset,
-                };
-                let (sec, offset) = match elf_sec {
-                    Some(s) if is_placed_kind(s) => {
-                        match placement.map(i, s.id, u64::from(in_offset)) {
-                            Some((o, off)) => (DsSec::Out(o), off as u32),
-                            None => continue, // a dropped weak definition
-                        }
-                    }
-                    _ => (DsSec::Named(sec_name.to_string()), v.offset),
-                };
-                self.datasecs.push(DsOp::Var {
-                    input: i,
-                    sec,
-                    var: mapped,
-                    offset,
-                    size: v.size,
-                    eph_size,
-                });
-            }
-            // A section that has BTF but no variables still gets a DATASEC.
-            if vars.is_empty() {
-                let sec = match elf_sec {
-                    Some(s) if is_placed_kind(s) => match placement.map(i, s.id, 0) {
-                        Some((o, _)) => DsSec::Out(o),
-                        None => continue,
-                    },
-                    _ => DsSec::Named(sec_name.to_string()),
-                };
-                // Without an ELF section behind it, its own size stands.
-                self.datasecs.push(DsOp::Empty {
-                    sec,
-                    size: eph_size.unwrap_or(0),
-                });
-            }
-        }
+        datasec::record(i, input, btf, &map, placement, &mut self.datasecs);
         if self.out.types.len() - self.kept > (self.kept / 2).max(min_dedup()) {
             self.dedup()?;
         }
@@ -509,7 +350,7 @@ impl Merger {
                 if o == cout {
                     continue;
                 }
-                check_compatible(
+                compat::check_compatible(
                     &g.name,
                     (name_of(ci), &out, cout),
                     (name_of(i), &out, o),
@@ -554,90 +395,16 @@ impl Merger {
         let resolve = |id: TypeId| alias.get(id.0 as usize).copied().unwrap_or(id);
 
         // DATASECs for the output sections (and the loader's ephemeral ones).
-        let sec_name = |sec: DsSec| match sec {
-            DsSec::Out(o) => object
-                .sections
-                .get(out_index(o) + 1)
-                .map(|s| s.name.clone())
-                .unwrap_or_default(),
-            DsSec::Named(name) => name,
-        };
-        let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
-        let mut seen: HashSet<(String, bool, TypeId)> = HashSet::new();
-        for op in ops {
-            match op {
-                DsOp::Var {
-                    input,
-                    sec,
-                    var,
-                    offset,
-                    size,
-                    eph_size,
-                } => {
-                    let current = cur(var);
-                    let id = resolve(current);
-                    // A global is listed where it is defined.
-                    if let Some(&di) = defined_in.get(&id) {
-                        if di != input {
-                            continue;
-                        }
-                    }
-                    let name = sec_name(sec);
-                    let key = if global_copies.contains(&current) {
-                        (true, id)
-                    } else {
-                        (false, var)
-                    };
-                    if !seen.insert((name.clone(), key.0, key.1)) {
-                        continue;
-                    }
-                    let entry = match datasecs.iter().position(|d| d.0 == name) {
-                        Some(p) => p,
-                        None => {
-                            datasecs.push((name, 0, Vec::new()));
-                            datasecs.len() - 1
-                        }
-                    };
-                    if let Some(eph) = eph_size {
-                        datasecs[entry].1 = datasecs[entry].1.max(eph);
-                    }
-                    datasecs[entry].2.push(VarSecinfo {
-                        type_id: id,
-                        offset,
-                        size,
-                    });
-                }
-                DsOp::Empty { sec, size } => {
-                    let name = sec_name(sec);
-                    if !datasecs.iter().any(|d| d.0 == name) {
-                        datasecs.push((name, size, Vec::new()));
-                    }
-                }
-            }
-        }
-        // Output order: by output section, then the loader's sections.
-        let order = |name: &str| {
-            object
-                .sections
-                .iter()
-                .position(|s| s.name == name)
-                .unwrap_or(usize::MAX)
-        };
-        datasecs.sort_by_key(|d| order(&d.0));
-        let mut new_datasecs = Vec::new();
-        for (name, eph_size, mut vars) in datasecs {
-            vars.sort_by_key(|v| v.offset);
-            let size = match object.sections.iter().find(|s| s.name == name) {
-                Some(s) => s.sh_size as u32,
-                None => eph_size,
-            };
-            let name_off = strings.add(name.as_bytes());
-            new_datasecs.push(BtfType::new(
-                name_off,
-                false,
-                TypeData::Datasec { size, vars },
-            ));
-        }
+        let new_datasecs = datasec::rebuild(
+            ops,
+            object,
+            &out_index,
+            cur,
+            resolve,
+            &defined_in,
+            &global_copies,
+            &mut strings,
+        );
 
         // Compact: drop the inputs' DATASECs and the aliased copies.
         let mut new_id = vec![TypeId::VOID; n];
@@ -672,22 +439,7 @@ impl Merger {
         out.types = types;
 
         // BTF.ext records: their type ids were the merged ones.
-        let mut has_ext = false;
-        for s in &mut object.sections {
-            for r in &mut s.func_info {
-                r.type_id = final_id(cur(TypeId(r.type_id))).0;
-            }
-            for r in &mut s.core_relos {
-                r.type_id = final_id(cur(TypeId(r.type_id))).0;
-            }
-            s.func_info.sort_by_key(|r| r.insn);
-            s.line_info.sort_by_key(|r| r.insn);
-            s.core_relos.sort_by_key(|r| r.insn);
-            if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
-                has_ext = true;
-                strings.add(s.name.as_bytes());
-            }
-        }
+        let has_ext = super::btf_ext::to_output_types(object, |id| final_id(cur(id)), &mut strings);
         out.strings = strings.bytes;
         // Deduplicate what the last inputs brought and what the merge made
         // equal (libbpf's rules, plus identical VARs), then move the
@@ -696,39 +448,11 @@ impl Merger {
         old_strings.strings = ext_strings.bytes;
         let d = crate::dedup::dedup_owned(out)?;
         let (mut btf, map) = (d.btf, d.map);
-        let type_id = |old: u32| -> Result<u32> {
-            map.get(old as usize).map(|t| t.0).ok_or_else(|| {
-                Error::new(format!(
-                    "type id {old} beyond the last type {} of the deduplicated input",
-                    map.len().saturating_sub(1)
-                ))
-            })
-        };
         // The records' strings are added to the table (held once: the
         // table's bytes become the BTF's at the end).
         let mut table = StringTable::from_btf(&btf);
         btf.strings = Vec::new();
-        for s in &mut object.sections {
-            for f in &mut s.func_info {
-                f.type_id = type_id(f.type_id)
-                    .map_err(|e| e.context(format!("func_info at instruction {}", f.insn.0)))
-                    .map_err(|e| e.in_section(&s.name))?;
-            }
-            for l in &mut s.line_info {
-                l.file_name_off = table.add(old_strings.name_bytes(l.file_name_off)?);
-                l.line_off = table.add(old_strings.name_bytes(l.line_off)?);
-            }
-            for r in &mut s.core_relos {
-                r.type_id = type_id(r.type_id)
-                    .map_err(|e| e.context(format!("CO-RE relocation at instruction {}", r.insn.0)))
-                    .map_err(|e| e.in_section(&s.name))?;
-                r.access_str_off = table.add(old_strings.name_bytes(r.access_str_off)?);
-            }
-            // `.BTF.ext` names sections through the string table.
-            if !(s.func_info.is_empty() && s.line_info.is_empty() && s.core_relos.is_empty()) {
-                table.add(s.name.as_bytes());
-            }
-        }
+        super::btf_ext::to_deduplicated(object, &map, &old_strings, &mut table)?;
         btf.strings = table.bytes;
         object.btf = Some(btf);
         push_section(object, ".BTF", SectionKind::Btf);
@@ -737,13 +461,6 @@ impl Merger {
         }
         Ok(())
     }
-}
-
-fn is_placed_kind(s: &Section) -> bool {
-    !matches!(
-        s.kind,
-        SectionKind::Null | SectionKind::Rel | SectionKind::SymTab | SectionKind::StrTab
-    )
 }
 
 fn push_section(object: &mut Object, name: &str, kind: SectionKind) {

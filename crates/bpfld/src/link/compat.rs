@@ -3,9 +3,13 @@
 //! shape of what they point to, struct members by name and offset (only
 //! where the comparison is exact), function prototypes by parameter count
 //! and types. Map definitions must agree field by field.
+//! [`check_compatible`] checks one copy of a global against the chosen one
+//! and shows both in C when they differ.
 
+use crate::error::{Error, Result};
 use crate::model::btf::{Btf, TypeData, TypeId};
-use crate::show::maps::MapDef;
+
+use super::map_def::MapDef;
 
 const MAX_DEPTH: usize = 64;
 
@@ -197,4 +201,70 @@ pub fn map_defs_match(a: &MapDef, b: &MapDef) -> Result<(), String> {
         (Some(x), Some(y)) => map_defs_match(x, y).map_err(|e| format!("inner map: {e}")),
         _ => Err("only one has an inner map".into()),
     }
+}
+
+/// The key and value types of a BTF-defined map's definition struct.
+fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
+    let Some(TypeData::Var { type_id, .. }) = btf.get(var).map(|t| &t.data) else {
+        return (None, None);
+    };
+    let Ok(st) = btf.resolve(*type_id) else {
+        return (None, None);
+    };
+    let Ok(members) = btf.members(st) else {
+        return (None, None);
+    };
+    let pointee = |name: &str| {
+        let m = members.iter().find(|m| m.name == name)?;
+        super::map_def::pointee(btf, m.type_id).ok()
+    };
+    (pointee("key"), pointee("value"))
+}
+
+/// Checks one declaration or definition of a global against the chosen
+/// one, with an error that shows both in C syntax.
+pub(super) fn check_compatible(
+    name: &str,
+    (fa, ba, ia): (&str, &Btf, TypeId),
+    (fb, bb, ib): (&str, &Btf, TypeId),
+    is_map: bool,
+) -> Result<()> {
+    let show = |btf: &Btf, id: TypeId| super::c_type::prototype(btf, id, name);
+    let fail = |why: String| {
+        Error::new(format!(
+            "'{name}' in {fb} does not match its definition in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
+            show(ba, ia),
+            show(bb, ib)
+        ))
+    };
+    if is_map {
+        let def = |btf: &Btf, id: TypeId| -> Result<super::map_def::MapDef> {
+            match btf.get(id).map(|t| &t.data) {
+                Some(TypeData::Var { type_id, .. }) => {
+                    super::map_def::parse_map_def(btf, *type_id, 0)
+                }
+                _ => crate::bail!("map '{name}' is not a BTF VAR"),
+            }
+        };
+        let (da, db) = (def(ba, ia)?, def(bb, ib)?);
+        map_defs_match(&da, &db).map_err(|w| {
+            Error::new(format!(
+                "map '{name}' in {fb} does not match its definition in {fa}: {w}"
+            ))
+        })?;
+        let ((ka, va), (kb, vb)) = (map_kv(ba, ia), map_kv(bb, ib));
+        for (what, x, y) in [("key", ka, kb), ("value", va, vb)] {
+            if let (Some(x), Some(y)) = (x, y) {
+                types_match(ba, x, bb, y, true).map_err(|w| {
+                    Error::new(format!(
+                        "map '{name}' in {fb} does not match its definition in {fa}: {what} types {} and {} ({w})",
+                        super::c_type::type_name(ba, x),
+                        super::c_type::type_name(bb, y)
+                    ))
+                })?;
+            }
+        }
+        return Ok(());
+    }
+    types_match(ba, ia, bb, ib, true).map_err(fail)
 }

@@ -26,10 +26,11 @@ pub struct Global {
     pub kind: SymbolKind,
     /// Inputs that declare it as an extern.
     pub wanted_by: Vec<usize>,
-    /// The winning definition's symbol, but its name.
-    pub def_sym: Option<Shape>,
-    /// The first declaration (the shape an unresolved extern keeps).
-    pub decl: Option<Shape>,
+    /// The winning definition's symbol, without its name.
+    pub def_sym: Option<Symbol>,
+    /// The first declaration (the shape an unresolved extern keeps),
+    /// without its name.
+    pub decl: Option<Symbol>,
     /// Whether some declaration is not weak (a weak extern may stay
     /// unresolved).
     pub strong_ref: bool,
@@ -41,44 +42,14 @@ pub struct Global {
     def_sec: Option<u32>,
 }
 
-/// A symbol but its name and id (a global's name is the global's).
-#[derive(Clone, Copy, Debug)]
-pub struct Shape {
-    pub binding: Binding,
-    pub visibility: Visibility,
-    pub kind: SymbolKind,
-    pub place: SymbolPlace,
-    pub value: u64,
-    pub size: u64,
-    pub st_other: u8,
-}
-
-impl Shape {
-    fn of(s: &Symbol) -> Shape {
-        Shape {
-            binding: s.binding,
-            visibility: s.visibility,
-            kind: s.kind,
-            place: s.place,
-            value: s.value,
-            size: s.size,
-            st_other: s.st_other,
-        }
-    }
-
-    /// The symbol of this shape named `name`.
-    pub fn symbol(&self, name: &str) -> Symbol {
-        Symbol {
-            id: SymbolId(0),
-            name: name.to_string(),
-            binding: self.binding,
-            visibility: self.visibility,
-            kind: self.kind,
-            place: self.place,
-            value: self.value,
-            size: self.size,
-            st_other: self.st_other,
-        }
+/// A global's definition or declaration as kept by the resolution: the
+/// input's symbol without its name, which is the global's (so that the
+/// resolution holds each name once).
+fn nameless(s: &Symbol) -> Symbol {
+    Symbol {
+        id: SymbolId(0),
+        name: String::new(),
+        ..*s
     }
 }
 
@@ -97,10 +68,6 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    pub fn get(&self, name: &str) -> Option<&Global> {
-        self.index(name).and_then(|i| self.globals.get(i))
-    }
-
     /// The index in `globals` of the global `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         let i = *self.by_hash.get(&name_hash(name))? as usize;
@@ -223,7 +190,7 @@ impl Resolver {
             }
             if sym.place == SymbolPlace::Undefined {
                 if g.decl.is_none() {
-                    g.decl = Some(Shape::of(sym));
+                    g.decl = Some(nameless(sym));
                 }
                 g.strong_ref |= sym.binding != Binding::Weak;
                 g.called |= called.contains(sym.name.as_str());
@@ -255,7 +222,7 @@ impl Resolver {
             match g.def {
                 None => {
                     g.def = Some((i, sym.id));
-                    g.def_sym = Some(Shape::of(sym));
+                    g.def_sym = Some(nameless(sym));
                     g.weak = weak;
                     g.def_single = single;
                     g.def_sec = sec;
@@ -279,7 +246,7 @@ impl Resolver {
                     if g.weak && !weak {
                         res.losers.insert(prev);
                         g.def = Some((i, sym.id));
-                        g.def_sym = Some(Shape::of(sym));
+                        g.def_sym = Some(nameless(sym));
                         g.weak = false;
                         g.def_single = single;
                         g.def_sec = sec;
@@ -319,4 +286,43 @@ pub fn kind_word(k: SymbolKind) -> &'static str {
         SymbolKind::Object => "variable",
         _ => "symbol",
     }
+}
+
+/// Every extern no input defines, unless the loader resolves it
+/// (`special`) or it is weak, as one error naming who needs each.
+pub(super) fn check_unresolved(
+    names: &[String],
+    res: &Resolution,
+    special: &HashSet<String>,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for g in &res.globals {
+        if g.def.is_some() || special.contains(&g.name) {
+            continue;
+        }
+        // A weak extern may stay unresolved; the loader sees zero.
+        if !g.strong_ref {
+            continue;
+        }
+        let who: Vec<&str> = g
+            .wanted_by
+            .iter()
+            .map(|&i| names.get(i).map_or("", String::as_str))
+            .collect();
+        let kind = if g.called { SymbolKind::Func } else { g.kind };
+        missing.push(format!(
+            "{} '{}' (needed by {})",
+            kind_word(kind),
+            g.name,
+            who.join(", ")
+        ));
+    }
+    if !missing.is_empty() {
+        crate::bail!(
+            "unresolved extern{}: {}; link the objects that define them, or pass --relocatable for a partial link",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join("; ")
+        );
+    }
+    Ok(())
 }

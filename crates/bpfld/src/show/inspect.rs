@@ -18,7 +18,7 @@ pub struct Summary {
     pub programs: Vec<Program>,
     pub functions: Vec<Function>,
     pub externs: Vec<Extern>,
-    pub maps: Vec<crate::show::maps::MapDef>,
+    pub maps: Vec<crate::link::map_def::MapDef>,
     pub data: Vec<DataSection>,
     pub license: Option<String>,
     pub kernel_version: Option<u32>,
@@ -332,7 +332,7 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
         programs,
         functions,
         externs,
-        maps: crate::show::maps::map_defs(obj)?,
+        maps: crate::link::map_def::map_defs(obj)?,
         data,
         license,
         kernel_version,
@@ -412,7 +412,7 @@ pub fn render_text(file: &str, s: &Summary) -> String {
     }
     if let Some(m) = &s.link_map {
         let _ = writeln!(out, "\nlink map:");
-        for line in m.render().lines() {
+        for line in m.to_string().lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

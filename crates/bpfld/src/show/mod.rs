@@ -1,7 +1,6 @@
 //! Listings: disassembly, BTF dumps, object summaries.
 
 pub mod btf_dump;
-pub mod c_type;
 pub mod disasm;
 pub mod inspect;
 pub mod maps;

@@ -1,17 +1,13 @@
-//! Components: objects linked like archive members to fill externs named
-//! on the command line (`--resolve EXTERN=FILE:FUNCTION`).
-//!
-//! A component instance is prepared before the ordinary link: the function
+//! Component instances isolated before the ordinary link: the function
 //! that fills an extern is renamed to the extern (so by-name resolution,
 //! the BTF signature check and the BTF merge all apply unchanged), every
-//! other global gets a recognisable instance suffix (`counter` becomes
+//! other global gets the instance's suffix (`counter` becomes
 //! `counter__slot0`) so nothing merges with the main inputs or with other
 //! components by accident, and maps pinned by name or shared on request
-//! keep their name. Only what the resolved functions reach is kept.
+//! keep their name. A composed component's writable globals can also be
+//! folded into one section of its own ([`own_data_section`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-
-use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::model::btf::{TypeData, TypeId};
@@ -19,242 +15,8 @@ use crate::model::object::{
     Binding, Object, SectionId, SectionKind, Symbol, SymbolKind, SymbolPlace, Visibility,
 };
 
-use super::pieces::Piece;
+use super::report::ComponentReport;
 use super::Input;
-
-/// `EXTERN` is filled by `FUNCTION` of component `component`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolve {
-    pub extern_name: String,
-    /// Index into the components passed to [`super::link_with`].
-    pub component: usize,
-    pub function: String,
-}
-
-/// What one component instance contributed, for the link report.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ComponentReport {
-    pub component: String,
-    pub label: String,
-    /// extern → function it resolved to.
-    pub resolved: Vec<(String, String)>,
-    /// Instructions pulled in from this component.
-    pub insns: u64,
-    /// Maps and global variables pulled in: (original name, final name).
-    pub maps: Vec<(String, String)>,
-    pub globals: Vec<(String, String)>,
-    /// Functions pulled in besides the resolved ones: (original, final).
-    pub functions: Vec<(String, String)>,
-    /// What became of each resolved function's calls.
-    #[serde(default)]
-    pub inlining: Vec<Inlining>,
-}
-
-/// Whether a resolved function was inlined into its callers, or why not.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Inlining {
-    pub function: String,
-    /// Callers it was inlined into, one per call site.
-    pub into: Vec<String>,
-    /// Why (some of) its calls stay calls.
-    pub called_because: Option<String>,
-}
-
-impl From<&super::inline::Outcome> for Inlining {
-    fn from(o: &super::inline::Outcome) -> Inlining {
-        Inlining {
-            function: o.function.clone(),
-            into: o.inlined_into.clone(),
-            called_because: o.called_because.clone(),
-        }
-    }
-}
-
-/// The link report: what each extern resolved to and what came with it.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct LinkReport {
-    pub components: Vec<ComponentReport>,
-}
-
-/// The section that carries the link report inside a linked object, as
-/// JSON; loaders ignore it (no flags, not a known section).
-pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";
-
-impl LinkReport {
-    /// Stores the report in the object (replacing an earlier one).
-    pub fn embed(&self, obj: &mut Object) -> Result<()> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| Error::new(format!("cannot encode the link report: {e}")))?;
-        obj.sections.retain(|s| s.name != LINKMAP_SECTION);
-        let id = SectionId(obj.sections.len() as u32);
-        let size = json.len() as u64;
-        obj.sections.push(crate::model::object::Section {
-            sh_size: size,
-            data: json,
-            ..crate::model::object::Section::empty(id, LINKMAP_SECTION, SectionKind::Other, 1)
-        });
-        Ok(())
-    }
-
-    /// The report a linked object carries, if any.
-    pub fn from_object(obj: &Object) -> Option<LinkReport> {
-        let s = obj.section_by_name(LINKMAP_SECTION)?;
-        serde_json::from_slice(&s.data).ok()
-    }
-
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        for c in &self.components {
-            for (e, f) in &c.resolved {
-                let _ = writeln!(out, "{e} = {}:{f}", c.component);
-            }
-            let _ = writeln!(
-                out,
-                "  instance '{}': {} instructions pulled in",
-                c.label, c.insns
-            );
-            for (what, list) in [
-                ("function", &c.functions),
-                ("map", &c.maps),
-                ("global", &c.globals),
-            ] {
-                for (from, to) in list {
-                    let _ = writeln!(out, "  {what} {from} -> {to}");
-                }
-            }
-            for i in &c.inlining {
-                if !i.into.is_empty() {
-                    let _ = writeln!(out, "  inlined {} into {}", i.function, i.into.join(", "));
-                }
-                if let Some(why) = &i.called_because {
-                    let _ = writeln!(out, "  called {} (not inlined: {why})", i.function);
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The BTF FUNC named `name` in `obj` (any linkage).
-fn btf_func(obj: &Object, name: &str) -> Option<TypeId> {
-    let btf = obj.btf.as_ref()?;
-    btf.iter()
-        .find(|(_, t)| {
-            matches!(t.data, TypeData::Func { .. }) && btf.name(t.name_off).ok() == Some(name)
-        })
-        .map(|(id, _)| id)
-}
-
-/// The extern's prototype against its target's, with both shown in C.
-fn check_signature(inputs: &[&Input], c: &Input, r: &Resolve) -> Result<()> {
-    let Some((decl_in, decl)) = inputs
-        .iter()
-        .find_map(|i| btf_func(&i.object, &r.extern_name).map(|id| (i, id)))
-    else {
-        return Ok(()); // no BTF to check against (the loader will not either)
-    };
-    let Some(def) = btf_func(&c.object, &r.function) else {
-        crate::bail!(
-            "--resolve {}={}:{}: {} has no BTF for '{}', so its prototype cannot be checked",
-            r.extern_name,
-            c.name,
-            r.function,
-            c.name,
-            r.function
-        );
-    };
-    let (db, cb) = (
-        decl_in.object.btf.as_ref().expect("found in BTF"),
-        c.object.btf.as_ref().expect("found in BTF"),
-    );
-    let proto = |btf: &crate::model::btf::Btf, id: TypeId| match btf.get(id).map(|t| &t.data) {
-        Some(TypeData::Func { proto, .. }) => *proto,
-        _ => id,
-    };
-    super::compat::types_match(db, proto(db, decl), cb, proto(cb, def), true).map_err(|why| {
-        Error::new(format!(
-            "--resolve {}={}:{}: the prototypes differ ({why}):\n  extern in {}: {}\n  target in {}: {}",
-            r.extern_name,
-            c.name,
-            r.function,
-            decl_in.name,
-            crate::show::c_type::prototype(db, decl, &r.extern_name),
-            c.name,
-            crate::show::c_type::prototype(cb, def, &r.function)
-        ))
-    })
-}
-
-/// Checks the resolves against the inputs and components.
-pub fn validate(inputs: &[&Input], components: &[Input], resolves: &[Resolve]) -> Result<()> {
-    let mut seen = HashSet::new();
-    for r in resolves {
-        if !seen.insert(r.extern_name.as_str()) {
-            crate::bail!("extern '{}' is resolved twice", r.extern_name);
-        }
-        let is_extern = inputs.iter().any(|i| {
-            i.object
-                .symbols
-                .iter()
-                .any(|s| s.is_extern() && s.name == r.extern_name)
-        });
-        if !is_extern {
-            let mut externs: Vec<&str> = inputs
-                .iter()
-                .flat_map(|i| i.object.symbols.iter().filter(|s| s.is_extern()))
-                .map(|s| s.name.as_str())
-                .collect();
-            externs.sort();
-            externs.dedup();
-            crate::bail!(
-                "--resolve {}: no input declares an extern '{}' (the externs are: {})",
-                r.extern_name,
-                r.extern_name,
-                if externs.is_empty() {
-                    "none".to_string()
-                } else {
-                    externs.join(", ")
-                }
-            );
-        }
-        let Some(c) = components.get(r.component) else {
-            crate::bail!("--resolve {}: no component {}", r.extern_name, r.component);
-        };
-        let found = c.object.symbols.iter().any(|s| {
-            s.name == r.function
-                && s.kind == SymbolKind::Func
-                && matches!(s.place, SymbolPlace::Section(_))
-        });
-        if !found {
-            let mut funcs: Vec<&str> = c
-                .object
-                .symbols
-                .iter()
-                .filter(|s| {
-                    s.kind == SymbolKind::Func && matches!(s.place, SymbolPlace::Section(_))
-                })
-                .map(|s| s.name.as_str())
-                .collect();
-            funcs.sort();
-            crate::bail!(
-                "--resolve {}={}:{}: {} has no function '{}' (its functions are: {})",
-                r.extern_name,
-                c.name,
-                r.function,
-                c.name,
-                r.function,
-                if funcs.is_empty() {
-                    "none".to_string()
-                } else {
-                    funcs.join(", ")
-                }
-            );
-        }
-        check_signature(inputs, c, r)?;
-    }
-    Ok(())
-}
 
 /// A component instance made ready for the ordinary link.
 pub struct Prepared {
@@ -308,12 +70,7 @@ pub fn prepare(
     };
     // The component as given: `obj` is its renamed copy.
     let snapshot = &c.object;
-    let pinned: HashSet<String> = crate::show::maps::map_defs(snapshot)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m.pinning == 1)
-        .map(|m| m.name)
-        .collect();
+    let pinned: HashSet<String> = super::map_def::pinned_by_name(snapshot).collect();
     for s in obj.symbols.iter_mut() {
         if s.id.0 == 0 || matches!(s.kind, SymbolKind::Section | SymbolKind::File) {
             continue;
@@ -420,96 +177,6 @@ pub fn prepare(
         roots,
         report,
     })
-}
-
-/// Marks the pieces of a component that its roots do not reach as dropped:
-/// code reached through calls and relocations, data through relocations.
-pub fn pull_in(obj: &Object, roots: &[String], cuts: &mut HashMap<SectionId, Vec<Piece>>) {
-    let piece_at = |cuts: &HashMap<SectionId, Vec<Piece>>, sec: SectionId, off: u64| {
-        cuts.get(&sec)
-            .and_then(|ps| {
-                ps.iter()
-                    .position(|p| p.start <= off && off < p.end.max(p.start + 1))
-            })
-            .map(|i| (sec, i))
-    };
-    let mut reached: HashSet<(SectionId, usize)> = HashSet::new();
-    let mut queue: VecDeque<(SectionId, usize)> = VecDeque::new();
-    for s in &obj.symbols {
-        if roots.contains(&s.name) && s.kind == SymbolKind::Func {
-            if let SymbolPlace::Section(id) = s.place {
-                if let Some(p) = piece_at(cuts, id, s.value) {
-                    if reached.insert(p) {
-                        queue.push_back(p);
-                    }
-                }
-            }
-        }
-    }
-    while let Some((sec_id, idx)) = queue.pop_front() {
-        let Some(sec) = obj.section(sec_id) else {
-            continue;
-        };
-        let Some(piece) = cuts.get(&sec_id).and_then(|ps| ps.get(idx)).cloned() else {
-            continue;
-        };
-        let mut targets: Vec<(SectionId, u64)> = Vec::new();
-        for r in sec
-            .relocs
-            .iter()
-            .filter(|r| piece.start <= r.offset && r.offset < piece.end)
-        {
-            let Some(sym) = obj.symbol(r.symbol) else {
-                continue;
-            };
-            let SymbolPlace::Section(t) = sym.place else {
-                continue;
-            };
-            let mut off = sym.value;
-            if sym.kind == SymbolKind::Section && sec.is_program() {
-                if let Some(insn) = sec.insns.get((r.offset / 8) as usize) {
-                    off = if insn.code == crate::model::insn::CALL {
-                        (i64::from(insn.imm) + 1).max(0) as u64 * 8
-                    } else if insn.src == crate::model::insn::BPF_PSEUDO_FUNC {
-                        ((i64::from(insn.imm) / 8 + 1).max(0) as u64) * 8
-                    } else {
-                        u64::from(insn.imm as u32)
-                    };
-                }
-            }
-            targets.push((t, off));
-        }
-        if sec.is_program() {
-            // Calls within the section carry no relocation.
-            let relocated: HashSet<u64> = sec.relocs.iter().map(|r| r.offset / 8).collect();
-            let (a, b) = ((piece.start / 8) as usize, (piece.end / 8) as usize);
-            for (slot, insn) in sec.insns.iter().enumerate().take(b).skip(a) {
-                if insn.code == crate::model::insn::CALL
-                    && insn.src == crate::model::insn::BPF_PSEUDO_CALL
-                    && !relocated.contains(&(slot as u64))
-                {
-                    let t = slot as i64 + i64::from(insn.imm) + 1;
-                    if t >= 0 {
-                        targets.push((sec_id, t as u64 * 8));
-                    }
-                }
-            }
-        }
-        for (t, off) in targets {
-            if let Some(p) = piece_at(cuts, t, off) {
-                if reached.insert(p) {
-                    queue.push_back(p);
-                }
-            }
-        }
-    }
-    for (sec, ps) in cuts.iter_mut() {
-        for (i, p) in ps.iter_mut().enumerate() {
-            if !reached.contains(&(*sec, i)) {
-                p.keep = false;
-            }
-        }
-    }
 }
 
 /// The largest folded data section accepted: the kernel refuses array map

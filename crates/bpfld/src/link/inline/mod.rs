@@ -1,0 +1,170 @@
+//! Link-time inlining: a call to a resolved function is replaced by the
+//! function's body, so a composed pipeline costs what the same steps
+//! written as one program cost.
+//!
+//! The pass works on a linked object. Code is first decoded into nodes
+//! that name their targets (jump and call destinations, relocations,
+//! BTF.ext records, symbol bounds) by node instead of by offset; bodies are
+//! then copied and functions removed freely, and everything is encoded
+//! back into offsets at the end, so nothing that refers to moved code can
+//! go stale.
+//!
+//! An inlined body keeps its meaning because:
+//! - its stack frame is moved below the caller's frame (every `r10`-based
+//!   access and every `rX = r10; rX += imm` is shifted), and the total
+//!   stack along every call chain is checked against the kernel's 512
+//!   bytes;
+//! - the callee-saved registers r6–r9 that the body writes and the caller
+//!   uses are spilled around it (a called function gets fresh r6–r9 from
+//!   the kernel; an inlined body does not);
+//! - each `exit` becomes a jump to the code after the call, r0 holding the
+//!   return value as before;
+//! - calls to its own subprograms become relocated calls into their
+//!   section; its func_info record goes (it is no longer a function) and
+//!   its line_info and CO-RE records move with its instructions.
+//!
+//! The caller's own frame is measured from the code: the deepest `r10`
+//! offset it addresses, directly or through a pointer derived from `r10`
+//! in straight-line code. That is the whole frame for code a compiler lays
+//! out (each stack object addressed from its lowest byte somewhere); code
+//! that only ever reaches the bottom of a stack object through a pointer
+//! handed to another function would be measured short.
+//!
+//! A function is called instead of inlined when one of those cannot be
+//! guaranteed: it makes a tail call (which, from an inlined body, would end
+//! the whole program instead of returning to the caller), it uses `r10` in
+//! a way the pass does not follow, it jumps outside itself, or the stack
+//! would exceed the kernel's limit.
+//!
+//! The pass in files: `nodes.rs` (decode to nodes, encode back),
+//! `frame.rs` (stack use and the call-chain limit), `liveness.rs`
+//! (registers read, written and live), `splice.rs` (a body in place of a
+//! call); this file runs them over every call of every resolved function.
+
+mod frame;
+mod liveness;
+mod nodes;
+mod splice;
+
+pub(crate) use liveness::registers_written;
+
+use crate::model::object::{Object, SymbolId, SymbolKind};
+
+use frame::check_stack;
+use nodes::Code;
+use splice::{calls, inline_site, remove_function, still_referenced};
+
+/// What happened to one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub function: String,
+    /// Callers it was inlined into (function names, one per call site).
+    pub inlined_into: Vec<String>,
+    /// Why it (or some call of it) is still a call.
+    pub called_because: Option<String>,
+}
+
+/// The kernel's limit on the stack along a call chain, in bytes.
+const MAX_STACK: u32 = 512;
+
+/// Why a call stays a call.
+type Why = String;
+
+/// Inlines every call to each function named in `names` (defined in a
+/// program section of `obj`), and removes a function once nothing calls
+/// it any more, along with local functions only it called.
+pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = names
+        .iter()
+        .map(|n| Outcome {
+            function: n.clone(),
+            inlined_into: Vec::new(),
+            called_because: None,
+        })
+        .collect();
+    let mut code = match Code::decode(obj) {
+        Ok(c) => c,
+        Err(e) => {
+            for o in &mut outcomes {
+                o.called_because = Some(format!("the object's code cannot be rewritten: {e}"));
+            }
+            return outcomes;
+        }
+    };
+    for o in &mut outcomes {
+        let Some(f) = obj
+            .symbols
+            .iter()
+            .find(|s| {
+                s.name == o.function && s.kind == SymbolKind::Func && code.syms.contains_key(&s.id)
+            })
+            .map(|s| s.id)
+        else {
+            o.called_because = Some("no function of that name in the output's code".into());
+            continue;
+        };
+        while let Some((_, range)) = code.range(f) {
+            let start = code.sec(code.syms[&f].sec).map(|n| n[range.start].id);
+            let Some(start) = start else { break };
+            let fsec = code.syms[&f].sec;
+            // The next call site not yet tried.
+            let site = code.secs.iter().find_map(|(s, nodes)| {
+                nodes.iter().enumerate().find_map(|(k, n)| {
+                    let own = *s == fsec && range.contains(&k);
+                    (!own && calls(n, f, start)).then_some((*s, k))
+                })
+            });
+            let Some((sec, k)) = site else { break };
+            let before = code.clone();
+            let done = inline_site(&mut code, obj, sec, k, f)
+                .and_then(|caller| check_stack(&code, obj, caller).map(|_| caller));
+            match done {
+                Ok(caller) => {
+                    let name = obj.symbol(caller).map_or(String::new(), |s| s.name.clone());
+                    o.inlined_into.push(name);
+                }
+                Err(why) => {
+                    code = before;
+                    o.called_because = Some(why);
+                    break;
+                }
+            }
+        }
+        if o.inlined_into.is_empty() && o.called_because.is_none() {
+            o.called_because = Some("nothing calls it".into());
+        }
+        if !o.inlined_into.is_empty() && !still_referenced(&code, obj, f) {
+            remove_function(&mut code, f);
+        }
+    }
+    // Local functions that only removed functions called.
+    loop {
+        let dead: Vec<SymbolId> = code
+            .functions(obj)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .filter(|id| {
+                obj.symbol(*id).is_some_and(|s| {
+                    s.binding == crate::model::object::Binding::Local
+                        && obj.sections[code.syms[id].sec].name == ".text"
+                })
+            })
+            .filter(|id| !still_referenced(&code, obj, *id))
+            .collect();
+        if dead.is_empty() || outcomes.iter().all(|o| o.inlined_into.is_empty()) {
+            break;
+        }
+        for id in dead {
+            remove_function(&mut code, id);
+        }
+    }
+    let snapshot = obj.clone();
+    if let Err(e) = code.encode(obj) {
+        *obj = snapshot;
+        for o in &mut outcomes {
+            o.inlined_into.clear();
+            o.called_because = Some(format!("rewriting the code failed: {e}"));
+        }
+    }
+    outcomes
+}

@@ -1,0 +1,167 @@
+//! The link report: what each `--resolve` extern (or composed component)
+//! resolved to, what came with it under which final name, and whether it
+//! was inlined. Built by the link, stored in the output (section
+//! `.bpfld.linkmap`, JSON) and rendered by one [`Display`](fmt::Display)
+//! for `--print-map` and `bpfld inspect`.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::object::{Object, SectionId, SectionKind};
+
+/// What one component instance contributed, for the link report.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ComponentReport {
+    pub component: String,
+    pub label: String,
+    /// extern → function it resolved to.
+    pub resolved: Vec<(String, String)>,
+    /// Instructions pulled in from this component.
+    pub insns: u64,
+    /// Maps and global variables pulled in: (original name, final name).
+    pub maps: Vec<(String, String)>,
+    pub globals: Vec<(String, String)>,
+    /// Functions pulled in besides the resolved ones: (original, final).
+    pub functions: Vec<(String, String)>,
+    /// What became of each resolved function's calls.
+    #[serde(default)]
+    pub inlining: Vec<Inlining>,
+}
+
+/// Whether a resolved function was inlined into its callers, or why not.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Inlining {
+    pub function: String,
+    /// Callers it was inlined into, one per call site.
+    pub into: Vec<String>,
+    /// Why (some of) its calls stay calls.
+    pub called_because: Option<String>,
+}
+
+impl From<&super::inline::Outcome> for Inlining {
+    fn from(o: &super::inline::Outcome) -> Inlining {
+        Inlining {
+            function: o.function.clone(),
+            into: o.inlined_into.clone(),
+            called_because: o.called_because.clone(),
+        }
+    }
+}
+
+/// The link report: what each extern resolved to and what came with it.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LinkReport {
+    pub components: Vec<ComponentReport>,
+}
+
+/// The section that carries the link report inside a linked object, as
+/// JSON; loaders ignore it (no flags, not a known section).
+pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";
+
+impl LinkReport {
+    /// The report of the component instances linked into `object`, each
+    /// with the instructions it brought; only what was pulled in is
+    /// listed.
+    pub(super) fn from_instances(
+        instances: impl Iterator<Item = (ComponentReport, u64)>,
+        object: &Object,
+    ) -> LinkReport {
+        let mut report = LinkReport::default();
+        for (mut r, insns) in instances {
+            r.insns = insns;
+            let present: HashSet<&str> = object.symbols.iter().map(|s| s.name.as_str()).collect();
+            r.functions.retain(|(_, to)| present.contains(to.as_str()));
+            r.maps.retain(|(_, to)| present.contains(to.as_str()));
+            r.globals.retain(|(_, to)| present.contains(to.as_str()));
+            report.components.push(r);
+        }
+        report
+    }
+
+    /// The resolved functions by their names in the output: a function
+    /// filling several externs carries the first one's name.
+    pub(super) fn resolved_functions(&self) -> Vec<String> {
+        self.components.iter().flat_map(primaries).collect()
+    }
+
+    /// Records what the inliner did with each resolved function.
+    pub(super) fn add_inlining(&mut self, outcomes: &[super::inline::Outcome]) {
+        for c in &mut self.components {
+            for e in primaries(c) {
+                if let Some(o) = outcomes.iter().find(|o| o.function == e) {
+                    c.inlining.push(Inlining::from(o));
+                }
+            }
+        }
+    }
+
+    /// Stores the report in the object (replacing an earlier one).
+    pub fn embed(&self, obj: &mut Object) -> Result<()> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| Error::new(format!("cannot encode the link report: {e}")))?;
+        obj.sections.retain(|s| s.name != LINKMAP_SECTION);
+        let id = SectionId(obj.sections.len() as u32);
+        let size = json.len() as u64;
+        obj.sections.push(crate::model::object::Section {
+            sh_size: size,
+            data: json,
+            ..crate::model::object::Section::empty(id, LINKMAP_SECTION, SectionKind::Other, 1)
+        });
+        Ok(())
+    }
+
+    /// The report a linked object carries, if any.
+    pub fn from_object(obj: &Object) -> Option<LinkReport> {
+        let s = obj.section_by_name(LINKMAP_SECTION)?;
+        serde_json::from_slice(&s.data).ok()
+    }
+}
+
+/// The externs of `c` that name its resolved functions in the output.
+fn primaries(c: &ComponentReport) -> Vec<String> {
+    let mut seen = HashSet::new();
+    c.resolved
+        .iter()
+        .filter(|(_, f)| seen.insert(f.clone()))
+        .map(|(e, _)| e.clone())
+        .collect()
+}
+
+/// The report as `--print-map` prints it (and `bpfld inspect` shows it,
+/// indented): per component instance, the externs it fills, what came
+/// with it and what became of its calls.
+impl fmt::Display for LinkReport {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.components {
+            for (e, f) in &c.resolved {
+                writeln!(out, "{e} = {}:{f}", c.component)?;
+            }
+            writeln!(
+                out,
+                "  instance '{}': {} instructions pulled in",
+                c.label, c.insns
+            )?;
+            for (what, list) in [
+                ("function", &c.functions),
+                ("map", &c.maps),
+                ("global", &c.globals),
+            ] {
+                for (from, to) in list {
+                    writeln!(out, "  {what} {from} -> {to}")?;
+                }
+            }
+            for i in &c.inlining {
+                if !i.into.is_empty() {
+                    writeln!(out, "  inlined {} into {}", i.function, i.into.join(", "))?;
+                }
+                if let Some(why) = &i.called_because {
+                    writeln!(out, "  called {} (not inlined: {why})", i.function)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
