@@ -34,7 +34,7 @@ pub fn elf(data: &[u8]) {
     if let Ok(summary) = bpfld::show::inspect::summarize(&obj) {
         let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
     }
-    let _ = bpfld::link::map_def::map_defs(&obj);
+    let _ = bpfld::model::map_def::map_defs(&obj);
     let _ = bpfld::show::maps::extern_classes(&obj);
     if let Some(btf) = &obj.btf {
         btf_views(btf);
@@ -132,10 +132,10 @@ fn btf_views(btf: &Btf) {
     let _ = bpfld::show::btf_dump::dump_json(btf);
     let _ = bpfld::show::maps::type_count(btf);
     for (id, _) in btf.iter() {
-        let _ = bpfld::link::c_type::decl(btf, id, "x");
-        let _ = bpfld::link::c_type::type_name(btf, id);
-        let _ = bpfld::link::c_type::prototype(btf, id, "f");
-        let _ = bpfld::link::map_def::parse_map_def(btf, id, 0);
+        let _ = bpfld::model::btf::c_type::decl(btf, id, "x");
+        let _ = bpfld::model::btf::c_type::type_name(btf, id);
+        let _ = bpfld::model::btf::c_type::prototype(btf, id, "f");
+        let _ = bpfld::model::map_def::parse_map_def(btf, id, 0);
         let _ = btf.describe(id);
         let _ = btf.resolve(id);
         let _ = btf.skip_modifiers(id);

@@ -77,7 +77,7 @@ pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
         .filter(|s| s.kind == SymbolKind::Func && s.binding != Binding::Local)
         .filter_map(|s| match s.place {
             SymbolPlace::Section(id) => obj.section(id).and_then(|sec| {
-                (sec.is_program() && crate::show::inspect::program_type(&sec.name) == Some("xdp"))
+                (sec.is_program() && crate::model::program::program_type(&sec.name) == Some("xdp"))
                     .then(|| (s.name.clone(), sec.name.clone()))
             }),
             _ => None,

@@ -89,7 +89,7 @@ pub fn read(obj: &Object, function: &str) -> RunConfig {
             continue;
         };
         for m in members {
-            let Ok(value) = crate::link::map_def::uint_member(btf, m.type_id) else {
+            let Ok(value) = crate::model::map_def::uint_member(btf, m.type_id) else {
                 continue;
             };
             if m.name == "priority" {

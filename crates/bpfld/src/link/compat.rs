@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::model::btf::{Btf, TypeData, TypeId};
 
-use super::map_def::MapDef;
+use crate::model::map_def::MapDef;
 
 const MAX_DEPTH: usize = 64;
 
@@ -216,7 +216,7 @@ fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
     };
     let pointee = |name: &str| {
         let m = members.iter().find(|m| m.name == name)?;
-        super::map_def::pointee(btf, m.type_id).ok()
+        crate::model::map_def::pointee(btf, m.type_id).ok()
     };
     (pointee("key"), pointee("value"))
 }
@@ -229,7 +229,7 @@ pub(super) fn check_compatible(
     (fb, bb, ib): (&str, &Btf, TypeId),
     is_map: bool,
 ) -> Result<()> {
-    let show = |btf: &Btf, id: TypeId| super::c_type::prototype(btf, id, name);
+    let show = |btf: &Btf, id: TypeId| crate::model::btf::c_type::prototype(btf, id, name);
     let fail = |why: String| {
         Error::new(format!(
             "'{name}' in {fb} does not match its definition in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
@@ -238,10 +238,10 @@ pub(super) fn check_compatible(
         ))
     };
     if is_map {
-        let def = |btf: &Btf, id: TypeId| -> Result<super::map_def::MapDef> {
+        let def = |btf: &Btf, id: TypeId| -> Result<crate::model::map_def::MapDef> {
             match btf.get(id).map(|t| &t.data) {
                 Some(TypeData::Var { type_id, .. }) => {
-                    super::map_def::parse_map_def(btf, *type_id, 0)
+                    crate::model::map_def::parse_map_def(btf, *type_id, 0)
                 }
                 _ => crate::bail!("map '{name}' is not a BTF VAR"),
             }
@@ -258,8 +258,8 @@ pub(super) fn check_compatible(
                 types_match(ba, x, bb, y, true).map_err(|w| {
                     Error::new(format!(
                         "map '{name}' in {fb} does not match its definition in {fa}: {what} types {} and {} ({w})",
-                        super::c_type::type_name(ba, x),
-                        super::c_type::type_name(bb, y)
+                        crate::model::btf::c_type::type_name(ba, x),
+                        crate::model::btf::c_type::type_name(bb, y)
                     ))
                 })?;
             }

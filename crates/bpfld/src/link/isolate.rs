@@ -70,7 +70,7 @@ pub fn prepare(
     };
     // The component as given: `obj` is its renamed copy.
     let snapshot = &c.object;
-    let pinned: HashSet<String> = super::map_def::pinned_by_name(snapshot).collect();
+    let pinned: HashSet<String> = crate::model::map_def::pinned_by_name(snapshot).collect();
     for s in obj.symbols.iter_mut() {
         if s.id.0 == 0 || matches!(s.kind, SymbolKind::Section | SymbolKind::File) {
             continue;

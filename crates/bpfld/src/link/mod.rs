@@ -33,17 +33,14 @@
 //! Both passes hold one input at a time, so [`link_files`] needs memory
 //! for the output and one input, not for all of them. Support:
 //! `map_def.rs` reads map definitions, `c_type.rs` writes BTF types as C
-//! for errors (and listings).
 
 pub(crate) mod btf;
 pub(crate) mod btf_ext;
-pub mod c_type;
 pub(crate) mod compat;
 pub(crate) mod datasec;
 pub mod inline;
 pub(crate) mod input;
 pub mod isolate;
-pub mod map_def;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
@@ -278,7 +275,7 @@ fn link_inputs(
         fingerprints.push(fingerprint);
         byte_order.see(&input);
         // Maps pinned by name in any input are one map.
-        shared.extend(map_def::pinned_by_name(&input.object));
+        shared.extend(crate::model::map_def::pinned_by_name(&input.object));
         btf::special_externs(&input, &mut special);
         resolver.add(i, &input);
         Sizes::add_input(&mut sizes, &input, component_roots(i).is_some());

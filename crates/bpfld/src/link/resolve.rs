@@ -69,9 +69,9 @@ pub(super) fn check_signature(inputs: &[&Input], c: &Input, r: &Resolve) -> Resu
             c.name,
             r.function,
             decl_in.name,
-            super::c_type::prototype(db, decl, &r.extern_name),
+            crate::model::btf::c_type::prototype(db, decl, &r.extern_name),
             c.name,
-            super::c_type::prototype(cb, def, &r.function)
+            crate::model::btf::c_type::prototype(cb, def, &r.function)
         ))
     })
 }

@@ -4,7 +4,9 @@
 pub mod btf;
 pub mod btf_ext;
 pub mod insn;
+pub mod map_def;
 pub mod object;
+pub mod program;
 
 /// Byte order of an object (`-target bpfel` or `bpfeb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

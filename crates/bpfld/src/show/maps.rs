@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::link::map_def::MapDef;
 use crate::model::btf::{Btf, TypeData};
+use crate::model::map_def::MapDef;
 use crate::model::object::Object;
 
 /// One line describing a map.

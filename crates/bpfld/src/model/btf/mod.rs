@@ -12,6 +12,7 @@
 //! resolve, size_of, members, signatures); this file holds the [`Btf`]
 //! container, its direct accessors and appending one BTF to another.
 
+pub mod c_type;
 mod query;
 mod strings;
 mod types;

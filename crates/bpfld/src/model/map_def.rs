@@ -166,7 +166,7 @@ pub fn parse_map_def(btf: &Btf, id: TypeId, depth: usize) -> Result<MapDef> {
             "key" | "value" => {
                 let t = pointee(btf, m.type_id).map_err(what)?;
                 let size = btf.size_of(t).map_err(what)? as u32;
-                let name = super::c_type::type_name(btf, t);
+                let name = crate::model::btf::c_type::type_name(btf, t);
                 if m.name == "key" {
                     def.key_type = Some(name);
                     def.key_size = Some(size);
