@@ -31,8 +31,8 @@
 //!    was inlined) is stored in the output.
 //!
 //! Both passes hold one input at a time, so [`link_files`] needs memory
-//! for the output and one input, not for all of them. Support:
-//! `map_def.rs` reads map definitions, `c_type.rs` writes BTF types as C
+//! for the output and one input, not for all of them. Map definitions
+//! and the C spelling of types (for errors) come from the model.
 
 pub(crate) mod btf;
 pub(crate) mod btf_ext;
