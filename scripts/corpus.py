@@ -12,6 +12,10 @@ needs failed):
   btf-check    `bpfld btf check x1`: the kernel accepts x1's BTF
   loadall      every program `bpftool prog loadall OBJ` loads, it loads
                from x1 with the same verifier instruction count
+  prog-load    the same, each program loaded alone by libbpf (the others'
+               autoload off, as the selftests' test_loader does), so that
+               objects with programs meant to fail verification, or not
+               autoloaded, are compared too (tools/corpus-run --each-prog)
 Per group of objects linked together (the selftests' *1.c/*2.c pairs and
 the Makefile's linked skeletons):
   pair-link        bpfld and `bpftool gen object` agree: both link, or
@@ -20,6 +24,11 @@ the Makefile's linked skeletons):
   pair-btf-check   the kernel accepts its BTF
   pair-loadall     what libbpf loads from bpftool's output, it loads from
                    bpfld's with the same verifier instruction counts
+  pair-run         for the selftests whose prog_tests check values
+                   (test_static_linked, linked_funcs, linked_vars,
+                   linked_maps): bpfld's output, loaded by libbpf
+                   (tools/corpus-run), attached and triggered, gives the
+                   values the prog_test expects
 
 Every outcome is pass, fail or skip with a short reason. The outcomes are
 compared with the expected-results file: an expected pass that now fails
@@ -45,10 +54,12 @@ CHECKS = [
     "fixed-point",
     "btf-check",
     "loadall",
+    "prog-load",
     "pair-link",
     "pair-fixed-point",
     "pair-btf-check",
     "pair-loadall",
+    "pair-run",
 ]
 TIMEOUT = 120  # seconds, per command
 PIN_ROOT = "/sys/fs/bpf"
@@ -61,9 +72,48 @@ MAKEFILE_GROUPS = [
 ]
 
 
+# What the prog_tests of the multi-object selftests set before loading and
+# expect afterwards (tools/corpus-run arguments; "getpgid" is the syscall's
+# number, "tid" the runner's thread id).
+RUNS = {
+    "test_static_linked1+test_static_linked2": (
+        ["--set", ".rodata:rovar1=1", "--set", ".rodata:rovar2=4"],
+        [(".data", "var1", "7"), (".data", "var2", "23")],
+    ),
+    "linked_funcs1+linked_funcs2": (
+        ["--autoload-all", "--set", ".rodata:my_tid=tid", "--set", ".bss:syscall_id=getpgid"],
+        [
+            (".bss", "output_val1", "4000"),
+            (".bss", "output_ctx1", "getpgid"),
+            (".bss", "output_weak1", "42"),
+            (".bss", "output_val2", "6000"),
+            (".bss", "output_ctx2", "getpgid"),
+            (".bss", "output_weak2", "0"),
+        ],
+    ),
+    "linked_vars1+linked_vars2": (
+        ["--set", ".bss:input_bss1=1000", "--set", ".bss:input_bss2=2000", "--set", ".bss:input_bss_weak=3000"],
+        [
+            (".bss", "output_bss1", "6000"),
+            (".bss", "output_bss2", "6000"),
+            (".bss", "output_data1", "13"),
+            (".bss", "output_data2", "13"),
+            (".bss", "output_rodata1", "133"),
+            (".bss", "output_rodata2", "133"),
+        ],
+    ),
+    "linked_maps1+linked_maps2": (
+        [],
+        [(".bss", "output_first1", "2000"), (".bss", "output_second1", "2"), (".bss", "output_weak1", "2")],
+    ),
+}
+
+
 class Run:
     def __init__(self, args):
         self.bpfld = args.bpfld
+        self.runner = args.runner
+        self.run_lock = threading.Lock()
         self.work = os.path.join(args.out, "work")
         self.counter = 0
         self.lock = threading.Lock()
@@ -208,6 +258,48 @@ def compare_loads(run, ref_obj, ours_obj, paths):
     return "pass", "%d programs" % len(ref)
 
 
+def each_prog(run, obj):
+    """{program: verified_insns or None when it fails}, or an error string."""
+    try:
+        rc, out, err = sh([run.runner, obj, "--each-prog"])
+    finally:
+        unpin_by_name(run, obj)
+    if rc != 0:
+        return None, libbpf_error(err)
+    progs = {}
+    for line in out.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            progs[parts[0]] = int(parts[1])
+        elif len(parts) == 3 and parts[1] == "failed":
+            progs[parts[0]] = None
+    return progs, None
+
+
+def compare_each_prog(run, ref_obj, ours_obj, paths):
+    """The prog-load check: ('pass'|'fail'|'skip', reason)."""
+    ref, err = each_prog(run, ref_obj)
+    if ref is None:
+        return "skip", "libbpf cannot open the reference: " + clean(err, paths)
+    loaded = {n: c for n, c in ref.items() if c is not None}
+    if not loaded:
+        return "skip", "no program loads from the reference"
+    ours, err = each_prog(run, ours_obj)
+    if ours is None:
+        return "fail", "libbpf cannot open bpfld's output: " + clean(err, paths)
+    diffs = []
+    for name, n in sorted(loaded.items()):
+        if name not in ours:
+            diffs.append("%s missing" % name)
+        elif ours[name] is None:
+            diffs.append("%s does not load" % name)
+        elif ours[name] != n:
+            diffs.append("%s: %s verified insns, reference %s" % (name, ours[name], n))
+    if diffs:
+        return "fail", "%d of %d: " % (len(diffs), len(loaded)) + "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+    return "pass", "%d programs" % len(loaded)
+
+
 def check_object(run, oid, path):
     """Every per-object check: {check: (status, reason)}."""
     r = {}
@@ -248,8 +340,10 @@ def check_object(run, oid, path):
     link_output_checks(run, r, "", [path], x1, x2, paths)
     if r["link"][0] == "pass":
         r["loadall"] = compare_loads(run, path, x1, paths)
+        r["prog-load"] = compare_each_prog(run, path, x1, paths)
     else:
         r["loadall"] = ("skip", "not linked")
+        r["prog-load"] = ("skip", "not linked")
     shutil.rmtree(d, ignore_errors=True)
     return r
 
@@ -334,8 +428,41 @@ def check_group(run, gid, paths_in):
         r["pair-loadall"] = compare_loads(run, ref, x1, paths)
     else:
         r["pair-loadall"] = ("skip", "not linked by both")
+    spec = RUNS.get(gid.split("/")[-1])
+    if spec is None:
+        r["pair-run"] = ("skip", "no values to check")
+    elif not ours:
+        r["pair-run"] = ("skip", "not linked")
+    else:
+        ok, why = run_values(run, x1, spec, paths)
+        if theirs:
+            ok2, _ = run_values(run, ref, spec, paths)
+            why += " [libbpf-linked: %s]" % ("same values" if ok2 else "fails too")
+        r["pair-run"] = ("pass" if ok else "fail", why)
     shutil.rmtree(d, ignore_errors=True)
     return r
+
+
+def run_values(run, obj, spec, paths):
+    """Loads, attaches and triggers `obj` with tools/corpus-run; (values as
+    expected, reason)."""
+    sets, gets = spec
+    cmd = [run.runner, obj] + sets
+    for sec, var, _ in gets:
+        cmd += ["--get", "%s:%s" % (sec, var)]
+    with run.run_lock:  # the programs see every syscall: one run at a time
+        rc, out, err = sh(cmd)
+    if rc != 0:
+        return False, "does not run: " + clean(libbpf_error(err), paths)
+    got = dict(l.split("=", 1) for l in out.decode().splitlines() if "=" in l)
+    wrong = []
+    for _, var, want in gets:
+        want = got.get("SYS_getpgid") if want == "getpgid" else want
+        if got.get(var) != want:
+            wrong.append("%s=%s, expected %s" % (var, got.get(var), want))
+    if wrong:
+        return False, "; ".join(wrong)
+    return True, "%d values as expected" % len(gets)
 
 
 def read_expected(path):
@@ -360,6 +487,7 @@ def main():
     ap.add_argument("--selftests-src", required=True)
     ap.add_argument("--xdp-tools", required=True)
     ap.add_argument("--gcc", required=True)
+    ap.add_argument("--runner", required=True, help="tools/corpus-run built")
     ap.add_argument("--update", action="store_true")
     ap.add_argument("--only", help="check only objects whose id matches this regex")
     ap.add_argument("--jobs", type=int, default=2)

@@ -15,7 +15,9 @@
 #   fixtures/src/*.c built with bpf-gcc -O2 -gbtf (failures listed too).
 # - Checks every object with scripts/corpus.py (see there) and compares the
 #   outcome with corpus/expected.tsv: an expected pass that now fails is a
-#   regression (exit 1); a new pass is reported as an improvement.
+#   regression (exit 1); a new pass is reported as an improvement. The
+#   multi-object selftests whose prog_tests check values are also run
+#   (tools/corpus-run, with libbpf) and their values compared.
 #   --update rewrites corpus/expected.tsv from this run.
 #
 # Everything extracted and built is cached under
@@ -56,6 +58,8 @@ command -v llvm-objdump-19 >/dev/null 2>&1 || missing+=(llvm-19)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[ -e /usr/include/bpf/libbpf.h ] || missing+=(libbpf-dev)
 if ((${#missing[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "corpus: not root, cannot install ${missing[*]}" >&2
@@ -174,6 +178,9 @@ for c in fixtures/src/*.c; do
 done
 say "fixtures with bpf-gcc: $(find "$out/gcc" -name '*.o' | wc -l) built, $(wc -l <"$out/gcc-build-failures.tsv") did not build (target/corpus/gcc-build-failures.tsv)"
 
+# The runner of the multi-object selftests (libbpf, as their prog_tests).
+gcc -O2 -Wall -o "$out/corpus_run" tools/corpus-run/corpus_run.c -lbpf
+
 # --- bpfld -------------------------------------------------------------------
 # The debug build: scripts/test.sh has built it already, and the whole
 # corpus takes under a minute with it (a release build would cost CI more
@@ -186,4 +193,5 @@ exec python3 scripts/corpus.py --bpfld "$bpfld" --out "$out" \
     --expected corpus/expected.tsv \
     --selftests "$build/obj" --selftests-src "$src/tools/testing/selftests/bpf" \
     --xdp-tools "$(compgen -G '/usr/lib/*/bpf' | head -1)" --gcc "$out/gcc" \
+    --runner "$out/corpus_run" \
     "${update[@]}" "${only[@]}"
