@@ -16,6 +16,11 @@ needs failed):
                autoload off, as the selftests' test_loader does), so that
                objects with programs meant to fail verification, or not
                autoloaded, are compared too (tools/corpus-run --each-prog)
+  compose      every XDP program of the object composed alone
+               (`bpfld xdp compose -o c.o OBJ:PROG`) succeeds
+  compose-btf-check  the kernel accepts each composition's BTF
+  compose-load the dispatcher loads (libbpf) wherever its component
+               program loads alone from the input
 Per group of objects linked together (the selftests' *1.c/*2.c pairs and
 the Makefile's linked skeletons):
   pair-link        bpfld and `bpftool gen object` agree: both link, or
@@ -55,6 +60,9 @@ CHECKS = [
     "btf-check",
     "loadall",
     "prog-load",
+    "compose",
+    "compose-btf-check",
+    "compose-load",
     "pair-link",
     "pair-fixed-point",
     "pair-btf-check",
@@ -276,9 +284,9 @@ def each_prog(run, obj):
     return progs, None
 
 
-def compare_each_prog(run, ref_obj, ours_obj, paths):
+def compare_each_prog(run, ref_obj, ours_obj, paths, ref_loads=None):
     """The prog-load check: ('pass'|'fail'|'skip', reason)."""
-    ref, err = each_prog(run, ref_obj)
+    ref, err = ref_loads if ref_loads else each_prog(run, ref_obj)
     if ref is None:
         return "skip", "libbpf cannot open the reference: " + clean(err, paths)
     loaded = {n: c for n, c in ref.items() if c is not None}
@@ -338,14 +346,67 @@ def check_object(run, oid, path):
     x1, x2 = os.path.join(d, "x1.o"), os.path.join(d, "x2.o")
     paths += [(x1, "x1.o"), (x2, "x2.o"), (d + "/", "")]
     link_output_checks(run, r, "", [path], x1, x2, paths)
+    ref_loads = each_prog(run, path)
     if r["link"][0] == "pass":
         r["loadall"] = compare_loads(run, path, x1, paths)
-        r["prog-load"] = compare_each_prog(run, path, x1, paths)
+        r["prog-load"] = compare_each_prog(run, path, x1, paths, ref_loads)
     else:
         r["loadall"] = ("skip", "not linked")
         r["prog-load"] = ("skip", "not linked")
+    compose_checks(run, r, path, d, ref_loads[0] or {}, paths)
     shutil.rmtree(d, ignore_errors=True)
     return r
+
+
+def compose_checks(run, r, path, d, ref_loads, paths):
+    """compose, compose-btf-check, compose-load over the object's XDP
+    programs, each composed alone."""
+    rc, out, _ = sh([run.bpfld, "inspect", "--json", path])
+    try:
+        progs = [p["name"] for p in json.loads(out)["programs"] if p.get("prog_type") == "xdp"]
+    except (ValueError, KeyError, TypeError):
+        progs = []
+    if rc != 0 or not progs:
+        for c in ("compose", "compose-btf-check", "compose-load"):
+            r[c] = ("skip", "no XDP program" if rc == 0 else "not inspected")
+        return
+    failed, btf_failed, load_failed, composed, loads = [], [], [], 0, 0
+    for prog in progs:
+        c = os.path.join(d, "c-%s.o" % prog)
+        paths.append((c, "c.o"))
+        rc, _, err = sh([run.bpfld, "xdp", "compose", "-o", c, "%s:%s" % (path, prog)])
+        if rc != 0:
+            failed.append("%s: %s" % (prog, clean(bpfld_error(err), paths)))
+            continue
+        composed += 1
+        rc, _, err = sh([run.bpfld, "btf", "check", c])
+        if rc != 0:
+            btf_failed.append("%s: %s" % (prog, clean(bpfld_error(err), paths)))
+        if ref_loads.get(prog) is None:
+            continue  # the component does not load alone: nothing to expect
+        ours, err = each_prog(run, c)
+        if ours is None:
+            load_failed.append("%s: libbpf cannot open the composition: %s" % (prog, clean(err, paths)))
+        elif ours.get("xdp_dispatcher") is None:
+            # Again through bpftool, for the verifier's reason.
+            _, why = loadall(run, c)
+            load_failed.append("%s: the dispatcher does not load: %s" % (prog, clean(why or "", paths)))
+        else:
+            loads += 1
+    n = len(progs)
+    r["compose"] = ("fail", "%d of %d: %s" % (len(failed), n, failed[0])) if failed else ("pass", "%d programs" % n)
+    if not composed:
+        r["compose-btf-check"] = ("skip", "nothing composed")
+    elif btf_failed:
+        r["compose-btf-check"] = ("fail", "%d of %d: %s" % (len(btf_failed), composed, btf_failed[0]))
+    else:
+        r["compose-btf-check"] = ("pass", "%d compositions" % composed)
+    if load_failed:
+        r["compose-load"] = ("fail", "%d of %d: %s" % (len(load_failed), len(load_failed) + loads, load_failed[0]))
+    elif loads:
+        r["compose-load"] = ("pass", "%d compositions" % loads)
+    else:
+        r["compose-load"] = ("skip", "no composed program loads alone from the input")
 
 
 def link_output_checks(run, r, prefix, inputs, x1, x2, paths):
