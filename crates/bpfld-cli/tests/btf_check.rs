@@ -204,3 +204,21 @@ fn unresolved_extern_function_is_an_error() {
     assert!(err.contains("extern 'link_shared_add'"), "{err}");
     assert!(err.contains("`.kconfig` and `.ksyms`"), "{err}");
 }
+
+/// A big-endian object's BTF goes to the kernel in the host's byte order,
+/// as libbpf converts it: the same bytes as the little-endian build's.
+#[test]
+fn big_endian_output_is_converted_to_host_order() {
+    let test = "big_endian_output_is_converted_to_host_order";
+    let be = linked("btf-check-be", "btf_kinds.bpfeb.o");
+    let le = linked("btf-check-le", "btf_kinds.o");
+    let kb = kernel_btf(&std::fs::read(&be).unwrap()).unwrap();
+    let kl = kernel_btf(&std::fs::read(&le).unwrap()).unwrap();
+    assert_eq!(kb.rewrites, ["byte order changed to the host's"]);
+    assert!(kl.rewrites.is_empty());
+    assert_eq!(kb.bytes, kl.bytes);
+    if !bpf_allowed(test) {
+        return;
+    }
+    ok(&["btf", "check", be.to_str().unwrap()]);
+}
