@@ -44,6 +44,7 @@ is a regression (exit status 1); a new pass is an improvement (reported).
 
 import argparse
 import concurrent.futures
+import difflib
 import json
 import os
 import re
@@ -462,6 +463,18 @@ def link_output_checks(run, r, prefix, inputs, x1, x2, paths):
     return True
 
 
+def line_diff(a, b):
+    """The first lines only one side has, e.g. a DATASEC entry lost (a
+    line lost or gained says more than a changed count before it)."""
+    ops = [o for o in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if o[0] != "equal"]
+    ops.sort(key=lambda o: o[0] == "replace")
+    for op, i1, i2, j1, j2 in ops:
+        gone = " / ".join(l.strip() for l in a[i1:min(i2, i1 + 2)])
+        new = " / ".join(l.strip() for l in b[j1:min(j2, j1 + 2)])
+        return "x1 line %d '%s' became '%s' in x2" % (i1 + 1, gone, new)
+    return "no difference"
+
+
 def fixed_point_difference(run, x1, x2, paths):
     """Where link(link(x)) differs from link(x), in words."""
     for what in (["inspect"], ["btf", "dump"], ["disasm"]):
@@ -471,7 +484,7 @@ def fixed_point_difference(run, x1, x2, paths):
             la = a.decode(errors="replace").replace(x1, "X").splitlines()
             lc = c.decode(errors="replace").replace(x2, "X").splitlines()
             if la != lc:
-                return clean("%s differs, %s" % (" ".join(what), first_difference(la, lc)), paths)
+                return clean("%s differs: %s" % (" ".join(what), line_diff(la, lc)), paths)
     return "bytes differ (listings agree)"
 
 
