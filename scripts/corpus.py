@@ -72,7 +72,7 @@ CHECKS = [
     "pair-loadall",
     "pair-run",
 ]
-TIMEOUT = 120  # seconds, per command
+TIMEOUT = 300  # seconds, per command (generous: a slow machine must not look like a regression)
 PIN_ROOT = "/sys/fs/bpf"
 
 # The Makefile's LINKED_SKELS groups besides the *1/*2 pairs.
