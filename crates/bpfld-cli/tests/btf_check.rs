@@ -222,3 +222,66 @@ fn big_endian_output_is_converted_to_host_order() {
     }
     ok(&["btf", "check", be.to_str().unwrap()]);
 }
+
+/// Every output bpfld writes must pass the kernel's BTF check: every
+/// fixture linked alone and composed alone (where bpfld writes an output),
+/// and the fixtures that are parts of one program linked together.
+#[test]
+fn every_fixture_output_passes_the_kernel_btf_check() {
+    let test = "every_fixture_output_passes_the_kernel_btf_check";
+    if !bpf_allowed(test) {
+        return;
+    }
+    let dir = tmpdir("btf-check-all");
+    let mut outputs = Vec::new();
+    for obj in fixture_objects() {
+        let name = obj.file_stem().unwrap().to_str().unwrap().to_string();
+        let linked = dir.join(format!("{name}.linked.o"));
+        let o = run(&[
+            "link",
+            "-o",
+            linked.to_str().unwrap(),
+            obj.to_str().unwrap(),
+        ]);
+        if o.status.success() {
+            outputs.push(linked);
+        }
+        let composed = dir.join(format!("{name}.composed.o"));
+        let o = run(&[
+            "xdp",
+            "compose",
+            "-o",
+            composed.to_str().unwrap(),
+            obj.to_str().unwrap(),
+        ]);
+        if o.status.success() {
+            outputs.push(composed);
+        }
+    }
+    for (a, b) in [
+        ("link_a", "link_b"),
+        ("lnk_fn_a", "lnk_fn_b"),
+        ("lnk_static_a", "lnk_static_b"),
+        ("lnk_vars_use", "lnk_vars_def"),
+        ("lnk_maps_use", "lnk_maps_def"),
+    ] {
+        let out = dir.join(format!("{a}+{b}.o"));
+        ok(&[
+            "link",
+            "-o",
+            out.to_str().unwrap(),
+            fixture(&format!("{a}.o")).to_str().unwrap(),
+            fixture(&format!("{b}.o")).to_str().unwrap(),
+        ]);
+        outputs.push(out);
+    }
+    assert!(outputs.len() > 60, "only {} outputs written", outputs.len());
+    let rejected: Vec<String> = outputs
+        .iter()
+        .filter_map(|p| {
+            let e = bpfld_kernel::btf_check::check_object_btf(&std::fs::read(p).unwrap()).err()?;
+            Some(format!("{}: {e}", p.display()))
+        })
+        .collect();
+    assert!(rejected.is_empty(), "{}", rejected.join("\n\n"));
+}
