@@ -41,6 +41,24 @@ set -e
 # the last of which may be an empty doc-test run).
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+
+# The corpus run (issue #14): ~850 real objects against the committed
+# expectations; it counts as one test in the closing line.
+echo
+if [ "$(id -u)" -eq 0 ]; then
+    set +e
+    bash scripts/corpus.sh
+    corpus_status=$?
+    set -e
+    if [ "$corpus_status" -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        status=1
+    fi
+else
+    echo "WARNING: not root, the corpus run (scripts/corpus.sh) is skipped" >&2
+fi
 echo
 echo "${passed} passed, ${failed} failed"
 exit "$status"

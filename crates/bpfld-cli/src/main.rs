@@ -193,6 +193,15 @@ enum BtfCommand {
         #[arg(long)]
         stats: bool,
     },
+    /// Load an ELF object's `.BTF` into the kernel (BPF_BTF_LOAD) after
+    /// only the rewrites libbpf makes at load time (`.kconfig`/`.ksyms`
+    /// externs); print the kernel's log on a rejection.
+    Check {
+        file: PathBuf,
+        /// Also list the rewrites made before loading.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -351,6 +360,28 @@ fn run(cli: Cli) -> Result<()> {
             if stats {
                 eprintln!("types: {before} in, {after} out");
             }
+        }
+        Command::Btf {
+            command: BtfCommand::Check { file, verbose },
+        } => {
+            let data = std::fs::read(&file)
+                .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(file.display()))?;
+            let btf = bpfld::write::kernel_btf::kernel_btf(&data)
+                .map_err(|e| e.in_file(file.display()))?;
+            let mut text = String::new();
+            if verbose {
+                for r in &btf.rewrites {
+                    text.push_str(&format!("rewritten as libbpf does: {r}\n"));
+                }
+            }
+            bpfld_kernel::btf_load::load_btf(&btf.bytes)
+                .map_err(|e| Error::new(e.to_string()).in_file(file.display()))?;
+            text.push_str(&format!(
+                "{}: BTF accepted by the kernel ({} types)\n",
+                file.display(),
+                btf.types
+            ));
+            emit(&text)?;
         }
     }
     Ok(())

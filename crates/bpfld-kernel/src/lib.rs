@@ -17,6 +17,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod btf_check;
 pub mod btf_load;
 pub mod netlink;
 mod sys;

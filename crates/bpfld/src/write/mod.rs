@@ -4,3 +4,4 @@ pub mod btf;
 pub mod btf_ext;
 pub mod elf;
 pub mod insn;
+pub mod kernel_btf;
