@@ -345,7 +345,7 @@ impl Source<'_> {
     /// prepared with its own names), and for a file a fingerprint of its
     /// bytes: both passes must see the same file.
     fn load(&self, aliases: &HashMap<String, String>) -> Result<(Cow<'_, Input>, u64)> {
-        Ok(match self {
+        Ok(crate::read::workarounds::normalize_loaded(match self {
             Source::Mem(input) if has_aliases(input, aliases) => {
                 let mut input = (*input).clone();
                 rename_aliases(&mut input, aliases);
@@ -380,7 +380,7 @@ impl Source<'_> {
                 }
                 (Cow::Owned(input), fingerprint)
             }
-        })
+        }))
     }
 }
 
@@ -492,7 +492,8 @@ fn link_sources(
     let shared: HashSet<String> = opts.shared_maps.iter().cloned().collect();
     let mut prepared = Vec::new();
     for &c in &order {
-        let p = component::prepare(&components[c], &targets[&c], &shared)?;
+        let normal = crate::read::workarounds::normalize(Cow::Borrowed(&components[c]));
+        let p = component::prepare(&normal, &targets[&c], &shared)?;
         prepared.push((sources.len(), p.roots.clone(), p.report.clone()));
         sources.push(Source::Owned(Box::new(p.input)));
     }

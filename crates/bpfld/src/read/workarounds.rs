@@ -1,0 +1,456 @@
+//! What real producers write that the format (or the kernel) does not
+//! allow, in one place.
+//!
+//! Two kinds of quirk live here, each a documented function:
+//! - **read quirks**: input whose meaning is clear although a field breaks
+//!   a rule. The reader accepts it with a warning on stderr instead of an
+//!   error; everything else stays strict (hostile input is still refused).
+//! - **link quirks**: BTF the kernel's verifier refuses although nothing is
+//!   wrong with the object. [`normalize`] rewrites them when an object
+//!   enters the linker, so the linker sees a canonical model and its output
+//!   loads with BTF (libbpf instead drops the BTF of such objects).
+//!
+//! Listings (`btf dump`, `disasm`, `inspect`) show the object as read, not
+//! normalised.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::link::Input;
+use crate::model::btf::{
+    int_encoding, Btf, TypeData, TypeId, BTF_FUNC_EXTERN, BTF_FUNC_GLOBAL, BTF_FUNC_STATIC,
+    BTF_INT_CHAR, BTF_INT_SIGNED, BTF_VAR_GLOBAL_ALLOCATED, BTF_VAR_GLOBAL_EXTERN,
+};
+use crate::model::btf_ext::{FuncInfo, LineInfo};
+use crate::model::insn::{InsnIndex, CALL};
+use crate::model::object::{
+    Binding, Object, Section, SectionId, SectionKind, SymbolKind, SymbolPlace,
+};
+
+/// `SHT_NOBITS`.
+const SHT_NOBITS: u32 = 8;
+/// A call's `src` for a BPF-to-BPF call.
+const BPF_PSEUDO_CALL: u8 = 1;
+
+// ---------------------------------------------------------------------------
+// Warnings
+
+thread_local! {
+    /// The file being read on this thread, named in warnings.
+    static READING: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Lines already printed: the linker reads each input twice.
+static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Runs `f` with `file` named in the warnings it gives.
+pub fn reading<T>(file: &str, f: impl FnOnce() -> T) -> T {
+    let prev = READING.with(|r| r.replace(Some(file.to_string())));
+    let out = f();
+    READING.with(|r| *r.borrow_mut() = prev);
+    out
+}
+
+/// Prints `bpfld: warning: FILE: what` on stderr, once per process.
+fn warn(what: &str) {
+    let line = READING.with(|r| match &*r.borrow() {
+        Some(file) => format!("bpfld: warning: {file}: {what}"),
+        None => format!("bpfld: warning: {what}"),
+    });
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(line.clone()) {
+        eprintln!("{line}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Read quirks
+
+/// GCC 12 (`bpf-gcc -gbtf`) writes a FWD's size/type field non-zero (the
+/// kernel and the format want 0). A FWD has no size or referenced type, so
+/// the field means nothing: it is read as 0, with a warning.
+/// `what` names the type (`type [N] FWD 'name' at offset O`).
+pub fn fwd_size_or_type(what: &str, value: u32) {
+    warn(&format!(
+        "section '.BTF': {what}: size/type field {value} of a FWD read as 0 \
+         (written by GCC's BTF; it carries no meaning)"
+    ));
+}
+
+/// An executable section with no instructions (clang for a naked empty
+/// function, as in the kernel selftests' `.empty_section`) still gets a
+/// func_info and line_info record at instruction 0. The records describe
+/// code that does not exist; libbpf links such objects and never loads the
+/// section as a program. The records are dropped: the result says whether
+/// `insn` of `sec` is such a record (and warns once per section).
+pub fn record_for_empty_code(sec: &Section, insn: u32, what: &str) -> bool {
+    if !sec.insns.is_empty() || sec.sh_size != 0 || insn != 0 {
+        return false;
+    }
+    warn(&format!(
+        "section '.BTF.ext': {what} record for instruction 0 of section '{}', \
+         which has no instructions, ignored",
+        sec.name
+    ));
+    true
+}
+
+// ---------------------------------------------------------------------------
+// Link quirks
+
+/// The linker's hook: an input as it enters the linker (with whatever
+/// the linker keeps beside it), its link quirks rewritten.
+pub fn normalize_loaded<T>((input, extra): (Cow<'_, Input>, T)) -> (Cow<'_, Input>, T) {
+    (normalize(input), extra)
+}
+
+/// The input with every link quirk of its object rewritten; borrowed when
+/// it has none.
+pub fn normalize(input: Cow<'_, Input>) -> Cow<'_, Input> {
+    if !needs_normalizing(&input.object) {
+        return input;
+    }
+    let mut input = input.into_owned();
+    normalize_object(&mut input.object);
+    Cow::Owned(input)
+}
+
+/// Whether [`normalize_object`] would change anything.
+pub fn needs_normalizing(obj: &Object) -> bool {
+    let Some(btf) = &obj.btf else {
+        return false;
+    };
+    let symbols = Symbols::of(obj);
+    btf.iter()
+        .any(|(id, _)| quirk_of(btf, &symbols, id).is_some())
+        || missing_ext_info(obj).is_some()
+        || obj.sections.iter().any(|s| is_unused_empty_data(obj, s))
+        || !call_addends_in_bytes(obj).is_empty()
+}
+
+/// Rewrites the link quirks of `obj` in place; the ids and strings of the
+/// types stay as they are.
+pub fn normalize_object(obj: &mut Object) {
+    let symbols = Symbols::of(obj);
+    let ext_info = missing_ext_info(obj);
+    let Some(btf) = &mut obj.btf else {
+        return;
+    };
+    for i in 1..btf.types.len() {
+        let id = TypeId(i as u32);
+        if let Some(fix) = quirk_of(btf, &symbols, id) {
+            fix(btf, id);
+        }
+    }
+    if let Some(records) = ext_info {
+        add_ext_info(obj, records);
+    }
+    for (sec, insn) in call_addends_in_bytes(obj) {
+        if let Some(i) = obj.sections[sec].insns.get_mut(insn) {
+            i.imm = -1;
+        }
+    }
+    let unused: Vec<usize> = (0..obj.sections.len())
+        .filter(|&i| is_unused_empty_data(obj, &obj.sections[i]))
+        .collect();
+    for i in unused {
+        let s = &mut obj.sections[i];
+        // How the linker marks a section it no longer links.
+        s.kind = SectionKind::Other;
+        s.sh_type = SHT_NOBITS;
+    }
+}
+
+/// GCC 12 always writes `.data` and `.bss`, empty when the source has no
+/// such variables. Linked, they would become empty output sections, which
+/// libbpf skips but other loaders (aya) turn into maps of size 0 that the
+/// kernel refuses. An empty data section that no symbol lies in and no
+/// relocation names is not linked.
+fn is_unused_empty_data(obj: &Object, s: &Section) -> bool {
+    if !matches!(s.kind, SectionKind::Data | SectionKind::Bss) || s.sh_size != 0 {
+        return false;
+    }
+    let in_it: HashSet<u32> = obj
+        .symbols
+        .iter()
+        .filter(|sym| sym.place == SymbolPlace::Section(s.id))
+        .map(|sym| sym.id.0)
+        .collect();
+    let named = obj
+        .symbols
+        .iter()
+        .any(|sym| sym.place == SymbolPlace::Section(s.id) && sym.kind != SymbolKind::Section);
+    let relocated = obj
+        .sections
+        .iter()
+        .flat_map(|t| &t.relocs)
+        .any(|r| in_it.contains(&r.symbol.0));
+    !named && !relocated
+}
+
+/// GCC 12 writes no func_info and no line_info at all, although its BTF
+/// has a FUNC for every function. Without func_info the kernel does not
+/// attach the BTF to the programs; once such code is linked with clang's
+/// (which has both) libbpf drops the records of a program that lacks them
+/// and refuses to relocate a call into a function that lacks them. The
+/// records are made as the compiler would have: per function symbol, a
+/// func_info naming the FUNC of the same name (a clone's: its origin's)
+/// and a line_info at its first
+/// instruction (file from the object's FILE symbol; no line known: 0, with
+/// empty line text). Only when the object has BTF, no such records
+/// anywhere, and every function (and every code section's first
+/// instruction) has its FUNC; otherwise the object is left as it is.
+fn missing_ext_info(obj: &Object) -> Option<Vec<(SectionId, Vec<FuncInfo>)>> {
+    let btf = obj.btf.as_ref()?;
+    let code = || {
+        obj.sections
+            .iter()
+            .filter(|s| s.is_program() && !s.insns.is_empty())
+    };
+    if code().next().is_none() || code().any(|s| !s.func_info.is_empty() || !s.line_info.is_empty())
+    {
+        return None;
+    }
+    let funcs: HashMap<&str, TypeId> = btf
+        .iter()
+        .filter(|(_, t)| t.name_off != 0 && matches!(t.data, TypeData::Func { .. }))
+        .filter_map(|(id, t)| Some((btf.name(t.name_off).ok()?, id)))
+        .collect();
+    let mut out = Vec::new();
+    for sec in code() {
+        let mut records: Vec<FuncInfo> = Vec::new();
+        for sym in &obj.symbols {
+            if sym.kind != SymbolKind::Func || sym.place != SymbolPlace::Section(sec.id) {
+                continue;
+            }
+            let type_id = funcs.get(sym.name.as_str()).or_else(|| {
+                // A clone (`f.isra.0`, `f.constprop.0`, `f.part.0`) is
+                // static and keeps f's FUNC: the kernel expects optimised
+                // static functions not to match their BTF arguments.
+                let (base, _) = sym.name.split_once('.')?;
+                (sym.binding == Binding::Local).then(|| funcs.get(base))?
+            })?;
+            records.push(FuncInfo {
+                insn: InsnIndex((sym.value / 8) as u32),
+                type_id: type_id.0,
+            });
+        }
+        records.sort_by_key(|r| r.insn);
+        records.dedup_by_key(|r| r.insn);
+        if records.first().map(|r| r.insn.0) != Some(0) {
+            return None;
+        }
+        out.push((sec.id, records));
+    }
+    Some(out)
+}
+
+/// Adds the records [`missing_ext_info`] found missing.
+fn add_ext_info(obj: &mut Object, func_info: Vec<(SectionId, Vec<FuncInfo>)>) {
+    let file = obj
+        .symbols
+        .iter()
+        .find(|s| s.kind == SymbolKind::File)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let Some(btf) = &mut obj.btf else {
+        return;
+    };
+    let file_name_off = btf
+        .find_string(&file)
+        .unwrap_or_else(|| btf.add_string(&file));
+    for (sec, records) in func_info {
+        if let Some(s) = obj.sections.get_mut(sec.0 as usize) {
+            s.line_info = records
+                .iter()
+                .map(|r| LineInfo {
+                    insn: r.insn,
+                    file_name_off,
+                    line_off: 0,
+                    line_col: 0,
+                })
+                .collect();
+            s.func_info = records;
+        }
+    }
+}
+
+/// What the symbol table says of a name: an extern, or a global (or weak)
+/// definition. Local symbols are not listed.
+#[derive(Default)]
+struct Symbols {
+    externs: HashSet<String>,
+    globals: HashSet<String>,
+    /// Every named FUNC is static: GCC 12's BTF, whose FUNC linkage says
+    /// nothing (clang's never looks like this once a function is global,
+    /// and a FUNC made static on purpose is left alone elsewhere).
+    funcs_all_static: bool,
+}
+
+impl Symbols {
+    fn of(obj: &Object) -> Symbols {
+        let mut s = Symbols {
+            funcs_all_static: obj.btf.as_ref().is_some_and(|btf| {
+                btf.iter().all(|(_, t)| match t.data {
+                    TypeData::Func { linkage, .. } => t.name_off == 0 || linkage == BTF_FUNC_STATIC,
+                    _ => true,
+                })
+            }),
+            ..Symbols::default()
+        };
+        for sym in &obj.symbols {
+            if sym.kind == SymbolKind::Section || sym.binding == Binding::Local {
+                continue;
+            }
+            if sym.is_extern() {
+                s.externs.insert(sym.name.clone());
+            } else {
+                s.globals.insert(sym.name.clone());
+            }
+        }
+        s
+    }
+
+    fn is_extern(&self, name: &str) -> bool {
+        self.externs.contains(name) && !self.globals.contains(name)
+    }
+}
+
+type Fix = fn(&mut Btf, TypeId);
+
+/// The rewrite type `id` needs, if any.
+fn quirk_of(btf: &Btf, symbols: &Symbols, id: TypeId) -> Option<Fix> {
+    let t = btf.get(id)?;
+    let name = || btf.name(t.name_off).unwrap_or("");
+    match &t.data {
+        TypeData::Int { data, .. } if int_encoding(*data) == BTF_INT_SIGNED | BTF_INT_CHAR => {
+            Some(signed_char_int)
+        }
+        TypeData::Func { .. } if t.name_off == 0 => Some(anonymous_func),
+        TypeData::Func {
+            linkage: BTF_FUNC_STATIC,
+            ..
+        } if symbols.funcs_all_static && symbols.is_extern(name()) => Some(static_extern_func),
+        TypeData::Func {
+            linkage: BTF_FUNC_STATIC,
+            ..
+        } if symbols.funcs_all_static && symbols.globals.contains(name()) => {
+            Some(static_global_func)
+        }
+        TypeData::Var {
+            linkage: BTF_VAR_GLOBAL_ALLOCATED,
+            ..
+        } if symbols.is_extern(name()) => Some(allocated_extern_var),
+        _ => None,
+    }
+}
+
+/// GCC 12 encodes `char` and `signed char` as INT with both SIGNED and
+/// CHAR set; the kernel allows one encoding bit at most ("Unsupported
+/// encoding"). Clang writes SIGNED for both, which is what they mean.
+fn signed_char_int(btf: &mut Btf, id: TypeId) {
+    if let Some(TypeData::Int { data, .. }) = btf.get_mut(id).map(|t| &mut t.data) {
+        *data &= !(u32::from(BTF_INT_CHAR) << 24);
+    }
+}
+
+/// GCC 12 writes an anonymous static FUNC (with unnamed parameters) for
+/// the type of each helper it declares (`static long (*bpf_x)(...) = (void
+/// *)N`); the kernel refuses a FUNC without a name. Nothing refers to these
+/// FUNCs (no code, no func_info), so each becomes what it stands for: a
+/// pointer to its prototype, which keeps every type id in place.
+fn anonymous_func(btf: &mut Btf, id: TypeId) {
+    if let Some(t) = btf.get_mut(id) {
+        if let TypeData::Func { proto, .. } = t.data {
+            t.data = TypeData::Ptr(proto);
+            t.kind_flag = false;
+        }
+    }
+}
+
+/// GCC 12 gives every FUNC static linkage. A function the object only
+/// declares (its symbol is undefined) is an extern: the linker must
+/// resolve it against its definition, whose FUNC replaces this one.
+fn static_extern_func(btf: &mut Btf, id: TypeId) {
+    set_func_linkage(btf, id, BTF_FUNC_EXTERN);
+}
+
+/// The other half of the same quirk: a function defined with a global (or
+/// weak) symbol is global, as clang writes it, so that it fills the
+/// externs of other objects.
+fn static_global_func(btf: &mut Btf, id: TypeId) {
+    set_func_linkage(btf, id, BTF_FUNC_GLOBAL);
+}
+
+fn set_func_linkage(btf: &mut Btf, id: TypeId, to: u16) {
+    if let Some(TypeData::Func { linkage, .. }) = btf.get_mut(id).map(|t| &mut t.data) {
+        *linkage = to;
+    }
+}
+
+/// GCC 12 writes an `extern` variable as an allocated global VAR and lists
+/// it in the DATASEC of the section it would live in (`.bss` for a plain
+/// extern, `.kconfig` for `__kconfig`). Its symbol is undefined: the VAR
+/// becomes an extern, and it leaves any DATASEC of a real section (the
+/// object holds no bytes for it). The loader's ephemeral sections
+/// (`.kconfig`, `.ksyms`) list their externs, as clang's objects do.
+fn allocated_extern_var(btf: &mut Btf, id: TypeId) {
+    if let Some(TypeData::Var { linkage, .. }) = btf.get_mut(id).map(|t| &mut t.data) {
+        *linkage = BTF_VAR_GLOBAL_EXTERN;
+    }
+    for i in 1..btf.types.len() {
+        let sec = TypeId(i as u32);
+        let keep = matches!(btf.type_name(sec), ".kconfig" | ".ksyms");
+        if let Some(TypeData::Datasec { vars, .. }) = btf.get_mut(sec).map(|t| &mut t.data) {
+            if !keep {
+                vars.retain(|v| v.type_id != id);
+            }
+        }
+    }
+}
+
+/// GCC 12 writes the call to a function through a relocation against the
+/// function's own symbol with the immediate set to the symbol's *byte*
+/// offset minus one; clang (and libbpf's rule: target = symbol's
+/// instruction + imm + 1) want -1 there, the symbol alone naming the
+/// target. libbpf loads such calls into the wrong instruction and refuses
+/// the object. The call's meaning is clear (call the symbol): the immediate
+/// becomes -1. Only that exact pattern is rewritten. Returns (section
+/// index, instruction index) of each such call.
+fn call_addends_in_bytes(obj: &Object) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (si, s) in obj.sections.iter().enumerate() {
+        if !s.is_program() {
+            continue;
+        }
+        for r in &s.relocs {
+            let Some(sym) = obj.symbols.get(r.symbol.0 as usize) else {
+                continue;
+            };
+            let i = (r.offset / 8) as usize;
+            let Some(insn) = s.insns.get(i) else {
+                continue;
+            };
+            let in_code = match sym.place {
+                SymbolPlace::Section(id) => obj
+                    .sections
+                    .get(id.0 as usize)
+                    .is_some_and(|t| t.is_program()),
+                _ => false,
+            };
+            let gcc_addend = i64::from(insn.imm) == sym.value as i64 - 1;
+            if insn.code == CALL
+                && insn.src == BPF_PSEUDO_CALL
+                && sym.kind == SymbolKind::Func
+                && in_code
+                && sym.value != 0
+                && gcc_addend
+            {
+                out.push((si, i));
+            }
+        }
+    }
+    out
+}
