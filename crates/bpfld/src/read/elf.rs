@@ -482,21 +482,21 @@ fn attach_btf_ext(raw: &[u8], btf: &Btf, sections: &mut [Section]) -> Result<()>
     }
     for s in ext.func_info {
         let sec = find(sections, &s.sec_name, "func_info")?;
-        let mut records = s.records;
-        records.retain(|r| !read::workarounds::record_for_empty_code(sec, r.insn.0, "func_info"));
-        for r in &records {
-            check(sec, r.insn.0, "func_info")?;
+        for r in &s.records {
+            if !read::workarounds::record_for_empty_code(sec, r.insn.0) {
+                check(sec, r.insn.0, "func_info")?;
+            }
         }
-        sec.func_info.extend(records);
+        sec.func_info.extend(s.records);
     }
     for s in ext.line_info {
         let sec = find(sections, &s.sec_name, "line_info")?;
-        let mut records = s.records;
-        records.retain(|r| !read::workarounds::record_for_empty_code(sec, r.insn.0, "line_info"));
-        for r in &records {
-            check(sec, r.insn.0, "line_info")?;
+        for r in &s.records {
+            if !read::workarounds::record_for_empty_code(sec, r.insn.0) {
+                check(sec, r.insn.0, "line_info")?;
+            }
         }
-        sec.line_info.extend(records);
+        sec.line_info.extend(s.records);
     }
     for s in ext.core_relos {
         let sec = find(sections, &s.sec_name, "CO-RE relocation")?;

@@ -3,8 +3,9 @@
 //!
 //! Two kinds of quirk live here, each a documented function:
 //! - **read quirks**: input whose meaning is clear although a field breaks
-//!   a rule. The reader accepts it with a warning on stderr instead of an
-//!   error; everything else stays strict (hostile input is still refused).
+//!   a rule. The reader accepts it (with a warning on stderr when the input
+//!   breaks the format) instead of an error; everything else stays strict
+//!   (hostile input is still refused).
 //! - **link quirks**: BTF the kernel's verifier refuses although nothing is
 //!   wrong with the object. [`normalize`] rewrites them when an object
 //!   enters the linker, so the linker sees a canonical model and its output
@@ -81,20 +82,12 @@ pub fn fwd_size_or_type(what: &str, value: u32) {
 
 /// An executable section with no instructions (clang for a naked empty
 /// function, as in the kernel selftests' `.empty_section`) still gets a
-/// func_info and line_info record at instruction 0. The records describe
-/// code that does not exist; libbpf links such objects and never loads the
-/// section as a program. The records are dropped: the result says whether
-/// `insn` of `sec` is such a record (and warns once per section).
-pub fn record_for_empty_code(sec: &Section, insn: u32, what: &str) -> bool {
-    if !sec.insns.is_empty() || sec.sh_size != 0 || insn != 0 {
-        return false;
-    }
-    warn(&format!(
-        "section '.BTF.ext': {what} record for instruction 0 of section '{}', \
-         which has no instructions, ignored",
-        sec.name
-    ));
-    true
+/// func_info and line_info record at instruction 0. The record describes
+/// code that does not exist, and libbpf never loads such a section as a
+/// program, but links it: the record is accepted (and kept, so that the
+/// object writes back as it was). Whether `insn` of `sec` is such a record.
+pub fn record_for_empty_code(sec: &Section, insn: u32) -> bool {
+    sec.insns.is_empty() && sec.sh_size == 0 && insn == 0
 }
 
 // ---------------------------------------------------------------------------
