@@ -256,6 +256,10 @@ fn add_ext_info(obj: &mut Object, func_info: Vec<(SectionId, Vec<FuncInfo>)>) {
         .unwrap_or_else(|| btf.add_string(&file));
     for (sec, records) in func_info {
         if let Some(s) = obj.sections.get_mut(sec.0 as usize) {
+            // .BTF.ext names the section through the BTF string table.
+            if btf.find_string(&s.name).is_none() {
+                btf.add_string(&s.name);
+            }
             s.line_info = records
                 .iter()
                 .map(|r| LineInfo {
