@@ -118,7 +118,7 @@ pub fn needs_normalizing(obj: &Object) -> bool {
     let symbols = Symbols::of(obj);
     btf.iter()
         .any(|(id, _)| quirk_of(btf, &symbols, id).is_some())
-        || missing_ext_info(obj).is_some()
+        || missing_ext_info(obj, &symbols).is_some()
         || obj.sections.iter().any(|s| is_unused_empty_data(obj, s))
         || !call_addends_in_bytes(obj).is_empty()
 }
@@ -127,7 +127,7 @@ pub fn needs_normalizing(obj: &Object) -> bool {
 /// types stay as they are.
 pub fn normalize_object(obj: &mut Object) {
     let symbols = Symbols::of(obj);
-    let ext_info = missing_ext_info(obj);
+    let ext_info = missing_ext_info(obj, &symbols);
     let Some(btf) = &mut obj.btf else {
         return;
     };
@@ -190,13 +190,16 @@ fn is_unused_empty_data(obj: &Object, s: &Section) -> bool {
 /// and refuses to relocate a call into a function that lacks them. The
 /// records are made as the compiler would have: per function symbol, a
 /// func_info naming the FUNC of the same name (a clone's: its origin's)
-/// and a line_info at its first
-/// instruction (file from the object's FILE symbol; no line known: 0, with
-/// empty line text). Only when the object has BTF, no such records
-/// anywhere, and every function (and every code section's first
-/// instruction) has its FUNC; otherwise the object is left as it is.
-fn missing_ext_info(obj: &Object) -> Option<Vec<(SectionId, Vec<FuncInfo>)>> {
+/// and a line_info at its first instruction (file from the object's FILE
+/// symbol; no line known: 0, with empty line text). Only for GCC 12's BTF
+/// (every FUNC static), with no such records anywhere, and when every
+/// function (and every code section's first instruction) has its FUNC;
+/// otherwise the object is left as it is.
+fn missing_ext_info(obj: &Object, symbols: &Symbols) -> Option<Vec<(SectionId, Vec<FuncInfo>)>> {
     let btf = obj.btf.as_ref()?;
+    if !symbols.funcs_all_static {
+        return None;
+    }
     let code = || {
         obj.sections
             .iter()
