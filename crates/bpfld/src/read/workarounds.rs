@@ -440,7 +440,7 @@ fn call_addends_in_bytes(obj: &Object) -> Vec<(usize, usize)> {
                     .is_some_and(|t| t.is_program()),
                 _ => false,
             };
-            let gcc_addend = i64::from(insn.imm) == sym.value as i64 - 1;
+            let gcc_addend = i64::from(insn.imm) + 1 == sym.value as i64;
             if insn.code == CALL
                 && insn.src == BPF_PSEUDO_CALL
                 && sym.kind == SymbolKind::Func
@@ -453,4 +453,263 @@ fn call_addends_in_bytes(obj: &Object) -> Vec<(usize, usize)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::btf::{BtfType, Param, VarSecinfo};
+    use crate::model::insn::Insn;
+    use crate::model::object::{Reloc, RelocKind, Symbol, SymbolId, Visibility};
+    use crate::model::Endian;
+
+    fn sym(id: u32, name: &str, binding: Binding, place: SymbolPlace, value: u64) -> Symbol {
+        Symbol {
+            id: SymbolId(id),
+            name: name.into(),
+            binding,
+            visibility: Visibility::Default,
+            kind: SymbolKind::Func,
+            place,
+            value,
+            size: 8,
+            st_other: 0,
+        }
+    }
+
+    /// An object with one code section (`xdp`, two instructions) and `btf`.
+    fn object(btf: Btf, symbols: Vec<Symbol>) -> Object {
+        let mut code = Section::empty(SectionId(1), "xdp", SectionKind::Program, 1);
+        code.insns = vec![Insn::default(); 2];
+        code.sh_size = 16;
+        let null = Section::empty(SectionId(0), "", SectionKind::Null, 0);
+        let mut all = vec![sym(0, "", Binding::Local, SymbolPlace::Undefined, 0)];
+        all.extend(symbols);
+        Object {
+            endian: Endian::Little,
+            sections: vec![null, code],
+            symbols: all,
+            btf: Some(btf),
+            btf_ext_raw: None,
+        }
+    }
+
+    fn add(btf: &mut Btf, name: &str, data: TypeData) -> TypeId {
+        let off = if name.is_empty() {
+            0
+        } else {
+            btf.add_string(name)
+        };
+        btf.add_type(BtfType::new(off, false, data))
+    }
+
+    #[test]
+    fn signed_char_loses_its_char_bit_and_unsigned_char_keeps_it() {
+        let mut btf = Btf::new(Endian::Little);
+        let both = u32::from(BTF_INT_SIGNED | BTF_INT_CHAR) << 24 | 8;
+        let sc = add(
+            &mut btf,
+            "signed char",
+            TypeData::Int {
+                size: 1,
+                data: both,
+            },
+        );
+        let uc_data = u32::from(BTF_INT_CHAR) << 24 | 8;
+        let uc = add(
+            &mut btf,
+            "unsigned char",
+            TypeData::Int {
+                size: 1,
+                data: uc_data,
+            },
+        );
+        let mut obj = object(btf, vec![]);
+        assert!(needs_normalizing(&obj));
+        normalize_object(&mut obj);
+        let btf = obj.btf.unwrap();
+        let data = |id| match btf.get(id).map(|t| &t.data) {
+            Some(TypeData::Int { data, .. }) => *data,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(data(sc), u32::from(BTF_INT_SIGNED) << 24 | 8);
+        assert_eq!(data(uc), uc_data);
+    }
+
+    /// GCC's shape: a prototype, an anonymous FUNC, `f` defined (global
+    /// symbol) and `g` declared (undefined symbol), both FUNCs static.
+    fn gcc_like() -> (Object, [TypeId; 4]) {
+        let mut btf = Btf::new(Endian::Little);
+        let int = add(
+            &mut btf,
+            "int",
+            TypeData::Int {
+                size: 4,
+                data: 1 << 24 | 32,
+            },
+        );
+        let x = btf.add_string("x");
+        let proto = add(
+            &mut btf,
+            "",
+            TypeData::FuncProto {
+                ret: int,
+                params: vec![Param {
+                    name_off: x,
+                    type_id: int,
+                }],
+            },
+        );
+        let anon = add(&mut btf, "", TypeData::Func { proto, linkage: 0 });
+        let f = add(&mut btf, "f", TypeData::Func { proto, linkage: 0 });
+        let g = add(&mut btf, "g", TypeData::Func { proto, linkage: 0 });
+        let symbols = vec![
+            sym(
+                1,
+                "f",
+                Binding::Global,
+                SymbolPlace::Section(SectionId(1)),
+                0,
+            ),
+            sym(2, "g", Binding::Global, SymbolPlace::Undefined, 0),
+        ];
+        (object(btf, symbols), [proto, anon, f, g])
+    }
+
+    #[test]
+    fn gcc_funcs_get_linkage_names_and_func_info() {
+        let (mut obj, [proto, anon, f, g]) = gcc_like();
+        normalize_object(&mut obj);
+        let btf = obj.btf.as_ref().unwrap();
+        assert_eq!(btf.get(anon).unwrap().data, TypeData::Ptr(proto));
+        let linkage = |id| match btf.get(id).map(|t| &t.data) {
+            Some(TypeData::Func { linkage, .. }) => *linkage,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(linkage(f), BTF_FUNC_GLOBAL);
+        assert_eq!(linkage(g), BTF_FUNC_EXTERN);
+        let code = &obj.sections[1];
+        assert_eq!(code.func_info.len(), 1);
+        assert_eq!(
+            (code.func_info[0].insn.0, code.func_info[0].type_id),
+            (0, f.0)
+        );
+        assert_eq!(code.line_info.len(), 1);
+        assert!(!needs_normalizing(&obj));
+    }
+
+    #[test]
+    fn linkage_is_left_alone_once_any_func_is_not_static() {
+        // Not GCC 12's BTF: a FUNC made static on purpose stays static.
+        let (mut obj, [_, _, f, g]) = gcc_like();
+        if let Some(TypeData::Func { linkage, .. }) =
+            obj.btf.as_mut().unwrap().get_mut(g).map(|t| &mut t.data)
+        {
+            *linkage = BTF_FUNC_EXTERN;
+        }
+        normalize_object(&mut obj);
+        let btf = obj.btf.as_ref().unwrap();
+        assert!(matches!(
+            btf.get(f).unwrap().data,
+            TypeData::Func { linkage: 0, .. }
+        ));
+        assert!(obj.sections[1].func_info.is_empty());
+    }
+
+    #[test]
+    fn an_extern_var_leaves_real_sections_but_not_kconfig() {
+        let mut btf = Btf::new(Endian::Little);
+        let int = add(
+            &mut btf,
+            "int",
+            TypeData::Int {
+                size: 4,
+                data: 1 << 24 | 32,
+            },
+        );
+        let v = add(
+            &mut btf,
+            "v",
+            TypeData::Var {
+                type_id: int,
+                linkage: 1,
+            },
+        );
+        let k = add(
+            &mut btf,
+            "CONFIG_HZ",
+            TypeData::Var {
+                type_id: int,
+                linkage: 1,
+            },
+        );
+        let entry = |id| VarSecinfo {
+            type_id: id,
+            offset: 0,
+            size: 4,
+        };
+        let bss = add(
+            &mut btf,
+            ".bss",
+            TypeData::Datasec {
+                size: 0,
+                vars: vec![entry(v)],
+            },
+        );
+        let kc = add(
+            &mut btf,
+            ".kconfig",
+            TypeData::Datasec {
+                size: 0,
+                vars: vec![entry(k)],
+            },
+        );
+        let mut symbols = vec![
+            sym(1, "v", Binding::Global, SymbolPlace::Undefined, 0),
+            sym(2, "CONFIG_HZ", Binding::Global, SymbolPlace::Undefined, 0),
+        ];
+        symbols.iter_mut().for_each(|s| s.kind = SymbolKind::NoType);
+        let mut obj = object(btf, symbols);
+        normalize_object(&mut obj);
+        let btf = obj.btf.as_ref().unwrap();
+        for id in [v, k] {
+            assert!(matches!(
+                btf.get(id).unwrap().data,
+                TypeData::Var {
+                    linkage: BTF_VAR_GLOBAL_EXTERN,
+                    ..
+                }
+            ));
+        }
+        let vars = |id| match btf.get(id).map(|t| &t.data) {
+            Some(TypeData::Datasec { vars, .. }) => vars.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((vars(bss), vars(kc)), (0, 1));
+    }
+
+    #[test]
+    fn only_gccs_exact_call_addend_is_rewritten() {
+        // A call in `xdp` to `f` at byte 8 of the same section: GCC writes
+        // imm 7 (8 - 1); any other immediate is left as it is.
+        for (imm, want) in [(7, -1), (-1, -1), (3, 3)] {
+            let (mut obj, _) = gcc_like();
+            obj.symbols[1].value = 8;
+            let code = &mut obj.sections[1];
+            code.insns[0] = Insn {
+                code: CALL,
+                dst: 0,
+                src: BPF_PSEUDO_CALL,
+                off: 0,
+                imm,
+            };
+            code.relocs.push(Reloc {
+                offset: 0,
+                kind: RelocKind::Bpf64_32,
+                symbol: SymbolId(1),
+            });
+            normalize_object(&mut obj);
+            assert_eq!(obj.sections[1].insns[0].imm, want, "imm {imm}");
+        }
+    }
 }
