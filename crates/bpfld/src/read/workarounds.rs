@@ -6,10 +6,11 @@
 //!   a rule. The reader accepts it (with a warning on stderr when the input
 //!   breaks the format) instead of an error; everything else stays strict
 //!   (hostile input is still refused).
-//! - **link quirks**: BTF the kernel's verifier refuses although nothing is
-//!   wrong with the object. [`normalize`] rewrites them when an object
-//!   enters the linker, so the linker sees a canonical model and its output
-//!   loads with BTF (libbpf instead drops the BTF of such objects).
+//! - **link quirks**: what the kernel (its BTF verifier above all) or a
+//!   loader refuses although the object means something clear.
+//!   [`normalize`] rewrites them when an object enters the linker, so the
+//!   linker sees a canonical model and its output loads with BTF (libbpf
+//!   instead drops the BTF of such objects).
 //!
 //! Listings (`btf dump`, `disasm`, `inspect`) show the object as read, not
 //! normalised.
@@ -112,29 +113,31 @@ pub fn normalize(input: Cow<'_, Input>) -> Cow<'_, Input> {
 
 /// Whether [`normalize_object`] would change anything.
 pub fn needs_normalizing(obj: &Object) -> bool {
-    let Some(btf) = &obj.btf else {
-        return false;
+    let btf_quirks = || {
+        let Some(btf) = &obj.btf else {
+            return false;
+        };
+        let symbols = Symbols::of(obj);
+        btf.iter()
+            .any(|(id, _)| quirk_of(btf, &symbols, id).is_some())
+            || missing_ext_info(obj, &symbols).is_some()
     };
-    let symbols = Symbols::of(obj);
-    btf.iter()
-        .any(|(id, _)| quirk_of(btf, &symbols, id).is_some())
-        || missing_ext_info(obj, &symbols).is_some()
-        || obj.sections.iter().any(|s| is_unused_empty_data(obj, s))
+    obj.sections.iter().any(|s| is_unused_empty_data(obj, s))
         || !call_addends_in_bytes(obj).is_empty()
+        || btf_quirks()
 }
 
-/// Rewrites the link quirks of `obj` in place; the ids and strings of the
-/// types stay as they are.
+/// Rewrites the link quirks of `obj` in place. Every type keeps its id
+/// (strings may be added).
 pub fn normalize_object(obj: &mut Object) {
     let symbols = Symbols::of(obj);
     let ext_info = missing_ext_info(obj, &symbols);
-    let Some(btf) = &mut obj.btf else {
-        return;
-    };
-    for i in 1..btf.types.len() {
-        let id = TypeId(i as u32);
-        if let Some(fix) = quirk_of(btf, &symbols, id) {
-            fix(btf, id);
+    if let Some(btf) = &mut obj.btf {
+        for i in 1..btf.types.len() {
+            let id = TypeId(i as u32);
+            if let Some(fix) = quirk_of(btf, &symbols, id) {
+                fix(btf, id);
+            }
         }
     }
     if let Some(records) = ext_info {
