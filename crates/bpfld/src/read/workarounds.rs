@@ -28,7 +28,7 @@ use crate::model::btf::{
 use crate::model::btf_ext::{FuncInfo, LineInfo};
 use crate::model::insn::{InsnIndex, CALL};
 use crate::model::object::{
-    Binding, Object, Section, SectionId, SectionKind, SymbolKind, SymbolPlace,
+    Binding, Object, Section, SectionId, SectionKind, Symbol, SymbolKind, SymbolPlace,
 };
 
 /// `SHT_NOBITS`.
@@ -117,7 +117,7 @@ pub fn needs_normalizing(obj: &Object) -> bool {
         let Some(btf) = &obj.btf else {
             return false;
         };
-        let symbols = Symbols::of(obj);
+        let symbols = Symbols::of(&obj.symbols, Some(btf));
         btf.iter()
             .any(|(id, _)| quirk_of(btf, &symbols, id).is_some())
             || missing_ext_info(obj, &symbols).is_some()
@@ -130,7 +130,7 @@ pub fn needs_normalizing(obj: &Object) -> bool {
 /// Rewrites the link quirks of `obj` in place. Every type keeps its id
 /// (strings may be added).
 pub fn normalize_object(obj: &mut Object) {
-    let symbols = Symbols::of(obj);
+    let symbols = Symbols::of(&obj.symbols, obj.btf.as_ref());
     let ext_info = missing_ext_info(obj, &symbols);
     if let Some(btf) = &mut obj.btf {
         for i in 1..btf.types.len() {
@@ -283,19 +283,19 @@ fn add_ext_info(obj: &mut Object, func_info: Vec<(SectionId, Vec<FuncInfo>)>) {
 /// What the symbol table says of a name: an extern, or a global (or weak)
 /// definition. Local symbols are not listed.
 #[derive(Default)]
-struct Symbols {
-    externs: HashSet<String>,
-    globals: HashSet<String>,
+struct Symbols<'a> {
+    externs: HashSet<&'a str>,
+    globals: HashSet<&'a str>,
     /// Every named FUNC is static: GCC 12's BTF, whose FUNC linkage says
     /// nothing (clang's never looks like this once a function is global,
     /// and a FUNC made static on purpose is left alone elsewhere).
     funcs_all_static: bool,
 }
 
-impl Symbols {
-    fn of(obj: &Object) -> Symbols {
+impl<'a> Symbols<'a> {
+    fn of(symbols: &'a [Symbol], btf: Option<&Btf>) -> Symbols<'a> {
         let mut s = Symbols {
-            funcs_all_static: obj.btf.as_ref().is_some_and(|btf| {
+            funcs_all_static: btf.is_some_and(|btf| {
                 btf.iter().all(|(_, t)| match t.data {
                     TypeData::Func { linkage, .. } => t.name_off == 0 || linkage == BTF_FUNC_STATIC,
                     _ => true,
@@ -303,14 +303,14 @@ impl Symbols {
             }),
             ..Symbols::default()
         };
-        for sym in &obj.symbols {
+        for sym in symbols {
             if sym.kind == SymbolKind::Section || sym.binding == Binding::Local {
                 continue;
             }
             if sym.is_extern() {
-                s.externs.insert(sym.name.clone());
+                s.externs.insert(&sym.name);
             } else {
-                s.globals.insert(sym.name.clone());
+                s.globals.insert(&sym.name);
             }
         }
         s
