@@ -9,6 +9,8 @@ missing=()
 command -v clang-19 >/dev/null 2>&1 || missing+=(clang-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || missing+=(llvm-19)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+# GCC-built fixtures (fixtures/gcc) are rebuilt and compared with bpf-gcc.
+command -v bpf-gcc >/dev/null 2>&1 || missing+=(gcc-bpf)
 # The BTF dedup tests compare against libbpf's btf__dedup (a C harness).
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/bpf/btf.h ] || missing+=(libbpf-dev)

@@ -166,3 +166,50 @@ fn text_form_names_every_part() {
         "{text}"
     );
 }
+
+#[test]
+fn map_extra_from_ulong_enums() {
+    // `__ulong(map_extra, N)` is a one-value ENUM (bloom: 5 hash
+    // functions) or ENUM64 (heap: an arena address hint of 1 << 44).
+    let v = inspect("map_extra.o");
+    let bloom = find(&v["maps"], "bloom");
+    assert_eq!(bloom["type_name"], "bloom_filter");
+    assert_eq!(bloom["map_extra"], 5);
+    assert_eq!(bloom["value_size"], 4);
+    let heap = find(&v["maps"], "heap");
+    assert_eq!(heap["type_name"], "arena");
+    assert_eq!(heap["map_extra"], 1u64 << 44);
+    assert_eq!(heap["max_entries"], 2);
+    let text = ok(&["inspect", fixture("map_extra.o").to_str().unwrap()]);
+    assert!(
+        text.contains("bloom                bloom_filter     max_entries=64 value=__u32 (4 bytes) map_extra=0x5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("heap                 arena            max_entries=2 flags=0x400 map_extra=0x100000000000\n"),
+        "{text}"
+    );
+    // Maps without map_extra say nothing of it.
+    assert!(inspect("maps.o")["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["map_extra"].is_null()));
+
+    // Linked, the definitions (and the enums) are kept, and the kernel
+    // accepts the output's BTF.
+    let out = tmpdir("map-extra").join("linked.o");
+    ok(&[
+        "link",
+        "-o",
+        out.to_str().unwrap(),
+        fixture("map_extra.o").to_str().unwrap(),
+    ]);
+    let text = ok(&["inspect", out.to_str().unwrap()]);
+    assert!(text.contains("map_extra=0x5") && text.contains("map_extra=0x100000000000"));
+    if bpf_allowed("map_extra_from_ulong_enums") {
+        let obj = bpfld::read::elf::read_file(&out).unwrap();
+        let bytes = bpfld::write::btf::to_bytes(obj.btf.as_ref().unwrap());
+        bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -383,3 +383,41 @@ fn program_of(obj: &Path, guess: &str) -> String {
         progs.first().cloned().expect("a program")
     }
 }
+
+#[test]
+fn empty_executable_sections_link_and_load() {
+    // Each input has `.empty_section` holding a naked empty function and a
+    // func_info record for its (missing) instruction 0, which libbpf
+    // accepts: so does the reader, without a word.
+    let o = run(&["inspect", &fx("lnk_empty_a.o")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let text = stdout(&o);
+    assert!(text.contains("programs (1):\n  xdp "), "{text}");
+    assert!(text.contains("BTF.ext: 2 func_info"), "{text}");
+    assert!(
+        text.contains(
+            "empty_function_a         .empty_section       global,subprog           0 insns"
+        ),
+        "{text}"
+    );
+
+    same_as_libbpf(
+        "empty",
+        &["lnk_empty_a.o", "lnk_empty_b.o"],
+        &[("lnk_empty_a_prog", 2), ("lnk_empty_b_prog", 1)],
+    );
+    let dir = tmpdir("empty-fixed");
+    let (x1, x2) = (dir.join("x1.o"), dir.join("x2.o"));
+    link_ok(&x1, &["lnk_empty_a.o", "lnk_empty_b.o"]);
+    ok(&["link", "-o", x2.to_str().unwrap(), x1.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&x1).unwrap() == std::fs::read(&x2).unwrap(),
+        "relinking is not a fixed point"
+    );
+    if bpf_allowed("empty_executable_sections_link_and_load") {
+        let obj = bpfld::read::elf::read_file(&x1).unwrap();
+        let bytes = bpfld::write::btf::to_bytes(obj.btf.as_ref().unwrap());
+        bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

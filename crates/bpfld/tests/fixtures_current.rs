@@ -126,4 +126,34 @@ fn committed_objects_equal_a_fresh_build() {
              run fixtures/build.sh and commit the result"
         );
     }
+
+    // The GCC-built objects, when bpf-gcc is there to rebuild them.
+    if !tool_works("bpf-gcc") {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIP committed_objects_equal_a_fresh_build: bpf-gcc (package gcc-bpf) \
+             is not installed, so the committed fixtures/gcc/*.o were NOT checked ***\n"
+        );
+        return;
+    }
+    let fresh = names_with_suffix(&out.join("gcc"), ".o");
+    let committed = names_with_suffix(&fixtures.join("gcc"), ".o");
+    assert!(
+        !committed.is_empty(),
+        "no GCC-built fixtures in fixtures/gcc"
+    );
+    assert_eq!(
+        committed, fresh,
+        "the committed fixtures/gcc/*.o are not the set build.sh makes: run fixtures/build.sh \
+         and commit the result"
+    );
+    for name in &fresh {
+        let want = fs::read(out.join("gcc").join(name)).unwrap();
+        let have = fs::read(fixtures.join("gcc").join(name)).unwrap();
+        assert!(
+            want == have,
+            "fixtures/gcc/{name} is stale (differs from a fresh bpf-gcc build of its source): \
+             run fixtures/build.sh and commit the result"
+        );
+    }
 }

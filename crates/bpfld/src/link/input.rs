@@ -37,7 +37,8 @@ impl Source<'_> {
     /// prepared with its own names), and for a file a fingerprint of its
     /// bytes: both passes must see the same file.
     pub(super) fn load(&self, aliases: &HashMap<String, String>) -> Result<(Cow<'_, Input>, u64)> {
-        Ok(match self {
+        // Producers' quirks (GCC's BTF) are normalised as an input enters.
+        Ok(crate::read::workarounds::normalize_loaded(match self {
             Source::Mem(input) if has_aliases(input, aliases) => {
                 let mut input = (*input).clone();
                 rename_aliases(&mut input, aliases);
@@ -63,8 +64,10 @@ impl Source<'_> {
                 };
                 let mut input = Input {
                     name: path.display().to_string(),
-                    object: crate::read::elf::parse(&data)
-                        .map_err(|e| e.in_file(path.display()))?,
+                    object: crate::read::workarounds::reading(&path.display().to_string(), || {
+                        crate::read::elf::parse(&data)
+                    })
+                    .map_err(|e| e.in_file(path.display()))?,
                 };
                 drop(data);
                 if has_aliases(&input, aliases) {
@@ -72,7 +75,7 @@ impl Source<'_> {
                 }
                 (Cow::Owned(input), fingerprint)
             }
-        })
+        }))
     }
 }
 

@@ -56,6 +56,7 @@ pub use input::Input;
 pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
 pub use resolve::Resolve;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -191,7 +192,8 @@ fn link_sources(
     // Each component instance becomes one more input, after the main ones.
     let mut instances = Vec::new();
     for (c, targets) in &plan.instances {
-        let p = isolate::prepare(&components[*c], targets, &shared)?;
+        let normal = crate::read::workarounds::normalize(Cow::Borrowed(&components[*c]));
+        let p = isolate::prepare(&normal, targets, &shared)?;
         instances.push((sources.len(), p.roots, p.report));
         sources.push(Source::Owned(Box::new(p.input)));
     }

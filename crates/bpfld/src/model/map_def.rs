@@ -128,6 +128,38 @@ pub fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
     }
 }
 
+/// The value N of a `__ulong(name, N)` member: an anonymous enum with one
+/// value (ENUM, or ENUM64 when N needs 64 bits); a `__uint` member is read
+/// too, as libbpf reads both for `map_extra`.
+pub fn ulong_member(btf: &Btf, id: TypeId) -> Result<u64> {
+    let t = btf.resolve(id)?;
+    let ty = btf.ty(t)?;
+    match &ty.data {
+        TypeData::Ptr(_) => uint_member(btf, id).map(u64::from),
+        TypeData::Enum { values, .. } if values.len() == 1 => {
+            let v = values[0].val;
+            // A signed enum's value is sign-extended, as C converts it.
+            Ok(if ty.kind_flag {
+                v as i32 as i64 as u64
+            } else {
+                u64::from(v)
+            })
+        }
+        TypeData::Enum64 { values, .. } if values.len() == 1 => Ok(values[0].val),
+        TypeData::Enum { .. } | TypeData::Enum64 { .. } => {
+            crate::bail!(
+                "{} is an enum with {} values, not one (__ulong)",
+                btf.describe(id),
+                ty.vlen()
+            )
+        }
+        _ => crate::bail!(
+            "{} is neither a pointer to an array (__uint) nor an enum (__ulong)",
+            btf.describe(id)
+        ),
+    }
+}
+
 /// The T of a `T *name` member (`__type(name, T)`).
 pub fn pointee(btf: &Btf, id: TypeId) -> Result<TypeId> {
     let ptr = btf.resolve(id)?;
@@ -157,9 +189,7 @@ pub fn parse_map_def(btf: &Btf, id: TypeId, depth: usize) -> Result<MapDef> {
             "max_entries" => def.max_entries = uint_member(btf, m.type_id).map_err(what)?,
             "map_flags" => def.map_flags = uint_member(btf, m.type_id).map_err(what)?,
             "numa_node" => def.numa_node = Some(uint_member(btf, m.type_id).map_err(what)?),
-            "map_extra" => {
-                def.map_extra = Some(u64::from(uint_member(btf, m.type_id).map_err(what)?))
-            }
+            "map_extra" => def.map_extra = Some(ulong_member(btf, m.type_id).map_err(what)?),
             "pinning" => def.pinning = uint_member(btf, m.type_id).map_err(what)?,
             "key_size" => def.key_size = Some(uint_member(btf, m.type_id).map_err(what)?),
             "value_size" => def.value_size = Some(uint_member(btf, m.type_id).map_err(what)?),

@@ -24,6 +24,19 @@ pub fn parse(bytes: &[u8]) -> Result<Btf> {
 /// Parses BTF that must be in byte order `endian` (the ELF's): a
 /// byte-swapped magic is an error.
 pub fn parse_with_endian(bytes: &[u8], endian: Endian) -> Result<Btf> {
+    parse_checked(bytes, endian, false)
+}
+
+/// [`parse_with_endian`] for the `.BTF` section of an object, where the
+/// quirks compilers are known to write (see [`super::workarounds`]) are
+/// read with a warning. Such input is read as its canonical form, so it
+/// does not round-trip byte for byte; raw BTF (`btf dump` of a `.btf`
+/// file, the kernel's) is read strictly.
+pub fn parse_in_object(bytes: &[u8], endian: Endian) -> Result<Btf> {
+    parse_checked(bytes, endian, true)
+}
+
+fn parse_checked(bytes: &[u8], endian: Endian, lenient: bool) -> Result<Btf> {
     let found = detect_endian(bytes)?;
     if found != endian {
         bail!(
@@ -32,7 +45,7 @@ pub fn parse_with_endian(bytes: &[u8], endian: Endian) -> Result<Btf> {
             endian
         );
     }
-    let btf = decode(bytes, endian)?;
+    let btf = decode(bytes, endian, lenient)?;
     validate(&btf)?;
     Ok(btf)
 }
@@ -61,7 +74,7 @@ impl Cur<'_> {
     }
 }
 
-fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
+fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
     if bytes.len() < BTF_HEADER_LEN as usize {
         bail!(
             "BTF of {} bytes is shorter than the {}-byte header",
@@ -121,7 +134,7 @@ fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
         data: data.to_vec(),
     });
 
-    let types = decode_types(type_sec, str_sec, e)?;
+    let types = decode_types(type_sec, str_sec, e, lenient)?;
     Ok(Btf {
         endian: e,
         version,
@@ -134,7 +147,7 @@ fn decode(bytes: &[u8], e: Endian) -> Result<Btf> {
     })
 }
 
-fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
+fn decode_types(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<Vec<BtfType>> {
     // Each type takes at least 12 bytes, which bounds the allocation.
     let mut types = Vec::with_capacity(sec.len() / 12 + 1);
     types.push(BtfType::new(0, false, TypeData::Void));
@@ -201,8 +214,14 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian) -> Result<Vec<BtfType>> {
             Kind::Const => TypeData::Const(tid),
             Kind::Restrict => TypeData::Restrict(tid),
             Kind::TypeTag => TypeData::TypeTag(tid),
-            Kind::Array | Kind::Fwd if size_or_type != 0 => {
+            Kind::Array | Kind::Fwd if size_or_type != 0 && !(lenient && kind == Kind::Fwd) => {
                 return Err(err(format!("size/type field {size_or_type} must be 0")));
+            }
+            Kind::Fwd if size_or_type != 0 => {
+                let tname = raw_name(strings, name_off);
+                let what = format!("type [{id}] FWD '{tname}' at offset {at}");
+                super::workarounds::fwd_size_or_type(&what, size_or_type);
+                TypeData::Fwd
             }
             Kind::Array => TypeData::Array {
                 elem: TypeId(next()),

@@ -39,7 +39,8 @@ pub fn is_elf(data: &[u8]) -> bool {
 pub fn read_file(path: &std::path::Path) -> Result<Object> {
     let data = std::fs::read(path)
         .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
-    parse(&data).map_err(|e| e.in_file(path.display()))
+    let name = path.display().to_string();
+    read::workarounds::reading(&name, || parse(&data)).map_err(|e| e.in_file(&name))
 }
 
 fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
@@ -210,7 +211,7 @@ pub fn parse(data: &[u8]) -> Result<Object> {
 
     let btf = match sections.iter().find(|s| s.kind == SectionKind::Btf) {
         Some(s) => Some(
-            read::btf::parse_with_endian(&s.data, endian).map_err(|err| err.in_section(".BTF"))?,
+            read::btf::parse_in_object(&s.data, endian).map_err(|err| err.in_section(".BTF"))?,
         ),
         None => None,
     };
@@ -482,14 +483,18 @@ fn attach_btf_ext(raw: &[u8], btf: &Btf, sections: &mut [Section]) -> Result<()>
     for s in ext.func_info {
         let sec = find(sections, &s.sec_name, "func_info")?;
         for r in &s.records {
-            check(sec, r.insn.0, "func_info")?;
+            if !read::workarounds::record_for_empty_code(sec, r.insn.0) {
+                check(sec, r.insn.0, "func_info")?;
+            }
         }
         sec.func_info.extend(s.records);
     }
     for s in ext.line_info {
         let sec = find(sections, &s.sec_name, "line_info")?;
         for r in &s.records {
-            check(sec, r.insn.0, "line_info")?;
+            if !read::workarounds::record_for_empty_code(sec, r.insn.0) {
+                check(sec, r.insn.0, "line_info")?;
+            }
         }
         sec.line_info.extend(s.records);
     }

@@ -5,3 +5,4 @@ pub mod btf;
 pub mod btf_ext;
 pub mod elf;
 pub mod insn;
+pub mod workarounds;

@@ -29,7 +29,7 @@ pub struct Summary {
 }
 
 /// An entry program: a global function in an executable section other than
-/// `.text`.
+/// `.text` (and not empty).
 #[derive(Clone, Debug, Serialize)]
 pub struct Program {
     pub section: String,
@@ -112,7 +112,12 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
             continue;
         };
         let Some(sec) = obj.section(id) else { continue };
-        let entry = sec.is_program() && sec.name != ".text" && sym.binding != Binding::Local;
+        // A section with no instructions (a naked empty function) holds
+        // no program: libbpf skips it.
+        let entry = sec.is_program()
+            && !sec.insns.is_empty()
+            && sec.name != ".text"
+            && sym.binding != Binding::Local;
         let insns = sym.size / 8;
         if entry {
             programs.push(Program {

@@ -32,6 +32,9 @@ pub fn describe(m: &MapDef) -> String {
     if m.pinning != 0 {
         s += &format!(" pinning={}", m.pinning);
     }
+    if let Some(extra) = m.map_extra {
+        s += &format!(" map_extra={extra:#x}");
+    }
     if let Some(inner) = &m.inner {
         s += &format!(
             " inner=[{}]",
