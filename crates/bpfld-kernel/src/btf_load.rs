@@ -2,7 +2,7 @@
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use crate::{Error, ErrorKind, Result, NOSYS_HINT, PERMISSION_HINT};
+use crate::error::{Error, ErrorKind, Result, NOSYS_HINT, PERMISSION_HINT};
 
 const BPF_BTF_LOAD: libc::c_long = 18;
 /// Room for the BTF verifier's log on a rejection.

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use aya::programs::Xdp;
 use aya::EbpfLoader;
 
+use crate::error::{errno_text, object_error, program_error, Error, ErrorKind};
+use crate::maps::map_data;
 use crate::netlink::{self, NetlinkError};
 use crate::sys::bpf;
-use crate::{object_error, program_error, Error, ErrorKind};
 
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
@@ -29,10 +30,7 @@ fn kernel_err(what: impl std::fmt::Display, e: &io::Error) -> Error {
             ),
         );
     }
-    Error::new(
-        ErrorKind::Kernel,
-        format!("{what}: {}", crate::errno_text(e)),
-    )
+    Error::new(ErrorKind::Kernel, format!("{what}: {}", errno_text(e)))
 }
 
 fn get_fd_by_id(cmd: libc::c_long, id: u32) -> io::Result<OwnedFd> {
@@ -383,7 +381,7 @@ pub fn attach(
         let map = ebpf.map(name).ok_or_else(|| {
             Error::new(ErrorKind::Kernel, format!("map '{name}' was not created"))
         })?;
-        let target = crate::map_data(map).fd().as_fd().as_raw_fd();
+        let target = map_data(map).fd().as_fd().as_raw_fd();
         // SAFETY: both are open descriptors of this process; `target`
         // stays open (still owned by aya's map, which the program load
         // below reads it through) and now refers to a map of identical
