@@ -220,3 +220,17 @@ pub fn probe_bpf() -> Result<()> {
         _ => Error::new(ErrorKind::Kernel, format!("bpf() probe failed: {e}")),
     })
 }
+
+/// A failed `bpf()` call of bpfld's own (`what` names the object), with
+/// the capabilities it needs on EPERM / EACCES.
+pub(crate) fn kernel_err(what: impl std::fmt::Display, e: &io::Error) -> Error {
+    if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+        return Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what}: permission denied (needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+            ),
+        );
+    }
+    Error::new(ErrorKind::Kernel, format!("{what}: {}", errno_text(e)))
+}

@@ -17,8 +17,11 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod attach;
+mod bpffs;
 pub mod btf_load;
 mod error;
+pub mod info;
 mod load;
 mod maps;
 pub mod netlink;
@@ -26,8 +29,8 @@ mod prog_kind;
 mod sys;
 mod test_run;
 mod verifier_log;
-pub mod xdp;
 
+pub use attach::xdp;
 pub use error::{probe_bpf, Error, ErrorKind, Result};
 pub use maps::MapDump;
 pub use prog_kind::ProgKind;
