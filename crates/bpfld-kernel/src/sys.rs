@@ -1,5 +1,7 @@
-//! The few raw `bpf()` commands aya does not expose generically: key
-//! iteration and byte-level lookup on any map, and a permission probe.
+//! The raw `bpf()` commands bpfld issues itself, those aya does not expose
+//! generically: key iteration and byte-level lookup on any map, a
+//! permission probe, BTF load, opening objects by id, reading their info,
+//! and pinning.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -7,6 +9,12 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_BTF_LOAD: libc::c_long = 18;
+const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// The prefix of `union bpf_attr` used by the map element commands; the
@@ -121,5 +129,101 @@ pub fn probe_array_map() -> io::Result<()> {
     // SAFETY: on success BPF_MAP_CREATE returns a new file descriptor that
     // nothing else owns; OwnedFd closes it.
     drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
+}
+
+/// The `union bpf_attr` prefix BPF_BTF_LOAD reads.
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+}
+
+/// BPF_BTF_LOAD of `bytes`, with the verifier log written to `log` when given.
+pub(crate) fn btf_load(bytes: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
+    let mut attr = BtfLoadAttr {
+        btf: bytes.as_ptr() as u64,
+        btf_size: u32::try_from(bytes.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        ..Default::default()
+    };
+    if let Some(log) = log {
+        attr.btf_log_buf = log.as_mut_ptr() as u64;
+        attr.btf_log_size = log.len() as u32;
+        attr.btf_log_level = 1;
+    }
+    // SAFETY: `attr` is the BPF_BTF_LOAD prefix of `bpf_attr`; the BTF
+    // pointer covers `btf_size` readable bytes and the log pointer
+    // `btf_log_size` writable bytes, both alive for the call.
+    let ret = unsafe { bpf(BPF_BTF_LOAD, &mut attr) }?;
+    // SAFETY: on success BPF_BTF_LOAD returns a new file descriptor that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
+/// Opens a program by id.
+pub(crate) fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_PROG_GET_FD_BY_ID, id)
+}
+
+/// Opens a map by id.
+pub(crate) fn map_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_MAP_GET_FD_BY_ID, id)
+}
+
+/// Opens a loaded BTF object by id.
+pub(crate) fn btf_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_BTF_GET_FD_BY_ID, id)
+}
+
+/// `cmd` is one of the *_GET_FD_BY_ID commands.
+fn get_fd_by_id(cmd: libc::c_long, id: u32) -> io::Result<OwnedFd> {
+    // { u32 id; u32 next_id; u32 open_flags; }
+    let mut attr = [id, 0u32, 0u32];
+    // SAFETY: the *_GET_FD_BY_ID commands read only these integers.
+    let fd = unsafe { bpf(cmd, &mut attr) }?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD into `buf` (the kernel fills what it knows).
+pub(crate) fn obj_get_info(fd: impl AsFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_fd().as_raw_fd() as u32,
+        info_len: buf.len() as u32,
+        info: buf.as_mut_ptr() as u64,
+    };
+    // SAFETY: `info` points at `info_len` writable bytes; any pointers
+    // inside the info struct were set by the caller to buffers it owns.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    Ok(())
+}
+
+/// BPF_OBJ_PIN: pins the object `fd` refers to at `path` (in a bpffs).
+pub(crate) fn obj_pin(fd: impl AsFd, path: &std::ffi::CStr) -> io::Result<()> {
+    #[repr(C)]
+    struct PinAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = PinAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd.as_fd().as_raw_fd() as u32,
+        file_flags: 0,
+    };
+    // SAFETY: pathname is a valid NUL-terminated string alive for the call.
+    unsafe { bpf(BPF_OBJ_PIN, &mut attr) }?;
     Ok(())
 }

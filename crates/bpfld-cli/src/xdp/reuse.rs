@@ -1,0 +1,149 @@
+//! Planning what of the running composition a new one keeps: maps of the
+//! components in both (by name) and their writable globals (by layout).
+
+use bpfld::compose::Placed;
+use bpfld::link::isolate::own_data_name;
+use bpfld::model::btf::{Btf, TypeData};
+use bpfld::Result;
+use bpfld_kernel::xdp::{self as kx, Reuse};
+
+use super::names::trunc15;
+use super::records::{aliases, datasec, reused_names};
+use super::running::Running;
+
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// Whether a manifest's file (as the kernel kept it: aya turns '/' in
+/// DATASEC names into '.') names `file`.
+fn same_file(kept: &str, file: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .map(|c| if c == '/' { '.' } else { c })
+            .collect()
+    };
+    norm(kept) == norm(file)
+}
+
+/// What of the running composition the new one keeps: for each component
+/// of the new order also in the old (same file and program), its maps
+/// (same name; the definition is checked at load) and the map of its
+/// writable globals (same variables at the same offsets).
+pub(super) fn plan_reuse(
+    old: &Running,
+    order: &[Placed],
+    new_btf: &Btf,
+    shared: &[String],
+) -> Result<Reuse> {
+    let mut reuse = Reuse::default();
+    let Some(old_btf) = &old.btf else {
+        return Ok(reuse);
+    };
+    let mut used = vec![false; old.manifest.len()];
+    let mut pairs = Vec::new();
+    for p in order {
+        if let Some(i) =
+            old.manifest.iter().enumerate().position(|(i, q)| {
+                !used[i] && same_file(&q.file, &p.file) && q.program == p.program
+            })
+        {
+            used[i] = true;
+            pairs.push((old.manifest[i].slot.clone(), p.slot.clone()));
+        }
+    }
+    // Each old map under the name the old program knows it by: a map
+    // handed over keeps its kernel name from when it was created, so the
+    // old program's BTF records the names of those (see REUSE_PREFIX).
+    // Maps it created under another name than the composition's (see
+    // ALIAS_PREFIX) go by the composition's name.
+    let handed = reused_names(old_btf);
+    let renamed = aliases(old_btf);
+    let mut old_maps = Vec::new();
+    for id in &old.info.map_ids {
+        if let Ok((_, mut m)) = kx::map_by_id(*id) {
+            if let Some((_, n)) = handed.iter().find(|(i, _)| i == id) {
+                m.name = n.clone();
+            } else if let Some((_, c)) = renamed.iter().find(|(n, _)| trunc15(n) == m.name) {
+                m.name = c.clone();
+            }
+            old_maps.push(m);
+        }
+    }
+    // The old program's name for a section the composition names `sec`.
+    let old_section_name = |sec: &str| -> String {
+        renamed
+            .iter()
+            .find(|(_, c)| c == sec)
+            .map_or_else(|| sec.to_string(), |(n, _)| n.clone())
+    };
+    // Maps shared by all components (--share) keep their own name.
+    for (name, _, _) in datasec(new_btf, ".maps") {
+        if !shared.contains(&name) {
+            continue;
+        }
+        let hits: Vec<_> = old_maps
+            .iter()
+            .filter(|m| m.name == name || (m.name.len() == 15 && m.name == trunc15(&name)))
+            .collect();
+        if let [m] = hits[..] {
+            reuse.maps.push((name.clone(), m.id));
+        }
+    }
+    for (old_slot, new_slot) in &pairs {
+        let new_suffix = format!("__{new_slot}");
+        // Maps: `.maps` variables of the new object named NAME__newslot.
+        for (name, _, _) in datasec(new_btf, ".maps") {
+            let Some(base) = name.strip_suffix(&new_suffix) else {
+                continue;
+            };
+            let old_name = format!("{base}__{old_slot}");
+            let hits: Vec<_> = old_maps
+                .iter()
+                .filter(|m| {
+                    m.name == old_name || (m.name.len() == 15 && m.name == trunc15(&old_name))
+                })
+                .collect();
+            if let [m] = hits[..] {
+                reuse.maps.push((name.clone(), m.id));
+            }
+        }
+        // Writable globals: the instance's own map `.data.SLOT`, handed
+        // over when its variables are laid out alike (same names, offsets
+        // and sizes) and the old map is such a data map of that size.
+        let (old_sec, new_sec) = (own_data_name(old_slot), own_data_name(new_slot));
+        let (olds, news) = (
+            datasec(old_btf, &old_section_name(&old_sec)),
+            datasec(new_btf, &new_sec),
+        );
+        let Some(size) = new_btf
+            .find_datasec(&new_sec)
+            .and_then(|id| new_btf.get(id))
+            .and_then(|t| match t.data {
+                TypeData::Datasec { size, .. } => Some(size),
+                _ => None,
+            })
+        else {
+            continue;
+        };
+        let base = |vars: &[(String, u32, u32)], slot: &str| -> Vec<(String, u32, u32)> {
+            let suffix = format!("__{slot}");
+            vars.iter()
+                .map(|(n, o, sz)| (n.strip_suffix(&suffix).unwrap_or(n).to_string(), *o, *sz))
+                .collect()
+        };
+        if base(&olds, old_slot) != base(&news, new_slot) {
+            continue;
+        }
+        let hits: Vec<_> = old_maps.iter().filter(|m| m.name == old_sec).collect();
+        if let [m] = hits[..] {
+            let is_data_map = m.map_type == BPF_MAP_TYPE_ARRAY
+                && m.key_size == 4
+                && m.max_entries == 1
+                && m.value_size == size;
+            if is_data_map {
+                reuse.maps.push((new_sec, m.id));
+            }
+        }
+    }
+    Ok(reuse)
+}

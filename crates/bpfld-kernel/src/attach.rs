@@ -1,0 +1,3 @@
+//! Attaching programs to their hooks in the kernel.
+
+pub mod xdp;

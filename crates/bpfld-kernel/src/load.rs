@@ -1,0 +1,66 @@
+//! Loading an object into the kernel with aya (maps and global data
+//! created, maps pinned by name kept in a private directory) and choosing
+//! the program to use by name.
+
+use aya::{Ebpf, EbpfLoader};
+
+use crate::bpffs::PinDir;
+use crate::error::{object_error, Error, ErrorKind, Result};
+
+/// An object whose maps exist in the kernel; its programs are not loaded yet.
+pub(crate) struct LoadedObject {
+    pub(crate) ebpf: Ebpf,
+    // Declared after `ebpf`, so dropped after it: the pins go last.
+    _pins: Option<PinDir>,
+}
+
+/// Loads `object` (an ELF eBPF object): creates its maps and global data.
+pub(crate) fn load_object(object: &[u8]) -> Result<LoadedObject> {
+    let pins = PinDir::create();
+    let mut loader = EbpfLoader::new();
+    if let Some(p) = &pins {
+        loader.default_map_pin_directory(p.path());
+    }
+    let ebpf = loader.load(object).map_err(object_error)?;
+    Ok(LoadedObject { ebpf, _pins: pins })
+}
+
+/// Names of the object's programs, sorted.
+fn program_names(ebpf: &Ebpf) -> Vec<String> {
+    let mut v: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
+    v.sort();
+    v
+}
+
+pub(crate) fn choose_program(ebpf: &Ebpf, wanted: Option<&str>) -> Result<String> {
+    let names = program_names(ebpf);
+    match wanted {
+        Some(w) if names.iter().any(|n| n == w) => Ok(w.to_string()),
+        Some(w) => Err(Error::new(
+            ErrorKind::NoSuchProgram,
+            if names.is_empty() {
+                format!("no program named '{w}': the object has no programs")
+            } else {
+                format!(
+                    "no program named '{w}'; the object's programs are: {}",
+                    names.join(", ")
+                )
+            },
+        )),
+        None => match names.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::new(
+                ErrorKind::NoSuchProgram,
+                "the object has no programs",
+            )),
+            _ => Err(Error::new(
+                ErrorKind::NoSuchProgram,
+                format!(
+                    "the object has {} programs; choose one with --prog: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            )),
+        },
+    }
+}

@@ -1,0 +1,168 @@
+//! Reading back every entry of a map, as bytes, after a run.
+
+use aya::maps::{Map, MapData, MapType};
+
+use crate::error::{chain, permission_error, Error, ErrorKind, Result};
+use crate::sys;
+
+/// One map after the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapDump {
+    /// aya's name: the map's symbol, or `.data`, `.bss`, `.rodata`, ...
+    pub name: String,
+    /// The map type in libbpf's spelling (`array`, `percpu_hash`, ...).
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    /// For per-CPU maps, the number of possible CPUs; each value is then
+    /// `cpus` values of `value_size` bytes, concatenated in CPU order.
+    pub per_cpu: Option<usize>,
+    /// Entries in the kernel's iteration order.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Why entries could not be read, for maps whose contents are not
+    /// readable by key (queues, ring buffers, prog arrays, ...).
+    pub note: Option<String>,
+}
+
+pub(crate) fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::Array(m)
+        | Map::ArrayOfMaps(m)
+        | Map::BloomFilter(m)
+        | Map::CgroupArray(m)
+        | Map::CgroupStorage(m)
+        | Map::CgrpStorage(m)
+        | Map::CpuMap(m)
+        | Map::DevMap(m)
+        | Map::DevMapHash(m)
+        | Map::HashMap(m)
+        | Map::HashOfMaps(m)
+        | Map::InodeStorage(m)
+        | Map::LpmTrie(m)
+        | Map::LruHashMap(m)
+        | Map::PerCpuArray(m)
+        | Map::PerCpuCgroupStorage(m)
+        | Map::PerCpuHashMap(m)
+        | Map::PerCpuLruHashMap(m)
+        | Map::PerfEventArray(m)
+        | Map::ProgramArray(m)
+        | Map::Queue(m)
+        | Map::ReusePortSockArray(m)
+        | Map::RingBuf(m)
+        | Map::SockHash(m)
+        | Map::SockMap(m)
+        | Map::SkStorage(m)
+        | Map::Stack(m)
+        | Map::StackTraceMap(m)
+        | Map::Unsupported(m)
+        | Map::XskMap(m) => m,
+    }
+}
+
+/// libbpf's spelling of the map types bpfld is likely to meet.
+fn map_type_name(t: Option<MapType>, raw: &str) -> String {
+    let s = match t {
+        Some(MapType::Hash) => "hash",
+        Some(MapType::Array) => "array",
+        Some(MapType::ProgramArray) => "prog_array",
+        Some(MapType::PerfEventArray) => "perf_event_array",
+        Some(MapType::PerCpuHash) => "percpu_hash",
+        Some(MapType::PerCpuArray) => "percpu_array",
+        Some(MapType::StackTrace) => "stack_trace",
+        Some(MapType::LruHash) => "lru_hash",
+        Some(MapType::LruPerCpuHash) => "lru_percpu_hash",
+        Some(MapType::LpmTrie) => "lpm_trie",
+        Some(MapType::ArrayOfMaps) => "array_of_maps",
+        Some(MapType::HashOfMaps) => "hash_of_maps",
+        Some(MapType::DevMap) => "devmap",
+        Some(MapType::CpuMap) => "cpumap",
+        Some(MapType::Queue) => "queue",
+        Some(MapType::Stack) => "stack",
+        Some(MapType::RingBuf) => "ringbuf",
+        Some(MapType::BloomFilter) => "bloom_filter",
+        _ => return raw.to_string(),
+    };
+    s.to_string()
+}
+
+pub(crate) fn dump_map(name: &str, map: &MapData) -> Result<MapDump> {
+    let info = map.info().map_err(|e| {
+        permission_error(&e).unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Kernel,
+                format!("map '{name}': cannot read its info: {}", chain(&e)),
+            )
+        })
+    })?;
+    let mtype = info.map_type().ok();
+    let map_type = map_type_name(mtype, &format!("{mtype:?}"));
+    let per_cpu = match mtype {
+        Some(
+            MapType::PerCpuHash
+            | MapType::PerCpuArray
+            | MapType::LruPerCpuHash
+            | MapType::PerCpuCgroupStorage,
+        ) => Some(aya::util::nr_cpus().map_err(|(file, e)| {
+            Error::new(ErrorKind::Kernel, format!("cannot read {file}: {e}"))
+        })?),
+        _ => None,
+    };
+    let mut dump = MapDump {
+        name: name.to_string(),
+        map_type,
+        key_size: info.key_size(),
+        value_size: info.value_size(),
+        max_entries: info.max_entries(),
+        per_cpu,
+        entries: Vec::new(),
+        note: None,
+    };
+    if dump.key_size == 0 {
+        dump.note = Some("keyless map: contents not readable by key".to_string());
+        return Ok(dump);
+    }
+    let key_size = dump.key_size as usize;
+    let value_size = dump.value_size as usize;
+    // The kernel pads each CPU's value to 8 bytes in a per-CPU lookup.
+    let stride = value_size.div_ceil(8) * 8;
+    let buf_len = match per_cpu {
+        Some(n) => stride * n,
+        None => value_size,
+    };
+    let fd = map.fd();
+    let mut key: Option<Vec<u8>> = None;
+    // No key is visited twice without a concurrent delete, and nothing runs
+    // now; the bound only guards against a kernel that restarts iteration.
+    for _ in 0..dump.max_entries {
+        let next = match sys::map_get_next_key(fd, key.as_deref(), key_size) {
+            Ok(Some(k)) => k,
+            Ok(None) => break,
+            Err(e) => {
+                dump.note = Some(format!("cannot iterate keys: {e}"));
+                break;
+            }
+        };
+        match sys::map_lookup(fd, &next, buf_len) {
+            Ok(Some(v)) => {
+                let value = match per_cpu {
+                    Some(_) => v
+                        .chunks(stride)
+                        .flat_map(|c| &c[..value_size])
+                        .copied()
+                        .collect(),
+                    None => v,
+                };
+                dump.entries.push((next.clone(), value));
+            }
+            // Deleted between the two calls: nothing to show.
+            Ok(None) => {}
+            Err(e) => {
+                dump.note = Some(format!("cannot look up values: {e}"));
+                break;
+            }
+        }
+        key = Some(next);
+    }
+    Ok(dump)
+}
