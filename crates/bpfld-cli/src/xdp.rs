@@ -42,7 +42,7 @@ pub fn attach(
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let specs = components
         .iter()
-        .map(|c| crate::parse_component(c))
+        .map(|c| crate::parse::parse_component(c))
         .collect::<Result<Vec<_>>>()?;
     let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
     let old = running(ifindex, dev)?;

@@ -1,0 +1,96 @@
+//! Arguments with a syntax of their own: `--resolve EXTERN=FILE[#TAG]:FUNCTION`
+//! and XDP components `FILE[:PROGRAM][,priority=N][,chain=...]`.
+
+use std::path::Path;
+
+use bpfld::read;
+use bpfld::{Error, Result};
+
+/// `EXTERN=FILE[#TAG]:FUNCTION` arguments into component objects (one per
+/// distinct FILE#TAG, read once) and resolves naming them.
+pub(crate) fn parse_resolves(
+    args: &[String],
+) -> Result<(Vec<bpfld::link::Input>, Vec<bpfld::link::Resolve>)> {
+    let mut components: Vec<bpfld::link::Input> = Vec::new();
+    let mut resolves = Vec::new();
+    for arg in args {
+        let bad = || {
+            Error::new(format!(
+                "--resolve {arg}: expected EXTERN=FILE:FUNCTION (or EXTERN=FILE#TAG:FUNCTION)"
+            ))
+        };
+        let (ext, rest) = arg.split_once('=').ok_or_else(bad)?;
+        let (file, func) = rest.rsplit_once(':').ok_or_else(bad)?;
+        if ext.is_empty() || file.is_empty() || func.is_empty() {
+            return Err(bad());
+        }
+        let path = file.split_once('#').map_or(file, |(p, _)| p);
+        let index = match components.iter().position(|c| c.name == file) {
+            Some(i) => i,
+            None => {
+                let object = read::elf::read_file(Path::new(path))
+                    .map_err(|e| e.context(format!("--resolve {arg}")))?;
+                components.push(bpfld::link::Input {
+                    name: file.to_string(),
+                    object,
+                });
+                components.len() - 1
+            }
+        };
+        resolves.push(bpfld::link::Resolve {
+            extern_name: ext.to_string(),
+            component: index,
+            function: func.to_string(),
+        });
+    }
+    Ok((components, resolves))
+}
+
+/// `FILE.o[:PROGRAM][,priority=N][,chain=A+B|none]`.
+pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec> {
+    let mut parts = arg.split(',');
+    let head = parts.next().unwrap_or_default();
+    // A ':' after the last '/' separates the program name.
+    let (file, program) = match head.rsplit_once(':') {
+        Some((f, p)) if !p.contains('/') && !f.is_empty() => (f, Some(p.to_string())),
+        _ => (head, None),
+    };
+    let object = read::elf::read_file(Path::new(file))?;
+    let mut spec = bpfld::compose::ComponentSpec {
+        file: file.to_string(),
+        object,
+        program,
+        priority: None,
+        chain: None,
+    };
+    for opt in parts {
+        match opt.split_once('=') {
+            Some(("priority", v)) => {
+                spec.priority =
+                    Some(v.parse().map_err(|_| {
+                        Error::new(format!("{arg}: priority '{v}' is not a number"))
+                    })?)
+            }
+            Some(("chain", v)) => {
+                let mut chain = 0u32;
+                if v != "none" {
+                    for a in v.split('+') {
+                        let bit = bpfld::compose::run_config::action_value(a).ok_or_else(|| {
+                            Error::new(format!(
+                                "{arg}: '{a}' is not an XDP action (XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT)"
+                            ))
+                        })?;
+                        chain |= 1 << bit;
+                    }
+                }
+                spec.chain = Some(chain);
+            }
+            _ => {
+                return Err(Error::new(format!(
+                    "{arg}: unknown option '{opt}' (expected priority=N or chain=ACTION+ACTION)"
+                )))
+            }
+        }
+    }
+    Ok(spec)
+}
