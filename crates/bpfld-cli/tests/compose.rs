@@ -495,3 +495,40 @@ fn xdp_tools_component_inlined_leaves_no_copy() {
         dispatch(&out);
     }
 }
+
+/// The link report travels in a string table, which libbpf skips without
+/// a word (a PROGBITS section made it print "skipping unrecognized data
+/// section" at its default level); `inspect` still shows it.
+#[test]
+fn libbpf_says_nothing_about_the_link_map() {
+    let (out, _) = compose("linkmap", &["comp_mark.o", "comp_count.o:xdp_count"]);
+    let obj = bpfld::read::elf::read_file(&out).unwrap();
+    let s = obj
+        .section_by_name(bpfld::link::LINKMAP_SECTION)
+        .expect("link map section");
+    assert_eq!(s.sh_type, 3, "SHT_STRTAB");
+    let text = ok(&["inspect", out.to_str().unwrap()]);
+    assert!(
+        text.contains("comp0 = ") && text.contains("comp_mark.o#comp0:xdp_mark"),
+        "{text}"
+    );
+    if !kernel_available() || !bpf_allowed("link map and libbpf") {
+        return;
+    }
+    let pin = format!("/sys/fs/bpf/bpfld-linkmap-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output(
+        "bpftool",
+        &["-d", "prog", "loadall", out.to_str().unwrap(), &pin],
+    );
+    let _ = std::fs::remove_dir_all(&pin);
+    unpin_by_name(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(log.contains("libbpf: "), "no libbpf debug output: {log}");
+    let about: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(bpfld::link::LINKMAP_SECTION))
+        .collect();
+    assert!(about.is_empty(), "libbpf mentions the link map: {about:?}");
+}
