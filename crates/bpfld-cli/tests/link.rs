@@ -639,3 +639,95 @@ fn extern_declarations_that_differ_are_refused() {
         "{e}"
     );
 }
+
+/// The compiled BPF selftests (Linux 6.12, clang-19), when present.
+fn selftests_dir() -> Option<std::path::PathBuf> {
+    let cache = Path::new("/var/cache/bpfld-corpus");
+    let dir = std::fs::read_dir(cache)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("obj"))
+        .find(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n.to_string_lossy().starts_with("selftests-"))
+                && p.is_dir()
+        });
+    if dir.is_none() {
+        eprintln!("SKIP selftests pairs: no /var/cache/bpfld-corpus/selftests-*/obj (scripts/corpus.sh builds it)");
+    }
+    dir
+}
+
+/// Whether `bpftool prog loadall` loads `obj`, and libbpf's log.
+fn loadall(obj: &Path) -> (bool, String) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pin = format!("/sys/fs/bpf/bpfld-selftests-{}-{n}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output("bpftool", &["prog", "loadall", obj.to_str().unwrap(), &pin]);
+    let _ = std::fs::remove_dir_all(&pin);
+    unpin_by_name(obj);
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
+/// The kernel's multi-object selftests linked by bpfld: a fixed point,
+/// BTF the kernel accepts (libbpf used to drop it: two `_license` VARs at
+/// offset 0, one VAR for two statics), and libbpf loads what it loads
+/// from its own link of the same inputs, with the BTF.
+#[test]
+fn selftests_pairs_link_to_a_fixed_point_and_load() {
+    let Some(dir) = selftests_dir() else {
+        return;
+    };
+    let work = tmpdir("selftests");
+    let kernel = kernel_available() && bpf_allowed("selftests pairs");
+    for pair in [
+        "linked_funcs",
+        "linked_vars",
+        "linked_maps",
+        "test_static_linked",
+    ] {
+        let inputs: Vec<String> = ["1", "2"]
+            .iter()
+            .map(|n| {
+                dir.join(format!("{pair}{n}.bpf.o"))
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let out = work.join(format!("{pair}.o"));
+        let mut args = vec!["link", "-o", out.to_str().unwrap()];
+        args.extend(inputs.iter().map(String::as_str));
+        let o = run(&args);
+        assert!(o.status.success(), "{pair}: {}", stderr(&o));
+        relink_is_fixed_point(&out, pair);
+        assert_kernel_accepts_btf(&out, pair);
+        if !kernel {
+            continue;
+        }
+        let theirs = work.join(format!("{pair}.libbpf.o"));
+        let mut args = vec!["gen", "object", theirs.to_str().unwrap()];
+        args.extend(inputs.iter().map(String::as_str));
+        let reference = tool_output("bpftool", &args).status.success();
+        let (ours_load, log) = loadall(&out);
+        assert!(
+            !log.contains("Error loading .BTF"),
+            "{pair}: libbpf drops bpfld's BTF:\n{log}"
+        );
+        if reference {
+            // What libbpf loads from its own link, it loads from bpfld's
+            // (linked_maps: libbpf's own link does not load here, bpfld's
+            // does; linked_funcs: programs marked `?` load with neither).
+            let (theirs_load, their_log) = loadall(&theirs);
+            assert!(
+                ours_load || !theirs_load,
+                "{pair}: libbpf loads its own link, not bpfld's:\n{log}\n{their_log}"
+            );
+        } else {
+            assert!(ours_load, "{pair}:\n{log}");
+        }
+    }
+    std::fs::remove_dir_all(&work).unwrap();
+}
