@@ -10,9 +10,10 @@ use crate::model::btf::{
 use crate::model::object::{Object, Section, SectionKind};
 
 use super::pieces::Placement;
-
-const BTF_VAR_EXTERN: u32 = 2;
 use super::Input;
+
+/// `BTF_VAR_EXTERN`: a variable declared, not defined, here.
+const BTF_VAR_EXTERN: u32 = 2;
 
 /// Where a DATASEC entry of an input goes: an output section (named once
 /// the link is done, since `license` and `version` come last) or a section
