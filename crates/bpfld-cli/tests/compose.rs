@@ -437,3 +437,98 @@ fn inlined_bodies_keep_their_source_lines_in_the_kernel() {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
 }
+
+/// The names of an object's FUNC and local NOTYPE (label) symbols.
+fn funcs_and_labels(obj: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    use bpfld::model::object::{Binding, SymbolKind};
+    let o = bpfld::read::elf::read_file(obj).unwrap();
+    let pick = |k: SymbolKind| -> Vec<String> {
+        o.symbols
+            .iter()
+            .filter(|s| s.id.0 != 0 && s.kind == k)
+            .filter(|s| k == SymbolKind::Func || s.binding == Binding::Local)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    (pick(SymbolKind::Func), pick(SymbolKind::NoType))
+}
+
+/// A component whose code carries local labels (comp_labels' inline-asm
+/// label): once inlined into the dispatcher, its own copy is dead and goes,
+/// labels and all; the labels do not keep it alive.
+#[test]
+fn inlined_component_with_labels_leaves_no_copy() {
+    let (out, _) = compose("labels", &["comp_labels.o"]);
+    let (funcs, labels) = funcs_and_labels(&out);
+    assert_eq!(funcs, ["xdp_dispatcher"], "dead copy kept");
+    assert!(
+        labels.is_empty(),
+        "labels of the dead copy kept: {labels:?}"
+    );
+    let (ret, _) = dispatch(&out);
+    assert_eq!(ret, 3, "XDP_TX from comp_labels");
+}
+
+/// The same with xdp-tools' own objects (clang wrote a label per basic
+/// block), when installed: `xdpfilt_alw_all` inlined leaves only the
+/// dispatcher, which libbpf and aya load and run alike.
+#[test]
+fn xdp_tools_component_inlined_leaves_no_copy() {
+    let obj = std::path::Path::new("/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o");
+    if !obj.exists() {
+        eprintln!("SKIP xdp_tools_component_inlined_leaves_no_copy: {obj:?} missing (apt-get install xdp-tools)");
+        return;
+    }
+    let out = tmpdir("xdptools").join("composed.o");
+    let o = run(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        obj.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (funcs, labels) = funcs_and_labels(&out);
+    assert_eq!(funcs, ["xdp_dispatcher"], "dead copy kept");
+    assert!(labels.is_empty(), "{} labels kept", labels.len());
+    if kernel_available() && bpf_allowed("xdp-tools compose") {
+        dispatch(&out);
+    }
+}
+
+/// The link report travels in a string table, which libbpf skips without
+/// a word (a PROGBITS section made it print "skipping unrecognized data
+/// section" at its default level); `inspect` still shows it.
+#[test]
+fn libbpf_says_nothing_about_the_link_map() {
+    let (out, _) = compose("linkmap", &["comp_mark.o", "comp_count.o:xdp_count"]);
+    let obj = bpfld::read::elf::read_file(&out).unwrap();
+    let s = obj
+        .section_by_name(bpfld::link::LINKMAP_SECTION)
+        .expect("link map section");
+    assert_eq!(s.sh_type, 3, "SHT_STRTAB");
+    let text = ok(&["inspect", out.to_str().unwrap()]);
+    assert!(
+        text.contains("comp0 = ") && text.contains("comp_mark.o#comp0:xdp_mark"),
+        "{text}"
+    );
+    if !kernel_available() || !bpf_allowed("link map and libbpf") {
+        return;
+    }
+    let pin = format!("/sys/fs/bpf/bpfld-linkmap-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&pin);
+    let o = tool_output(
+        "bpftool",
+        &["-d", "prog", "loadall", out.to_str().unwrap(), &pin],
+    );
+    let _ = std::fs::remove_dir_all(&pin);
+    unpin_by_name(&out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(log.contains("libbpf: "), "no libbpf debug output: {log}");
+    let about: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(bpfld::link::LINKMAP_SECTION))
+        .collect();
+    assert!(about.is_empty(), "libbpf mentions the link map: {about:?}");
+}

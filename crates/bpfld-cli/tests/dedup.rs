@@ -293,10 +293,11 @@ fn byte_orders_merge() {
     assert_eq!(btf.endian, bpfld::model::Endian::Big);
 }
 
-/// The linker's output is already deduplicated (`dedup_object` changes
+/// The linker's output is already deduplicated (the linker's dedup changes
 /// nothing more), has one `int` however many inputs declared it, and every
-/// program of it, deduplicated again, still loads and runs (`lnk_static_*`
-/// define same-named statics: their VARs may merge).
+/// program of it, deduplicated again by `dedup_object`, still loads and
+/// runs (`lnk_static_*` define same-named statics: the linker keeps their
+/// VARs apart, `dedup_object` merges them, and both load).
 #[test]
 fn linked_objects_deduplicated_run() {
     let test = "linked_objects_deduplicated_run";
@@ -323,14 +324,15 @@ fn linked_objects_deduplicated_run() {
             })
             .collect();
         let mut obj = bpfld::link::link(&inputs, &Default::default()).unwrap();
-        let before = obj.btf.as_ref().unwrap().type_count();
-        bpfld::dedup::dedup_object(&mut obj).unwrap();
-        let after = obj.btf.as_ref().unwrap();
+        let linked = obj.btf.clone().unwrap();
+        let before = linked.type_count();
         assert_eq!(
-            after.type_count(),
+            bpfld::dedup::dedup_linked(linked).unwrap().btf.type_count(),
             before,
             "{a} + {b}: link left duplicates"
         );
+        bpfld::dedup::dedup_object(&mut obj).unwrap();
+        let after = obj.btf.as_ref().unwrap();
         // One `int`, however many inputs declared it.
         let ints = after
             .iter()

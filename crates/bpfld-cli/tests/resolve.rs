@@ -344,3 +344,33 @@ fn verifier_processed_instructions_are_reported() {
         "{text}"
     );
 }
+
+/// A slot filled by a function whose code carries local labels: inlined at
+/// every call, its copy goes (the labels do not keep it alive).
+#[test]
+fn inlined_slot_with_labels_leaves_no_copy() {
+    let (out, _) = link_resolved(
+        "labels",
+        &[
+            "slot0=comp_labels.o:xdp_labels",
+            "slot1=comp_labels.o:xdp_labels",
+            "slot2=comp_labels.o:xdp_labels",
+        ],
+        &[],
+    );
+    let o = bpfld::read::elf::read_file(&out).unwrap();
+    let funcs: Vec<&str> = o
+        .symbols
+        .iter()
+        .filter(|s| s.kind == bpfld::model::object::SymbolKind::Func)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(!funcs.contains(&"slot0"), "dead copy kept: {funcs:?}");
+    assert!(
+        !o.symbols.iter().any(|s| s.name == "comp_labels_short"),
+        "label of the dead copy kept"
+    );
+    // Each slot returns XDP_TX: 3 * 100 + 3 * 10 + 3.
+    let (ret, _) = verdict(&out);
+    assert_eq!(ret, 333);
+}

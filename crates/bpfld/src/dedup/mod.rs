@@ -39,7 +39,8 @@
 //!
 //! Merging VARs means two DATASEC entries may name one VAR id (two
 //! identical `static int x;` of different objects, say); the kernel
-//! accepts that.
+//! accepts that. The linker does not want it ([`dedup_linked`]): there,
+//! identical static VARs of two inputs are two variables.
 //!
 //! The passes live one per file and run in this order from [`dedup_many`]:
 //! `state` (inputs into one id space; names interned by `strings`),
@@ -107,7 +108,21 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
 /// excluded) of the inputs before `k`. The output has the first input's
 /// byte order. This is what `bpfld btf dedup` runs.
 pub fn dedup_many(btfs: Vec<Btf>) -> Result<Dedup> {
-    let mut d = Deduper::new(btfs)?;
+    run(Deduper::new(btfs)?)
+}
+
+/// [`dedup_owned`] for a linked object's BTF: static VARs never merge.
+/// Two identical `static int x;` of two inputs are two variables, each
+/// with its own DATASEC entry (as libbpf keeps them); merging them would
+/// make both entries name one VAR, and a later link could not tell them
+/// apart.
+pub fn dedup_linked(btf: Btf) -> Result<Dedup> {
+    let mut d = Deduper::new(vec![btf])?;
+    d.keep_static_vars = true;
+    run(d)
+}
+
+fn run(mut d: Deduper) -> Result<Dedup> {
     d.dedup_prims();
     d.dedup_structs()?;
     d.resolve_fwds()?;

@@ -1,7 +1,8 @@
 //! Pass 5, reference types: PTR, TYPEDEF, modifiers, TYPE_TAG, ARRAY,
 //! FUNC_PROTO, FUNC, DECL_TAG, and (beyond libbpf) VAR and DATASEC merge
 //! when identical once the types they refer to are deduplicated, children
-//! first, iteratively.
+//! first, iteratively. The linker keeps static VARs apart (each is a
+//! variable of its own input).
 
 use super::fxhash::FxHasher;
 use super::shape::{child, nchildren, shallow_eq, shallow_hash};
@@ -9,6 +10,7 @@ use super::state::Deduper;
 use super::table::{mix, IdTable};
 use super::NONE;
 use crate::error::{Error, Result};
+use crate::model::btf::TypeData;
 use std::hash::Hasher;
 
 impl Deduper {
@@ -68,6 +70,15 @@ impl Deduper {
                 }
                 if pending {
                     in_progress[x as usize] = true;
+                    continue;
+                }
+                // A static VAR of a linked object is one variable of one
+                // input: another input's identical one is another variable,
+                // with its own DATASEC entry.
+                if self.keep_static_vars && matches!(t.data, TypeData::Var { linkage: 0, .. }) {
+                    self.set(x, x);
+                    in_progress[x as usize] = false;
+                    stack.pop();
                     continue;
                 }
                 let h = mix(self.ref_hash(x));

@@ -23,6 +23,9 @@ pub(super) struct Deduper {
     /// Canonical id → candidate id during one equivalence check.
     pub(super) hypot: Vec<u32>,
     pub(super) hypot_list: Vec<u32>,
+    /// Whether static VARs stay apart even when identical (see
+    /// [`super::dedup_linked`]).
+    pub(super) keep_static_vars: bool,
 }
 
 impl Deduper {
@@ -154,6 +157,7 @@ impl Deduper {
             map,
             hypot: vec![NONE; n],
             hypot_list: Vec::new(),
+            keep_static_vars: false,
         })
     }
 

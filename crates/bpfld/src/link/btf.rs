@@ -111,6 +111,9 @@ pub struct Merger {
     /// The merged ids of every input's `.maps` VARs.
     map_vars: HashSet<TypeId>,
     datasecs: Vec<DsOp>,
+    /// The VARs of later inputs' `license` and `version` copies, which
+    /// are not linked (merged ids).
+    dropped: Vec<TypeId>,
 }
 
 /// Fewer types than this are not worth a deduplication pass.
@@ -149,6 +152,7 @@ impl Merger {
             cands: Vec::new(),
             map_vars: HashSet::new(),
             datasecs: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -219,7 +223,15 @@ impl Merger {
                     .filter_map(|v| map.get(v.var_id.0 as usize).copied()),
             );
         }
-        datasec::record(i, input, btf, &map, placement, &mut self.datasecs);
+        datasec::record(
+            i,
+            input,
+            btf,
+            &map,
+            placement,
+            &mut self.datasecs,
+            &mut self.dropped,
+        );
         if self.out.types.len() - self.kept > (self.kept / 2).max(min_dedup()) {
             self.dedup()?;
         }
@@ -231,7 +243,7 @@ impl Merger {
         let endian = self.out.endian;
         let mut btf = std::mem::replace(&mut self.out, Btf::new(endian));
         btf.strings = std::mem::take(&mut self.strings.bytes);
-        let d = crate::dedup::dedup_owned(btf)?;
+        let d = crate::dedup::dedup_linked(btf)?;
         for id in &mut self.ids {
             *id = d.map.get(id.0 as usize).copied().unwrap_or(TypeId::VOID);
         }
@@ -289,6 +301,7 @@ impl Merger {
             mut cands,
             map_vars,
             datasecs: ops,
+            dropped,
             ..
         } = self;
         if !any {
@@ -302,8 +315,8 @@ impl Merger {
         // Grouped by global, in input order.
         cands.sort_by_key(|c| c.0);
         let map_vars: HashSet<TypeId> = map_vars.into_iter().map(cur).collect();
-        // DATASEC entries keep merged ids: two inputs' identical static
-        // variables may share a current id, yet each keeps its entry.
+        // DATASEC entries keep merged ids (static VARs never merge, see
+        // `dedup_linked`, but each entry is its own either way).
         for (id, g) in renamed {
             let name = res.globals.get(g).map_or("", |g| g.name.as_str());
             let off = strings.add(name.as_bytes());
@@ -355,6 +368,7 @@ impl Merger {
                     (name_of(ci), &out, cout),
                     (name_of(i), &out, o),
                     is_map,
+                    g.def.is_some_and(|(di, _)| di == ci),
                 )?;
                 drop[o.0 as usize] = true;
                 if let Some(a) = alias.get_mut(o.0 as usize) {
@@ -406,6 +420,32 @@ impl Merger {
             &mut strings,
         );
 
+        // The VARs of dropped `license` copies, unless a kept entry names
+        // the same type, and the DECL_TAGs on them.
+        let listed: HashSet<TypeId> = new_datasecs
+            .iter()
+            .filter_map(|t| match &t.data {
+                TypeData::Datasec { vars, .. } => Some(vars.iter().map(|v| v.type_id)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for id in dropped {
+            let id = resolve(cur(id));
+            if !listed.contains(&id) {
+                if let Some(d) = drop.get_mut(id.0 as usize) {
+                    *d = true;
+                }
+            }
+        }
+        for (i, t) in out.types.iter().enumerate() {
+            if let TypeData::DeclTag { target, .. } = &t.data {
+                if drop.get(resolve(*target).0 as usize) == Some(&true) {
+                    drop[i] = true;
+                }
+            }
+        }
+
         // Compact: drop the inputs' DATASECs and the aliased copies.
         let mut new_id = vec![TypeId::VOID; n];
         let mut next = 1u32;
@@ -442,11 +482,12 @@ impl Merger {
         let has_ext = super::btf_ext::to_output_types(object, |id| final_id(cur(id)), &mut strings);
         out.strings = strings.bytes;
         // Deduplicate what the last inputs brought and what the merge made
-        // equal (libbpf's rules, plus identical VARs), then move the
+        // equal (libbpf's rules, plus identical global VARs), then move the
         // BTF.ext records onto the surviving ids and strings, in place.
+        // Static VARs stay apart: each is its own input's variable.
         let mut old_strings = Btf::new(out.endian);
         old_strings.strings = ext_strings.bytes;
-        let d = crate::dedup::dedup_owned(out)?;
+        let d = crate::dedup::dedup_linked(out)?;
         let (mut btf, map) = (d.btf, d.map);
         // The records' strings are added to the table (held once: the
         // table's bytes become the BTF's at the end).
@@ -454,6 +495,7 @@ impl Merger {
         btf.strings = Vec::new();
         super::btf_ext::to_deduplicated(object, &map, &old_strings, &mut table)?;
         btf.strings = table.bytes;
+        datasec::check_layout(&btf, object)?;
         object.btf = Some(btf);
         push_section(object, ".BTF", SectionKind::Btf);
         if has_ext {

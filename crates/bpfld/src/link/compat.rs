@@ -70,7 +70,7 @@ fn walk(a: &Btf, ia: TypeId, b: &Btf, ib: TypeId, exact: bool, depth: usize) -> 
             if x == y {
                 Ok(())
             } else {
-                Err(format!("sizes {x} and {y} of '{na}'"))
+                Err(format!("'{na}' of {x} bytes against '{nb}' of {y}"))
             }
         }
         // Only the shape of what a pointer points to matters.
@@ -222,17 +222,20 @@ fn map_kv(btf: &Btf, var: TypeId) -> (Option<TypeId>, Option<TypeId>) {
 }
 
 /// Checks one declaration or definition of a global against the chosen
-/// one, with an error that shows both in C syntax.
+/// one (a definition when `defined`, else the first declaration), with an
+/// error that shows both in C syntax.
 pub(super) fn check_compatible(
     name: &str,
     (fa, ba, ia): (&str, &Btf, TypeId),
     (fb, bb, ib): (&str, &Btf, TypeId),
     is_map: bool,
+    defined: bool,
 ) -> Result<()> {
     let show = |btf: &Btf, id: TypeId| crate::model::btf::c_type::prototype(btf, id, name);
+    let what = if defined { "definition" } else { "declaration" };
     let fail = |why: String| {
         Error::new(format!(
-            "'{name}' in {fb} does not match its definition in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
+            "'{name}' in {fb} does not match its {what} in {fa} ({why}):\n  {fa}: {}\n  {fb}: {}",
             show(ba, ia),
             show(bb, ib)
         ))
@@ -249,15 +252,15 @@ pub(super) fn check_compatible(
         let (da, db) = (def(ba, ia)?, def(bb, ib)?);
         map_defs_match(&da, &db).map_err(|w| {
             Error::new(format!(
-                "map '{name}' in {fb} does not match its definition in {fa}: {w}"
+                "map '{name}' in {fb} does not match its {what} in {fa}: {w}"
             ))
         })?;
         let ((ka, va), (kb, vb)) = (map_kv(ba, ia), map_kv(bb, ib));
-        for (what, x, y) in [("key", ka, kb), ("value", va, vb)] {
+        for (kv, x, y) in [("key", ka, kb), ("value", va, vb)] {
             if let (Some(x), Some(y)) = (x, y) {
                 types_match(ba, x, bb, y, true).map_err(|w| {
                     Error::new(format!(
-                        "map '{name}' in {fb} does not match its definition in {fa}: {what} types {} and {} ({w})",
+                        "map '{name}' in {fb} does not match its {what} in {fa}: {kv} types {} and {} ({w})",
                         crate::model::btf::c_type::type_name(ba, x),
                         crate::model::btf::c_type::type_name(bb, y)
                     ))

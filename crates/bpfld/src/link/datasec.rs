@@ -12,6 +12,9 @@ use crate::model::object::{Object, Section, SectionKind};
 use super::pieces::Placement;
 use super::Input;
 
+/// `BTF_VAR_EXTERN`: a variable declared, not defined, here.
+const BTF_VAR_EXTERN: u32 = 2;
+
 /// Where a DATASEC entry of an input goes: an output section (named once
 /// the link is done, since `license` and `version` come last) or a section
 /// only the loader knows (`.kconfig`, `.ksyms`).
@@ -42,7 +45,8 @@ pub(super) enum DsOp {
 
 /// Records input `i`'s DATASEC entries (`map`: its type ids to merged
 /// ones), offsets moved through `placement`; which of them the output
-/// keeps is settled once every input has been added.
+/// keeps is settled once every input has been added. The VARs of a
+/// dropped `license` or `version` copy go to `dropped`.
 pub(super) fn record(
     i: usize,
     input: &Input,
@@ -50,6 +54,7 @@ pub(super) fn record(
     map: &[TypeId],
     placement: &Placement,
     ops: &mut Vec<DsOp>,
+    dropped: &mut Vec<TypeId>,
 ) {
     for (_, t) in btf.iter() {
         let TypeData::Datasec { vars, size } = &t.data else {
@@ -89,7 +94,13 @@ pub(super) fn record(
                 Some(s) if is_placed_kind(s) => {
                     match placement.map(i, s.id, u64::from(in_offset)) {
                         Some((o, off)) => (DsSec::Out(o), off as u32),
-                        None => continue, // a dropped weak definition
+                        None => {
+                            // A later input's `license`: its VAR goes too.
+                            if super::symbols::single_index(s.kind).is_some() {
+                                dropped.push(mapped);
+                            }
+                            continue; // or a dropped weak definition
+                        }
                     }
                 }
                 _ => (DsSec::Named(sec_name.to_string()), v.offset),
@@ -145,7 +156,9 @@ pub(super) fn rebuild(
         DsSec::Named(name) => name,
     };
     let mut datasecs: Vec<(String, u32, Vec<VarSecinfo>)> = Vec::new();
-    let mut seen: HashSet<(String, bool, TypeId)> = HashSet::new();
+    // A global is listed once; every other entry (a static variable of
+    // one input, even one whose VAR equals another input's) is its own.
+    let mut seen: HashSet<(String, bool, TypeId, u32)> = HashSet::new();
     for op in ops {
         match op {
             DsOp::Var {
@@ -166,11 +179,11 @@ pub(super) fn rebuild(
                 }
                 let name = sec_name(sec);
                 let key = if global_copies.contains(&current) {
-                    (true, id)
+                    (true, id, 0)
                 } else {
-                    (false, var)
+                    (false, var, offset)
                 };
-                if !seen.insert((name.clone(), key.0, key.1)) {
+                if !seen.insert((name.clone(), key.0, key.1, key.2)) {
                     continue;
                 }
                 let entry = match datasecs.iter().position(|d| d.0 == name) {
@@ -228,4 +241,58 @@ fn is_placed_kind(s: &Section) -> bool {
         s.kind,
         SectionKind::Null | SectionKind::Rel | SectionKind::SymTab | SectionKind::StrTab
     )
+}
+
+/// Checks that every DATASEC of an output section lists its entries in
+/// order, none overlapping the one before and none past the section's end:
+/// the kernel refuses anything else ("Invalid offset"), and libbpf then
+/// loads the programs without BTF. A failure is a linker bug, reported
+/// instead of written. The loader's own sections (`.kconfig`, `.ksyms`)
+/// have no ELF section and are laid out by the loader; an extern still
+/// unresolved in a partial link (a map declared `extern` in `.maps`) has
+/// no storage yet and is skipped (the kernel refuses extern VARs anyway:
+/// such an output must be linked again before it loads).
+pub(super) fn check_layout(btf: &Btf, object: &Object) -> crate::error::Result<()> {
+    for (_, t) in btf.iter() {
+        let TypeData::Datasec { vars, size } = &t.data else {
+            continue;
+        };
+        let name = btf.name(t.name_off).unwrap_or("");
+        let Some(sec) = object.section_by_name(name) else {
+            continue;
+        };
+        if u64::from(*size) != sec.sh_size {
+            crate::bail!(
+                "internal error: DATASEC '{name}' has size {size} but its section {} bytes",
+                sec.sh_size
+            );
+        }
+        let mut end = 0u64;
+        let mut last = "";
+        for v in vars {
+            if let Some(TypeData::Var {
+                linkage: BTF_VAR_EXTERN,
+                ..
+            }) = btf.get(v.type_id).map(|t| &t.data)
+            {
+                continue;
+            }
+            let var = btf.type_name(v.type_id);
+            let (start, stop) = (u64::from(v.offset), u64::from(v.offset) + u64::from(v.size));
+            if start < end {
+                crate::bail!(
+                    "internal error: DATASEC '{name}': '{var}' at offset {start} overlaps '{last}', which ends at {end}"
+                );
+            }
+            if stop > u64::from(*size) {
+                crate::bail!(
+                    "internal error: DATASEC '{name}': '{var}' at offset {start} ({} bytes) lies past the section's {size} bytes",
+                    v.size
+                );
+            }
+            end = stop;
+            last = var;
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@
 //! 2. First pass over the inputs (`input.rs` loads them and checks their
 //!    byte order): `symbols.rs` settles every global name (strong beats
 //!    weak, two strong are an error, unresolved externs are an error
-//!    unless `--relocatable`).
+//!    unless `--relocatable`; a later input's `license` and `version`
+//!    symbols go with its copy of the section).
 //! 3. Second pass, one input at a time: `pieces.rs` cuts its sections
 //!    along symbol boundaries so losing weak definitions (and, for a
 //!    component, what its resolved functions do not reach) are dropped;
@@ -24,8 +25,9 @@
 //! 4. Finish: `symtab.rs` numbers the symbols, `sections.rs` puts
 //!    `license` and `version` last, `btf.rs` keeps one VAR/FUNC per
 //!    global (checking each copy with `compat.rs`), `datasec.rs` rebuilds
-//!    the DATASECs, the types are deduplicated and `btf_ext.rs` moves the
-//!    records onto them.
+//!    the DATASECs (and checks their layout), the types are deduplicated
+//!    (static VARs kept apart: each is its own input's variable) and
+//!    `btf_ext.rs` moves the records onto them.
 //! 5. `inline/` replaces calls to resolved functions by their bodies, and
 //!    `report.rs` (what each extern resolved to, what came with it, what
 //!    was inlined) is stored in the output.

@@ -57,9 +57,16 @@ pub struct LinkReport {
     pub components: Vec<ComponentReport>,
 }
 
-/// The section that carries the link report inside a linked object, as
-/// JSON; loaders ignore it (no flags, not a known section).
+/// The section that carries the link report inside a linked object: a
+/// string table (SHT_STRTAB) holding the report as one JSON string.
+/// Loaders ignore it: libbpf skips string tables silently (an unknown
+/// PROGBITS section, the first form, made it print "skipping
+/// unrecognized data section"), aya and cilium/ebpf skip unknown
+/// sections. The first form (PROGBITS, the JSON alone) is still read.
 pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";
+
+const SHT_PROGBITS: u32 = 1;
+const SHT_STRTAB: u32 = 3;
 
 impl LinkReport {
     /// The report of the component instances linked into `object`, each
@@ -102,21 +109,39 @@ impl LinkReport {
     pub fn embed(&self, obj: &mut Object) -> Result<()> {
         let json = serde_json::to_vec(self)
             .map_err(|e| Error::new(format!("cannot encode the link report: {e}")))?;
+        // A valid string table: a NUL, then the JSON (which escapes every
+        // control character, so holds no NUL) as one NUL-terminated string.
+        let mut data = Vec::with_capacity(json.len() + 2);
+        data.push(0);
+        data.extend_from_slice(&json);
+        data.push(0);
         obj.sections.retain(|s| s.name != LINKMAP_SECTION);
         let id = SectionId(obj.sections.len() as u32);
-        let size = json.len() as u64;
         obj.sections.push(crate::model::object::Section {
-            sh_size: size,
-            data: json,
-            ..crate::model::object::Section::empty(id, LINKMAP_SECTION, SectionKind::Other, 1)
+            sh_size: data.len() as u64,
+            data,
+            ..crate::model::object::Section::empty(
+                id,
+                LINKMAP_SECTION,
+                SectionKind::Other,
+                SHT_STRTAB,
+            )
         });
         Ok(())
     }
 
-    /// The report a linked object carries, if any.
+    /// The report a linked object carries, if any (either form).
     pub fn from_object(obj: &Object) -> Option<LinkReport> {
         let s = obj.section_by_name(LINKMAP_SECTION)?;
-        serde_json::from_slice(&s.data).ok()
+        let json = match s.sh_type {
+            SHT_STRTAB => s
+                .data
+                .strip_prefix(&[0])
+                .and_then(|d| d.strip_suffix(&[0]))?,
+            SHT_PROGBITS => &s.data[..],
+            _ => return None,
+        };
+        serde_json::from_slice(json).ok()
     }
 }
 
@@ -163,5 +188,69 @@ impl fmt::Display for LinkReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> LinkReport {
+        LinkReport {
+            components: vec![ComponentReport {
+                component: "a.o".into(),
+                label: "comp0".into(),
+                resolved: vec![("comp0".into(), "xdp_a".into())],
+                insns: 12,
+                maps: vec![("counter".into(), "counter__comp0".into())],
+                globals: Vec::new(),
+                functions: Vec::new(),
+                inlining: Vec::new(),
+            }],
+        }
+    }
+
+    fn empty_object() -> Object {
+        Object {
+            endian: crate::model::Endian::Little,
+            sections: vec![crate::model::object::Section::empty(
+                SectionId(0),
+                "",
+                SectionKind::Null,
+                0,
+            )],
+            symbols: Vec::new(),
+            btf: None,
+            btf_ext_raw: None,
+        }
+    }
+
+    #[test]
+    fn the_link_map_is_a_string_table_holding_the_json() {
+        let mut obj = empty_object();
+        report().embed(&mut obj).unwrap();
+        let s = obj.section_by_name(LINKMAP_SECTION).unwrap();
+        assert_eq!(s.sh_type, SHT_STRTAB);
+        assert_eq!(s.data.first(), Some(&0));
+        assert_eq!(s.data.last(), Some(&0));
+        assert_eq!(s.data.iter().filter(|&&b| b == 0).count(), 2);
+        assert_eq!(LinkReport::from_object(&obj), Some(report()));
+    }
+
+    #[test]
+    fn the_first_form_is_still_read() {
+        let mut obj = empty_object();
+        let json = serde_json::to_vec(&report()).unwrap();
+        obj.sections.push(crate::model::object::Section {
+            sh_size: json.len() as u64,
+            data: json,
+            ..crate::model::object::Section::empty(
+                SectionId(1),
+                LINKMAP_SECTION,
+                SectionKind::Other,
+                SHT_PROGBITS,
+            )
+        });
+        assert_eq!(LinkReport::from_object(&obj), Some(report()));
     }
 }

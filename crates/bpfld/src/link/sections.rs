@@ -264,9 +264,10 @@ pub(super) fn pad_to(out: &mut OutSec, at: u64, kind: SectionKind) {
     }
 }
 
-/// `license` and `version`: kept once; inputs that disagree are an error.
-/// Every copy maps onto the one kept, so their symbols (`_license`)
-/// resolve to it.
+/// `license` and `version`: the first input's copy is kept; a later
+/// input's must have the same type, flags and contents (trailing NULs
+/// aside) and is dropped with its symbols and DATASEC entries (libbpf's
+/// rule), so the output holds one variable at offset 0, not one per input.
 pub(super) fn single_sections(
     i: usize,
     input: &Input,
@@ -278,38 +279,47 @@ pub(super) fn single_sections(
         .enumerate()
     {
         for s in input.object.sections.iter().filter(|s| s.kind == kind) {
-            placement.add(
-                i,
-                s.id,
-                Placed {
-                    start: 0,
-                    end: s.data.len() as u64,
-                    out_sec: SINGLE_OUT[k],
-                    out_off: 0,
-                },
-            );
-            match &out.single[k] {
-                None => {
-                    let mut sec = s.clone();
-                    sec.relocs.clear();
-                    out.single[k] = Some((input.name.clone(), sec));
-                }
-                Some((name, f)) => {
-                    let trim = |d: &[u8]| -> Vec<u8> {
-                        let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-                        d[..end].to_vec()
-                    };
-                    if trim(&f.data) != trim(&s.data) {
-                        crate::bail!(
-                            "section '{}' differs: {} has {:?} but {} has {:?}",
-                            s.name,
-                            name,
-                            String::from_utf8_lossy(&trim(&f.data)),
-                            input.name,
-                            String::from_utf8_lossy(&trim(&s.data))
-                        );
-                    }
-                }
+            let Some((name, f)) = &out.single[k] else {
+                placement.add(
+                    i,
+                    s.id,
+                    Placed {
+                        start: 0,
+                        end: s.data.len() as u64,
+                        out_sec: SINGLE_OUT[k],
+                        out_off: 0,
+                    },
+                );
+                let mut sec = s.clone();
+                sec.relocs.clear();
+                out.single[k] = Some((input.name.clone(), sec));
+                continue;
+            };
+            if (f.sh_type, f.sh_flags) != (s.sh_type, s.sh_flags) {
+                crate::bail!(
+                    "section '{}': {} has type {} and flags {:#x} but {} has type {} and flags {:#x}; the section is kept once, so its copies must agree",
+                    s.name,
+                    name,
+                    f.sh_type,
+                    f.sh_flags,
+                    input.name,
+                    s.sh_type,
+                    s.sh_flags
+                );
+            }
+            let trim = |d: &[u8]| -> Vec<u8> {
+                let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                d[..end].to_vec()
+            };
+            if trim(&f.data) != trim(&s.data) {
+                crate::bail!(
+                    "section '{}' differs: {} has {:?} but {} has {:?}",
+                    s.name,
+                    name,
+                    String::from_utf8_lossy(&trim(&f.data)),
+                    input.name,
+                    String::from_utf8_lossy(&trim(&s.data))
+                );
             }
         }
     }

@@ -36,8 +36,6 @@ pub struct Global {
     pub strong_ref: bool,
     /// Whether an input that declares it calls it.
     pub called: bool,
-    /// Whether the definition is in `license` or `version`.
-    def_single: bool,
     /// The definition's section name (in `Resolver::sections`), for errors.
     def_sec: Option<u32>,
 }
@@ -124,6 +122,19 @@ pub struct Resolver {
     errors: Vec<Deferred>,
     /// Names of the sections definitions are in (a handful).
     sections: Vec<String>,
+    /// Whether an earlier input brought `license` / `version`: a later
+    /// input's copy is checked to agree and dropped with its symbols (as
+    /// libbpf does), so that the output lists one variable at offset 0.
+    single_seen: [bool; 2],
+}
+
+/// Which of `license` and `version` a section is.
+pub(super) fn single_index(kind: SectionKind) -> Option<usize> {
+    match kind {
+        SectionKind::License => Some(0),
+        SectionKind::Version => Some(1),
+        _ => None,
+    }
 }
 
 impl Resolver {
@@ -148,6 +159,12 @@ impl Resolver {
                 SymbolPlace::Section(id) => obj.section(id),
                 _ => None,
             };
+            if section
+                .and_then(|s| single_index(s.kind))
+                .is_some_and(|k| self.single_seen[k])
+            {
+                continue;
+            }
             let idx = match res.index(&sym.name) {
                 Some(idx) => idx,
                 None => res.insert(Global {
@@ -161,7 +178,6 @@ impl Resolver {
                     decl: None,
                     strong_ref: false,
                     called: false,
-                    def_single: false,
                     def_sec: None,
                 }),
             };
@@ -200,8 +216,6 @@ impl Resolver {
                 continue;
             }
             let weak = sym.binding == Binding::Weak;
-            let single = section
-                .is_some_and(|s| matches!(s.kind, SectionKind::License | SectionKind::Version));
             let sec = section.map(|s| match self.sections.iter().position(|n| *n == s.name) {
                 Some(k) => k as u32,
                 None => {
@@ -214,17 +228,11 @@ impl Resolver {
                     .map(|n| format!(" (section '{n}')"))
                     .unwrap_or_default()
             };
-            // `license` and `version` are kept once (and checked to agree),
-            // so their symbols are too.
-            if g.def.is_some() && g.def_single && single {
-                continue;
-            }
             match g.def {
                 None => {
                     g.def = Some((i, sym.id));
                     g.def_sym = Some(nameless(sym));
                     g.weak = weak;
-                    g.def_single = single;
                     g.def_sec = sec;
                 }
                 Some(prev) => {
@@ -248,12 +256,16 @@ impl Resolver {
                         g.def = Some((i, sym.id));
                         g.def_sym = Some(nameless(sym));
                         g.weak = false;
-                        g.def_single = single;
                         g.def_sec = sec;
                     } else {
                         res.losers.insert((i, sym.id));
                     }
                 }
+            }
+        }
+        for s in &obj.sections {
+            if let Some(k) = single_index(s.kind) {
+                self.single_seen[k] = true;
             }
         }
         if res.input_names.len() <= i {

@@ -188,12 +188,19 @@ pub(super) fn number(
                 }
             }
             _ => {
-                // Still an extern: keep the first declaration's shape.
+                // Still an extern: keep the first declaration's shape,
+                // strong if any input needs it (a weak declaration may
+                // come first), as libbpf does.
                 let s = g
                     .decl
                     .as_ref()
                     .ok_or_else(|| Error::new(format!("symbol '{}' has no declaration", g.name)))?;
                 Symbol {
+                    binding: if g.strong_ref {
+                        Binding::Global
+                    } else {
+                        Binding::Weak
+                    },
                     visibility: if g.hidden {
                         Visibility::Hidden
                     } else {

@@ -18,6 +18,7 @@ const SETS: &[&[&str]] = &[
     &["lnk_vars_use.o", "lnk_vars_def.o"],
     &["lnk_maps_use.o", "lnk_maps_def.o"],
     &["lnk_static_a.o", "lnk_static_b.o"],
+    &["lnk_lic_upper.o", "lnk_fn_a.o", "lnk_fn_b.o"],
 ];
 
 fn paths(set: &[&str]) -> Vec<PathBuf> {
@@ -114,5 +115,104 @@ fn btf_ext_written_in_pieces_matches_from_sections() {
         .unwrap();
         assert!(!whole.is_empty());
         assert!(pieces == whole, "{set:?}: .BTF.ext bytes differ");
+    }
+}
+
+/// A DATASEC of `size` bytes named `.data`, with (offset, size) entries,
+/// and an object whose `.data` has `sec_size` bytes.
+fn datasec_case(
+    size: u32,
+    sec_size: u64,
+    entries: &[(u32, u32)],
+) -> (crate::model::btf::Btf, Object) {
+    use crate::model::btf::{Btf, BtfType, TypeData, VarSecinfo};
+    use crate::model::object::SectionKind;
+    let mut b = Btf::new(crate::model::Endian::Little);
+    let int_name = b.add_string("int");
+    let int = b.add_type(BtfType::new(
+        int_name,
+        false,
+        TypeData::Int {
+            size: 4,
+            data: (1 << 24) | 32,
+        },
+    ));
+    let mut vars = Vec::new();
+    for (n, &(offset, size)) in entries.iter().enumerate() {
+        let name = b.add_string(&format!("v{n}"));
+        let var = b.add_type(BtfType::new(
+            name,
+            false,
+            TypeData::Var {
+                type_id: int,
+                linkage: 0,
+            },
+        ));
+        vars.push(VarSecinfo {
+            type_id: var,
+            offset,
+            size,
+        });
+    }
+    let sec_name = b.add_string(".data");
+    b.add_type(BtfType::new(
+        sec_name,
+        false,
+        TypeData::Datasec { size, vars },
+    ));
+    let mut data = Section::empty(SectionId(1), ".data", SectionKind::Data, 1);
+    data.sh_size = sec_size;
+    let obj = Object {
+        endian: crate::model::Endian::Little,
+        sections: vec![sections::null_section(), data],
+        symbols: Vec::new(),
+        btf: None,
+        btf_ext_raw: None,
+    };
+    (b, obj)
+}
+
+#[test]
+fn datasec_layout_check_refuses_overlaps_and_overruns() {
+    let check = |size, sec_size, entries: &[(u32, u32)]| {
+        let (btf, obj) = datasec_case(size, sec_size, entries);
+        datasec::check_layout(&btf, &obj).map_err(|e| e.to_string())
+    };
+    assert!(check(12, 12, &[(0, 4), (4, 4), (8, 4)]).is_ok());
+    // Two VARs at offset 0: what two inputs' `license` variables gave.
+    let e = check(4, 4, &[(0, 4), (0, 4)]).unwrap_err();
+    assert!(e.contains("'v1' at offset 0 overlaps 'v0'"), "{e}");
+    let e = check(8, 8, &[(4, 4), (0, 4)]).unwrap_err();
+    assert!(e.contains("overlaps"), "{e}");
+    let e = check(8, 8, &[(0, 4), (6, 4)]).unwrap_err();
+    assert!(e.contains("past the section's 8 bytes"), "{e}");
+    let e = check(4, 8, &[(0, 4)]).unwrap_err();
+    assert!(e.contains("has size 4 but its section 8 bytes"), "{e}");
+}
+
+/// Every output of the fixture sets: each DATASEC entry has its own VAR
+/// (two inputs' same-named statics are two variables), and the layout
+/// check holds.
+#[test]
+fn every_datasec_entry_is_its_own_variable() {
+    use crate::model::btf::TypeData;
+    for set in SETS {
+        let obj = link_files(&paths(set), &[], &LinkOptions::default())
+            .unwrap()
+            .object;
+        let btf = obj.btf.as_ref().unwrap();
+        datasec::check_layout(btf, &obj).unwrap();
+        let mut seen = HashSet::new();
+        for (_, t) in btf.iter() {
+            if let TypeData::Datasec { vars, .. } = &t.data {
+                for v in vars {
+                    assert!(
+                        seen.insert(v.type_id),
+                        "{set:?}: VAR '{}' listed twice",
+                        btf.type_name(v.type_id)
+                    );
+                }
+            }
+        }
     }
 }

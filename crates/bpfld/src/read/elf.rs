@@ -111,6 +111,8 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         // Only what the model needs is copied: code becomes slots, tables
         // are parsed below, DWARF is not used.
         let data = match kind {
+            // bpfld's link report, a string table so that libbpf skips it.
+            SectionKind::StrTab if name == crate::link::LINKMAP_SECTION => data_bytes.to_vec(),
             SectionKind::Program | SectionKind::SymTab | SectionKind::StrTab | SectionKind::Rel => {
                 Vec::new()
             }

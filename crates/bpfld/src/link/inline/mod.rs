@@ -134,7 +134,7 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             o.called_because = Some("nothing calls it".into());
         }
         if !o.inlined_into.is_empty() && !still_referenced(&code, obj, f) {
-            remove_function(&mut code, f);
+            remove_function(&mut code, obj, f);
         }
     }
     // Local functions that only removed functions called.
@@ -155,7 +155,7 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             break;
         }
         for id in dead {
-            remove_function(&mut code, id);
+            remove_function(&mut code, obj, id);
         }
     }
     let snapshot = obj.clone();

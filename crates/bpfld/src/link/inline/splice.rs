@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::insn::{self, Insn};
 use crate::model::object::{
-    Object, RelocKind, SectionId, SectionKind, SymbolId, SymbolKind, SymbolPlace,
+    Binding, Object, RelocKind, SectionId, SectionKind, SymbolId, SymbolKind, SymbolPlace,
 };
 
 use super::frame::{frame, shift_frame};
@@ -50,18 +50,62 @@ pub(super) fn still_referenced(code: &Code, obj: &Object, f: SymbolId) -> bool {
             }
         }
     }
-    // Other symbols inside its body, or data relocated against it.
-    let other_sym = code.syms.iter().any(|(id, cs)| {
-        *id != f
-            && !code.removed.contains(id)
-            && matches!(cs.start, Pos::At(x) if inside.contains(&x))
+    // Other symbols inside its body (a local label only when something
+    // refers to it), or data relocated against it.
+    let other_sym = labels_or_symbols_inside(code, obj, f, &inside)
+        .into_iter()
+        .any(|(id, label)| !label || symbol_referenced(code, obj, id, mine));
+    other_sym || data_relocated(obj, f)
+}
+
+/// A local label: a NOTYPE local symbol marking an instruction (older
+/// clang writes one per basic block, `LBB0_3`). It keeps no code alive by
+/// itself.
+fn is_label(obj: &Object, id: SymbolId) -> bool {
+    obj.symbol(id)
+        .is_some_and(|s| s.kind == SymbolKind::NoType && s.binding == Binding::Local)
+}
+
+/// The symbols other than `f` that start inside `f`'s body (`inside`),
+/// each with whether it is a local label.
+fn labels_or_symbols_inside(
+    code: &Code,
+    obj: &Object,
+    f: SymbolId,
+    inside: &HashSet<NodeId>,
+) -> Vec<(SymbolId, bool)> {
+    code.syms
+        .iter()
+        .filter(|(id, cs)| {
+            **id != f
+                && !code.removed.contains(id)
+                && matches!(cs.start, Pos::At(x) if inside.contains(&x))
+        })
+        .map(|(id, _)| (*id, is_label(obj, *id)))
+        .collect()
+}
+
+/// Whether a relocation of data, or of code outside `mine` (section,
+/// slot), names symbol `id`.
+fn symbol_referenced(
+    code: &Code,
+    obj: &Object,
+    id: SymbolId,
+    mine: impl Fn(usize, usize) -> bool,
+) -> bool {
+    let from_code = code.secs.iter().any(|(s, ns)| {
+        ns.iter()
+            .enumerate()
+            .any(|(k, n)| !mine(*s, k) && n.reloc.is_some_and(|(_, x)| x == id))
     });
-    let data_ref = obj
-        .sections
+    from_code || data_relocated(obj, id)
+}
+
+fn data_relocated(obj: &Object, id: SymbolId) -> bool {
+    obj.sections
         .iter()
         .filter(|s| s.kind != SectionKind::Program)
-        .any(|s| s.relocs.iter().any(|r| r.symbol == f));
-    other_sym || data_ref
+        .any(|s| s.relocs.iter().any(|r| r.symbol == id))
 }
 
 /// Replaces the call at `sec`[`k`] by a copy of `f`'s body.
@@ -253,9 +297,20 @@ pub(super) fn retarget(code: &mut Code, from: NodeId, to: NodeId) {
     }
 }
 
-/// Removes function `f`'s body and symbol.
-pub(super) fn remove_function(code: &mut Code, f: SymbolId) {
+/// Removes function `f`'s body and symbol, and the local labels inside
+/// it (nothing refers to them: see [`still_referenced`]).
+pub(super) fn remove_function(code: &mut Code, obj: &Object, f: SymbolId) {
     if let Some((sec, range)) = code.range(f) {
+        let inside: Option<HashSet<NodeId>> = code
+            .sec(sec)
+            .map(|nodes| nodes[range.clone()].iter().map(|n| n.id).collect());
+        if let Some(inside) = inside {
+            for (id, label) in labels_or_symbols_inside(code, obj, f, &inside) {
+                if label {
+                    code.removed.insert(id);
+                }
+            }
+        }
         if let Some(nodes) = code.sec_mut(sec) {
             let end_id = nodes.get(range.end).map(|n| n.id);
             let first_id = nodes[range.start].id;
