@@ -424,96 +424,13 @@ fn empty_executable_sections_link_and_load() {
     }
 }
 
-/// The `.BTF` of a linked object as libbpf hands it to the kernel: libbpf
-/// rewrites what the kernel refuses by design before BPF_BTF_LOAD (extern
-/// VARs and FUNCs of `.ksyms`/`.kconfig` become 4-byte VARs laid out one
-/// after the other, unnamed parameters of extern FUNCs get a name); the
-/// same is done here, and nothing else.
-fn loader_btf(obj: &Path) -> Vec<u8> {
-    use bpfld::model::btf::{BtfType, TypeData, TypeId, VarSecinfo};
-    let object = bpfld::read::elf::read_file(obj).unwrap();
-    let mut btf = object.btf.expect("linked output has .BTF");
-    let int_name = btf.add_string("int");
-    let int = btf.add_type(BtfType::new(
-        int_name,
-        false,
-        TypeData::Int {
-            size: 4,
-            data: (1 << 24) | 32,
-        },
-    ));
-    let dummy_name = btf.add_string("dummy_ksym");
-    let dummy = btf.add_type(BtfType::new(
-        dummy_name,
-        false,
-        TypeData::Var {
-            type_id: int,
-            linkage: 1,
-        },
-    ));
-    let loader_secs: Vec<TypeId> = btf
-        .iter()
-        .filter(|(_, t)| {
-            matches!(t.data, TypeData::Datasec { .. })
-                && matches!(btf.name(t.name_off), Ok(".ksyms" | ".kconfig"))
-        })
-        .map(|(id, _)| id)
-        .collect();
-    let mut funcs = Vec::new();
-    for sec in loader_secs {
-        let vars = match &btf.get(sec).unwrap().data {
-            TypeData::Datasec { vars, .. } => vars.clone(),
-            _ => unreachable!(),
-        };
-        let mut out = Vec::new();
-        for (n, v) in vars.iter().enumerate() {
-            let is_func = matches!(btf.get(v.type_id).unwrap().data, TypeData::Func { .. });
-            if is_func {
-                funcs.push(v.type_id);
-            } else if let TypeData::Var { type_id, linkage } =
-                &mut btf.get_mut(v.type_id).unwrap().data
-            {
-                *type_id = int;
-                *linkage = 1;
-            }
-            out.push(VarSecinfo {
-                type_id: if is_func { dummy } else { v.type_id },
-                offset: 4 * n as u32,
-                size: 4,
-            });
-        }
-        if let TypeData::Datasec { vars, size } = &mut btf.get_mut(sec).unwrap().data {
-            *size = 4 * out.len() as u32;
-            *vars = out;
-        }
-    }
-    for f in funcs {
-        let proto = match &mut btf.get_mut(f).unwrap().data {
-            TypeData::Func { linkage, proto } => {
-                *linkage = 1;
-                *proto
-            }
-            _ => unreachable!(),
-        };
-        if let TypeData::FuncProto { params, .. } = &mut btf.get_mut(proto).unwrap().data {
-            for p in params
-                .iter_mut()
-                .filter(|p| p.name_off == 0 && p.type_id.0 != 0)
-            {
-                p.name_off = dummy_name;
-            }
-        }
-    }
-    bpfld::write::btf::try_to_bytes(&btf).unwrap()
-}
-
-/// Asserts that the kernel accepts the `.BTF` of `obj` (after the
-/// loader's rewrites, see [`loader_btf`]).
+/// Asserts that the kernel accepts the `.BTF` of `obj` (after only the
+/// rewrites libbpf makes at load, as `bpfld btf check` applies them).
 fn assert_kernel_accepts_btf(obj: &Path, what: &str) {
     if !bpf_allowed("kernel BTF check") {
         return;
     }
-    bpfld_kernel::btf_load::load_btf(&loader_btf(obj))
+    bpfld_kernel::btf_check::check_object_btf(&std::fs::read(obj).unwrap())
         .unwrap_or_else(|e| panic!("{what}: the kernel refuses the output's BTF: {e}"));
 }
 
