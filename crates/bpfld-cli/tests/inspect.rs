@@ -213,3 +213,15 @@ fn map_extra_from_ulong_enums() {
         bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn map_extra_lost_by_gcc_is_unknown_not_an_error() {
+    // GCC 12 cannot write `__ulong(map_extra, 1 << 44)` (no ENUM64): it
+    // leaves an enum with no values. The listing still shows the map,
+    // with map_extra unknown; the value GCC could write is read.
+    let v = inspect("gcc/map_extra.o");
+    let heap = find(&v["maps"], "heap");
+    assert_eq!(heap["type_name"], "arena");
+    assert!(heap["map_extra"].is_null(), "{heap}");
+    assert_eq!(find(&v["maps"], "bloom")["map_extra"], 5);
+}

@@ -160,6 +160,13 @@ pub fn ulong_member(btf: &Btf, id: TypeId) -> Result<u64> {
     }
 }
 
+/// Whether `id` is an enum with no values (how GCC 12 writes `__ulong`).
+fn is_empty_enum(btf: &Btf, id: TypeId) -> bool {
+    btf.resolve(id).and_then(|t| btf.ty(t)).is_ok_and(|ty| {
+        matches!(ty.data, TypeData::Enum { .. } | TypeData::Enum64 { .. }) && ty.vlen() == 0
+    })
+}
+
 /// The T of a `T *name` member (`__type(name, T)`).
 pub fn pointee(btf: &Btf, id: TypeId) -> Result<TypeId> {
     let ptr = btf.resolve(id)?;
@@ -189,6 +196,10 @@ pub fn parse_map_def(btf: &Btf, id: TypeId, depth: usize) -> Result<MapDef> {
             "max_entries" => def.max_entries = uint_member(btf, m.type_id).map_err(what)?,
             "map_flags" => def.map_flags = uint_member(btf, m.type_id).map_err(what)?,
             "numa_node" => def.numa_node = Some(uint_member(btf, m.type_id).map_err(what)?),
+            // GCC 12 writes `__ulong`'s enum without its one value: the
+            // value is lost, so map_extra is unknown (libbpf refuses to
+            // load such a map; a listing still shows the rest).
+            "map_extra" if is_empty_enum(btf, m.type_id) => def.map_extra = None,
             "map_extra" => def.map_extra = Some(ulong_member(btf, m.type_id).map_err(what)?),
             "pinning" => def.pinning = uint_member(btf, m.type_id).map_err(what)?,
             "key_size" => def.key_size = Some(uint_member(btf, m.type_id).map_err(what)?),
