@@ -125,6 +125,56 @@ pub fn btf(data: &[u8]) {
     }
 }
 
+/// The borrowed BTF view that `btf dump` lists from, against the model's
+/// reader: the same verdict with the same message, and the same listings
+/// (text and JSON). An object file goes through both ELF readers too:
+/// whatever the full reader accepts, the header-only one accepts, with the
+/// same `.BTF` listing.
+pub fn btf_view(data: &[u8]) {
+    use bpfld::read::btf_view::BtfView;
+    use bpfld::show::btf_dump::{dump_json, dump_json_to, dump_raw, dump_raw_to};
+    let same_listings = |view: &BtfView<'_>, model: &Btf| {
+        let mut text = Vec::new();
+        dump_raw_to(view, &mut text).expect("writing to a Vec");
+        assert!(
+            text == dump_raw(model).into_bytes(),
+            "the view's dump differs from the model's"
+        );
+        let mut json = Vec::new();
+        dump_json_to(view, &mut json).expect("writing to a Vec");
+        let want = serde_json::to_vec_pretty(&dump_json(model)).expect("JSON");
+        assert!(
+            json == want,
+            "the view's JSON dump differs from the model's"
+        );
+    };
+    match (BtfView::parse(data), bpfld::read::btf::parse(data)) {
+        (Ok(view), Ok(model)) => same_listings(&view, &model),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "different errors"),
+        (Ok(_), Err(e)) => panic!("the view accepts what the reader rejects: {e}"),
+        (Err(e), Ok(_)) => panic!("the view rejects what the reader accepts: {e}"),
+    }
+    if bpfld::read::elf::is_elf(data) {
+        let Ok(obj) = bpfld::read::elf::parse(data) else {
+            return;
+        };
+        let elf = match bpfld::read::elf_view::ElfView::parse(data) {
+            Ok(elf) => elf,
+            Err(e) => panic!("the header-only ELF reader rejects a readable object: {e}"),
+        };
+        match (elf.btf_index(), &obj.btf) {
+            (Some(index), Some(model)) => {
+                let bytes = elf.section_data(index).expect("a checked section reads");
+                let view = BtfView::parse_with_endian(bytes, elf.endian())
+                    .expect("the view accepts the reader's .BTF");
+                same_listings(&view, model);
+            }
+            (None, None) => {}
+            _ => panic!("the ELF readers disagree on whether there is a .BTF"),
+        }
+    }
+}
+
 /// Every listing and type walk over a parsed BTF: dumps, C declarations,
 /// sizes, members, signatures.
 fn btf_views(btf: &Btf) {

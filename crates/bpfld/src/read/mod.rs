@@ -3,5 +3,7 @@
 
 pub mod btf;
 pub mod btf_ext;
+pub mod btf_view;
 pub mod elf;
+pub mod elf_view;
 pub mod insn;
