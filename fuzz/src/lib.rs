@@ -25,12 +25,50 @@ fn masking() -> bool {
 }
 
 /// ELF reader, then every listing an `inspect` or `disasm` command prints.
+/// `disasm` reads files with its own partial reader
+/// (`show::disasm::Listing::from_bytes`): it must reject only what the
+/// full reader rejects, with the same message, and list what it accepts.
 pub fn elf(data: &[u8]) {
-    let Ok(obj) = bpfld::read::elf::parse(data) else {
-        return;
+    use bpfld::show::disasm::Listing;
+    let partial = Listing::from_bytes(data);
+    let full = bpfld::read::elf::parse(data);
+    let obj = match (partial, full) {
+        (Ok(partial), Ok(obj)) => {
+            let listings = |l: &Listing<'_>| {
+                let (mut text, mut json) = (Vec::new(), Vec::new());
+                l.write_text(&mut text).expect("writing to a Vec");
+                l.write_json(&mut json).expect("writing to a Vec");
+                (text, json)
+            };
+            let (text, json) = listings(&partial);
+            let (want_text, want_json) = listings(&Listing::from_object(&obj));
+            assert!(
+                text == want_text,
+                "disasm of the bytes differs from disasm of the object"
+            );
+            assert!(
+                json == want_json,
+                "disasm --json of the bytes differs from the object's"
+            );
+            obj
+        }
+        (Err(p), Err(f)) => {
+            assert_eq!(
+                p.to_string(),
+                f.to_string(),
+                "the ELF readers fail differently"
+            );
+            return;
+        }
+        (Err(p), Ok(_)) => panic!("disasm's reader rejects what the full reader reads: {p}"),
+        // Damage in what disasm does not read (BTF without CO-RE records).
+        (Ok(partial), Err(_)) => {
+            let mut sink = std::io::sink();
+            partial.write_text(&mut sink).expect("writing to a sink");
+            partial.write_json(&mut sink).expect("writing to a sink");
+            return;
+        }
     };
-    let _ = bpfld::show::disasm::disasm(&obj);
-    let _ = bpfld::show::disasm::disasm_json(&obj);
     if let Ok(summary) = bpfld::show::inspect::summarize(&obj) {
         let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
     }

@@ -227,14 +227,21 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Disasm { file, json } => {
-            let obj = read::elf::read_file(&file)?;
-            if json {
-                print_json(&bpfld::show::disasm::disasm_json(&obj))?;
-            } else {
-                let mut text = bpfld::show::disasm::file_header(&file.display().to_string());
-                text.push_str(&bpfld::show::disasm::disasm(&obj));
-                emit(&text)?;
-            }
+            // Reads headers, symbols, code and relocations only, then
+            // writes section by section.
+            bpfld::show::disasm::with_file(&file, |listing| {
+                stream(|out| {
+                    use std::io::Write;
+                    if json {
+                        listing.write_json(out)?;
+                        out.write_all(b"\n")
+                    } else {
+                        let header = bpfld::show::disasm::file_header(&file.display().to_string());
+                        out.write_all(header.as_bytes())?;
+                        listing.write_text(out)
+                    }
+                })
+            })??;
         }
         Command::Run {
             file,

@@ -110,3 +110,64 @@ fn btf_dump_matches_bpftool_on_vmlinux() {
     }
     assert_same_btf_dump(VMLINUX);
 }
+
+/// The damaged files a listing reads past: `btf dump` reads only the
+/// headers and `.BTF`, `disasm` leaves BTF to objdump's lenient reading,
+/// so damage elsewhere lists as the reference tool lists it.
+fn damaged(prefixes: &[&str], skip: &[&str]) -> Vec<String> {
+    let dir = fixtures_dir().join("damaged");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.ends_with(".o")
+                && prefixes.iter().any(|x| name.starts_with(x))
+                && !skip.iter().any(|x| name.contains(x))
+        })
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn btf_dump_reads_past_damage_outside_btf_as_bpftool_does() {
+    if !have_tool("bpftool", "btf dump of damaged objects") {
+        return;
+    }
+    let files = damaged(&["btf_ext_", "reloc_", "symbol_", "symtab_", "rel_"], &[]);
+    assert!(files.len() >= 25, "only {} files", files.len());
+    for path in files {
+        assert_same_btf_dump(&path);
+    }
+}
+
+#[test]
+fn disasm_reads_past_damaged_btf_as_llvm_objdump_does() {
+    if !have_tool("llvm-objdump-19", "disasm of damaged BTF") {
+        return;
+    }
+    let files = damaged(&["btf_"], &[]);
+    assert!(files.len() >= 25, "only {} files", files.len());
+    let mut listed = 0;
+    for path in files {
+        let ours = run(&["disasm", &path]);
+        if !ours.status.success() {
+            // CO-RE lines need the BTF: then the whole object is checked,
+            // and the error is the full reader's (as `inspect` gives it).
+            let full = run(&["inspect", &path]);
+            assert_eq!(stderr(&ours), stderr(&full), "{path}");
+            continue;
+        }
+        let theirs = tool_output("llvm-objdump-19", &["-dr", "--no-show-raw-insn", &path]);
+        assert!(theirs.status.success(), "{path}");
+        assert_eq!(
+            stdout(&ours),
+            stdout(&theirs),
+            "{path}: disassembly differs"
+        );
+        listed += 1;
+    }
+    assert!(listed >= 20, "only {listed} listed");
+}
