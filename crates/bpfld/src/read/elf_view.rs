@@ -84,7 +84,8 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             } else {
                 // What `object`'s `data` checks, without reading the bytes.
                 let (off, size) = (sh.sh_offset(e), sh.sh_size(e));
-                if off.checked_add(size).is_none_or(|end| end > file_len) {
+                let outside = off.checked_add(size).is_none_or(|end| end > file_len);
+                if size != 0 && outside {
                     return Err(Error::new(format!(
                         "contents at offset {off:#x} size {size:#x} lie outside the file: Invalid ELF section size or offset"
                     ))
@@ -139,12 +140,19 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
         })
     }
 
+    /// Section header `index` (the null section 0 included, which the
+    /// `object` crate's lookup refuses).
+    fn header(&self, index: usize) -> Result<&'a elf::SectionHeader64<Endianness>> {
+        self.table
+            .iter()
+            .as_slice()
+            .get(index)
+            .ok_or_else(|| Error::new(format!("no section {index}")))
+    }
+
     /// The first `n` bytes of section `index` (fewer if it is shorter).
     pub fn section_head(&self, index: usize, n: u64) -> Result<&'a [u8]> {
-        let sh = self
-            .table
-            .section(object::SectionIndex(index))
-            .map_err(elf_err("bad section index"))?;
+        let sh = self.header(index)?;
         let Some((off, size)) = sh.file_range(self.e) else {
             return Ok(&[]);
         };
@@ -155,10 +163,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
 
     /// The contents of section `index` (empty for NOBITS), read now.
     pub fn section_data(&self, index: usize) -> Result<&'a [u8]> {
-        let sh = self
-            .table
-            .section(object::SectionIndex(index))
-            .map_err(elf_err("bad section index"))?;
+        let sh = self.header(index)?;
         sh.data(self.e, self.data)
             .map_err(|err| Error::new(format!("cannot read section {index}: {err}")))
     }
@@ -182,7 +187,8 @@ pub struct CodeSection<'a> {
     pub sh_size: u64,
     /// Contents of executable sections (empty for the others).
     pub bytes: &'a [u8],
-    /// Relocations of executable sections, in file order.
+    /// Relocations, in file order (a listing shows those of executable
+    /// sections).
     pub relocs: Vec<Reloc>,
 }
 
@@ -207,11 +213,22 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             let name = String::from_utf8_lossy(name).into_owned();
             let sh_type = sh.sh_type(e).0;
             let sh_flags = sh.sh_flags(e).0;
-            // What objdump lists: executable sections with contents (the
-            // full reader keeps no bytes of other `.debug*` sections).
-            let listed = sh_flags & elf::SHF_EXECINSTR.0 != 0
-                && sh_type != elf::SHT_NOBITS.0
-                && (is_code(sh_type, sh_flags) || !name.starts_with(".debug"));
+            // What objdump lists: executable sections with contents, as
+            // the full reader keeps them (it keeps no bytes of tables and
+            // `.debug*` sections, whatever their flags).
+            let table = [
+                elf::SHT_SYMTAB,
+                elf::SHT_STRTAB,
+                elf::SHT_REL,
+                elf::SHT_RELA,
+            ]
+            .iter()
+            .any(|t| t.0 == sh_type);
+            let listed = is_code(sh_type, sh_flags)
+                || (sh_flags & elf::SHF_EXECINSTR.0 != 0
+                    && sh_type != elf::SHT_NOBITS.0
+                    && !table
+                    && !name.starts_with(".debug"));
             let bytes = if listed {
                 self.section_data(index.0)
                     .map_err(|err| err.in_section(&name))?
@@ -359,7 +376,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             let is_code = is_code(target_sec.sh_type, target_sec.sh_flags);
             let size = target_sec.sh_size;
             let code = target_sec.bytes;
-            let mut relocs = Vec::with_capacity(if is_code { rels.len() } else { 0 });
+            let mut relocs = Vec::with_capacity(rels.len());
             for (i, rel) in rels.iter().enumerate() {
                 let offset = rel.r_offset(e);
                 let sym = rel.r_sym(e);
@@ -411,12 +428,12 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
                             if kind == RelocKind::Bpf64_64 { "an ld_imm64" } else { "a call" }
                         );
                     }
-                    relocs.push(Reloc {
-                        offset,
-                        kind,
-                        symbol: SymbolId(sym),
-                    });
                 }
+                relocs.push(Reloc {
+                    offset,
+                    kind,
+                    symbol: SymbolId(sym),
+                });
             }
             sections[target].relocs.extend(relocs);
         }
