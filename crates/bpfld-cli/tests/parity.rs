@@ -171,3 +171,42 @@ fn disasm_reads_past_damaged_btf_as_llvm_objdump_does() {
     }
     assert!(listed >= 20, "only {listed} listed");
 }
+
+#[test]
+fn listings_read_names_longer_than_a_page() {
+    // The listings read files through a cache whose own string lookups
+    // stop at 4 KiB; names must still come out whole.
+    if !have_tool("clang-19", "long names")
+        || !have_tool("llvm-objdump-19", "long names")
+        || !have_tool("bpftool", "long names")
+    {
+        return;
+    }
+    let dir = tmpdir("long-names");
+    let src = dir.join("long.c");
+    let (sec, func) = ("x".repeat(5000), "f".repeat(5000));
+    std::fs::write(
+        &src,
+        format!(
+            "__attribute__((section(\"xdp/{sec}\"), used)) int {func}(void *ctx) {{ return 2; }}\n\
+             char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n"
+        ),
+    )
+    .unwrap();
+    let obj = dir.join("long.o");
+    let built = std::process::Command::new("clang-19")
+        .args(["-O2", "-g", "-target", "bpf", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let path = obj.to_str().unwrap();
+    let theirs = tool_output("llvm-objdump-19", &["-dr", "--no-show-raw-insn", path]);
+    let ours = ok(&["disasm", path]);
+    assert!(ours.contains(&func), "{ours}");
+    assert_eq!(ours, stdout(&theirs));
+    assert_same_btf_dump(path);
+    let _ = std::fs::remove_dir_all(&dir);
+}

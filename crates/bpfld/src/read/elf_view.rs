@@ -36,6 +36,24 @@ pub struct ElfView<'a, R: ReadRef<'a>> {
     e: Endianness,
     endian: Endian,
     table: SectionTable<'a, Header, R>,
+    /// The section-name string table, read whole: names are looked up in
+    /// it rather than through `R`, whose cached reader gives up on
+    /// strings longer than 4 KiB (the full reader's slice does not).
+    shstrtab: Option<&'a [u8]>,
+}
+
+/// The bytes of a string table at `(offset, size)` of `data`, as the
+/// `object` crate's string tables see them (`None`: every lookup fails).
+fn table_bytes<'a, R: ReadRef<'a>>(data: R, range: Option<(u64, u64)>) -> Option<&'a [u8]> {
+    let (off, size) = range?;
+    data.read_bytes_at(off, size).ok()
+}
+
+/// The `object` crate's string lookup: the bytes at `off` up to a NUL.
+fn string_at(table: Option<&[u8]>, off: u32) -> Option<&[u8]> {
+    let rest = table?.get(off as usize..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(&rest[..end])
 }
 
 impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
@@ -68,11 +86,21 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
         let table = header
             .sections(e, data)
             .map_err(elf_err("bad section header table"))?;
+        let shstrtab = match header.shstrndx(e, data) {
+            Ok(i) if !table.is_empty() => {
+                let sh = table.iter().as_slice().get(i as usize);
+                table_bytes(data, sh.and_then(|sh| sh.file_range(e)))
+            }
+            _ => None,
+        };
         let file_len = data.len().unwrap_or(0);
         for (index, sh) in table.enumerate() {
-            let name = table
-                .section_name(e, sh)
-                .map_err(|err| Error::new(format!("section {}: bad name: {err}", index.0)))?;
+            let name = string_at(shstrtab, sh.sh_name(e)).ok_or_else(|| {
+                Error::new(format!(
+                    "section {}: bad name: Invalid ELF section name offset",
+                    index.0
+                ))
+            })?;
             let name = String::from_utf8_lossy(name);
             if sh.sh_type(e) == elf::SHT_NOBITS {
                 if sh.sh_size(e) > MAX_NOBITS {
@@ -114,12 +142,18 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             e,
             endian,
             table,
+            shstrtab,
         })
     }
 
     /// The object's byte order.
     pub fn endian(&self) -> Endian {
         self.endian
+    }
+
+    /// The name of a section header (`None` when it does not resolve).
+    fn section_name(&self, sh: &elf::SectionHeader64<Endianness>) -> Option<&'a [u8]> {
+        string_at(self.shstrtab, sh.sh_name(self.e))
     }
 
     /// The index of the `.BTF` section as the full reader finds it (the
@@ -135,7 +169,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
         self.table.enumerate().find_map(|(index, sh)| {
             let found = sh.sh_type(e) == elf::SHT_PROGBITS
                 && sh.sh_flags(e).0 & elf::SHF_EXECINSTR.0 == 0
-                && self.table.section_name(e, sh).ok() == Some(name.as_bytes());
+                && self.section_name(sh) == Some(name.as_bytes());
             found.then_some(index.0)
         })
     }
@@ -193,14 +227,6 @@ pub struct CodeSection<'a> {
 }
 
 impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
-    /// The index of the section named `name`, if any.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        let e = self.e;
-        self.table.enumerate().find_map(|(index, sh)| {
-            (self.table.section_name(e, sh).ok() == Some(name.as_bytes())).then_some(index.0)
-        })
-    }
-
     /// Reads code, symbols and relocations for a disassembly, with the
     /// full reader's checks on them (entry sizes, symbol names, places and
     /// bounds, function boundaries, every relocation's symbol, place and
@@ -209,7 +235,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
         let e = self.e;
         let mut sections = Vec::with_capacity(self.table.len());
         for (index, sh) in self.table.enumerate() {
-            let name = self.table.section_name(e, sh).unwrap_or_default();
+            let name = self.section_name(sh).unwrap_or_default();
             let name = String::from_utf8_lossy(name).into_owned();
             let sh_type = sh.sh_type(e).0;
             let sh_flags = sh.sh_flags(e).0;
@@ -268,11 +294,19 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             .table
             .symbols(e, self.data, elf::SHT_SYMTAB)
             .map_err(elf_err("bad symbol table"))?;
-        let strings = symtab.strings();
+        // Its string table, read whole (see `shstrtab`).
+        let strings = self
+            .table
+            .iter()
+            .find(|sh| sh.sh_type(e) == elf::SHT_SYMTAB)
+            .map(|sh| sh.sh_link(e) as usize)
+            .filter(|&link| link != 0)
+            .and_then(|link| self.table.iter().as_slice().get(link))
+            .and_then(|sh| table_bytes(self.data, sh.file_range(e)));
         let mut symbols = Vec::with_capacity(symtab.len());
         for (index, sym) in symtab.enumerate() {
-            let name = strings
-                .get(sym.st_name(e))
+            let name = string_at(strings, sym.st_name(e))
+                .ok_or(())
                 .map_err(|_| {
                     Error::new(format!(
                         "symbol {}: name offset {:#x} outside the string table",
