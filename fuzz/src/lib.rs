@@ -42,6 +42,13 @@ pub fn elf(data: &[u8]) {
             };
             let (text, json) = listings(&partial);
             let (want_text, want_json) = listings(&Listing::from_object(&obj));
+            // What `disasm FILE` reads through: a cache of ranges read.
+            let cached =
+                bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |l| l == &partial);
+            assert!(
+                cached.expect("the cached reader accepts what the slice reader accepts"),
+                "the cached reader reads differently"
+            );
             assert!(
                 text == want_text,
                 "disasm of the bytes differs from disasm of the object"
@@ -58,11 +65,23 @@ pub fn elf(data: &[u8]) {
                 f.to_string(),
                 "the ELF readers fail differently"
             );
+            let cached = bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |_| ());
+            assert_eq!(
+                cached.map_err(|e| e.to_string()),
+                Err(p.to_string()),
+                "the cached reader fails differently"
+            );
             return;
         }
         (Err(p), Ok(_)) => panic!("disasm's reader rejects what the full reader reads: {p}"),
         // Damage in what disasm does not read (BTF without CO-RE records).
         (Ok(partial), Err(_)) => {
+            let cached =
+                bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |l| l == &partial);
+            assert!(
+                cached.expect("the cached reader accepts what the slice reader accepts"),
+                "the cached reader reads differently"
+            );
             let mut sink = std::io::sink();
             partial.write_text(&mut sink).expect("writing to a sink");
             partial.write_json(&mut sink).expect("writing to a sink");
@@ -186,6 +205,23 @@ pub fn btf_view(data: &[u8]) {
             "the view's JSON dump differs from the model's"
         );
     };
+    if !bpfld::read::elf::is_elf(data) {
+        // What `btf dump FILE` reads a raw file through.
+        let cached = bpfld::read::btf_view::with_reader(std::io::Cursor::new(data), |v| {
+            let mut text = Vec::new();
+            dump_raw_to(v, &mut text).expect("writing to a Vec");
+            text
+        });
+        let direct = BtfView::parse(data).map(|v| {
+            let mut text = Vec::new();
+            dump_raw_to(&v, &mut text).expect("writing to a Vec");
+            text
+        });
+        assert!(
+            cached.map_err(|e| e.to_string()) == direct.map_err(|e| e.to_string()),
+            "btf dump of the reader differs from that of the bytes"
+        );
+    }
     match (BtfView::parse(data), bpfld::read::btf::parse(data)) {
         (Ok(view), Ok(model)) => same_listings(&view, &model),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "different errors"),
@@ -206,6 +242,17 @@ pub fn btf_view(data: &[u8]) {
                 let view = BtfView::parse_with_endian(bytes, elf.endian())
                     .expect("the view accepts the reader's .BTF");
                 same_listings(&view, model);
+                // And through the cached reader `btf dump FILE` uses.
+                let text = bpfld::read::btf_view::with_reader(std::io::Cursor::new(data), |v| {
+                    let mut text = Vec::new();
+                    dump_raw_to(v, &mut text).expect("writing to a Vec");
+                    text
+                })
+                .expect("the cached reader accepts the object");
+                assert!(
+                    text == dump_raw(model).into_bytes(),
+                    "btf dump through the cached reader differs"
+                );
             }
             (None, None) => {}
             _ => panic!("the ELF readers disagree on whether there is a .BTF"),

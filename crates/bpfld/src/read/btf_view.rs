@@ -14,6 +14,7 @@ use crate::model::btf::{Kind, BTF_HEADER_LEN, BTF_MAGIC};
 use crate::model::Endian;
 use crate::read::elf_view::ElfView;
 use object::ReadRef;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// The model's bound on reference walks (`model::btf`'s `MAX_CHAIN`):
@@ -441,23 +442,33 @@ impl<'a> BtfView<'a> {
 /// [`super::elf_view`]) or a raw BTF file. Errors name the file (and the
 /// section).
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&BtfView<'_>) -> T) -> Result<T> {
-    let in_file = |e: Error| e.in_file(path.display());
-    let cannot = |e: std::io::Error| in_file(Error::new(format!("cannot read: {e}")));
-    let cache = object::ReadCache::new(std::fs::File::open(path).map_err(cannot)?);
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
+    with_reader(file, f).map_err(|e| e.in_file(path.display()))
+}
+
+/// [`with_file`] on any seekable reader (errors do not name a file).
+pub fn with_reader<T, R: Read + Seek>(reader: R, f: impl FnOnce(&BtfView<'_>) -> T) -> Result<T> {
+    let cache = object::ReadCache::new(reader);
     let is_elf = (&cache).read_bytes_at(0, 4).is_ok_and(super::elf::is_elf);
     if is_elf {
-        let elf = ElfView::parse(&cache).map_err(in_file)?;
+        let elf = ElfView::parse(&cache)?;
         let index = elf
             .btf_index()
-            .ok_or_else(|| in_file(Error::new("object has no .BTF section")))?;
-        let bytes = elf.section_data(index).map_err(in_file)?;
-        let view = BtfView::parse_with_endian(bytes, elf.endian())
-            .map_err(|e| in_file(e.in_section(".BTF")))?;
+            .ok_or_else(|| Error::new("object has no .BTF section"))?;
+        let bytes = elf.section_data(index)?;
+        let view =
+            BtfView::parse_with_endian(bytes, elf.endian()).map_err(|e| e.in_section(".BTF"))?;
         Ok(f(&view))
     } else {
-        drop(cache);
-        let raw = std::fs::read(path).map_err(cannot)?;
-        Ok(f(&BtfView::parse(&raw).map_err(in_file)?))
+        // Raw BTF is read whole, once.
+        let mut reader = cache.into_inner();
+        let mut raw = Vec::new();
+        reader
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| reader.read_to_end(&mut raw))
+            .map_err(|e| Error::new(format!("cannot read: {e}")))?;
+        Ok(f(&BtfView::parse(&raw)?))
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) const KIND_TYPE_TAG: u32 = 18;
 pub(super) const KIND_ENUM64: u32 = 19;
 
 /// One `struct btf_type` with its trailing words.
+#[derive(Debug, PartialEq)]
 pub(super) struct Type {
     pub(super) name_off: u32,
     pub(super) info: u32,
@@ -45,7 +46,7 @@ impl Type {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Relo {
     pub insn_off: u32,
     pub(super) type_id: u32,
@@ -53,6 +54,7 @@ pub(super) struct Relo {
     pub(super) kind: u32,
 }
 
+#[derive(Debug, PartialEq)]
 pub(super) struct CoreNotes {
     pub(super) strings: Vec<u8>,
     pub(super) types: Vec<Type>,

@@ -47,6 +47,7 @@ const SHT_NOBITS: u32 = 8;
 /// and relocations of the executable ones, the symbols, and the CO-RE
 /// notes of `.BTF.ext`. Made from a parsed [`Object`] or, reading only
 /// those parts, from a file ([`with_file`]).
+#[derive(Debug, PartialEq)]
 pub struct Listing<'a> {
     endian: Endian,
     sections: Vec<ListedSection<'a>>,
@@ -54,6 +55,7 @@ pub struct Listing<'a> {
     core: Option<CoreNotes>,
 }
 
+#[derive(Debug, PartialEq)]
 struct ListedSection<'a> {
     id: SectionId,
     name: Cow<'a, str>,
@@ -118,8 +120,16 @@ pub fn with_file<T>(path: &Path, f: impl FnOnce(&Listing<'_>) -> T) -> Result<T>
     let in_file = |e: Error| e.in_file(path.display());
     let file =
         std::fs::File::open(path).map_err(|e| in_file(Error::new(format!("cannot read: {e}"))))?;
-    let cache = object::ReadCache::new(file);
-    Ok(f(&Listing::read(&cache).map_err(in_file)?))
+    with_reader(file, f).map_err(in_file)
+}
+
+/// [`with_file`] on any seekable reader (errors do not name a file).
+pub fn with_reader<T, R: std::io::Read + std::io::Seek>(
+    reader: R,
+    f: impl FnOnce(&Listing<'_>) -> T,
+) -> Result<T> {
+    let cache = object::ReadCache::new(reader);
+    Ok(f(&Listing::read(&cache)?))
 }
 
 impl<'a> Listing<'a> {
