@@ -14,6 +14,11 @@
 //! `.BTF.ext` are rendered too, from the raw `.BTF`/`.BTF.ext` section bytes
 //! read the way llvm's `BTFParser` reads them.
 //!
+//! Both listings work from a [`Listing`]: made from a parsed [`Object`]
+//! ([`disasm`], [`disasm_json`]), or read from a file with only what they
+//! show ([`with_file`], what `bpfld disasm` uses), and written section by
+//! section to any writer.
+//!
 //! Files: `format` renders one instruction (no sections, no symbols),
 //! `walk` walks sections and symbols into the text listing, `json` gives
 //! the same walk as JSON, `reloc` the relocation columns, `lenient_btf`
