@@ -210,3 +210,37 @@ fn listings_read_names_longer_than_a_page() {
     assert_same_btf_dump(path);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn listings_read_pipes() {
+    // A pipe cannot seek: it is read whole, and lists like the file.
+    use std::io::Write;
+    use std::process::Stdio;
+    let path = fixture("core.o");
+    let bytes = std::fs::read(&path).unwrap();
+    for cmd in [
+        &["disasm"][..],
+        &["disasm", "--json"],
+        &["btf", "dump"],
+        &["btf", "dump", "--json"],
+    ] {
+        let mut child = bpfld()
+            .args(cmd)
+            .arg("/dev/stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = bytes.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.push(path.to_str().unwrap());
+        let want = ok(&args).replace(path.to_str().unwrap(), "/dev/stdin");
+        assert_eq!(stdout(&out), want, "{cmd:?}");
+    }
+}

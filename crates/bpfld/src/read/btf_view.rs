@@ -442,9 +442,12 @@ impl<'a> BtfView<'a> {
 /// [`super::elf_view`]) or a raw BTF file. Errors name the file (and the
 /// section).
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&BtfView<'_>) -> T) -> Result<T> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
-    with_reader(file, f).map_err(|e| e.in_file(path.display()))
+    let in_file = |e: Error| e.in_file(path.display());
+    match super::open_seekable(path).map_err(in_file)? {
+        Ok(file) => with_reader(file, f),
+        Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
+    }
+    .map_err(in_file)
 }
 
 /// [`with_file`] on any seekable reader (errors do not name a file).

@@ -123,9 +123,11 @@ impl<'a> Listing<'a> {
 /// reads them. Errors name the file.
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&Listing<'_>) -> T) -> Result<T> {
     let in_file = |e: Error| e.in_file(path.display());
-    let file =
-        std::fs::File::open(path).map_err(|e| in_file(Error::new(format!("cannot read: {e}"))))?;
-    with_reader(file, f).map_err(in_file)
+    match crate::read::open_seekable(path).map_err(in_file)? {
+        Ok(file) => with_reader(file, f),
+        Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
+    }
+    .map_err(in_file)
 }
 
 /// [`with_file`] on any seekable reader (errors do not name a file).
