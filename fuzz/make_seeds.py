@@ -12,6 +12,7 @@ btf      every fixture's .BTF section, the damaged raw *.btf files, and
 btf_ext  every fixture's .BTF.ext section (fixtures/core.o's matches the
          BTF the target parses against)
 link     pairs of fixtures joined by the separator the link target splits on
+btf_view the btf and elf seeds together (raw BTF and whole objects)
 
 Deterministic; the corpora are not committed (libFuzzer grows them).
 """
@@ -225,6 +226,9 @@ def main():
         db = open(os.path.join(FIX, b), "rb").read()
         write("link", f"{a}+{b}", da + LINK_SEPARATOR + db)
     vmlinux_seeds()
+    for t in ("btf", "elf"):
+        for f in sorted(os.listdir(os.path.join(OUT, t))):
+            write("btf_view", f"{t}_{f}", open(os.path.join(OUT, t, f), "rb").read())
     for t in sorted(os.listdir(OUT)):
         print(f"{t}: {len(os.listdir(os.path.join(OUT, t)))} seeds", file=sys.stderr)
 

@@ -25,12 +25,69 @@ fn masking() -> bool {
 }
 
 /// ELF reader, then every listing an `inspect` or `disasm` command prints.
+/// `disasm` reads files with its own partial reader
+/// (`show::disasm::Listing::from_bytes`): it must reject only what the
+/// full reader rejects, with the same message, and list what it accepts.
 pub fn elf(data: &[u8]) {
-    let Ok(obj) = bpfld::read::elf::parse(data) else {
-        return;
+    use bpfld::show::disasm::Listing;
+    let partial = Listing::from_bytes(data);
+    let full = bpfld::read::elf::parse(data);
+    let obj = match (partial, full) {
+        (Ok(partial), Ok(obj)) => {
+            let listings = |l: &Listing<'_>| {
+                let (mut text, mut json) = (Vec::new(), Vec::new());
+                l.write_text(&mut text).expect("writing to a Vec");
+                l.write_json(&mut json).expect("writing to a Vec");
+                (text, json)
+            };
+            let (text, json) = listings(&partial);
+            let (want_text, want_json) = listings(&Listing::from_object(&obj));
+            // What `disasm FILE` reads through: a cache of ranges read.
+            let cached =
+                bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |l| l == &partial);
+            assert!(
+                cached.expect("the cached reader accepts what the slice reader accepts"),
+                "the cached reader reads differently"
+            );
+            assert!(
+                text == want_text,
+                "disasm of the bytes differs from disasm of the object"
+            );
+            assert!(
+                json == want_json,
+                "disasm --json of the bytes differs from the object's"
+            );
+            obj
+        }
+        (Err(p), Err(f)) => {
+            assert_eq!(
+                p.to_string(),
+                f.to_string(),
+                "the ELF readers fail differently"
+            );
+            let cached = bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |_| ());
+            assert_eq!(
+                cached.map_err(|e| e.to_string()),
+                Err(p.to_string()),
+                "the cached reader fails differently"
+            );
+            return;
+        }
+        (Err(p), Ok(_)) => panic!("disasm's reader rejects what the full reader reads: {p}"),
+        // Damage in what disasm does not read (BTF without CO-RE records).
+        (Ok(partial), Err(_)) => {
+            let cached =
+                bpfld::show::disasm::with_reader(std::io::Cursor::new(data), |l| l == &partial);
+            assert!(
+                cached.expect("the cached reader accepts what the slice reader accepts"),
+                "the cached reader reads differently"
+            );
+            let mut sink = std::io::sink();
+            partial.write_text(&mut sink).expect("writing to a sink");
+            partial.write_json(&mut sink).expect("writing to a sink");
+            return;
+        }
     };
-    let _ = bpfld::show::disasm::disasm(&obj);
-    let _ = bpfld::show::disasm::disasm_json(&obj);
     if let Ok(summary) = bpfld::show::inspect::summarize(&obj) {
         let _ = bpfld::show::inspect::render_text("fuzz.o", &summary);
     }
@@ -121,6 +178,84 @@ pub fn btf(data: &[u8]) {
                 new.0,
                 d.btf.last_id().0
             );
+        }
+    }
+}
+
+/// The borrowed BTF view that `btf dump` lists from, against the model's
+/// reader: the same verdict with the same message, and the same listings
+/// (text and JSON). An object file goes through both ELF readers too:
+/// whatever the full reader accepts, the header-only one accepts, with the
+/// same `.BTF` listing.
+pub fn btf_view(data: &[u8]) {
+    use bpfld::read::btf_view::BtfView;
+    use bpfld::show::btf_dump::{dump_json, dump_json_to, dump_raw, dump_raw_to};
+    let same_listings = |view: &BtfView<'_>, model: &Btf| {
+        let mut text = Vec::new();
+        dump_raw_to(view, &mut text).expect("writing to a Vec");
+        assert!(
+            text == dump_raw(model).into_bytes(),
+            "the view's dump differs from the model's"
+        );
+        let mut json = Vec::new();
+        dump_json_to(view, &mut json).expect("writing to a Vec");
+        let want = serde_json::to_vec_pretty(&dump_json(model)).expect("JSON");
+        assert!(
+            json == want,
+            "the view's JSON dump differs from the model's"
+        );
+    };
+    if !bpfld::read::elf::is_elf(data) {
+        // What `btf dump FILE` reads a raw file through.
+        let cached = bpfld::read::btf_view::with_reader(std::io::Cursor::new(data), |v| {
+            let mut text = Vec::new();
+            dump_raw_to(v, &mut text).expect("writing to a Vec");
+            text
+        });
+        let direct = BtfView::parse(data).map(|v| {
+            let mut text = Vec::new();
+            dump_raw_to(&v, &mut text).expect("writing to a Vec");
+            text
+        });
+        assert!(
+            cached.map_err(|e| e.to_string()) == direct.map_err(|e| e.to_string()),
+            "btf dump of the reader differs from that of the bytes"
+        );
+    }
+    match (BtfView::parse(data), bpfld::read::btf::parse(data)) {
+        (Ok(view), Ok(model)) => same_listings(&view, &model),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "different errors"),
+        (Ok(_), Err(e)) => panic!("the view accepts what the reader rejects: {e}"),
+        (Err(e), Ok(_)) => panic!("the view rejects what the reader accepts: {e}"),
+    }
+    if bpfld::read::elf::is_elf(data) {
+        let Ok(obj) = bpfld::read::elf::parse(data) else {
+            return;
+        };
+        let elf = match bpfld::read::elf_view::ElfView::parse(data) {
+            Ok(elf) => elf,
+            Err(e) => panic!("the header-only ELF reader rejects a readable object: {e}"),
+        };
+        match (elf.btf_index(), &obj.btf) {
+            (Some(index), Some(model)) => {
+                let bytes = elf.section_data(index).expect("a checked section reads");
+                let view = BtfView::parse_in_object(bytes, elf.endian())
+                    .expect("the view accepts the reader's .BTF");
+                same_listings(&view, model);
+                // And through the cached reader `btf dump FILE` uses.
+                let text = bpfld::read::btf_view::with_reader(std::io::Cursor::new(data), |v| {
+                    let mut text = Vec::new();
+                    dump_raw_to(v, &mut text).expect("writing to a Vec");
+                    text
+                })
+                .expect("the cached reader accepts the object");
+                assert!(
+                    text == dump_raw(model).into_bytes(),
+                    "btf dump through the cached reader differs"
+                );
+            }
+            (None, None) => {}
+            _ => panic!("the ELF readers disagree on whether there is a .BTF"),
         }
     }
 }

@@ -49,14 +49,21 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Disasm { file, json } => {
-            let obj = read::elf::read_file(&file)?;
-            if json {
-                print_json(&bpfld::show::disasm::disasm_json(&obj))?;
-            } else {
-                let mut text = bpfld::show::disasm::file_header(&file.display().to_string());
-                text.push_str(&bpfld::show::disasm::disasm(&obj));
-                emit(&text)?;
-            }
+            // Reads headers, symbols, code and relocations only, then
+            // writes section by section.
+            bpfld::show::disasm::with_file(&file, |listing| {
+                stream(|out| {
+                    use std::io::Write;
+                    if json {
+                        listing.write_json(out)?;
+                        out.write_all(b"\n")
+                    } else {
+                        let header = bpfld::show::disasm::file_header(&file.display().to_string());
+                        out.write_all(header.as_bytes())?;
+                        listing.write_text(out)
+                    }
+                })
+            })??;
         }
         Command::Run {
             file,
@@ -154,12 +161,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {
-            let btf = read_btf(&file)?;
-            if json {
-                print_json(&bpfld::show::btf_dump::dump_json(&btf))?;
-            } else {
-                emit(&bpfld::show::btf_dump::dump_raw(&btf))?;
-            }
+            dump_btf(&file, json)?;
         }
         Command::Btf {
             command:
@@ -198,6 +200,35 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `btf dump`: views the BTF of an ELF object (reading only its headers
+/// and its `.BTF` section) or of a raw BTF file, checks all of it, then
+/// writes the listing type by type.
+fn dump_btf(path: &Path, json: bool) -> Result<()> {
+    read::btf_view::with_file(path, |view| {
+        stream(|out| {
+            if json {
+                bpfld::show::btf_dump::dump_json_to(view, out)?;
+                std::io::Write::write_all(out, b"\n")
+            } else {
+                bpfld::show::btf_dump::dump_raw_to(view, out)
+            }
+        })
+    })?
+}
+/// Writes a listing through a buffer to stdout as it is made; a reader
+/// that went away (`| head`) is not an error.
+fn stream(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::new(format!("cannot write to standard output: {e}"))),
+    }
 }
 
 /// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.

@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("elf", harness::elf),
     ("insn", harness::insn),
     ("btf", harness::btf),
+    ("btf_view", harness::btf_view),
     ("btf_ext", harness::btf_ext),
     ("link", harness::link),
 ];
@@ -291,6 +292,10 @@ fn seed_fixtures_run_through_the_targets_in_bounds() {
         .cloned()
         .collect();
     failures.extend(replay_all("btf", harness::btf, &raw_btf));
+    // The view against the reader: raw BTF, objects and damaged objects.
+    failures.extend(replay_all("btf_view", harness::btf_view, &raw_btf));
+    failures.extend(replay_all("btf_view", harness::btf_view, &objects));
+    failures.extend(replay_all("btf_view", harness::btf_view, &damaged));
     // Pairs to link, joined as the link target splits them.
     let pairs = std::env::temp_dir().join(format!("bpfld-fuzz-pairs-{}", std::process::id()));
     std::fs::create_dir_all(&pairs).expect("temp dir");

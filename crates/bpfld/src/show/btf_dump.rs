@@ -1,45 +1,173 @@
 //! `bpftool btf dump file FILE` (raw format), byte for byte as bpftool 7.1
-//! prints it.
+//! prints it, and its JSON form.
+//!
+//! The dump reads types through [`DumpSource`], which both the model
+//! ([`Btf`]) and the borrowed view ([`BtfView`]) implement, and writes
+//! type by type to any [`std::io::Write`]: a listing of a large object
+//! needs neither a model of its types nor its text in memory.
 
-use std::fmt::Write;
+use std::borrow::Cow;
+use std::io::{self, Write};
 
-use crate::model::btf::{int_bits, int_encoding, int_offset, Btf, TypeData, TypeId};
+use crate::model::btf::{int_bits, int_encoding, int_offset, Btf, BtfType, Kind, TypeData, TypeId};
 use crate::model::btf::{BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED};
+use crate::read::btf_view::{BtfView, RawType};
+
+/// One type as the dump reads it: the fields of `struct btf_type` and the
+/// words that follow it, as encoded.
+pub trait TypeFields {
+    fn name_off(&self) -> u32;
+    fn kind(&self) -> Kind;
+    fn kind_flag(&self) -> bool;
+    fn size_or_type(&self) -> u32;
+    /// The record count (FUNC: the linkage).
+    fn vlen(&self) -> usize;
+    /// Trailing word `i` as encoded (ENUM64 values: low word first).
+    fn word(&self, i: usize) -> u32;
+}
+
+/// Types and strings as the dump reads them.
+pub trait DumpSource {
+    type Ty<'s>: TypeFields
+    where
+        Self: 's;
+    /// Number of types including `void`.
+    fn count(&self) -> usize;
+    fn at(&self, id: u32) -> Option<Self::Ty<'_>>;
+    /// The string at `off` without its NUL, `None` when unresolvable.
+    fn str_bytes(&self, off: u32) -> Option<&[u8]>;
+}
+
+impl TypeFields for &BtfType {
+    fn name_off(&self) -> u32 {
+        self.name_off
+    }
+    fn kind(&self) -> Kind {
+        BtfType::kind(self)
+    }
+    fn kind_flag(&self) -> bool {
+        self.kind_flag
+    }
+    fn size_or_type(&self) -> u32 {
+        match (self.size_field(), &self.data) {
+            (Some(size), _) => size,
+            (None, TypeData::FuncProto { ret, .. }) => ret.0,
+            _ => self.ref_type().map_or(0, |r| r.0),
+        }
+    }
+    fn vlen(&self) -> usize {
+        BtfType::vlen(self)
+    }
+    fn word(&self, i: usize) -> u32 {
+        let pick = |ws: &[u32]| ws.get(i % ws.len()).copied().unwrap_or(0);
+        match &self.data {
+            TypeData::Int { data, .. } => *data,
+            TypeData::Var { linkage, .. } => *linkage,
+            TypeData::DeclTag { component_idx, .. } => *component_idx as u32,
+            TypeData::Array {
+                elem,
+                index,
+                nelems,
+            } => pick(&[elem.0, index.0, *nelems]),
+            TypeData::Struct { members, .. } | TypeData::Union { members, .. } => members
+                .get(i / 3)
+                .map_or(0, |m| pick(&[m.name_off, m.type_id.0, m.offset])),
+            TypeData::Enum { values, .. } => {
+                values.get(i / 2).map_or(0, |v| pick(&[v.name_off, v.val]))
+            }
+            TypeData::Enum64 { values, .. } => values.get(i / 3).map_or(0, |v| {
+                pick(&[v.name_off, v.val as u32, (v.val >> 32) as u32])
+            }),
+            TypeData::FuncProto { params, .. } => params
+                .get(i / 2)
+                .map_or(0, |p| pick(&[p.name_off, p.type_id.0])),
+            TypeData::Datasec { vars, .. } => vars
+                .get(i / 3)
+                .map_or(0, |v| pick(&[v.type_id.0, v.offset, v.size])),
+            _ => 0,
+        }
+    }
+}
+
+impl DumpSource for Btf {
+    type Ty<'s> = &'s BtfType;
+    fn count(&self) -> usize {
+        self.types.len()
+    }
+    fn at(&self, id: u32) -> Option<&BtfType> {
+        self.get(TypeId(id))
+    }
+    fn str_bytes(&self, off: u32) -> Option<&[u8]> {
+        self.name_bytes(off).ok()
+    }
+}
+
+impl TypeFields for RawType<'_> {
+    fn name_off(&self) -> u32 {
+        self.name_off
+    }
+    fn kind(&self) -> Kind {
+        RawType::kind(self)
+    }
+    fn kind_flag(&self) -> bool {
+        RawType::kind_flag(self)
+    }
+    fn size_or_type(&self) -> u32 {
+        self.size_or_type
+    }
+    fn vlen(&self) -> usize {
+        RawType::vlen(self)
+    }
+    fn word(&self, i: usize) -> u32 {
+        RawType::word(self, i)
+    }
+}
+
+impl<'a> DumpSource for BtfView<'a> {
+    type Ty<'s>
+        = RawType<'a>
+    where
+        Self: 's;
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn at(&self, id: u32) -> Option<RawType<'a>> {
+        self.get(id)
+    }
+    fn str_bytes(&self, off: u32) -> Option<&[u8]> {
+        self.name_bytes(off)
+    }
+}
 
 /// The raw dump of every type, one `[id] KIND 'name' ...` entry per type.
 pub fn dump_raw(btf: &Btf) -> String {
-    let mut out = String::with_capacity(btf.types.len() * 64);
-    for id in 1..btf.types.len() {
-        dump_type(btf, TypeId(id as u32), &mut out);
-    }
-    out
+    let mut out = Vec::with_capacity(btf.types.len() * 64);
+    // Writing into a Vec cannot fail.
+    let _ = dump_raw_to(btf, &mut out);
+    into_string(out)
 }
 
-/// bpftool's `btf_str`: `(anon)` for offset 0, `(invalid)` when unresolvable.
-/// The rest of an ENUM or ENUM64 line and one line per value (name
-/// offset, value as the enum's signedness reads it).
-fn enum_values(
-    out: &mut String,
-    btf: &Btf,
-    signed: &str,
-    size: u32,
-    values: impl ExactSizeIterator<Item = (u32, i128)>,
-    suffix: &str,
-) -> std::fmt::Result {
-    let _ = write!(out, " encoding={signed} size={size} vlen={}", values.len());
-    for (off, v) in values {
-        let _ = write!(out, "\n\t'{}' val={v}{suffix}", name(btf, off));
+/// The raw dump written type by type to `out`.
+pub fn dump_raw_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
+    for id in 1..src.count() as u32 {
+        write_type(src, id, out)?;
     }
     Ok(())
 }
 
-fn name(btf: &Btf, off: u32) -> std::borrow::Cow<'_, str> {
+/// The dump holds only valid UTF-8 (names are converted lossily).
+fn into_string(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// bpftool's `btf_str`: `(anon)` for offset 0, `(invalid)` when unresolvable.
+fn name<S: DumpSource + ?Sized>(src: &S, off: u32) -> Cow<'_, str> {
     if off == 0 {
         return "(anon)".into();
     }
-    match btf.name_bytes(off) {
-        Ok(b) => String::from_utf8_lossy(b),
-        Err(_) => "(invalid)".into(),
+    match src.str_bytes(off) {
+        Some(b) => String::from_utf8_lossy(b),
+        None => "(invalid)".into(),
     }
 }
 
@@ -53,267 +181,308 @@ fn int_enc(enc: u8) -> &'static str {
     }
 }
 
+/// The value of ENUM/ENUM64 entry `i` as bpftool's text prints it (signed
+/// when the kind flag says so).
+fn enum_val(t: &impl TypeFields, i: usize) -> i128 {
+    match (t.kind(), t.kind_flag()) {
+        (Kind::Enum64, signed) => {
+            let v = u64::from(t.word(3 * i + 2)) << 32 | u64::from(t.word(3 * i + 1));
+            if signed {
+                i128::from(v as i64)
+            } else {
+                i128::from(v)
+            }
+        }
+        (_, true) => i128::from(t.word(2 * i + 1) as i32),
+        (_, false) => i128::from(t.word(2 * i + 1)),
+    }
+}
+
 /// Appends one type's entry (with its trailing newline) to `out`.
 pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
-    let Some(t) = btf.get(id) else {
-        return;
+    let mut buf = Vec::new();
+    let _ = write_type(btf, id.0, &mut buf);
+    out.push_str(&into_string(buf));
+}
+
+/// Writes one type's entry (with its trailing newline).
+pub fn write_type<S: DumpSource + ?Sized>(
+    src: &S,
+    id: u32,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let Some(t) = src.at(id) else {
+        return Ok(());
     };
-    // Writing into a String cannot fail.
-    let _ = write!(
-        out,
-        "[{}] {} '{}'",
-        id.0,
-        t.kind().name(),
-        name(btf, t.name_off)
-    );
-    let signed = if t.kind_flag { "SIGNED" } else { "UNSIGNED" };
-    let _ = match &t.data {
-        TypeData::Int { size, data } => write!(
-            out,
-            " size={} bits_offset={} nr_bits={} encoding={}",
-            size,
-            int_offset(*data),
-            int_bits(*data),
-            int_enc(int_encoding(*data))
-        ),
-        TypeData::Ptr(r)
-        | TypeData::Const(r)
-        | TypeData::Volatile(r)
-        | TypeData::Restrict(r)
-        | TypeData::Typedef(r)
-        | TypeData::TypeTag(r) => write!(out, " type_id={}", r.0),
-        TypeData::Array {
-            elem,
-            index,
-            nelems,
-        } => write!(
+    let kind = t.kind();
+    write!(out, "[{id}] {} '{}'", kind.name(), name(src, t.name_off()))?;
+    let kflag = t.kind_flag();
+    let size = t.size_or_type();
+    match kind {
+        Kind::Int => {
+            let data = t.word(0);
+            write!(
+                out,
+                " size={size} bits_offset={} nr_bits={} encoding={}",
+                int_offset(data),
+                int_bits(data),
+                int_enc(int_encoding(data))
+            )?;
+        }
+        Kind::Ptr
+        | Kind::Const
+        | Kind::Volatile
+        | Kind::Restrict
+        | Kind::Typedef
+        | Kind::TypeTag => {
+            write!(out, " type_id={size}")?;
+        }
+        Kind::Array => write!(
             out,
             " type_id={} index_type_id={} nr_elems={}",
-            elem.0, index.0, nelems
-        ),
-        TypeData::Struct { size, members } | TypeData::Union { size, members } => {
-            let _ = write!(out, " size={} vlen={}", size, members.len());
-            for m in members {
-                let (off, bits) = if t.kind_flag {
-                    (m.offset & 0xff_ffff, m.offset >> 24)
+            t.word(0),
+            t.word(1),
+            t.word(2)
+        )?,
+        Kind::Struct | Kind::Union => {
+            write!(out, " size={size} vlen={}", t.vlen())?;
+            for i in 0..t.vlen() {
+                let offset = t.word(3 * i + 2);
+                let (off, bits) = if kflag {
+                    (offset & 0xff_ffff, offset >> 24)
                 } else {
-                    (m.offset, 0)
+                    (offset, 0)
                 };
-                let _ = write!(
+                write!(
                     out,
-                    "\n\t'{}' type_id={} bits_offset={}",
-                    name(btf, m.name_off),
-                    m.type_id.0,
-                    off
-                );
+                    "\n\t'{}' type_id={} bits_offset={off}",
+                    name(src, t.word(3 * i)),
+                    t.word(3 * i + 1),
+                )?;
                 if bits != 0 {
-                    let _ = write!(out, " bitfield_size={bits}");
+                    write!(out, " bitfield_size={bits}")?;
                 }
             }
-            Ok(())
         }
-        TypeData::Enum { size, values } => {
+        Kind::Enum | Kind::Enum64 => {
             // bpftool prints a signed enum's values as signed.
-            let vals = values.iter().map(|v| match t.kind_flag {
-                true => (v.name_off, i128::from(v.val as i32)),
-                false => (v.name_off, i128::from(v.val)),
-            });
-            enum_values(out, btf, signed, *size, vals, "")
+            let signed = if kflag { "SIGNED" } else { "UNSIGNED" };
+            let (width, suffix) = match (kind, kflag) {
+                (Kind::Enum, _) => (2, ""),
+                (_, true) => (3, "LL"),
+                (_, false) => (3, "ULL"),
+            };
+            write!(out, " encoding={signed} size={size} vlen={}", t.vlen())?;
+            for i in 0..t.vlen() {
+                let v = enum_val(&t, i);
+                write!(
+                    out,
+                    "\n\t'{}' val={v}{suffix}",
+                    name(src, t.word(width * i))
+                )?;
+            }
         }
-        TypeData::Enum64 { size, values } => {
-            let vals = values.iter().map(|v| match t.kind_flag {
-                true => (v.name_off, i128::from(v.val as i64)),
-                false => (v.name_off, i128::from(v.val)),
-            });
-            let suffix = if t.kind_flag { "LL" } else { "ULL" };
-            enum_values(out, btf, signed, *size, vals, suffix)
-        }
-        TypeData::Fwd => write!(
+        Kind::Fwd => write!(out, " fwd_kind={}", if kflag { "union" } else { "struct" })?,
+        Kind::Func => write!(
             out,
-            " fwd_kind={}",
-            if t.kind_flag { "union" } else { "struct" }
-        ),
-        TypeData::Func { proto, linkage } => {
-            let l = linkage_str(*linkage as u32);
-            write!(out, " type_id={} linkage={l}", proto.0)
-        }
-        TypeData::FuncProto { ret, params } => {
-            let _ = write!(out, " ret_type_id={} vlen={}", ret.0, params.len());
-            for p in params {
-                let _ = write!(
+            " type_id={size} linkage={}",
+            linkage_str(t.vlen() as u32)
+        )?,
+        Kind::FuncProto => {
+            write!(out, " ret_type_id={size} vlen={}", t.vlen())?;
+            for i in 0..t.vlen() {
+                write!(
                     out,
                     "\n\t'{}' type_id={}",
-                    name(btf, p.name_off),
-                    p.type_id.0
-                );
+                    name(src, t.word(2 * i)),
+                    t.word(2 * i + 1)
+                )?;
             }
-            Ok(())
         }
-        TypeData::Var { type_id, linkage } => {
-            let l = linkage_str(*linkage);
-            write!(out, " type_id={}, linkage={l}", type_id.0)
-        }
-        TypeData::Datasec { size, vars } => {
-            let _ = write!(out, " size={} vlen={}", size, vars.len());
-            for v in vars {
-                let _ = write!(
+        Kind::Var => write!(out, " type_id={size}, linkage={}", linkage_str(t.word(0)))?,
+        Kind::Datasec => {
+            write!(out, " size={size} vlen={}", t.vlen())?;
+            for i in 0..t.vlen() {
+                let vid = t.word(3 * i);
+                write!(
                     out,
-                    "\n\ttype_id={} offset={} size={}",
-                    v.type_id.0, v.offset, v.size
-                );
-                if let Some(vt) = btf.get(v.type_id) {
-                    let _ = write!(out, " ({} '{}')", vt.kind().name(), name(btf, vt.name_off));
+                    "\n\ttype_id={vid} offset={} size={}",
+                    t.word(3 * i + 1),
+                    t.word(3 * i + 2)
+                )?;
+                if let Some(vt) = src.at(vid) {
+                    write!(
+                        out,
+                        " ({} '{}')",
+                        vt.kind().name(),
+                        name(src, vt.name_off())
+                    )?;
                 }
             }
-            Ok(())
         }
-        TypeData::Float { size } => write!(out, " size={size}"),
-        TypeData::DeclTag {
-            target,
-            component_idx,
-        } => write!(out, " type_id={} component_idx={}", target.0, component_idx),
-        TypeData::Void => Ok(()),
-    };
-    out.push('\n');
+        Kind::Float => write!(out, " size={size}")?,
+        Kind::DeclTag => write!(out, " type_id={size} component_idx={}", t.word(0) as i32)?,
+        Kind::Void => {}
+    }
+    out.write_all(b"\n")
 }
 
 /// The `bpftool -j btf dump file FILE` document: `{"types": [...]}` with
 /// bpftool's field names per kind.
 pub fn dump_json(btf: &Btf) -> serde_json::Value {
-    use serde_json::{json, Value};
-    let types: Vec<Value> = btf
-        .iter()
-        .map(|(id, t)| {
-            let mut o = serde_json::Map::new();
-            o.insert("id".into(), json!(id.0));
-            o.insert("kind".into(), json!(t.kind().name()));
-            o.insert("name".into(), json!(name(btf, t.name_off)));
-            let signed = if t.kind_flag { "SIGNED" } else { "UNSIGNED" };
-            let mut put = |k: &str, v: Value| {
-                o.insert(k.into(), v);
-            };
-            match &t.data {
-                TypeData::Int { size, data } => {
-                    put("size", json!(size));
-                    put("bits_offset", json!(int_offset(*data)));
-                    put("nr_bits", json!(int_bits(*data)));
-                    put("encoding", json!(int_enc(int_encoding(*data))));
-                }
-                TypeData::Ptr(r)
-                | TypeData::Const(r)
-                | TypeData::Volatile(r)
-                | TypeData::Restrict(r)
-                | TypeData::Typedef(r)
-                | TypeData::TypeTag(r) => put("type_id", json!(r.0)),
-                TypeData::Array {
-                    elem,
-                    index,
-                    nelems,
-                } => {
-                    put("type_id", json!(elem.0));
-                    put("index_type_id", json!(index.0));
-                    put("nr_elems", json!(nelems));
-                }
-                TypeData::Struct { size, members } | TypeData::Union { size, members } => {
-                    put("size", json!(size));
-                    put("vlen", json!(members.len()));
-                    let ms: Vec<Value> = members
-                        .iter()
-                        .map(|m| {
-                            let (off, bits) = if t.kind_flag {
-                                (m.offset & 0xff_ffff, m.offset >> 24)
-                            } else {
-                                (m.offset, 0)
-                            };
-                            let mut v = json!({"name": name(btf, m.name_off), "type_id": m.type_id.0, "bits_offset": off});
-                            if bits != 0 {
-                                v["bitfield_size"] = json!(bits);
-                            }
-                            v
-                        })
-                        .collect();
-                    put("members", Value::Array(ms));
-                }
-                TypeData::Enum { size, values } => {
-                    put("encoding", json!(signed));
-                    put("size", json!(size));
-                    put("vlen", json!(values.len()));
-                    let vs: Vec<Value> = values
-                        .iter()
-                        .map(|v| {
-                            // bpftool 7.1 widens the s32 field with its
-                            // sign even for UNSIGNED enums; match it.
-                            let val = if t.kind_flag {
-                                json!(v.val as i32)
-                            } else {
-                                json!(v.val as i32 as i64 as u64)
-                            };
-                            json!({"name": name(btf, v.name_off), "val": val})
-                        })
-                        .collect();
-                    put("values", Value::Array(vs));
-                }
-                TypeData::Enum64 { size, values } => {
-                    put("encoding", json!(signed));
-                    put("size", json!(size));
-                    put("vlen", json!(values.len()));
-                    let vs: Vec<Value> = values
-                        .iter()
-                        .map(|v| {
-                            let val = if t.kind_flag {
-                                json!(v.val as i64)
-                            } else {
-                                json!(v.val)
-                            };
-                            json!({"name": name(btf, v.name_off), "val": val})
-                        })
-                        .collect();
-                    put("values", Value::Array(vs));
-                }
-                TypeData::Fwd => put(
-                    "fwd_kind",
-                    json!(if t.kind_flag { "union" } else { "struct" }),
-                ),
-                TypeData::Func { proto, linkage } => {
-                    put("type_id", json!(proto.0));
-                    put("linkage", json!(linkage_str(*linkage as u32)));
-                }
-                TypeData::FuncProto { ret, params } => {
-                    put("ret_type_id", json!(ret.0));
-                    put("vlen", json!(params.len()));
-                    let ps: Vec<Value> = params
-                        .iter()
-                        .map(|p| json!({"name": name(btf, p.name_off), "type_id": p.type_id.0}))
-                        .collect();
-                    put("params", Value::Array(ps));
-                }
-                TypeData::Var { type_id, linkage } => {
-                    put("type_id", json!(type_id.0));
-                    put("linkage", json!(linkage_str(*linkage)));
-                }
-                TypeData::Datasec { size, vars } => {
-                    put("size", json!(size));
-                    put("vlen", json!(vars.len()));
-                    let vs: Vec<Value> = vars
-                        .iter()
-                        .map(|v| json!({"type_id": v.type_id.0, "offset": v.offset, "size": v.size}))
-                        .collect();
-                    put("vars", Value::Array(vs));
-                }
-                TypeData::Float { size } => put("size", json!(size)),
-                TypeData::DeclTag {
-                    target,
-                    component_idx,
-                } => {
-                    put("type_id", json!(target.0));
-                    put("component_idx", json!(component_idx));
-                }
-                TypeData::Void => {}
-            }
-            Value::Object(o)
-        })
+    let types: Vec<serde_json::Value> = (1..btf.types.len() as u32)
+        .filter_map(|id| type_json(btf, id))
         .collect();
-    json!({ "types": types })
+    serde_json::json!({ "types": types })
+}
+
+/// [`dump_json`] written type by type to `out` as pretty-printed JSON
+/// (what `serde_json::to_writer_pretty` makes of the whole document).
+pub fn dump_json_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
+    use serde::ser::{SerializeMap, SerializeSeq};
+    struct Types<'s, S: ?Sized>(&'s S);
+    impl<S: DumpSource + ?Sized> serde::Serialize for Types<'_, S> {
+        fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+            let n = self.0.count().saturating_sub(1);
+            let mut seq = z.serialize_seq(Some(n))?;
+            for id in 1..self.0.count() as u32 {
+                if let Some(v) = type_json(self.0, id) {
+                    seq.serialize_element(&v)?;
+                }
+            }
+            seq.end()
+        }
+    }
+    struct Doc<'s, S: ?Sized>(&'s S);
+    impl<S: DumpSource + ?Sized> serde::Serialize for Doc<'_, S> {
+        fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+            let mut map = z.serialize_map(Some(1))?;
+            map.serialize_entry("types", &Types(self.0))?;
+            map.end()
+        }
+    }
+    serde_json::to_writer_pretty(&mut *out, &Doc(src)).map_err(io::Error::from)
+}
+
+/// One type's JSON object.
+fn type_json<S: DumpSource + ?Sized>(src: &S, id: u32) -> Option<serde_json::Value> {
+    use serde_json::{json, Value};
+    let t = src.at(id)?;
+    let kind = t.kind();
+    let kflag = t.kind_flag();
+    let size = t.size_or_type();
+    let mut o = serde_json::Map::new();
+    o.insert("id".into(), json!(id));
+    o.insert("kind".into(), json!(kind.name()));
+    o.insert("name".into(), json!(name(src, t.name_off())));
+    let signed = if kflag { "SIGNED" } else { "UNSIGNED" };
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.into(), v);
+    };
+    match kind {
+        Kind::Int => {
+            let data = t.word(0);
+            put("size", json!(size));
+            put("bits_offset", json!(int_offset(data)));
+            put("nr_bits", json!(int_bits(data)));
+            put("encoding", json!(int_enc(int_encoding(data))));
+        }
+        Kind::Ptr
+        | Kind::Const
+        | Kind::Volatile
+        | Kind::Restrict
+        | Kind::Typedef
+        | Kind::TypeTag => put("type_id", json!(size)),
+        Kind::Array => {
+            put("type_id", json!(t.word(0)));
+            put("index_type_id", json!(t.word(1)));
+            put("nr_elems", json!(t.word(2)));
+        }
+        Kind::Struct | Kind::Union => {
+            put("size", json!(size));
+            put("vlen", json!(t.vlen()));
+            let ms: Vec<Value> = (0..t.vlen())
+                .map(|i| {
+                    let offset = t.word(3 * i + 2);
+                    let (off, bits) = if kflag {
+                        (offset & 0xff_ffff, offset >> 24)
+                    } else {
+                        (offset, 0)
+                    };
+                    let mut v = json!({"name": name(src, t.word(3 * i)), "type_id": t.word(3 * i + 1), "bits_offset": off});
+                    if bits != 0 {
+                        v["bitfield_size"] = json!(bits);
+                    }
+                    v
+                })
+                .collect();
+            put("members", Value::Array(ms));
+        }
+        Kind::Enum => {
+            put("encoding", json!(signed));
+            put("size", json!(size));
+            put("vlen", json!(t.vlen()));
+            let vs: Vec<Value> = (0..t.vlen())
+                .map(|i| {
+                    let raw = t.word(2 * i + 1);
+                    // bpftool 7.1 widens the s32 field with its sign even
+                    // for UNSIGNED enums; match it.
+                    let val = if kflag {
+                        json!(raw as i32)
+                    } else {
+                        json!(raw as i32 as i64 as u64)
+                    };
+                    json!({"name": name(src, t.word(2 * i)), "val": val})
+                })
+                .collect();
+            put("values", Value::Array(vs));
+        }
+        Kind::Enum64 => {
+            put("encoding", json!(signed));
+            put("size", json!(size));
+            put("vlen", json!(t.vlen()));
+            let vs: Vec<Value> = (0..t.vlen())
+                .map(|i| {
+                    let raw = u64::from(t.word(3 * i + 2)) << 32 | u64::from(t.word(3 * i + 1));
+                    let val = if kflag { json!(raw as i64) } else { json!(raw) };
+                    json!({"name": name(src, t.word(3 * i)), "val": val})
+                })
+                .collect();
+            put("values", Value::Array(vs));
+        }
+        Kind::Fwd => put("fwd_kind", json!(if kflag { "union" } else { "struct" })),
+        Kind::Func => {
+            put("type_id", json!(size));
+            put("linkage", json!(linkage_str(t.vlen() as u32)));
+        }
+        Kind::FuncProto => {
+            put("ret_type_id", json!(size));
+            put("vlen", json!(t.vlen()));
+            let ps: Vec<Value> = (0..t.vlen())
+                .map(|i| json!({"name": name(src, t.word(2 * i)), "type_id": t.word(2 * i + 1)}))
+                .collect();
+            put("params", Value::Array(ps));
+        }
+        Kind::Var => {
+            put("type_id", json!(size));
+            put("linkage", json!(linkage_str(t.word(0))));
+        }
+        Kind::Datasec => {
+            put("size", json!(size));
+            put("vlen", json!(t.vlen()));
+            let vs: Vec<Value> = (0..t.vlen())
+                .map(|i| json!({"type_id": t.word(3 * i), "offset": t.word(3 * i + 1), "size": t.word(3 * i + 2)}))
+                .collect();
+            put("vars", Value::Array(vs));
+        }
+        Kind::Float => put("size", json!(size)),
+        Kind::DeclTag => {
+            put("type_id", json!(size));
+            put("component_idx", json!(t.word(0) as i32));
+        }
+        Kind::Void => {}
+    }
+    Some(Value::Object(o))
 }
 
 /// FUNC and VAR linkage names as bpftool prints them.

@@ -1,8 +1,13 @@
 //! The disassembly as JSON, one entry per logical instruction.
 
+use std::io::{self, Write};
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde_json::{json, Value};
+
 use super::format::insn_text;
 use super::reloc::{reloc_name, reloc_value};
-use super::{SHF_EXECINSTR, SHT_NOBITS};
+use super::{ListedSection, Listing};
 use crate::model::insn::{logical, Insn, INSN_SIZE};
 use crate::model::object::{Object, Reloc, SymbolKind, SymbolPlace};
 
@@ -17,14 +22,63 @@ use crate::model::object::{Object, Reloc, SymbolKind, SymbolPlace};
 ///    "labels": [], "relocations": [{"offset": 32, "type": "R_BPF_64_64",
 ///    "symbol": "counts"}]}]}]}
 /// ```
-pub fn disasm_json(obj: &Object) -> serde_json::Value {
-    use serde_json::{json, Value};
-    let mut sections = Vec::new();
-    for sec in &obj.sections {
-        let empty = sec.data.is_empty() && sec.insns.is_empty();
-        if sec.sh_flags & SHF_EXECINSTR == 0 || sec.sh_type == SHT_NOBITS || empty {
-            continue;
+pub fn disasm_json(obj: &Object) -> Value {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and what is written is JSON.
+    let _ = Listing::from_object(obj).write_json(&mut out);
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+impl Listing<'_> {
+    /// [`disasm_json`]'s document, pretty-printed as `serde_json` prints
+    /// it, written instruction by instruction.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(out, &Doc(self)).map_err(io::Error::from)
+    }
+}
+
+struct Doc<'l, 'a>(&'l Listing<'a>);
+struct Sections<'l, 'a>(&'l Listing<'a>);
+struct Instructions<'l, 'a>(&'l Listing<'a>, &'l ListedSection<'a>);
+
+impl serde::Serialize for Doc<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("sections", &Sections(self.0))?;
+        map.end()
+    }
+}
+
+impl serde::Serialize for Sections<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let listed = self
+            .0
+            .sections
+            .iter()
+            .filter(|sec| sec.is_listed() && !sec.bytes.is_empty());
+        let mut seq = s.serialize_seq(None)?;
+        for sec in listed {
+            seq.serialize_element(&Section(self.0, sec))?;
         }
+        seq.end()
+    }
+}
+
+struct Section<'l, 'a>(&'l Listing<'a>, &'l ListedSection<'a>);
+
+impl serde::Serialize for Section<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Keys in the order a JSON object map keeps them (sorted).
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("instructions", &Instructions(self.0, self.1))?;
+        map.serialize_entry("name", &self.1.name)?;
+        map.end()
+    }
+}
+
+impl serde::Serialize for Instructions<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (obj, sec) = (self.0, self.1);
         let mut labels: Vec<(u64, &str)> = obj
             .symbols
             .iter()
@@ -38,19 +92,12 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
         labels.sort();
         let mut relocs: Vec<&Reloc> = sec.relocs.iter().collect();
         relocs.sort_by_key(|r| r.offset);
-        // Slots from the model, or decoded from the bytes when the model
-        // has none (a truncated tail is left out).
-        let slots_owned;
-        let slots: &[Insn] = if sec.insns.is_empty() {
-            let whole = sec.data.len() / INSN_SIZE * INSN_SIZE;
-            slots_owned =
-                crate::read::insn::decode(&sec.data[..whole], obj.endian).unwrap_or_default();
-            &slots_owned
-        } else {
-            &sec.insns
-        };
-        let mut insns = Vec::new();
-        for l in logical(slots) {
+        // The slots of the bytes (a truncated tail is left out).
+        let whole = sec.bytes.len() / INSN_SIZE * INSN_SIZE;
+        let slots: Vec<Insn> =
+            crate::read::insn::decode(&sec.bytes[..whole], obj.endian).unwrap_or_default();
+        let mut seq = s.serialize_seq(None)?;
+        for l in logical(&slots) {
             let i = l.insn;
             let at = u64::from(l.index.0) * INSN_SIZE as u64;
             let slots: u64 = if l.second.is_some() { 2 } else { 1 };
@@ -96,9 +143,8 @@ pub fn disasm_json(obj: &Object) -> serde_json::Value {
                     })
                     .collect::<Vec<_>>(),
             );
-            insns.push(entry);
+            seq.serialize_element(&entry)?;
         }
-        sections.push(json!({ "name": sec.name, "instructions": insns }));
+        seq.end()
     }
-    json!({ "sections": sections })
 }

@@ -22,6 +22,7 @@ pub(super) const KIND_TYPE_TAG: u32 = 18;
 pub(super) const KIND_ENUM64: u32 = 19;
 
 /// One `struct btf_type` with its trailing words.
+#[derive(Debug, PartialEq)]
 pub(super) struct Type {
     pub(super) name_off: u32,
     pub(super) info: u32,
@@ -45,7 +46,7 @@ impl Type {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Relo {
     pub insn_off: u32,
     pub(super) type_id: u32,
@@ -53,6 +54,7 @@ pub(super) struct Relo {
     pub(super) kind: u32,
 }
 
+#[derive(Debug, PartialEq)]
 pub(super) struct CoreNotes {
     pub(super) strings: Vec<u8>,
     pub(super) types: Vec<Type>,
@@ -106,6 +108,21 @@ impl Reader<'_> {
     }
 }
 
+/// How many leading bytes of `.BTF.ext` [`has_core_relos`] reads.
+pub(super) const EXT_HEAD: u64 = 32;
+
+/// Whether a `.BTF.ext` (its first [`EXT_HEAD`] bytes suffice) announces
+/// CO-RE records as objdump reads its header. Without them no CO-RE line
+/// is printed, so neither section need be read further.
+pub(super) fn has_core_relos(ext: &[u8], endian: Endian) -> bool {
+    let Some((mut r, _)) = Reader::header(ext, endian) else {
+        return false;
+    };
+    let lens = (0..6).map(|_| r.u32()).collect::<Option<Vec<u32>>>();
+    // An older header without the CO-RE fields: objdump stops there.
+    lens.is_some_and(|l| l[5] != 0)
+}
+
 fn words_after(kind: u32, vlen: usize) -> usize {
     match kind {
         1 | 14 | 17 => 1,
@@ -123,26 +140,35 @@ impl CoreNotes {
     pub(super) fn from_object(obj: &Object) -> Option<CoreNotes> {
         // The reader keeps BTF parsed and BTF.ext raw; objdump reads the
         // section bytes, which these are again.
-        let btf = crate::write::btf::to_bytes(obj.btf.as_ref()?);
+        let btf = obj.btf.as_ref()?;
+        let built;
         let ext = match &obj.btf_ext_raw {
-            Some(raw) => raw.clone(),
+            Some(raw) => raw,
             None if obj
                 .sections
                 .iter()
                 .any(|s| s.kind == crate::model::object::SectionKind::BtfExt) =>
             {
-                crate::write::btf_ext::from_sections(obj, obj.btf.as_ref()?).ok()?
+                built = crate::write::btf_ext::from_sections(obj, btf).ok()?;
+                &built
             }
             None => return None,
         };
-        let endian = obj.endian;
+        if !has_core_relos(ext, obj.endian) {
+            return None;
+        }
+        Self::from_bytes(&crate::write::btf::to_bytes(btf), ext, obj.endian)
+    }
+
+    /// The notes of raw `.BTF` and `.BTF.ext` section bytes.
+    pub(super) fn from_bytes(btf: &[u8], ext: &[u8], endian: Endian) -> Option<CoreNotes> {
         let mut notes = CoreNotes {
             strings: Vec::new(),
             types: Vec::new(),
             relos: HashMap::new(),
         };
-        notes.parse_btf(&btf, endian)?;
-        notes.parse_ext(&ext, endian);
+        notes.parse_btf(btf, endian)?;
+        notes.parse_ext(ext, endian);
         Some(notes)
     }
 

@@ -14,6 +14,11 @@
 //! `.BTF.ext` are rendered too, from the raw `.BTF`/`.BTF.ext` section bytes
 //! read the way llvm's `BTFParser` reads them.
 //!
+//! Both listings work from a [`Listing`]: made from a parsed [`Object`]
+//! ([`disasm`], [`disasm_json`]), or read from a file with only what they
+//! show ([`with_file`], what `bpfld disasm` uses), and written section by
+//! section to any writer.
+//!
 //! Files: `format` renders one instruction (no sections, no symbols),
 //! `walk` walks sections and symbols into the text listing, `json` gives
 //! the same walk as JSON, `reloc` the relocation columns, `lenient_btf`
@@ -27,13 +32,172 @@ mod lenient_btf;
 mod reloc;
 mod walk;
 
+use std::borrow::Cow;
+use std::path::Path;
+
 pub use format::{format_insn, insn_text, listing};
 pub use json::disasm_json;
 pub use walk::{disasm, file_header};
 
+use crate::error::{Error, Result};
+use crate::model::object::{Object, Reloc, SectionId, Symbol};
+use crate::model::Endian;
+use lenient_btf::CoreNotes;
+
 /// `sh_flags` bit of executable sections, the ones objdump disassembles.
 const SHF_EXECINSTR: u64 = 0x4;
 const SHT_NOBITS: u32 = 8;
+
+/// What a disassembly reads: every section's name and flags, the bytes
+/// and relocations of the executable ones, the symbols, and the CO-RE
+/// notes of `.BTF.ext`. Made from a parsed [`Object`] or, reading only
+/// those parts, from a file ([`with_file`]).
+#[derive(Debug, PartialEq)]
+pub struct Listing<'a> {
+    endian: Endian,
+    sections: Vec<ListedSection<'a>>,
+    symbols: Cow<'a, [Symbol]>,
+    core: Option<CoreNotes>,
+}
+
+#[derive(Debug, PartialEq)]
+struct ListedSection<'a> {
+    id: SectionId,
+    name: Cow<'a, str>,
+    sh_type: u32,
+    sh_flags: u64,
+    /// The bytes objdump reads (empty for sections it does not list).
+    bytes: Cow<'a, [u8]>,
+    relocs: Cow<'a, [Reloc]>,
+}
+
+impl ListedSection<'_> {
+    /// objdump disassembles executable sections with contents.
+    fn is_listed(&self) -> bool {
+        self.sh_flags & SHF_EXECINSTR != 0 && self.sh_type != SHT_NOBITS
+    }
+}
+
+impl<'a> Listing<'a> {
+    /// The listing of a parsed object (code as the model holds it now).
+    pub fn from_object(obj: &'a Object) -> Listing<'a> {
+        let sections = obj
+            .sections
+            .iter()
+            .map(|sec| {
+                let mut s = ListedSection {
+                    id: sec.id,
+                    name: Cow::Borrowed(sec.name.as_str()),
+                    sh_type: sec.sh_type,
+                    sh_flags: sec.sh_flags,
+                    bytes: Cow::Borrowed(&[][..]),
+                    relocs: Cow::Borrowed(&sec.relocs[..]),
+                };
+                if s.is_listed() {
+                    // The slots when the model has them (they may have
+                    // been rewritten), else the raw contents.
+                    s.bytes = if sec.insns.is_empty() {
+                        Cow::Borrowed(&sec.data[..])
+                    } else {
+                        Cow::Owned(crate::write::insn::encode(&sec.insns, obj.endian))
+                    };
+                }
+                s
+            })
+            .collect();
+        Listing {
+            endian: obj.endian,
+            sections,
+            symbols: Cow::Borrowed(&obj.symbols[..]),
+            core: CoreNotes::from_object(obj),
+        }
+    }
+}
+
+/// Reads what a disassembly of the object at `path` needs and calls `f`
+/// with it: the ELF and section headers, symbols, code and its
+/// relocations, checked as the full reader checks them (same messages).
+/// Data sections are not read, and `.BTF`/`.BTF.ext` only when `.BTF.ext`
+/// holds CO-RE records, whose lines need them: then the whole object is
+/// checked by the full reader first and the records are read as objdump
+/// reads them. Errors name the file.
+pub fn with_file<T>(path: &Path, f: impl FnOnce(&Listing<'_>) -> T) -> Result<T> {
+    let in_file = |e: Error| e.in_file(path.display());
+    match crate::read::open_seekable(path).map_err(in_file)? {
+        Ok(file) => with_reader(file, f),
+        Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
+    }
+    .map_err(in_file)
+}
+
+/// [`with_file`] on any seekable reader (errors do not name a file).
+pub fn with_reader<T, R: std::io::Read + std::io::Seek>(
+    reader: R,
+    f: impl FnOnce(&Listing<'_>) -> T,
+) -> Result<T> {
+    let cache = object::ReadCache::new(reader);
+    Ok(f(&Listing::read(&cache)?))
+}
+
+impl<'a> Listing<'a> {
+    /// The listing of object bytes, read as [`with_file`] reads a file.
+    pub fn from_bytes(data: &'a [u8]) -> Result<Listing<'a>> {
+        Self::read(data)
+    }
+
+    fn read<R: object::ReadRef<'a>>(data: R) -> Result<Listing<'a>> {
+        let elf = crate::read::elf_view::ElfView::parse(data)?;
+        let endian = elf.endian();
+        let parts = elf.code_parts()?;
+        let btf = elf.data_section_index(".BTF");
+        let core = match (btf, elf.data_section_index(".BTF.ext")) {
+            (Some(btf), Some(ext)) => {
+                let head = elf.section_head(ext, lenient_btf::EXT_HEAD)?;
+                if lenient_btf::has_core_relos(head, endian) {
+                    // CO-RE lines read the BTF and the records: the whole
+                    // object must pass the full reader first, as the
+                    // listing of a parsed object does (a hostile record
+                    // set can otherwise print without bound).
+                    let all = data
+                        .len()
+                        .and_then(|len| data.read_bytes_at(0, len))
+                        .map_err(|()| Error::new("cannot read the whole object"))?;
+                    crate::read::elf::parse(all)?;
+                    let btf = elf.section_data(btf)?;
+                    let ext = elf.section_data(ext)?;
+                    CoreNotes::from_bytes(btf, ext, endian)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let sections = parts
+            .sections
+            .into_iter()
+            .map(|sec| {
+                let mut s = ListedSection {
+                    id: sec.id,
+                    name: Cow::Owned(sec.name),
+                    sh_type: sec.sh_type,
+                    sh_flags: sec.sh_flags,
+                    bytes: Cow::Borrowed(sec.bytes),
+                    relocs: Cow::Owned(sec.relocs),
+                };
+                if !s.is_listed() {
+                    s.bytes = Cow::Borrowed(&[][..]);
+                }
+                s
+            })
+            .collect();
+        Ok(Listing {
+            endian,
+            sections,
+            symbols: Cow::Owned(parts.symbols),
+            core,
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Relocation annotations: the type and value columns objdump prints for
 //! a relocation.
 
-use crate::model::object::{Object, Reloc, RelocKind, SymbolKind, SymbolPlace};
+use super::Listing;
+use crate::model::object::{Reloc, RelocKind, SymbolKind, SymbolPlace};
 
 /// Relocation type names as llvm prints them.
 pub(super) fn reloc_name(kind: RelocKind) -> String {
@@ -13,17 +14,17 @@ pub(super) fn reloc_name(kind: RelocKind) -> String {
 
 /// The value column of a relocation: the symbol's name, a section
 /// symbol's section name, or `*ABS*` without a symbol.
-pub(super) fn reloc_value(obj: &Object, r: &Reloc) -> String {
+pub(super) fn reloc_value(obj: &Listing<'_>, r: &Reloc) -> String {
     if r.symbol.0 == 0 {
         return "*ABS*".into();
     }
-    let Some(sym) = obj.symbol(r.symbol) else {
+    let Some(sym) = obj.symbols.get(r.symbol.0 as usize) else {
         return format!("<symbol {}>", r.symbol.0);
     };
     if sym.kind == SymbolKind::Section {
         if let SymbolPlace::Section(id) = sym.place {
-            if let Some(s) = obj.section(id) {
-                return s.name.clone();
+            if let Some(s) = obj.sections.get(id.0 as usize) {
+                return s.name.to_string();
             }
         }
     }

@@ -4,14 +4,13 @@
 //! relocation lines come out the same), asking [`super::format`] for each
 //! instruction's text.
 
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use super::format::{decode_llvm, Decoded};
 use super::lenient_btf::CoreNotes;
 use super::reloc::{reloc_name, reloc_value};
-use super::{SHF_EXECINSTR, SHT_NOBITS};
-use crate::model::object::{Object, Reloc, Section, SymbolKind, SymbolPlace};
-use crate::write::insn::encode;
+use super::{ListedSection, Listing};
+use crate::model::object::{Object, Reloc, SymbolKind, SymbolPlace};
 
 // ELF symbol types objdump treats as data.
 const STT_OBJECT: u8 = 1;
@@ -42,16 +41,6 @@ fn sym_type(kind: SymbolKind) -> u8 {
     }
 }
 
-/// The bytes objdump reads for a section: the slots when the model has
-/// them (they may have been rewritten), else the raw contents.
-fn section_bytes(obj: &Object, sec: &Section) -> Vec<u8> {
-    if sec.insns.is_empty() {
-        sec.data.clone()
-    } else {
-        encode(&sec.insns, obj.endian)
-    }
-}
-
 /// Leading zero bytes objdump folds into `...`: at least 8, in steps of 4.
 fn skippable_zeros(bytes: &[u8]) -> usize {
     let n = bytes.iter().take_while(|&&b| b == 0).count();
@@ -64,15 +53,15 @@ fn skippable_zeros(bytes: &[u8]) -> usize {
 
 /// objdump's dump of a chunk that only data symbols label: hex and ASCII,
 /// eight bytes a line.
-fn dump_data(out: &mut String, bytes: &[u8], start: usize, end: usize) {
+fn dump_data(out: &mut impl Write, bytes: &[u8], start: usize, end: usize) -> io::Result<()> {
     let mut ascii = String::new();
     let mut n = 0usize;
     for index in start..end {
         if n == 0 {
-            let _ = write!(out, "{index:8x}:");
+            write!(out, "{index:8x}:")?;
         }
         let b = bytes.get(index).copied().unwrap_or(0);
-        let _ = write!(out, " {b:02x}");
+        write!(out, " {b:02x}")?;
         ascii.push(if (0x20..0x7f).contains(&b) {
             b as char
         } else {
@@ -81,18 +70,24 @@ fn dump_data(out: &mut String, bytes: &[u8], start: usize, end: usize) {
         n += 1;
         if index + 1 == end || n == 8 {
             let pad = 3 * (8 - n);
-            let _ = writeln!(out, "{}         {ascii}", " ".repeat(pad));
+            writeln!(out, "{}         {ascii}", " ".repeat(pad))?;
             ascii.clear();
             n = 0;
         }
     }
+    Ok(())
 }
 
-fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&CoreNotes>) {
-    let bytes = section_bytes(obj, sec);
+fn disasm_section(
+    out: &mut impl Write,
+    obj: &Listing<'_>,
+    sec: &ListedSection<'_>,
+    core: Option<&CoreNotes>,
+) -> io::Result<()> {
+    let bytes: &[u8] = &sec.bytes;
     let sect_size = bytes.len() as u64;
     if sect_size == 0 {
-        return;
+        return Ok(());
     }
     // objdump skips the null symbol, unnamed ones, sections and files.
     let named = |s: &&crate::model::object::Symbol| {
@@ -130,7 +125,7 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&C
             0,
             Sym {
                 addr: 0,
-                name: sec.name.clone(),
+                name: sec.name.to_string(),
                 ty: STT_FUNC,
             },
         );
@@ -177,13 +172,13 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&C
         let shown = &here[code_at.unwrap_or(here.len() - 1)];
         if !printed_section {
             printed_section = true;
-            let _ = writeln!(out, "\nDisassembly of section {}:", sec.name);
+            writeln!(out, "\nDisassembly of section {}:", sec.name)?;
         }
-        let _ = writeln!(out, "\n{start:016x} <{}>:", shown.name);
+        writeln!(out, "\n{start:016x} <{}>:", shown.name)?;
         // Both bounds are within the section: end <= sect_size.
         let (start, end) = (start as usize, end as usize);
         if code_at.is_none() {
-            dump_data(out, &bytes, start, end);
+            dump_data(out, bytes, start, end)?;
             continue;
         }
         while relocs.get(rel).is_some_and(|r| r.offset < start as u64) {
@@ -198,7 +193,7 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&C
             let window = bytes.get(index..index + max).unwrap_or(&[]);
             let zeros = skippable_zeros(window);
             if zeros > 0 {
-                out.push_str("\t\t...\n");
+                out.write_all(b"\t\t...\n")?;
                 index += zeros;
                 continue;
             }
@@ -209,26 +204,26 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&C
                 Decoded::Unknown { size: 0 } => 1,
                 Decoded::Unknown { size } => *size as usize,
             };
-            let _ = write!(out, "{:>8}:\t", index / 8);
+            write!(out, "{:>8}:\t", index / 8)?;
             match decoded {
                 Decoded::Insn { text, branch, .. } => {
-                    out.push_str(&text);
+                    out.write_all(text.as_bytes())?;
                     if let Some(delta) = branch {
                         let target = (index as u64)
                             .wrapping_add(size as u64)
                             .wrapping_add((delta as u64).wrapping_mul(size as u64));
                         if let Some(h) = hint(target) {
-                            out.push_str(&h);
+                            out.write_all(h.as_bytes())?;
                         }
                     }
                 }
-                Decoded::Unknown { .. } => out.push_str("<unknown>"),
+                Decoded::Unknown { .. } => out.write_all(b"<unknown>")?,
             }
-            out.push('\n');
+            out.write_all(b"\n")?;
             if let Some(c) = core {
                 let at = core_relos.partition_point(|r| u64::from(r.insn_off) < index as u64);
                 if let Some(r) = core_relos.get(at).filter(|r| r.insn_off as usize == index) {
-                    let _ = writeln!(out, "\t\t{index:016x}:  CO-RE {}", c.describe(r));
+                    writeln!(out, "\t\t{index:016x}:  CO-RE {}", c.describe(r))?;
                 }
             }
             while let Some(r) = relocs.get(rel) {
@@ -236,30 +231,39 @@ fn disasm_section(out: &mut String, obj: &Object, sec: &Section, core: Option<&C
                     break;
                 }
                 if r.offset >= index as u64 {
-                    let _ = writeln!(
+                    writeln!(
                         out,
                         "\t\t{:016x}:  {}\t{}",
                         r.offset,
                         reloc_name(r.kind),
                         reloc_value(obj, r)
-                    );
+                    )?;
                 }
                 rel += 1;
             }
             index += size;
         }
     }
+    Ok(())
 }
 
 /// The whole object as `llvm-objdump -dr --no-show-raw-insn` lists it,
 /// without the file header line ([`file_header`]).
 pub fn disasm(obj: &Object) -> String {
-    let mut out = String::new();
-    let core = CoreNotes::from_object(obj);
-    for sec in &obj.sections {
-        if sec.sh_flags & SHF_EXECINSTR != 0 && sec.sh_type != SHT_NOBITS {
-            disasm_section(&mut out, obj, sec, core.as_ref());
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = Listing::from_object(obj).write_text(&mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+impl Listing<'_> {
+    /// The listing of [`disasm`], written section by section.
+    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+        for sec in &self.sections {
+            if sec.is_listed() {
+                disasm_section(out, self, sec, self.core.as_ref())?;
+            }
         }
+        Ok(())
     }
-    out
 }
