@@ -95,6 +95,8 @@ fn gcc_objects_are_read_and_listed_like_the_reference_tools() {
 fn a_gcc_fwd_with_a_size_is_read_with_a_warning() {
     // GCC 12 writes FWD 'pt_regs' with size/type field 6: read as 0.
     let obj = gcc_fixture("tracing.o");
+    // Every command that reads the object's BTF says so, naming the file
+    // (`disasm` reads it only for CO-RE records, which this one has not).
     let o = run(&["inspect", s(&obj)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
@@ -106,6 +108,10 @@ fn a_gcc_fwd_with_a_size_is_read_with_a_warning() {
             && err.contains("read as 0"),
         "{err}"
     );
+    let o = run(&["btf", "dump", s(&obj)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with(&format!("bpfld: warning: {}: section '.BTF'", s(&obj))));
+    let o = run(&["inspect", s(&obj)]);
     assert!(stdout(&o).contains("kprobe/do_unlinkat"));
     // Raw BTF is still read strictly: the same bytes outside an object
     // are refused.

@@ -454,10 +454,14 @@ impl<'a> BtfView<'a> {
 /// section).
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&BtfView<'_>) -> T) -> Result<T> {
     let in_file = |e: Error| e.in_file(path.display());
-    match super::open_seekable(path).map_err(in_file)? {
-        Ok(file) => with_reader(file, f),
-        Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
-    }
+    // Warnings about what a producer wrote name the file.
+    let name = path.display().to_string();
+    crate::read::workarounds::reading(&name, || {
+        match super::open_seekable(path).map_err(in_file)? {
+            Ok(file) => with_reader(file, f),
+            Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
+        }
+    })
     .map_err(in_file)
 }
 

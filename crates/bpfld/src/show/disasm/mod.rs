@@ -123,10 +123,14 @@ impl<'a> Listing<'a> {
 /// reads them. Errors name the file.
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&Listing<'_>) -> T) -> Result<T> {
     let in_file = |e: Error| e.in_file(path.display());
-    match crate::read::open_seekable(path).map_err(in_file)? {
-        Ok(file) => with_reader(file, f),
-        Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
-    }
+    // Warnings about what a producer wrote name the file.
+    let name = path.display().to_string();
+    crate::read::workarounds::reading(&name, || {
+        match crate::read::open_seekable(path).map_err(in_file)? {
+            Ok(file) => with_reader(file, f),
+            Err(bytes) => with_reader(std::io::Cursor::new(bytes), f),
+        }
+    })
     .map_err(in_file)
 }
 
