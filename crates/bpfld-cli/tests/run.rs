@@ -546,3 +546,42 @@ fn too_short_packet_is_explained() {
         )
     );
 }
+
+#[test]
+fn libbpf_section_names_aya_does_not_know_run() {
+    if !bpf_allowed("libbpf_section_names_aya_does_not_know_run") {
+        return;
+    }
+    let file = fx("run_tc_kinds.o");
+    // SEC("tc"): the verdict depends on the packet's first byte.
+    let v = run_json(&[&file, "--prog", "tc_filter"]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["action"], "TC_ACT_OK");
+    let mut pkt = vec![0u8; 40];
+    pkt[0] = 0xff;
+    let p = Packet::new("tc-kinds", &pkt);
+    let v = run_json(&[&file, "--prog", "tc_filter", "--data", &p.arg()]);
+    assert_eq!(v["retval"], 2);
+    assert_eq!(v["action"], "TC_ACT_SHOT");
+    // SEC("tcx/ingress"): returns skb->len.
+    let v = run_json(&[&file, "--prog", "tcx_len", "--data", &p.arg()]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["retval"], 40);
+    // SEC("?raw_tp/sys_enter"): runs once, counting in .bss.
+    let v = run_json(&[&file, "--prog", "raw_tp_seven"]);
+    assert_eq!(v["type"], "raw_tracepoint");
+    assert_eq!(v["retval"], 7);
+    assert_eq!(
+        entries(&v, ".bss"),
+        [("00000000".into(), "0100000000000000".into())]
+    );
+    // SEC("syscall"): aya cannot load it; the error says which type.
+    let o = run(&["run", &file, "--prog", "syscall_prog"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains("program 'syscall_prog' is of type syscall, which bpfld cannot load yet"),
+        "{err}"
+    );
+}

@@ -18,6 +18,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod attach;
+mod aya_compat;
 mod bpffs;
 pub mod btf_check;
 pub mod btf_load;

@@ -10,6 +10,8 @@ use crate::error::{object_error, Error, ErrorKind, Result};
 /// An object whose maps exist in the kernel; its programs are not loaded yet.
 pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
+    /// Programs aya cannot load as their own type: name to libbpf's type.
+    pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
@@ -21,8 +23,13 @@ pub(crate) fn load_object(object: &[u8]) -> Result<LoadedObject> {
     if let Some(p) = &pins {
         loader.default_map_pin_directory(p.path());
     }
-    let ebpf = loader.load(object).map_err(object_error)?;
-    Ok(LoadedObject { ebpf, _pins: pins })
+    let copy = crate::aya_compat::prepare(object)?;
+    let ebpf = loader.load(&copy.bytes).map_err(object_error)?;
+    Ok(LoadedObject {
+        ebpf,
+        unloadable: copy.unloadable,
+        _pins: pins,
+    })
 }
 
 /// Names of the object's programs, sorted.

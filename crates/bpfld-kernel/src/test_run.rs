@@ -1,7 +1,9 @@
 //! Running a program with `BPF_PROG_TEST_RUN` on packet bytes, and what
 //! the run leaves: return value, packet, every map.
 
-use aya::programs::{Program, ProgramError, TestRun, TestRunOptions};
+use std::time::Duration;
+
+use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, TestRunOptions};
 
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
@@ -69,8 +71,17 @@ pub fn run_packets(
     repeat: u32,
 ) -> Result<Vec<RunResult>> {
     let mut loaded = load_object(object)?;
+    let name = choose_program(&loaded.ebpf, prog)?;
+    if let Some(t) = loaded.unloadable.get(&name) {
+        return Err(Error::new(
+            ErrorKind::NotRunnable,
+            format!(
+                "program '{name}' is of type {t}, which bpfld cannot load yet \
+                 (runnable types: {RUNNABLE})"
+            ),
+        ));
+    }
     let ebpf = &mut loaded.ebpf;
-    let name = choose_program(ebpf, prog)?;
     let prog = ebpf
         .program_mut(&name)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
@@ -79,7 +90,7 @@ pub fn run_packets(
             ErrorKind::NotRunnable,
             format!(
                 "program '{name}' is of type {}, which bpfld cannot run with BPF_PROG_TEST_RUN \
-                 (runnable types: xdp, sched_cls, socket_filter, cgroup_skb, flow_dissector)",
+                 (runnable types: {RUNNABLE})",
                 type_name(prog)
             ),
         )
@@ -101,25 +112,40 @@ pub fn run_packets(
             }
         };
     }
-    let verified = runnable!(prog, p => {
+    let verified = if let Program::RawTracePoint(p) = prog {
         p.load().map_err(|e| program_error(&name, e, "loading"))?;
         p.info().ok().and_then(|i| i.verified_instruction_count())
-    });
+    } else {
+        runnable!(prog, p => {
+            p.load().map_err(|e| program_error(&name, e, "loading"))?;
+            p.info().ok().and_then(|i| i.verified_instruction_count())
+        })
+    };
     let mut results = Vec::with_capacity(packets.len());
     for data_in in packets {
-        let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
-        let test = TestRunOptions {
-            data_in: Some(data_in),
-            data_out: Some(&mut data_out),
-            repeat,
-            ..TestRunOptions::new()
-        };
         let prog = ebpf
             .program_mut(&name)
             .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
-        let ran = runnable!(prog, p => p.test_run(test));
-        let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
-        data_out.truncate((res.data_size_out as usize).min(data_out.len()));
+        let (retval, duration, data_out) = if let Program::RawTracePoint(p) = prog {
+            // A raw tracepoint gets no packet: its context is the
+            // tracepoint's u64 arguments (all zero here), run once.
+            let res = p
+                .test_run(RawTracePointRunOptions::new())
+                .map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
+            (res.return_value, Duration::ZERO, Vec::new())
+        } else {
+            let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
+            let test = TestRunOptions {
+                data_in: Some(data_in),
+                data_out: Some(&mut data_out),
+                repeat,
+                ..TestRunOptions::new()
+            };
+            let ran = runnable!(prog, p => p.test_run(test));
+            let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
+            data_out.truncate((res.data_size_out as usize).min(data_out.len()));
+            (res.return_value, res.duration, data_out)
+        };
 
         let mut maps = Vec::new();
         for (map_name, map) in ebpf.maps() {
@@ -130,9 +156,13 @@ pub fn run_packets(
         results.push(RunResult {
             program: name.clone(),
             kind,
-            retval: res.return_value,
-            duration_ns: u64::try_from(res.duration.as_nanos()).unwrap_or(u64::MAX),
-            repeat,
+            retval,
+            duration_ns: u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+            repeat: if kind == ProgKind::RawTracepoint {
+                1
+            } else {
+                repeat
+            },
             data_out,
             maps,
             verified_insns: verified,
@@ -140,6 +170,10 @@ pub fn run_packets(
     }
     Ok(results)
 }
+
+/// The program types `bpfld run` runs, for messages.
+const RUNNABLE: &str =
+    "xdp, sched_cls (tc, tcx, classifier), socket_filter, cgroup_skb, flow_dissector, raw_tracepoint";
 
 fn test_run_error(program: &str, kind: ProgKind, len: usize, e: ProgramError) -> Error {
     if let Some(p) = permission_error(&e) {
