@@ -48,6 +48,13 @@ pub(crate) enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Show only the map NAME (repeatable; `.data`, `.bss`, ... for
+        /// global data).
+        #[arg(long = "map", value_name = "NAME")]
+        maps: Vec<String>,
+        /// Show map entries whose value is all zero too.
+        #[arg(long)]
+        all: bool,
     },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
     Link {

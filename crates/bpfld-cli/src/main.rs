@@ -64,12 +64,16 @@ fn run(cli: Cli) -> Result<()> {
             data,
             repeat,
             json,
+            maps,
+            all,
         } => run::run(&run::Args {
             file: &file,
             prog: prog.as_deref(),
             data: data.as_deref(),
             repeat,
             json,
+            maps: &maps,
+            all,
         })?,
         Command::Link {
             output,

@@ -178,10 +178,10 @@ fn maps_after_repeated_runs() {
     assert_eq!(entries(&again, "runs"), vec![(zero.clone(), le_hex_u64(1))]);
     assert_eq!(entries(&again, "by_first"), vec![(zero, le_hex_u64(1))]);
 
-    // The text listing shows the same entries.
+    // The text listing shows the same entries, typed by BTF (u32 -> u64).
     let text = ok(&["run", &fx("run_counter.o"), "--repeat", "3"]);
     assert!(
-        text.contains("  runs (array, key 4 B, value 8 B, max_entries 1): 1 entries\n    00000000: 0300000000000000\n"),
+        text.contains("  runs (array, key 4 B, value 8 B, max_entries 1): 1 entries\n    0: 3\n"),
         "{text}"
     );
     assert!(
@@ -583,5 +583,71 @@ fn libbpf_section_names_aya_does_not_know_run() {
     assert!(
         err.contains("program 'syscall_prog' is of type syscall, which bpfld cannot load yet"),
         "{err}"
+    );
+}
+
+#[test]
+fn maps_are_typed_by_btf_and_zero_entries_hidden() {
+    if !bpf_allowed("maps_are_typed_by_btf_and_zero_entries_hidden") {
+        return;
+    }
+    let file = fx("run_maps.o");
+    let v = run_json(&[&file, "--repeat", "3"]);
+    // One entry of 1024 is not zero; it is shown by field name, the way
+    // bpftool's "formatted" shows it.
+    let flows = v["maps"]["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0]["key"], "07000000");
+    assert_eq!(
+        flows[0]["formatted"],
+        serde_json::json!({
+            "key": 7,
+            "value": {
+                "packets": 3, "last_len": 64, "tag": "web",
+                "pair": {"lo": 1, "hi": 2}, "proto": "PROTO_UDP",
+                "flags": "0x0", "bits": "0x5"
+            }
+        })
+    );
+    assert_eq!(v["map_info"]["flows"]["zero_entries_not_shown"], 1023);
+    // Per-CPU: one value per CPU, summing to the runs.
+    let hits = v["maps"]["cpu_hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let per_cpu = hits[0]["formatted"]["values"].as_array().unwrap();
+    let sum: u64 = per_cpu.iter().map(|c| c["value"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 3);
+    assert_eq!(per_cpu[0]["cpu"], 0);
+    // Global data: the DATASEC by variable name, no typed key.
+    assert_eq!(
+        v["maps"][".data"][0]["formatted"],
+        serde_json::json!({"value": {".data": [{"seen": 103}]}})
+    );
+
+    // --all shows every entry; --map only the named maps.
+    let v = run_json(&[&file, "--all", "--map", "flows"]);
+    let names: Vec<&String> = v["maps"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["flows"]);
+    assert_eq!(v["maps"]["flows"].as_array().unwrap().len(), 1024);
+    assert_eq!(v["map_info"]["flows"]["zero_entries_not_shown"], 0);
+
+    let text = ok(&["run", &file, "--map", "flows"]);
+    assert!(
+        text.contains(
+            "  flows (array, key 4 B, value 32 B, max_entries 1024): 1 entries \
+             (1023 all-zero entries not shown; --all shows them)\n    7: {"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\"tag\":\"web\""), "{text}");
+    assert!(!text.contains("cpu_hits"), "{text}");
+
+    let o = run(&["run", &file, "--map", "flows", "--map", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: --map nope: no such map; the object's maps are: .data, cpu_hits, flows\n"
+        )
     );
 }
