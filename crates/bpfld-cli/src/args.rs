@@ -55,6 +55,12 @@ pub(crate) enum Command {
         /// Show map entries whose value is all zero too.
         #[arg(long)]
         all: bool,
+        /// Set the global variable VAR (by its BTF name, in .rodata, .data,
+        /// .bss or .data.*/.rodata.*) before load: decimal or 0x-hex for
+        /// integers, true/false, an enumerator name, or a string for a char
+        /// array. `const volatile` values are constants to the verifier.
+        #[arg(long = "set", value_name = "VAR=VALUE")]
+        sets: Vec<String>,
     },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
     Link {

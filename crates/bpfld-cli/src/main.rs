@@ -66,6 +66,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             maps,
             all,
+            sets,
         } => run::run(&run::Args {
             file: &file,
             prog: prog.as_deref(),
@@ -74,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             maps: &maps,
             all,
+            sets: &sets,
         })?,
         Command::Link {
             output,

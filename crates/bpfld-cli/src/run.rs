@@ -18,6 +18,8 @@ pub struct Args<'a> {
     pub maps: &'a [String],
     /// Show entries whose value is all zero too.
     pub all: bool,
+    /// `VAR=VALUE` globals set before load.
+    pub sets: &'a [String],
 }
 
 pub fn run(args: &Args<'_>) -> Result<()> {
@@ -33,14 +35,17 @@ pub fn run(args: &Args<'_>) -> Result<()> {
         })?),
         None => None,
     };
+    // bpfld's reader checks every part first, so hostile bytes get a clear
+    // error instead of reaching aya's parser.
+    let model = bpfld::read::elf::parse(&object).map_err(in_file)?;
+    let globals = bpfld_kernel::encode_globals(&object, args.sets)
+        .map_err(|e| in_file(Error::new(e.to_string())))?;
     let opts = RunOptions {
         prog: args.prog,
         data: data.as_deref(),
         repeat: args.repeat,
+        globals: &globals,
     };
-    // bpfld's reader checks every part first, so hostile bytes get a clear
-    // error instead of reaching aya's parser.
-    let model = bpfld::read::elf::parse(&object).map_err(in_file)?;
     // aya's parser must not take the process down either.
     let outcome = std::panic::catch_unwind(|| bpfld_kernel::run(&object, &opts)).map_err(|_| {
         in_file(Error::new(

@@ -651,3 +651,63 @@ fn maps_are_typed_by_btf_and_zero_entries_hidden() {
         )
     );
 }
+
+#[test]
+fn set_changes_globals_before_load() {
+    if !bpf_allowed("set_changes_globals_before_load") {
+        return;
+    }
+    let file = fx("run_set.o");
+    // The const volatile flag is a constant to the verifier: flipped, the
+    // program takes the other branch and the verifier walks more code.
+    let off = run_json(&[&file]);
+    let on = run_json(&[&file, "--set", "heavy=1"]);
+    assert_eq!(off["action"], "XDP_PASS");
+    assert_eq!(on["action"], "XDP_DROP");
+    let (n_off, n_on) = (
+        off["verified_insns"].as_u64().unwrap(),
+        on["verified_insns"].as_u64().unwrap(),
+    );
+    assert!(n_on > n_off + 32, "{n_off} -> {n_on}");
+    // A u16 in .rodata, in hex; the packet's first byte is 0.
+    let v = run_json(&[&file, "--set", "port=0x0"]);
+    assert_eq!(v["action"], "XDP_TX");
+    // .data (integer and char array) and .bss, shown after the run.
+    let v = run_json(&[
+        &file,
+        "--set",
+        "counter=0x10",
+        "--set",
+        "label=web",
+        "--set",
+        "sum=3",
+    ]);
+    assert_eq!(
+        v["maps"][".data"][0]["formatted"]["value"],
+        serde_json::json!({".data": [{"counter": 17}, {"label": "web"}]})
+    );
+    assert_eq!(
+        v["maps"][".bss"][0]["formatted"]["value"],
+        serde_json::json!({".bss": [{"sum": 3}]})
+    );
+    // Clear errors, nothing on stdout.
+    for (set, msg) in [
+        (
+            "nope=1",
+            "--set nope=1: no global variable named 'nope'; the object's globals are: counter, heavy, label, port, sum",
+        ),
+        ("port=0x10000", "--set port=0x10000: 65536 does not fit u16 (0..=65535)"),
+        ("port=-1", "--set port=-1: -1 does not fit u16 (0..=65535)"),
+        (
+            "label=toolongxx",
+            "--set label=toolongxx: the string is 9 bytes; char[8] holds at most 7 and the NUL",
+        ),
+        ("heavy=yes", "--set heavy=yes: 'yes' is not a number (decimal or 0x-hex)"),
+        ("heavy", "--set heavy: expected VAR=VALUE"),
+    ] {
+        let o = run(&["run", &file, "--set", set]);
+        assert_eq!(o.status.code(), Some(1), "{set}");
+        assert!(o.stdout.is_empty(), "{set}");
+        assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
+    }
+}

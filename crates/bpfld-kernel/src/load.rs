@@ -6,6 +6,7 @@ use aya::{Ebpf, EbpfLoader};
 
 use crate::bpffs::PinDir;
 use crate::error::{object_error, Error, ErrorKind, Result};
+use crate::globals::GlobalValue;
 
 /// An object whose maps exist in the kernel; its programs are not loaded yet.
 pub(crate) struct LoadedObject {
@@ -17,9 +18,13 @@ pub(crate) struct LoadedObject {
 }
 
 /// Loads `object` (an ELF eBPF object): creates its maps and global data.
-pub(crate) fn load_object(object: &[u8]) -> Result<LoadedObject> {
+pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<LoadedObject> {
     let pins = PinDir::create();
     let mut loader = EbpfLoader::new();
+    for g in globals {
+        // Before the maps are created: .rodata is frozen with the value.
+        loader.override_global(g.name.as_str(), g.bytes.as_slice(), true);
+    }
     if let Some(p) = &pins {
         loader.default_map_pin_directory(p.path());
     }

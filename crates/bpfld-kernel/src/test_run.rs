@@ -7,6 +7,7 @@ use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, Tes
 
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
+use crate::globals::GlobalValue;
 use crate::load::{choose_program, load_object};
 use crate::maps::{dump_map, map_data, MapDump};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
@@ -29,6 +30,8 @@ pub struct RunOptions<'a> {
     /// How many times the kernel runs the program; 0 is taken as 1 (as the
     /// kernel does).
     pub repeat: u32,
+    /// Globals given new initial values before load (`--set`).
+    pub globals: &'a [GlobalValue],
 }
 
 /// The outcome of one test run.
@@ -55,7 +58,7 @@ pub struct RunResult {
 /// Loads `object` (an ELF eBPF object), runs one program and reads every map.
 pub fn run(object: &[u8], opts: &RunOptions<'_>) -> Result<RunResult> {
     let data_in = opts.data.unwrap_or(&DEFAULT_PACKET);
-    let mut results = run_packets(object, opts.prog, &[data_in], opts.repeat)?;
+    let mut results = run_all(object, opts, &[data_in])?;
     results
         .pop()
         .ok_or_else(|| Error::new(ErrorKind::Kernel, "no run result"))
@@ -70,7 +73,19 @@ pub fn run_packets(
     packets: &[&[u8]],
     repeat: u32,
 ) -> Result<Vec<RunResult>> {
-    let mut loaded = load_object(object)?;
+    let opts = RunOptions {
+        prog,
+        repeat,
+        ..RunOptions::default()
+    };
+    run_all(object, &opts, packets)
+}
+
+/// [`run_packets`] with every option ([`RunOptions::data`] is ignored:
+/// the packets are `packets`).
+pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Result<Vec<RunResult>> {
+    let (prog, repeat) = (opts.prog, opts.repeat);
+    let mut loaded = load_object(object, opts.globals)?;
     let name = choose_program(&loaded.ebpf, prog)?;
     if let Some(t) = loaded.unloadable.get(&name) {
         return Err(Error::new(
