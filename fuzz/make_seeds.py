@@ -12,6 +12,7 @@ btf      every fixture's .BTF section, the damaged raw *.btf files, and
 btf_ext  every fixture's .BTF.ext section (fixtures/core.o's matches the
          BTF the target parses against)
 link     pairs of fixtures joined by the separator the link target splits on
+pcap     the committed captures, fixtures/pcap/*
 
 Deterministic; the corpora are not committed (libFuzzer grows them).
 """
@@ -224,6 +225,8 @@ def main():
         da = open(os.path.join(FIX, a), "rb").read()
         db = open(os.path.join(FIX, b), "rb").read()
         write("link", f"{a}+{b}", da + LINK_SEPARATOR + db)
+    for name in sorted(os.listdir(os.path.join(FIX, "pcap"))):
+        write("pcap", name, open(os.path.join(FIX, "pcap", name), "rb").read())
     vmlinux_seeds()
     for t in sorted(os.listdir(OUT)):
         print(f"{t}: {len(os.listdir(os.path.join(OUT, t)))} seeds", file=sys.stderr)

@@ -42,6 +42,14 @@ pub(crate) enum Command {
         /// Input packet bytes (default: a 64-byte zero Ethernet frame).
         #[arg(long, value_name = "PACKET_FILE")]
         data: Option<PathBuf>,
+        /// Run every packet of a pcap or pcapng file (one verdict each;
+        /// the maps are shown after the last).
+        #[arg(long, value_name = "CAPTURE", conflicts_with = "data")]
+        pcap: Option<PathBuf>,
+        /// Write the packet as the program left it (with --pcap: a pcap of
+        /// every packet as left).
+        #[arg(long, value_name = "FILE")]
+        data_out: Option<PathBuf>,
         /// How many times the kernel runs the program (duration is the average).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,

@@ -12,6 +12,10 @@ pub struct Args<'a> {
     pub file: &'a Path,
     pub prog: Option<&'a str>,
     pub data: Option<&'a Path>,
+    /// Run every packet of this capture (pcap or pcapng) instead.
+    pub pcap: Option<&'a Path>,
+    /// Write the packet as the program left it (a pcap with --pcap).
+    pub data_out: Option<&'a Path>,
     pub repeat: u32,
     pub json: bool,
     /// Show only these maps (all when empty).
@@ -35,6 +39,19 @@ pub fn run(args: &Args<'_>) -> Result<()> {
         })?),
         None => None,
     };
+    let capture = match args.pcap {
+        Some(p) => {
+            let in_pcap = |e: Error| e.in_file(p.display());
+            let bytes =
+                std::fs::read(p).map_err(|e| in_pcap(Error::new(format!("cannot read: {e}"))))?;
+            let cap = bpfld::pcap::parse(&bytes).map_err(in_pcap)?;
+            if cap.packets.is_empty() {
+                return Err(in_pcap(Error::new("the capture holds no packets")));
+            }
+            Some(cap)
+        }
+        None => None,
+    };
     // bpfld's reader checks every part first, so hostile bytes get a clear
     // error instead of reaching aya's parser.
     let model = bpfld::read::elf::parse(&object).map_err(in_file)?;
@@ -45,26 +62,124 @@ pub fn run(args: &Args<'_>) -> Result<()> {
         data: data.as_deref(),
         repeat: args.repeat,
         globals: &globals,
+        maps_after_last_only: true,
+    };
+    let packets: Vec<&[u8]> = match &capture {
+        Some(c) => c.packets.iter().map(|p| p.data.as_slice()).collect(),
+        None => vec![data.as_deref().unwrap_or(&bpfld_kernel::DEFAULT_PACKET)],
     };
     // aya's parser must not take the process down either.
-    let outcome = std::panic::catch_unwind(|| bpfld_kernel::run(&object, &opts)).map_err(|_| {
-        in_file(Error::new(
-            "the loader (aya) failed on this object in a way it does not report as an error",
-        ))
-    })?;
-    let mut res = outcome.map_err(|e| in_file(Error::new(e.to_string())))?;
+    let outcome = std::panic::catch_unwind(|| bpfld_kernel::run_all(&object, &opts, &packets))
+        .map_err(|_| {
+            in_file(Error::new(
+                "the loader (aya) failed on this object in a way it does not report as an error",
+            ))
+        })?;
+    let mut results = outcome.map_err(|e| in_file(Error::new(e.to_string())))?;
+    let Some(mut res) = results.pop() else {
+        return Err(in_file(Error::new("no run result")));
+    };
+    results.push(res.clone());
     let shown = select_maps(&mut res, args.maps, args.all).map_err(in_file)?;
     let types = MapTypes::of(&model);
-    if args.json {
-        crate::print_json(&to_json(
-            &args.file.display().to_string(),
-            &res,
-            &shown,
-            &types,
-        ))
-    } else {
-        crate::emit(&render_text(&res, &shown, &types))
+    if let Some(out) = args.data_out {
+        let bytes = match &capture {
+            Some(c) => {
+                let left: Vec<bpfld::pcap::Packet> = results
+                    .iter()
+                    .zip(&c.packets)
+                    .map(|(r, p)| bpfld::pcap::Packet {
+                        data: r.data_out.clone(),
+                        time_ns: p.time_ns,
+                    })
+                    .collect();
+                bpfld::pcap::write_pcap(c.linktype, &left)
+            }
+            None => res.data_out.clone(),
+        };
+        bpfld::write::elf::write_atomic(out, &bytes).map_err(|e| e.in_file(out.display()))?;
     }
+    let file = args.file.display().to_string();
+    match (&capture, args.json) {
+        (None, true) => crate::print_json(&to_json(&file, &res, &shown, &types)),
+        (None, false) => crate::emit(&render_text(&res, &shown, &types)),
+        (Some(_), true) => {
+            let mut v = to_json(&file, &res, &shown, &types);
+            if let Some(o) = v.as_object_mut() {
+                for k in [
+                    "retval",
+                    "action",
+                    "duration_ns",
+                    "data_out",
+                    "data_out_len",
+                ] {
+                    o.remove(k);
+                }
+                o.insert("runs".into(), runs_json(&results, &packets));
+            }
+            crate::print_json(&v)
+        }
+        (Some(_), false) => {
+            let text = render_text(&res, &shown, &types);
+            crate::emit(&runs_text(&results, &packets, &text))
+        }
+    }
+}
+
+/// One verdict per packet of a capture, for JSON.
+fn runs_json(results: &[RunResult], packets: &[&[u8]]) -> serde_json::Value {
+    results
+        .iter()
+        .zip(packets)
+        .enumerate()
+        .map(|(i, (r, p))| {
+            serde_json::json!({
+                "index": i,
+                "retval": r.retval,
+                "action": r.kind.action_name(r.retval),
+                "duration_ns": r.duration_ns,
+                "data_in_len": p.len(),
+                "data_out_len": r.data_out.len(),
+                "data_out": hex(&r.data_out),
+            })
+        })
+        .collect()
+}
+
+/// The single-run listing with its verdict lines replaced by a table of
+/// every packet's verdict.
+fn runs_text(results: &[RunResult], packets: &[&[u8]], single: &str) -> String {
+    let mut s = String::new();
+    let mut lines = single.lines();
+    if let Some(first) = lines.next() {
+        s.push_str(first);
+        s.push('\n');
+    }
+    let _ = writeln!(s, "runs: {} packets", results.len());
+    let _ = writeln!(
+        s,
+        "  {:>5}  {:>10}  {:<16}  {:>11}  {:>6}  {:>7}",
+        "index", "retval", "action", "duration_ns", "len_in", "len_out"
+    );
+    for (i, (r, p)) in results.iter().zip(packets).enumerate() {
+        let _ = writeln!(
+            s,
+            "  {:>5}  {:>10}  {:<16}  {:>11}  {:>6}  {:>7}",
+            i,
+            r.retval,
+            r.kind.action_name(r.retval).unwrap_or("-"),
+            r.duration_ns,
+            p.len(),
+            r.data_out.len()
+        );
+    }
+    for l in lines.filter(|l| {
+        !(l.starts_with("retval: ") || l.starts_with("duration: ") || l.starts_with("data_out: "))
+    }) {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
 }
 
 /// Per map (in the result's order): how many entries were left out because

@@ -711,3 +711,92 @@ fn set_changes_globals_before_load() {
         assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
     }
 }
+
+#[test]
+fn pcap_runs_every_packet() {
+    if !bpf_allowed("pcap_runs_every_packet") {
+        return;
+    }
+    // fixtures/pcap/three.*: three 64-byte frames, first bytes ff, 00, ff;
+    // run_tc.o shoots 0xff-first packets and writes 0x5a at offset 13.
+    let file = fx("run_tc.o");
+    for capture in ["three.pcap", "three.pcapng"] {
+        let cap = fixture("pcap").join(capture).display().to_string();
+        let v = run_json(&[&file, "--pcap", &cap]);
+        let runs = v["runs"].as_array().unwrap();
+        let verdicts: Vec<(u64, u64, &str)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r["index"].as_u64().unwrap(),
+                    r["retval"].as_u64().unwrap(),
+                    r["action"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (0, 2, "TC_ACT_SHOT"),
+                (1, 0, "TC_ACT_OK"),
+                (2, 2, "TC_ACT_SHOT")
+            ],
+            "{capture}"
+        );
+        assert!(runs
+            .iter()
+            .all(|r| r["data_in_len"] == 64 && r["duration_ns"].is_u64()));
+        assert!(v.get("retval").is_none());
+    }
+
+    // Text: a table, one line per packet.
+    let cap = fixture("pcap").join("three.pcap").display().to_string();
+    let dir = tmpdir("run-pcap");
+    let out = dir.join("out.pcap");
+    let text = ok(&[
+        "run",
+        &file,
+        "--pcap",
+        &cap,
+        "--data-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(text.contains("runs: 3 packets\n"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("TC_ACT_")).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows[1].trim_start().starts_with("1           0  TC_ACT_OK"),
+        "{text}"
+    );
+    // --data-out with --pcap: a pcap of the packets as the program left them.
+    let written = bpfld::pcap::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let input = bpfld::pcap::parse(&std::fs::read(&cap).unwrap()).unwrap();
+    assert_eq!(written.linktype, 1);
+    assert_eq!(written.packets.len(), 3);
+    for (w, i) in written.packets.iter().zip(&input.packets) {
+        let mut want = i.data.clone();
+        want[13] = 0x5a;
+        assert_eq!(w.data, want);
+        assert_eq!(w.time_ns, i.time_ns);
+    }
+    // Without --pcap, --data-out is the raw packet.
+    let raw = dir.join("out.bin");
+    ok(&["run", &file, "--data-out", raw.to_str().unwrap()]);
+    let mut want = vec![0u8; 64];
+    want[13] = 0x5a;
+    assert_eq!(std::fs::read(&raw).unwrap(), want);
+
+    // A damaged capture: the file and the record, nothing on stdout.
+    let bad = root()
+        .join("fuzz/regressions/pcap/record_longer_than_file.pcap")
+        .display()
+        .to_string();
+    let o = run(&["run", &file, "--pcap", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o),
+        format!("bpfld: error: {bad}: pcap record 0 at offset 24: the record says 1000 bytes, the file has 10 left\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,9 @@ pub struct RunOptions<'a> {
     pub repeat: u32,
     /// Globals given new initial values before load (`--set`).
     pub globals: &'a [GlobalValue],
+    /// Read the maps after the last packet only (the others' results have
+    /// none): a capture of many packets need not dump every map each time.
+    pub maps_after_last_only: bool,
 }
 
 /// The outcome of one test run.
@@ -163,10 +166,12 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
         };
 
         let mut maps = Vec::new();
-        for (map_name, map) in ebpf.maps() {
-            maps.push(dump_map(map_name, map_data(map))?);
+        if !opts.maps_after_last_only || results.len() + 1 == packets.len() {
+            for (map_name, map) in ebpf.maps() {
+                maps.push(dump_map(map_name, map_data(map))?);
+            }
+            maps.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        maps.sort_by(|a, b| a.name.cmp(&b.name));
 
         results.push(RunResult {
             program: name.clone(),
