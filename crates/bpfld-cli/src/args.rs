@@ -69,6 +69,12 @@ pub(crate) enum Command {
         /// array. `const volatile` values are constants to the verifier.
         #[arg(long = "set", value_name = "VAR=VALUE")]
         sets: Vec<String>,
+        /// Write KEY=VALUE into map NAME before the run (repeatable):
+        /// integers (decimal, 0x-hex) where the map's BTF types the key or
+        /// value as one, else hex bytes in memory order; per-CPU maps get
+        /// the value on every CPU.
+        #[arg(long = "map-update", num_args = 2, value_names = ["NAME", "KEY=VALUE"])]
+        map_updates: Vec<String>,
     },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
     Link {

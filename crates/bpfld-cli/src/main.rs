@@ -69,6 +69,7 @@ fn run(cli: Cli) -> Result<()> {
             maps,
             all,
             sets,
+            map_updates,
         } => run::run(&run::Args {
             file: &file,
             prog: prog.as_deref(),
@@ -80,6 +81,10 @@ fn run(cli: Cli) -> Result<()> {
             maps: &maps,
             all,
             sets: &sets,
+            map_updates: &map_updates
+                .chunks(2)
+                .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+                .collect::<Vec<_>>(),
         })?,
         Command::Link {
             output,

@@ -24,6 +24,8 @@ pub struct Args<'a> {
     pub all: bool,
     /// `VAR=VALUE` globals set before load.
     pub sets: &'a [String],
+    /// `(NAME, KEY=VALUE)` map entries written before the run.
+    pub map_updates: &'a [(String, String)],
 }
 
 pub fn run(args: &Args<'_>) -> Result<()> {
@@ -57,11 +59,14 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     let model = bpfld::read::elf::parse(&object).map_err(in_file)?;
     let globals = bpfld_kernel::encode_globals(&object, args.sets)
         .map_err(|e| in_file(Error::new(e.to_string())))?;
+    let map_updates = bpfld_kernel::encode_map_updates(&object, args.map_updates)
+        .map_err(|e| in_file(Error::new(e.to_string())))?;
     let opts = RunOptions {
         prog: args.prog,
         data: data.as_deref(),
         repeat: args.repeat,
         globals: &globals,
+        map_updates: &map_updates,
         maps_after_last_only: true,
     };
     let packets: Vec<&[u8]> = match &capture {

@@ -800,3 +800,76 @@ fn pcap_runs_every_packet() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn map_update_seeds_maps_before_the_run() {
+    if !bpf_allowed("map_update_seeds_maps_before_the_run") {
+        return;
+    }
+    let file = fx("run_seed.o");
+    // Unseeded: no verdict for byte 0, cfg.magic is 0.
+    assert_eq!(run_json(&[&file])["action"], "XDP_DROP");
+    // An integer-typed key and value (u8 -> u32).
+    let v = run_json(&[&file, "--map-update", "verdicts", "0=2"]);
+    assert_eq!(v["action"], "XDP_PASS");
+    assert_eq!(
+        v["maps"]["verdicts"][0]["formatted"],
+        serde_json::json!({"key": 0, "value": 2})
+    );
+    // A struct value as hex bytes: magic (offset 4) = 7.
+    let v = run_json(&[&file, "--map-update", "cfg", "0=0x0000000007000000"]);
+    assert_eq!(v["action"], "XDP_TX");
+    // Repeatable, in order; hex key 0x00 as an integer.
+    let v = run_json(&[
+        &file,
+        "--map-update",
+        "cfg",
+        "0=0000000007000000",
+        "--map-update",
+        "verdicts",
+        "0x0=1",
+    ]);
+    assert_eq!(v["action"], "XDP_DROP");
+    // Per-CPU maps get the value on every CPU.
+    let v = run_json(&[&fx("run_maps.o"), "--map-update", "cpu_hits", "3=5"]);
+    let e = v["maps"]["cpu_hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "03000000")
+        .expect("seeded entry");
+    assert!(e["formatted"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["value"] == 5));
+
+    for (name, kv, msg) in [
+        (
+            "nope",
+            "0=1",
+            "--map-update nope 0=1: no map named 'nope'; the object's maps are: cfg, verdicts",
+        ),
+        (
+            "verdicts",
+            "256=1",
+            "--map-update verdicts 256=1: the key: 256 does not fit u8 (0..=255)",
+        ),
+        (
+            "cfg",
+            "0=00000000070000",
+            "--map-update cfg 0=00000000070000: the value is 7 bytes; map 'cfg' has 8-byte values",
+        ),
+        (
+            "cfg",
+            "0=zz",
+            "--map-update cfg 0=zz: the value: 'zz' is not hex bytes (an even number of hex digits, in memory order)",
+        ),
+        ("verdicts", "0", "--map-update verdicts 0: expected KEY=VALUE"),
+    ] {
+        let o = run(&["run", &file, "--map-update", name, kv]);
+        assert_eq!(o.status.code(), Some(1), "{kv}");
+        assert!(o.stdout.is_empty(), "{kv}");
+        assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
+    }
+}

@@ -132,6 +132,126 @@ fn int_bytes(v: i128, size: u32, signed: bool) -> std::result::Result<Vec<u8>, S
     Ok(v.to_le_bytes()[..size as usize].to_vec())
 }
 
+/// One `--map-update NAME KEY=VALUE`, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapUpdate {
+    pub map: String,
+    pub key: Vec<u8>,
+    /// One CPU's value; per-CPU maps get it on every CPU.
+    pub value: Vec<u8>,
+    /// The setting as given, for messages.
+    pub text: String,
+}
+
+/// Encodes `(NAME, KEY=VALUE)` map seeds against `object`: KEY and VALUE
+/// are integers (decimal or 0x-hex, enumerator names) when the map's BTF
+/// types them as integers, else hex bytes in memory order (an optional
+/// 0x prefix; their count is checked against the map when it exists).
+pub fn encode_map_updates(object: &[u8], updates: &[(String, String)]) -> Result<Vec<MapUpdate>> {
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let obj = bpfld::read::elf::parse(object).map_err(|e| bad(e.to_string()))?;
+    let types = obj.btf.as_ref().map(|btf| (btf, map_kv_types(btf)));
+    let mut names: Vec<String> = bpfld::model::map_def::map_defs(&obj)
+        .map(|defs| defs.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default();
+    names.extend(
+        obj.sections
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    SectionKind::Data | SectionKind::Rodata | SectionKind::Bss
+                )
+            })
+            .map(|s| s.name.clone()),
+    );
+    names.sort();
+    updates
+        .iter()
+        .map(|(map, kv)| {
+            let text = format!("--map-update {map} {kv}");
+            if !names.contains(map) {
+                return Err(bad(format!(
+                    "{text}: no map named '{map}'; the object's maps are: {}",
+                    names.join(", ")
+                )));
+            }
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{text}: expected KEY=VALUE")))?;
+            let typed = types.as_ref().and_then(|(btf, t)| {
+                t.iter()
+                    .find(|(n, _, _)| n == map)
+                    .map(|(_, k, v)| (*btf, *k, *v))
+            });
+            let enc = |s: &str, id: Option<TypeId>, what: &str| {
+                let e = match (typed, id) {
+                    (Some((btf, _, _)), Some(id)) if is_integer(btf, id) => encode(btf, id, s),
+                    _ => hex_bytes(s),
+                };
+                e.map_err(|why| bad(format!("{text}: the {what}: {why}")))
+            };
+            Ok(MapUpdate {
+                map: map.clone(),
+                key: enc(k, typed.and_then(|t| t.1), "key")?,
+                value: enc(v, typed.and_then(|t| t.2), "value")?,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// (map, key type, value type) of every BTF-defined map.
+fn map_kv_types(btf: &Btf) -> Vec<(String, Option<TypeId>, Option<TypeId>)> {
+    let mut out = Vec::new();
+    let Some(maps) = btf.find_datasec(".maps") else {
+        return out;
+    };
+    let pointee = |id| bpfld::model::map_def::pointee(btf, id).ok();
+    for v in btf.datasec_vars(maps).unwrap_or_default() {
+        let Ok(def) = btf.resolve(v.type_id) else {
+            continue;
+        };
+        let (mut key, mut value) = (None, None);
+        for m in btf.members(def).unwrap_or_default() {
+            match m.name {
+                "key" => key = pointee(m.type_id),
+                "value" => value = pointee(m.type_id),
+                _ => {}
+            }
+        }
+        out.push((v.name.to_string(), key, value));
+    }
+    out
+}
+
+fn is_integer(btf: &Btf, id: TypeId) -> bool {
+    btf.resolve(id)
+        .ok()
+        .and_then(|r| btf.get(r))
+        .is_some_and(|t| {
+            matches!(
+                t.data,
+                TypeData::Int { size: 1..=8, .. } | TypeData::Enum { .. } | TypeData::Enum64 { .. }
+            )
+        })
+}
+
+fn hex_bytes(s: &str) -> std::result::Result<Vec<u8>, String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    if h.is_empty() || h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "'{s}' is not hex bytes (an even number of hex digits, in memory order)"
+        ));
+    }
+    Ok((0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
+        .collect())
+}
+
 fn encode(btf: &Btf, id: TypeId, value: &str) -> std::result::Result<Vec<u8>, String> {
     let id = btf.resolve(id).map_err(|e| e.to_string())?;
     let t = btf.ty(id).map_err(|e| e.to_string())?;

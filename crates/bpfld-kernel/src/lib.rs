@@ -35,7 +35,7 @@ mod verifier_log;
 
 pub use attach::xdp;
 pub use error::{probe_bpf, Error, ErrorKind, Result};
-pub use globals::{encode_globals, GlobalValue};
+pub use globals::{encode_globals, encode_map_updates, GlobalValue, MapUpdate};
 pub use maps::MapDump;
 pub use prog_kind::ProgKind;
 pub use test_run::{run, run_all, run_packets, RunOptions, RunResult, DEFAULT_PACKET};

@@ -7,9 +7,9 @@ use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, Tes
 
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
-use crate::globals::GlobalValue;
+use crate::globals::{GlobalValue, MapUpdate};
 use crate::load::{choose_program, load_object};
-use crate::maps::{dump_map, map_data, MapDump};
+use crate::maps::{dump_map, map_data, seed_map, MapDump};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
 
 /// The packet used when none is given: a 64-byte all-zero Ethernet frame.
@@ -32,6 +32,9 @@ pub struct RunOptions<'a> {
     pub repeat: u32,
     /// Globals given new initial values before load (`--set`).
     pub globals: &'a [GlobalValue],
+    /// Map entries written after the maps are created, before the program
+    /// is loaded (`--map-update`).
+    pub map_updates: &'a [MapUpdate],
     /// Read the maps after the last packet only (the others' results have
     /// none): a capture of many packets need not dump every map each time.
     pub maps_after_last_only: bool,
@@ -100,6 +103,22 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
         ));
     }
     let ebpf = &mut loaded.ebpf;
+    for u in opts.map_updates {
+        let Some(map) = ebpf.map(&u.map) else {
+            let mut names: Vec<&str> = ebpf.maps().map(|(n, _)| n).collect();
+            names.sort();
+            return Err(Error::new(
+                ErrorKind::Object,
+                format!(
+                    "{}: no map named '{}'; the object's maps are: {}",
+                    u.text,
+                    u.map,
+                    names.join(", ")
+                ),
+            ));
+        };
+        seed_map(map_data(map), u)?;
+    }
     let prog = ebpf
         .program_mut(&name)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
