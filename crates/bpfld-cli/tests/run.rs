@@ -1,7 +1,9 @@
 //! `bpfld run` against the real kernel: verdicts, maps after repeated runs,
 //! timing, TC and socket-filter programs, verifier rejections and program
 //! selection errors. Every object run here is also loaded with libbpf
-//! (`bpftool prog loadall`), so the fixtures are not aya-only.
+//! (`bpftool prog loadall`), so the fixtures are not aya-only, except
+//! run_tc_kinds.o: its `tcx/ingress` section is newer than the libbpf 1.1
+//! bpftool links.
 //!
 //! These tests need the bpf() syscall. When it is refused (EPERM, not root)
 //! each test prints `SKIP ...` and passes; any other failure fails.
@@ -481,6 +483,9 @@ fn every_object_run_here_also_loads_with_libbpf() {
         "run_tc.o",
         "run_pinned.o",
         "insn_mem.o",
+        "run_maps.o",
+        "run_set.o",
+        "run_seed.o",
     ] {
         let (ok, err) = libbpf_loads(obj);
         assert!(ok, "libbpf refuses {obj}: {err}");
