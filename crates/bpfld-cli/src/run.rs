@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bpfld::model::btf::TypeId;
 use bpfld::{Error, Result};
-use bpfld_kernel::{MapDump, RunOptions, RunResult};
+use bpfld_kernel::{MapDump, ProgKind, RunOptions, RunResult};
 
 pub struct Args<'a> {
     pub file: &'a Path,
@@ -131,6 +131,15 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     }
 }
 
+/// The kernel reports no duration for raw tracepoint runs.
+fn duration_json(r: &RunResult) -> serde_json::Value {
+    if r.kind == ProgKind::RawTracepoint {
+        serde_json::Value::Null
+    } else {
+        r.duration_ns.into()
+    }
+}
+
 /// One verdict per packet of a capture, for JSON.
 fn runs_json(results: &[RunResult], packets: &[&[u8]]) -> serde_json::Value {
     results
@@ -142,7 +151,7 @@ fn runs_json(results: &[RunResult], packets: &[&[u8]]) -> serde_json::Value {
                 "index": i,
                 "retval": r.retval,
                 "action": r.kind.action_name(r.retval),
-                "duration_ns": r.duration_ns,
+                "duration_ns": duration_json(r),
                 "data_in_len": p.len(),
                 "data_out_len": r.data_out.len(),
                 "data_out": hex(&r.data_out),
@@ -352,13 +361,17 @@ pub fn render_text(r: &RunResult, shown: &Shown, types: &MapTypes) -> String {
             let _ = writeln!(s, "retval: {}", r.retval);
         }
     }
-    let _ = writeln!(
-        s,
-        "duration: {} ns per run (average over {} run{})",
-        r.duration_ns,
-        r.repeat,
-        if r.repeat == 1 { "" } else { "s" }
-    );
+    if r.kind == ProgKind::RawTracepoint {
+        s.push_str("duration: not reported for raw_tracepoint programs (run once)\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "duration: {} ns per run (average over {} run{})",
+            r.duration_ns,
+            r.repeat,
+            if r.repeat == 1 { "" } else { "s" }
+        );
+    }
     let _ = writeln!(s, "data_out: {} bytes", r.data_out.len());
     if let Some(n) = r.verified_insns {
         let _ = writeln!(s, "verifier: {n} instructions processed");
@@ -468,7 +481,7 @@ pub fn to_json(file: &str, r: &RunResult, shown: &Shown, types: &MapTypes) -> se
         "type": r.kind.name(),
         "retval": r.retval,
         "action": r.kind.action_name(r.retval),
-        "duration_ns": r.duration_ns,
+        "duration_ns": duration_json(r),
         "repeat": r.repeat,
         "data_out_len": r.data_out.len(),
         "verified_insns": r.verified_insns,

@@ -580,6 +580,20 @@ fn libbpf_section_names_aya_does_not_know_run() {
         entries(&v, ".bss"),
         [("00000000".into(), "0100000000000000".into())]
     );
+    // The kernel reports no duration for it and runs it once.
+    assert_eq!(v["duration_ns"], Value::Null);
+    let text = ok(&["run", &file, "--prog", "raw_tp_seven"]);
+    assert!(
+        text.contains("\nduration: not reported for raw_tracepoint programs (run once)\n"),
+        "{text}"
+    );
+    let o = run(&["run", &file, "--prog", "raw_tp_seven", "--repeat", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("raw_tracepoint program, which the kernel runs once"),
+        "{}",
+        stderr(&o)
+    );
     // SEC("syscall"): aya cannot load it; the error says which type.
     let o = run(&["run", &file, "--prog", "syscall_prog"]);
     assert_eq!(o.status.code(), Some(1));

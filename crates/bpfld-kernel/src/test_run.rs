@@ -149,6 +149,15 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
             }
         };
     }
+    if kind == ProgKind::RawTracepoint && repeat > 1 {
+        return Err(Error::new(
+            ErrorKind::NotRunnable,
+            format!(
+                "program '{name}' is a raw_tracepoint program, which the kernel runs once \
+                 per BPF_PROG_TEST_RUN: a repeat count does not apply"
+            ),
+        ));
+    }
     let verified = if let Program::RawTracePoint(p) = prog {
         p.load().map_err(|e| program_error(&name, e, "loading"))?;
         p.info().ok().and_then(|i| i.verified_instruction_count())
