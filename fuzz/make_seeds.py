@@ -13,6 +13,7 @@ btf_ext  every fixture's .BTF.ext section (fixtures/core.o's matches the
          BTF the target parses against)
 link     pairs of fixtures joined by the separator the link target splits on
 btf_view the btf and elf seeds together (raw BTF and whole objects)
+pcap     the committed captures, fixtures/pcap/*
 
 Deterministic; the corpora are not committed (libFuzzer grows them).
 """
@@ -225,6 +226,8 @@ def main():
         da = open(os.path.join(FIX, a), "rb").read()
         db = open(os.path.join(FIX, b), "rb").read()
         write("link", f"{a}+{b}", da + LINK_SEPARATOR + db)
+    for name in sorted(os.listdir(os.path.join(FIX, "pcap"))):
+        write("pcap", name, open(os.path.join(FIX, "pcap", name), "rb").read())
     vmlinux_seeds()
     for t in ("btf", "elf"):
         for f in sorted(os.listdir(os.path.join(OUT, t))):

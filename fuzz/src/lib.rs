@@ -371,3 +371,26 @@ pub fn link(data: &[u8]) {
         }
     }
 }
+
+/// Packet capture reader (pcap and pcapng, `bpfld run --pcap`); what it
+/// reads, the pcap writer writes and the result reads back with the same
+/// link type and packet bytes.
+pub fn pcap(data: &[u8]) {
+    let Ok(cap) = bpfld::pcap::parse(data) else {
+        return;
+    };
+    for p in &cap.packets {
+        assert!(p.data.len() <= bpfld::pcap::MAX_PACKET);
+    }
+    let written = bpfld::pcap::write_pcap(cap.linktype, &cap.packets);
+    let back = match bpfld::pcap::parse(&written) {
+        Ok(b) => b,
+        Err(e) => panic!("the pcap writer's output does not read back: {e}"),
+    };
+    assert_eq!(back.linktype, cap.linktype);
+    assert!(back
+        .packets
+        .iter()
+        .map(|p| &p.data)
+        .eq(cap.packets.iter().map(|p| &p.data)));
+}

@@ -42,12 +42,39 @@ pub(crate) enum Command {
         /// Input packet bytes (default: a 64-byte zero Ethernet frame).
         #[arg(long, value_name = "PACKET_FILE")]
         data: Option<PathBuf>,
+        /// Run every packet of a pcap or pcapng file (one verdict each;
+        /// the maps are shown after the last).
+        #[arg(long, value_name = "CAPTURE", conflicts_with = "data")]
+        pcap: Option<PathBuf>,
+        /// Write the packet as the program left it (with --pcap: a pcap of
+        /// every packet as left).
+        #[arg(long, value_name = "FILE")]
+        data_out: Option<PathBuf>,
         /// How many times the kernel runs the program (duration is the average).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Show only the map NAME (repeatable; `.data`, `.bss`, ... for
+        /// global data).
+        #[arg(long = "map", value_name = "NAME")]
+        maps: Vec<String>,
+        /// Show map entries whose value is all zero too.
+        #[arg(long)]
+        all: bool,
+        /// Set the global variable VAR (by its BTF name, in .rodata, .data,
+        /// .bss or .data.*/.rodata.*) before load: decimal or 0x-hex for
+        /// integers, true/false, an enumerator name, or a string for a char
+        /// array. `const volatile` values are constants to the verifier.
+        #[arg(long = "set", value_name = "VAR=VALUE")]
+        sets: Vec<String>,
+        /// Write KEY=VALUE into map NAME before the run (repeatable):
+        /// integers (decimal, 0x-hex) where the map's BTF types the key or
+        /// value as one, else hex bytes in memory order; per-CPU maps get
+        /// the value on every CPU.
+        #[arg(long = "map-update", num_args = 2, value_names = ["NAME", "KEY=VALUE"])]
+        map_updates: Vec<String>,
     },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
     Link {

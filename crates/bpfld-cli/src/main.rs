@@ -69,14 +69,29 @@ fn run(cli: Cli) -> Result<()> {
             file,
             prog,
             data,
+            pcap,
+            data_out,
             repeat,
             json,
+            maps,
+            all,
+            sets,
+            map_updates,
         } => run::run(&run::Args {
             file: &file,
             prog: prog.as_deref(),
             data: data.as_deref(),
+            pcap: pcap.as_deref(),
+            data_out: data_out.as_deref(),
             repeat,
             json,
+            maps: &maps,
+            all,
+            sets: &sets,
+            map_updates: &map_updates
+                .chunks(2)
+                .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+                .collect::<Vec<_>>(),
         })?,
         Command::Link {
             output,

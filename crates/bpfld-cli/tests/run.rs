@@ -1,7 +1,9 @@
 //! `bpfld run` against the real kernel: verdicts, maps after repeated runs,
 //! timing, TC and socket-filter programs, verifier rejections and program
 //! selection errors. Every object run here is also loaded with libbpf
-//! (`bpftool prog loadall`), so the fixtures are not aya-only.
+//! (`bpftool prog loadall`), so the fixtures are not aya-only, except
+//! run_tc_kinds.o: its `tcx/ingress` section is newer than the libbpf 1.1
+//! bpftool links.
 //!
 //! These tests need the bpf() syscall. When it is refused (EPERM, not root)
 //! each test prints `SKIP ...` and passes; any other failure fails.
@@ -178,10 +180,10 @@ fn maps_after_repeated_runs() {
     assert_eq!(entries(&again, "runs"), vec![(zero.clone(), le_hex_u64(1))]);
     assert_eq!(entries(&again, "by_first"), vec![(zero, le_hex_u64(1))]);
 
-    // The text listing shows the same entries.
+    // The text listing shows the same entries, typed by BTF (u32 -> u64).
     let text = ok(&["run", &fx("run_counter.o"), "--repeat", "3"]);
     assert!(
-        text.contains("  runs (array, key 4 B, value 8 B, max_entries 1): 1 entries\n    00000000: 0300000000000000\n"),
+        text.contains("  runs (array, key 4 B, value 8 B, max_entries 1): 1 entries\n    0: 3\n"),
         "{text}"
     );
     assert!(
@@ -481,6 +483,9 @@ fn every_object_run_here_also_loads_with_libbpf() {
         "run_tc.o",
         "run_pinned.o",
         "insn_mem.o",
+        "run_maps.o",
+        "run_set.o",
+        "run_seed.o",
     ] {
         let (ok, err) = libbpf_loads(obj);
         assert!(ok, "libbpf refuses {obj}: {err}");
@@ -545,4 +550,345 @@ fn too_short_packet_is_explained() {
              least an Ethernet header (14 bytes)\n"
         )
     );
+}
+
+#[test]
+fn libbpf_section_names_aya_does_not_know_run() {
+    if !bpf_allowed("libbpf_section_names_aya_does_not_know_run") {
+        return;
+    }
+    let file = fx("run_tc_kinds.o");
+    // SEC("tc"): the verdict depends on the packet's first byte.
+    let v = run_json(&[&file, "--prog", "tc_filter"]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["action"], "TC_ACT_OK");
+    let mut pkt = vec![0u8; 40];
+    pkt[0] = 0xff;
+    let p = Packet::new("tc-kinds", &pkt);
+    let v = run_json(&[&file, "--prog", "tc_filter", "--data", &p.arg()]);
+    assert_eq!(v["retval"], 2);
+    assert_eq!(v["action"], "TC_ACT_SHOT");
+    // SEC("tcx/ingress"): returns skb->len.
+    let v = run_json(&[&file, "--prog", "tcx_len", "--data", &p.arg()]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["retval"], 40);
+    // SEC("?raw_tp/sys_enter"): runs once, counting in .bss.
+    let v = run_json(&[&file, "--prog", "raw_tp_seven"]);
+    assert_eq!(v["type"], "raw_tracepoint");
+    assert_eq!(v["retval"], 7);
+    assert_eq!(
+        entries(&v, ".bss"),
+        [("00000000".into(), "0100000000000000".into())]
+    );
+    // The kernel reports no duration for it and runs it once.
+    assert_eq!(v["duration_ns"], Value::Null);
+    let text = ok(&["run", &file, "--prog", "raw_tp_seven"]);
+    assert!(
+        text.contains("\nduration: not reported for raw_tracepoint programs (run once)\n"),
+        "{text}"
+    );
+    let o = run(&["run", &file, "--prog", "raw_tp_seven", "--repeat", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("raw_tracepoint program, which the kernel runs once"),
+        "{}",
+        stderr(&o)
+    );
+    // SEC("syscall"): aya cannot load it; the error says which type.
+    let o = run(&["run", &file, "--prog", "syscall_prog"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains("program 'syscall_prog' is of type syscall, which bpfld cannot load yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn maps_are_typed_by_btf_and_zero_entries_hidden() {
+    if !bpf_allowed("maps_are_typed_by_btf_and_zero_entries_hidden") {
+        return;
+    }
+    let file = fx("run_maps.o");
+    let v = run_json(&[&file, "--repeat", "3"]);
+    // One entry of 1024 is not zero; it is shown by field name, the way
+    // bpftool's "formatted" shows it.
+    let flows = v["maps"]["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0]["key"], "07000000");
+    assert_eq!(
+        flows[0]["formatted"],
+        serde_json::json!({
+            "key": 7,
+            "value": {
+                "packets": 3, "last_len": 64, "tag": "web",
+                "pair": {"lo": 1, "hi": 2}, "proto": "PROTO_UDP",
+                "flags": "0x0", "bits": "0x5"
+            }
+        })
+    );
+    assert_eq!(v["map_info"]["flows"]["zero_entries_not_shown"], 1023);
+    // Per-CPU: one value per CPU, summing to the runs.
+    let hits = v["maps"]["cpu_hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let per_cpu = hits[0]["formatted"]["values"].as_array().unwrap();
+    let sum: u64 = per_cpu.iter().map(|c| c["value"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 3);
+    assert_eq!(per_cpu[0]["cpu"], 0);
+    // Global data: the DATASEC by variable name, no typed key.
+    assert_eq!(
+        v["maps"][".data"][0]["formatted"],
+        serde_json::json!({"value": {".data": [{"seen": 103}]}})
+    );
+
+    // --all shows every entry; --map only the named maps.
+    let v = run_json(&[&file, "--all", "--map", "flows"]);
+    let names: Vec<&String> = v["maps"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["flows"]);
+    assert_eq!(v["maps"]["flows"].as_array().unwrap().len(), 1024);
+    assert_eq!(v["map_info"]["flows"]["zero_entries_not_shown"], 0);
+
+    let text = ok(&["run", &file, "--map", "flows"]);
+    assert!(
+        text.contains(
+            "  flows (array, key 4 B, value 32 B, max_entries 1024): 1 entries \
+             (1023 all-zero entries not shown; --all shows them)\n    7: {"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\"tag\":\"web\""), "{text}");
+    assert!(!text.contains("cpu_hits"), "{text}");
+
+    let o = run(&["run", &file, "--map", "flows", "--map", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "bpfld: error: {file}: --map nope: no such map; the object's maps are: .data, cpu_hits, flows\n"
+        )
+    );
+}
+
+#[test]
+fn set_changes_globals_before_load() {
+    if !bpf_allowed("set_changes_globals_before_load") {
+        return;
+    }
+    let file = fx("run_set.o");
+    // The const volatile flag is a constant to the verifier: flipped, the
+    // program takes the other branch and the verifier walks more code.
+    let off = run_json(&[&file]);
+    let on = run_json(&[&file, "--set", "heavy=1"]);
+    assert_eq!(off["action"], "XDP_PASS");
+    assert_eq!(on["action"], "XDP_DROP");
+    let (n_off, n_on) = (
+        off["verified_insns"].as_u64().unwrap(),
+        on["verified_insns"].as_u64().unwrap(),
+    );
+    assert!(n_on > n_off + 32, "{n_off} -> {n_on}");
+    // A u16 in .rodata, in hex; the packet's first byte is 0.
+    let v = run_json(&[&file, "--set", "port=0x0"]);
+    assert_eq!(v["action"], "XDP_TX");
+    // .data (integer and char array) and .bss, shown after the run.
+    let v = run_json(&[
+        &file,
+        "--set",
+        "counter=0x10",
+        "--set",
+        "label=web",
+        "--set",
+        "sum=3",
+    ]);
+    assert_eq!(
+        v["maps"][".data"][0]["formatted"]["value"],
+        serde_json::json!({".data": [{"counter": 17}, {"label": "web"}]})
+    );
+    assert_eq!(
+        v["maps"][".bss"][0]["formatted"]["value"],
+        serde_json::json!({".bss": [{"sum": 3}]})
+    );
+    // Clear errors, nothing on stdout.
+    for (set, msg) in [
+        (
+            "nope=1",
+            "--set nope=1: no global variable named 'nope'; the object's globals are: counter, heavy, label, port, sum",
+        ),
+        ("port=0x10000", "--set port=0x10000: 65536 does not fit u16 (0..=65535)"),
+        ("port=-1", "--set port=-1: -1 does not fit u16 (0..=65535)"),
+        (
+            "label=toolongxx",
+            "--set label=toolongxx: the string is 9 bytes; char[8] holds at most 7 and the NUL",
+        ),
+        ("heavy=yes", "--set heavy=yes: 'yes' is not a number (decimal or 0x-hex)"),
+        ("heavy", "--set heavy: expected VAR=VALUE"),
+    ] {
+        let o = run(&["run", &file, "--set", set]);
+        assert_eq!(o.status.code(), Some(1), "{set}");
+        assert!(o.stdout.is_empty(), "{set}");
+        assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
+    }
+}
+
+#[test]
+fn pcap_runs_every_packet() {
+    if !bpf_allowed("pcap_runs_every_packet") {
+        return;
+    }
+    // fixtures/pcap/three.*: three 64-byte frames, first bytes ff, 00, ff;
+    // run_tc.o shoots 0xff-first packets and writes 0x5a at offset 13.
+    let file = fx("run_tc.o");
+    for capture in ["three.pcap", "three.pcapng"] {
+        let cap = fixture("pcap").join(capture).display().to_string();
+        let v = run_json(&[&file, "--pcap", &cap]);
+        let runs = v["runs"].as_array().unwrap();
+        let verdicts: Vec<(u64, u64, &str)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r["index"].as_u64().unwrap(),
+                    r["retval"].as_u64().unwrap(),
+                    r["action"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (0, 2, "TC_ACT_SHOT"),
+                (1, 0, "TC_ACT_OK"),
+                (2, 2, "TC_ACT_SHOT")
+            ],
+            "{capture}"
+        );
+        assert!(runs
+            .iter()
+            .all(|r| r["data_in_len"] == 64 && r["duration_ns"].is_u64()));
+        assert!(v.get("retval").is_none());
+    }
+
+    // Text: a table, one line per packet.
+    let cap = fixture("pcap").join("three.pcap").display().to_string();
+    let dir = tmpdir("run-pcap");
+    let out = dir.join("out.pcap");
+    let text = ok(&[
+        "run",
+        &file,
+        "--pcap",
+        &cap,
+        "--data-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(text.contains("runs: 3 packets\n"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("TC_ACT_")).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows[1].trim_start().starts_with("1           0  TC_ACT_OK"),
+        "{text}"
+    );
+    // --data-out with --pcap: a pcap of the packets as the program left them.
+    let written = bpfld::pcap::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let input = bpfld::pcap::parse(&std::fs::read(&cap).unwrap()).unwrap();
+    assert_eq!(written.linktype, 1);
+    assert_eq!(written.packets.len(), 3);
+    for (w, i) in written.packets.iter().zip(&input.packets) {
+        let mut want = i.data.clone();
+        want[13] = 0x5a;
+        assert_eq!(w.data, want);
+        assert_eq!(w.time_ns, i.time_ns);
+    }
+    // Without --pcap, --data-out is the raw packet.
+    let raw = dir.join("out.bin");
+    ok(&["run", &file, "--data-out", raw.to_str().unwrap()]);
+    let mut want = vec![0u8; 64];
+    want[13] = 0x5a;
+    assert_eq!(std::fs::read(&raw).unwrap(), want);
+
+    // A damaged capture: the file and the record, nothing on stdout.
+    let bad = root()
+        .join("fuzz/regressions/pcap/record_longer_than_file.pcap")
+        .display()
+        .to_string();
+    let o = run(&["run", &file, "--pcap", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o),
+        format!("bpfld: error: {bad}: pcap record 0 at offset 24: the record says 1000 bytes, the file has 10 left\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn map_update_seeds_maps_before_the_run() {
+    if !bpf_allowed("map_update_seeds_maps_before_the_run") {
+        return;
+    }
+    let file = fx("run_seed.o");
+    // Unseeded: no verdict for byte 0, cfg.magic is 0.
+    assert_eq!(run_json(&[&file])["action"], "XDP_DROP");
+    // An integer-typed key and value (u8 -> u32).
+    let v = run_json(&[&file, "--map-update", "verdicts", "0=2"]);
+    assert_eq!(v["action"], "XDP_PASS");
+    assert_eq!(
+        v["maps"]["verdicts"][0]["formatted"],
+        serde_json::json!({"key": 0, "value": 2})
+    );
+    // A struct value as hex bytes: magic (offset 4) = 7.
+    let v = run_json(&[&file, "--map-update", "cfg", "0=0x0000000007000000"]);
+    assert_eq!(v["action"], "XDP_TX");
+    // Repeatable, in order; hex key 0x00 as an integer.
+    let v = run_json(&[
+        &file,
+        "--map-update",
+        "cfg",
+        "0=0000000007000000",
+        "--map-update",
+        "verdicts",
+        "0x0=1",
+    ]);
+    assert_eq!(v["action"], "XDP_DROP");
+    // Per-CPU maps get the value on every CPU.
+    let v = run_json(&[&fx("run_maps.o"), "--map-update", "cpu_hits", "3=5"]);
+    let e = v["maps"]["cpu_hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "03000000")
+        .expect("seeded entry");
+    assert!(e["formatted"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["value"] == 5));
+
+    for (name, kv, msg) in [
+        (
+            "nope",
+            "0=1",
+            "--map-update nope 0=1: no map named 'nope'; the object's maps are: cfg, verdicts",
+        ),
+        (
+            "verdicts",
+            "256=1",
+            "--map-update verdicts 256=1: the key: 256 does not fit u8 (0..=255)",
+        ),
+        (
+            "cfg",
+            "0=00000000070000",
+            "--map-update cfg 0=00000000070000: the value is 7 bytes; map 'cfg' has 8-byte values",
+        ),
+        (
+            "cfg",
+            "0=zz",
+            "--map-update cfg 0=zz: the value: 'zz' is not hex bytes (an even number of hex digits, in memory order)",
+        ),
+        ("verdicts", "0", "--map-update verdicts 0: expected KEY=VALUE"),
+    ] {
+        let o = run(&["run", &file, "--map-update", name, kv]);
+        assert_eq!(o.status.code(), Some(1), "{kv}");
+        assert!(o.stdout.is_empty(), "{kv}");
+        assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
+    }
 }

@@ -144,17 +144,7 @@ pub(crate) fn object_error(e: EbpfError) -> Error {
         return p;
     }
     let text = chain(&e);
-    // aya 0.14 knows sched_cls only by the section name "classifier".
-    let hint = if text.contains("invalid program section `tc") {
-        " (aya 0.14 loads sched_cls programs only from SEC(\"classifier\"); \
-         libbpf's \"tc\" and \"tcx/...\" section names are not recognised)"
-    } else {
-        ""
-    };
-    Error::new(
-        ErrorKind::Object,
-        format!("cannot load the object: {text}{hint}"),
-    )
+    Error::new(ErrorKind::Object, format!("cannot load the object: {text}"))
 }
 
 pub(crate) fn program_error(program: &str, e: ProgramError, doing: &str) -> Error {

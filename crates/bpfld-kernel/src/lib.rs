@@ -18,10 +18,12 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod attach;
+mod aya_compat;
 mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
 mod error;
+mod globals;
 pub mod info;
 mod load;
 mod maps;
@@ -33,7 +35,8 @@ mod verifier_log;
 
 pub use attach::xdp;
 pub use error::{probe_bpf, Error, ErrorKind, Result};
+pub use globals::{encode_globals, encode_map_updates, GlobalValue, MapUpdate};
 pub use maps::MapDump;
 pub use prog_kind::ProgKind;
-pub use test_run::{run, run_packets, RunOptions, RunResult, DEFAULT_PACKET};
+pub use test_run::{run, run_all, run_packets, RunOptions, RunResult, DEFAULT_PACKET};
 pub use verifier_log::{digest_verifier_log, VerifierReport, VERIFIER_TAIL_LINES};

@@ -6,23 +6,35 @@ use aya::{Ebpf, EbpfLoader};
 
 use crate::bpffs::PinDir;
 use crate::error::{object_error, Error, ErrorKind, Result};
+use crate::globals::GlobalValue;
 
 /// An object whose maps exist in the kernel; its programs are not loaded yet.
 pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
+    /// Programs aya cannot load as their own type: name to libbpf's type.
+    pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
 
 /// Loads `object` (an ELF eBPF object): creates its maps and global data.
-pub(crate) fn load_object(object: &[u8]) -> Result<LoadedObject> {
+pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<LoadedObject> {
     let pins = PinDir::create();
     let mut loader = EbpfLoader::new();
+    for g in globals {
+        // Before the maps are created: .rodata is frozen with the value.
+        loader.override_global(g.name.as_str(), g.bytes.as_slice(), true);
+    }
     if let Some(p) = &pins {
         loader.default_map_pin_directory(p.path());
     }
-    let ebpf = loader.load(object).map_err(object_error)?;
-    Ok(LoadedObject { ebpf, _pins: pins })
+    let copy = crate::aya_compat::prepare(object)?;
+    let ebpf = loader.load(&copy.bytes).map_err(object_error)?;
+    Ok(LoadedObject {
+        ebpf,
+        unloadable: copy.unloadable,
+        _pins: pins,
+    })
 }
 
 /// Names of the object's programs, sorted.

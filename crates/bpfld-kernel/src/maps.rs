@@ -166,3 +166,65 @@ pub(crate) fn dump_map(name: &str, map: &MapData) -> Result<MapDump> {
     }
     Ok(dump)
 }
+
+/// Writes one `--map-update` into `map` (every CPU's slot of a per-CPU
+/// map), after checking the sizes against the map the kernel created.
+pub(crate) fn seed_map(map: &MapData, u: &crate::globals::MapUpdate) -> Result<()> {
+    let text = &u.text;
+    let info = map.info().map_err(|e| {
+        permission_error(&e).unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Kernel,
+                format!("{text}: cannot read the map's info: {}", chain(&e)),
+            )
+        })
+    })?;
+    let (key_size, value_size) = (info.key_size() as usize, info.value_size() as usize);
+    if u.key.len() != key_size {
+        return Err(Error::new(
+            ErrorKind::Object,
+            format!(
+                "{text}: the key is {} bytes; map '{}' has {key_size}-byte keys",
+                u.key.len(),
+                u.map
+            ),
+        ));
+    }
+    if u.value.len() != value_size {
+        return Err(Error::new(
+            ErrorKind::Object,
+            format!(
+                "{text}: the value is {} bytes; map '{}' has {value_size}-byte values",
+                u.value.len(),
+                u.map
+            ),
+        ));
+    }
+    let per_cpu = matches!(
+        info.map_type(),
+        Ok(MapType::PerCpuHash
+            | MapType::PerCpuArray
+            | MapType::LruPerCpuHash
+            | MapType::PerCpuCgroupStorage)
+    );
+    let value = if per_cpu {
+        let cpus = aya::util::nr_cpus().map_err(|(file, e)| {
+            Error::new(ErrorKind::Kernel, format!("cannot read {file}: {e}"))
+        })?;
+        // The kernel reads each CPU's value padded to 8 bytes.
+        let stride = value_size.div_ceil(8) * 8;
+        let mut v = vec![0u8; stride * cpus];
+        for c in v.chunks_mut(stride) {
+            c[..value_size].copy_from_slice(&u.value);
+        }
+        v
+    } else {
+        u.value.clone()
+    };
+    sys::map_update(map.fd(), &u.key, &value).map_err(|e| {
+        Error::new(
+            ErrorKind::Kernel,
+            format!("{text}: the kernel refused the update: {e}"),
+        )
+    })
+}

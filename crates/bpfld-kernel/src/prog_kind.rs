@@ -13,6 +13,7 @@ pub enum ProgKind {
     SocketFilter,
     CgroupSkb,
     FlowDissector,
+    RawTracepoint,
 }
 
 impl ProgKind {
@@ -24,6 +25,7 @@ impl ProgKind {
             ProgKind::SocketFilter => "socket_filter",
             ProgKind::CgroupSkb => "cgroup_skb",
             ProgKind::FlowDissector => "flow_dissector",
+            ProgKind::RawTracepoint => "raw_tracepoint",
         }
     }
 
@@ -63,7 +65,7 @@ impl ProgKind {
                 1 => Some("allow"),
                 _ => None,
             },
-            ProgKind::SocketFilter | ProgKind::FlowDissector => None,
+            ProgKind::SocketFilter | ProgKind::FlowDissector | ProgKind::RawTracepoint => None,
         }
     }
 }
@@ -81,6 +83,7 @@ pub(crate) fn kind_of(p: &Program) -> Option<ProgKind> {
         Program::SocketFilter(_) | Program::ReusePortSocketFilter(_) => ProgKind::SocketFilter,
         Program::CgroupSkb(_) => ProgKind::CgroupSkb,
         Program::FlowDissector(_) => ProgKind::FlowDissector,
+        Program::RawTracePoint(_) => ProgKind::RawTracepoint,
         _ => return None,
     })
 }
@@ -94,7 +97,6 @@ pub(crate) fn type_name(p: &Program) -> &'static str {
     match p {
         Program::KProbe(_) | Program::UProbe(_) => "kprobe",
         Program::TracePoint(_) => "tracepoint",
-        Program::RawTracePoint(_) => "raw_tracepoint",
         Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) | Program::Iter(_) => {
             "tracing"
         }

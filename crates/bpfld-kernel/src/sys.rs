@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
@@ -112,6 +113,24 @@ pub fn map_lookup(fd: impl AsFd, key: &[u8], value_len: usize) -> io::Result<Opt
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Sets `key` to `value` (BPF_ANY). `key` and `value` must be the map's
+/// key size and value size (for per-CPU maps, the kernel's whole per-CPU
+/// buffer); the caller checks them against the map's info.
+pub fn map_update(fd: impl AsFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_fd().as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: 0,
+        ..Default::default()
+    };
+    // SAFETY: the kernel reads key_size bytes from `key` and value_size
+    // (per-CPU: the rounded size times possible CPUs) from `value`; the
+    // caller passes buffers of exactly those sizes, alive for the call.
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }?;
+    Ok(())
 }
 
 /// Creates (and closes) a one-entry array map: the cheapest call that

@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod error;
 pub mod link;
 pub mod model;
+pub mod pcap;
 pub mod read;
 pub mod show;
 pub mod write;

@@ -30,6 +30,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("btf_view", harness::btf_view),
     ("btf_ext", harness::btf_ext),
     ("link", harness::link),
+    ("pcap", harness::pcap),
 ];
 
 /// Per input, in an unoptimised test build on a busy machine: healthy
@@ -313,6 +314,10 @@ fn seed_fixtures_run_through_the_targets_in_bounds() {
         joined.push(path);
     }
     failures.extend(replay_all("link", harness::link, &joined));
+    // The committed captures seed the pcap target.
+    let captures = files_in(&fixtures.join("pcap"));
+    assert!(!captures.is_empty());
+    failures.extend(replay_all("pcap", harness::pcap, &captures));
     let _ = std::fs::remove_dir_all(&pairs);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

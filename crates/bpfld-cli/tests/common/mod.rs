@@ -159,7 +159,15 @@ pub fn run_libbpf(obj: &Path, prog: &str) -> i64 {
 
 /// Runs one program with `bpfld run --json` (aya) and returns (retval, maps).
 pub fn run_prog(obj: &Path, prog: &str) -> (i64, serde_json::Value) {
-    let o = run(&["run", obj.to_str().unwrap(), "--prog", prog, "--json"]);
+    // --all: callers compare whole maps, zero entries included.
+    let o = run(&[
+        "run",
+        obj.to_str().unwrap(),
+        "--prog",
+        prog,
+        "--json",
+        "--all",
+    ]);
     assert!(
         o.status.success(),
         "bpfld run {obj:?} {prog}: {}",
@@ -181,6 +189,9 @@ pub fn cpu_blind(mut maps: serde_json::Value) -> serde_json::Value {
                 if let Some(list) = e.get_mut("per_cpu").and_then(|l| l.as_array_mut()) {
                     list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
                     e["value"] = serde_json::Value::Null;
+                    if let Some(f) = e.get_mut("formatted").and_then(|f| f.as_object_mut()) {
+                        f.remove("values");
+                    }
                 }
             }
         }

@@ -4,3 +4,4 @@ pub mod btf_dump;
 pub mod disasm;
 pub mod inspect;
 pub mod maps;
+pub mod value;

@@ -1,0 +1,226 @@
+//! The copy of an object that aya 0.14 is handed: aya parses program
+//! section names itself and refuses a whole object for one name it does not
+//! know (libbpf's `tc`, `tcx/ingress`, `?raw_tp/...`, `syscall`, ...).
+//! Its limits are not the user's: program sections are renamed, in a copy,
+//! to names aya parses as the same program type, and sections aya cannot
+//! load at all get a name aya parses but bpfld never loads, so the rest of
+//! the object still runs. Which programs were hidden is kept, so that
+//! choosing one of them gets a clear error.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use aya_obj::ProgramSection;
+use bpfld::model::btf::{Btf, BtfType, TypeData, TypeId};
+use bpfld::model::object::{Binding, Object, SectionId, SymbolKind, SymbolPlace};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// An object ready for aya, and what the renaming hid.
+pub(crate) struct AyaCopy {
+    /// The bytes to hand to aya (the input itself when nothing was renamed).
+    pub(crate) bytes: Vec<u8>,
+    /// Programs whose section aya cannot load as the right type: name to
+    /// libbpf's program type.
+    pub(crate) unloadable: HashMap<String, &'static str>,
+}
+
+/// What a program section becomes in aya's copy.
+enum Rename {
+    Keep,
+    To(String),
+    /// aya has no loader for the type: renamed to a kprobe nobody loads.
+    Hide(&'static str),
+}
+
+fn rename(section: &str) -> Rename {
+    // libbpf's "?" prefix only turns autoload off; the type is the rest.
+    let bare = section.strip_prefix('?').unwrap_or(section);
+    let libbpf_type = bpfld::model::program::program_type(bare);
+    if libbpf_type == Some("sched_cls") {
+        // aya reads only the first piece of "classifier/...", and the rest
+        // keeps names unique.
+        return if section == "classifier" || section.starts_with("classifier/") {
+            Rename::Keep
+        } else {
+            Rename::To(format!("classifier/{section}"))
+        };
+    }
+    if ProgramSection::from_str(bare).is_ok() {
+        return if bare == section {
+            Rename::Keep
+        } else {
+            Rename::To(bare.to_string())
+        };
+    }
+    Rename::Hide(libbpf_type.unwrap_or("unknown"))
+}
+
+/// Prepares `object` for aya (see the module documentation).
+pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
+    let bad = |e: bpfld::Error| Error::new(ErrorKind::Object, e.to_string());
+    let mut obj: Object = bpfld::read::elf::parse(object).map_err(bad)?;
+    let mut new_names: HashMap<SectionId, String> = HashMap::new();
+    let mut hidden: HashMap<SectionId, &'static str> = HashMap::new();
+    for s in obj.sections.iter().filter(|s| s.is_program()) {
+        if s.name == ".text" {
+            continue;
+        }
+        match rename(&s.name) {
+            Rename::Keep => {}
+            Rename::To(n) => {
+                new_names.insert(s.id, n);
+            }
+            Rename::Hide(t) => {
+                new_names.insert(s.id, format!("kprobe/bpfld-unloadable/{}", s.name));
+                hidden.insert(s.id, t);
+            }
+        }
+    }
+    let mut unloadable = HashMap::new();
+    for sym in &obj.symbols {
+        let SymbolPlace::Section(id) = sym.place else {
+            continue;
+        };
+        if sym.kind != SymbolKind::Func || sym.binding == Binding::Local {
+            continue;
+        }
+        let Some(_) = obj.section(id).filter(|s| s.is_program()) else {
+            continue;
+        };
+        if let Some(t) = hidden.get(&id) {
+            unloadable.insert(sym.name.clone(), *t);
+        }
+    }
+    let values_rewritten = obj.btf.as_mut().is_some_and(prog_array_values);
+    if new_names.is_empty() && !values_rewritten {
+        return Ok(AyaCopy {
+            bytes: object.to_vec(),
+            unloadable,
+        });
+    }
+    for s in obj.sections.iter_mut() {
+        if let Some(n) = new_names.remove(&s.id) {
+            // .BTF.ext names its sections through the BTF string table.
+            if let Some(btf) = obj.btf.as_mut() {
+                if btf.find_string(&n).is_none() {
+                    btf.add_string(&n);
+                }
+            }
+            s.name = n;
+        }
+    }
+    let bytes = bpfld::write::elf::to_bytes(&obj).map_err(bad)?;
+    Ok(AyaCopy { bytes, unloadable })
+}
+
+/// The type behind typedefs and modifiers.
+fn skip_mods(btf: &Btf, mut id: TypeId) -> TypeId {
+    for _ in 0..32 {
+        match btf.get(id).map(|t| &t.data) {
+            Some(
+                TypeData::Typedef(t)
+                | TypeData::Const(t)
+                | TypeData::Volatile(t)
+                | TypeData::Restrict(t)
+                | TypeData::TypeTag(t),
+            ) => id = *t,
+            _ => break,
+        }
+    }
+    id
+}
+
+/// libbpf fills a prog array from `__array(values, int (void *))`, a member
+/// whose elements point to a function prototype; aya 0.14 reads every
+/// `values` member as a map-in-map's inner map and refuses the object.
+/// In aya's copy such a member becomes `__uint(value_size, 4)` (the slots
+/// start empty). Returns whether anything changed.
+fn prog_array_values(btf: &mut Btf) -> bool {
+    let mut members: Vec<(TypeId, usize)> = Vec::new();
+    for t in &btf.types {
+        let TypeData::Datasec { vars, .. } = &t.data else {
+            continue;
+        };
+        if btf.name(t.name_off).ok() != Some(".maps") {
+            continue;
+        }
+        for v in vars {
+            let Some(TypeData::Var { type_id, .. }) = btf.get(v.type_id).map(|t| &t.data) else {
+                continue;
+            };
+            let sid = skip_mods(btf, *type_id);
+            let Some(TypeData::Struct { members: ms, .. }) = btf.get(sid).map(|t| &t.data) else {
+                continue;
+            };
+            for (i, m) in ms.iter().enumerate() {
+                if btf.name(m.name_off).ok() != Some("values") {
+                    continue;
+                }
+                let Some(TypeData::Array { elem, .. }) = btf.get(m.type_id).map(|t| &t.data) else {
+                    continue;
+                };
+                let Some(TypeData::Ptr(to)) = btf.get(skip_mods(btf, *elem)).map(|t| &t.data)
+                else {
+                    continue;
+                };
+                if matches!(
+                    btf.get(skip_mods(btf, *to)).map(|t| &t.data),
+                    Some(TypeData::FuncProto { .. })
+                ) {
+                    members.push((sid, i));
+                }
+            }
+        }
+    }
+    let Some(int) = btf
+        .types
+        .iter()
+        .position(|t| matches!(t.data, TypeData::Int { .. }))
+    else {
+        return false;
+    };
+    if members.is_empty() {
+        return false;
+    }
+    let int = TypeId(int as u32);
+    let array = btf.add_type(BtfType::new(
+        0,
+        false,
+        TypeData::Array {
+            elem: int,
+            index: int,
+            nelems: 4,
+        },
+    ));
+    let ptr = btf.add_type(BtfType::new(0, false, TypeData::Ptr(array)));
+    let name = match btf.find_string("value_size") {
+        Some(off) => off,
+        None => btf.add_string("value_size"),
+    };
+    for (sid, i) in members {
+        if let Some(TypeData::Struct { members, .. }) = btf.get_mut(sid).map(|t| &mut t.data) {
+            members[i].name_off = name;
+            members[i].type_id = ptr;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_names_aya_knows() {
+        assert!(matches!(rename("tc"), Rename::To(n) if n == "classifier/tc"));
+        assert!(matches!(rename("tcx/ingress"), Rename::To(n) if n == "classifier/tcx/ingress"));
+        assert!(matches!(rename("?tc"), Rename::To(n) if n == "classifier/?tc"));
+        assert!(matches!(rename("classifier"), Rename::Keep));
+        assert!(matches!(rename("xdp"), Rename::Keep));
+        assert!(matches!(rename("?raw_tp/sys_enter"), Rename::To(n) if n == "raw_tp/sys_enter"));
+        assert!(matches!(rename("syscall"), Rename::Hide("syscall")));
+        assert!(matches!(rename("lwt_in"), Rename::Hide("lwt_in")));
+        assert!(matches!(rename("abc"), Rename::Hide("unknown")));
+    }
+}
