@@ -29,6 +29,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("btf", harness::btf),
     ("btf_ext", harness::btf_ext),
     ("link", harness::link),
+    ("image", harness::image),
 ];
 
 /// Per input, in an unoptimised test build on a busy machine: healthy
