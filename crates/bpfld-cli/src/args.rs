@@ -90,6 +90,43 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: BtfCommand,
     },
+    /// bpfman bytecode images: objects packaged as OCI images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Write a bpfman bytecode image as an OCI archive (push it with
+    /// `skopeo copy oci-archive:IMAGE.tar docker://REGISTRY/NAME:TAG`).
+    /// One object gives one image (amd64 if little-endian, s390x if
+    /// big-endian); two objects, one of each byte order, give an image
+    /// index with a manifest for every architecture of each order.
+    Build {
+        /// The output archive; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "IMAGE.tar")]
+        output: PathBuf,
+        /// The image's reference name in the archive (`oci-archive:IMAGE.tar:NAME:TAG`).
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// Also write the object in the other byte order and package both.
+        #[arg(long)]
+        both_endian: bool,
+        /// One object, or one little-endian and one big-endian object of
+        /// the same program.
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE.o")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Show an image's labels, platforms, digests and its object's summary.
+    Inspect {
+        /// `IMAGE.tar`, `oci-archive:IMAGE.tar[:NAME]` or `oci:DIR[:NAME]`.
+        image: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

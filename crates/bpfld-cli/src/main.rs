@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{BtfCommand, Cli, Command, XdpCommand};
+use args::{BtfCommand, Cli, Command, ImageCommand, XdpCommand};
 use parse::{parse_component, parse_resolves};
 
 use bpfld::read;
@@ -13,6 +13,8 @@ use bpfld::{Error, Result};
 
 mod args;
 mod dedup;
+mod image;
+mod input;
 mod parse;
 mod run;
 mod xdp;
@@ -36,24 +38,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { file, json } => {
-            let obj = read::elf::read_file(&file)?;
-            let summary =
-                bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(file.display()))?;
+            let (name, obj) = read_object(&file)?;
+            let summary = bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(&name))?;
             if json {
                 print_json(&summary)?;
             } else {
-                emit(&bpfld::show::inspect::render_text(
-                    &file.display().to_string(),
-                    &summary,
-                ))?;
+                emit(&bpfld::show::inspect::render_text(&name, &summary))?;
             }
         }
         Command::Disasm { file, json } => {
-            let obj = read::elf::read_file(&file)?;
+            let (name, obj) = read_object(&file)?;
             if json {
                 print_json(&bpfld::show::disasm::disasm_json(&obj))?;
             } else {
-                let mut text = bpfld::show::disasm::file_header(&file.display().to_string());
+                let mut text = bpfld::show::disasm::file_header(&name);
                 text.push_str(&bpfld::show::disasm::disasm(&obj));
                 emit(&text)?;
             }
@@ -196,8 +194,33 @@ fn run(cli: Cli) -> Result<()> {
             ));
             emit(&text)?;
         }
+        Command::Image {
+            command:
+                ImageCommand::Build {
+                    output,
+                    tag,
+                    both_endian,
+                    inputs,
+                },
+        } => emit(&image::build(
+            &output,
+            tag.as_deref(),
+            both_endian,
+            &inputs,
+        )?)?,
+        Command::Image {
+            command: ImageCommand::Inspect { image, json },
+        } => emit(&image::inspect(&image, json)?)?,
     }
     Ok(())
+}
+
+/// Reads and parses an object argument: a file or an image's object.
+fn read_object(arg: &Path) -> Result<(String, bpfld::model::object::Object)> {
+    let (name, data) = input::read_object_arg(&arg.to_string_lossy())?;
+    let obj = read::workarounds::reading(&name, || read::elf::parse(&data))
+        .map_err(|e| e.in_file(&name))?;
+    Ok((name, obj))
 }
 
 /// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.

@@ -1,0 +1,107 @@
+//! `bpfld image build` and `bpfld image inspect`.
+
+use std::path::{Path, PathBuf};
+
+use bpfld::image::{self, BuildInput};
+use bpfld::model::Endian;
+use bpfld::{Error, Result};
+
+/// Builds the archive and writes it atomically; returns a short report.
+pub(crate) fn build(
+    output: &Path,
+    tag: Option<&str>,
+    both_endian: bool,
+    inputs: &[PathBuf],
+) -> Result<String> {
+    if both_endian && inputs.len() != 1 {
+        return Err(Error::new(
+            "--both-endian takes one object (it writes the other byte order itself)",
+        ));
+    }
+    let mut files = Vec::new();
+    for p in inputs {
+        let bytes = std::fs::read(p)
+            .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(p.display()))?;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        files.push((name, bytes));
+    }
+    if both_endian {
+        let (name, bytes) = &files[0];
+        let other = bpfld::image::endian::swapped(bytes).map_err(|e| e.in_file(name))?;
+        let stem = name.strip_suffix(".o").unwrap_or(name);
+        let stem = stem
+            .strip_suffix(".bpfel")
+            .or_else(|| stem.strip_suffix(".bpfeb"))
+            .unwrap_or(stem);
+        let suffix = match other.1 {
+            Endian::Big => "bpfeb",
+            Endian::Little => "bpfel",
+        };
+        files.push((format!("{stem}.{suffix}.o"), other.0));
+    }
+    let built_inputs: Vec<BuildInput<'_>> = files
+        .iter()
+        .map(|(n, b)| BuildInput {
+            file_name: n,
+            bytes: b,
+        })
+        .collect();
+    let built = image::build(&built_inputs, tag)?;
+    bpfld::write::elf::write_atomic(output, &built.archive)?;
+    let mut text = format!("{}: {}\n", output.display(), built.digest);
+    for (arch, digest) in &built.platforms {
+        text.push_str(&format!("  linux/{arch}: {digest}\n"));
+    }
+    Ok(text)
+}
+
+/// The `inspect` listing of an image.
+pub(crate) fn inspect(arg: &str, json: bool) -> Result<String> {
+    let img = crate::input::read_image_path(arg)?;
+    let host = img.for_host();
+    let obj = bpfld::read::elf::parse(&host.object).map_err(|e| e.in_file(arg))?;
+    let summary = bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(arg))?;
+    if json {
+        let v = serde_json::json!({
+            "image": img,
+            "object": summary,
+        });
+        let text = serde_json::to_string_pretty(&v)
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")))?;
+        return Ok(text + "\n");
+    }
+    let mut t = format!("image: {arg}\n");
+    if let Some(tag) = &img.tag {
+        t.push_str(&format!("name: {tag}\n"));
+    }
+    t.push_str(&format!("{}: {}\n", img.media_type, img.digest));
+    t.push_str("platforms:\n");
+    for m in &img.manifests {
+        let platform = match (&m.os, &m.architecture) {
+            (Some(os), Some(arch)) => format!("{os}/{arch}"),
+            _ => "(no platform)".to_string(),
+        };
+        t.push_str(&format!(
+            "  {platform}: manifest {}, {}-endian {} (layer {})\n",
+            m.digest,
+            image::order(m.endian),
+            m.file_name,
+            m.layer_digest
+        ));
+    }
+    let (programs, maps) = host.labels.values();
+    t.push_str(&format!(
+        "labels:\n  {}: {programs}\n  {}: {maps}\n",
+        image::PROGRAMS_LABEL,
+        image::MAPS_LABEL
+    ));
+    t.push('\n');
+    t.push_str(&bpfld::show::inspect::render_text(
+        &format!("{arg}:{}", host.file_name),
+        &summary,
+    ));
+    Ok(t)
+}

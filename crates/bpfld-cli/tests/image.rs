@@ -1,0 +1,382 @@
+//! `bpfld image`: bpfman bytecode images as OCI archives, checked with
+//! the tools that read them (skopeo, umoci), and objects read from them
+//! by `inspect` and `disasm`.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn build(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut all = vec!["image", "build", "-o", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ok(&all);
+    out
+}
+
+fn fx(name: &str) -> String {
+    fixture(name).to_str().unwrap().to_string()
+}
+
+/// Unpacks an archive (a plain tar of the layout) into a directory.
+fn untar(archive: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let o = tool_output(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn skopeo_sees_the_labels_and_platform() {
+    let test = "skopeo_sees_the_labels_and_platform";
+    if !have_tool("skopeo", test) {
+        return;
+    }
+    let dir = tmpdir("image-skopeo");
+    let tar = build(
+        &dir,
+        "c.tar",
+        &["--tag", "counter:v1", &fx("xdp_counter.o")],
+    );
+    let o = tool_output(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", tar.display())],
+    );
+    assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["Labels"]["io.ebpf.programs"], r#"{"xdp_count":"xdp"}"#);
+    assert_eq!(
+        v["Labels"]["io.ebpf.maps"],
+        r#"{"bytes":"array","packets":"array"}"#
+    );
+    assert_eq!(v["Architecture"], "amd64");
+    assert_eq!(v["Os"], "linux");
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+    // The reference name given with --tag picks the image too.
+    let o = tool_output(
+        "skopeo",
+        &[
+            "inspect",
+            &format!("oci-archive:{}:counter:v1", tar.display()),
+        ],
+    );
+    assert!(o.status.success(), "skopeo inspect by name: {}", stderr(&o));
+}
+
+#[test]
+fn umoci_unpacks_the_object_byte_for_byte() {
+    let test = "umoci_unpacks_the_object_byte_for_byte";
+    if !have_tool("umoci", test) {
+        return;
+    }
+    let dir = tmpdir("image-umoci");
+    let tar = build(&dir, "c.tar", &["--tag", "v1", &fx("xdp_counter.o")]);
+    let layout = dir.join("layout");
+    untar(&tar, &layout);
+    let bundle = dir.join("bundle");
+    let o = tool_output(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:v1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "umoci unpack: {}", stderr(&o));
+    let got = std::fs::read(bundle.join("rootfs/xdp_counter.o")).unwrap();
+    assert_eq!(got, std::fs::read(fixture("xdp_counter.o")).unwrap());
+    let names: Vec<_> = std::fs::read_dir(bundle.join("rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "the object is the layer's only entry");
+}
+
+#[test]
+fn the_layer_entry_is_owned_by_root_mode_0644_time_0() {
+    let dir = tmpdir("image-layer");
+    let tar = build(&dir, "c.tar", &[&fx("xdp_pass.o")]);
+    let layout = dir.join("layout");
+    untar(&tar, &layout);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &Value| {
+        layout
+            .join("blobs/sha256")
+            .join(&digest.as_str().unwrap()[7..])
+    };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap())
+            .unwrap();
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let o = tool_output(
+        "tar",
+        &[
+            "--numeric-owner",
+            "--utc",
+            "-tvzf",
+            blob(&layer["digest"]).to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout(&o);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 1, "{listing}");
+    assert!(lines[0].starts_with("-rw-r--r-- 0/0"), "{listing}");
+    assert!(lines[0].contains("1970-01-01 00:00"), "{listing}");
+    assert!(lines[0].ends_with(" xdp_pass.o"), "{listing}");
+}
+
+#[test]
+fn two_byte_orders_make_an_index_of_platforms() {
+    let dir = tmpdir("image-index");
+    let tar = build(
+        &dir,
+        "c.tar",
+        &[&fx("xdp_counter.o"), &fx("xdp_counter.bpfeb.o")],
+    );
+    let v: Value =
+        serde_json::from_str(&ok(&["image", "inspect", "--json", tar.to_str().unwrap()])).unwrap();
+    assert_eq!(
+        v["image"]["media_type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<(String, String)> = v["image"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["architecture"].as_str().unwrap().to_string(),
+                m["endian"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let le = [
+        "386", "amd64", "arm", "arm64", "loong64", "mips64le", "mipsle", "ppc64le", "riscv64",
+    ];
+    let be = ["mips", "mips64", "ppc64", "s390x"];
+    let mut want: Vec<(String, String)> = le
+        .iter()
+        .map(|a| (a.to_string(), "little".to_string()))
+        .collect();
+    want.extend(be.iter().map(|a| (a.to_string(), "big".to_string())));
+    assert_eq!(platforms, want);
+    // skopeo sees the same list.
+    if have_tool("skopeo", "two_byte_orders_make_an_index_of_platforms") {
+        let o = tool_output(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                &format!("oci-archive:{}", tar.display()),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let raw: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let arches: Vec<&str> = raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(arches.len(), 13);
+        assert!(arches.contains(&"s390x") && arches.contains(&"arm64"));
+        assert!(raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["platform"]["os"] == "linux"));
+    }
+    // The same objects in the other order are refused when both are one byte order.
+    let e = run(&[
+        "image",
+        "build",
+        "-o",
+        dir.join("bad.tar").to_str().unwrap(),
+        &fx("xdp_counter.o"),
+        &fx("xdp_pass.o"),
+    ]);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("both little-endian"), "{}", stderr(&e));
+    assert!(!dir.join("bad.tar").exists(), "no partial output");
+}
+
+#[test]
+fn building_twice_gives_the_same_bytes() {
+    let dir = tmpdir("image-determinism");
+    let a = build(&dir, "a.tar", &["--both-endian", &fx("xdp_counter.o")]);
+    let b = build(&dir, "b.tar", &["--both-endian", &fx("xdp_counter.o")]);
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}
+
+/// `--both-endian` writes the big-endian object itself: the same
+/// listing as clang's big-endian build of the same source.
+#[test]
+fn both_endian_matches_clangs_big_endian_object() {
+    let dir = tmpdir("image-both");
+    let tar = build(&dir, "c.tar", &["--both-endian", &fx("xdp_counter.o")]);
+    let limits = bpfld::image::Limits::default();
+    let img = bpfld::image::read_archive(&std::fs::read(&tar).unwrap(), None, &limits).unwrap();
+    let s390x = img
+        .manifests
+        .iter()
+        .find(|m| m.architecture.as_deref() == Some("s390x"))
+        .unwrap();
+    assert_eq!(s390x.file_name, "xdp_counter.bpfeb.o");
+    let ours = dir.join("ours.bpfeb.o");
+    std::fs::write(&ours, &s390x.object).unwrap();
+    let theirs = fixture("xdp_counter.bpfeb.o");
+    for cmd in [&["inspect", "--json"][..], &["btf", "dump"][..]] {
+        let listing = |p: &Path| {
+            let mut a = cmd.to_vec();
+            a.push(p.to_str().unwrap());
+            ok(&a)
+        };
+        assert_eq!(listing(&ours), listing(&theirs), "{cmd:?}");
+    }
+    let body = |p: &Path| {
+        let text = ok(&["disasm", p.to_str().unwrap()]);
+        text.lines().skip(2).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(body(&ours), body(&theirs));
+    // Initialised data cannot be swapped without its C types: refused.
+    let e = run(&[
+        "image",
+        "build",
+        "--both-endian",
+        "-o",
+        dir.join("g.tar").to_str().unwrap(),
+        &fx("globals.o"),
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        stderr(&e).contains("holds initialised data"),
+        "{}",
+        stderr(&e)
+    );
+}
+
+#[test]
+fn inspect_and_disasm_read_objects_from_images() {
+    let dir = tmpdir("image-read");
+    let tar = build(&dir, "c.tar", &["--tag", "v1", &fx("xdp_counter.o")]);
+    let layout = dir.join("layout");
+    untar(&tar, &layout);
+    let file = fx("xdp_counter.o");
+    let plain = ok(&["inspect", "--json", &file]);
+    for arg in [
+        format!("oci-archive:{}", tar.display()),
+        format!("oci-archive:{}:v1", tar.display()),
+        format!("oci:{}", layout.display()),
+        format!("oci:{}:v1", layout.display()),
+    ] {
+        assert_eq!(ok(&["inspect", "--json", &arg]), plain, "{arg}");
+        let d = ok(&["disasm", &arg]);
+        let want = ok(&["disasm", &file]);
+        assert_eq!(
+            d.lines().skip(2).collect::<Vec<_>>(),
+            want.lines().skip(2).collect::<Vec<_>>(),
+            "{arg}"
+        );
+        assert!(d.contains(&format!("{arg}:xdp_counter.o")), "{d}");
+    }
+    let e = run(&["inspect", &format!("oci:{}:nope", layout.display())]);
+    assert!(!e.status.success());
+    assert!(
+        stderr(&e).contains("names no image 'nope'"),
+        "{}",
+        stderr(&e)
+    );
+    let text = ok(&["image", "inspect", tar.to_str().unwrap()]);
+    assert!(text.contains("name: v1"), "{text}");
+    assert!(text.contains("linux/amd64: manifest sha256:"), "{text}");
+    assert!(
+        text.contains(r#"io.ebpf.programs: {"xdp_count":"xdp"}"#),
+        "{text}"
+    );
+    assert!(text.contains("xdp_count"), "{text}");
+}
+
+#[test]
+fn a_tampered_archive_is_a_clear_error() {
+    let dir = tmpdir("image-bad");
+    let tar = build(&dir, "c.tar", &[&fx("xdp_pass.o")]);
+    let mut bytes = std::fs::read(&tar).unwrap();
+    const NEEDLE: &[u8] = br#""os":"linux","rootfs""#;
+    let at = bytes
+        .windows(NEEDLE.len())
+        .position(|w| w == NEEDLE)
+        .expect("the config names its os");
+    bytes[at + 6] = b'L';
+    let bad = dir.join("bad.tar");
+    std::fs::write(&bad, &bytes).unwrap();
+    let e = run(&["image", "inspect", bad.to_str().unwrap()]);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("digest mismatch"), "{}", stderr(&e));
+    let e = run(&["inspect", &format!("oci-archive:{}", fx("xdp_pass.o"))]);
+    assert!(!e.status.success());
+    assert!(
+        stderr(&e).contains("bad tar") || stderr(&e).contains("oci-layout"),
+        "{}",
+        stderr(&e)
+    );
+}
+
+#[test]
+fn programs_bpfman_cannot_load_are_named() {
+    let dir = tmpdir("image-types");
+    let e = run(&[
+        "image",
+        "build",
+        "-o",
+        dir.join("s.tar").to_str().unwrap(),
+        &fx("net_progs.o"),
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        stderr(&e).contains("bpfman has no program type"),
+        "{}",
+        stderr(&e)
+    );
+}
+
+#[test]
+fn map_labels_use_bpfmans_names() {
+    let dir = tmpdir("image-maps");
+    let tar = build(&dir, "m.tar", &[&fx("maps.o")]);
+    let v: Value =
+        serde_json::from_str(&ok(&["image", "inspect", "--json", tar.to_str().unwrap()])).unwrap();
+    let maps = &v["image"]["manifests"][0]["labels"]["maps"];
+    assert_eq!(maps["cpu_array"], "per_cpu_array");
+    assert_eq!(maps["cpu_hash"], "per_cpu_hash");
+    assert_eq!(maps["events"], "ringbuf");
+    assert_eq!(maps["jump_table"], "prog_array");
+    assert_eq!(maps["outer_hash"], "hash_of_maps");
+    let programs = &v["image"]["manifests"][0]["labels"]["programs"];
+    assert_eq!(programs["maps_main"], "xdp");
+    // Data sections are not maps in the label.
+    let tar = build(&dir, "g.tar", &[&fx("globals.o")]);
+    let v: Value =
+        serde_json::from_str(&ok(&["image", "inspect", "--json", tar.to_str().unwrap()])).unwrap();
+    let maps = v["image"]["manifests"][0]["labels"]["maps"]
+        .as_object()
+        .unwrap();
+    assert!(maps.keys().all(|k| !k.starts_with('.')), "{maps:?}");
+}
