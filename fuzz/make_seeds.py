@@ -12,6 +12,7 @@ btf      every fixture's .BTF section, the damaged raw *.btf files, and
 btf_ext  every fixture's .BTF.ext section (fixtures/core.o's matches the
          BTF the target parses against)
 link     pairs of fixtures joined by the separator the link target splits on
+image    the OCI archives in fuzz/regressions/image
 
 Deterministic; the corpora are not committed (libFuzzer grows them).
 """
@@ -224,6 +225,10 @@ def main():
         da = open(os.path.join(FIX, a), "rb").read()
         db = open(os.path.join(FIX, b), "rb").read()
         write("link", f"{a}+{b}", da + LINK_SEPARATOR + db)
+    # Images: the committed ones (built by `bpfld image build`), valid and not.
+    image_dir = os.path.join(ROOT, "fuzz", "regressions", "image")
+    for f in sorted(os.listdir(image_dir)):
+        write("image", f, open(os.path.join(image_dir, f), "rb").read())
     vmlinux_seeds()
     for t in sorted(os.listdir(OUT)):
         print(f"{t}: {len(os.listdir(os.path.join(OUT, t)))} seeds", file=sys.stderr)

@@ -127,6 +127,35 @@ pub(crate) enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the bpfman ClusterBpfApplication that deploys the XDP
+    /// programs of an object (a composition's `xdp_dispatcher` included),
+    /// pushed as the image URL, to the selected nodes; priority and
+    /// proceed-on actions come from the object.
+    BpfmanYaml {
+        /// The output YAML; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT.yaml")]
+        output: PathBuf,
+        /// The image reference the nodes pull (where it was pushed).
+        #[arg(long, value_name = "REGISTRY/NAME:TAG")]
+        url: String,
+        /// The resource's name (default: from the image name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Deploy to nodes with this label (repeatable; default: all nodes).
+        #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+        node_selector: Vec<String>,
+        /// Attach to this interface (repeatable; default: the primary one).
+        #[arg(long = "interface", value_name = "IFNAME")]
+        interfaces: Vec<String>,
+        /// bpfman priority (0-1000) instead of the object's.
+        #[arg(long)]
+        priority: Option<u32>,
+        /// Proceed-on actions instead of the object's: ACTION+ACTION or none.
+        #[arg(long, value_name = "ACTIONS")]
+        proceed_on: Option<String>,
+        /// The object: `FILE.o`, `oci-archive:IMAGE.tar[:NAME]` or `oci:DIR[:NAME]`.
+        source: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -105,3 +105,47 @@ pub(crate) fn inspect(arg: &str, json: bool) -> Result<String> {
     ));
     Ok(t)
 }
+
+/// `bpfld image bpfman-yaml` as parsed.
+pub(crate) struct YamlArgs {
+    pub(crate) url: String,
+    pub(crate) name: Option<String>,
+    pub(crate) node_selector: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
+    pub(crate) priority: Option<u32>,
+    pub(crate) proceed_on: Option<String>,
+    pub(crate) source: String,
+}
+
+/// Writes the ClusterBpfApplication for the source's XDP programs.
+pub(crate) fn bpfman_yaml(output: &Path, a: &YamlArgs) -> Result<()> {
+    use bpfld::image::bpfman_yaml::{cluster_bpf_application, name_from_url, Target};
+    let (name, bytes) = crate::input::read_object_arg(&a.source)?;
+    let obj = bpfld::read::elf::parse(&bytes).map_err(|e| e.in_file(&name))?;
+    let mut node_selector = std::collections::BTreeMap::new();
+    for kv in &a.node_selector {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::new(format!("--node-selector '{kv}': KEY=VALUE expected")))?;
+        node_selector.insert(k.to_string(), v.to_string());
+    }
+    let proceed_on = match a.proceed_on.as_deref() {
+        None => None,
+        Some("none") => Some(0),
+        Some(list) => Some(list.split(['+', ',']).try_fold(0u32, |acc, w| {
+            bpfld::compose::run_config::action_value(w)
+                .map(|v| acc | 1 << v)
+                .ok_or_else(|| Error::new(format!("--proceed-on: unknown XDP action '{w}'")))
+        })?),
+    };
+    let target = Target {
+        name: a.name.clone().unwrap_or_else(|| name_from_url(&a.url)),
+        url: a.url.clone(),
+        node_selector,
+        interfaces: a.interfaces.clone(),
+        priority: a.priority,
+        proceed_on,
+    };
+    let yaml = cluster_bpf_application(&obj, &target).map_err(|e| e.in_file(&name))?;
+    bpfld::write::elf::write_atomic(output, yaml.as_bytes())
+}

@@ -211,6 +211,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image {
             command: ImageCommand::Inspect { image, json },
         } => emit(&image::inspect(&image, json)?)?,
+        Command::Image {
+            command:
+                ImageCommand::BpfmanYaml {
+                    output,
+                    url,
+                    name,
+                    node_selector,
+                    interfaces,
+                    priority,
+                    proceed_on,
+                    source,
+                },
+        } => image::bpfman_yaml(
+            &output,
+            &image::YamlArgs {
+                url,
+                name,
+                node_selector,
+                interfaces,
+                priority,
+                proceed_on,
+                source,
+            },
+        )?,
     }
     Ok(())
 }

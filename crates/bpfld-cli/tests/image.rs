@@ -380,3 +380,161 @@ fn map_labels_use_bpfmans_names() {
         .unwrap();
     assert!(maps.keys().all(|k| !k.starts_with('.')), "{maps:?}");
 }
+
+/// Parses YAML with python3's yaml module into JSON; `None` (the test
+/// skips) when python3-yaml is missing.
+fn yaml_to_json(path: &Path, test: &str) -> Option<Value> {
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        eprintln!("SKIP {test}: python3 with yaml is needed: {}", stderr(&o));
+        return None;
+    }
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+/// The composition's first priority and the verdicts every component
+/// continues on become the ClusterBpfApplication's link; every field name
+/// is one of bpfman.io/v1alpha1's (bpfman-operator apis/v1alpha1).
+#[test]
+fn a_composition_deploys_as_a_cluster_bpf_application() {
+    let test = "a_composition_deploys_as_a_cluster_bpf_application";
+    let dir = tmpdir("image-yaml");
+    let comp = dir.join("comp.o");
+    ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        comp.to_str().unwrap(),
+        &format!("{},priority=30,chain=pass+drop", fx("xdp_counter.o")),
+        &format!("{},priority=20,chain=pass+tx", fx("xdp_pass.o")),
+    ]);
+    let tar = build(&dir, "comp.tar", &[comp.to_str().unwrap()]);
+    let yaml = dir.join("app.yaml");
+    ok(&[
+        "image",
+        "bpfman-yaml",
+        "-o",
+        yaml.to_str().unwrap(),
+        "--url",
+        "registry.example/team/xdp-Chain:v2",
+        "--node-selector",
+        "kubernetes.io/os=linux",
+        "--node-selector",
+        "role=edge",
+        "--interface",
+        "eth0",
+        &format!("oci-archive:{}", tar.display()),
+    ]);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("kind: ClusterBpfApplication\n"), "{text}");
+    let Some(v) = yaml_to_json(&yaml, test) else {
+        return;
+    };
+    assert_eq!(v["apiVersion"], "bpfman.io/v1alpha1");
+    assert_eq!(v["metadata"]["name"], "xdp-chain");
+    let spec = &v["spec"];
+    for k in keys(spec) {
+        assert!(
+            [
+                "nodeSelector",
+                "globalData",
+                "byteCode",
+                "mapOwnerSelector",
+                "programs"
+            ]
+            .contains(&k),
+            "spec.{k}"
+        );
+    }
+    assert_eq!(
+        spec["nodeSelector"]["matchLabels"],
+        serde_json::json!({"kubernetes.io/os": "linux", "role": "edge"})
+    );
+    assert_eq!(
+        spec["byteCode"]["image"]["url"],
+        "registry.example/team/xdp-Chain:v2"
+    );
+    for k in keys(&spec["byteCode"]["image"]) {
+        assert!(
+            ["url", "imagePullPolicy", "imagePullSecret"].contains(&k),
+            "image.{k}"
+        );
+    }
+    let programs = spec["programs"].as_array().unwrap();
+    assert_eq!(programs.len(), 1);
+    let p = &programs[0];
+    assert_eq!(keys(p), ["name", "type", "xdp"]);
+    assert_eq!(p["name"], "xdp_dispatcher");
+    assert_eq!(p["type"], "XDP");
+    let links = p["xdp"]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1);
+    for k in keys(&links[0]) {
+        assert!(
+            [
+                "interfaceSelector",
+                "networkNamespaces",
+                "priority",
+                "proceedOn"
+            ]
+            .contains(&k),
+            "link.{k}"
+        );
+    }
+    assert_eq!(
+        links[0]["interfaceSelector"]["interfaces"],
+        serde_json::json!(["eth0"])
+    );
+    assert_eq!(links[0]["priority"], 20, "the first component's priority");
+    // Pass is the only verdict both components continue on.
+    assert_eq!(
+        links[0]["proceedOn"],
+        serde_json::json!(["Pass", "DispatcherReturn"])
+    );
+
+    // Overrides, defaults, and the image's own programs for a plain object.
+    ok(&[
+        "image",
+        "bpfman-yaml",
+        "-o",
+        yaml.to_str().unwrap(),
+        "--url",
+        "r/x:1",
+        "--priority",
+        "7",
+        "--proceed-on",
+        "drop+redirect",
+        &fx("xdp_pass.o"),
+    ]);
+    let v = yaml_to_json(&yaml, test).unwrap();
+    let link = &v["spec"]["programs"][0]["xdp"]["links"][0];
+    assert_eq!(v["spec"]["nodeSelector"], serde_json::json!({}));
+    assert_eq!(link["interfaceSelector"]["primaryNodeInterface"], true);
+    assert_eq!(link["priority"], 7);
+    assert_eq!(
+        link["proceedOn"],
+        serde_json::json!(["Drop", "ReDirect", "DispatcherReturn"])
+    );
+    let e = run(&[
+        "image",
+        "bpfman-yaml",
+        "-o",
+        dir.join("t.yaml").to_str().unwrap(),
+        "--url",
+        "r/x:1",
+        &fx("tracing.o"),
+    ]);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("no XDP program"), "{}", stderr(&e));
+    assert!(!dir.join("t.yaml").exists());
+}

@@ -7,6 +7,7 @@
 //! written to disk by the reader.
 
 pub mod archive;
+pub mod bpfman_yaml;
 pub mod endian;
 pub mod labels;
 pub mod layout;
