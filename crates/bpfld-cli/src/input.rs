@@ -84,3 +84,19 @@ fn read_archive_file(path: &Path, reference: Option<&str>, limits: &Limits) -> R
     let data = std::fs::read(path).map_err(|e| Error::new(format!("cannot read: {e}")))?;
     image::read_archive(&data, reference, limits)
 }
+
+/// Whether an argument names an image rather than a file.
+pub(crate) fn is_image_arg(arg: &str) -> bool {
+    arg.starts_with("oci-archive:") || arg.starts_with("oci:")
+}
+
+/// The object an argument names: a file (read as `bpfld` reads every
+/// object) or an image's object for the host.
+pub(crate) fn read_object(arg: &str) -> Result<bpfld::model::object::Object> {
+    if !is_image_arg(arg) {
+        return bpfld::read::elf::read_file(Path::new(arg));
+    }
+    let (name, data) = read_object_arg(arg)?;
+    bpfld::read::workarounds::reading(&name, || bpfld::read::elf::parse(&data))
+        .map_err(|e| e.in_file(&name))
+}

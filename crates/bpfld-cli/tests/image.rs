@@ -538,3 +538,79 @@ fn a_composition_deploys_as_a_cluster_bpf_application() {
     assert!(stderr(&e).contains("no XDP program"), "{}", stderr(&e));
     assert!(!dir.join("t.yaml").exists());
 }
+
+/// A network namespace for one test, deleted when dropped.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
+fn in_ns(ns: &Netns, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_bpfld")])
+        .args(args)
+        .output()
+        .expect("ip netns exec bpfld")
+}
+
+/// `xdp compose` and `xdp attach` take components from images; a
+/// composition shipped as an image attaches as it is.
+#[test]
+fn components_come_from_images() {
+    let test = "components_come_from_images";
+    let dir = tmpdir("image-attach");
+    let counter = build(&dir, "c.tar", &["--tag", "v1", &fx("xdp_counter.o")]);
+    let pass = build(&dir, "p.tar", &[&fx("xdp_pass.o")]);
+    let c_arg = format!("oci-archive:{}:v1,priority=5", counter.display());
+    let p_arg = format!("oci-archive:{}", pass.display());
+    let comp = dir.join("comp.o");
+    let text = ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        comp.to_str().unwrap(),
+        &c_arg,
+        &p_arg,
+    ]);
+    assert!(
+        text.contains(&format!(
+            "oci-archive:{}:v1:xdp_count priority 5",
+            counter.display()
+        )),
+        "{text}"
+    );
+    let composed = build(&dir, "comp.tar", &[comp.to_str().unwrap()]);
+
+    if !bpf_allowed(test) || !have_tool("ip", test) {
+        return;
+    }
+    let ns = Netns(format!("bpfld-img-{}", std::process::id()));
+    let o = tool_output("ip", &["netns", "add", &ns.0]);
+    assert!(o.status.success(), "ip netns add: {}", stderr(&o));
+    let o = tool_output("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = in_ns(&ns, &["xdp", "attach", "--dev", "lo", &c_arg, &p_arg]);
+    assert!(o.status.success(), "attach: {}", stderr(&o));
+    let o = in_ns(&ns, &["xdp", "status", "--dev", "lo"]);
+    let status = stdout(&o);
+    assert!(status.contains("'xdp_dispatcher'"), "{status}");
+    assert!(status.contains(":v1:xdp_count priority 5"), "{status}");
+    assert!(status.contains("p.tar:xdp_pass priority 50"), "{status}");
+    let composed_arg = format!("oci-archive:{}", composed.display());
+    let o = in_ns(
+        &ns,
+        &["xdp", "attach", "--dev", "lo", "--force", &composed_arg],
+    );
+    assert!(
+        o.status.success(),
+        "attach the composed image: {}",
+        stderr(&o)
+    );
+    let status = stdout(&in_ns(&ns, &["xdp", "status", "--dev", "lo"]));
+    assert!(status.contains("comp.tar:xdp_dispatcher"), "{status}");
+}
