@@ -328,25 +328,33 @@ impl Reader<'_> {
         })
     }
 
-    /// The object a layer holds: its first file, which must be a BPF
-    /// object (bpfman loads the first entry).
     fn layer(&self, desc: &Value) -> Result<(String, Vec<u8>, Endian)> {
-        let gz = self.blob(desc, self.limits.archive)?;
-        // Tar headers and padding come on top of the object itself.
-        let tar = gunzip(&gz, self.limits.object.saturating_add(1 << 20))?;
-        let mut files = read_tar(&tar, self.limits.object)?;
-        if files.is_empty() {
-            return Err(Error::new("the layer holds no file"));
-        }
-        let first = files.swap_remove(0);
-        let obj = crate::read::elf::parse(&first.contents).map_err(|e| {
-            Error::new(format!(
-                "'{}' in the layer is not a BPF object: {e}",
-                first.path
-            ))
-        })?;
-        Ok((first.path, first.contents, obj.endian))
+        read_layer(&self.blob(desc, self.limits.archive)?, self.limits)
     }
+}
+
+/// The object a gzip tar layer holds: its first file, which must be a BPF
+/// object (bpfman loads the first entry); its name, bytes and byte order.
+pub fn read_layer(gz: &[u8], limits: &Limits) -> Result<(String, Vec<u8>, Endian)> {
+    // Tar headers and padding come on top of the object itself.
+    let tar = gunzip(gz, limits.object.saturating_add(1 << 20))?;
+    let mut files = read_tar(&tar, limits.object)?;
+    if files.is_empty() {
+        return Err(Error::new("the layer holds no file"));
+    }
+    let first = files.swap_remove(0);
+    let obj = crate::read::elf::parse(&first.contents).map_err(|e| {
+        Error::new(format!(
+            "'{}' in the layer is not a BPF object: {e}",
+            first.path
+        ))
+    })?;
+    Ok((first.path, first.contents, obj.endian))
+}
+
+/// The bpfman labels of an image config (JSON bytes).
+pub fn read_config_labels(config: &[u8]) -> Result<Labels> {
+    config_labels(&json_doc(config, "the image config")?)
 }
 
 fn json_doc(bytes: &[u8], what: &str) -> Result<Value> {
