@@ -111,7 +111,8 @@ pub(crate) enum ImageCommand {
         /// The image's reference name in the archive (`oci-archive:IMAGE.tar:NAME:TAG`).
         #[arg(long, value_name = "NAME:TAG")]
         tag: Option<String>,
-        /// Also write the object in the other byte order and package both.
+        /// Also write the object in the other byte order (global data
+        /// swapped by its BTF types) and package both.
         #[arg(long)]
         both_endian: bool,
         /// One object, or one little-endian and one big-endian object of

@@ -226,51 +226,96 @@ fn building_twice_gives_the_same_bytes() {
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
 }
 
-/// `--both-endian` writes the big-endian object itself: the same
-/// listing as clang's big-endian build of the same source.
-#[test]
-fn both_endian_matches_clangs_big_endian_object() {
-    let dir = tmpdir("image-both");
-    let tar = build(&dir, "c.tar", &["--both-endian", &fx("xdp_counter.o")]);
+/// The object a built image holds for one architecture, written out.
+fn object_for(tar: &Path, arch: &str, out: &Path) -> String {
     let limits = bpfld::image::Limits::default();
-    let img = bpfld::image::read_archive(&std::fs::read(&tar).unwrap(), None, &limits).unwrap();
-    let s390x = img
+    let img = bpfld::image::read_archive(&std::fs::read(tar).unwrap(), None, &limits).unwrap();
+    let m = img
         .manifests
         .iter()
-        .find(|m| m.architecture.as_deref() == Some("s390x"))
+        .find(|m| m.architecture.as_deref() == Some(arch))
         .unwrap();
-    assert_eq!(s390x.file_name, "xdp_counter.bpfeb.o");
-    let ours = dir.join("ours.bpfeb.o");
-    std::fs::write(&ours, &s390x.object).unwrap();
-    let theirs = fixture("xdp_counter.bpfeb.o");
-    for cmd in [&["inspect", "--json"][..], &["btf", "dump"][..]] {
-        let listing = |p: &Path| {
-            let mut a = cmd.to_vec();
-            a.push(p.to_str().unwrap());
-            ok(&a)
+    std::fs::write(out, &m.object).unwrap();
+    m.file_name.clone()
+}
+
+/// `--both-endian` writes the other byte order itself, global data and
+/// legacy map definitions included: the same listings and the same
+/// section contents as clang's build of the same source for that order.
+#[test]
+fn both_endian_matches_clangs_other_byte_order() {
+    let test = "both_endian_matches_clangs_other_byte_order";
+    let dir = tmpdir("image-both");
+    let cases = [
+        (
+            "xdp_counter.o",
+            "xdp_counter.bpfeb.o",
+            "s390x",
+            "xdp_counter.bpfeb.o",
+        ),
+        ("globals.o", "globals.bpfeb.o", "s390x", "globals.bpfeb.o"),
+        (
+            "legacy_maps.o",
+            "legacy_maps.bpfeb.o",
+            "s390x",
+            "legacy_maps.bpfeb.o",
+        ),
+        ("globals.bpfeb.o", "globals.o", "amd64", "globals.bpfel.o"),
+    ];
+    for (input, clangs, arch, name) in cases {
+        let tar = build(&dir, "both.tar", &["--both-endian", &fx(input)]);
+        let ours = dir.join("ours.o");
+        assert_eq!(object_for(&tar, arch, &ours), name);
+        let theirs = fixture(clangs);
+        for cmd in [&["inspect", "--json"][..], &["btf", "dump"][..]] {
+            let listing = |p: &Path| {
+                let mut a = cmd.to_vec();
+                a.push(p.to_str().unwrap());
+                ok(&a)
+            };
+            assert_eq!(listing(&ours), listing(&theirs), "{input} {cmd:?}");
+        }
+        let body = |p: &Path| {
+            let text = ok(&["disasm", p.to_str().unwrap()]);
+            text.lines().skip(2).collect::<Vec<_>>().join("\n")
         };
-        assert_eq!(listing(&ours), listing(&theirs), "{cmd:?}");
+        assert_eq!(body(&ours), body(&theirs), "{input}");
+        if have_tool("llvm-objdump-19", test) {
+            for sec in [".data", ".rodata", ".data.custom", ".rodata.custom", "maps"] {
+                let dump = |p: &Path| {
+                    let o = tool_output("llvm-objdump-19", &["-s", "-j", sec, p.to_str().unwrap()]);
+                    stdout(&o).lines().skip(3).collect::<Vec<_>>().join("\n")
+                };
+                assert_eq!(dump(&ours), dump(&theirs), "{input} {sec}");
+            }
+        }
     }
-    let body = |p: &Path| {
-        let text = ok(&["disasm", p.to_str().unwrap()]);
-        text.lines().skip(2).collect::<Vec<_>>().join("\n")
-    };
-    assert_eq!(body(&ours), body(&theirs));
-    // Initialised data cannot be swapped without its C types: refused.
-    let e = run(&[
-        "image",
-        "build",
-        "--both-endian",
-        "-o",
-        dir.join("g.tar").to_str().unwrap(),
-        &fx("globals.o"),
-    ]);
-    assert!(!e.status.success());
-    assert!(
-        stderr(&e).contains("holds initialised data"),
-        "{}",
-        stderr(&e)
-    );
+    // Without BTF, initialised data has no types to swap by: refused.
+    if have_tool("llvm-objcopy-19", test) {
+        let bare = dir.join("bare.o");
+        let o = tool_output(
+            "llvm-objcopy-19",
+            &[
+                "--remove-section=.BTF",
+                "--remove-section=.BTF.ext",
+                &fx("globals.o"),
+                bare.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e = run(&[
+            "image",
+            "build",
+            "--both-endian",
+            "-o",
+            dir.join("g.tar").to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ]);
+        assert!(!e.status.success());
+        assert!(stderr(&e).contains("section '.data'"), "{}", stderr(&e));
+        assert!(stderr(&e).contains("no BTF to type it"), "{}", stderr(&e));
+        assert!(!dir.join("g.tar").exists());
+    }
 }
 
 #[test]
