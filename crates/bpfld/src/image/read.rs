@@ -133,7 +133,9 @@ pub fn read_archive(data: &[u8], reference: Option<&str>, limits: &Limits) -> Re
         )));
     }
     let mut files = BTreeMap::new();
-    for f in read_tar(data, limits.archive)? {
+    let entries = read_tar(data, limits.archive)
+        .map_err(|e| e.context("not an OCI archive (a tar of an OCI image layout)"))?;
+    for f in entries {
         files.insert(f.path, f.contents);
     }
     read_layout(&InMemory(files), reference, limits)
