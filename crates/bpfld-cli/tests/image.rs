@@ -71,6 +71,36 @@ fn skopeo_sees_the_labels_and_platform() {
         ],
     );
     assert!(o.status.success(), "skopeo inspect by name: {}", stderr(&o));
+
+    // What skopeo copies (an index with every platform) bpfld reads back.
+    let both = build(&dir, "both.tar", &["--both-endian", &fx("xdp_counter.o")]);
+    let copy = dir.join("copy");
+    let o = tool_output(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            &format!("oci-archive:{}", both.display()),
+            &format!("oci:{}:copied", copy.display()),
+        ],
+    );
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+    let v: Value = serde_json::from_str(&ok(&[
+        "image",
+        "inspect",
+        "--json",
+        &format!("oci:{}:copied", copy.display()),
+    ]))
+    .unwrap();
+    assert_eq!(v["image"]["manifests"].as_array().unwrap().len(), 13);
+    assert_eq!(
+        ok(&[
+            "inspect",
+            "--json",
+            &format!("oci:{}:copied", copy.display())
+        ]),
+        ok(&["inspect", "--json", &fx("xdp_counter.o")])
+    );
 }
 
 #[test]
