@@ -14,6 +14,7 @@ btf_ext  every fixture's .BTF.ext section (fixtures/core.o's matches the
 link     pairs of fixtures joined by the separator the link target splits on
 btf_view the btf and elf seeds together (raw BTF and whole objects)
 pcap     the committed captures, fixtures/pcap/*
+image    the OCI archives in fuzz/regressions/image
 
 Deterministic; the corpora are not committed (libFuzzer grows them).
 """
@@ -228,6 +229,10 @@ def main():
         write("link", f"{a}+{b}", da + LINK_SEPARATOR + db)
     for name in sorted(os.listdir(os.path.join(FIX, "pcap"))):
         write("pcap", name, open(os.path.join(FIX, "pcap", name), "rb").read())
+    # Images: the committed ones (built by `bpfld image build`), valid and not.
+    image_dir = os.path.join(ROOT, "fuzz", "regressions", "image")
+    for f in sorted(os.listdir(image_dir)):
+        write("image", f, open(os.path.join(image_dir, f), "rb").read())
     vmlinux_seeds()
     for t in ("btf", "elf"):
         for f in sorted(os.listdir(os.path.join(OUT, t))):

@@ -14,6 +14,11 @@ command -v bpf-gcc >/dev/null 2>&1 || missing+=(gcc-bpf)
 # The BTF dedup tests compare against libbpf's btf__dedup (a C harness).
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/bpf/btf.h ] || missing+=(libbpf-dev)
+# The image tests read bpfld's OCI archives back with skopeo and umoci.
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+# The bpfman YAML test parses what bpfld writes.
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 # The attach tests build veth pairs in network namespaces.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ((${#missing[@]})); then

@@ -394,3 +394,34 @@ pub fn pcap(data: &[u8]) {
         .map(|p| &p.data)
         .eq(cap.packets.iter().map(|p| &p.data)));
 }
+
+/// bpfman image reader (an OCI archive in memory): never a panic, bounded
+/// memory; an image it accepts builds again and reads back the same.
+pub fn image(data: &[u8]) {
+    let limits = bpfld::image::Limits {
+        archive: 16 << 20,
+        json: 1 << 20,
+        object: 8 << 20,
+    };
+    // Blob digests stop most mutations at the archive's surface, so the
+    // input is also tried as a layer and as a config on their own.
+    let _ = bpfld::image::read::read_layer(data, &limits);
+    let _ = bpfld::image::read::read_config_labels(data);
+    let Ok(img) = bpfld::image::read_archive(data, None, &limits) else {
+        return;
+    };
+    let m = img.for_host();
+    if let Ok(obj) = bpfld::read::elf::parse(&m.object) {
+        let _ = bpfld::image::Labels::of(&obj);
+    }
+    let input = bpfld::image::BuildInput {
+        file_name: &m.file_name,
+        bytes: &m.object,
+    };
+    if let Ok(built) = bpfld::image::build(&[input], None) {
+        match bpfld::image::read_archive(&built.archive, None, &limits) {
+            Ok(again) => assert_eq!(again.manifests[0].object, m.object, "object changed"),
+            Err(e) => panic!("a built image does not read back: {e}"),
+        }
+    }
+}

@@ -117,6 +117,73 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: BtfCommand,
     },
+    /// bpfman bytecode images: objects packaged as OCI images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Write a bpfman bytecode image as an OCI archive (push it with
+    /// `skopeo copy oci-archive:IMAGE.tar docker://REGISTRY/NAME:TAG`).
+    /// One object gives one image (amd64 if little-endian, s390x if
+    /// big-endian); two objects, one of each byte order, give an image
+    /// index with a manifest for every architecture of each order.
+    Build {
+        /// The output archive; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "IMAGE.tar")]
+        output: PathBuf,
+        /// The image's reference name in the archive (`oci-archive:IMAGE.tar:NAME:TAG`).
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// Also write the object in the other byte order (global data
+        /// swapped by its BTF types) and package both.
+        #[arg(long)]
+        both_endian: bool,
+        /// One object, or one little-endian and one big-endian object of
+        /// the same program.
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE.o")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Show an image's labels, platforms, digests and its object's summary.
+    Inspect {
+        /// `IMAGE.tar`, `oci-archive:IMAGE.tar[:NAME]` or `oci:DIR[:NAME]`.
+        image: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the bpfman ClusterBpfApplication that deploys the XDP
+    /// programs of an object (a composition's `xdp_dispatcher` included),
+    /// pushed as the image URL, to the selected nodes; priority and
+    /// proceed-on actions come from the object.
+    BpfmanYaml {
+        /// The output YAML; written atomically.
+        #[arg(short = 'o', long = "output", value_name = "OUT.yaml")]
+        output: PathBuf,
+        /// The image reference the nodes pull (where it was pushed).
+        #[arg(long, value_name = "REGISTRY/NAME:TAG")]
+        url: String,
+        /// The resource's name (default: from the image name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Deploy to nodes with this label (repeatable; default: all nodes).
+        #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+        node_selector: Vec<String>,
+        /// Attach to this interface (repeatable; default: the primary one).
+        #[arg(long = "interface", value_name = "IFNAME")]
+        interfaces: Vec<String>,
+        /// bpfman priority (0-1000) instead of the object's.
+        #[arg(long)]
+        priority: Option<u32>,
+        /// Proceed-on actions instead of the object's: ACTION+ACTION or none.
+        #[arg(long, value_name = "ACTIONS")]
+        proceed_on: Option<String>,
+        /// The object: `FILE.o`, `oci-archive:IMAGE.tar[:NAME]` or `oci:DIR[:NAME]`.
+        source: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{BtfCommand, Cli, Command, XdpCommand};
+use args::{BtfCommand, Cli, Command, ImageCommand, XdpCommand};
 use parse::{parse_component, parse_resolves};
 
 use bpfld::read;
@@ -13,6 +13,8 @@ use bpfld::{Error, Result};
 
 mod args;
 mod dedup;
+mod image;
+mod input;
 mod parse;
 mod run;
 mod xdp;
@@ -36,34 +38,43 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { file, json } => {
-            let obj = read::elf::read_file(&file)?;
-            let summary =
-                bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(file.display()))?;
+            let (name, obj) = read_object(&file)?;
+            let summary = bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(&name))?;
             if json {
                 print_json(&summary)?;
             } else {
-                emit(&bpfld::show::inspect::render_text(
-                    &file.display().to_string(),
-                    &summary,
-                ))?;
+                emit(&bpfld::show::inspect::render_text(&name, &summary))?;
             }
         }
         Command::Disasm { file, json } => {
-            // Reads headers, symbols, code and relocations only, then
-            // writes section by section.
-            bpfld::show::disasm::with_file(&file, |listing| {
-                stream(|out| {
-                    use std::io::Write;
-                    if json {
-                        listing.write_json(out)?;
-                        out.write_all(b"\n")
-                    } else {
-                        let header = bpfld::show::disasm::file_header(&file.display().to_string());
-                        out.write_all(header.as_bytes())?;
-                        listing.write_text(out)
-                    }
-                })
-            })??;
+            if input::is_image_arg(&file.to_string_lossy()) {
+                // An image's object is in memory already: list it whole.
+                let (name, obj) = read_object(&file)?;
+                if json {
+                    print_json(&bpfld::show::disasm::disasm_json(&obj))?;
+                } else {
+                    let mut text = bpfld::show::disasm::file_header(&name);
+                    text.push_str(&bpfld::show::disasm::disasm(&obj));
+                    emit(&text)?;
+                }
+            } else {
+                // Reads headers, symbols, code and relocations only, then
+                // writes section by section.
+                bpfld::show::disasm::with_file(&file, |listing| {
+                    stream(|out| {
+                        use std::io::Write;
+                        if json {
+                            listing.write_json(out)?;
+                            out.write_all(b"\n")
+                        } else {
+                            let header =
+                                bpfld::show::disasm::file_header(&file.display().to_string());
+                            out.write_all(header.as_bytes())?;
+                            listing.write_text(out)
+                        }
+                    })
+                })??;
+            }
         }
         Command::Run {
             file,
@@ -213,6 +224,47 @@ fn run(cli: Cli) -> Result<()> {
             ));
             emit(&text)?;
         }
+        Command::Image {
+            command:
+                ImageCommand::Build {
+                    output,
+                    tag,
+                    both_endian,
+                    inputs,
+                },
+        } => emit(&image::build(
+            &output,
+            tag.as_deref(),
+            both_endian,
+            &inputs,
+        )?)?,
+        Command::Image {
+            command: ImageCommand::Inspect { image, json },
+        } => emit(&image::inspect(&image, json)?)?,
+        Command::Image {
+            command:
+                ImageCommand::BpfmanYaml {
+                    output,
+                    url,
+                    name,
+                    node_selector,
+                    interfaces,
+                    priority,
+                    proceed_on,
+                    source,
+                },
+        } => image::bpfman_yaml(
+            &output,
+            &image::YamlArgs {
+                url,
+                name,
+                node_selector,
+                interfaces,
+                priority,
+                proceed_on,
+                source,
+            },
+        )?,
     }
     Ok(())
 }
@@ -244,6 +296,14 @@ fn stream(
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::new(format!("cannot write to standard output: {e}"))),
     }
+}
+
+/// Reads and parses an object argument: a file or an image's object.
+fn read_object(arg: &Path) -> Result<(String, bpfld::model::object::Object)> {
+    let (name, data) = input::read_object_arg(&arg.to_string_lossy())?;
+    let obj = read::workarounds::reading(&name, || read::elf::parse(&data))
+        .map_err(|e| e.in_file(&name))?;
+    Ok((name, obj))
 }
 
 /// The BTF of an ELF object (its `.BTF` section) or of a raw BTF file.

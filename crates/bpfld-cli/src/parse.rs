@@ -51,11 +51,14 @@ pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec
     let mut parts = arg.split(',');
     let head = parts.next().unwrap_or_default();
     // A ':' after the last '/' separates the program name.
+    // An image (`oci-archive:IMAGE.tar[:NAME]`, `oci:DIR[:NAME]`) is
+    // taken whole: its ':' name the image, not a program.
     let (file, program) = match head.rsplit_once(':') {
+        _ if crate::input::is_image_arg(head) => (head, None),
         Some((f, p)) if !p.contains('/') && !f.is_empty() => (f, Some(p.to_string())),
         _ => (head, None),
     };
-    let object = read::elf::read_file(Path::new(file))?;
+    let object = crate::input::read_object(file)?;
     let mut spec = bpfld::compose::ComponentSpec {
         file: file.to_string(),
         object,

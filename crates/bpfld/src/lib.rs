@@ -10,6 +10,7 @@
 pub mod compose;
 pub mod dedup;
 pub mod error;
+pub mod image;
 pub mod link;
 pub mod model;
 pub mod pcap;

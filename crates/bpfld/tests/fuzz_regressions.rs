@@ -31,6 +31,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("btf_ext", harness::btf_ext),
     ("link", harness::link),
     ("pcap", harness::pcap),
+    ("image", harness::image),
 ];
 
 /// Per input, in an unoptimised test build on a busy machine: healthy

@@ -1,0 +1,82 @@
+//! bpfman bytecode images: an object packaged as an OCI image (one gzip
+//! tar layer holding the object at its root, labels naming its programs
+//! and maps), written as an OCI image layout in a tar (`oci-archive:`),
+//! and read back from such an archive or an `oci:` directory.
+//!
+//! Everything is built and read in memory: nothing from an image is ever
+//! written to disk by the reader.
+
+pub mod archive;
+pub mod bpfman_yaml;
+pub mod endian;
+pub mod labels;
+pub mod layout;
+pub mod read;
+
+pub use labels::Labels;
+pub use layout::{build, BuildInput};
+pub use read::{read_archive, read_dir, Image, Limits, Manifest};
+
+/// Label naming the programs of the object: name → bpfman program type.
+pub const PROGRAMS_LABEL: &str = "io.ebpf.programs";
+/// Label naming the maps of the object: name → bpfman map type.
+pub const MAPS_LABEL: &str = "io.ebpf.maps";
+
+pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Docker's name for the same layer form; bpfman accepts both.
+pub const MEDIA_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The annotation an OCI layout uses to name an image (its tag).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Go architecture names (what OCI platforms use) by byte order, as
+/// bpfman's multi-architecture bytecode build lists them.
+pub const LITTLE_ENDIAN_ARCHES: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips64le", "mipsle", "ppc64le", "riscv64",
+];
+pub const BIG_ENDIAN_ARCHES: &[&str] = &["mips", "mips64", "ppc64", "s390x"];
+
+/// `sha256:<hex>` of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let sum = sha2::Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in sum.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The Go name of the architecture this program runs on, when known.
+pub fn host_arch() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "loongarch64" => "loong64",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "mips" if cfg!(target_endian = "little") => "mipsle",
+        "mips" => "mips",
+        "mips64" if cfg!(target_endian = "little") => "mips64le",
+        "mips64" => "mips64",
+        _ => return None,
+    })
+}
+
+/// "little" or "big", as messages and listings spell a byte order.
+pub fn order(e: crate::model::Endian) -> &'static str {
+    match e {
+        crate::model::Endian::Little => "little",
+        crate::model::Endian::Big => "big",
+    }
+}
