@@ -30,8 +30,8 @@ pub struct Args<'a> {
 
 pub fn run(args: &Args<'_>) -> Result<()> {
     let in_file = |e: Error| e.in_file(args.file.display());
-    let object =
-        std::fs::read(args.file).map_err(|e| in_file(Error::new(format!("cannot read: {e}"))))?;
+    // A file, or the object inside an image (`oci-archive:`, `oci:`).
+    let (_, object) = crate::input::read_object_arg(&args.file.to_string_lossy())?;
     let data = match args.data {
         Some(p) => Some(std::fs::read(p).map_err(|e| {
             in_file(Error::new(format!(

@@ -685,3 +685,25 @@ fn components_come_from_images() {
     let status = stdout(&in_ns(&ns, &["xdp", "status", "--dev", "lo"]));
     assert!(status.contains("comp.tar:xdp_dispatcher"), "{status}");
 }
+
+#[test]
+fn run_reads_the_object_of_an_image() {
+    let test = "run_reads_the_object_of_an_image";
+    if !bpf_allowed(test) {
+        return;
+    }
+    let dir = tmpdir("image-run");
+    let tar = build(&dir, "c.tar", &[&fx("xdp_counter.o")]);
+    let from_image: Value = serde_json::from_str(&ok(&[
+        "run",
+        "--json",
+        &format!("oci-archive:{}", tar.display()),
+    ]))
+    .unwrap();
+    let from_file: Value =
+        serde_json::from_str(&ok(&["run", "--json", &fx("xdp_counter.o")])).unwrap();
+    assert_eq!(from_image["action"], from_file["action"]);
+    assert_eq!(from_image["maps"], from_file["maps"]);
+    assert_eq!(from_image["file"], format!("oci-archive:{}", tar.display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
