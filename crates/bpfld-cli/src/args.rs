@@ -122,6 +122,30 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        bpfld completions bash > /etc/bash_completion.d/bpfld\n  \
+        bpfld completions zsh > \"${fpath[1]}/_bpfld\"")]
+    Completions {
+        /// The shell: bash, zsh or fish.
+        shell: Shell,
+    },
+    /// Print the manual page (roff) of bpfld or of one of its commands.
+    #[command(after_help = "Examples:\n  \
+        bpfld man | man -l -\n  \
+        bpfld man link > bpfld-link.1")]
+    Man {
+        /// A command (`link`, `xdp`, `xdp attach`, ...); bpfld itself when absent.
+        command: Vec<String>,
+    },
+}
+
+/// The shells `bpfld completions` writes for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]

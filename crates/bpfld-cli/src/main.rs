@@ -13,6 +13,7 @@ use bpfld::{Error, Result};
 
 mod args;
 mod dedup;
+mod docs;
 mod image;
 mod input;
 mod parse;
@@ -265,6 +266,13 @@ fn run(cli: Cli) -> Result<()> {
                 source,
             },
         )?,
+        Command::Completions { shell } => {
+            stream(|out| std::io::Write::write_all(out, &docs::completions(shell)))?
+        }
+        Command::Man { command } => {
+            let page = docs::man(&command)?;
+            stream(|out| std::io::Write::write_all(out, &page))?
+        }
     }
     Ok(())
 }
