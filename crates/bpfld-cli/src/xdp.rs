@@ -47,6 +47,7 @@ pub fn attach(
     let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
     let old = running(ifindex, dev)?;
     let mut reuse = Reuse::default();
+    let mut same = Vec::new();
     if let Some(old) = &old {
         if old.manifest.is_empty() && !force {
             return Err(Error::new(format!(
@@ -65,7 +66,7 @@ pub fn attach(
         }
         if !fresh && !old.manifest.is_empty() {
             if let Some(new_btf) = &composed.object.btf {
-                reuse = plan_reuse(old, &composed.order, new_btf, shared_maps)?;
+                (reuse, same) = plan_reuse(old, &composed.order, new_btf, shared_maps)?;
             }
         }
     }
@@ -108,7 +109,17 @@ pub fn attach(
             .unwrap_or_default()
     );
     for p in &composed.order {
-        text.push_str(&format!("  {p}\n"));
+        // Whether it is a component that was running (its state carried
+        // over), and from which slot.
+        let was = match same.iter().find(|(_, n)| *n == p.slot) {
+            Some((o, _)) if *o == p.slot => " (running: kept)".to_string(),
+            Some((o, _)) => format!(" (running as {o}: kept)"),
+            None if old.as_ref().is_some_and(|o| !o.manifest.is_empty()) && !fresh => {
+                " (new)".to_string()
+            }
+            None => String::new(),
+        };
+        text.push_str(&format!("  {p}{was}\n"));
     }
     if !done.kept.is_empty() {
         text.push_str(&format!("  kept: {}\n", done.kept.join(" ")));
@@ -118,6 +129,21 @@ pub fn attach(
             "  fresh (definition changed): {}\n",
             done.refused.join(" ")
         ));
+    }
+    // (Under the composition's names, as `kept` shows them.)
+    let new: Vec<&str> = done
+        .created
+        .iter()
+        .filter(|n| !done.refused.contains(n))
+        .map(|n| {
+            renamed
+                .iter()
+                .find(|(r, _)| r == n)
+                .map_or(n.as_str(), |(_, c)| c.as_str())
+        })
+        .collect();
+    if !new.is_empty() && old.is_some() {
+        text.push_str(&format!("  fresh: {}\n", new.join(" ")));
     }
     Ok(text)
 }

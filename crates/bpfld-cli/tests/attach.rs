@@ -98,6 +98,19 @@ impl Pair {
             .expect("ip netns exec bpfld")
     }
 
+    /// bpfld run inside namespace `b`, in directory `dir` (for relative
+    /// paths).
+    fn ok_b_in(&self, dir: &std::path::Path, args: &[&str]) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.b, env!("CARGO_BIN_EXE_bpfld")])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("ip netns exec bpfld");
+        assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
+        stdout(&o)
+    }
+
     fn ok_b(&self, args: &[&str]) -> String {
         let o = self.bpfld_b(args);
         assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
@@ -730,4 +743,132 @@ fn foreign_program_needs_force_and_errors_are_clear() {
         assert!(!o.status.success());
         assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn one_file_however_spelled_is_one_component() {
+    let Some(p) = Pair::new("one_file_however_spelled") else {
+        return;
+    };
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let dir = tmpdir("attach-spelling");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let obj = dir.join("count.o");
+    std::fs::copy(fixture("comp_count.o"), &obj).unwrap();
+    let abs = format!("{}:xdp_count", obj.display());
+    let tally = format!("{},priority=10", fx("comp_tally.o"));
+
+    p.ok_b_in(
+        &dir,
+        &[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            "--mode",
+            "skb",
+            "./count.o:xdp_count",
+        ],
+    );
+    send_frames(&tx, 0, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    let counter = map_id(&p, "counter__comp0");
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 5);
+    // Its canonical path is recorded, and shown.
+    assert_eq!(
+        status_json(&p)["components"][0]["path"],
+        obj.canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // The absolute path, with a new first component: the same component,
+    // now in slot comp1, keeps its counter and its globals.
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &tally, &abs]);
+    assert!(out.contains("comp0: "), "{out}");
+    assert!(
+        out.contains(":xdp_tally priority 10 chain XDP_PASS (new)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(":xdp_count priority 50 chain XDP_PASS (running as comp0: kept)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  kept: counter__comp1 .data.comp1\n"),
+        "{out}"
+    );
+    assert!(out.contains("  fresh: .data.comp0\n"), "{out}");
+    send_frames(&tx, 5, 2, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, "counter__comp0"), counter);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 7);
+
+    // `sub/../count.o`, relative again.
+    let out = p.ok_b_in(
+        &dir,
+        &[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            &tally,
+            "sub/../count.o:xdp_count",
+        ],
+    );
+    assert!(out.contains("(running: kept)"), "{out}");
+    assert!(!out.contains("fresh"), "{out}");
+    send_frames(&tx, 7, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, "counter__comp0"), counter);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 8);
+
+    // Rebuilt in place (a new file at the same path): still the same.
+    std::fs::remove_file(&obj).unwrap();
+    std::fs::copy(fixture("comp_count.o"), &obj).unwrap();
+    let out = p.ok_b_in(
+        &dir,
+        &[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            &tally,
+            "./count.o:xdp_count",
+        ],
+    );
+    assert!(
+        out.contains("kept: counter__comp1 .data.comp1 .data.comp0\n")
+            || out.contains("kept: .data.comp0 counter__comp1 .data.comp1\n"),
+        "{out}"
+    );
+    send_frames(&tx, 8, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_id(&p, "counter__comp0"), counter);
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 9);
+    assert_eq!(map_u64s(&p, ".data.comp0"), [9], "seen");
+
+    // Another file spelled the same way (`./count.o` in another
+    // directory) is another component: its maps start fresh.
+    let other = tmpdir("attach-spelling-other");
+    std::fs::copy(fixture("comp_count.o"), other.join("count.o")).unwrap();
+    let out = p.ok_b_in(
+        &other,
+        &[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            &tally,
+            "./count.o:xdp_count",
+        ],
+    );
+    assert!(
+        out.contains(":xdp_count priority 50 chain XDP_PASS (new)\n"),
+        "{out}"
+    );
+    assert!(out.contains("fresh: .data.comp1 counter__comp1\n"), "{out}");
+    send_frames(&tx, 9, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
 }

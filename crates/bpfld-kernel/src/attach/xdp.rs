@@ -105,6 +105,10 @@ pub struct Attached {
     pub kept: Vec<String>,
     /// Maps asked for but not handed over: their definition changed.
     pub refused: Vec<String>,
+    /// Writable maps the new program starts fresh (created empty or with
+    /// the object's initial values), those refused included; read-only
+    /// data (`.rodata*`) is left out, being the object's constants.
+    pub created: Vec<String>,
 }
 
 /// Loads `object`, its program `prog`, and attaches it to `ifindex`: when
@@ -170,6 +174,18 @@ pub fn attach(
     }
     let ebpf = loader.load(object).map_err(object_error)?;
     drop(fs);
+    let handed: Vec<&str> = pins
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(swaps.iter().map(|(n, _)| *n))
+        .collect();
+    let mut created: Vec<String> = ebpf
+        .maps()
+        .map(|(n, _)| n)
+        .filter(|n| !handed.contains(n) && !n.starts_with(".rodata"))
+        .map(str::to_string)
+        .collect();
+    created.sort();
     // Data maps (`.data*`, `.bss*`) cannot go by pin path: aya writes a
     // data section's initial bytes into its map even when the map is
     // opened from a pin (and relocates to an fd, not a value address, when
@@ -231,6 +247,7 @@ pub fn attach(
             .filter(|n| !refused.contains(n))
             .collect(),
         refused,
+        created,
     })
 }
 

@@ -39,6 +39,29 @@ pub struct Placed {
     pub chain: u32,
     /// The slot (extern) it fills, which also suffixes its maps' names.
     pub slot: String,
+    /// Its object's identity: the canonical path (see [`path_key`]), empty
+    /// when the file cannot be found. Two spellings of one file (`./x.o`,
+    /// `/abs/x.o`, `d/../x.o`) have the same key, so a replacement knows
+    /// the component it already runs.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+}
+
+/// The key a file is known by in a manifest: its canonical path, or, when
+/// that is too long for a BTF name, `#` and a 64-bit FNV-1a hash of it;
+/// empty when the file cannot be resolved.
+pub fn path_key(file: &str) -> String {
+    let Ok(canon) = std::fs::canonicalize(file) else {
+        return String::new();
+    };
+    let canon = canon.to_string_lossy().into_owned();
+    if escape(&canon).len() <= 200 {
+        return canon;
+    }
+    let hash = canon.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("#{hash:016x}")
 }
 
 /// `SLOT: FILE:PROGRAM priority N chain ACTIONS`, as compose, attach and
@@ -123,12 +146,18 @@ fn unescape(v: &str) -> String {
 
 fn manifest_line(p: &Placed) -> String {
     // DATASEC names are printable text up to the kernel's 512-byte limit.
+    // (At most 200 bytes of file and of path, 512 in all.)
     let mut file = escape(&p.file);
-    if file.len() > 300 {
-        file = format!("...{}", &file[file.len() - 297..]);
+    if file.len() > 200 {
+        file = format!("...{}", &file[file.len() - 197..]);
     }
+    let path = if p.path.is_empty() {
+        String::new()
+    } else {
+        format!(" path={}", escape(&p.path))
+    };
     format!(
-        "{MANIFEST_PREFIX}{} slot={} prog={} file={} priority={} chain={}",
+        "{MANIFEST_PREFIX}{} slot={} prog={} file={}{path} priority={} chain={}",
         p.index,
         p.slot,
         escape(&p.program),
@@ -163,12 +192,14 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
             priority: 0,
             chain: 0,
             slot: String::new(),
+            path: String::new(),
         };
         for w in words {
             match w.split_once('=') {
                 Some(("slot", v)) => p.slot = v.into(),
                 Some(("prog", v)) => p.program = unescape(v),
                 Some(("file", v)) => p.file = unescape(v),
+                Some(("path", v)) => p.path = unescape(v),
                 Some(("priority", v)) => p.priority = v.parse().unwrap_or(0),
                 Some(("chain", v)) => {
                     p.chain = v
@@ -270,6 +301,7 @@ pub fn compose_with(
             priority: spec.priority.unwrap_or(cfg.priority),
             chain: spec.chain.unwrap_or(cfg.chain),
             slot: String::new(),
+            path: path_key(&spec.file),
         });
     }
     // Run priority, then command-line order (a stable sort).
@@ -357,6 +389,7 @@ mod tests {
             priority: 7,
             chain: 1 << run_config::XDP_PASS | 1 << run_config::XDP_TX,
             slot: "comp3".into(),
+            path: "/abs/dir with space/x%y.o".into(),
         };
         let line = manifest_line(&p);
         assert!(!line[1..].contains('/') && line.len() < 512, "{line}");
@@ -371,5 +404,34 @@ mod tests {
             },
         ));
         assert_eq!(read_manifest(&btf), vec![p]);
+    }
+
+    #[test]
+    fn path_keys_name_the_file_not_the_spelling() {
+        let dir = std::env::temp_dir().join(format!("bpfld-path-key-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let f = dir.join("x.o");
+        std::fs::write(&f, b"").unwrap();
+        let key = path_key(f.to_str().unwrap());
+        assert!(key.starts_with('/') && key.ends_with("/x.o"), "{key}");
+        let spelled = dir.join("sub/../x.o");
+        assert_eq!(path_key(spelled.to_str().unwrap()), key);
+        assert_eq!(path_key(dir.join("none.o").to_str().unwrap()), "");
+        // Too long for a BTF name: a hash, the same for every spelling.
+        let mut deep = dir.clone();
+        for _ in 0..12 {
+            deep.push("a_rather_long_directory_name");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("y.o"), b"").unwrap();
+        let long = path_key(deep.join("y.o").to_str().unwrap());
+        assert!(long.starts_with('#') && long.len() == 17, "{long}");
+        let again = path_key(
+            deep.join("../a_rather_long_directory_name/y.o")
+                .to_str()
+                .unwrap(),
+        );
+        assert_eq!(again, long);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
