@@ -507,7 +507,12 @@ fn kept_component_keeps_counting_and_status_detach() {
             ("comp2:xdp_tally".to_string(), 50)
         ]
     );
-    assert!(comps.iter().all(|c| c["chain"] == 4), "chain XDP_PASS");
+    assert!(
+        comps
+            .iter()
+            .all(|c| c["chain"] == serde_json::json!(["XDP_PASS"])),
+        "chain XDP_PASS"
+    );
     assert_eq!(map_u64s(&p, ".data.comp0"), [16], "seen");
     assert_eq!(map_u64s(&p, ".data.comp1"), [16], "tally");
 
@@ -725,21 +730,7 @@ fn foreign_program_needs_force_and_errors_are_clear() {
 
     // Missing privileges: bpfld without capabilities (setpriv drops them).
     if have_tool("setpriv", "attach without privileges") {
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &p.b,
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ])
-            .arg(env!("CARGO_BIN_EXE_bpfld"))
-            .args(["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")])
-            .output()
-            .unwrap();
+        let o = bpfld_b_unprivileged(&p, &["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
         assert!(!o.status.success());
         assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
     }
@@ -871,4 +862,101 @@ fn one_file_however_spelled_is_one_component() {
     assert_eq!(map_u64(&p, "counter__comp1", 0), 1);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
+}
+
+/// bpfld without privileges (setpriv as nobody, no capabilities) in
+/// namespace b.
+fn bpfld_b_unprivileged(p: &Pair, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &p.b,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_bpfld"))
+        .args(args)
+        .output()
+        .expect("setpriv runs")
+}
+
+#[test]
+fn status_shows_run_order_and_action_names() {
+    let Some(p) = Pair::new("status_run_order") else {
+        return;
+    };
+    // Nothing attached: said, and not an error.
+    assert_eq!(
+        p.ok_b(&["xdp", "status"]),
+        "no interface has an XDP program\n"
+    );
+    assert_eq!(
+        p.ok_b(&["xdp", "status", "--dev", &p.vb]),
+        format!("{}: no XDP program\n", p.vb)
+    );
+    assert_eq!(p.ok_b(&["xdp", "status", "--json"]).trim(), "[]");
+
+    // Command-line order count, tally, pass; run order pass (10), count,
+    // tally (50 each, then as libxdp breaks ties).
+    let count = format!("{}:xdp_count,chain=PASS+TX", fx("comp_count.o"));
+    let tally = fx("comp_tally.o");
+    let pass = format!("{},priority=10", fx("xdp_pass.o"));
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &tally, &pass,
+    ]);
+    let st = status_json(&p);
+    let comps: Vec<(String, String, u64, serde_json::Value)> = st["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["slot"].as_str().unwrap().to_string(),
+                c["program"].as_str().unwrap().to_string(),
+                c["priority"].as_u64().unwrap(),
+                c["chain"].clone(),
+            )
+        })
+        .collect();
+    let pass_chain = serde_json::json!(["XDP_PASS"]);
+    assert_eq!(
+        comps,
+        [
+            ("comp0".into(), "xdp_pass".into(), 10, pass_chain.clone()),
+            (
+                "comp1".into(),
+                "xdp_count".into(),
+                50,
+                serde_json::json!(["XDP_PASS", "XDP_TX"])
+            ),
+            ("comp2".into(), "xdp_tally".into(), 50, pass_chain),
+        ]
+    );
+    let text = p.ok_b(&["xdp", "status", "--dev", &p.vb]);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  comp")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].ends_with(":xdp_pass priority 10 chain XDP_PASS")
+            && lines[1].ends_with(":xdp_count priority 50 chain XDP_PASS,XDP_TX")
+            && lines[2].ends_with(":xdp_tally priority 50 chain XDP_PASS"),
+        "{text}"
+    );
+
+    // Without privileges: a clear error, no partial output.
+    if have_tool("setpriv", "status without privileges") {
+        let o = bpfld_b_unprivileged(&p, &["xdp", "status", "--dev", &p.vb]);
+        assert!(!o.status.success());
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("{}: reading its XDP program", p.vb))
+                && e.contains("permission denied (needs root"),
+            "{e}"
+        );
+        assert!(!e.contains("Some(") && !e.contains("Os {"), "{e}");
+    }
 }

@@ -133,6 +133,9 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
     }
     let mut text = String::new();
+    if out.is_empty() {
+        text.push_str("no interface has an XDP program\n");
+    }
     for e in &out {
         if e.prog_id == 0 {
             text.push_str(&format!("{}: no XDP program\n", e.interface));

@@ -36,6 +36,8 @@ pub struct Placed {
     pub file: String,
     pub program: String,
     pub priority: u32,
+    /// The chain-call actions, a bit per action (shown as their names).
+    #[serde(serialize_with = "chain_as_names")]
     pub chain: u32,
     /// The slot (extern) it fills, which also suffixes its maps' names.
     pub slot: String,
@@ -62,6 +64,28 @@ pub fn path_key(file: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("#{hash:016x}")
+}
+
+/// A chain-call set as the list of its actions' names.
+fn chain_as_names<S: serde::Serializer>(chain: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let names: Vec<&str> = run_config::ACTIONS
+        .iter()
+        .filter(|(_, v)| chain & (1 << v) != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut seq = s.serialize_seq(Some(names.len()))?;
+    for n in names {
+        seq.serialize_element(n)?;
+    }
+    seq.end()
+}
+
+/// The run order of a slot `compN` (N); slots of another form last.
+fn slot_number(slot: &str) -> usize {
+    slot.strip_prefix("comp")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// `SLOT: FILE:PROGRAM priority N chain ACTIONS`, as compose, attach and
@@ -212,7 +236,8 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
         }
         out.push(p);
     }
-    out.sort_by_key(|p| p.index);
+    // Run order: the order packets meet them.
+    out.sort_by_key(|p| (slot_number(&p.slot), p.index));
     out
 }
 
