@@ -94,7 +94,7 @@ pub(crate) enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum XdpCommand {
-    /// Compose XDP programs into one object with program `xdp_dispatcher`:
+    /// Compose XDP programs into one object with program `bpfld_xdp`:
     /// run in priority order, each continuing the chain only on the verdicts
     /// in its chain-call set (libxdp's semantics and metadata).
     Compose {

@@ -120,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
                     "left out: {u} (an earlier component never continues the chain)\n"
                 ));
             }
+            text.extend(composed.frags_note());
             if print_map {
                 text.push_str(&composed.report.to_string());
             }

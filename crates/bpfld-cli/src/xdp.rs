@@ -14,12 +14,31 @@ use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
 use names::avoid_kept_names;
 use records::record_reuse;
-use reuse::plan_reuse;
+use reuse::{mark_running, plan_reuse};
 use running::running;
 pub use status::status;
 
 fn kerr(e: bpfld_kernel::Error) -> Error {
     Error::new(e.to_string())
+}
+
+/// The name libxdp gives its multi-program dispatcher.
+const LIBXDP_DISPATCHER: &str = "xdp_dispatcher";
+
+/// The refusal to touch a program bpfld did not attach, saying whose it
+/// looks like: libxdp's dispatcher carries other tools' programs, which
+/// would stop running.
+fn foreign(dev: &str, old: &running::Running, force: &str) -> Error {
+    if old.info.name == LIBXDP_DISPATCHER {
+        return Error::new(format!(
+            "{dev} has libxdp's dispatcher (program id {}, attached by xdp-loader or another libxdp user), which bpfld did not attach: its programs would stop running; {force}",
+            old.prog_id
+        ));
+    }
+    Error::new(format!(
+        "{dev} has an XDP program (id {}, '{}') that bpfld did not attach; {force}",
+        old.prog_id, old.info.name
+    ))
 }
 
 pub fn parse_mode(s: &str) -> Result<Mode> {
@@ -40,20 +59,20 @@ pub fn attach(
     no_inline: bool,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
-    let specs = components
+    let mut specs = components
         .iter()
         .map(|c| crate::parse::parse_component(c))
         .collect::<Result<Vec<_>>>()?;
-    let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
     let old = running(ifindex, dev)?;
+    if let Some(old) = &old {
+        mark_running(old, &mut specs);
+    }
+    let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
     let mut reuse = Reuse::default();
     let mut same = Vec::new();
     if let Some(old) = &old {
         if old.manifest.is_empty() && !force {
-            return Err(Error::new(format!(
-                "{dev} has an XDP program (id {}, '{}') that bpfld did not attach; --force replaces it",
-                old.prog_id, old.info.name
-            )));
+            return Err(foreign(dev, old, "--force replaces it"));
         }
         if let Some(m) = mode {
             if m != old.mode {
@@ -89,7 +108,7 @@ pub fn attach(
     };
     let done = kx::attach(
         &bytes,
-        "xdp_dispatcher",
+        bpfld::compose::dispatcher::DISPATCHER,
         ifindex,
         mode,
         current.as_ref(),
@@ -120,6 +139,9 @@ pub fn attach(
             None => String::new(),
         };
         text.push_str(&format!("  {p}{was}\n"));
+    }
+    if let Some(note) = composed.frags_note() {
+        text.push_str(&format!("  {note}"));
     }
     if !done.kept.is_empty() {
         text.push_str(&format!("  kept: {}\n", done.kept.join(" ")));
@@ -154,10 +176,7 @@ pub fn detach(dev: &str, force: bool) -> Result<String> {
         return Err(Error::new(format!("{dev} has no XDP program")));
     };
     if old.manifest.is_empty() && !force {
-        return Err(Error::new(format!(
-            "{dev} has an XDP program (id {}, '{}') that bpfld did not attach; --force detaches it",
-            old.prog_id, old.info.name
-        )));
+        return Err(foreign(dev, &old, "--force detaches it"));
     }
     kx::detach(ifindex, old.mode, &old.fd).map_err(|e| Error::new(format!("{dev}: {e}")))?;
     Ok(format!("{dev}: detached program {}\n", old.prog_id))

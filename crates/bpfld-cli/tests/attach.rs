@@ -382,8 +382,9 @@ fn replace_under_traffic(mode: &str) {
         "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally, &data,
     ]);
     // Each map keeps the kernel name it was created with: comp_count's
-    // counter and its globals (`seen`) were born in slot comp0, comp_tally's
-    // (`tally`) in comp1, comp_data's (four counters) in comp2.
+    // counter and its globals (`seen`) were born in slot comp0, comp_data's
+    // (four counters) in comp1, comp_tally's (`tally`) in comp2 (equal
+    // priorities run in the order of their programs' names, as in libxdp).
     let names = [
         "counter__comp0",
         ".data.comp0",
@@ -429,9 +430,9 @@ fn replace_under_traffic(mode: &str) {
     }
     assert_eq!(map_u64(&p, "counter__comp0", 0), 3000);
     assert_eq!(map_u64s(&p, ".data.comp0"), [3000], "seen");
-    assert_eq!(map_u64s(&p, ".data.comp1"), [3000], "tally");
+    assert_eq!(map_u64s(&p, ".data.comp2"), [3000], "tally");
     // hits (from 1000), custom_hits (from 7), zeroed, static runs.
-    assert_eq!(map_u64s(&p, ".data.comp2"), [4000, 3007, 3000, 3000]);
+    assert_eq!(map_u64s(&p, ".data.comp1"), [4000, 3007, 3000, 3000]);
 }
 
 #[test]
@@ -958,5 +959,105 @@ fn status_shows_run_order_and_action_names() {
             "{e}"
         );
         assert!(!e.contains("Some(") && !e.contains("Os {"), "{e}");
+    }
+}
+
+/// `xdp-loader ARGS` inside namespace b, with bpffs mounted there first
+/// (libxdp needs it to read or make its dispatcher).
+fn xdp_loader_b(p: &Pair, args: &str) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &p.b, "sh", "-c"])
+        .arg(format!(
+            "mount -t bpf bpf /sys/fs/bpf && exec xdp-loader {args}"
+        ))
+        .output()
+        .expect("xdp-loader runs")
+}
+
+#[test]
+fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
+    let Some(p) = Pair::new("libxdp_coexistence") else {
+        return;
+    };
+    if !have_tool("xdp-loader", "libxdp coexistence") {
+        return;
+    }
+    // bpfld's composition is not taken for libxdp's dispatcher.
+    p.ok_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--mode",
+        "skb",
+        &fx("xdp_pass.o"),
+        &fx("comp_tally.o"),
+    ]);
+    assert_eq!(status_json(&p)["prog_name"], "bpfld_xdp");
+    let o = xdp_loader_b(&p, &format!("status {}", p.vb));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    assert!(
+        all.contains("bpfld_xdp") && !all.contains("libxdp:"),
+        "{all}"
+    );
+    p.ok_b(&["xdp", "detach", "--dev", &p.vb]);
+
+    // A program xdp-loader attached (alone: this kernel's freplace may
+    // keep libxdp from building its dispatcher) is left alone.
+    let o = xdp_loader_b(&p, &format!("load -m skb {} {}", p.vb, fx("xdp_pass.o")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("that bpfld did not attach; --force replaces it"),
+        "{}",
+        stderr(&o)
+    );
+    let o = p.bpfld_b(&["xdp", "detach", "--dev", &p.vb]);
+    assert!(
+        stderr(&o).contains("that bpfld did not attach; --force detaches it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status_json(&p)["prog_name"], "xdp_pass");
+    let o = xdp_loader_b(&p, &format!("unload --all {}", p.vb));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // libxdp's dispatcher is named as such and kept unless --force.
+    let dispatcher = "/usr/lib/x86_64-linux-gnu/bpf/xdp-dispatcher.o";
+    if std::path::Path::new(dispatcher).exists() {
+        sh(&[
+            "ip",
+            "-n",
+            &p.b,
+            "link",
+            "set",
+            &p.vb,
+            "xdpgeneric",
+            "obj",
+            dispatcher,
+            "sec",
+            "xdp",
+        ])
+        .expect("ip attaches libxdp's dispatcher object");
+        let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("has libxdp's dispatcher (program id ")
+                && stderr(&o).contains("its programs would stop running; --force replaces it"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(status_json(&p)["prog_name"], "xdp_dispatcher");
+        p.ok_b(&[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            "--force",
+            &fx("comp_tally.o"),
+        ]);
+        assert_eq!(status_json(&p)["prog_name"], "bpfld_xdp");
     }
 }

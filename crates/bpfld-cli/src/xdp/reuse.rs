@@ -1,7 +1,7 @@
 //! Planning what of the running composition a new one keeps: maps of the
 //! components in both (by name) and their writable globals (by layout).
 
-use bpfld::compose::Placed;
+use bpfld::compose::{path_key, xdp_programs, ComponentSpec, Placed};
 use bpfld::link::isolate::own_data_name;
 use bpfld::model::btf::{Btf, TypeData};
 use bpfld::Result;
@@ -148,6 +148,40 @@ pub(super) fn plan_reuse(
         }
     }
     Ok((reuse, pairs))
+}
+
+/// Marks each spec that is a component of the running composition with
+/// its run position there (`running`), for libxdp's order of ties; each
+/// running component is matched once, first spec first.
+pub(super) fn mark_running(old: &Running, specs: &mut [ComponentSpec]) {
+    let mut used = vec![false; old.manifest.len()];
+    for spec in specs {
+        let program = match &spec.program {
+            Some(p) => p.clone(),
+            None => match xdp_programs(&spec.object).as_slice() {
+                [(one, _)] => one.clone(),
+                _ => continue,
+            },
+        };
+        let new = Placed {
+            index: 0,
+            file: spec.file.clone(),
+            program,
+            priority: 0,
+            chain: 0,
+            slot: String::new(),
+            path: path_key(&spec.file),
+        };
+        if let Some(i) = old
+            .manifest
+            .iter()
+            .enumerate()
+            .position(|(i, q)| !used[i] && same_component(q, &new))
+        {
+            used[i] = true;
+            spec.running = Some(i);
+        }
+    }
 }
 
 /// The components of the new order that the running composition has:

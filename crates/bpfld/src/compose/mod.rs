@@ -27,6 +27,10 @@ pub struct ComponentSpec {
     /// Overrides of the component's own metadata.
     pub priority: Option<u32>,
     pub chain: Option<u32>,
+    /// Its place in the composition running now, when it is one of its
+    /// components: libxdp orders programs already loaded before new ones
+    /// of equal priority and name, and keeps their order.
+    pub running: Option<usize>,
 }
 
 /// A component's place in the composition.
@@ -110,7 +114,33 @@ pub struct Composed {
     pub order: Vec<Placed>,
     /// Components after one that never continues: they could never run.
     pub unreachable: Vec<String>,
+    /// Whether the composition is frags-capable (`xdp.frags`): only when
+    /// every component is, as libxdp's dispatcher.
+    pub frags: bool,
+    /// The components (`FILE:PROGRAM`) that are not frags-capable.
+    pub without_frags: Vec<String>,
     pub report: LinkReport,
+}
+
+impl Composed {
+    /// A line on multi-buffer packets (`xdp.frags`), when there is
+    /// something to say: the composition takes them (every component
+    /// does), or some components would but others do not, so it does not.
+    pub fn frags_note(&self) -> Option<String> {
+        if self.frags {
+            return Some(
+                "xdp.frags: every component takes multi-buffer packets, so the composition does\n"
+                    .into(),
+            );
+        }
+        if self.without_frags.len() < self.order.len() + self.unreachable.len() {
+            return Some(format!(
+                "not xdp.frags: {} cannot take multi-buffer packets, so the composition cannot (it needs a device MTU that fits one page)\n",
+                self.without_frags.join(", ")
+            ));
+        }
+        None
+    }
 }
 
 /// Prefix of the BTF DATASEC names that carry the manifest.
@@ -241,6 +271,15 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
     out
 }
 
+/// The instruction count of function `name` of `obj` (its own body, as
+/// libbpf counts an unloaded program); 0 when it cannot be found.
+fn function_insns(obj: &Object, name: &str) -> u64 {
+    obj.symbols
+        .iter()
+        .find(|s| s.name == name && s.kind == SymbolKind::Func)
+        .map_or(0, |s| s.size / 8)
+}
+
 /// The callee-saved registers r6-r9 (bit n = rn) that function `name` of
 /// `obj` writes; all four when it cannot be found.
 fn callee_saved_written(obj: &Object, name: &str) -> u16 {
@@ -263,7 +302,7 @@ fn callee_saved_written(obj: &Object, name: &str) -> u16 {
     code.map_or(all, |c| crate::link::inline::registers_written(c) & all)
 }
 
-/// Composes the components into one object with program `xdp_dispatcher`,
+/// Composes the components into one object with program `bpfld_xdp`,
 /// their bodies inlined into it where that is safe.
 pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
     compose_with(specs, shared_maps, false)
@@ -280,7 +319,7 @@ pub fn compose_with(
     }
     let endian = specs[0].object.endian;
     let mut placed = Vec::with_capacity(specs.len());
-    let mut all_frags = true;
+    let mut without_frags = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if spec.object.endian != endian {
             crate::bail!("{}: byte order differs from {}", spec.file, specs[0].file);
@@ -317,7 +356,9 @@ pub fn compose_with(
                 ),
             },
         };
-        all_frags &= section.starts_with("xdp.frags");
+        if !section.starts_with("xdp.frags") {
+            without_frags.push(format!("{}:{program}", spec.file));
+        }
         let cfg = run_config::read(&spec.object, &program);
         placed.push(Placed {
             index: i,
@@ -329,8 +370,17 @@ pub fn compose_with(
             path: path_key(&spec.file),
         });
     }
-    // Run priority, then command-line order (a stable sort).
-    placed.sort_by_key(|p| p.priority);
+    // libxdp's run order: priority, then program name, then programs
+    // already running before new ones (running ones in their order, new
+    // ones shorter first), then command-line order (a stable sort).
+    placed.sort_by_key(|p| {
+        let spec = &specs[p.index];
+        let then = match spec.running {
+            Some(at) => (false, at as u64),
+            None => (true, function_insns(&spec.object, &p.program)),
+        };
+        (p.priority, p.program.clone(), then)
+    });
     let mut unreachable = Vec::new();
     if let Some(stop) = placed.iter().position(|p| p.chain == 0) {
         unreachable = placed
@@ -350,7 +400,8 @@ pub fn compose_with(
         })
         .collect();
     let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
-    let section = if all_frags { "xdp.frags" } else { "xdp" };
+    let frags = without_frags.is_empty();
+    let section = if frags { "xdp.frags" } else { "xdp" };
     // The context stays in a callee-saved register that no component
     // writes, if there is one (inlined bodies do not preserve r6-r9).
     let written = placed.iter().fold(0, |w, p| {
@@ -397,6 +448,8 @@ pub fn compose_with(
         object: linked.object,
         order: placed,
         unreachable,
+        frags,
+        without_frags,
         report: linked.report,
     })
 }
@@ -458,5 +511,60 @@ mod tests {
         );
         assert_eq!(again, long);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fixture_spec(file: &str, program: &str, running: Option<usize>) -> ComponentSpec {
+        let path = format!("{}/../../fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        ComponentSpec {
+            file: file.into(),
+            object: crate::read::elf::read_file(std::path::Path::new(&path)).unwrap(),
+            program: Some(program.into()),
+            priority: None,
+            chain: None,
+            running,
+        }
+    }
+
+    fn order(specs: &[ComponentSpec]) -> Vec<(usize, String)> {
+        compose(specs, &[])
+            .unwrap()
+            .order
+            .iter()
+            .map(|p| (p.index, p.program.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn ties_are_broken_as_libxdp_breaks_them() {
+        // Equal priority: by program name, not command-line order.
+        let pass = fixture_spec("xdp_pass.o", "xdp_pass", None);
+        let count = fixture_spec("comp_count.o", "xdp_count", None);
+        assert_eq!(
+            order(&[pass.clone(), count.clone()]),
+            [(1, "xdp_count".into()), (0, "xdp_pass".into())]
+        );
+        // Priority first.
+        let first = ComponentSpec {
+            priority: Some(49),
+            ..pass.clone()
+        };
+        assert_eq!(
+            order(&[count.clone(), first]),
+            [(1, "xdp_pass".into()), (0, "xdp_count".into())]
+        );
+        // Same name: one running before a new one, running ones in their
+        // running order.
+        let running = |at| ComponentSpec {
+            running: Some(at),
+            ..count.clone()
+        };
+        let idx = |v: Vec<(usize, String)>| v.into_iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(idx(order(&[count.clone(), running(0)])), [1, 0]);
+        assert_eq!(
+            idx(order(&[running(3), count.clone(), running(1)])),
+            [2, 0, 1]
+        );
+        // Two new ones alike: command-line order.
+        assert_eq!(idx(order(&[count.clone(), count.clone()])), [0, 1]);
     }
 }
