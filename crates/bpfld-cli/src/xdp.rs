@@ -12,7 +12,7 @@ mod status;
 use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
-use names::avoid_kept_names;
+use names::{avoid_kept_names, stable_names};
 use records::record_reuse;
 use reuse::{mark_running, plan_reuse};
 use running::running;
@@ -89,12 +89,40 @@ pub fn attach(
             }
         }
     }
-    let renamed = avoid_kept_names(&mut composed.object, &reuse);
+    // Kernel names by component, not by slot; then none that a map handed
+    // over already has (one created before names were stable).
+    let mut renamed = stable_names(&mut composed.object, &composed.order);
+    let kernel_name = |renamed: &[(String, String)], composed: &str| -> String {
+        renamed
+            .iter()
+            .find(|(_, c)| c == composed)
+            .map_or_else(|| composed.to_string(), |(k, _)| k.clone())
+    };
+    let handed = Reuse {
+        maps: reuse
+            .maps
+            .iter()
+            .map(|(n, id)| (kernel_name(&renamed, n), *id))
+            .collect(),
+    };
+    for (new, was) in avoid_kept_names(&mut composed.object, &handed) {
+        match renamed.iter_mut().find(|(k, _)| *k == was) {
+            Some(r) => r.0 = new,
+            None => renamed.push((new, was)),
+        }
+    }
     // (A map refused at load for a changed definition is recorded too;
     // its id is then not among the new program's maps, so it is ignored.)
     if let Some(btf) = &mut composed.object.btf {
         record_reuse(btf, &reuse.maps, &renamed);
     }
+    // The composition's name of a map of the new object.
+    let composed_name = |n: &str| -> String {
+        renamed
+            .iter()
+            .find(|(k, _)| k == n)
+            .map_or_else(|| n.to_string(), |(_, c)| c.clone())
+    };
     let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
     let current = match &old {
         Some(o) => Some(Current {
@@ -112,7 +140,7 @@ pub fn attach(
         ifindex,
         mode,
         current.as_ref(),
-        &reuse,
+        &handed,
     )
     .map_err(|e| Error::new(format!("{dev}: {e}")))?;
     let mut text = format!(
@@ -143,29 +171,29 @@ pub fn attach(
     if let Some(note) = composed.frags_note() {
         text.push_str(&format!("  {note}"));
     }
+    let names = |v: &[String]| -> String {
+        v.iter()
+            .map(|n| composed_name(n))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     if !done.kept.is_empty() {
-        text.push_str(&format!("  kept: {}\n", done.kept.join(" ")));
+        text.push_str(&format!("  kept: {}\n", names(&done.kept)));
     }
     if !done.refused.is_empty() {
         text.push_str(&format!(
             "  fresh (definition changed): {}\n",
-            done.refused.join(" ")
+            names(&done.refused)
         ));
     }
-    // (Under the composition's names, as `kept` shows them.)
-    let new: Vec<&str> = done
+    let new: Vec<String> = done
         .created
         .iter()
         .filter(|n| !done.refused.contains(n))
-        .map(|n| {
-            renamed
-                .iter()
-                .find(|(r, _)| r == n)
-                .map_or(n.as_str(), |(_, c)| c.as_str())
-        })
+        .cloned()
         .collect();
     if !new.is_empty() && old.is_some() {
-        text.push_str(&format!("  fresh: {}\n", new.join(" ")));
+        text.push_str(&format!("  fresh: {}\n", names(&new)));
     }
     Ok(text)
 }

@@ -284,19 +284,33 @@ fn status_json(p: &Pair) -> serde_json::Value {
     v[0].clone()
 }
 
-/// The id of the attached program's map whose kernel name is `name` (a
-/// map handed over keeps the name it was created with).
+/// The id of the attached program's map that the composition names
+/// `name` (`NAME__compN`, `.data.compN`: by its slot now), from `bpfld
+/// xdp status --json`, checked against what the kernel says the program
+/// uses.
 fn map_id(p: &Pair, name: &str) -> String {
-    let id = status_json(p)["prog_id"].as_u64().expect("a program");
+    let st = status_json(p);
+    let id = st["prog_id"].as_u64().expect("a program");
     let prog = p.bpftool_b(&["prog", "show", "id", &id.to_string()]);
-    for m in prog["map_ids"].as_array().expect("map ids") {
-        let m = m.as_u64().unwrap().to_string();
-        let info = p.bpftool_b(&["map", "show", "id", &m]);
-        if info["name"] == name {
-            return m;
-        }
-    }
-    panic!("no map '{name}' in program {id}");
+    let m = st["maps"]
+        .as_array()
+        .expect("maps")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no map '{name}' in program {id}: {}", st["maps"]));
+    let mid = m["id"].as_u64().unwrap();
+    assert!(
+        prog["map_ids"].as_array().unwrap().contains(&mid.into()),
+        "{prog}"
+    );
+    mid.to_string()
+}
+
+/// The kernel's name of the attached program's map `name` (composition
+/// name).
+fn kernel_name(p: &Pair, name: &str) -> String {
+    let info = p.bpftool_b(&["map", "show", "id", &map_id(p, name)]);
+    info["name"].as_str().unwrap().to_string()
 }
 
 /// The value of key 0 of the attached program's map named `name`, as
@@ -381,10 +395,10 @@ fn replace_under_traffic(mode: &str) {
     p.ok_b(&[
         "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally, &data,
     ]);
-    // Each map keeps the kernel name it was created with: comp_count's
-    // counter and its globals (`seen`) were born in slot comp0, comp_data's
-    // (four counters) in comp1, comp_tally's (`tally`) in comp2 (equal
-    // priorities run in the order of their programs' names, as in libxdp).
+    // At the start and at the end, comp_count (its counter and its globals,
+    // `seen`) is in slot comp0, comp_data (four counters) in comp1,
+    // comp_tally (`tally`) in comp2 (equal priorities run in the order of
+    // their programs' names, as in libxdp).
     let names = [
         "counter__comp0",
         ".data.comp0",
@@ -460,6 +474,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_u64(&p, "counter__comp0", 0), 10);
     let counter_id = map_id(&p, "counter__comp0");
+    let counter_name = kernel_name(&p, "counter__comp0");
 
     // A new first component moves comp_count to slot comp1 and the tally
     // to comp2: the counter map goes with it, and so do the maps of their
@@ -472,9 +487,10 @@ fn kept_component_keeps_counting_and_status_detach() {
     );
     send_frames(&tx, 10, 5, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    // The same map (it keeps the kernel name it was created with).
-    assert_eq!(map_id(&p, "counter__comp0"), counter_id);
-    assert_eq!(map_u64(&p, "counter__comp0", 0), 15);
+    // The same map, under the same kernel name.
+    assert_eq!(map_id(&p, "counter__comp1"), counter_id);
+    assert_eq!(kernel_name(&p, "counter__comp1"), counter_name);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 15);
 
     // Replaced again (comp_count back to comp0): still the same map.
     p.ok_b(&["xdp", "attach", "--dev", &p.vb, &count, &tally]);
@@ -483,7 +499,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     assert_eq!(map_id(&p, "counter__comp0"), counter_id);
     assert_eq!(map_u64(&p, "counter__comp0", 0), 16);
     p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
-    // `seen` (now comp1's) and `tally` (comp2's) saw all 16 frames.
+    // `seen` (comp1's) and `tally` (comp2's) saw all 16 frames.
     let st = status_json(&p);
     assert_eq!(st["mode"], "skb");
     let comps = st["components"].as_array().unwrap();
@@ -514,8 +530,8 @@ fn kept_component_keeps_counting_and_status_detach() {
             .all(|c| c["chain"] == serde_json::json!(["XDP_PASS"])),
         "chain XDP_PASS"
     );
-    assert_eq!(map_u64s(&p, ".data.comp0"), [16], "seen");
-    assert_eq!(map_u64s(&p, ".data.comp1"), [16], "tally");
+    assert_eq!(map_u64s(&p, ".data.comp1"), [16], "seen");
+    assert_eq!(map_u64s(&p, ".data.comp2"), [16], "tally");
 
     // Text status names the components in order.
     let text = p.ok_b(&["xdp", "status"]);
@@ -538,6 +554,8 @@ fn kept_component_keeps_counting_and_status_detach() {
     send_frames(&tx, 20, 3, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_u64(&p, "counter__comp1", 0), 3);
+    assert_ne!(map_id(&p, "counter__comp1"), counter_id, "a new map");
+    assert_eq!(kernel_name(&p, "counter__comp1"), counter_name, "same name");
     assert_eq!(map_u64s(&p, ".data.comp1"), [3], "seen, new");
     assert_eq!(map_u64s(&p, ".data.comp2"), [3], "tally, new");
 
@@ -572,82 +590,89 @@ fn map_names(p: &Pair) -> Vec<String> {
 }
 
 #[test]
-fn a_new_component_never_takes_the_name_of_a_kept_map() {
-    let Some(p) = Pair::new("new_component_kept_names") else {
+fn kernel_map_names_follow_the_component_not_its_slot() {
+    let Some(p) = Pair::new("kernel_map_names") else {
         return;
     };
     let tx = packet_socket(&p.a, &p.va, 0);
     let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let long = fx("comp_longname.o");
     let data = format!("{},priority=10", fx("comp_data.o"));
-    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &long,
+    ]);
     send_frames(&tx, 0, 4, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
+    // comp0 xdp_count, comp1 xdp_longname. Each component's maps end with
+    // its tag; two names alike in their first bytes stay apart.
+    let before: Vec<(String, String, String)> = [
+        "counter__comp0",
+        ".data.comp0",
+        "packets_by_length_seen__comp1",
+        "packets_by_length_sum__comp1",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), map_id(&p, n), kernel_name(&p, n)))
+    .collect();
+    let tag = |k: &str| k.rsplit(['_', '.']).next().unwrap().to_string();
+    let (count_tag, long_tag) = (tag(&before[0].2), tag(&before[2].2));
+    assert_eq!(count_tag.len(), 4, "{before:?}");
+    assert_ne!(count_tag, long_tag);
+    assert_eq!(before[0].2, format!("counter_{count_tag}"));
+    assert_eq!(before[1].2, format!(".data.{count_tag}"));
+    assert_eq!(before[2].2, format!("packets_by_{long_tag}"));
+    assert_eq!(before[3].2, format!("packets_b1_{long_tag}"));
+    assert_eq!(map_u64(&p, "packets_by_length_seen__comp1", 0), 4);
+    // status tells which component each belongs to.
+    let st = status_json(&p);
+    let comp_of = |k: &str| {
+        st["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kernel_name"] == k)
+            .map(|m| m["component"].as_str().unwrap().to_string())
+    };
+    assert_eq!(comp_of(&before[0].2).as_deref(), Some("comp0"));
+    assert_eq!(comp_of(&before[3].2).as_deref(), Some("comp1"));
 
-    // comp_data comes first, in slot comp0: comp_count's maps, kept, still
-    // carry the names they were created with in comp0, so comp_data's own
-    // map gets another one.
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count]);
-    assert!(out.contains("kept: counter__comp1 .data.comp1\n"), "{out}");
-    assert_eq!(
-        map_names(&p),
-        [".data.comp0", ".data.comp0_1", ".rodata", "counter__comp0"]
+    // A new first component moves both: every map is kept, contents and
+    // kernel names alike, the long-named ones too.
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count, &long]);
+    assert!(
+        out.contains(
+            "kept: counter__comp1 .data.comp1 packets_by_length_seen__comp2 packets_by_length_sum__comp2\n"
+        ),
+        "{out}"
     );
     send_frames(&tx, 4, 5, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(map_u64s(&p, ".data.comp0"), [9], "comp_count's seen");
-    assert_eq!(
-        map_u64s(&p, ".data.comp0_1"),
-        [1005, 12, 5, 5],
-        "comp_data's"
-    );
-    let data_map = map_id(&p, ".data.comp0_1");
+    let moved = [
+        "counter__comp1",
+        ".data.comp1",
+        "packets_by_length_seen__comp2",
+        "packets_by_length_sum__comp2",
+    ];
+    for ((old, id, kname), new) in before.iter().zip(moved) {
+        assert_eq!(&map_id(&p, new), id, "{old} is {new}");
+        assert_eq!(&kernel_name(&p, new), kname, "{old} is {new}");
+    }
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 9);
+    assert_eq!(map_u64(&p, "packets_by_length_seen__comp2", 0), 9);
+    assert_eq!(map_u64s(&p, ".data.comp0"), [1005, 12, 5, 5], "comp_data's");
+    let names = map_names(&p);
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "no two maps of one name");
 
-    // The renamed map is found again at the next replacement.
-    let tally = fx("comp_tally.o");
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count, &tally]);
-    assert!(
-        out.contains("kept: .data.comp0 counter__comp1 .data.comp1\n"),
-        "{out}"
-    );
+    // --fresh with yet another order: new maps, the same names.
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--fresh", &long, &count]);
+    assert_eq!(kernel_name(&p, "counter__comp0"), before[0].2);
+    assert_eq!(kernel_name(&p, "packets_by_length_sum__comp1"), before[3].2);
+    assert_ne!(map_id(&p, "counter__comp0"), before[0].1);
     send_frames(&tx, 9, 1, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(map_id(&p, ".data.comp0_1"), data_map);
-    assert_eq!(map_u64s(&p, ".data.comp0_1"), [1006, 13, 6, 6]);
-    assert_eq!(map_u64s(&p, ".data.comp0"), [10]);
-    assert_eq!(map_u64s(&p, ".data.comp2"), [1], "comp_tally's, new");
-
-    // status names each component's maps, and the names they were
-    // created with where those differ.
-    let st = status_json(&p);
-    let maps: Vec<(&str, &str, &str)> = st["maps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["component"].as_str().unwrap_or("-"),
-                m["name"].as_str().unwrap(),
-                m["kernel_name"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        maps,
-        [
-            ("-", ".rodata", ".rodata"),
-            ("comp0", ".data.comp0", ".data.comp0_1"),
-            ("comp1", ".data.comp1", ".data.comp0"),
-            ("comp1", "counter__comp1", "counter__comp0"),
-            ("comp2", ".data.comp2", ".data.comp2"),
-        ]
-    );
-    let text = p.ok_b(&["xdp", "status", "--dev", &p.vb]);
-    assert!(
-        text.contains(&format!(
-            "    maps: .data.comp0 (id {data_map}, created as .data.comp0_1)\n"
-        )),
-        "{text}"
-    );
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 1);
 }
 
 #[test]
@@ -791,8 +816,8 @@ fn one_file_however_spelled_is_one_component() {
     assert!(out.contains("  fresh: .data.comp0\n"), "{out}");
     send_frames(&tx, 5, 2, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(map_id(&p, "counter__comp0"), counter);
-    assert_eq!(map_u64(&p, "counter__comp0", 0), 7);
+    assert_eq!(map_id(&p, "counter__comp1"), counter);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 7);
 
     // `sub/../count.o`, relative again.
     let out = p.ok_b_in(
@@ -810,8 +835,8 @@ fn one_file_however_spelled_is_one_component() {
     assert!(!out.contains("fresh"), "{out}");
     send_frames(&tx, 7, 1, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(map_id(&p, "counter__comp0"), counter);
-    assert_eq!(map_u64(&p, "counter__comp0", 0), 8);
+    assert_eq!(map_id(&p, "counter__comp1"), counter);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 8);
 
     // Rebuilt in place (a new file at the same path): still the same.
     std::fs::remove_file(&obj).unwrap();
@@ -834,9 +859,9 @@ fn one_file_however_spelled_is_one_component() {
     );
     send_frames(&tx, 8, 1, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(map_id(&p, "counter__comp0"), counter);
-    assert_eq!(map_u64(&p, "counter__comp0", 0), 9);
-    assert_eq!(map_u64s(&p, ".data.comp0"), [9], "seen");
+    assert_eq!(map_id(&p, "counter__comp1"), counter);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 9);
+    assert_eq!(map_u64s(&p, ".data.comp1"), [9], "seen");
 
     // Another file spelled the same way (`./count.o` in another
     // directory) is another component: its maps start fresh.
