@@ -195,6 +195,12 @@ pub fn attach(
     if !new.is_empty() && old.is_some() {
         text.push_str(&format!("  fresh: {}\n", names(&new)));
     }
+    if done.mounted_bpffs {
+        text.push_str(&format!(
+            "  mounted a bpffs at {} for the maps pinned by name (there was none; inside `ip netns exec` it and its pins last only as long as the command)\n",
+            kx::DEFAULT_PIN_DIR
+        ));
+    }
     Ok(text)
 }
 

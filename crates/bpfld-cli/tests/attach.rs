@@ -1086,3 +1086,48 @@ fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
         assert_eq!(status_json(&p)["prog_name"], "bpfld_xdp");
     }
 }
+
+#[test]
+fn inside_ip_netns_exec_bpffs_is_mounted_and_errors_are_plain() {
+    let Some(p) = Pair::new("netns_bpffs") else {
+        return;
+    };
+    // `ip netns exec` gives bpfld a fresh /sys without bpffs: a map pinned
+    // by name needs one, so bpfld mounts it, and says so.
+    let out = p.ok_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--mode",
+        "skb",
+        &fx("comp_pinned.o"),
+    ]);
+    assert!(
+        out.contains("mounted a bpffs at /sys/fs/bpf for the maps pinned by name"),
+        "{out}"
+    );
+    assert_eq!(status_json(&p)["bpfld"], true);
+    p.ok_b(&["xdp", "detach", "--dev", &p.vb]);
+
+    // Where the pin cannot be made (a directory of that name), the error
+    // names the map plainly (aya prints it as `Some("...")`).
+    let o = Command::new("ip")
+        .args(["netns", "exec", &p.b, "sh", "-c"])
+        .arg(format!(
+            "mount -t bpf bpf /sys/fs/bpf && mkdir /sys/fs/bpf/pinned_hits && exec {} xdp attach --dev {} --mode skb {}",
+            env!("CARGO_BIN_EXE_bpfld"),
+            p.vb,
+            fx("comp_pinned.o")
+        ))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("map `pinned_hits` requested pinning") && e.contains("File exists"),
+        "{e}"
+    );
+    assert!(!e.contains("Some(") && !e.contains("None"), "{e}");
+    assert_eq!(status_json(&p)["prog_id"], 0, "nothing attached");
+}

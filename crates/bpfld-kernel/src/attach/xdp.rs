@@ -4,11 +4,15 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// Where maps pinned by name go (aya's and libbpf's default).
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
 
 use aya::programs::Xdp;
 use aya::EbpfLoader;
 
-use crate::bpffs::PrivateBpffs;
+use crate::bpffs::{ensure_bpffs, PrivateBpffs};
 use crate::error::{kernel_err, object_error, program_error, Error, ErrorKind};
 use crate::maps::map_data;
 use crate::netlink::{self, NetlinkError};
@@ -109,6 +113,9 @@ pub struct Attached {
     /// the object's initial values), those refused included; read-only
     /// data (`.rodata*`) is left out, being the object's constants.
     pub created: Vec<String>,
+    /// Whether a bpffs was mounted at [`DEFAULT_PIN_DIR`] for maps pinned
+    /// by name (there was none).
+    pub mounted_bpffs: bool,
 }
 
 /// Loads `object`, its program `prog`, and attaches it to `ifindex`: when
@@ -128,6 +135,14 @@ pub fn attach(
     // The new object's map definitions: a map is reused only when its
     // definition is identical; otherwise it starts fresh.
     let parsed = aya_obj::Object::parse(object).ok();
+    // Maps pinned by name go to bpffs at /sys/fs/bpf (aya's default), which
+    // a fresh /sys (`ip netns exec`) lacks: mount it first.
+    let pins_by_name = parsed.as_ref().is_some_and(|o| {
+        o.maps
+            .values()
+            .any(|m| m.pinning() == aya_obj::maps::PinningType::ByName)
+    });
+    let mounted_bpffs = pins_by_name && ensure_bpffs(Path::new(DEFAULT_PIN_DIR))?;
     let mut pins = Vec::new();
     let mut swaps = Vec::new();
     let mut refused = Vec::new();
@@ -248,6 +263,7 @@ pub fn attach(
             .collect(),
         refused,
         created,
+        mounted_bpffs,
     })
 }
 
