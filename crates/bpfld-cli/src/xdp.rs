@@ -49,6 +49,15 @@ pub fn parse_mode(s: &str) -> Result<Mode> {
     }
 }
 
+/// How many times attach reads the interface again when its program
+/// changed underneath it (another tool) before giving up.
+const ATTEMPTS: usize = 5;
+
+/// The lock on changing `dev`'s XDP program (see [`kx::lock_interface`]).
+fn lock(dev: &str, ifindex: u32) -> Result<kx::InterfaceLock> {
+    kx::lock_interface(ifindex).map_err(|e| Error::new(format!("{dev}: {e}")))
+}
+
 pub fn attach(
     dev: &str,
     mode: Option<Mode>,
@@ -59,10 +68,47 @@ pub fn attach(
     no_inline: bool,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
-    let mut specs = components
+    let specs = components
         .iter()
         .map(|c| crate::parse::parse_component(c))
         .collect::<Result<Vec<_>>>()?;
+    // One bpfld at a time changes an interface, each on top of the
+    // previous one's result; another tool may still change it between
+    // reading and replacing, and then it is read again.
+    let _lock = lock(dev, ifindex)?;
+    for _ in 0..ATTEMPTS {
+        let attempt = attach_once(
+            dev,
+            ifindex,
+            mode,
+            specs.clone(),
+            shared_maps,
+            force,
+            fresh,
+            no_inline,
+        )?;
+        if let Some(text) = attempt {
+            return Ok(text);
+        }
+    }
+    Err(Error::new(format!(
+        "{dev}: its XDP program changed under bpfld {ATTEMPTS} times (another tool keeps attaching programs); nothing was changed by bpfld"
+    )))
+}
+
+/// One attempt of [`attach`]: `None` when the interface's program changed
+/// between reading it and replacing it.
+#[allow(clippy::too_many_arguments)]
+fn attach_once(
+    dev: &str,
+    ifindex: u32,
+    mode: Option<Mode>,
+    mut specs: Vec<bpfld::compose::ComponentSpec>,
+    shared_maps: &[String],
+    force: bool,
+    fresh: bool,
+    no_inline: bool,
+) -> Result<Option<String>> {
     let old = running(ifindex, dev)?;
     if let Some(old) = &old {
         mark_running(old, &mut specs);
@@ -134,15 +180,18 @@ pub fn attach(
         }),
         None => None,
     };
-    let done = kx::attach(
+    let done = match kx::attach(
         &bytes,
         bpfld::compose::dispatcher::DISPATCHER,
         ifindex,
         mode,
         current.as_ref(),
         &handed,
-    )
-    .map_err(|e| Error::new(format!("{dev}: {e}")))?;
+    ) {
+        Ok(done) => done,
+        Err(e) if e.kind() == bpfld_kernel::ErrorKind::Changed => return Ok(None),
+        Err(e) => return Err(Error::new(format!("{dev}: {e}"))),
+    };
     let mut text = format!(
         "{dev}: {} program {}{}\n",
         if old.is_some() {
@@ -201,11 +250,12 @@ pub fn attach(
             kx::DEFAULT_PIN_DIR
         ));
     }
-    Ok(text)
+    Ok(Some(text))
 }
 
 pub fn detach(dev: &str, force: bool) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
+    let _lock = lock(dev, ifindex)?;
     let Some(old) = running(ifindex, dev)? else {
         return Err(Error::new(format!("{dev} has no XDP program")));
     };

@@ -1131,3 +1131,78 @@ fn inside_ip_netns_exec_bpffs_is_mounted_and_errors_are_plain() {
     assert!(!e.contains("Some(") && !e.contains("None"), "{e}");
     assert_eq!(status_json(&p)["prog_id"], 0, "nothing attached");
 }
+
+#[test]
+fn six_concurrent_attaches_apply_in_turn() {
+    let Some(p) = Pair::new("concurrent_attaches") else {
+        return;
+    };
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+    send_frames(&tx, 0, 5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    let first = status_json(&p)["prog_id"].as_u64().unwrap();
+
+    // Six at once, each a different composition keeping comp_count.
+    let extra = [
+        "xdp_pass.o",
+        "comp_tally.o",
+        "comp_data.o",
+        "comp_longname.o",
+        "xdp_pass.o,priority=10",
+        "comp_tally.o,priority=90",
+    ];
+    let children: Vec<std::process::Child> = extra
+        .iter()
+        .map(|e| {
+            Command::new("ip")
+                .args(["netns", "exec", &p.b, env!("CARGO_BIN_EXE_bpfld")])
+                .args(["xdp", "attach", "--dev", &p.vb, &count, &fx(e)])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("bpfld starts")
+        })
+        .collect();
+    let outs: Vec<std::process::Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    // Every one succeeded, replacing the program the previous one left:
+    // the "was" ids chain from the first program to the last.
+    let mut was_to_new = std::collections::BTreeMap::new();
+    for o in &outs {
+        assert!(o.status.success(), "{}", stderr(o));
+        let text = stdout(o);
+        assert!(text.contains("kept: counter__comp"), "{text}");
+        let head = text.lines().next().unwrap();
+        let nums: Vec<u64> = head
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect();
+        let (new, was) = (nums[nums.len() - 2], nums[nums.len() - 1]);
+        assert!(head.contains("replaced by program"), "{head}");
+        assert!(was_to_new.insert(was, new).is_none(), "two replaced {was}");
+    }
+    let mut at = first;
+    for _ in 0..6 {
+        at = *was_to_new
+            .get(&at)
+            .unwrap_or_else(|| panic!("nobody replaced {at}: {was_to_new:?}"));
+    }
+    assert_eq!(status_json(&p)["prog_id"].as_u64().unwrap(), at);
+    // comp_count's counter went through all six.
+    send_frames(&tx, 5, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    let st = status_json(&p);
+    let slot = st["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["program"] == "xdp_count")
+        .map(|c| c["slot"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(map_u64(&p, &format!("counter__{slot}"), 0), 6);
+}

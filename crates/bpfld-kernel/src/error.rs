@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Object,
     /// Any other failure of a kernel call.
     Kernel,
+    /// What bpfld read changed before it could act on it (another tool
+    /// attached or replaced an interface's XDP program meanwhile).
+    Changed,
 }
 
 /// A failure with a message meant for people (may span several lines).

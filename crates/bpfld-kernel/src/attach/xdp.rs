@@ -246,8 +246,23 @@ pub fn attach(
             None
         }
     };
-    netlink::set_xdp(ifindex, raw, expected, flags)
-        .map_err(|e| nl_err("attaching the program", e))?;
+    netlink::set_xdp(ifindex, raw, expected, flags).map_err(|e| {
+        // The kernel's answers when the program attached is no longer the
+        // one expected (EEXIST), or there is one where there was none
+        // (EBUSY): someone else changed it since it was read.
+        let changed = match current {
+            Some(_) => e.errno == libc::EEXIST,
+            None => e.errno == libc::EBUSY,
+        };
+        if changed {
+            Error::new(
+                ErrorKind::Changed,
+                "its XDP program changed since bpfld read it (another tool attached or replaced one)",
+            )
+        } else {
+            nl_err("attaching the program", e)
+        }
+    })?;
     // The new program's id, as the interface now reports it.
     let prog_id = links()?
         .iter()
@@ -267,6 +282,57 @@ pub fn attach(
     })
 }
 
+/// An exclusive lock on changing one interface's XDP program, released
+/// on drop: bpfld's attach, replace and detach on an interface take it,
+/// so that each applies on top of the previous one (libxdp takes a lock
+/// of its own for the same reason).
+pub struct InterfaceLock {
+    _file: std::fs::File,
+}
+
+/// Where the interface locks are: `/run/bpfld/xdp-NETNS-IFINDEX.lock`
+/// (interface indexes are per network namespace).
+pub const LOCK_DIR: &str = "/run/bpfld";
+
+/// Takes the lock of interface `ifindex` of this network namespace,
+/// waiting for whoever holds it.
+pub fn lock_interface(ifindex: u32) -> Result<InterfaceLock, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    let path = Path::new(LOCK_DIR).join(format!("xdp-{netns}-{ifindex}.lock"));
+    let fail = |doing: &str, e: io::Error| {
+        if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+            return Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{doing} {}: permission denied (changing XDP programs needs root, or CAP_NET_ADMIN and CAP_BPF)",
+                    path.display()
+                ),
+            );
+        }
+        kernel_err(format!("{doing} {}", path.display()), &e)
+    };
+    std::fs::create_dir_all(LOCK_DIR).map_err(|e| fail("creating the lock", e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| fail("opening the lock", e))?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(InterfaceLock { _file: file });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(fail("taking the lock", e));
+        }
+    }
+}
+
 /// Removes the XDP program `expected` (attached in `mode`) from `ifindex`.
 pub fn detach(ifindex: u32, mode: Mode, expected: &OwnedFd) -> Result<(), Error> {
     netlink::set_xdp(
@@ -275,5 +341,14 @@ pub fn detach(ifindex: u32, mode: Mode, expected: &OwnedFd) -> Result<(), Error>
         Some(expected.as_raw_fd()),
         mode.flag() | netlink::XDP_FLAGS_REPLACE,
     )
-    .map_err(|e| nl_err("detaching the program", e))
+    .map_err(|e| {
+        if e.errno == libc::EEXIST {
+            Error::new(
+                ErrorKind::Changed,
+                "its XDP program changed since bpfld read it (another tool attached or replaced one); nothing was detached",
+            )
+        } else {
+            nl_err("detaching the program", e)
+        }
+    })
 }
