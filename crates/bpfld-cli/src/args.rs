@@ -145,6 +145,10 @@ pub(crate) enum XdpCommand {
         /// Call each component instead of inlining it into the dispatcher.
         #[arg(long)]
         no_inline: bool,
+        /// Where maps pinned by name (LIBBPF_PIN_BY_NAME) are pinned: a
+        /// compatible map pinned there already is used.
+        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
+        pin_path: PathBuf,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).

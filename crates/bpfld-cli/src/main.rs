@@ -136,6 +136,7 @@ fn run(cli: Cli) -> Result<()> {
                     force,
                     fresh,
                     no_inline,
+                    pin_path,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -145,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
             force,
             fresh,
             no_inline,
+            &pin_path,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

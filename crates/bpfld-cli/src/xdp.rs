@@ -9,11 +9,14 @@ mod reuse;
 mod running;
 mod status;
 
+use std::path::Path;
+
+use bpfld::model::map_def::pinned_by_name;
 use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
 use names::{avoid_kept_names, stable_names};
-use records::record_reuse;
+use records::{pins, record_pins, record_reuse, Pin};
 use reuse::{mark_running, plan_reuse};
 use running::running;
 pub use status::status;
@@ -58,6 +61,7 @@ fn lock(dev: &str, ifindex: u32) -> Result<kx::InterfaceLock> {
     kx::lock_interface(ifindex).map_err(|e| Error::new(format!("{dev}: {e}")))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn attach(
     dev: &str,
     mode: Option<Mode>,
@@ -66,6 +70,7 @@ pub fn attach(
     force: bool,
     fresh: bool,
     no_inline: bool,
+    pin_dir: &Path,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let specs = components
@@ -86,6 +91,7 @@ pub fn attach(
             force,
             fresh,
             no_inline,
+            pin_dir,
         )?;
         if let Some(text) = attempt {
             return Ok(text);
@@ -108,6 +114,7 @@ fn attach_once(
     force: bool,
     fresh: bool,
     no_inline: bool,
+    pin_dir: &Path,
 ) -> Result<Option<String>> {
     let old = running(ifindex, dev)?;
     if let Some(old) = &old {
@@ -157,10 +164,25 @@ fn attach_once(
             None => renamed.push((new, was)),
         }
     }
+    // Maps pinned by name: the pins this attachment owns (makes now, or
+    // took over from the attachment it replaces) are recorded, for detach.
+    let old_pins = old
+        .as_ref()
+        .and_then(|o| o.btf.as_ref())
+        .map(pins)
+        .unwrap_or_default();
+    let new_pins: Vec<Pin> = pinned_by_name(&composed.object)
+        .map(|n| {
+            let path = pin_dir.join(n);
+            let own = !path.exists() || old_pins.iter().any(|(o, p)| *o && *p == path);
+            (own, path)
+        })
+        .collect();
     // (A map refused at load for a changed definition is recorded too;
     // its id is then not among the new program's maps, so it is ignored.)
     if let Some(btf) = &mut composed.object.btf {
         record_reuse(btf, &reuse.maps, &renamed);
+        record_pins(btf, &new_pins);
     }
     // The composition's name of a map of the new object.
     let composed_name = |n: &str| -> String {
@@ -187,6 +209,7 @@ fn attach_once(
         mode,
         current.as_ref(),
         &handed,
+        pin_dir,
     ) {
         Ok(done) => done,
         Err(e) if e.kind() == bpfld_kernel::ErrorKind::Changed => return Ok(None),
@@ -244,6 +267,24 @@ fn attach_once(
     if !new.is_empty() && old.is_some() {
         text.push_str(&format!("  fresh: {}\n", names(&new)));
     }
+    for p in &done.pinned {
+        let how = if p.created {
+            "pinned now"
+        } else {
+            "pinned already, used"
+        };
+        text.push_str(&format!(
+            "  pinned map {}: {} ({how})\n",
+            p.name,
+            p.path.display()
+        ));
+    }
+    // Pins the replaced attachment made that nothing uses now.
+    for (own, path) in &old_pins {
+        if *own && !new_pins.iter().any(|(_, p)| p == path) && std::fs::remove_file(path).is_ok() {
+            text.push_str(&format!("  unpinned {}\n", path.display()));
+        }
+    }
     if done.mounted_bpffs {
         text.push_str(&format!(
             "  mounted a bpffs at {} for the maps pinned by name (there was none; inside `ip netns exec` it and its pins last only as long as the command)\n",
@@ -263,5 +304,13 @@ pub fn detach(dev: &str, force: bool) -> Result<String> {
         return Err(foreign(dev, &old, "--force detaches it"));
     }
     kx::detach(ifindex, old.mode, &old.fd).map_err(|e| Error::new(format!("{dev}: {e}")))?;
-    Ok(format!("{dev}: detached program {}\n", old.prog_id))
+    let mut text = format!("{dev}: detached program {}\n", old.prog_id);
+    // The pins its attachment made, if they still hold its maps.
+    for (own, path) in old.btf.as_ref().map(pins).unwrap_or_default() {
+        let ours = kx::map_by_pin(&path).is_ok_and(|(_, m)| old.info.map_ids.contains(&m.id));
+        if own && ours && std::fs::remove_file(&path).is_ok() {
+            text.push_str(&format!("  unpinned {}\n", path.display()));
+        }
+    }
+    Ok(text)
 }

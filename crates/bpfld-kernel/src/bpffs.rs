@@ -65,6 +65,8 @@ pub(crate) fn is_bpffs(dir: &Path) -> bool {
 /// bpftool does: inside `ip netns exec`, a fresh /sys has none). Returns
 /// whether it mounted one; fails saying what to do when it cannot.
 pub(crate) fn ensure_bpffs(dir: &Path) -> Result<bool, Error> {
+    // (A directory made inside a bpffs is in it: no mount on top.)
+    let _ = std::fs::create_dir_all(dir);
     if is_bpffs(dir) {
         return Ok(false);
     }

@@ -10,6 +10,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -208,6 +209,25 @@ pub(crate) fn obj_get_info(fd: impl AsFd, buf: &mut [u8]) -> io::Result<()> {
     // inside the info struct were set by the caller to buffers it owns.
     unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
     Ok(())
+}
+
+/// BPF_OBJ_GET: opens the object pinned at `path`.
+pub(crate) fn obj_get(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct GetAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = GetAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: pathname is a valid NUL-terminated string alive for the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) }?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// BPF_OBJ_PIN: pins the object `fd` refers to at `path` (in a bpffs).

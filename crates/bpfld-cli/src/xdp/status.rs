@@ -8,7 +8,7 @@ use bpfld_kernel::xdp as kx;
 
 use super::kerr;
 use super::names::trunc15;
-use super::records::{aliases, datasec, reused_names};
+use super::records::{aliases, datasec, pins, reused_names};
 use super::running::{running, Running};
 
 #[derive(serde::Serialize)]
@@ -21,6 +21,18 @@ struct StatusEntry {
     bpfld: bool,
     components: Vec<Placed>,
     maps: Vec<StatusMap>,
+    /// Maps it uses pinned by name (shared by all components).
+    pins: Vec<StatusPin>,
+}
+
+/// A map pinned by name that an attached composition uses.
+#[derive(serde::Serialize)]
+struct StatusPin {
+    path: String,
+    /// Whether its attachment made the pin (detach removes it).
+    own: bool,
+    /// The map pinned there now, if it is one of the program's.
+    id: Option<u32>,
 }
 
 /// A map of an attached composition: whose it is and under which names.
@@ -114,6 +126,7 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             bpfld: false,
             components: Vec::new(),
             maps: Vec::new(),
+            pins: Vec::new(),
         };
         if l.prog_id != 0 {
             if let Some(r) = running(l.ifindex, &l.name)? {
@@ -121,6 +134,21 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
                 e.bpfld = !r.manifest.is_empty();
                 if e.bpfld {
                     e.maps = component_maps(&r);
+                    e.pins = r
+                        .btf
+                        .as_ref()
+                        .map(pins)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(own, path)| StatusPin {
+                            id: kx::map_by_pin(&path)
+                                .ok()
+                                .map(|(_, m)| m.id)
+                                .filter(|id| r.info.map_ids.contains(id)),
+                            path: path.to_string_lossy().into_owned(),
+                            own,
+                        })
+                        .collect();
                 }
                 e.components = r.manifest;
             }
@@ -169,6 +197,23 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
                 .collect();
             if !maps.is_empty() {
                 text.push_str(&format!("    maps: {}\n", maps.join(", ")));
+            }
+        }
+        for pin in &e.pins {
+            let whose = if pin.own {
+                "pinned by this attachment"
+            } else {
+                "pinned before it"
+            };
+            match pin.id {
+                Some(id) => text.push_str(&format!(
+                    "  pinned map (all components): {} (id {id}, {whose})\n",
+                    pin.path
+                )),
+                None => text.push_str(&format!(
+                    "  pinned map (all components): {} (the pin is gone or holds another map)\n",
+                    pin.path
+                )),
             }
         }
     }

@@ -6,7 +6,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-/// Where maps pinned by name go (aya's and libbpf's default).
+/// Where maps pinned by name go by default (aya's, libbpf's and
+/// xdp-loader's).
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
 
 use aya::programs::Xdp;
@@ -19,7 +20,7 @@ use crate::netlink::{self, NetlinkError};
 
 // Reading the running program back goes with attaching its successor;
 // callers reach both through this module.
-pub use crate::info::{btf_by_id, map_by_id, prog_by_id, MapInfo, ProgInfo};
+pub use crate::info::{btf_by_id, map_by_id, map_by_pin, prog_by_id, MapInfo, ProgInfo};
 
 /// Where to attach: skb (generic) or native (driver) mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,55 @@ pub struct Reuse {
     pub maps: Vec<(String, u32)>,
 }
 
+/// A map definition, as the kernel compares them for a pinned map.
+#[derive(PartialEq, Eq)]
+struct MapDef {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+}
+
+impl std::fmt::Display for MapDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = match self.map_type {
+            1 => "hash",
+            2 => "array",
+            3 => "prog_array",
+            5 => "percpu_hash",
+            6 => "percpu_array",
+            9 => "lru_hash",
+            10 => "lru_percpu_hash",
+            11 => "lpm_trie",
+            12 => "array_of_maps",
+            13 => "hash_of_maps",
+            14 => "devmap",
+            17 => "xskmap",
+            _ => "",
+        };
+        if t.is_empty() {
+            write!(f, "(type {}", self.map_type)?;
+        } else {
+            write!(f, "({t}")?;
+        }
+        write!(
+            f,
+            ", key {} bytes, value {} bytes, {} entries, flags {:#x})",
+            self.key_size, self.value_size, self.max_entries, self.map_flags
+        )
+    }
+}
+
+/// A map the program pins by name (`LIBBPF_PIN_BY_NAME`).
+#[derive(Debug, Clone)]
+pub struct PinnedMap {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    /// Whether this attach pinned it (else the pin was there and used).
+    pub created: bool,
+}
+
 /// What is attached now, for a replacement.
 pub struct Current {
     pub fd: OwnedFd,
@@ -116,6 +166,8 @@ pub struct Attached {
     /// Whether a bpffs was mounted at [`DEFAULT_PIN_DIR`] for maps pinned
     /// by name (there was none).
     pub mounted_bpffs: bool,
+    /// The maps pinned by name, in name order.
+    pub pinned: Vec<PinnedMap>,
 }
 
 /// Loads `object`, its program `prog`, and attaches it to `ifindex`: when
@@ -130,6 +182,7 @@ pub fn attach(
     mode: Option<Mode>,
     current: Option<&Current>,
     reuse: &Reuse,
+    pin_dir: &Path,
 ) -> Result<Attached, Error> {
     let mut loader = EbpfLoader::new();
     // The new object's map definitions: a map is reused only when its
@@ -142,7 +195,54 @@ pub fn attach(
             .values()
             .any(|m| m.pinning() == aya_obj::maps::PinningType::ByName)
     });
-    let mounted_bpffs = pins_by_name && ensure_bpffs(Path::new(DEFAULT_PIN_DIR))?;
+    let mounted_bpffs = pins_by_name && ensure_bpffs(pin_dir)?;
+    // A map already pinned there is used (libbpf's rule) when its
+    // definition is the object's; otherwise that is an error naming both.
+    let mut pinned = Vec::new();
+    if let Some(o) = &parsed {
+        let mut by_name: Vec<(&String, &aya_obj::maps::Map)> = o
+            .maps
+            .iter()
+            .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
+            .collect();
+        by_name.sort_by_key(|(n, _)| *n);
+        for (name, m) in by_name {
+            let path = pin_dir.join(name);
+            let existed = path.exists();
+            if existed {
+                let (_, old) = crate::info::map_by_pin(&path)?;
+                let want = MapDef {
+                    map_type: m.map_type(),
+                    key_size: m.key_size(),
+                    value_size: m.value_size(),
+                    max_entries: m.max_entries(),
+                    map_flags: m.map_flags(),
+                };
+                let have = MapDef {
+                    map_type: old.map_type,
+                    key_size: old.key_size,
+                    value_size: old.value_size,
+                    max_entries: old.max_entries,
+                    map_flags: old.map_flags,
+                };
+                if want != have {
+                    return Err(Error::new(
+                        ErrorKind::Object,
+                        format!(
+                            "map '{name}' is pinned by name, and {} holds an incompatible map: pinned {have}, the object's {want}; remove that pin or choose another --pin-path",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            pinned.push(PinnedMap {
+                name: name.clone(),
+                path,
+                created: !existed,
+            });
+        }
+    }
+    loader.default_map_pin_directory(pin_dir);
     let mut pins = Vec::new();
     let mut swaps = Vec::new();
     let mut refused = Vec::new();
@@ -279,6 +379,7 @@ pub fn attach(
         refused,
         created,
         mounted_bpffs,
+        pinned,
     })
 }
 

@@ -164,7 +164,7 @@ pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
 
 /// A manifest value: printable ASCII without spaces, and without '/',
 /// which aya rewrites in DATASEC names: those three are `%XX`-escaped.
-fn escape(v: &str) -> String {
+pub fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
         match b {
@@ -176,7 +176,7 @@ fn escape(v: &str) -> String {
     out
 }
 
-fn unescape(v: &str) -> String {
+pub fn unescape(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
