@@ -1247,6 +1247,7 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
     let _ = std::fs::create_dir_all("/sys/fs/bpf");
     let dir = format!("/sys/fs/bpf/bpfld-pins-{}", p.b);
     let _ = std::fs::remove_dir_all(&dir);
+    let _cleanup = RemoveDir(dir.clone());
     let pin = format!("{dir}/pinned_hits");
     let ok = |args: &[&str]| {
         let o = bpfld_b_host_mounts(&p, args);
@@ -1361,4 +1362,109 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
     );
     assert_eq!(status_json(&p)["prog_id"], 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An IPv4/UDP frame to port `port` (checksums left 0: XDP sees it first).
+fn udp_frame(port: u16) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&1234u16.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&[0, 8, 0, 0]);
+    f.resize(60, 0);
+    f
+}
+
+#[test]
+fn xdp_filter_changes_the_verdict_of_a_composition_through_its_pins() {
+    let Some(p) = Pair::new("xdp_filter_pins") else {
+        return;
+    };
+    // Policy allow: what a rule names is dropped.
+    let filter = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
+    if !have_tool("nsenter", "xdp-filter")
+        || !have_tool("xdp-filter", "xdp-filter")
+        || !std::path::Path::new(filter).exists()
+    {
+        return;
+    }
+    // xdp-filter's CLI finds its maps under BPFFS/xdp-filter only: this
+    // test uses that directory, and skips when someone else does.
+    let dir = "/sys/fs/bpf/xdp-filter";
+    if std::path::Path::new(dir).exists() {
+        eprintln!("SKIP xdp-filter: {dir} is in use");
+        return;
+    }
+    let _cleanup = RemoveDir(dir.into());
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let o = bpfld_b_host_mounts(
+        &p,
+        &[
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            "--mode",
+            "skb",
+            "--pin-path",
+            dir,
+            filter,
+            &count,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // xdp-filter's own priority (10) puts it first; its maps are pinned.
+    assert!(
+        out.contains(":xdpfilt_alw_all priority 10 chain XDP_PASS"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "pinned map filter_ports: {dir}/filter_ports (pinned now)"
+        )),
+        "{out}"
+    );
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let send = |n: usize| {
+        let f = udp_frame(80);
+        for _ in 0..n {
+            // SAFETY: f is valid for f.len() bytes.
+            let r = unsafe { libc::send(tx.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+            assert_eq!(r as usize, f.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The counter after the filter sees what the filter passes.
+    send(3);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 3);
+    // xdp-filter's own CLI denies port 80, through the pinned map.
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", p.b))
+        .args(["xdp-filter", "port", "80"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "xdp-filter: {}", stderr(&o));
+    send(4);
+    assert_eq!(map_u64(&p, "counter__comp1", 0), 3, "dropped by the filter");
+    // Detach removes the pins bpfld made (xdp-filter's directory stays).
+    let o = bpfld_b_host_mounts(&p, &["xdp", "detach", "--dev", &p.vb]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("  unpinned {dir}/filter_ports\n")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!std::path::Path::new(&format!("{dir}/filter_ports")).exists());
+}
+
+/// Removes a directory (of pins) on drop, whether the test passed or not.
+struct RemoveDir(String);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
