@@ -149,6 +149,11 @@ pub(crate) enum XdpCommand {
         /// compatible map pinned there already is used.
         #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
         pin_path: PathBuf,
+        /// Attach through a bpf_link (BPF_LINK_CREATE) pinned under
+        /// --pin-path; a replacement updates that link (BPF_LINK_UPDATE),
+        /// detach removes it.
+        #[arg(long)]
+        link: bool,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).

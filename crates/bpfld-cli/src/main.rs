@@ -137,6 +137,7 @@ fn run(cli: Cli) -> Result<()> {
                     fresh,
                     no_inline,
                     pin_path,
+                    link,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -147,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
             fresh,
             no_inline,
             &pin_path,
+            link,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

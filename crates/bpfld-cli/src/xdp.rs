@@ -16,7 +16,7 @@ use bpfld::{Error, Result};
 use bpfld_kernel::xdp::{self as kx, Current, Mode, Reuse};
 
 use names::{avoid_kept_names, stable_names};
-use records::{pins, record_pins, record_reuse, Pin};
+use records::{link_path, pins, record_link, record_pins, record_reuse, Pin};
 use reuse::{mark_running, plan_reuse};
 use running::running;
 pub use status::status;
@@ -52,6 +52,14 @@ pub fn parse_mode(s: &str) -> Result<Mode> {
     }
 }
 
+/// Where `attach --link` pins the link of interface `ifindex` (of this
+/// network namespace) under `pin_dir`.
+fn link_pin_path(pin_dir: &Path, ifindex: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
+    pin_dir.join(format!("bpfld-xdp-link-{netns}-{ifindex}"))
+}
+
 /// How many times attach reads the interface again when its program
 /// changed underneath it (another tool) before giving up.
 const ATTEMPTS: usize = 5;
@@ -71,6 +79,7 @@ pub fn attach(
     fresh: bool,
     no_inline: bool,
     pin_dir: &Path,
+    link: bool,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let specs = components
@@ -92,6 +101,7 @@ pub fn attach(
             fresh,
             no_inline,
             pin_dir,
+            link,
         )?;
         if let Some(text) = attempt {
             return Ok(text);
@@ -115,6 +125,7 @@ fn attach_once(
     fresh: bool,
     no_inline: bool,
     pin_dir: &Path,
+    link: bool,
 ) -> Result<Option<String>> {
     let old = running(ifindex, dev)?;
     if let Some(old) = &old {
@@ -126,6 +137,21 @@ fn attach_once(
     if let Some(old) = &old {
         if old.manifest.is_empty() && !force {
             return Err(foreign(dev, old, "--force replaces it"));
+        }
+        let old_link = old.btf.as_ref().and_then(link_path);
+        match (&old_link, link) {
+            (Some(path), false) => {
+                return Err(Error::new(format!(
+                    "{dev}: its program is attached through a bpf_link (pinned at {}); replace it with --link, or detach it first",
+                    path.display()
+                )))
+            }
+            (None, true) => {
+                return Err(Error::new(format!(
+                    "{dev}: its program is attached through netlink; detach it before attaching with --link"
+                )))
+            }
+            _ => {}
         }
         if let Some(m) = mode {
             if m != old.mode {
@@ -184,6 +210,16 @@ fn attach_once(
         record_reuse(btf, &reuse.maps, &renamed);
         record_pins(btf, &new_pins);
     }
+    // A link keeps its pin across replacements.
+    let link_pin = link.then(|| {
+        old.as_ref()
+            .and_then(|o| o.btf.as_ref())
+            .and_then(link_path)
+            .unwrap_or_else(|| link_pin_path(pin_dir, ifindex))
+    });
+    if let (Some(path), Some(btf)) = (&link_pin, &mut composed.object.btf) {
+        record_link(btf, path);
+    }
     // The composition's name of a map of the new object.
     let composed_name = |n: &str| -> String {
         renamed
@@ -199,6 +235,7 @@ fn attach_once(
                 .try_clone()
                 .map_err(|e| Error::new(format!("{dev}: duplicating a descriptor: {e}")))?,
             mode: o.mode,
+            link: link_pin.clone(),
         }),
         None => None,
     };
@@ -210,13 +247,18 @@ fn attach_once(
         current.as_ref(),
         &handed,
         pin_dir,
+        link_pin.as_deref(),
     ) {
         Ok(done) => done,
         Err(e) if e.kind() == bpfld_kernel::ErrorKind::Changed => return Ok(None),
         Err(e) => return Err(Error::new(format!("{dev}: {e}"))),
     };
+    let via = match &link_pin {
+        Some(p) => format!(" through the bpf_link pinned at {}", p.display()),
+        None => String::new(),
+    };
     let mut text = format!(
-        "{dev}: {} program {}{}\n",
+        "{dev}: {} program {}{}{via}\n",
         if old.is_some() {
             "replaced by"
         } else {
@@ -303,8 +345,19 @@ pub fn detach(dev: &str, force: bool) -> Result<String> {
     if old.manifest.is_empty() && !force {
         return Err(foreign(dev, &old, "--force detaches it"));
     }
-    kx::detach(ifindex, old.mode, &old.fd).map_err(|e| Error::new(format!("{dev}: {e}")))?;
+    let link = old.btf.as_ref().and_then(link_path);
+    match &link {
+        Some(path) => kx::detach_link(path),
+        None => kx::detach(ifindex, old.mode, &old.fd),
+    }
+    .map_err(|e| Error::new(format!("{dev}: {e}")))?;
     let mut text = format!("{dev}: detached program {}\n", old.prog_id);
+    if let Some(path) = &link {
+        text.push_str(&format!(
+            "  removed the bpf_link pinned at {}\n",
+            path.display()
+        ));
+    }
     // The pins its attachment made, if they still hold its maps.
     for (own, path) in old.btf.as_ref().map(pins).unwrap_or_default() {
         let ours = kx::map_by_pin(&path).is_ok_and(|(_, m)| old.info.map_ids.contains(&m.id));

@@ -1468,3 +1468,118 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn link_attachment_is_updated_in_place_and_detached() {
+    let Some(p) = Pair::new("bpf_link") else {
+        return;
+    };
+    if !have_tool("nsenter", "bpf_link") {
+        return;
+    }
+    let _ = std::fs::create_dir_all("/sys/fs/bpf");
+    let dir = format!("/sys/fs/bpf/bpfld-link-{}", p.b);
+    let _cleanup = RemoveDir(dir.clone());
+    let ok = |args: &[&str]| {
+        let o = bpfld_b_host_mounts(&p, args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let link_ids = || -> Vec<u64> {
+        let o = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", p.b))
+            .args(["bpftool", "-j", "link", "show"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["type"] == "xdp" && l["prog_id"] == status_json(&p)["prog_id"])
+            .map(|l| l["id"].as_u64().unwrap())
+            .collect()
+    };
+    let rx = packet_socket(&p.b, &p.vb, ETHERTYPE);
+    let tx = packet_socket(&p.a, &p.va, 0);
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let tally = fx("comp_tally.o");
+    let pass = fx("xdp_pass.o");
+    let out = ok(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--mode",
+        "skb",
+        "--link",
+        "--pin-path",
+        &dir,
+        &count,
+    ]);
+    assert!(out.contains("through the bpf_link pinned at "), "{out}");
+    let ids = link_ids();
+    assert_eq!(ids.len(), 1, "one link: {ids:?}");
+
+    // Replaced five times under traffic: the same link, nothing lost.
+    let sender = std::thread::spawn(move || {
+        send_frames(&tx, 0, 500, Duration::from_micros(500));
+        tx
+    });
+    let receiver = std::thread::spawn(move || receive(&rx, 500, Duration::from_secs(3)));
+    for i in 0..5 {
+        let comps: Vec<&str> = if i % 2 == 0 {
+            vec![&count, &tally]
+        } else {
+            vec![&pass, &count]
+        };
+        let mut args = vec![
+            "xdp",
+            "attach",
+            "--dev",
+            &p.vb,
+            "--link",
+            "--pin-path",
+            &dir,
+        ];
+        args.extend(comps);
+        let out = ok(&args);
+        assert!(out.contains("replaced by program"), "{out}");
+    }
+    let tx = sender.join().unwrap();
+    let got = receiver.join().unwrap();
+    assert_eq!(got.len(), 500, "frames lost across link updates");
+    assert_eq!(link_ids(), ids, "the same link");
+    assert_eq!(map_u64(&p, "counter__comp0", 0), 500);
+
+    // A netlink attach cannot replace it by accident.
+    let o = bpfld_b_host_mounts(&p, &["xdp", "attach", "--dev", &p.vb, &tally]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is attached through a bpf_link (pinned at ")
+            && stderr(&o).contains("replace it with --link, or detach it first"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Detach removes the link and its pin.
+    let out = ok(&["xdp", "detach", "--dev", &p.vb]);
+    assert!(out.contains("removed the bpf_link pinned at "), "{out}");
+    let gone = Command::new("bpftool")
+        .args(["link", "show", "id", &ids[0].to_string()])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "link {} still there", ids[0]);
+    assert_eq!(status_json(&p)["prog_id"], 0);
+    send_frames(&tx, 1000, 1, Duration::ZERO);
+
+    // Inside `ip netns exec` (no bpffs that outlives the command) a link
+    // is refused rather than lost when the command ends.
+    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, "--link", &tally]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("would vanish with this command"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status_json(&p)["prog_id"], 0);
+}

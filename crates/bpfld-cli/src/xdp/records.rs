@@ -102,3 +102,20 @@ pub(super) fn pins(btf: &Btf) -> Vec<Pin> {
         })
         .collect()
 }
+
+/// Prefix of the BTF DATASEC name recording, in a program attached
+/// through a bpf_link, where the link is pinned: `.bpfld.xdp.link PATH`.
+const LINK_PREFIX: &str = ".bpfld.xdp.link ";
+
+pub(super) fn record_link(btf: &mut Btf, path: &std::path::Path) {
+    let path = bpfld::compose::escape(&path.to_string_lossy());
+    record_marker(btf, &format!("{LINK_PREFIX}{path}"));
+}
+
+pub(super) fn link_path(btf: &Btf) -> Option<std::path::PathBuf> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .find_map(|n| n.strip_prefix(LINK_PREFIX))
+        .map(|p| bpfld::compose::unescape(p).into())
+}

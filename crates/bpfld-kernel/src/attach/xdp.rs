@@ -149,6 +149,8 @@ pub struct PinnedMap {
 pub struct Current {
     pub fd: OwnedFd,
     pub mode: Mode,
+    /// Where its bpf_link is pinned, when it is attached through one.
+    pub link: Option<std::path::PathBuf>,
 }
 
 /// The outcome of [`attach`].
@@ -175,6 +177,7 @@ pub struct Attached {
 /// with it as the expected program), else only if nothing is attached.
 /// The attachment belongs to the interface
 /// and outlives this process.
+#[allow(clippy::too_many_arguments)]
 pub fn attach(
     object: &[u8],
     prog: &str,
@@ -183,6 +186,7 @@ pub fn attach(
     current: Option<&Current>,
     reuse: &Reuse,
     pin_dir: &Path,
+    link: Option<&Path>,
 ) -> Result<Attached, Error> {
     let mut loader = EbpfLoader::new();
     // The new object's map definitions: a map is reused only when its
@@ -335,6 +339,27 @@ pub fn attach(
         .as_fd()
         .as_raw_fd();
     let mode = mode.or(current.map(|c| c.mode));
+    if let Some(path) = link {
+        let prog_fd = p.fd().map_err(|e| program_error(prog, e, "fd"))?.as_fd();
+        attach_link(prog_fd, ifindex, mode, current, path)?;
+        let prog_id = links()?
+            .iter()
+            .find(|x| x.ifindex == ifindex)
+            .map_or(0, |x| x.prog_id);
+        return Ok(Attached {
+            prog_id,
+            kept: reuse
+                .maps
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| !refused.contains(n))
+                .collect(),
+            refused,
+            created,
+            mounted_bpffs,
+            pinned,
+        });
+    }
     let mut flags = mode.map_or(0, Mode::flag);
     let expected = match current {
         Some(c) => {
@@ -381,6 +406,72 @@ pub fn attach(
         mounted_bpffs,
         pinned,
     })
+}
+
+/// Attaches `prog` through a bpf_link pinned at `path`: a new link, or,
+/// when `current` runs through the link pinned there, that link updated
+/// to the new program (the same link, replaced atomically).
+fn attach_link(
+    prog: std::os::fd::BorrowedFd<'_>,
+    ifindex: u32,
+    mode: Option<Mode>,
+    current: Option<&Current>,
+    path: &Path,
+) -> Result<(), Error> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::new(ErrorKind::Kernel, "link pin path has a NUL"))?;
+    if let Some(cur) = current {
+        let lfd = crate::sys::obj_get(&c).map_err(|e| {
+            kernel_err(format!("opening the link pinned at {}", path.display()), &e)
+        })?;
+        return crate::sys::link_update(&lfd, prog, &cur.fd).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EPERM) {
+                Error::new(
+                    ErrorKind::Changed,
+                    "the program of its bpf_link changed since bpfld read it (another tool replaced it)",
+                )
+            } else {
+                kernel_err("updating the bpf_link", &e)
+            }
+        });
+    }
+    let dir = path.parent().unwrap_or(Path::new(DEFAULT_PIN_DIR));
+    if ensure_bpffs(dir)? {
+        return Err(Error::new(
+            ErrorKind::Kernel,
+            format!(
+                "{} was not a bpffs: one mounted now would vanish with this command (as inside `ip netns exec`), and the link with it; mount bpffs where it lasts, or attach without --link",
+                dir.display()
+            ),
+        ));
+    }
+    let flags = mode.map_or(0, Mode::flag);
+    let lfd =
+        crate::sys::xdp_link_create(prog, ifindex, flags).map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) | Some(libc::EEXIST) => Error::new(
+                ErrorKind::Changed,
+                "its XDP program changed since bpfld read it (another tool attached one)",
+            ),
+            Some(libc::EOPNOTSUPP) => kernel_err(
+                "creating the bpf_link (the driver does not support this XDP mode; try --mode skb)",
+                &e,
+            ),
+            _ => kernel_err("creating the bpf_link", &e),
+        })?;
+    // Without its pin the link would go with this process.
+    crate::sys::obj_pin(&lfd, &c)
+        .map_err(|e| kernel_err(format!("pinning the bpf_link at {}", path.display()), &e))
+}
+
+/// Detaches the bpf_link pinned at `path` and removes the pin.
+pub fn detach_link(path: &Path) -> Result<(), Error> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::new(ErrorKind::Kernel, "link pin path has a NUL"))?;
+    let lfd = crate::sys::obj_get(&c)
+        .map_err(|e| kernel_err(format!("opening the link pinned at {}", path.display()), &e))?;
+    crate::sys::link_detach(&lfd).map_err(|e| kernel_err("detaching the bpf_link", &e))?;
+    std::fs::remove_file(path)
+        .map_err(|e| kernel_err(format!("removing the link pin {}", path.display()), &e))
 }
 
 /// An exclusive lock on changing one interface's XDP program, released
