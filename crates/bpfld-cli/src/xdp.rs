@@ -239,6 +239,16 @@ fn attach_once(
         }),
         None => None,
     };
+    // --fresh: the maps this attachment pinned start fresh too (pins
+    // found there belong to others and stay); its maps keep running
+    // until the swap, only the pins go.
+    if fresh {
+        for (own, path) in &old_pins {
+            if *own {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
     let done = match kx::attach(
         &bytes,
         bpfld::compose::dispatcher::DISPATCHER,

@@ -414,16 +414,24 @@ fn replace_under_traffic(mode: &str) {
         tx
     });
     let receiver = std::thread::spawn(move || receive(&rx, 3000, Duration::from_secs(3)));
+    // The same files spelled other ways (relative to the fixtures
+    // directory, through `..`) and with other priorities now and then.
+    let fixtures = fixtures_dir();
+    let count_rel = "./comp_count.o:xdp_count";
+    let data_up = format!("{}/../fixtures/comp_data.o", fixtures.display());
+    let tally_first = format!("{tally},priority=5");
+    let count_last = "comp_count.o:xdp_count,priority=90";
     let mut progs = std::collections::BTreeSet::new();
     for i in 0..20 {
         let comps: Vec<&str> = match i % 3 {
-            0 => vec![&pass, &count, &tally, &data],
+            0 => vec![&pass, count_rel, &tally, &data_up],
             1 => vec![&count, &data, &tally],
+            _ if i % 2 == 0 => vec![&data_up, &tally_first, &pass, count_last],
             _ => vec![&data, &tally, &pass, &count],
         };
         let mut args = vec!["xdp", "attach", "--dev", &p.vb];
         args.extend(comps);
-        p.ok_b(&args);
+        p.ok_b_in(&fixtures, &args);
         progs.insert(status_json(&p)["prog_id"].as_u64().unwrap());
     }
     let _tx = sender.join().unwrap();
@@ -1308,6 +1316,23 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(pinned_u64(&pin), 5);
 
+    // --fresh starts it fresh too (a new map, pinned anew).
+    let out = ok(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--fresh",
+        "--pin-path",
+        &dir,
+        &pinned,
+        &tally,
+    ]);
+    assert!(out.contains("(pinned now)"), "{out}");
+    send_frames(&tx, 5, 2, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pinned_u64(&pin), 2);
+
     // Detach removes the pin its attachment made.
     let out = ok(&["xdp", "detach", "--dev", &p.vb]);
     assert!(out.contains(&format!("  unpinned {pin}\n")), "{out}");
@@ -1519,6 +1544,19 @@ fn link_attachment_is_updated_in_place_and_detached() {
     assert!(out.contains("through the bpf_link pinned at "), "{out}");
     let ids = link_ids();
     assert_eq!(ids.len(), 1, "one link: {ids:?}");
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(&["xdp", "status", "--dev", &p.vb, "--json"])).unwrap();
+    let link = st[0]["link"].as_str().expect("status shows the link");
+    assert!(
+        link.starts_with(&format!("{dir}/bpfld-xdp-link-")),
+        "{link}"
+    );
+    assert!(std::path::Path::new(link).exists());
+    let text = ok(&["xdp", "status", "--dev", &p.vb]);
+    assert!(
+        text.contains(&format!("through the bpf_link pinned at {link}\n")),
+        "{text}"
+    );
 
     // Replaced five times under traffic: the same link, nothing lost.
     let sender = std::thread::spawn(move || {
@@ -1564,6 +1602,7 @@ fn link_attachment_is_updated_in_place_and_detached() {
     // Detach removes the link and its pin.
     let out = ok(&["xdp", "detach", "--dev", &p.vb]);
     assert!(out.contains("removed the bpf_link pinned at "), "{out}");
+    assert!(!std::path::Path::new(link).exists(), "link pin removed");
     let gone = Command::new("bpftool")
         .args(["link", "show", "id", &ids[0].to_string()])
         .output()

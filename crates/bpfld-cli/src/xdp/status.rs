@@ -8,7 +8,7 @@ use bpfld_kernel::xdp as kx;
 
 use super::kerr;
 use super::names::trunc15;
-use super::records::{aliases, datasec, pins, reused_names};
+use super::records::{aliases, datasec, link_path, pins, reused_names};
 use super::running::{running, Running};
 
 #[derive(serde::Serialize)]
@@ -23,6 +23,9 @@ struct StatusEntry {
     maps: Vec<StatusMap>,
     /// Maps it uses pinned by name (shared by all components).
     pins: Vec<StatusPin>,
+    /// Where its bpf_link is pinned, when attached through one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
 }
 
 /// A map pinned by name that an attached composition uses.
@@ -127,12 +130,18 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             components: Vec::new(),
             maps: Vec::new(),
             pins: Vec::new(),
+            link: None,
         };
         if l.prog_id != 0 {
             if let Some(r) = running(l.ifindex, &l.name)? {
                 e.prog_name = r.info.name.clone();
                 e.bpfld = !r.manifest.is_empty();
                 if e.bpfld {
+                    e.link = r
+                        .btf
+                        .as_ref()
+                        .and_then(link_path)
+                        .map(|p| p.to_string_lossy().into_owned());
                     e.maps = component_maps(&r);
                     e.pins = r
                         .btf
@@ -169,17 +178,14 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             text.push_str(&format!("{}: no XDP program\n", e.interface));
             continue;
         }
+        let how = match (&e.link, e.bpfld) {
+            (_, false) => " (not attached by bpfld)".to_string(),
+            (Some(l), true) => format!(" through the bpf_link pinned at {l}"),
+            (None, true) => String::new(),
+        };
         text.push_str(&format!(
-            "{}: {} mode, program {} '{}'{}\n",
-            e.interface,
-            e.mode,
-            e.prog_id,
-            e.prog_name,
-            if e.bpfld {
-                ""
-            } else {
-                " (not attached by bpfld)"
-            }
+            "{}: {} mode, program {} '{}'{how}\n",
+            e.interface, e.mode, e.prog_id, e.prog_name,
         ));
         for p in &e.components {
             text.push_str(&format!("  {p}\n"));
