@@ -154,6 +154,9 @@ pub(crate) enum XdpCommand {
         /// detach removes it.
         #[arg(long)]
         link: bool,
+        /// Report what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).

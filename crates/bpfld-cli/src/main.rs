@@ -138,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                     no_inline,
                     pin_path,
                     link,
+                    json,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -149,6 +150,7 @@ fn run(cli: Cli) -> Result<()> {
             no_inline,
             &pin_path,
             link,
+            json,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

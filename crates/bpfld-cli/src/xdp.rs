@@ -80,6 +80,7 @@ pub fn attach(
     no_inline: bool,
     pin_dir: &Path,
     link: bool,
+    json: bool,
 ) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let specs = components
@@ -102,6 +103,7 @@ pub fn attach(
             no_inline,
             pin_dir,
             link,
+            json,
         )?;
         if let Some(text) = attempt {
             return Ok(text);
@@ -126,6 +128,7 @@ fn attach_once(
     no_inline: bool,
     pin_dir: &Path,
     link: bool,
+    json: bool,
 ) -> Result<Option<String>> {
     let old = running(ifindex, dev)?;
     if let Some(old) = &old {
@@ -263,87 +266,173 @@ fn attach_once(
         Err(e) if e.kind() == bpfld_kernel::ErrorKind::Changed => return Ok(None),
         Err(e) => return Err(Error::new(format!("{dev}: {e}"))),
     };
-    let via = match &link_pin {
-        Some(p) => format!(" through the bpf_link pinned at {}", p.display()),
-        None => String::new(),
-    };
-    let mut text = format!(
-        "{dev}: {} program {}{}{via}\n",
-        if old.is_some() {
-            "replaced by"
+    let names = |v: &[String]| -> Vec<String> { v.iter().map(|n| composed_name(n)).collect() };
+    let running_before = old.as_ref().is_some_and(|o| !o.manifest.is_empty()) && !fresh;
+    let mut report = AttachReport {
+        interface: dev.to_string(),
+        prog_id: done.prog_id,
+        replaced: old.as_ref().map(|o| o.prog_id),
+        link: link_pin.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        components: composed
+            .order
+            .iter()
+            .map(|p| ReportComponent {
+                placed: p.clone(),
+                kept_from: same
+                    .iter()
+                    .find(|(_, n)| *n == p.slot)
+                    .map(|(o, _)| o.clone()),
+            })
+            .collect(),
+        running_before,
+        frags: composed.frags,
+        frags_note: composed.frags_note(),
+        kept: names(&done.kept),
+        refused: names(&done.refused),
+        fresh: if old.is_some() {
+            names(
+                &done
+                    .created
+                    .iter()
+                    .filter(|n| !done.refused.contains(n))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
         } else {
-            "attached"
+            Vec::new()
         },
-        done.prog_id,
-        old.as_ref()
-            .map(|o| format!(" (was {})", o.prog_id))
-            .unwrap_or_default()
-    );
-    for p in &composed.order {
-        // Whether it is a component that was running (its state carried
-        // over), and from which slot.
-        let was = match same.iter().find(|(_, n)| *n == p.slot) {
-            Some((o, _)) if *o == p.slot => " (running: kept)".to_string(),
-            Some((o, _)) => format!(" (running as {o}: kept)"),
-            None if old.as_ref().is_some_and(|o| !o.manifest.is_empty()) && !fresh => {
-                " (new)".to_string()
-            }
-            None => String::new(),
-        };
-        text.push_str(&format!("  {p}{was}\n"));
-    }
-    if let Some(note) = composed.frags_note() {
-        text.push_str(&format!("  {note}"));
-    }
-    let names = |v: &[String]| -> String {
-        v.iter()
-            .map(|n| composed_name(n))
-            .collect::<Vec<_>>()
-            .join(" ")
+        pinned: done
+            .pinned
+            .iter()
+            .map(|p| ReportPin {
+                name: p.name.clone(),
+                path: p.path.to_string_lossy().into_owned(),
+                created: p.created,
+            })
+            .collect(),
+        unpinned: Vec::new(),
+        mounted_bpffs: done.mounted_bpffs.then(|| kx::DEFAULT_PIN_DIR.to_string()),
     };
-    if !done.kept.is_empty() {
-        text.push_str(&format!("  kept: {}\n", names(&done.kept)));
-    }
-    if !done.refused.is_empty() {
-        text.push_str(&format!(
-            "  fresh (definition changed): {}\n",
-            names(&done.refused)
-        ));
-    }
-    let new: Vec<String> = done
-        .created
-        .iter()
-        .filter(|n| !done.refused.contains(n))
-        .cloned()
-        .collect();
-    if !new.is_empty() && old.is_some() {
-        text.push_str(&format!("  fresh: {}\n", names(&new)));
-    }
-    for p in &done.pinned {
-        let how = if p.created {
-            "pinned now"
-        } else {
-            "pinned already, used"
-        };
-        text.push_str(&format!(
-            "  pinned map {}: {} ({how})\n",
-            p.name,
-            p.path.display()
-        ));
-    }
     // Pins the replaced attachment made that nothing uses now.
     for (own, path) in &old_pins {
         if *own && !new_pins.iter().any(|(_, p)| p == path) && std::fs::remove_file(path).is_ok() {
-            text.push_str(&format!("  unpinned {}\n", path.display()));
+            report.unpinned.push(path.to_string_lossy().into_owned());
         }
     }
-    if done.mounted_bpffs {
-        text.push_str(&format!(
-            "  mounted a bpffs at {} for the maps pinned by name (there was none; inside `ip netns exec` it and its pins last only as long as the command)\n",
-            kx::DEFAULT_PIN_DIR
-        ));
+    if json {
+        return serde_json::to_string_pretty(&report)
+            .map(|s| Some(s + "\n"))
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
     }
-    Ok(Some(text))
+    Ok(Some(report.text()))
+}
+
+/// What `attach` did, printed as text or JSON.
+#[derive(serde::Serialize)]
+struct AttachReport {
+    interface: String,
+    prog_id: u32,
+    /// The program it replaced.
+    replaced: Option<u32>,
+    /// Where its bpf_link is pinned (`--link`).
+    link: Option<String>,
+    /// In run order.
+    components: Vec<ReportComponent>,
+    /// Whether a bpfld composition ran before (whose components could be
+    /// kept), and `--fresh` was not given.
+    #[serde(skip)]
+    running_before: bool,
+    frags: bool,
+    #[serde(skip)]
+    frags_note: Option<String>,
+    /// Maps handed over from the replaced program (composition names).
+    kept: Vec<String>,
+    /// Maps that would have been kept but whose definition changed.
+    refused: Vec<String>,
+    /// Maps created anew in a replacement (read-only data left out).
+    fresh: Vec<String>,
+    pinned: Vec<ReportPin>,
+    unpinned: Vec<String>,
+    /// Where a bpffs was mounted for maps pinned by name.
+    mounted_bpffs: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ReportComponent {
+    #[serde(flatten)]
+    placed: bpfld::compose::Placed,
+    /// The slot it ran in before, when it was running (its state kept).
+    kept_from: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ReportPin {
+    name: String,
+    path: String,
+    /// Pinned by this attach (else found there and used).
+    created: bool,
+}
+
+impl AttachReport {
+    fn text(&self) -> String {
+        let via = match &self.link {
+            Some(p) => format!(" through the bpf_link pinned at {p}"),
+            None => String::new(),
+        };
+        let mut text = match self.replaced {
+            Some(was) => format!(
+                "{}: replaced by program {} (was {was}){via}\n",
+                self.interface, self.prog_id
+            ),
+            None => format!(
+                "{}: attached program {}{via}\n",
+                self.interface, self.prog_id
+            ),
+        };
+        for c in &self.components {
+            // Whether it is a component that was running (its state
+            // carried over), and from which slot.
+            let was = match &c.kept_from {
+                Some(o) if *o == c.placed.slot => " (running: kept)".to_string(),
+                Some(o) => format!(" (running as {o}: kept)"),
+                None if self.running_before => " (new)".to_string(),
+                None => String::new(),
+            };
+            text.push_str(&format!("  {}{was}\n", c.placed));
+        }
+        if let Some(note) = &self.frags_note {
+            text.push_str(&format!("  {note}"));
+        }
+        if !self.kept.is_empty() {
+            text.push_str(&format!("  kept: {}\n", self.kept.join(" ")));
+        }
+        if !self.refused.is_empty() {
+            text.push_str(&format!(
+                "  fresh (definition changed): {}\n",
+                self.refused.join(" ")
+            ));
+        }
+        if !self.fresh.is_empty() {
+            text.push_str(&format!("  fresh: {}\n", self.fresh.join(" ")));
+        }
+        for p in &self.pinned {
+            let how = if p.created {
+                "pinned now"
+            } else {
+                "pinned already, used"
+            };
+            text.push_str(&format!("  pinned map {}: {} ({how})\n", p.name, p.path));
+        }
+        for p in &self.unpinned {
+            text.push_str(&format!("  unpinned {p}\n"));
+        }
+        if let Some(dir) = &self.mounted_bpffs {
+            text.push_str(&format!(
+                "  mounted a bpffs at {dir} for the maps pinned by name (there was none; inside `ip netns exec` it and its pins last only as long as the command)\n"
+            ));
+        }
+        text
+    }
 }
 
 pub fn detach(dev: &str, force: bool) -> Result<String> {

@@ -871,6 +871,28 @@ fn one_file_however_spelled_is_one_component() {
     assert_eq!(map_u64(&p, "counter__comp1", 0), 9);
     assert_eq!(map_u64s(&p, ".data.comp1"), [9], "seen");
 
+    // The same, as JSON.
+    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--json", &tally, &abs]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("attach JSON");
+    assert_eq!(v["components"][1]["program"], "xdp_count");
+    assert_eq!(v["components"][1]["kept_from"], "comp1");
+    assert_eq!(
+        v["components"][1]["path"],
+        obj.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(v["components"][0]["chain"], serde_json::json!(["XDP_PASS"]));
+    let mut kept: Vec<&str> = v["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, [".data.comp0", ".data.comp1", "counter__comp1"]);
+    assert_eq!(v["fresh"], serde_json::json!([]));
+    assert!(v["replaced"].as_u64().is_some());
+    assert_eq!(v["prog_id"], status_json(&p)["prog_id"]);
+
     // Another file spelled the same way (`./count.o` in another
     // directory) is another component: its maps start fresh.
     let other = tmpdir("attach-spelling-other");
