@@ -128,14 +128,20 @@ const TAG_LEN: usize = 4;
 /// composition is replaced. Tags are distinct within a composition (a
 /// collision rehashes, in an order of the identities alone).
 pub(super) fn component_tags(order: &[Placed]) -> Vec<String> {
+    let file = |p: &Placed| -> String {
+        if p.path.is_empty() {
+            p.file.clone()
+        } else {
+            p.path.clone()
+        }
+    };
     let identity = |i: usize| -> String {
         let p = &order[i];
-        let file = if p.path.is_empty() { &p.file } else { &p.path };
         let alike = order[..i]
             .iter()
-            .filter(|q| q.path == p.path && q.file == p.file && q.program == p.program)
+            .filter(|q| file(q) == file(p) && q.program == p.program)
             .count();
-        format!("{file}\0{}\0{alike}", p.program)
+        format!("{}\0{}\0{alike}", file(p), p.program)
     };
     let mut ids: Vec<(String, usize)> = (0..order.len()).map(|i| (identity(i), i)).collect();
     ids.sort();
@@ -240,6 +246,12 @@ mod tests {
         let twice = component_tags(&[a.clone(), placed("comp1", "/d/a.o", "xdp_a")]);
         assert_eq!(twice[0], t[0]);
         assert_ne!(twice[0], twice[1]);
+        // One file spelled two ways, twice: two tags, as for one spelling.
+        let spelled = Placed {
+            file: "./a.o".into(),
+            ..placed("comp1", "/d/a.o", "xdp_a")
+        };
+        assert_eq!(component_tags(&[a.clone(), spelled]), twice);
         // Another program of the same file is another component.
         assert_ne!(
             component_tags(&[placed("comp0", "/d/a.o", "xdp_z")])[0],
