@@ -1644,3 +1644,53 @@ fn link_attachment_is_updated_in_place_and_detached() {
     );
     assert_eq!(status_json(&p)["prog_id"], 0);
 }
+
+#[test]
+fn another_tool_changing_the_program_meanwhile_is_read_again() {
+    let Some(p) = Pair::new("changed_underneath") else {
+        return;
+    };
+    // Another tool (ip) keeps attaching and removing its own program
+    // while bpfld attaches: each bpfld attach either succeeds or refuses
+    // the foreign program it found, never fails with the kernel's
+    // "busy"/"exists" of a swap that raced.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ns, dev, obj) = (p.b.clone(), p.vb.clone(), fx("xdp_pass.o"));
+    let flag = stop.clone();
+    let other = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            let _ = sh(&[
+                "ip",
+                "-force",
+                "-n",
+                &ns,
+                "link",
+                "set",
+                &dev,
+                "xdpgeneric",
+                "obj",
+                &obj,
+                "sec",
+                "xdp",
+            ]);
+            let _ = sh(&["ip", "-n", &ns, "link", "set", &dev, "xdpgeneric", "off"]);
+        }
+    });
+    let count = format!("{}:xdp_count", fx("comp_count.o"));
+    let mut outcomes = std::collections::BTreeMap::new();
+    for _ in 0..15 {
+        let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+        let e = stderr(&o);
+        let kind = if o.status.success() {
+            "attached"
+        } else if e.contains("that bpfld did not attach; --force replaces it") {
+            "refused a foreign program"
+        } else {
+            panic!("unexpected failure: {e}");
+        };
+        *outcomes.entry(kind).or_insert(0) += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    other.join().unwrap();
+    eprintln!("outcomes: {outcomes:?}");
+}
