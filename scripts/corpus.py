@@ -404,7 +404,7 @@ def compose_checks(run, r, path, d, ref_loads, paths):
         ours, err = each_prog(run, c)
         if ours is None:
             load_failed.append("%s: libbpf cannot open the composition: %s" % (prog, clean(err, paths)))
-        elif ours.get("xdp_dispatcher") is None:
+        elif ours.get("bpfld_xdp") is None:
             # Again through bpftool, for the verifier's reason.
             _, why = loadall(run, c)
             load_failed.append("%s: the dispatcher does not load: %s" % (prog, clean(why or "", paths)))

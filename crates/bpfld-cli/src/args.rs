@@ -212,7 +212,7 @@ pub(crate) enum ImageCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum XdpCommand {
-    /// Compose XDP programs into one object with program `xdp_dispatcher`:
+    /// Compose XDP programs into one object with program `bpfld_xdp`:
     /// run in priority order, each continuing the chain only on the verdicts
     /// in its chain-call set (libxdp's semantics and metadata).
     Compose {
@@ -263,6 +263,18 @@ pub(crate) enum XdpCommand {
         /// Call each component instead of inlining it into the dispatcher.
         #[arg(long)]
         no_inline: bool,
+        /// Where maps pinned by name (LIBBPF_PIN_BY_NAME) are pinned: a
+        /// compatible map pinned there already is used.
+        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
+        pin_path: PathBuf,
+        /// Attach through a bpf_link (BPF_LINK_CREATE) pinned under
+        /// --pin-path; a replacement updates that link (BPF_LINK_UPDATE),
+        /// detach removes it.
+        #[arg(long)]
+        link: bool,
+        /// Report what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).

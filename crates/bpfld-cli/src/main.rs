@@ -154,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
                     "left out: {u} (an earlier component never continues the chain)\n"
                 ));
             }
+            text.extend(composed.frags_note());
             if print_map {
                 text.push_str(&composed.report.to_string());
             }
@@ -169,6 +170,9 @@ fn run(cli: Cli) -> Result<()> {
                     force,
                     fresh,
                     no_inline,
+                    pin_path,
+                    link,
+                    json,
                 },
         } => emit(&xdp::attach(
             &dev,
@@ -178,6 +182,9 @@ fn run(cli: Cli) -> Result<()> {
             force,
             fresh,
             no_inline,
+            &pin_path,
+            link,
+            json,
         )?)?,
         Command::Xdp {
             command: XdpCommand::Status { dev, json },

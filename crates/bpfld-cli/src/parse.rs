@@ -65,6 +65,7 @@ pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec
         program,
         priority: None,
         chain: None,
+        running: None,
     };
     for opt in parts {
         match opt.split_once('=') {

@@ -43,13 +43,9 @@ fn compose_err(components: &[&str]) -> String {
 /// Runs the dispatcher with aya (bpfld run) and libbpf (bpftool prog run);
 /// both must agree. Returns the verdict and the maps after one run.
 fn dispatch(obj: &std::path::Path) -> (i64, serde_json::Value) {
-    let (ret, maps) = run_prog(obj, "xdp_dispatcher");
+    let (ret, maps) = run_prog(obj, "bpfld_xdp");
     if kernel_available() {
-        assert_eq!(
-            run_libbpf(obj, "xdp_dispatcher"),
-            ret,
-            "libbpf and aya disagree"
-        );
+        assert_eq!(run_libbpf(obj, "bpfld_xdp"), ret, "libbpf and aya disagree");
     }
     (ret, maps)
 }
@@ -165,7 +161,10 @@ fn command_line_overrides_priority_and_chain() {
     // chain=none: nothing after it runs (and it is reported).
     let (out, printed) = compose(
         "none",
-        &["comp_mark.o:xdp_mark,chain=none", "comp_count.o:xdp_count"],
+        &[
+            "comp_mark.o:xdp_mark,chain=none,priority=40",
+            "comp_count.o:xdp_count",
+        ],
     );
     assert!(
         printed.contains("left out:") && printed.contains("comp_count.o:xdp_count"),
@@ -193,7 +192,11 @@ fn each_instance_has_its_own_data_map() {
     // values, and nothing else (comp_count's `seen` is in its own map).
     let (out, _) = compose(
         "owndata",
-        &["comp_data.o", "comp_count.o:xdp_count", "comp_data.o"],
+        &[
+            "comp_data.o,priority=40",
+            "comp_count.o:xdp_count,priority=45",
+            "comp_data.o",
+        ],
     );
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
@@ -241,18 +244,35 @@ fn sixty_four_components() {
 
 #[test]
 fn frags_only_when_every_component_is_frags_capable() {
-    let (out, _) = compose(
+    let (out, printed) = compose(
         "frags",
         &["comp_frags.o:xdp_frags_pass", "comp_frags.o:xdp_frags_tx"],
     );
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
     assert_eq!(v["programs"][0]["section"], "xdp.frags");
+    assert!(
+        printed.contains("xdp.frags: every component takes multi-buffer packets"),
+        "{printed}"
+    );
     assert_eq!(dispatch(&out).0, 3, "PASS then TX");
-    let (out, _) = compose("nofrags", &["comp_frags.o:xdp_frags_pass", "xdp_pass.o"]);
+    let (out, printed) = compose("nofrags", &["comp_frags.o:xdp_frags_pass", "xdp_pass.o"]);
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
     assert_eq!(v["programs"][0]["section"], "xdp");
+    // Said, naming the component that keeps it from frags.
+    let note = printed
+        .lines()
+        .find(|l| l.starts_with("not xdp.frags: "))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        note.ends_with("/xdp_pass.o:xdp_pass cannot take multi-buffer packets, so the composition cannot (it needs a device MTU that fits one page)")
+            && !note.contains("comp_frags"),
+        "{note}"
+    );
+    // Nothing frags-capable: nothing to say.
+    let (_, printed) = compose("nofrags2", &["xdp_pass.o"]);
+    assert!(!printed.contains("frags"), "{printed}");
 }
 
 #[test]
@@ -282,13 +302,7 @@ fn manifest_travels_in_btf() {
         assert!(o.status.success(), "{}", stderr(&o));
         let info = tool_output(
             "bpftool",
-            &[
-                "-j",
-                "prog",
-                "show",
-                "pinned",
-                &format!("{pin}/xdp_dispatcher"),
-            ],
+            &["-j", "prog", "show", "pinned", &format!("{pin}/bpfld_xdp")],
         );
         let _ = std::fs::remove_dir_all(&pin);
         let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
@@ -377,7 +391,7 @@ fn components_are_inlined_unless_asked_not_to() {
     let (_, printed) = compose("inlmap", &["--print-map", parts[0], parts[1], parts[2]]);
     for n in ["comp0", "comp1", "comp2"] {
         assert!(
-            printed.contains(&format!("inlined {n} into xdp_dispatcher")),
+            printed.contains(&format!("inlined {n} into bpfld_xdp")),
             "{printed}"
         );
     }
@@ -385,13 +399,16 @@ fn components_are_inlined_unless_asked_not_to() {
 
 #[test]
 fn a_tail_calling_component_is_called_and_the_report_says_why() {
-    let (out, printed) = compose("tailc", &["--print-map", "comp_tail.o", "xdp_pass.o"]);
+    let (out, printed) = compose(
+        "tailc",
+        &["--print-map", "comp_tail.o,priority=40", "xdp_pass.o"],
+    );
     assert!(
         printed.contains("called comp0 (not inlined: it makes a tail call"),
         "{printed}"
     );
     assert!(
-        printed.contains("inlined comp1 into xdp_dispatcher"),
+        printed.contains("inlined comp1 into bpfld_xdp"),
         "{printed}"
     );
     assert!(functions(&out).contains(&"comp0".to_string()));
@@ -401,7 +418,7 @@ fn a_tail_calling_component_is_called_and_the_report_says_why() {
 
 /// The kernel keeps the line info of inlined bodies: libbpf loads the
 /// composition and `bpftool prog dump xlated linum` shows each component's
-/// own source lines inside `xdp_dispatcher`, and the dispatcher's line for
+/// own source lines inside `bpfld_xdp`, and the dispatcher's line for
 /// each component where its body starts.
 #[test]
 fn inlined_bodies_keep_their_source_lines_in_the_kernel() {
@@ -420,7 +437,7 @@ fn inlined_bodies_keep_their_source_lines_in_the_kernel() {
             "dump",
             "xlated",
             "pinned",
-            &format!("{pin}/xdp_dispatcher"),
+            &format!("{pin}/bpfld_xdp"),
             "linum",
         ],
     );

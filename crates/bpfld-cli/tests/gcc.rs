@@ -271,7 +271,7 @@ fn gcc_and_clang_xdp_programs_compose_and_run() {
         if bpf_allowed(test) {
             // comp_count (GCC) passes and counts 1, comp_mark (clang)
             // returns XDP_TX and counts 10.
-            let (ret, maps) = run_prog(&out, "xdp_dispatcher");
+            let (ret, maps) = run_prog(&out, "bpfld_xdp");
             assert_eq!(ret, 3, "{tag}: XDP_TX from comp_mark");
             assert_eq!(map_u64(&maps, "counter__comp0"), 1, "{tag}: {maps}");
             assert_eq!(map_u64(&maps, "counter__comp1"), 10, "{tag}: {maps}");

@@ -100,6 +100,7 @@ fn composed(no_inline: bool) -> Vec<u8> {
             program: None,
             priority: None,
             chain: None,
+            running: None,
         })
         .collect();
     let c = compose_with(&specs, &[], no_inline).expect("compose");
@@ -135,8 +136,8 @@ fn main() {
     let mut variants = vec![
         load_single("hand-written", &fixture("bench_hand.o"), "bench_hand"),
         load_tail_chain(),
-        load_single("bpfld, calls", &composed(true), "xdp_dispatcher"),
-        load_single("bpfld, inlined", &composed(false), "xdp_dispatcher"),
+        load_single("bpfld, calls", &composed(true), "bpfld_xdp"),
+        load_single("bpfld, inlined", &composed(false), "bpfld_xdp"),
     ];
     for v in &mut variants {
         round(v, &frame); // warm-up, not recorded

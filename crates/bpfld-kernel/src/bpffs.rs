@@ -46,6 +46,68 @@ impl Drop for PinDir {
     }
 }
 
+/// The filesystem magic of bpffs (`statfs.f_type`).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Whether `dir` is the root of (or inside) a bpffs.
+pub(crate) fn is_bpffs(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain data; zeroed is valid, and c is a valid path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated; st is valid for writing.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    r == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Makes sure `dir` is a bpffs, mounting one there when it is not (as
+/// bpftool does: inside `ip netns exec`, a fresh /sys has none). Returns
+/// whether it mounted one; fails saying what to do when it cannot.
+pub(crate) fn ensure_bpffs(dir: &Path) -> Result<bool, Error> {
+    // (A directory made inside a bpffs is in it: no mount on top.)
+    let _ = std::fs::create_dir_all(dir);
+    if is_bpffs(dir) {
+        return Ok(false);
+    }
+    let fail = |what: String| {
+        Error::new(
+            ErrorKind::Kernel,
+            format!(
+                "{} is not a bpffs, which pinning maps needs, and {what}; mount one first: mount -t bpf bpf {}",
+                dir.display(),
+                dir.display()
+            ),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        fail(format!(
+            "creating it failed ({})",
+            crate::error::errno_text(&e)
+        ))
+    })?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| fail("its path has a NUL".into()))?;
+    // SAFETY: all pointers are valid NUL-terminated strings; no data.
+    let r = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            c.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        return Err(fail(format!(
+            "mounting one there failed ({})",
+            crate::error::errno_text(&e)
+        )));
+    }
+    Ok(true)
+}
+
 /// A private bpffs mount, so aya can be handed existing maps by pin path;
 /// unmounted (and every pin with it) on drop.
 pub(crate) struct PrivateBpffs {

@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Object,
     /// Any other failure of a kernel call.
     Kernel,
+    /// What bpfld read changed before it could act on it (another tool
+    /// attached or replaced an interface's XDP program meanwhile).
+    Changed,
 }
 
 /// A failure with a message meant for people (may span several lines).
@@ -112,7 +115,30 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = err.source();
     }
-    s
+    without_debug_text(&s)
+}
+
+/// aya prints some names with Rust's debug formatting (``map
+/// `Some("x")` ``, `None`); people are shown the names alone.
+pub(crate) fn without_debug_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("Some(\"") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 6..];
+        match after.find("\")") {
+            Some(j) => {
+                out.push_str(&after[..j]);
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push_str(&rest[i..i + 6]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("`None`", "(unnamed)")
 }
 
 /// `EACCES: Permission denied`, or io::Error's text for unlisted errnos.
@@ -223,4 +249,24 @@ pub(crate) fn kernel_err(what: impl std::fmt::Display, e: &io::Error) -> Error {
         );
     }
     Error::new(ErrorKind::Kernel, format!("{what}: {}", errno_text(e)))
+}
+
+#[cfg(test)]
+mod debug_text_tests {
+    use super::without_debug_text;
+
+    #[test]
+    fn aya_debug_names_are_shown_plain() {
+        assert_eq!(
+            without_debug_text(
+                "map `Some(\"cx_verdict\")` requested pinning. pinning failed: `BPF_OBJ_PIN` failed"
+            ),
+            "map `cx_verdict` requested pinning. pinning failed: `BPF_OBJ_PIN` failed"
+        );
+        assert_eq!(
+            without_debug_text("map `None` failed"),
+            "map (unnamed) failed"
+        );
+        assert_eq!(without_debug_text("Some(\"a\") Some(\"b"), "a Some(\"b");
+    }
 }

@@ -83,8 +83,38 @@ pub struct MapInfo {
 /// Opens a map by id and reads its info.
 pub fn map_by_id(id: u32) -> Result<(OwnedFd, MapInfo), Error> {
     let fd = map_get_fd_by_id(id).map_err(|e| kernel_err(format!("map id {id}"), &e))?;
+    let m = map_info(&fd).map_err(|e| kernel_err(format!("map id {id}: info"), &e))?;
+    Ok((fd, m))
+}
+
+/// Opens the map pinned at `path` and reads its info.
+pub fn map_by_pin(path: &std::path::Path) -> Result<(OwnedFd, MapInfo), Error> {
+    let what = || format!("the pin {}", path.display());
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        Error::new(
+            crate::error::ErrorKind::Kernel,
+            format!("{}: a NUL in the path", what()),
+        )
+    })?;
+    if path.is_dir() {
+        return Err(Error::new(
+            crate::error::ErrorKind::Kernel,
+            format!("{} is a directory, not a pinned map", path.display()),
+        ));
+    }
+    let fd = crate::sys::obj_get(&c).map_err(|e| kernel_err(what(), &e))?;
+    let m = map_info(&fd).map_err(|_| {
+        Error::new(
+            crate::error::ErrorKind::Kernel,
+            format!("{} is not a map", what()),
+        )
+    })?;
+    Ok((fd, m))
+}
+
+fn map_info(fd: &OwnedFd) -> std::io::Result<MapInfo> {
     let mut buf = vec![0u8; 128];
-    obj_get_info(&fd, &mut buf).map_err(|e| kernel_err(format!("map id {id}: info"), &e))?;
+    obj_get_info(fd, &mut buf)?;
     let m = MapInfo {
         map_type: u32_at(&buf, 0),
         id: u32_at(&buf, 4),
@@ -94,5 +124,5 @@ pub fn map_by_id(id: u32) -> Result<(OwnedFd, MapInfo), Error> {
         map_flags: u32_at(&buf, 20),
         name: cstr(&buf[24..40]),
     };
-    Ok((fd, m))
+    Ok(m)
 }

@@ -11,11 +11,19 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_LOAD: libc::c_long = 18;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_LINK_DETACH: libc::c_long = 34;
+/// `enum bpf_attach_type`: BPF_XDP.
+const BPF_XDP: u32 = 37;
+/// BPF_LINK_UPDATE: replace only if the old program is the given one.
+const BPF_F_REPLACE: u32 = 4;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// The prefix of `union bpf_attr` used by the map element commands; the
@@ -227,6 +235,59 @@ pub(crate) fn obj_get_info(fd: impl AsFd, buf: &mut [u8]) -> io::Result<()> {
     // inside the info struct were set by the caller to buffers it owns.
     unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
     Ok(())
+}
+
+/// BPF_LINK_CREATE of an XDP link: program `prog` on interface `ifindex`
+/// with the XDP mode `flags`.
+pub(crate) fn xdp_link_create(prog: impl AsFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    // { u32 prog_fd; u32 target_ifindex; u32 attach_type; u32 flags; }
+    let mut attr = [prog.as_fd().as_raw_fd() as u32, ifindex, BPF_XDP, flags];
+    // SAFETY: the link_create prefix of bpf_attr: integers only.
+    let fd = unsafe { bpf(BPF_LINK_CREATE, &mut attr) }?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// BPF_LINK_UPDATE: link `link` runs `new` instead of `old` (only if it
+/// runs `old` now).
+pub(crate) fn link_update(link: impl AsFd, new: impl AsFd, old: impl AsFd) -> io::Result<()> {
+    // { u32 link_fd; u32 new_prog_fd; u32 flags; u32 old_prog_fd; }
+    let mut attr = [
+        link.as_fd().as_raw_fd() as u32,
+        new.as_fd().as_raw_fd() as u32,
+        BPF_F_REPLACE,
+        old.as_fd().as_raw_fd() as u32,
+    ];
+    // SAFETY: the link_update prefix of bpf_attr: integers only.
+    unsafe { bpf(BPF_LINK_UPDATE, &mut attr) }?;
+    Ok(())
+}
+
+/// BPF_LINK_DETACH: the link lets go of its hook (and its program).
+pub(crate) fn link_detach(link: impl AsFd) -> io::Result<()> {
+    let mut attr = [link.as_fd().as_raw_fd() as u32];
+    // SAFETY: the link_detach prefix of bpf_attr: one integer.
+    unsafe { bpf(BPF_LINK_DETACH, &mut attr) }?;
+    Ok(())
+}
+
+/// BPF_OBJ_GET: opens the object pinned at `path`.
+pub(crate) fn obj_get(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct GetAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = GetAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: pathname is a valid NUL-terminated string alive for the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) }?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// BPF_OBJ_PIN: pins the object `fd` refers to at `path` (in a bpffs).

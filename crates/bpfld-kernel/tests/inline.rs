@@ -53,6 +53,7 @@ fn spec(file: &str, program: Option<&str>, chain: Option<u32>) -> ComponentSpec 
         program: program.map(str::to_string),
         priority: None,
         chain,
+        running: None,
     }
 }
 
@@ -142,7 +143,7 @@ fn compose_both(what: &str, specs: &[ComponentSpec]) -> LinkReport {
         "no_inline must not inline"
     );
     let grown = inlined_insns(&inl.report, &call.object);
-    same_meaning(what, &inl.object, &call.object, "xdp_dispatcher", grown);
+    same_meaning(what, &inl.object, &call.object, "bpfld_xdp", grown);
     inl.report
 }
 
@@ -217,7 +218,10 @@ fn a_component_with_a_tail_call_is_called() {
     let r = compose_both(
         "tail+parse",
         &[
-            spec("comp_tail.o", None, None),
+            ComponentSpec {
+                priority: Some(40),
+                ..spec("comp_tail.o", None, None)
+            },
             spec("comp_parse.o", None, None),
         ],
     );
@@ -230,7 +234,7 @@ fn a_component_with_a_tail_call_is_called() {
         "{tail:?}"
     );
     let parse = &r.components[1].inlining[0];
-    assert_eq!(parse.into, ["xdp_dispatcher"], "{parse:?}");
+    assert_eq!(parse.into, ["bpfld_xdp"], "{parse:?}");
 }
 
 #[test]

@@ -73,3 +73,49 @@ pub(super) fn datasec(btf: &Btf, sec: &str) -> Vec<(String, u32, u32)> {
         })
         .unwrap_or_default()
 }
+
+/// Prefix of the BTF DATASEC names recording, in an attached program, a
+/// map it uses pinned by name, and whether the attachment made that pin
+/// (`own`, which detach removes) or found it (`used`):
+/// `.bpfld.xdp.pin own|used PATH` (PATH escaped).
+const PIN_PREFIX: &str = ".bpfld.xdp.pin ";
+
+/// A pin an attached program uses: (made by its attachment, path).
+pub(super) type Pin = (bool, std::path::PathBuf);
+
+pub(super) fn record_pins(btf: &mut Btf, pins: &[Pin]) {
+    for (own, path) in pins {
+        let path = bpfld::compose::escape(&path.to_string_lossy());
+        let how = if *own { "own" } else { "used" };
+        record_marker(btf, &format!("{PIN_PREFIX}{how} {path}"));
+    }
+}
+
+pub(super) fn pins(btf: &Btf) -> Vec<Pin> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .filter_map(|n| n.strip_prefix(PIN_PREFIX))
+        .filter_map(|rest| {
+            let (how, path) = rest.split_once(' ')?;
+            Some((how == "own", bpfld::compose::unescape(path).into()))
+        })
+        .collect()
+}
+
+/// Prefix of the BTF DATASEC name recording, in a program attached
+/// through a bpf_link, where the link is pinned: `.bpfld.xdp.link PATH`.
+const LINK_PREFIX: &str = ".bpfld.xdp.link ";
+
+pub(super) fn record_link(btf: &mut Btf, path: &std::path::Path) {
+    let path = bpfld::compose::escape(&path.to_string_lossy());
+    record_marker(btf, &format!("{LINK_PREFIX}{path}"));
+}
+
+pub(super) fn link_path(btf: &Btf) -> Option<std::path::PathBuf> {
+    btf.iter()
+        .filter(|(_, t)| matches!(t.data, TypeData::Datasec { .. }))
+        .filter_map(|(_, t)| btf.name(t.name_off).ok())
+        .find_map(|n| n.strip_prefix(LINK_PREFIX))
+        .map(|p| bpfld::compose::unescape(p).into())
+}

@@ -1,7 +1,7 @@
 //! Planning what of the running composition a new one keeps: maps of the
 //! components in both (by name) and their writable globals (by layout).
 
-use bpfld::compose::Placed;
+use bpfld::compose::{path_key, xdp_programs, ComponentSpec, Placed};
 use bpfld::link::isolate::own_data_name;
 use bpfld::model::btf::{Btf, TypeData};
 use bpfld::Result;
@@ -25,6 +25,19 @@ fn same_file(kept: &str, file: &str) -> bool {
     norm(kept) == norm(file)
 }
 
+/// Whether a component of the running composition (`old`) is the new
+/// one's `new`: the same program of the same object file, known by its
+/// canonical path however the command line spells it (by the spelling
+/// only for a program attached before paths were recorded).
+pub(super) fn same_component(old: &Placed, new: &Placed) -> bool {
+    let same_file = if old.path.is_empty() || new.path.is_empty() {
+        same_file(&old.file, &new.file)
+    } else {
+        old.path == new.path
+    };
+    same_file && old.program == new.program
+}
+
 /// What of the running composition the new one keeps: for each component
 /// of the new order also in the old (same file and program), its maps
 /// (same name; the definition is checked at load) and the map of its
@@ -34,23 +47,12 @@ pub(super) fn plan_reuse(
     order: &[Placed],
     new_btf: &Btf,
     shared: &[String],
-) -> Result<Reuse> {
+) -> Result<(Reuse, Vec<(String, String)>)> {
     let mut reuse = Reuse::default();
+    let pairs = same_components(old, order);
     let Some(old_btf) = &old.btf else {
-        return Ok(reuse);
+        return Ok((reuse, pairs));
     };
-    let mut used = vec![false; old.manifest.len()];
-    let mut pairs = Vec::new();
-    for p in order {
-        if let Some(i) =
-            old.manifest.iter().enumerate().position(|(i, q)| {
-                !used[i] && same_file(&q.file, &p.file) && q.program == p.program
-            })
-        {
-            used[i] = true;
-            pairs.push((old.manifest[i].slot.clone(), p.slot.clone()));
-        }
-    }
     // Each old map under the name the old program knows it by: a map
     // handed over keeps its kernel name from when it was created, so the
     // old program's BTF records the names of those (see REUSE_PREFIX).
@@ -145,5 +147,110 @@ pub(super) fn plan_reuse(
             }
         }
     }
-    Ok(reuse)
+    Ok((reuse, pairs))
+}
+
+/// Marks each spec that is a component of the running composition with
+/// its run position there (`running`), for libxdp's order of ties; each
+/// running component is matched once, first spec first.
+pub(super) fn mark_running(old: &Running, specs: &mut [ComponentSpec]) {
+    let mut used = vec![false; old.manifest.len()];
+    for spec in specs {
+        let program = match &spec.program {
+            Some(p) => p.clone(),
+            None => match xdp_programs(&spec.object).as_slice() {
+                [(one, _)] => one.clone(),
+                _ => continue,
+            },
+        };
+        let new = Placed {
+            index: 0,
+            file: spec.file.clone(),
+            program,
+            priority: 0,
+            chain: 0,
+            slot: String::new(),
+            path: path_key(&spec.file),
+        };
+        if let Some(i) = old
+            .manifest
+            .iter()
+            .enumerate()
+            .position(|(i, q)| !used[i] && same_component(q, &new))
+        {
+            used[i] = true;
+            spec.running = Some(i);
+        }
+    }
+}
+
+/// The components of the new order that the running composition has:
+/// (old slot, new slot), each old component matched at most once, in
+/// order (the same file and program twice pairs up first with first).
+pub(super) fn same_components(old: &Running, order: &[Placed]) -> Vec<(String, String)> {
+    let mut used = vec![false; old.manifest.len()];
+    let mut pairs = Vec::new();
+    for p in order {
+        if let Some(i) = old
+            .manifest
+            .iter()
+            .enumerate()
+            .position(|(i, q)| !used[i] && same_component(q, p))
+        {
+            used[i] = true;
+            pairs.push((old.manifest[i].slot.clone(), p.slot.clone()));
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(file: &str, path: &str, program: &str) -> Placed {
+        Placed {
+            index: 0,
+            file: file.into(),
+            program: program.into(),
+            priority: 50,
+            chain: 4,
+            slot: "comp0".into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn components_are_known_by_canonical_path_and_program() {
+        let a = placed("./count.o", "/d/count.o", "xdp_count");
+        assert!(same_component(
+            &a,
+            &placed("/d/count.o", "/d/count.o", "xdp_count")
+        ));
+        assert!(same_component(
+            &a,
+            &placed("x/../count.o", "/d/count.o", "xdp_count")
+        ));
+        assert!(!same_component(
+            &a,
+            &placed("./count.o", "/e/count.o", "xdp_count")
+        ));
+        assert!(!same_component(
+            &a,
+            &placed("./count.o", "/d/count.o", "xdp_other")
+        ));
+        // Recorded before paths were: by spelling ('/' kept as '.').
+        assert!(same_component(
+            &placed("a/b.o", "", "p"),
+            &placed("a/b.o", "/x/a/b.o", "p")
+        ));
+        assert!(same_component(
+            &placed("a.b.o", "", "p"),
+            &placed("a/b.o", "/x/a/b.o", "p")
+        ));
+        assert!(!same_component(
+            &placed("a/c.o", "", "p"),
+            &placed("a/b.o", "/x/a/b.o", "p")
+        ));
+    }
 }

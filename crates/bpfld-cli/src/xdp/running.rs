@@ -34,7 +34,8 @@ pub(super) fn running(ifindex: u32, dev: &str) -> Result<Option<Running>> {
             link.prog_id
         ))
     })?;
-    let (fd, info) = kx::prog_by_id(link.prog_id).map_err(kerr)?;
+    let (fd, info) = kx::prog_by_id(link.prog_id)
+        .map_err(|e| Error::new(format!("{dev}: reading its XDP program: {e}")))?;
     let btf = if info.btf_id != 0 {
         let raw = kx::btf_by_id(info.btf_id).map_err(kerr)?;
         bpfld::read::btf::parse(&raw).ok()

@@ -8,7 +8,7 @@ use bpfld_kernel::xdp as kx;
 
 use super::kerr;
 use super::names::trunc15;
-use super::records::{aliases, datasec, reused_names};
+use super::records::{aliases, datasec, link_path, pins, reused_names};
 use super::running::{running, Running};
 
 #[derive(serde::Serialize)]
@@ -21,6 +21,21 @@ struct StatusEntry {
     bpfld: bool,
     components: Vec<Placed>,
     maps: Vec<StatusMap>,
+    /// Maps it uses pinned by name (shared by all components).
+    pins: Vec<StatusPin>,
+    /// Where its bpf_link is pinned, when attached through one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
+}
+
+/// A map pinned by name that an attached composition uses.
+#[derive(serde::Serialize)]
+struct StatusPin {
+    path: String,
+    /// Whether its attachment made the pin (detach removes it).
+    own: bool,
+    /// The map pinned there now, if it is one of the program's.
+    id: Option<u32>,
 }
 
 /// A map of an attached composition: whose it is and under which names.
@@ -114,13 +129,35 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             bpfld: false,
             components: Vec::new(),
             maps: Vec::new(),
+            pins: Vec::new(),
+            link: None,
         };
         if l.prog_id != 0 {
             if let Some(r) = running(l.ifindex, &l.name)? {
                 e.prog_name = r.info.name.clone();
                 e.bpfld = !r.manifest.is_empty();
                 if e.bpfld {
+                    e.link = r
+                        .btf
+                        .as_ref()
+                        .and_then(link_path)
+                        .map(|p| p.to_string_lossy().into_owned());
                     e.maps = component_maps(&r);
+                    e.pins = r
+                        .btf
+                        .as_ref()
+                        .map(pins)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(own, path)| StatusPin {
+                            id: kx::map_by_pin(&path)
+                                .ok()
+                                .map(|(_, m)| m.id)
+                                .filter(|id| r.info.map_ids.contains(id)),
+                            path: path.to_string_lossy().into_owned(),
+                            own,
+                        })
+                        .collect();
                 }
                 e.components = r.manifest;
             }
@@ -133,22 +170,22 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
             .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
     }
     let mut text = String::new();
+    if out.is_empty() {
+        text.push_str("no interface has an XDP program\n");
+    }
     for e in &out {
         if e.prog_id == 0 {
             text.push_str(&format!("{}: no XDP program\n", e.interface));
             continue;
         }
+        let how = match (&e.link, e.bpfld) {
+            (_, false) => " (not attached by bpfld)".to_string(),
+            (Some(l), true) => format!(" through the bpf_link pinned at {l}"),
+            (None, true) => String::new(),
+        };
         text.push_str(&format!(
-            "{}: {} mode, program {} '{}'{}\n",
-            e.interface,
-            e.mode,
-            e.prog_id,
-            e.prog_name,
-            if e.bpfld {
-                ""
-            } else {
-                " (not attached by bpfld)"
-            }
+            "{}: {} mode, program {} '{}'{how}\n",
+            e.interface, e.mode, e.prog_id, e.prog_name,
         ));
         for p in &e.components {
             text.push_str(&format!("  {p}\n"));
@@ -166,6 +203,23 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
                 .collect();
             if !maps.is_empty() {
                 text.push_str(&format!("    maps: {}\n", maps.join(", ")));
+            }
+        }
+        for pin in &e.pins {
+            let whose = if pin.own {
+                "pinned by this attachment"
+            } else {
+                "pinned before it"
+            };
+            match pin.id {
+                Some(id) => text.push_str(&format!(
+                    "  pinned map (all components): {} (id {id}, {whose})\n",
+                    pin.path
+                )),
+                None => text.push_str(&format!(
+                    "  pinned map (all components): {} (the pin is gone or holds another map)\n",
+                    pin.path
+                )),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The XDP dispatcher, synthesised: a program `xdp_dispatcher` that calls
+//! The XDP dispatcher, synthesised: a program `bpfld_xdp` that calls
 //! one extern slot per component in order and, after each, goes on only
 //! when the verdict is in that component's chain-call set, returning the
 //! verdict otherwise and XDP_PASS when every component went on (libxdp's
@@ -17,8 +17,10 @@ use crate::model::Endian;
 
 use super::run_config::{chain_names, ACTIONS, XDP_PASS};
 
-/// The dispatcher program's name.
-pub const DISPATCHER: &str = "xdp_dispatcher";
+/// The dispatcher program's name: bpfld's own, since libxdp takes a
+/// program named `xdp_dispatcher` for its dispatcher and reads it as one
+/// (xdp-loader would then complain about every bpfld composition).
+pub const DISPATCHER: &str = "bpfld_xdp";
 
 /// One call the dispatcher makes.
 #[derive(Clone, Debug)]

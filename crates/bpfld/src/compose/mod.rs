@@ -27,6 +27,10 @@ pub struct ComponentSpec {
     /// Overrides of the component's own metadata.
     pub priority: Option<u32>,
     pub chain: Option<u32>,
+    /// Its place in the composition running now, when it is one of its
+    /// components: libxdp orders programs already loaded before new ones
+    /// of equal priority and name, and keeps their order.
+    pub running: Option<usize>,
 }
 
 /// A component's place in the composition.
@@ -36,9 +40,56 @@ pub struct Placed {
     pub file: String,
     pub program: String,
     pub priority: u32,
+    /// The chain-call actions, a bit per action (shown as their names).
+    #[serde(serialize_with = "chain_as_names")]
     pub chain: u32,
     /// The slot (extern) it fills, which also suffixes its maps' names.
     pub slot: String,
+    /// Its object's identity: the canonical path (see [`path_key`]), empty
+    /// when the file cannot be found. Two spellings of one file (`./x.o`,
+    /// `/abs/x.o`, `d/../x.o`) have the same key, so a replacement knows
+    /// the component it already runs.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+}
+
+/// The key a file is known by in a manifest: its canonical path, or, when
+/// that is too long for a BTF name, `#` and a 64-bit FNV-1a hash of it;
+/// empty when the file cannot be resolved.
+pub fn path_key(file: &str) -> String {
+    let Ok(canon) = std::fs::canonicalize(file) else {
+        return String::new();
+    };
+    let canon = canon.to_string_lossy().into_owned();
+    if escape(&canon).len() <= 200 {
+        return canon;
+    }
+    let hash = canon.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("#{hash:016x}")
+}
+
+/// A chain-call set as the list of its actions' names.
+fn chain_as_names<S: serde::Serializer>(chain: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let names: Vec<&str> = run_config::ACTIONS
+        .iter()
+        .filter(|(_, v)| chain & (1 << v) != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut seq = s.serialize_seq(Some(names.len()))?;
+    for n in names {
+        seq.serialize_element(n)?;
+    }
+    seq.end()
+}
+
+/// The run order of a slot `compN` (N); slots of another form last.
+fn slot_number(slot: &str) -> usize {
+    slot.strip_prefix("comp")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// `SLOT: FILE:PROGRAM priority N chain ACTIONS`, as compose, attach and
@@ -63,7 +114,33 @@ pub struct Composed {
     pub order: Vec<Placed>,
     /// Components after one that never continues: they could never run.
     pub unreachable: Vec<String>,
+    /// Whether the composition is frags-capable (`xdp.frags`): only when
+    /// every component is, as libxdp's dispatcher.
+    pub frags: bool,
+    /// The components (`FILE:PROGRAM`) that are not frags-capable.
+    pub without_frags: Vec<String>,
     pub report: LinkReport,
+}
+
+impl Composed {
+    /// A line on multi-buffer packets (`xdp.frags`), when there is
+    /// something to say: the composition takes them (every component
+    /// does), or some components would but others do not, so it does not.
+    pub fn frags_note(&self) -> Option<String> {
+        if self.frags {
+            return Some(
+                "xdp.frags: every component takes multi-buffer packets, so the composition does\n"
+                    .into(),
+            );
+        }
+        if self.without_frags.len() < self.order.len() + self.unreachable.len() {
+            return Some(format!(
+                "not xdp.frags: {} cannot take multi-buffer packets, so the composition cannot (it needs a device MTU that fits one page)\n",
+                self.without_frags.join(", ")
+            ));
+        }
+        None
+    }
 }
 
 /// Prefix of the BTF DATASEC names that carry the manifest.
@@ -87,7 +164,7 @@ pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
 
 /// A manifest value: printable ASCII without spaces, and without '/',
 /// which aya rewrites in DATASEC names: those three are `%XX`-escaped.
-fn escape(v: &str) -> String {
+pub fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
         match b {
@@ -99,7 +176,7 @@ fn escape(v: &str) -> String {
     out
 }
 
-fn unescape(v: &str) -> String {
+pub fn unescape(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -123,12 +200,18 @@ fn unescape(v: &str) -> String {
 
 fn manifest_line(p: &Placed) -> String {
     // DATASEC names are printable text up to the kernel's 512-byte limit.
+    // (At most 200 bytes of file and of path, 512 in all.)
     let mut file = escape(&p.file);
-    if file.len() > 300 {
-        file = format!("...{}", &file[file.len() - 297..]);
+    if file.len() > 200 {
+        file = format!("...{}", &file[file.len() - 197..]);
     }
+    let path = if p.path.is_empty() {
+        String::new()
+    } else {
+        format!(" path={}", escape(&p.path))
+    };
     format!(
-        "{MANIFEST_PREFIX}{} slot={} prog={} file={} priority={} chain={}",
+        "{MANIFEST_PREFIX}{} slot={} prog={} file={}{path} priority={} chain={}",
         p.index,
         p.slot,
         escape(&p.program),
@@ -163,12 +246,14 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
             priority: 0,
             chain: 0,
             slot: String::new(),
+            path: String::new(),
         };
         for w in words {
             match w.split_once('=') {
                 Some(("slot", v)) => p.slot = v.into(),
                 Some(("prog", v)) => p.program = unescape(v),
                 Some(("file", v)) => p.file = unescape(v),
+                Some(("path", v)) => p.path = unescape(v),
                 Some(("priority", v)) => p.priority = v.parse().unwrap_or(0),
                 Some(("chain", v)) => {
                     p.chain = v
@@ -181,8 +266,18 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
         }
         out.push(p);
     }
-    out.sort_by_key(|p| p.index);
+    // Run order: the order packets meet them.
+    out.sort_by_key(|p| (slot_number(&p.slot), p.index));
     out
+}
+
+/// The instruction count of function `name` of `obj` (its own body, as
+/// libbpf counts an unloaded program); 0 when it cannot be found.
+fn function_insns(obj: &Object, name: &str) -> u64 {
+    obj.symbols
+        .iter()
+        .find(|s| s.name == name && s.kind == SymbolKind::Func)
+        .map_or(0, |s| s.size / 8)
 }
 
 /// The callee-saved registers r6-r9 (bit n = rn) that function `name` of
@@ -207,7 +302,7 @@ fn callee_saved_written(obj: &Object, name: &str) -> u16 {
     code.map_or(all, |c| crate::link::inline::registers_written(c) & all)
 }
 
-/// Composes the components into one object with program `xdp_dispatcher`,
+/// Composes the components into one object with program `bpfld_xdp`,
 /// their bodies inlined into it where that is safe.
 pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
     compose_with(specs, shared_maps, false)
@@ -224,7 +319,7 @@ pub fn compose_with(
     }
     let endian = specs[0].object.endian;
     let mut placed = Vec::with_capacity(specs.len());
-    let mut all_frags = true;
+    let mut without_frags = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         if spec.object.endian != endian {
             crate::bail!("{}: byte order differs from {}", spec.file, specs[0].file);
@@ -261,7 +356,9 @@ pub fn compose_with(
                 ),
             },
         };
-        all_frags &= section.starts_with("xdp.frags");
+        if !section.starts_with("xdp.frags") {
+            without_frags.push(format!("{}:{program}", spec.file));
+        }
         let cfg = run_config::read(&spec.object, &program);
         placed.push(Placed {
             index: i,
@@ -270,10 +367,20 @@ pub fn compose_with(
             priority: spec.priority.unwrap_or(cfg.priority),
             chain: spec.chain.unwrap_or(cfg.chain),
             slot: String::new(),
+            path: path_key(&spec.file),
         });
     }
-    // Run priority, then command-line order (a stable sort).
-    placed.sort_by_key(|p| p.priority);
+    // libxdp's run order: priority, then program name, then programs
+    // already running before new ones (running ones in their order, new
+    // ones shorter first), then command-line order (a stable sort).
+    placed.sort_by_key(|p| {
+        let spec = &specs[p.index];
+        let then = match spec.running {
+            Some(at) => (false, at as u64),
+            None => (true, function_insns(&spec.object, &p.program)),
+        };
+        (p.priority, p.program.clone(), then)
+    });
     let mut unreachable = Vec::new();
     if let Some(stop) = placed.iter().position(|p| p.chain == 0) {
         unreachable = placed
@@ -293,7 +400,8 @@ pub fn compose_with(
         })
         .collect();
     let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
-    let section = if all_frags { "xdp.frags" } else { "xdp" };
+    let frags = without_frags.is_empty();
+    let section = if frags { "xdp.frags" } else { "xdp" };
     // The context stays in a callee-saved register that no component
     // writes, if there is one (inlined bodies do not preserve r6-r9).
     let written = placed.iter().fold(0, |w, p| {
@@ -340,6 +448,8 @@ pub fn compose_with(
         object: linked.object,
         order: placed,
         unreachable,
+        frags,
+        without_frags,
         report: linked.report,
     })
 }
@@ -357,6 +467,7 @@ mod tests {
             priority: 7,
             chain: 1 << run_config::XDP_PASS | 1 << run_config::XDP_TX,
             slot: "comp3".into(),
+            path: "/abs/dir with space/x%y.o".into(),
         };
         let line = manifest_line(&p);
         assert!(!line[1..].contains('/') && line.len() < 512, "{line}");
@@ -371,5 +482,89 @@ mod tests {
             },
         ));
         assert_eq!(read_manifest(&btf), vec![p]);
+    }
+
+    #[test]
+    fn path_keys_name_the_file_not_the_spelling() {
+        let dir = std::env::temp_dir().join(format!("bpfld-path-key-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let f = dir.join("x.o");
+        std::fs::write(&f, b"").unwrap();
+        let key = path_key(f.to_str().unwrap());
+        assert!(key.starts_with('/') && key.ends_with("/x.o"), "{key}");
+        let spelled = dir.join("sub/../x.o");
+        assert_eq!(path_key(spelled.to_str().unwrap()), key);
+        assert_eq!(path_key(dir.join("none.o").to_str().unwrap()), "");
+        // Too long for a BTF name: a hash, the same for every spelling.
+        let mut deep = dir.clone();
+        for _ in 0..12 {
+            deep.push("a_rather_long_directory_name");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("y.o"), b"").unwrap();
+        let long = path_key(deep.join("y.o").to_str().unwrap());
+        assert!(long.starts_with('#') && long.len() == 17, "{long}");
+        let again = path_key(
+            deep.join("../a_rather_long_directory_name/y.o")
+                .to_str()
+                .unwrap(),
+        );
+        assert_eq!(again, long);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fixture_spec(file: &str, program: &str, running: Option<usize>) -> ComponentSpec {
+        let path = format!("{}/../../fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        ComponentSpec {
+            file: file.into(),
+            object: crate::read::elf::read_file(std::path::Path::new(&path)).unwrap(),
+            program: Some(program.into()),
+            priority: None,
+            chain: None,
+            running,
+        }
+    }
+
+    fn order(specs: &[ComponentSpec]) -> Vec<(usize, String)> {
+        compose(specs, &[])
+            .unwrap()
+            .order
+            .iter()
+            .map(|p| (p.index, p.program.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn ties_are_broken_as_libxdp_breaks_them() {
+        // Equal priority: by program name, not command-line order.
+        let pass = fixture_spec("xdp_pass.o", "xdp_pass", None);
+        let count = fixture_spec("comp_count.o", "xdp_count", None);
+        assert_eq!(
+            order(&[pass.clone(), count.clone()]),
+            [(1, "xdp_count".into()), (0, "xdp_pass".into())]
+        );
+        // Priority first.
+        let first = ComponentSpec {
+            priority: Some(49),
+            ..pass.clone()
+        };
+        assert_eq!(
+            order(&[count.clone(), first]),
+            [(1, "xdp_pass".into()), (0, "xdp_count".into())]
+        );
+        // Same name: one running before a new one, running ones in their
+        // running order.
+        let running = |at| ComponentSpec {
+            running: Some(at),
+            ..count.clone()
+        };
+        let idx = |v: Vec<(usize, String)>| v.into_iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(idx(order(&[count.clone(), running(0)])), [1, 0]);
+        assert_eq!(
+            idx(order(&[running(3), count.clone(), running(1)])),
+            [2, 0, 1]
+        );
+        // Two new ones alike: command-line order.
+        assert_eq!(idx(order(&[count.clone(), count.clone()])), [0, 1]);
     }
 }
