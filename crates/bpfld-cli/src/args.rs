@@ -180,7 +180,7 @@ pub(crate) enum ImageCommand {
         json: bool,
     },
     /// Write the bpfman ClusterBpfApplication that deploys the XDP
-    /// programs of an object (a composition's `xdp_dispatcher` included),
+    /// programs of an object (a composition's `bpfld_xdp` included),
     /// pushed as the image URL, to the selected nodes; priority and
     /// proceed-on actions come from the object.
     BpfmanYaml {

@@ -546,7 +546,7 @@ fn a_composition_deploys_as_a_cluster_bpf_application() {
     assert_eq!(programs.len(), 1);
     let p = &programs[0];
     assert_eq!(keys(p), ["name", "type", "xdp"]);
-    assert_eq!(p["name"], "xdp_dispatcher");
+    assert_eq!(p["name"], "bpfld_xdp");
     assert_eq!(p["type"], "XDP");
     let links = p["xdp"]["links"].as_array().unwrap();
     assert_eq!(links.len(), 1);
@@ -669,7 +669,7 @@ fn components_come_from_images() {
     assert!(o.status.success(), "attach: {}", stderr(&o));
     let o = in_ns(&ns, &["xdp", "status", "--dev", "lo"]);
     let status = stdout(&o);
-    assert!(status.contains("'xdp_dispatcher'"), "{status}");
+    assert!(status.contains("'bpfld_xdp'"), "{status}");
     assert!(status.contains(":v1:xdp_count priority 5"), "{status}");
     assert!(status.contains("p.tar:xdp_pass priority 50"), "{status}");
     let composed_arg = format!("oci-archive:{}", composed.display());
@@ -683,7 +683,7 @@ fn components_come_from_images() {
         stderr(&o)
     );
     let status = stdout(&in_ns(&ns, &["xdp", "status", "--dev", "lo"]));
-    assert!(status.contains("comp.tar:xdp_dispatcher"), "{status}");
+    assert!(status.contains("comp.tar:bpfld_xdp"), "{status}");
 }
 
 #[test]

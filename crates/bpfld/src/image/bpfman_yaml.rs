@@ -1,7 +1,7 @@
 //! The bpfman custom resource that deploys an image's XDP programs to a
 //! set of nodes: a `ClusterBpfApplication` (bpfman.io/v1alpha1), with each
 //! program's priority and proceed-on actions taken from the object: a
-//! composition's `xdp_dispatcher` from its manifest, any other XDP program
+//! composition's `bpfld_xdp` from its manifest, any other XDP program
 //! from its libxdp run config.
 //!
 //! Written by hand (strings as JSON-quoted scalars, which YAML reads as
@@ -56,15 +56,16 @@ pub fn xdp_programs(obj: &Object) -> Vec<XdpDeploy> {
     crate::compose::xdp_programs(obj)
         .into_iter()
         .map(|(name, _section)| {
-            let (priority, chain) = if name == "xdp_dispatcher" && !manifest.is_empty() {
-                (
-                    manifest.iter().map(|p| p.priority).min().unwrap_or(0),
-                    manifest.iter().fold(!0u32, |acc, p| acc & p.chain),
-                )
-            } else {
-                let cfg = run_config::read(obj, &name);
-                (cfg.priority, cfg.chain)
-            };
+            let (priority, chain) =
+                if name == crate::compose::dispatcher::DISPATCHER && !manifest.is_empty() {
+                    (
+                        manifest.iter().map(|p| p.priority).min().unwrap_or(0),
+                        manifest.iter().fold(!0u32, |acc, p| acc & p.chain),
+                    )
+                } else {
+                    let cfg = run_config::read(obj, &name);
+                    (cfg.priority, cfg.chain)
+                };
             XdpDeploy {
                 program: name,
                 priority: priority.min(MAX_PRIORITY),
