@@ -1,6 +1,6 @@
 //! The `bpfld` command line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -114,6 +114,13 @@ fn run(cli: Cli) -> Result<()> {
             print_map,
             no_inline,
         } => {
+            parse::refuse_output_among_inputs(
+                &output,
+                inputs
+                    .iter()
+                    .map(PathBuf::as_path)
+                    .chain(resolves.iter().filter_map(|r| parse::resolve_file(r))),
+            )?;
             let (components, resolves) = parse_resolves(&resolves)?;
             let opts = bpfld::link::LinkOptions {
                 relocatable,
@@ -141,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|c| parse_component(c))
                 .collect::<Result<Vec<_>>>()?;
+            parse::refuse_output_among_inputs(&output, specs.iter().map(|s| Path::new(&s.file)))?;
             let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
@@ -205,6 +213,7 @@ fn run(cli: Cli) -> Result<()> {
                     stats,
                 },
         } => {
+            parse::refuse_output_among_inputs(&output, inputs.iter().map(PathBuf::as_path))?;
             let (before, after) = dedup::run(&output, &inputs)?;
             if stats {
                 eprintln!("types: {before} in, {after} out");

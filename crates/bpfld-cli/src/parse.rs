@@ -98,3 +98,34 @@ pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec
     }
     Ok(spec)
 }
+
+/// Refuses an output that is one of the inputs (the same file, however
+/// spelled, hard links included), before anything is written: the output
+/// would overwrite what it is made from.
+pub(crate) fn refuse_output_among_inputs<'a>(
+    output: &Path,
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // An output that does not exist yet is no input.
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if std::fs::metadata(input).is_ok_and(|i| i.dev() == out.dev() && i.ino() == out.ino()) {
+            return Err(Error::new(format!(
+                "-o {}: this is the input {}; writing the output would overwrite it (choose another output file)",
+                output.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The file of a `--resolve EXTERN=FILE[#TAG]:FUNCTION` argument.
+pub(crate) fn resolve_file(arg: &str) -> Option<&Path> {
+    let (_, rest) = arg.split_once('=')?;
+    let (file, _) = rest.rsplit_once(':')?;
+    Some(Path::new(file.split_once('#').map_or(file, |(p, _)| p)))
+}

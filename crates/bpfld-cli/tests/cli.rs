@@ -70,3 +70,110 @@ fn man_pages_render_with_man() {
     assert!(text.contains("--resolve"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_output_that_is_an_input_is_refused_before_anything_is_written() {
+    let dir = tmpdir("out-is-input");
+    let a = dir.join("a.o");
+    let b = dir.join("b.o");
+    std::fs::copy(fixture("link_a.o"), &a).unwrap();
+    std::fs::copy(fixture("link_b.o"), &b).unwrap();
+    let original = std::fs::read(&a).unwrap();
+    // The same file under another spelling, and through a hard link.
+    let other = dir.join(".").join("a.o");
+    let hard = dir.join("hard.o");
+    std::fs::hard_link(&a, &hard).unwrap();
+    for out in [&a, &other, &hard] {
+        let o = run(&[
+            "link",
+            "-o",
+            out.to_str().unwrap(),
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "{}", out.display());
+        assert!(
+            stderr(&o).contains("writing the output would overwrite it"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            original,
+            "{} written",
+            out.display()
+        );
+    }
+    // A file filling a --resolve slot is an input too.
+    let d = dir.join("d.o");
+    std::fs::copy(fixture("res_dispatcher.o"), &d).unwrap();
+    let c = dir.join("c.o");
+    std::fs::copy(fixture("comp_count.o"), &c).unwrap();
+    let o = run(&[
+        "link",
+        "-o",
+        c.to_str().unwrap(),
+        d.to_str().unwrap(),
+        "--resolve",
+        &format!("prog0={}:xdp_count", c.display()),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("overwrite"), "{}", stderr(&o));
+    // xdp compose and btf dedup refuse it the same way.
+    let o = run(&[
+        "xdp",
+        "compose",
+        "-o",
+        c.to_str().unwrap(),
+        &format!("{}:xdp_count", c.display()),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("overwrite"), "{}", stderr(&o));
+    let o = run(&[
+        "btf",
+        "dedup",
+        "-o",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("overwrite"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&a).unwrap(), original);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn share_naming_no_map_is_an_error() {
+    let dir = tmpdir("share-none");
+    let out = dir.join("out.o");
+    let o = run(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        fixture("comp_count.o:xdp_count").to_str().unwrap(),
+        fixture("comp_mark.o").to_str().unwrap(),
+        "--share",
+        "countr",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--share countr: no input or component has a map of that name")
+            && stderr(&o).contains("counter"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    // The right name is accepted.
+    ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        fixture("comp_count.o:xdp_count").to_str().unwrap(),
+        fixture("comp_mark.o").to_str().unwrap(),
+        "--share",
+        "counter",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

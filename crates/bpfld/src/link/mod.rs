@@ -63,7 +63,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::object::{Object, Section, SectionId, Symbol, SymbolPlace};
+use crate::model::object::{Object, Section, SectionId, SectionKind, Symbol, SymbolPlace};
 
 use input::Source;
 use pieces::Placement;
@@ -209,6 +209,7 @@ fn link_sources(
         |i| instances.iter().find(|p| p.0 == i).map(|p| p.1.clone()),
         restore,
     )?;
+    check_shared_maps(&opts.shared_maps, &object, components)?;
     let mut report = LinkReport::from_instances(
         instances
             .into_iter()
@@ -229,6 +230,43 @@ fn link_sources(
         report.embed(&mut object)?;
     }
     Ok((Linked { object, report }, spill))
+}
+
+/// Each `--share NAME` must name a map that the output or a component
+/// declares: a misspelt name would otherwise leave the maps apart without
+/// a word.
+fn check_shared_maps(names: &[String], out: &Object, components: &[Input]) -> Result<()> {
+    let maps = |obj: &Object| -> Vec<String> {
+        obj.symbols
+            .iter()
+            .filter(|s| match s.place {
+                SymbolPlace::Section(id) => obj.section(id).is_some_and(|sec| {
+                    matches!(sec.kind, SectionKind::Maps | SectionKind::LegacyMaps)
+                }),
+                _ => false,
+            })
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let mut known: Vec<String> = maps(out);
+    for c in components {
+        known.extend(maps(&c.object));
+    }
+    for name in names {
+        if !known.contains(name) {
+            known.sort();
+            known.dedup();
+            return Err(Error::new(format!(
+                "--share {name}: no input or component has a map of that name (maps: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Everything the output gets from the inputs, filled one input at a time.
