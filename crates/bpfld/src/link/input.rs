@@ -38,7 +38,7 @@ impl Source<'_> {
     /// bytes: both passes must see the same file.
     pub(super) fn load(&self, aliases: &HashMap<String, String>) -> Result<(Cow<'_, Input>, u64)> {
         // Producers' quirks (GCC's BTF) are normalised as an input enters.
-        Ok(crate::read::workarounds::normalize_loaded(match self {
+        Ok(normalize_loaded(match self {
             Source::Mem(input) if has_aliases(input, aliases) => {
                 let mut input = (*input).clone();
                 rename_aliases(&mut input, aliases);
@@ -131,4 +131,21 @@ impl ByteOrder {
         }
         Ok(endian)
     }
+}
+
+/// An input as it enters the linker (with whatever the linker keeps
+/// beside it), the quirks its producer wrote rewritten.
+fn normalize_loaded<T>((input, extra): (Cow<'_, Input>, T)) -> (Cow<'_, Input>, T) {
+    (normalize(input), extra)
+}
+
+/// The input with every link quirk of its object rewritten
+/// ([`crate::read::workarounds`]); borrowed when it has none.
+pub(super) fn normalize(input: Cow<'_, Input>) -> Cow<'_, Input> {
+    if !crate::read::workarounds::needs_normalizing(&input.object) {
+        return input;
+    }
+    let mut input = input.into_owned();
+    crate::read::workarounds::normalize_object(&mut input.object);
+    Cow::Owned(input)
 }

@@ -194,7 +194,7 @@ fn link_sources(
     // Each component instance becomes one more input, after the main ones.
     let mut instances = Vec::new();
     for (c, targets) in &plan.instances {
-        let normal = crate::read::workarounds::normalize(Cow::Borrowed(&components[*c]));
+        let normal = input::normalize(Cow::Borrowed(&components[*c]));
         let p = isolate::prepare(&normal, targets, &shared)?;
         instances.push((sources.len(), p.roots, p.report));
         sources.push(Source::Owned(Box::new(p.input)));

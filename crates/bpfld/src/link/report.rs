@@ -4,6 +4,7 @@
 //! `.bpfld.linkmap`, JSON) and rendered by one [`Display`](fmt::Display)
 //! for `--print-map` and `bpfld inspect`.
 
+pub use crate::model::object::LINKMAP_SECTION;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -56,14 +57,6 @@ impl From<&super::inline::Outcome> for Inlining {
 pub struct LinkReport {
     pub components: Vec<ComponentReport>,
 }
-
-/// The section that carries the link report inside a linked object: a
-/// string table (SHT_STRTAB) holding the report as one JSON string.
-/// Loaders ignore it: libbpf skips string tables silently (an unknown
-/// PROGBITS section, the first form, made it print "skipping
-/// unrecognized data section"), aya and cilium/ebpf skip unknown
-/// sections. The first form (PROGBITS, the JSON alone) is still read.
-pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";
 
 const SHT_PROGBITS: u32 = 1;
 const SHT_STRTAB: u32 = 3;

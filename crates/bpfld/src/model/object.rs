@@ -257,3 +257,11 @@ impl Object {
         self.symbols.get(id.0 as usize)
     }
 }
+
+/// The section that carries the link report inside a linked object: a
+/// string table (SHT_STRTAB) holding the report as one JSON string.
+/// Loaders ignore it: libbpf skips string tables silently (an unknown
+/// PROGBITS section, the first form, made it print "skipping
+/// unrecognized data section"), aya and cilium/ebpf skip unknown
+/// sections. The first form (PROGBITS, the JSON alone) is still read.
+pub const LINKMAP_SECTION: &str = ".bpfld.linkmap";

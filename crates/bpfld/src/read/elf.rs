@@ -112,7 +112,9 @@ pub fn parse(data: &[u8]) -> Result<Object> {
         // are parsed below, DWARF is not used.
         let data = match kind {
             // bpfld's link report, a string table so that libbpf skips it.
-            SectionKind::StrTab if name == crate::link::LINKMAP_SECTION => data_bytes.to_vec(),
+            SectionKind::StrTab if name == crate::model::object::LINKMAP_SECTION => {
+                data_bytes.to_vec()
+            }
             SectionKind::Program | SectionKind::SymTab | SectionKind::StrTab | SectionKind::Rel => {
                 Vec::new()
             }

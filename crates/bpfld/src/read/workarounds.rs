@@ -15,12 +15,10 @@
 //! Listings (`btf dump`, `disasm`, `inspect`) show the object as read, not
 //! normalised.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use crate::link::Input;
 use crate::model::btf::{
     int_encoding, Btf, TypeData, TypeId, BTF_FUNC_EXTERN, BTF_FUNC_GLOBAL, BTF_FUNC_STATIC,
     BTF_INT_CHAR, BTF_INT_SIGNED, BTF_VAR_GLOBAL_ALLOCATED, BTF_VAR_GLOBAL_EXTERN,
@@ -93,23 +91,6 @@ pub fn record_for_empty_code(sec: &Section, insn: u32) -> bool {
 
 // ---------------------------------------------------------------------------
 // Link quirks
-
-/// The linker's hook: an input as it enters the linker (with whatever
-/// the linker keeps beside it), its link quirks rewritten.
-pub fn normalize_loaded<T>((input, extra): (Cow<'_, Input>, T)) -> (Cow<'_, Input>, T) {
-    (normalize(input), extra)
-}
-
-/// The input with every link quirk of its object rewritten; borrowed when
-/// it has none.
-pub fn normalize(input: Cow<'_, Input>) -> Cow<'_, Input> {
-    if !needs_normalizing(&input.object) {
-        return input;
-    }
-    let mut input = input.into_owned();
-    normalize_object(&mut input.object);
-    Cow::Owned(input)
-}
 
 /// Whether [`normalize_object`] would change anything.
 pub fn needs_normalizing(obj: &Object) -> bool {
