@@ -235,6 +235,23 @@ pub(crate) enum XdpCommand {
         /// Call each component instead of inlining it into the dispatcher.
         #[arg(long)]
         no_inline: bool,
+        /// Also write the bpfman custom resource (a ClusterBpfApplication)
+        /// that deploys the composition, once pushed as an image (`bpfld
+        /// image build`), with its priority and proceed-on actions.
+        #[arg(long, value_name = "OUT.yaml")]
+        bpfman_manifest: Option<PathBuf>,
+        /// With --bpfman-manifest: the image nodes pull (default:
+        /// localhost/NAME:latest, NAME the output file's stem).
+        #[arg(long, value_name = "REGISTRY/NAME:TAG", requires = "bpfman_manifest")]
+        bpfman_url: Option<String>,
+        /// With --bpfman-manifest: deploy to nodes with this label
+        /// (repeatable; default: every node).
+        #[arg(
+            long = "node-selector",
+            value_name = "KEY=VALUE",
+            requires = "bpfman_manifest"
+        )]
+        node_selector: Vec<String>,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced

@@ -119,9 +119,20 @@ pub(crate) struct YamlArgs {
 
 /// Writes the ClusterBpfApplication for the source's XDP programs.
 pub(crate) fn bpfman_yaml(output: &Path, a: &YamlArgs) -> Result<()> {
-    use bpfld::image::bpfman_yaml::{cluster_bpf_application, name_from_url, Target};
     let (name, bytes) = crate::input::read_object_arg(&a.source)?;
     let obj = bpfld::read::elf::parse(&bytes).map_err(|e| e.in_file(&name))?;
+    write_bpfman_yaml(output, &obj, a).map_err(|e| e.in_file(&name))
+}
+
+/// Writes the ClusterBpfApplication for the XDP programs of `obj` (a
+/// composition is its one program `bpfld_xdp`, with the composition's
+/// priority and proceed-on actions).
+pub(crate) fn write_bpfman_yaml(
+    output: &Path,
+    obj: &bpfld::model::object::Object,
+    a: &YamlArgs,
+) -> Result<()> {
+    use bpfld::image::bpfman_yaml::{cluster_bpf_application, name_from_url, Target};
     let mut node_selector = std::collections::BTreeMap::new();
     for kv in &a.node_selector {
         let (k, v) = kv
@@ -146,6 +157,6 @@ pub(crate) fn bpfman_yaml(output: &Path, a: &YamlArgs) -> Result<()> {
         priority: a.priority,
         proceed_on,
     };
-    let yaml = cluster_bpf_application(&obj, &target).map_err(|e| e.in_file(&name))?;
+    let yaml = cluster_bpf_application(obj, &target)?;
     bpfld::write::elf::write_atomic(output, yaml.as_bytes())
 }

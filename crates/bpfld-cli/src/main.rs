@@ -142,6 +142,9 @@ fn run(cli: Cli) -> Result<()> {
                     shared_maps,
                     print_map,
                     no_inline,
+                    bpfman_manifest,
+                    bpfman_url,
+                    node_selector,
                 },
         } => {
             let specs = components
@@ -153,6 +156,20 @@ fn run(cli: Cli) -> Result<()> {
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             bpfld::write::elf::write_atomic(&output, &bytes)?;
+            if let Some(yaml) = &bpfman_manifest {
+                let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+                let args = image::YamlArgs {
+                    url: bpfman_url.unwrap_or_else(|| format!("localhost/{stem}:latest")),
+                    name: None,
+                    node_selector,
+                    interfaces: Vec::new(),
+                    priority: None,
+                    proceed_on: None,
+                    source: output.display().to_string(),
+                };
+                image::write_bpfman_yaml(yaml, &composed.object, &args)
+                    .map_err(|e| e.context(format!("writing {}", yaml.display())))?;
+            }
             let mut text = String::new();
             for p in &composed.order {
                 text.push_str(&format!("{p}\n"));

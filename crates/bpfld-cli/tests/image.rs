@@ -707,3 +707,77 @@ fn run_reads_the_object_of_an_image() {
     assert_eq!(from_image["file"], format!("oci-archive:{}", tar.display()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn compose_writes_the_bpfman_manifest_of_the_composition() {
+    let test = "compose_writes_the_bpfman_manifest_of_the_composition";
+    let dir = tmpdir("compose-manifest");
+    let out = dir.join("edge.o");
+    let yaml = dir.join("edge.yaml");
+    ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        &format!("{}:xdp_count", fx("comp_count.o")),
+        &format!("{},priority=20,chain=XDP_PASS+XDP_TX", fx("comp_mark.o")),
+        "--bpfman-manifest",
+        yaml.to_str().unwrap(),
+        "--node-selector",
+        "role=edge",
+    ]);
+    assert!(out.exists());
+    let Some(v) = yaml_to_json(&yaml, test) else {
+        return;
+    };
+    assert_eq!(v["kind"], "ClusterBpfApplication");
+    assert_eq!(v["metadata"]["name"], "edge");
+    assert_eq!(
+        v["spec"]["byteCode"]["image"]["url"],
+        "localhost/edge:latest"
+    );
+    assert_eq!(v["spec"]["nodeSelector"]["matchLabels"]["role"], "edge");
+    let p = &v["spec"]["programs"][0];
+    assert_eq!(p["name"], bpfld::compose::dispatcher::DISPATCHER);
+    assert_eq!(p["type"], "XDP");
+    // The composition's first component runs at priority 20 and the
+    // whole continues past it only on what every component continues on.
+    let link = &p["xdp"]["links"][0];
+    assert_eq!(link["priority"], 20);
+    let proceed: Vec<&str> = link["proceedOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        proceed.contains(&"Pass") && !proceed.contains(&"Tx"),
+        "{proceed:?}"
+    );
+    // The pull reference can be given; it needs the manifest.
+    ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        &format!("{}:xdp_count", fx("comp_count.o")),
+        "--bpfman-manifest",
+        yaml.to_str().unwrap(),
+        "--bpfman-url",
+        "quay.io/me/edge:v1",
+    ]);
+    let v = yaml_to_json(&yaml, test).unwrap();
+    assert_eq!(v["spec"]["byteCode"]["image"]["url"], "quay.io/me/edge:v1");
+    let o = run(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        &fx("xdp_pass.o"),
+        "--bpfman-url",
+        "quay.io/me/edge:v1",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--bpfman-manifest"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
