@@ -74,7 +74,23 @@ impl Cur<'_> {
     }
 }
 
-fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
+/// The header of raw BTF and the type and string sections it places,
+/// checked: what every reader of BTF (the model's, the listings' view)
+/// needs before it looks at a type.
+pub(crate) struct Header<'a> {
+    pub(crate) hdr_len: u32,
+    pub(crate) type_off: u32,
+    pub(crate) type_len: u32,
+    pub(crate) str_off: u32,
+    pub(crate) str_len: u32,
+    /// Everything after the header.
+    pub(crate) data: &'a [u8],
+    pub(crate) types: &'a [u8],
+    pub(crate) strings: &'a [u8],
+}
+
+/// Reads and checks the header of raw BTF in byte order `e`.
+pub(crate) fn header(bytes: &[u8], e: Endian) -> Result<Header<'_>> {
     if bytes.len() < BTF_HEADER_LEN as usize {
         bail!(
             "BTF of {} bytes is shorter than the {}-byte header",
@@ -83,8 +99,6 @@ fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
         );
     }
     let rd = |o: usize| e.read_u32([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    let version = bytes[2];
-    let flags = bytes[3];
     let hdr_len = rd(4);
     let (type_off, type_len, str_off, str_len) = (rd(8), rd(12), rd(16), rd(20));
     if hdr_len < BTF_HEADER_LEN || hdr_len as usize > bytes.len() {
@@ -122,6 +136,30 @@ fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
         (Some(_), _) if str_sec[0] != 0 => bail!("BTF string section does not start with NUL"),
         _ => bail!("BTF string section is not NUL-terminated"),
     }
+    Ok(Header {
+        hdr_len,
+        type_off,
+        type_len,
+        str_off,
+        str_len,
+        data,
+        types: type_sec,
+        strings: str_sec,
+    })
+}
+
+fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
+    let Header {
+        hdr_len,
+        type_off,
+        type_len,
+        str_off,
+        str_len,
+        data,
+        types: type_sec,
+        strings: str_sec,
+    } = header(bytes, e)?;
+    let (version, flags) = (bytes[2], bytes[3]);
 
     let standard = type_off == 0
         && str_off == type_len

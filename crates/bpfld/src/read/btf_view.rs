@@ -10,7 +10,7 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::btf::{Kind, BTF_HEADER_LEN, BTF_MAGIC};
+use crate::model::btf::{Kind, BTF_MAGIC};
 use crate::model::Endian;
 use crate::read::elf_view::ElfView;
 use object::ReadRef;
@@ -126,14 +126,6 @@ pub fn cstr(strings: &[u8], off: u32) -> Option<&[u8]> {
     let rest = strings.get(off as usize..)?;
     let end = rest.iter().position(|&b| b == 0)?;
     Some(&rest[..end])
-}
-
-fn endian_name(e: Endian) -> &'static str {
-    if e == Endian::Big {
-        "big"
-    } else {
-        "little"
-    }
 }
 
 impl<'a> BtfView<'a> {
@@ -502,51 +494,11 @@ fn detect_endian(bytes: &[u8]) -> Result<Endian> {
 /// The header checks and the per-type structure checks of the model's
 /// reader, recording where each type starts instead of copying it.
 fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<BtfView<'_>> {
-    if bytes.len() < BTF_HEADER_LEN as usize {
-        bail!(
-            "BTF of {} bytes is shorter than the {}-byte header",
-            bytes.len(),
-            BTF_HEADER_LEN
-        );
-    }
-    let rd = |o: usize| e.read_u32([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    let hdr_len = rd(4);
-    let (type_off, type_len, str_off, str_len) = (rd(8), rd(12), rd(16), rd(20));
-    if hdr_len < BTF_HEADER_LEN || hdr_len as usize > bytes.len() {
-        bail!(
-            "BTF header length {} (read {}-endian) is outside 24..={} (the input size)",
-            hdr_len,
-            endian_name(e),
-            bytes.len()
-        );
-    }
-    let data = &bytes[hdr_len as usize..];
-    let sect = |what: &str, off: u32, len: u32| -> Result<&[u8]> {
-        let end = (off as u64) + (len as u64);
-        if end > data.len() as u64 {
-            bail!(
-                "BTF {what} section (offset {off}, length {len}) runs past the end of the data ({} bytes after the header)",
-                data.len()
-            );
-        }
-        Ok(&data[off as usize..end as usize])
-    };
-    let type_sec = sect("type", type_off, type_len)?;
-    let str_sec = sect("string", str_off, str_len)?;
-    if type_off % 4 != 0 {
-        bail!("BTF type section offset {type_off} is not 4-byte aligned");
-    }
-    let overlap = (type_off as u64) < (str_off as u64 + str_len as u64)
-        && (str_off as u64) < (type_off as u64 + type_len as u64);
-    if overlap {
-        bail!("BTF type section ({type_off}+{type_len}) and string section ({str_off}+{str_len}) overlap");
-    }
-    match (str_sec.first(), str_sec.last()) {
-        (Some(0), Some(0)) => {}
-        (None, _) => bail!("BTF string section is empty (it must hold at least the empty string)"),
-        (Some(_), _) if str_sec[0] != 0 => bail!("BTF string section does not start with NUL"),
-        _ => bail!("BTF string section is not NUL-terminated"),
-    }
+    let super::btf::Header {
+        types: type_sec,
+        strings: str_sec,
+        ..
+    } = super::btf::header(bytes, e)?;
     let starts = type_starts(type_sec, str_sec, e, lenient)?;
     Ok(BtfView {
         endian: e,
