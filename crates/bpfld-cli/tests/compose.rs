@@ -559,3 +559,30 @@ fn libbpf_says_nothing_about_the_link_map() {
         .collect();
     assert!(about.is_empty(), "libbpf mentions the link map: {about:?}");
 }
+
+#[test]
+fn devmap_programs_compose_into_a_devmap_program() {
+    // Programs for a devmap entry may read egress_ifindex; a dispatcher
+    // in a plain `xdp` section could not, and the verifier refused it.
+    let (out, _) = compose(
+        "devmap",
+        &["comp_devmap.o:dm_egress", "comp_devmap.o:dm_pass"],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1);
+    assert_eq!(progs[0]["section"], "xdp/devmap", "{v}");
+    if kernel_available() && bpf_allowed("devmap composition loads") {
+        libbpf_loads(&out).unwrap_or_else(|e| panic!("{e}"));
+        unpin_by_name(&out);
+    }
+    // With a program for an interface, it cannot be one program.
+    let err = compose_err(&["comp_devmap.o:dm_pass", "xdp_pass.o"]);
+    assert!(
+        err.contains("section 'xdp/devmap'")
+            && err.contains("section 'xdp'")
+            && err.contains("cannot be one program"),
+        "{err}"
+    );
+}

@@ -146,6 +146,20 @@ impl Composed {
 /// Prefix of the BTF DATASEC names that carry the manifest.
 pub const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
 
+/// Where an XDP program of section `section` runs when not on an
+/// interface: a devmap or a cpumap entry (libbpf's `xdp/devmap`,
+/// `xdp.frags/devmap`, `xdp/cpumap`, `xdp.frags/cpumap`).
+fn attach_target(section: &str) -> Option<&'static str> {
+    let rest = section
+        .strip_prefix("xdp.frags/")
+        .or_else(|| section.strip_prefix("xdp/"))?;
+    match rest {
+        "devmap" => Some("devmap"),
+        "cpumap" => Some("cpumap"),
+        _ => None,
+    }
+}
+
 /// The XDP programs of an object: global functions in sections libbpf
 /// loads as XDP.
 pub fn xdp_programs(obj: &Object) -> Vec<(String, String)> {
@@ -320,6 +334,7 @@ pub fn compose_with(
     let endian = specs[0].object.endian;
     let mut placed = Vec::with_capacity(specs.len());
     let mut without_frags = Vec::new();
+    let mut first_target: Option<(Option<&'static str>, String, String)> = None;
     for (i, spec) in specs.iter().enumerate() {
         if spec.object.endian != endian {
             crate::bail!("{}: byte order differs from {}", spec.file, specs[0].file);
@@ -358,6 +373,20 @@ pub fn compose_with(
         };
         if !section.starts_with("xdp.frags") {
             without_frags.push(format!("{}:{program}", spec.file));
+        }
+        // Programs for a devmap or cpumap entry (libbpf's `xdp/devmap`,
+        // `xdp/cpumap`) are loaded for that use and may read what only it
+        // gives (`egress_ifindex`): all components must share one.
+        let target = attach_target(&section);
+        match &first_target {
+            None => first_target = Some((target, format!("{}:{program}", spec.file), section.clone())),
+            Some((t, who, sec)) if *t != target => crate::bail!(
+                "{}:{program} (section '{section}') and {who} (section '{sec}') run in different places ({} and {}): they cannot be one program",
+                spec.file,
+                target.unwrap_or("an interface"),
+                t.unwrap_or("an interface"),
+            ),
+            Some(_) => {}
         }
         let cfg = run_config::read(&spec.object, &program);
         placed.push(Placed {
@@ -401,7 +430,12 @@ pub fn compose_with(
         .collect();
     let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
     let frags = without_frags.is_empty();
-    let section = if frags { "xdp.frags" } else { "xdp" };
+    let base = if frags { "xdp.frags" } else { "xdp" };
+    let section = match first_target.and_then(|t| t.0) {
+        Some(target) => format!("{base}/{target}"),
+        None => base.to_string(),
+    };
+    let section = section.as_str();
     // The context stays in a callee-saved register that no component
     // writes, if there is one (inlined bodies do not preserve r6-r9).
     let written = placed.iter().fold(0, |w, p| {
