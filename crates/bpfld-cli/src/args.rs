@@ -252,6 +252,13 @@ pub(crate) enum XdpCommand {
             requires = "bpfman_manifest"
         )]
         node_selector: Vec<String>,
+        /// Check the composition's maps pinned by name against the maps
+        /// pinned in DIR (xdp-loader's option): a compatible one will be
+        /// used, an incompatible one is an error naming both definitions,
+        /// the others will be pinned there. Nothing is pinned: composing
+        /// writes a file only (`xdp attach --pin-path` loads and pins).
+        #[arg(long, value_name = "DIR")]
+        pin_path: Option<PathBuf>,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced

@@ -145,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
                     bpfman_manifest,
                     bpfman_url,
                     node_selector,
+                    pin_path,
                 },
         } => {
             let specs = components
@@ -155,6 +156,15 @@ fn run(cli: Cli) -> Result<()> {
             let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
+            // Checked before the output is written: an incompatible pin
+            // leaves no output behind.
+            let pins = match &pin_path {
+                Some(dir) => Some(
+                    bpfld_kernel::xdp::pins_of(&bytes, dir)
+                        .map_err(|e| Error::new(format!("--pin-path {}: {e}", dir.display())))?,
+                ),
+                None => None,
+            };
             bpfld::write::elf::write_atomic(&output, &bytes)?;
             if let Some(yaml) = &bpfman_manifest {
                 let stem = output.file_stem().unwrap_or_default().to_string_lossy();
@@ -180,6 +190,29 @@ fn run(cli: Cli) -> Result<()> {
                 ));
             }
             text.extend(composed.frags_note());
+            if let (Some(dir), Some(pins)) = (&pin_path, &pins) {
+                if pins.is_empty() {
+                    text.push_str(&format!(
+                        "--pin-path {}: the composition pins no map by name\n",
+                        dir.display()
+                    ));
+                }
+                for p in pins {
+                    text.push_str(&if p.created {
+                        format!(
+                            "pinned by name: {} will be pinned at {}\n",
+                            p.name,
+                            p.path.display()
+                        )
+                    } else {
+                        format!(
+                            "pinned by name: {} will use the compatible map pinned at {}\n",
+                            p.name,
+                            p.path.display()
+                        )
+                    });
+                }
+            }
             if print_map {
                 text.push_str(&composed.report.to_string());
             }

@@ -586,3 +586,77 @@ fn devmap_programs_compose_into_a_devmap_program() {
         "{err}"
     );
 }
+
+#[test]
+fn compose_pin_path_checks_the_maps_pinned_there() {
+    let test = "compose_pin_path_checks_the_maps_pinned_there";
+    if !kernel_available() || !bpf_allowed(test) || !have_tool("bpftool", test) {
+        return;
+    }
+    let dir = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/bpfld-compose-pins-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap().to_string();
+    let pin_arg = format!("--pin-path={d}");
+    // Nothing pinned yet: the map will be pinned there; composing pins nothing.
+    let (_, o) = compose_run("pins-none", &["comp_pinned.o", &pin_arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("pinned_hits will be pinned at {d}/pinned_hits")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!dir.join("pinned_hits").exists());
+    std::fs::create_dir_all(&dir).unwrap();
+    let pin = dir.join("pinned_hits");
+    let create = |value: &str| {
+        let o = tool_output(
+            "bpftool",
+            &[
+                "map",
+                "create",
+                pin.to_str().unwrap(),
+                "type",
+                "array",
+                "key",
+                "4",
+                "value",
+                value,
+                "entries",
+                "1",
+                "name",
+                "pinned_hits",
+            ],
+        );
+        assert!(o.status.success(), "bpftool map create: {}", stderr(&o));
+    };
+    // A compatible map pinned there will be used.
+    create("8");
+    let (_, o) = compose_run("pins-ok", &["comp_pinned.o", &pin_arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "pinned_hits will use the compatible map pinned at {d}/pinned_hits"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    // An incompatible one (value 4 bytes, not 8) is an error naming both,
+    // and no output is written.
+    std::fs::remove_file(&pin).unwrap();
+    create("4");
+    let (out, o) = compose_run("pins-bad", &["comp_pinned.o", &pin_arg]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("pinned_hits")
+            && err.contains("incompatible")
+            && err.contains("value 4")
+            && err.contains("value 8"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

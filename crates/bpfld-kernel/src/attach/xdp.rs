@@ -200,52 +200,10 @@ pub fn attach(
             .any(|m| m.pinning() == aya_obj::maps::PinningType::ByName)
     });
     let mounted_bpffs = pins_by_name && ensure_bpffs(pin_dir)?;
-    // A map already pinned there is used (libbpf's rule) when its
-    // definition is the object's; otherwise that is an error naming both.
-    let mut pinned = Vec::new();
-    if let Some(o) = &parsed {
-        let mut by_name: Vec<(&String, &aya_obj::maps::Map)> = o
-            .maps
-            .iter()
-            .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
-            .collect();
-        by_name.sort_by_key(|(n, _)| *n);
-        for (name, m) in by_name {
-            let path = pin_dir.join(name);
-            let existed = path.exists();
-            if existed {
-                let (_, old) = crate::info::map_by_pin(&path)?;
-                let want = MapDef {
-                    map_type: m.map_type(),
-                    key_size: m.key_size(),
-                    value_size: m.value_size(),
-                    max_entries: m.max_entries(),
-                    map_flags: m.map_flags(),
-                };
-                let have = MapDef {
-                    map_type: old.map_type,
-                    key_size: old.key_size,
-                    value_size: old.value_size,
-                    max_entries: old.max_entries,
-                    map_flags: old.map_flags,
-                };
-                if want != have {
-                    return Err(Error::new(
-                        ErrorKind::Object,
-                        format!(
-                            "map '{name}' is pinned by name, and {} holds an incompatible map: pinned {have}, the object's {want}; remove that pin or choose another --pin-path",
-                            path.display()
-                        ),
-                    ));
-                }
-            }
-            pinned.push(PinnedMap {
-                name: name.clone(),
-                path,
-                created: !existed,
-            });
-        }
-    }
+    let pinned = match &parsed {
+        Some(o) => check_pins(o, pin_dir)?,
+        None => Vec::new(),
+    };
     loader.default_map_pin_directory(pin_dir);
     let mut pins = Vec::new();
     let mut swaps = Vec::new();
@@ -543,4 +501,66 @@ pub fn detach(ifindex: u32, mode: Mode, expected: &OwnedFd) -> Result<(), Error>
             nl_err("detaching the program", e)
         }
     })
+}
+
+/// The maps of `object` pinned by name (`LIBBPF_PIN_BY_NAME`) and where
+/// they go under `pin_dir`: a map already pinned there is used when its
+/// definition is the object's (libbpf's rule; `created` false), else that
+/// is an error naming both definitions; the others will be pinned there
+/// (`created` true). Nothing is pinned or changed. Call it as root with
+/// bpffs at `pin_dir` (or a directory that does not exist).
+pub fn pins_of(object: &[u8], pin_dir: &Path) -> Result<Vec<PinnedMap>, Error> {
+    match aya_obj::Object::parse(object) {
+        Ok(o) => check_pins(&o, pin_dir),
+        Err(e) => Err(Error::new(
+            ErrorKind::Object,
+            format!("cannot parse the object: {e}"),
+        )),
+    }
+}
+
+fn check_pins(o: &aya_obj::Object, pin_dir: &Path) -> Result<Vec<PinnedMap>, Error> {
+    let mut pinned = Vec::new();
+    let mut by_name: Vec<(&String, &aya_obj::maps::Map)> = o
+        .maps
+        .iter()
+        .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
+        .collect();
+    by_name.sort_by_key(|(n, _)| *n);
+    for (name, m) in by_name {
+        let path = pin_dir.join(name);
+        let existed = path.exists();
+        if existed {
+            let (_, old) = crate::info::map_by_pin(&path)?;
+            let want = MapDef {
+                map_type: m.map_type(),
+                key_size: m.key_size(),
+                value_size: m.value_size(),
+                max_entries: m.max_entries(),
+                map_flags: m.map_flags(),
+            };
+            let have = MapDef {
+                map_type: old.map_type,
+                key_size: old.key_size,
+                value_size: old.value_size,
+                max_entries: old.max_entries,
+                map_flags: old.map_flags,
+            };
+            if want != have {
+                return Err(Error::new(
+                    ErrorKind::Object,
+                    format!(
+                        "map '{name}' is pinned by name, and {} holds an incompatible map: pinned {have}, the object's {want}; remove that pin or choose another --pin-path",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        pinned.push(PinnedMap {
+            name: name.clone(),
+            path,
+            created: !existed,
+        });
+    }
+    Ok(pinned)
 }
