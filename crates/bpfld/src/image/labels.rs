@@ -42,7 +42,7 @@ impl Labels {
                     m.name, m.map_type
                 ))
             })?;
-            labels.maps.insert(m.name.clone(), t.to_string());
+            labels.maps.insert(m.name.clone(), t);
         }
         Ok(labels)
     }
@@ -103,46 +103,10 @@ pub fn program_type(section: &str) -> Option<&'static str> {
         .map(|(_, t)| *t)
 }
 
-/// bpfman's name of a `BPF_MAP_TYPE_*` value (snake case, with `per_cpu`
-/// where the kernel's names say `percpu`).
-pub fn map_type(t: u32) -> Option<&'static str> {
-    const NAMES: &[&str] = &[
-        "unspec",
-        "hash",
-        "array",
-        "prog_array",
-        "perf_event_array",
-        "per_cpu_hash",
-        "per_cpu_array",
-        "stack_trace",
-        "cgroup_array",
-        "lru_hash",
-        "lru_per_cpu_hash",
-        "lpm_trie",
-        "array_of_maps",
-        "hash_of_maps",
-        "devmap",
-        "sockmap",
-        "cpumap",
-        "xskmap",
-        "sockhash",
-        "cgroup_storage",
-        "reuseport_sockarray",
-        "per_cpu_cgroup_storage",
-        "queue",
-        "stack",
-        "sk_storage",
-        "devmap_hash",
-        "struct_ops",
-        "ringbuf",
-        "inode_storage",
-        "task_storage",
-        "bloom_filter",
-        "user_ringbuf",
-        "cgrp_storage",
-        "arena",
-    ];
-    NAMES.get(t as usize).copied()
+/// bpfman's name of a `BPF_MAP_TYPE_*` value: the kernel's (bpftool's)
+/// name with `per_cpu` where it says `percpu`.
+pub fn map_type(t: u32) -> Option<String> {
+    crate::model::map_def::map_type_name(t).map(|n| n.replace("percpu", "per_cpu"))
 }
 
 #[cfg(test)]
@@ -169,10 +133,10 @@ mod tests {
 
     #[test]
     fn map_names_follow_bpfman_spelling() {
-        assert_eq!(map_type(6), Some("per_cpu_array"));
-        assert_eq!(map_type(27), Some("ringbuf"));
-        assert_eq!(map_type(3), Some("prog_array"));
-        assert_eq!(map_type(99), None);
+        assert_eq!(map_type(6).as_deref(), Some("per_cpu_array"));
+        assert_eq!(map_type(27).as_deref(), Some("ringbuf"));
+        assert_eq!(map_type(3).as_deref(), Some("prog_array"));
+        assert_eq!(map_type(99).as_deref(), None);
     }
 
     #[test]

@@ -303,61 +303,74 @@ fn read_symbols(
                 ))
             })
             .map(|n| String::from_utf8_lossy(n).into_owned())?;
-        let shndx = sym.st_shndx(e).0;
-        let place = if shndx == elf::SHN_UNDEF.0 {
-            SymbolPlace::Undefined
-        } else if shndx == elf::SHN_ABS.0 {
-            SymbolPlace::Absolute
-        } else if shndx == elf::SHN_COMMON.0 {
-            SymbolPlace::Common
-        } else {
-            let idx = if shndx == elf::SHN_XINDEX.0 {
-                symtab.shndx(e, index).unwrap_or(u32::MAX)
-            } else {
-                u32::from(shndx)
-            };
-            if idx as usize >= nsections {
-                bail!(
-                    "symbol {} '{name}': section index {idx} beyond the last section {}",
-                    index.0,
-                    nsections.saturating_sub(1)
-                );
-            }
-            SymbolPlace::Section(SectionId(idx))
-        };
-        let binding = match sym.st_bind().0 {
-            b if b == elf::STB_LOCAL.0 => Binding::Local,
-            b if b == elf::STB_GLOBAL.0 => Binding::Global,
-            b if b == elf::STB_WEAK.0 => Binding::Weak,
-            b => Binding::Other(b),
-        };
-        let visibility = match sym.st_visibility().0 {
-            v if v == elf::STV_HIDDEN.0 => Visibility::Hidden,
-            v if v == elf::STV_INTERNAL.0 => Visibility::Internal,
-            v if v == elf::STV_PROTECTED.0 => Visibility::Protected,
-            _ => Visibility::Default,
-        };
-        let kind = match sym.st_type().0 {
-            t if t == elf::STT_NOTYPE.0 => SymbolKind::NoType,
-            t if t == elf::STT_OBJECT.0 => SymbolKind::Object,
-            t if t == elf::STT_FUNC.0 => SymbolKind::Func,
-            t if t == elf::STT_SECTION.0 => SymbolKind::Section,
-            t if t == elf::STT_FILE.0 => SymbolKind::File,
-            t => SymbolKind::Other(t),
-        };
-        symbols.push(Symbol {
-            id: SymbolId(index.0 as u32),
-            name,
-            binding,
-            visibility,
-            kind,
-            place,
-            value: sym.st_value(e),
-            size: sym.st_size(e),
-            st_other: sym.st_other().0,
-        });
+        symbols.push(model_symbol(&symtab, index, sym, name, e, nsections)?);
     }
     Ok(symbols)
+}
+
+/// One ELF symbol in the model, its section index checked against
+/// `nsections` (shared by the whole-object reader and the listings' view).
+pub(crate) fn model_symbol<'d, R: object::ReadRef<'d>>(
+    symtab: &object::read::elf::SymbolTable<'d, Header, R>,
+    index: object::SymbolIndex,
+    sym: &elf::Sym64<Endianness>,
+    name: String,
+    e: Endianness,
+    nsections: usize,
+) -> Result<Symbol> {
+    let shndx = sym.st_shndx(e).0;
+    let place = if shndx == elf::SHN_UNDEF.0 {
+        SymbolPlace::Undefined
+    } else if shndx == elf::SHN_ABS.0 {
+        SymbolPlace::Absolute
+    } else if shndx == elf::SHN_COMMON.0 {
+        SymbolPlace::Common
+    } else {
+        let idx = if shndx == elf::SHN_XINDEX.0 {
+            symtab.shndx(e, index).unwrap_or(u32::MAX)
+        } else {
+            u32::from(shndx)
+        };
+        if idx as usize >= nsections {
+            bail!(
+                "symbol {} '{name}': section index {idx} beyond the last section {}",
+                index.0,
+                nsections.saturating_sub(1)
+            );
+        }
+        SymbolPlace::Section(SectionId(idx))
+    };
+    let binding = match sym.st_bind().0 {
+        b if b == elf::STB_LOCAL.0 => Binding::Local,
+        b if b == elf::STB_GLOBAL.0 => Binding::Global,
+        b if b == elf::STB_WEAK.0 => Binding::Weak,
+        b => Binding::Other(b),
+    };
+    let visibility = match sym.st_visibility().0 {
+        v if v == elf::STV_HIDDEN.0 => Visibility::Hidden,
+        v if v == elf::STV_INTERNAL.0 => Visibility::Internal,
+        v if v == elf::STV_PROTECTED.0 => Visibility::Protected,
+        _ => Visibility::Default,
+    };
+    let kind = match sym.st_type().0 {
+        t if t == elf::STT_NOTYPE.0 => SymbolKind::NoType,
+        t if t == elf::STT_OBJECT.0 => SymbolKind::Object,
+        t if t == elf::STT_FUNC.0 => SymbolKind::Func,
+        t if t == elf::STT_SECTION.0 => SymbolKind::Section,
+        t if t == elf::STT_FILE.0 => SymbolKind::File,
+        t => SymbolKind::Other(t),
+    };
+    Ok(Symbol {
+        id: SymbolId(index.0 as u32),
+        name,
+        binding,
+        visibility,
+        kind,
+        place,
+        value: sym.st_value(e),
+        size: sym.st_size(e),
+        st_other: sym.st_other().0,
+    })
 }
 
 fn read_relocations(
@@ -400,68 +413,108 @@ fn read_relocations(
         let is_code = target_sec.kind == SectionKind::Program;
         let size = target_sec.sh_size;
         let mut relocs = Vec::with_capacity(rels.len());
+        let t = RelTarget {
+            rel_name: &rel_name,
+            target_name: &target_name,
+            size,
+            is_code,
+            nsymbols,
+        };
+        let insns = &target_sec.insns;
         for (i, rel) in rels.iter().enumerate() {
-            let offset = rel.r_offset(e);
-            let sym = rel.r_sym(e);
-            let kind = RelocKind::from_raw(rel.r_type(e).0);
-            let at = || format!("section '{rel_name}': relocation {i} (offset {offset:#x})");
-            if sym as usize >= nsymbols {
-                bail!(
-                    "{}: symbol index {sym} beyond the last symbol {}",
-                    at(),
-                    nsymbols.saturating_sub(1)
-                );
-            }
-            let width: u64 = match kind {
-                RelocKind::None => 0,
-                RelocKind::Abs32 | RelocKind::NoDyld32 => 4,
-                RelocKind::Abs64 => 8,
-                RelocKind::Bpf64_32 if is_code => 8,
-                RelocKind::Bpf64_32 => 4,
-                RelocKind::Bpf64_64 if is_code => 16,
-                RelocKind::Bpf64_64 => 8,
-                RelocKind::Unknown(r) => bail!("{}: unknown BPF relocation type {r}", at()),
-            };
-            if offset.checked_add(width).is_none_or(|end| end > size) {
-                bail!(
-                    "{}: {} does not fit in section '{target_name}' of size {size:#x}",
-                    at(),
-                    kind.name()
-                );
-            }
-            if is_code && kind != RelocKind::None && offset % 8 != 0 {
-                bail!(
-                    "{}: not at an instruction boundary in section '{target_name}'",
-                    at()
-                );
-            }
-            if is_code {
-                let insn = target_sec.insns.get((offset / 8) as usize);
-                let code = insn.map_or(0, |i| i.code);
-                let fits = match kind {
-                    RelocKind::Bpf64_64 => code == crate::model::insn::LD_IMM64,
-                    RelocKind::Bpf64_32 => code == crate::model::insn::CALL,
-                    _ => true,
-                };
-                if !fits {
-                    bail!(
-                        "{}: {} on instruction {} (opcode {code:#04x}) of section '{target_name}', which is not {}",
-                        at(),
-                        kind.name(),
-                        offset / 8,
-                        if kind == RelocKind::Bpf64_64 { "an ld_imm64" } else { "a call" }
-                    );
-                }
-            }
-            relocs.push(Reloc {
-                offset,
-                kind,
-                symbol: SymbolId(sym),
-            });
+            let opcode = |offset: u64| insns.get((offset / 8) as usize).map_or(0, |i| i.code);
+            relocs.push(check_reloc(rel, i, e, &t, opcode)?);
         }
         sections[target].relocs.extend(relocs);
     }
     Ok(())
+}
+
+/// Where a relocation section's entries point: what [`check_reloc`]
+/// checks them against.
+pub(crate) struct RelTarget<'n> {
+    pub(crate) rel_name: &'n str,
+    pub(crate) target_name: &'n str,
+    /// The target section's size.
+    pub(crate) size: u64,
+    pub(crate) is_code: bool,
+    pub(crate) nsymbols: usize,
+}
+
+/// Relocation `i` of a relocation section, checked (symbol in range, a
+/// BPF type, inside its section, on an instruction of the right kind:
+/// `opcode` gives the opcode at an offset of the code). Shared by the
+/// whole-object reader and the listings' view.
+pub(crate) fn check_reloc(
+    rel: &elf::Rel64<Endianness>,
+    i: usize,
+    e: Endianness,
+    t: &RelTarget<'_>,
+    opcode: impl Fn(u64) -> u8,
+) -> Result<Reloc> {
+    let &RelTarget {
+        rel_name,
+        target_name,
+        size,
+        is_code,
+        nsymbols,
+    } = t;
+    let offset = rel.r_offset(e);
+    let sym = rel.r_sym(e);
+    let kind = RelocKind::from_raw(rel.r_type(e).0);
+    let at = || format!("section '{rel_name}': relocation {i} (offset {offset:#x})");
+    if sym as usize >= nsymbols {
+        bail!(
+            "{}: symbol index {sym} beyond the last symbol {}",
+            at(),
+            nsymbols.saturating_sub(1)
+        );
+    }
+    let width: u64 = match kind {
+        RelocKind::None => 0,
+        RelocKind::Abs32 | RelocKind::NoDyld32 => 4,
+        RelocKind::Abs64 => 8,
+        RelocKind::Bpf64_32 if is_code => 8,
+        RelocKind::Bpf64_32 => 4,
+        RelocKind::Bpf64_64 if is_code => 16,
+        RelocKind::Bpf64_64 => 8,
+        RelocKind::Unknown(r) => bail!("{}: unknown BPF relocation type {r}", at()),
+    };
+    if offset.checked_add(width).is_none_or(|end| end > size) {
+        bail!(
+            "{}: {} does not fit in section '{target_name}' of size {size:#x}",
+            at(),
+            kind.name()
+        );
+    }
+    if is_code && kind != RelocKind::None && offset % 8 != 0 {
+        bail!(
+            "{}: not at an instruction boundary in section '{target_name}'",
+            at()
+        );
+    }
+    if is_code {
+        let code = opcode(offset);
+        let fits = match kind {
+            RelocKind::Bpf64_64 => code == crate::model::insn::LD_IMM64,
+            RelocKind::Bpf64_32 => code == crate::model::insn::CALL,
+            _ => true,
+        };
+        if !fits {
+            bail!(
+                "{}: {} on instruction {} (opcode {code:#04x}) of section '{target_name}', which is not {}",
+                at(),
+                kind.name(),
+                offset / 8,
+                if kind == RelocKind::Bpf64_64 { "an ld_imm64" } else { "a call" }
+            );
+        }
+    }
+    Ok(Reloc {
+        offset,
+        kind,
+        symbol: SymbolId(sym),
+    })
 }
 
 /// Attaches `.BTF.ext` records to the program sections they name.

@@ -7,15 +7,13 @@
 //! stop bpftool or objdump).
 
 use object::elf;
-use object::read::elf::{FileHeader, Rel as _, SectionHeader as _, SectionTable, Sym as _};
+use object::read::elf::{FileHeader, SectionHeader as _, SectionTable, Sym as _};
 use object::Endianness;
 use object::ReadRef;
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::object::{
-    Binding, Reloc, RelocKind, SectionId, Symbol, SymbolId, SymbolKind, SymbolPlace, Visibility,
-};
+use crate::model::object::{Reloc, SectionId, Symbol, SymbolKind, SymbolPlace};
 use crate::model::Endian;
 
 type Header = elf::FileHeader64<Endianness>;
@@ -315,59 +313,9 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
                     ))
                 })
                 .map(|n| String::from_utf8_lossy(n).into_owned())?;
-            let shndx = sym.st_shndx(e).0;
-            let place = if shndx == elf::SHN_UNDEF.0 {
-                SymbolPlace::Undefined
-            } else if shndx == elf::SHN_ABS.0 {
-                SymbolPlace::Absolute
-            } else if shndx == elf::SHN_COMMON.0 {
-                SymbolPlace::Common
-            } else {
-                let idx = if shndx == elf::SHN_XINDEX.0 {
-                    symtab.shndx(e, index).unwrap_or(u32::MAX)
-                } else {
-                    u32::from(shndx)
-                };
-                if idx as usize >= nsections {
-                    bail!(
-                        "symbol {} '{name}': section index {idx} beyond the last section {}",
-                        index.0,
-                        nsections.saturating_sub(1)
-                    );
-                }
-                SymbolPlace::Section(SectionId(idx))
-            };
-            let binding = match sym.st_bind().0 {
-                b if b == elf::STB_LOCAL.0 => Binding::Local,
-                b if b == elf::STB_GLOBAL.0 => Binding::Global,
-                b if b == elf::STB_WEAK.0 => Binding::Weak,
-                b => Binding::Other(b),
-            };
-            let visibility = match sym.st_visibility().0 {
-                v if v == elf::STV_HIDDEN.0 => Visibility::Hidden,
-                v if v == elf::STV_INTERNAL.0 => Visibility::Internal,
-                v if v == elf::STV_PROTECTED.0 => Visibility::Protected,
-                _ => Visibility::Default,
-            };
-            let kind = match sym.st_type().0 {
-                t if t == elf::STT_NOTYPE.0 => SymbolKind::NoType,
-                t if t == elf::STT_OBJECT.0 => SymbolKind::Object,
-                t if t == elf::STT_FUNC.0 => SymbolKind::Func,
-                t if t == elf::STT_SECTION.0 => SymbolKind::Section,
-                t if t == elf::STT_FILE.0 => SymbolKind::File,
-                t => SymbolKind::Other(t),
-            };
-            symbols.push(Symbol {
-                id: SymbolId(index.0 as u32),
-                name,
-                binding,
-                visibility,
-                kind,
-                place,
-                value: sym.st_value(e),
-                size: sym.st_size(e),
-                st_other: sym.st_other().0,
-            });
+            symbols.push(super::elf::model_symbol(
+                &symtab, index, sym, name, e, nsections,
+            )?);
         }
         Ok(symbols)
     }
@@ -410,64 +358,17 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             let is_code = is_code(target_sec.sh_type, target_sec.sh_flags);
             let size = target_sec.sh_size;
             let code = target_sec.bytes;
+            let t = super::elf::RelTarget {
+                rel_name: &rel_name,
+                target_name: &target_name,
+                size,
+                is_code,
+                nsymbols,
+            };
             let mut relocs = Vec::with_capacity(rels.len());
             for (i, rel) in rels.iter().enumerate() {
-                let offset = rel.r_offset(e);
-                let sym = rel.r_sym(e);
-                let kind = RelocKind::from_raw(rel.r_type(e).0);
-                let at = || format!("section '{rel_name}': relocation {i} (offset {offset:#x})");
-                if sym as usize >= nsymbols {
-                    bail!(
-                        "{}: symbol index {sym} beyond the last symbol {}",
-                        at(),
-                        nsymbols.saturating_sub(1)
-                    );
-                }
-                let width: u64 = match kind {
-                    RelocKind::None => 0,
-                    RelocKind::Abs32 | RelocKind::NoDyld32 => 4,
-                    RelocKind::Abs64 => 8,
-                    RelocKind::Bpf64_32 if is_code => 8,
-                    RelocKind::Bpf64_32 => 4,
-                    RelocKind::Bpf64_64 if is_code => 16,
-                    RelocKind::Bpf64_64 => 8,
-                    RelocKind::Unknown(r) => bail!("{}: unknown BPF relocation type {r}", at()),
-                };
-                if offset.checked_add(width).is_none_or(|end| end > size) {
-                    bail!(
-                        "{}: {} does not fit in section '{target_name}' of size {size:#x}",
-                        at(),
-                        kind.name()
-                    );
-                }
-                if is_code && kind != RelocKind::None && offset % 8 != 0 {
-                    bail!(
-                        "{}: not at an instruction boundary in section '{target_name}'",
-                        at()
-                    );
-                }
-                if is_code {
-                    let op = code.get(offset as usize & !7).copied().unwrap_or(0);
-                    let fits = match kind {
-                        RelocKind::Bpf64_64 => op == crate::model::insn::LD_IMM64,
-                        RelocKind::Bpf64_32 => op == crate::model::insn::CALL,
-                        _ => true,
-                    };
-                    if !fits {
-                        bail!(
-                            "{}: {} on instruction {} (opcode {op:#04x}) of section '{target_name}', which is not {}",
-                            at(),
-                            kind.name(),
-                            offset / 8,
-                            if kind == RelocKind::Bpf64_64 { "an ld_imm64" } else { "a call" }
-                        );
-                    }
-                }
-                relocs.push(Reloc {
-                    offset,
-                    kind,
-                    symbol: SymbolId(sym),
-                });
+                let opcode = |offset: u64| code.get(offset as usize & !7).copied().unwrap_or(0);
+                relocs.push(super::elf::check_reloc(rel, i, e, &t, opcode)?);
             }
             sections[target].relocs.extend(relocs);
         }
