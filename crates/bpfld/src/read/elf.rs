@@ -47,12 +47,17 @@ fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
     move |e| Error::new(format!("{what}: {e}"))
 }
 
-/// Parses a relocatable BPF ELF object.
-pub fn parse(data: &[u8]) -> Result<Object> {
-    if !is_elf(data) {
+/// The ELF header of a BPF relocatable object, checked (magic, ELF64,
+/// EM_BPF, ET_REL), with its byte order. Shared by the whole-object reader
+/// and the listings' view.
+pub(crate) fn header<'d, R: object::ReadRef<'d>>(
+    data: R,
+) -> Result<(&'d Header, Endianness, Endian)> {
+    let magic = data.read_bytes_at(0, 4).unwrap_or(&[]);
+    if !is_elf(magic) {
         bail!("not an ELF file (no \\x7fELF magic at offset 0)");
     }
-    if data.get(4) == Some(&elf::ELFCLASS32.0) {
+    if data.read_bytes_at(4, 1).ok() == Some(&[elf::ELFCLASS32.0][..]) {
         bail!("32-bit ELF file: BPF objects are ELF64");
     }
     let header = Header::parse(data).map_err(elf_err("bad ELF header"))?;
@@ -70,6 +75,12 @@ pub fn parse(data: &[u8]) -> Result<Object> {
     if e_type != elf::ET_REL.0 {
         bail!("not a relocatable object: e_type is {e_type}, expected ET_REL (1)");
     }
+    Ok((header, e, endian))
+}
+
+/// Parses a relocatable BPF ELF object.
+pub fn parse(data: &[u8]) -> Result<Object> {
+    let (header, e, endian) = header(data)?;
     let table = header
         .sections(e, data)
         .map_err(elf_err("bad section header table"))?;

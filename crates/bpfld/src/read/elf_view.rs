@@ -59,28 +59,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
     /// the file, size, alignment, code in whole slots) as
     /// [`super::elf::parse`] does.
     pub fn parse(data: R) -> Result<Self> {
-        let magic = data.read_bytes_at(0, 4).unwrap_or(&[]);
-        if !super::elf::is_elf(magic) {
-            bail!("not an ELF file (no \\x7fELF magic at offset 0)");
-        }
-        if data.read_bytes_at(4, 1).ok() == Some(&[elf::ELFCLASS32.0][..]) {
-            bail!("32-bit ELF file: BPF objects are ELF64");
-        }
-        let header = Header::parse(data).map_err(elf_err("bad ELF header"))?;
-        let e = header.endian().map_err(elf_err("bad ELF header"))?;
-        let endian = if header.is_little_endian() {
-            Endian::Little
-        } else {
-            Endian::Big
-        };
-        let machine = header.e_machine(e).0;
-        if machine != elf::EM_BPF.0 {
-            bail!("not a BPF object: e_machine is {machine}, expected EM_BPF (247)");
-        }
-        let e_type = header.e_type(e).0;
-        if e_type != elf::ET_REL.0 {
-            bail!("not a relocatable object: e_type is {e_type}, expected ET_REL (1)");
-        }
+        let (header, e, endian) = super::elf::header(data)?;
         let table = header
             .sections(e, data)
             .map_err(elf_err("bad section header table"))?;
