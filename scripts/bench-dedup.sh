@@ -18,7 +18,7 @@ BTF=${1:-/sys/kernel/btf/vmlinux}
 OUT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 gcc -O2 -Wall -o "$OUT/libbpf-dedup" tools/libbpf-dedup/libbpf-dedup.c -lbpf
-BPFLD="./target/release/bpfld btf dedup -o $OUT/bpfld.btf $BTF $BTF"
+BPFLD="./target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld btf dedup -o $OUT/bpfld.btf $BTF $BTF"
 LIBBPF="$OUT/libbpf-dedup $OUT/libbpf.btf $BTF $BTF"
 # Counts exclude void.
 echo "input:  $(bpftool btf dump file "$BTF" | grep -c '^\[') types in $BTF, given twice"

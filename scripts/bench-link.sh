@@ -33,7 +33,7 @@ inputs=$(ls "$corpus"/obj*.o)
 echo "corpus: $corpus: $N objects, $(cat "$corpus"/obj*.o | wc -c) bytes"
 
 cargo build --release --quiet
-bpfld=$root/target/release/bpfld
+bpfld=$root/target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

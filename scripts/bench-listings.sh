@@ -35,16 +35,21 @@ if [ ! -f "$corpus/.done" ]; then
 fi
 
 cargo build --release --quiet
-bpfld=${BPFLD:-$root/target/release/bpfld}
+release=$root/target/$(rustc -vV | sed -n 's/^host: //p')/release
+bpfld=${BPFLD:-$release/bpfld}
 big=$corpus/linked.o
 if [ ! -f "$big" ]; then
     # Relative paths from inside the corpus, as bench-link.sh links it.
-    (cd "$corpus" && "$root/target/release/bpfld" link -o linked.o obj*.o)
+    (cd "$corpus" && "$release/bpfld" link -o linked.o obj*.o)
 fi
 vmlinux=/sys/kernel/btf/vmlinux
 echo "large object: $big: $(stat -c %s "$big") bytes, linked from $N objects"
 echo "vmlinux: $(stat -c %s "$vmlinux") bytes"
 echo "bpfld: $bpfld"
+# The listing path's functions are placed together by the linker
+# (crates/bpfld-cli/build.rs); a list gone stale shows here.
+order=crates/bpfld-cli/symbol-order.txt
+echo "symbol order: $(nm "$bpfld" | awk 'NR==FNR{want[$1]; next} $3 in want && !seen[$3]++ {n++} END{print n+0}' "$order" -) of $(wc -l <"$order") listed functions found (scripts/symbol-order.sh renews the list)"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The outputs must be the same before the times mean anything.

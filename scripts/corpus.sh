@@ -186,7 +186,7 @@ gcc -O2 -Wall -o "$out/corpus_run" tools/corpus-run/corpus_run.c -lbpf
 # corpus takes under a minute with it (a release build would cost CI more
 # compile time than it saves).
 cargo build -q -p bpfld-cli
-bpfld=$repo/target/debug/bpfld
+bpfld=$repo/target/$(rustc -vV | sed -n 's/^host: //p')/debug/bpfld
 
 # --- check -------------------------------------------------------------------
 exec python3 scripts/corpus.py --bpfld "$bpfld" --out "$out" \

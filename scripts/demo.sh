@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bpfld=./target/release/bpfld
+bpfld=./target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld
 out=$(mktemp -d)/composed.o
 $bpfld xdp compose -o "$out" \
     fixtures/xdp_run_config.o:rc_first \

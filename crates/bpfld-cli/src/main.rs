@@ -26,14 +26,42 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("bpfld: internal error: {info}");
     }));
-    let cli = Cli::parse();
-    match run(cli) {
+    if let Some(result) = quick_btf_dump(std::env::args_os().skip(1)) {
+        return finish(result);
+    }
+    finish(run(Cli::parse()))
+}
+
+fn finish(result: Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bpfld: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `btf dump FILE [--json]` without building the whole command grammar:
+/// the dump of a small object takes less time than clap's set-up of every
+/// subcommand, and the listing should cost no more than bpftool's. Any
+/// other spelling (options first, `--`, `--help`, a second file) is left
+/// to clap, so the two paths accept the same command lines and give the
+/// same results.
+fn quick_btf_dump(args: impl Iterator<Item = std::ffi::OsString>) -> Option<Result<()>> {
+    let args: Vec<std::ffi::OsString> = args.take(5).collect();
+    let (file, json) = match args.as_slice() {
+        [btf, dump, file] if btf == "btf" && dump == "dump" => (file, false),
+        [btf, dump, file, json] if btf == "btf" && dump == "dump" && json == "--json" => {
+            (file, true)
+        }
+        _ => return None,
+    };
+    // Anything that looks like an option is clap's to interpret.
+    if file.as_encoded_bytes().first().is_none_or(|&b| b == b'-') {
+        return None;
+    }
+    Some(dump_btf(Path::new(file), json))
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -177,3 +177,34 @@ fn share_naming_no_map_is_an_error() {
     ]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `btf dump FILE [--json]` skips building the grammar; every other
+/// spelling goes through it. Both must give the same listing, the same
+/// errors and the same exit status.
+#[test]
+fn btf_dump_gives_the_same_result_on_every_spelling() {
+    let file = fixture("comp_parse.o");
+    let f = file.to_str().unwrap();
+    let text = ok(&["btf", "dump", f]);
+    assert!(text.starts_with("[1] "), "{text}");
+    assert_eq!(ok(&["btf", "dump", "--", f]), text);
+    let json = ok(&["btf", "dump", f, "--json"]);
+    assert!(json.starts_with('{'), "{json}");
+    assert_eq!(ok(&["btf", "dump", "--json", f]), json);
+    assert_eq!(ok(&["btf", "dump", "--json", "--", f]), json);
+
+    let missing = "no-such-object.o";
+    let quick = run(&["btf", "dump", missing]);
+    let parsed = run(&["btf", "dump", "--", missing]);
+    assert_eq!(quick.status.code(), Some(1));
+    assert_eq!(parsed.status.code(), Some(1));
+    assert_eq!(stderr(&quick), stderr(&parsed));
+    assert!(stderr(&quick).contains(missing), "{}", stderr(&quick));
+
+    // Options stay the grammar's: help, and an unknown option refused.
+    assert!(ok(&["btf", "dump", "--help"]).contains("Usage"));
+    let o = run(&["btf", "dump", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["btf", "dump", f, "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+}
