@@ -223,7 +223,7 @@ mod tests {
             file: "x.o".into(),
             program: program.into(),
             priority: 50,
-            chain: 4,
+            chain: bpfld::compose::ChainActions::DEFAULT,
             slot: slot.into(),
             path: path.into(),
         }

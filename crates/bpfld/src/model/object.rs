@@ -247,12 +247,50 @@ impl Reloc {
 }
 
 impl Object {
+    /// Reads a relocatable BPF ELF object (as clang or gcc write it, or as
+    /// bpfld links it) from its bytes.
+    ///
+    /// ```
+    /// use bpfld::model::Object;
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// assert!(obj.section_by_name("xdp").is_some_and(|s| s.is_program()));
+    /// assert!(obj.btf.is_some());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn parse(bytes: &[u8]) -> crate::Result<Object> {
+        crate::read::elf::parse(bytes)
+    }
+
+    /// Reads the object in file `path` (errors name the file).
+    pub fn read_file(path: impl AsRef<std::path::Path>) -> crate::Result<Object> {
+        crate::read::elf::read_file(path.as_ref())
+    }
+
+    /// The object as ELF bytes, ready for a loader (aya's
+    /// `Ebpf::load`, libbpf) or another link.
+    ///
+    /// ```
+    /// use bpfld::model::Object;
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// let again = Object::parse(&obj.to_bytes()?)?;
+    /// assert_eq!(again.symbols.len(), obj.symbols.len());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> crate::Result<Vec<u8>> {
+        crate::write::elf::to_bytes(self)
+    }
+
+    /// The section `id`, if it exists.
     pub fn section(&self, id: SectionId) -> Option<&Section> {
         self.sections.get(id.0 as usize)
     }
+    /// The first section named `name`.
     pub fn section_by_name(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
     }
+    /// The symbol `id`, if it exists.
     pub fn symbol(&self, id: SymbolId) -> Option<&Symbol> {
         self.symbols.get(id.0 as usize)
     }

@@ -73,6 +73,19 @@ impl Default for Btf {
 }
 
 impl Btf {
+    /// Reads raw BTF (a `.BTF` section's bytes, a `.btf` file, the
+    /// kernel's `/sys/kernel/btf/vmlinux`), taking the byte order from
+    /// its magic; references, names and reference cycles are checked.
+    pub fn parse(bytes: &[u8]) -> Result<Btf> {
+        crate::read::btf::parse(bytes)
+    }
+
+    /// The BTF as bytes (header, types, strings), after checking that
+    /// every type is encodable and that the result is valid BTF.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::write::btf::try_to_bytes(self)
+    }
+
     /// An empty BTF: only `void` and the empty string.
     pub fn new(endian: Endian) -> Self {
         Btf {
