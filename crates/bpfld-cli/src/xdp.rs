@@ -259,7 +259,7 @@ fn attach_once(
     }
     let done = match kx::attach(
         &bytes,
-        bpfld::compose::dispatcher::DISPATCHER,
+        bpfld::compose::DISPATCHER,
         ifindex,
         mode,
         current.as_ref(),

@@ -477,11 +477,7 @@ fn funcs_and_labels(obj: &std::path::Path) -> (Vec<String>, Vec<String>) {
 fn inlined_component_with_labels_leaves_no_copy() {
     let (out, _) = compose("labels", &["comp_labels.o"]);
     let (funcs, labels) = funcs_and_labels(&out);
-    assert_eq!(
-        funcs,
-        [bpfld::compose::dispatcher::DISPATCHER],
-        "dead copy kept"
-    );
+    assert_eq!(funcs, [bpfld::compose::DISPATCHER], "dead copy kept");
     assert!(
         labels.is_empty(),
         "labels of the dead copy kept: {labels:?}"
@@ -510,11 +506,7 @@ fn xdp_tools_component_inlined_leaves_no_copy() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (funcs, labels) = funcs_and_labels(&out);
-    assert_eq!(
-        funcs,
-        [bpfld::compose::dispatcher::DISPATCHER],
-        "dead copy kept"
-    );
+    assert_eq!(funcs, [bpfld::compose::DISPATCHER], "dead copy kept");
     assert!(labels.is_empty(), "{} labels kept", labels.len());
     if kernel_available() && bpf_allowed("xdp-tools compose") {
         dispatch(&out);

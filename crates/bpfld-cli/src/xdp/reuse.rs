@@ -2,7 +2,7 @@
 //! components in both (by name) and their writable globals (by layout).
 
 use bpfld::compose::{path_key, xdp_programs, ComponentSpec, Placed};
-use bpfld::link::isolate::own_data_name;
+use bpfld::link::own_data_name;
 use bpfld::model::btf::{Btf, TypeData};
 use bpfld::Result;
 use bpfld_kernel::xdp::{self as kx, Reuse};

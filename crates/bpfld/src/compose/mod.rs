@@ -1,6 +1,6 @@
 //! `bpfld xdp compose`: several XDP programs as one, without freplace.
 //!
-//! A dispatcher is synthesised ([`dispatcher`]) with one extern slot per
+//! A dispatcher is synthesised (`dispatcher.rs`) with one extern slot per
 //! component, ordered by run priority (then command-line order) as
 //! libxdp orders them; every component is linked in as its own instance
 //! through the linker's `--resolve` machinery, so its maps and globals stay
@@ -8,7 +8,7 @@
 //! the kernel keeps with the loaded program.
 
 mod action;
-pub mod dispatcher;
+pub(crate) mod dispatcher;
 pub(crate) mod run_config;
 
 use crate::error::{Error, Result};
@@ -16,12 +16,14 @@ use crate::link::{self, Input, LinkOptions, LinkReport, Resolve};
 use crate::model::object::{Binding, Object, SymbolKind, SymbolPlace};
 
 pub use action::{ChainActions, XdpAction};
+pub use dispatcher::DISPATCHER;
 
 /// One component as the user names it.
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
     /// How errors and the manifest name it (usually the file path).
     pub file: String,
+    /// The object holding its XDP program.
     pub object: Object,
     /// The XDP program to use; the object's only one when `None`.
     pub program: Option<String>,
@@ -89,9 +91,13 @@ impl ComponentSpec {
 /// A component's place in the composition.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct Placed {
+    /// Its position among the components as given (command-line order).
     pub index: usize,
+    /// The component's name as given (usually its file path).
     pub file: String,
+    /// Its XDP program.
     pub program: String,
+    /// Its run priority: lower runs first.
     pub priority: u32,
     /// The chain-call actions (serialized as their names).
     pub chain: ChainActions,
@@ -141,9 +147,12 @@ impl std::fmt::Display for Placed {
     }
 }
 
+/// A composition: the object and where each component went.
 #[derive(Clone, Debug)]
 pub struct Composed {
+    /// The composed object, with program [`DISPATCHER`].
     pub object: Object,
+    /// The components in run order.
     pub order: Vec<Placed>,
     /// Components after one that never continues: they could never run.
     pub unreachable: Vec<String>,
@@ -152,6 +161,7 @@ pub struct Composed {
     pub frags: bool,
     /// The components (`FILE:PROGRAM`) that are not frags-capable.
     pub without_frags: Vec<String>,
+    /// What the link put in, per component.
     pub report: LinkReport,
 }
 
@@ -223,6 +233,7 @@ pub fn escape(v: &str) -> String {
     out
 }
 
+/// The value [`escape`] made `v` from.
 pub fn unescape(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -34,6 +34,7 @@ pub struct Target {
 /// One XDP program as the resource deploys it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XdpDeploy {
+    /// The program's function name.
     pub program: String,
     /// bpfman's range: 0 (first) to 1000.
     pub priority: u32,
@@ -58,16 +59,15 @@ pub fn xdp_programs(obj: &Object) -> Vec<XdpDeploy> {
     crate::compose::xdp_programs(obj)
         .into_iter()
         .map(|(name, _section)| {
-            let (priority, chain) =
-                if name == crate::compose::dispatcher::DISPATCHER && !manifest.is_empty() {
-                    (
-                        manifest.iter().map(|p| p.priority).min().unwrap_or(0),
-                        manifest.iter().fold(!0u32, |acc, p| acc & p.chain.bits()),
-                    )
-                } else {
-                    let cfg = run_config::read(obj, &name);
-                    (cfg.priority, cfg.chain)
-                };
+            let (priority, chain) = if name == crate::compose::DISPATCHER && !manifest.is_empty() {
+                (
+                    manifest.iter().map(|p| p.priority).min().unwrap_or(0),
+                    manifest.iter().fold(!0u32, |acc, p| acc & p.chain.bits()),
+                )
+            } else {
+                let cfg = run_config::read(obj, &name);
+                (cfg.priority, cfg.chain)
+            };
             XdpDeploy {
                 program: name,
                 priority: priority.min(MAX_PRIORITY),

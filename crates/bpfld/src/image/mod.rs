@@ -22,14 +22,21 @@ pub const PROGRAMS_LABEL: &str = "io.ebpf.programs";
 /// Label naming the maps of the object: name → bpfman map type.
 pub const MAPS_LABEL: &str = "io.ebpf.maps";
 
+/// OCI layer, gzip-compressed tar.
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker's name for the same layer form; bpfman accepts both.
 pub const MEDIA_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// OCI image config.
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker image config.
 pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// OCI image manifest.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker image manifest (schema 2).
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// OCI image index.
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker manifest list.
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The annotation an OCI layout uses to name an image (its tag).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -39,6 +46,7 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const LITTLE_ENDIAN_ARCHES: &[&str] = &[
     "386", "amd64", "arm", "arm64", "loong64", "mips64le", "mipsle", "ppc64le", "riscv64",
 ];
+/// Architectures whose images carry big-endian objects.
 pub const BIG_ENDIAN_ARCHES: &[&str] = &["mips", "mips64", "ppc64", "s390x"];
 
 /// `sha256:<hex>` of some bytes.

@@ -40,9 +40,13 @@ const MAX_CHAIN: usize = 1 << 16;
 /// unmodified model reproduces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawLayout {
+    /// Offset of the type section after the header.
     pub type_off: u32,
+    /// Length of the type section.
     pub type_len: u32,
+    /// Offset of the string section after the header.
     pub str_off: u32,
+    /// Length of the string section.
     pub str_len: u32,
     /// Bytes after the header, as found.
     pub data: Vec<u8>,
@@ -51,8 +55,11 @@ pub struct RawLayout {
 /// A whole BTF blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Btf {
+    /// Byte order.
     pub endian: Endian,
+    /// Format version (1).
     pub version: u8,
+    /// Header flags (0).
     pub flags: u8,
     /// Header length as found (24 unless a newer header).
     pub hdr_len: u32,
@@ -110,10 +117,12 @@ impl Btf {
         TypeId(self.types.len().saturating_sub(1) as u32)
     }
 
+    /// The type `id`, if it exists.
     pub fn get(&self, id: TypeId) -> Option<&BtfType> {
         self.types.get(id.0 as usize)
     }
 
+    /// The type `id` to change, if it exists.
     pub fn get_mut(&mut self, id: TypeId) -> Option<&mut BtfType> {
         self.types.get_mut(id.0 as usize)
     }
