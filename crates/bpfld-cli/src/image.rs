@@ -30,7 +30,7 @@ pub(crate) fn build(
     }
     if both_endian {
         let (name, bytes) = &files[0];
-        let other = bpfld::image::endian::swapped(bytes).map_err(|e| e.in_file(name))?;
+        let other = bpfld::image::swapped(bytes).map_err(|e| e.in_file(name))?;
         let stem = name.strip_suffix(".o").unwrap_or(name);
         let stem = stem
             .strip_suffix(".bpfel")

@@ -13,7 +13,7 @@
 use aya::maps::Array;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::Ebpf;
-use bpfld::link::{link_bytes, LinkOptions, Resolve};
+use bpfld::link::{link_bytes, LinkOptions};
 
 /// What one run of the linked dispatcher gave.
 #[derive(Debug)]
@@ -33,19 +33,10 @@ pub fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let count = include_bytes!("../../../fixtures/comp_count.o");
     let mark = include_bytes!("../../../fixtures/comp_mark.o");
 
-    let slot = |ext: &str, component: usize, function: &str| Resolve {
-        extern_name: ext.into(),
-        component,
-        function: function.into(),
-    };
-    let opts = LinkOptions {
-        resolves: vec![
-            slot("slot0", 0, "xdp_count"),
-            slot("slot1", 1, "xdp_mark"),
-            slot("slot2", 1, "mark_verdict"),
-        ],
-        ..LinkOptions::default()
-    };
+    let opts = LinkOptions::default()
+        .resolve("slot0", 0, "xdp_count")
+        .resolve("slot1", 1, "xdp_mark")
+        .resolve("slot2", 1, "mark_verdict");
     let bytes = link_bytes(
         &[("res_dispatcher.o", dispatcher)],
         &[("comp_count.o", count), ("comp_mark.o", mark)],

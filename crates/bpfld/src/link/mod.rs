@@ -76,7 +76,20 @@ use sections::{OutSec, Sizes};
 use spill::Spill;
 use symbols::Resolution;
 
-/// How [`link`] and friends link: the link's options.
+/// How [`link`] and friends link: the link's options, as fields or
+/// built up:
+///
+/// ```
+/// use bpfld::link::LinkOptions;
+///
+/// let opts = LinkOptions::default()
+///     .resolve("slot0", 0, "xdp_count")
+///     .share("config")
+///     .inline(false);
+/// assert_eq!(opts.resolves[0].function, "xdp_count");
+/// assert_eq!(opts.shared_maps, ["config"]);
+/// assert!(opts.no_inline && !opts.relocatable);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct LinkOptions {
     /// Allow unresolved extern functions and variables (a partial link
@@ -90,6 +103,48 @@ pub struct LinkOptions {
     /// Keep calls to resolved functions as calls instead of inlining
     /// their bodies into the callers (inlining is the default).
     pub no_inline: bool,
+}
+
+impl LinkOptions {
+    /// These options with extern `extern_name` filled by `function` of
+    /// component `component` (an index into the components).
+    #[must_use]
+    pub fn resolve(
+        mut self,
+        extern_name: impl Into<String>,
+        component: usize,
+        function: impl Into<String>,
+    ) -> Self {
+        self.resolves.push(Resolve {
+            extern_name: extern_name.into(),
+            component,
+            function: function.into(),
+        });
+        self
+    }
+
+    /// These options with map `name` shared by the components and the
+    /// main inputs.
+    #[must_use]
+    pub fn share(mut self, name: impl Into<String>) -> Self {
+        self.shared_maps.push(name.into());
+        self
+    }
+
+    /// These options with resolved functions inlined (the default) or
+    /// kept as calls.
+    #[must_use]
+    pub fn inline(mut self, inline: bool) -> Self {
+        self.no_inline = !inline;
+        self
+    }
+
+    /// These options allowing unresolved externs (a partial link) or not.
+    #[must_use]
+    pub fn relocatable(mut self, relocatable: bool) -> Self {
+        self.relocatable = relocatable;
+        self
+    }
 }
 
 /// A linked object and the report of what went into it.
@@ -170,7 +225,7 @@ pub fn link_files_to(
 /// `opts.resolves` index into `components`.
 ///
 /// ```
-/// use bpfld::link::{link_bytes, LinkOptions, Resolve};
+/// use bpfld::link::{link_bytes, LinkOptions};
 /// use bpfld::Object;
 ///
 /// // A dispatcher whose `extern int slot0(struct xdp_md *)` (and slot1,
@@ -178,19 +233,10 @@ pub fn link_files_to(
 /// let dispatcher = include_bytes!("../../../../fixtures/res_dispatcher.o");
 /// let count = include_bytes!("../../../../fixtures/comp_count.o");
 /// let mark = include_bytes!("../../../../fixtures/comp_mark.o");
-/// let slot = |ext: &str, component, function: &str| Resolve {
-///     extern_name: ext.into(),
-///     component,
-///     function: function.into(),
-/// };
-/// let opts = LinkOptions {
-///     resolves: vec![
-///         slot("slot0", 0, "xdp_count"),
-///         slot("slot1", 1, "xdp_mark"),
-///         slot("slot2", 1, "mark_verdict"),
-///     ],
-///     ..LinkOptions::default()
-/// };
+/// let opts = LinkOptions::default()
+///     .resolve("slot0", 0, "xdp_count")
+///     .resolve("slot1", 1, "xdp_mark")
+///     .resolve("slot2", 1, "mark_verdict");
 /// let bytes = link_bytes(
 ///     &[("res_dispatcher.o", dispatcher)],
 ///     &[("comp_count.o", count), ("comp_mark.o", mark)],
