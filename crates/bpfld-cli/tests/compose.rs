@@ -704,4 +704,9 @@ fn printed_chain_and_priority_round_trip() {
     // Same order, priorities and chain-call sets (the manifest's command
     // -line index differs: the printed order is the run order).
     assert_eq!(reprinted, printed);
+    // A word after chain= that is no action is an error naming it.
+    let e = compose_err(&["comp_count.o:xdp_count,chain=pass,bogus"]);
+    assert!(e.contains("'bogus' is not an XDP action"), "{e}");
+    let e = compose_err(&["comp_count.o:xdp_count,chain=none,pass"]);
+    assert!(e.contains("'none' cannot be combined with actions"), "{e}");
 }

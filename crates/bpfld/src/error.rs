@@ -62,8 +62,8 @@ impl std::error::Error for Error {}
 /// A result whose error is an [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Shorthand for `Err(Error::new(format!(...)))`.
-#[macro_export]
+/// Shorthand for `Err(Error::new(format!(...)))`, inside the crate.
 macro_rules! bail {
     ($($arg:tt)*) => { return Err($crate::error::Error::new(format!($($arg)*))) };
 }
+pub(crate) use bail;

@@ -94,6 +94,7 @@ pub mod write;
 mod util;
 
 pub use compose::{compose, ChainActions, ComponentSpec, ComposeOptions, XdpAction};
+pub(crate) use error::bail;
 pub use error::{Error, Result};
 pub use link::{link_bytes, LinkOptions};
 pub use model::{Btf, Object};
