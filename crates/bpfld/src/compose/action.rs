@@ -89,6 +89,14 @@ impl serde::Serialize for XdpAction {
     }
 }
 
+/// Reads any spelling [`FromStr`] accepts.
+impl<'de> serde::Deserialize<'de> for XdpAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A chain-call set: the verdicts after which a composition runs its next
 /// component (any other verdict ends the run and is the composition's).
 ///
@@ -210,6 +218,23 @@ impl serde::Serialize for ChainActions {
     }
 }
 
+/// Reads a list of names (what `Serialize` writes, as `status --json`
+/// prints it) or one string as [`FromStr`] parses it.
+impl<'de> serde::Deserialize<'de> for ChainActions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<XdpAction>),
+            Text(String),
+        }
+        match Form::deserialize(d)? {
+            Form::List(actions) => Ok(ChainActions::of(actions)),
+            Form::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +263,12 @@ mod tests {
             serde_json::to_string(&set).unwrap(),
             r#"["XDP_ABORTED","XDP_DROP","XDP_TX"]"#
         );
+        let back: ChainActions =
+            serde_json::from_str(&serde_json::to_string(&set).unwrap()).unwrap();
+        assert_eq!(back, set);
+        let text: ChainActions = serde_json::from_str(r#""pass+drop""#).unwrap();
+        assert_eq!(text.to_string(), "XDP_DROP,XDP_PASS");
+        assert!(serde_json::from_str::<ChainActions>(r#"["XDP_PASS", "maybe"]"#).is_err());
         assert_eq!(XdpAction::from_value(3), Some(XdpAction::Tx));
         assert_eq!(XdpAction::from_value(5), None);
     }

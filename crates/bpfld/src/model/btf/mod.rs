@@ -83,6 +83,16 @@ impl Btf {
     /// Reads raw BTF (a `.BTF` section's bytes, a `.btf` file, the
     /// kernel's `/sys/kernel/btf/vmlinux`), taking the byte order from
     /// its magic; references, names and reference cycles are checked.
+    ///
+    /// ```
+    /// use bpfld::{Btf, Object};
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../../fixtures/xdp_pass.o"))?;
+    /// let btf = obj.btf.expect("clang writes BTF");
+    /// let again = Btf::parse(&btf.to_bytes()?)?;
+    /// assert_eq!(again.type_count(), btf.type_count());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
     pub fn parse(bytes: &[u8]) -> Result<Btf> {
         crate::read::btf::parse(bytes)
     }
