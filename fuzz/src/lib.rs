@@ -405,8 +405,8 @@ pub fn image(data: &[u8]) {
     };
     // Blob digests stop most mutations at the archive's surface, so the
     // input is also tried as a layer and as a config on their own.
-    let _ = bpfld::image::read::read_layer(data, &limits);
-    let _ = bpfld::image::read::read_config_labels(data);
+    let _ = bpfld::image::read_layer(data, &limits);
+    let _ = bpfld::image::read_config_labels(data);
     let Ok(img) = bpfld::image::read_archive(data, None, &limits) else {
         return;
     };

@@ -30,7 +30,7 @@ pub(crate) fn build(
     }
     if both_endian {
         let (name, bytes) = &files[0];
-        let other = bpfld::image::endian::swapped(bytes).map_err(|e| e.in_file(name))?;
+        let other = bpfld::image::swapped(bytes).map_err(|e| e.in_file(name))?;
         let stem = name.strip_suffix(".o").unwrap_or(name);
         let stem = stem
             .strip_suffix(".bpfel")
@@ -140,15 +140,14 @@ pub(crate) fn write_bpfman_yaml(
             .ok_or_else(|| Error::new(format!("--node-selector '{kv}': KEY=VALUE expected")))?;
         node_selector.insert(k.to_string(), v.to_string());
     }
-    let proceed_on = match a.proceed_on.as_deref() {
-        None => None,
-        Some("none") => Some(0),
-        Some(list) => Some(list.split(['+', ',']).try_fold(0u32, |acc, w| {
-            bpfld::compose::run_config::action_value(w)
-                .map(|v| acc | 1 << v)
-                .ok_or_else(|| Error::new(format!("--proceed-on: unknown XDP action '{w}'")))
-        })?),
-    };
+    let proceed_on = a
+        .proceed_on
+        .as_deref()
+        .map(|list| {
+            list.parse::<bpfld::compose::ChainActions>()
+                .map_err(|e| e.context("--proceed-on"))
+        })
+        .transpose()?;
     let target = Target {
         name: a.name.clone().unwrap_or_else(|| name_from_url(&a.url)),
         url: a.url.clone(),

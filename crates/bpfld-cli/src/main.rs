@@ -181,7 +181,12 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|c| parse_component(c))
                 .collect::<Result<Vec<_>>>()?;
             parse::refuse_output_among_inputs(&output, specs.iter().map(|s| Path::new(&s.file)))?;
-            let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
+            let composed = bpfld::compose::compose(
+                &specs,
+                &bpfld::compose::ComposeOptions::default()
+                    .share_all(&shared_maps)
+                    .inline(!no_inline),
+            )?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             // Checked before the output is written: an incompatible pin

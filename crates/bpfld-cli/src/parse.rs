@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use bpfld::compose::ChainActions;
 use bpfld::read;
 use bpfld::{Error, Result};
 
@@ -46,7 +47,9 @@ pub(crate) fn parse_resolves(
     Ok((components, resolves))
 }
 
-/// `FILE.o[:PROGRAM][,priority=N][,chain=A+B|none]`.
+/// `FILE.o[:PROGRAM][,priority=N][,chain=A,B|none]`: actions as
+/// [`ChainActions`] parses them (`XDP_PASS`, `pass`, ...), separated by
+/// `,` as status prints them or by `+`.
 pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec> {
     let mut parts = arg.split(',');
     let head = parts.next().unwrap_or_default();
@@ -67,31 +70,35 @@ pub(crate) fn parse_component(arg: &str) -> Result<bpfld::compose::ComponentSpec
         chain: None,
         running: None,
     };
+    let mut in_chain = false;
     for opt in parts {
         match opt.split_once('=') {
             Some(("priority", v)) => {
+                in_chain = false;
                 spec.priority =
                     Some(v.parse().map_err(|_| {
                         Error::new(format!("{arg}: priority '{v}' is not a number"))
                     })?)
             }
             Some(("chain", v)) => {
-                let mut chain = 0u32;
-                if v != "none" {
-                    for a in v.split('+') {
-                        let bit = bpfld::compose::run_config::action_value(a).ok_or_else(|| {
-                            Error::new(format!(
-                                "{arg}: '{a}' is not an XDP action (XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT)"
-                            ))
-                        })?;
-                        chain |= 1 << bit;
-                    }
+                in_chain = true;
+                spec.chain = Some(v.parse().map_err(|e: Error| e.context(arg))?);
+            }
+            // `chain=XDP_PASS,XDP_DROP` as status prints it: the words
+            // after `chain=` that are not options are more actions.
+            None if in_chain => {
+                let more: ChainActions = opt.parse().map_err(|e: Error| e.context(arg))?;
+                let chain = spec.chain.unwrap_or(ChainActions::NONE);
+                if chain.is_empty() || more.is_empty() {
+                    return Err(Error::new(format!(
+                        "{arg}: 'none' cannot be combined with actions"
+                    )));
                 }
-                spec.chain = Some(chain);
+                spec.chain = Some(more.iter().fold(chain, ChainActions::with));
             }
             _ => {
                 return Err(Error::new(format!(
-                    "{arg}: unknown option '{opt}' (expected priority=N or chain=ACTION+ACTION)"
+                    "{arg}: unknown option '{opt}' (expected priority=N or chain=ACTION,ACTION)"
                 )))
             }
         }

@@ -134,7 +134,12 @@ fn attach_once(
     if let Some(old) = &old {
         mark_running(old, &mut specs);
     }
-    let mut composed = bpfld::compose::compose_with(&specs, shared_maps, no_inline)?;
+    let mut composed = bpfld::compose::compose(
+        &specs,
+        &bpfld::compose::ComposeOptions::default()
+            .share_all(shared_maps)
+            .inline(!no_inline),
+    )?;
     let mut reuse = Reuse::default();
     let mut same = Vec::new();
     if let Some(old) = &old {
@@ -254,7 +259,7 @@ fn attach_once(
     }
     let done = match kx::attach(
         &bytes,
-        bpfld::compose::dispatcher::DISPATCHER,
+        bpfld::compose::DISPATCHER,
         ifindex,
         mode,
         current.as_ref(),

@@ -1694,3 +1694,47 @@ fn another_tool_changing_the_program_meanwhile_is_read_again() {
     other.join().unwrap();
     eprintln!("outcomes: {outcomes:?}");
 }
+
+#[test]
+fn status_lines_fed_back_to_attach_give_the_same_composition() {
+    let Some(p) = Pair::new("status_round_trip") else {
+        return;
+    };
+    // Actions in xdp-loader's and bpfld's spellings, `,` and `+`.
+    let count = format!("{}:xdp_count,chain=pass,xdp_tx", fx("comp_count.o"));
+    let mark = format!("{},priority=20,chain=Drop+PASS", fx("comp_mark.o"));
+    let pass = format!("{},priority=60,chain=none", fx("xdp_pass.o"));
+    p.ok_b(&[
+        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &mark, &pass,
+    ]);
+    let components = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("  comp"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let before = components(&p.ok_b(&["xdp", "status", "--dev", &p.vb]));
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert!(
+        before[0].ends_with(":xdp_mark priority 20 chain XDP_DROP,XDP_PASS")
+            && before[1].ends_with(":xdp_count priority 50 chain XDP_PASS,XDP_TX")
+            && before[2].ends_with(":xdp_pass priority 60 chain none"),
+        "{before:?}"
+    );
+    // `compN: FILE:PROGRAM priority N chain A,B` as an attach argument.
+    let args: Vec<String> = before
+        .iter()
+        .map(|l| {
+            let (_, rest) = l.split_once(": ").unwrap();
+            let w: Vec<&str> = rest.split(' ').collect();
+            format!("{},priority={},chain={}", w[0], w[2], w[4])
+        })
+        .collect();
+    p.ok_b(&["xdp", "detach", "--dev", &p.vb]);
+    let mut again = vec!["xdp", "attach", "--dev", &p.vb, "--mode", "skb"];
+    again.extend(args.iter().map(String::as_str));
+    p.ok_b(&again);
+    let after = components(&p.ok_b(&["xdp", "status", "--dev", &p.vb]));
+    assert_eq!(after, before);
+    p.ok_b(&["xdp", "detach", "--dev", &p.vb]);
+}

@@ -477,11 +477,7 @@ fn funcs_and_labels(obj: &std::path::Path) -> (Vec<String>, Vec<String>) {
 fn inlined_component_with_labels_leaves_no_copy() {
     let (out, _) = compose("labels", &["comp_labels.o"]);
     let (funcs, labels) = funcs_and_labels(&out);
-    assert_eq!(
-        funcs,
-        [bpfld::compose::dispatcher::DISPATCHER],
-        "dead copy kept"
-    );
+    assert_eq!(funcs, [bpfld::compose::DISPATCHER], "dead copy kept");
     assert!(
         labels.is_empty(),
         "labels of the dead copy kept: {labels:?}"
@@ -510,11 +506,7 @@ fn xdp_tools_component_inlined_leaves_no_copy() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (funcs, labels) = funcs_and_labels(&out);
-    assert_eq!(
-        funcs,
-        [bpfld::compose::dispatcher::DISPATCHER],
-        "dead copy kept"
-    );
+    assert_eq!(funcs, [bpfld::compose::DISPATCHER], "dead copy kept");
     assert!(labels.is_empty(), "{} labels kept", labels.len());
     if kernel_available() && bpf_allowed("xdp-tools compose") {
         dispatch(&out);
@@ -659,4 +651,62 @@ fn compose_pin_path_checks_the_maps_pinned_there() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+/// The component lines compose and status print (`SLOT: FILE:PROGRAM
+/// priority N chain A,B`) as component arguments:
+/// `FILE:PROGRAM,priority=N,chain=A,B`.
+fn as_args(printed: &str) -> Vec<String> {
+    printed
+        .lines()
+        .filter(|l| l.starts_with("comp"))
+        .map(|l| {
+            let (_, rest) = l.split_once(": ").unwrap();
+            let words: Vec<&str> = rest.split(' ').collect();
+            assert_eq!((words[1], words[3]), ("priority", "chain"), "{l}");
+            format!("{},priority={},chain={}", words[0], words[2], words[4])
+        })
+        .collect()
+}
+
+#[test]
+fn printed_chain_and_priority_round_trip() {
+    // xdp-loader's spellings and bpfld's own, any case, `,` or `+`.
+    let dir = tmpdir("roundtrip");
+    let fx = |f: &str| format!("{}/{f}", fixtures_dir().to_str().unwrap());
+    let first: Vec<String> = vec![
+        fx("xdp_run_config.o:rc_first"),
+        fx("xdp_run_config.o:rc_second,chain=pass+xdp_drop,Tx"),
+        fx("comp_count.o:xdp_count,priority=1,chain=XDP_PASS,redirect"),
+        fx("comp_mark.o:xdp_mark,chain=none,priority=60"),
+    ];
+    let compose_args = |out: &std::path::Path, comps: &[String]| {
+        let mut a = vec!["xdp".to_string(), "compose".into(), "-o".into()];
+        a.push(out.to_str().unwrap().into());
+        a.extend(comps.iter().cloned());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ok(&a)
+    };
+    let out1 = dir.join("one.o");
+    let printed = compose_args(&out1, &first);
+    let lines: Vec<&str> = printed.lines().filter(|l| l.starts_with("comp")).collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert!(
+        lines[0].ends_with("comp_count.o:xdp_count priority 1 chain XDP_PASS,XDP_REDIRECT")
+            && lines[2].ends_with("rc_second priority 20 chain XDP_DROP,XDP_PASS,XDP_TX")
+            && lines[3].ends_with("comp_mark.o:xdp_mark priority 60 chain none"),
+        "{printed}"
+    );
+    // Fed back, the printed spelling gives the same composition.
+    let again = as_args(&printed);
+    let out2 = dir.join("two.o");
+    let reprinted = compose_args(&out2, &again);
+    // Same order, priorities and chain-call sets (the manifest's command
+    // -line index differs: the printed order is the run order).
+    assert_eq!(reprinted, printed);
+    // A word after chain= that is no action is an error naming it.
+    let e = compose_err(&["comp_count.o:xdp_count,chain=pass,bogus"]);
+    assert!(e.contains("'bogus' is not an XDP action"), "{e}");
+    let e = compose_err(&["comp_count.o:xdp_count,chain=none,pass"]);
+    assert!(e.contains("'none' cannot be combined with actions"), "{e}");
 }

@@ -738,7 +738,7 @@ fn compose_writes_the_bpfman_manifest_of_the_composition() {
     );
     assert_eq!(v["spec"]["nodeSelector"]["matchLabels"]["role"], "edge");
     let p = &v["spec"]["programs"][0];
-    assert_eq!(p["name"], bpfld::compose::dispatcher::DISPATCHER);
+    assert_eq!(p["name"], bpfld::compose::DISPATCHER);
     assert_eq!(p["type"], "XDP");
     // The composition's first component runs at priority 20 and the
     // whole continues past it only on what every component continues on.

@@ -14,7 +14,7 @@
 use aya::maps::ProgramArray;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
-use bpfld::compose::{compose_with, ComponentSpec};
+use bpfld::compose::{compose, ComponentSpec, ComposeOptions};
 
 const REPEAT: u32 = 2_000_000;
 const STEPS: usize = 10;
@@ -103,7 +103,7 @@ fn composed(no_inline: bool) -> Vec<u8> {
             running: None,
         })
         .collect();
-    let c = compose_with(&specs, &[], no_inline).expect("compose");
+    let c = compose(&specs, &ComposeOptions::default().inline(!no_inline)).expect("compose");
     bpfld::write::elf::to_bytes(&c.object).unwrap()
 }
 

@@ -6,7 +6,7 @@
 //! both, and the inlined one must not cost it more instructions than the
 //! inlining added.
 
-use bpfld::compose::{compose_with, ComponentSpec};
+use bpfld::compose::{compose, ChainActions, ComponentSpec, ComposeOptions};
 use bpfld::link::{link_with, Input, LinkOptions, LinkReport, Resolve};
 use bpfld::model::object::Object;
 
@@ -52,7 +52,7 @@ fn spec(file: &str, program: Option<&str>, chain: Option<u32>) -> ComponentSpec 
         object: fixture(file),
         program: program.map(str::to_string),
         priority: None,
-        chain,
+        chain: chain.map(ChainActions::from_bits),
         running: None,
     }
 }
@@ -136,8 +136,9 @@ fn inlined_all(report: &LinkReport) {
 }
 
 fn compose_both(what: &str, specs: &[ComponentSpec]) -> LinkReport {
-    let inl = compose_with(specs, &[], false).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let call = compose_with(specs, &[], true).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let inl = compose(specs, &ComposeOptions::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let call = compose(specs, &ComposeOptions::default().inline(false))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         call.report.components.iter().all(|c| c.inlining.is_empty()),
         "no_inline must not inline"
@@ -200,7 +201,7 @@ fn compositions_mean_the_same_inlined_and_called() {
     ];
     inlined_all(&compose_both("count+regs+parse", &specs));
     let first = |specs: &[ComponentSpec]| {
-        let c = compose_with(specs, &[], false).unwrap();
+        let c = compose(specs, &ComposeOptions::default()).unwrap();
         let sec = c.object.section_by_name("xdp").unwrap();
         bpfld::show::disasm::insn_text(&sec.insns[0], sec.insns.get(1)).unwrap()
     };

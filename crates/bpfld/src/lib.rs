@@ -1,11 +1,77 @@
-//! bpfld: read, link, compose and show eBPF object files.
+//! bpfld reads, links, composes and shows eBPF object files: the
+//! relocatable ELF objects `clang -target bpf` (or `bpf-gcc`) writes and
+//! loaders such as aya or libbpf load. Everything happens on bytes in
+//! memory or files; nothing here talks to the kernel (the `bpfld-kernel`
+//! crate loads and runs what this crate makes).
 //!
-//! The modules follow the pipeline: [`read`] turns bytes into the [`model`],
-//! [`write`] turns the model back into bytes, and [`show`] renders listings
-//! (disassembly, BTF dumps, object summaries). Nothing here talks to the
-//! kernel.
+//! # The pipeline
+//!
+//! - **Read**: [`Object::parse`] turns ELF bytes into the [`model`]:
+//!   sections, decoded instructions, symbols, relocations, [`Btf`] and
+//!   BTF.ext records. [`Object::to_bytes`] writes the model back.
+//! - **Link** ([`link`](mod@link)): several objects into one, with libbpf's
+//!   meaning (`bpftool gen object`), plus `--resolve`: an extern
+//!   function filled by a function of a *component*, whose maps and
+//!   globals stay its own. [`link::link_bytes`] is the in-memory form:
+//!   bytes in, bytes out, options in a [`LinkOptions`].
+//! - **Compose** ([`compose`](mod@compose)): several XDP programs into one program
+//!   that runs them in priority order with libxdp's chain-call semantics
+//!   ([`ChainActions`] of [`XdpAction`]s), without freplace.
+//! - **Dedup** ([`dedup`](mod@dedup)): BTF deduplication with libbpf's rules.
+//! - **Show** ([`show`]): the listings as values that print (`Display`)
+//!   as the command line prints them and serialize (`serde::Serialize`)
+//!   as its `--json` does: disassembly ([`show::disasm::Listing`]), BTF
+//!   dumps ([`show::btf_dump::BtfDump`]) and object summaries
+//!   ([`show::inspect::summarize`]).
+//!
+//! [`image`] (OCI images of objects, bpfman resources) and [`pcap`]
+//! (packet captures for test runs) serve the `bpfld` command line.
+//! Errors are one [`Error`] type carrying its context (file, section,
+//! symbol, instruction) outermost first.
+//!
+//! # Example
+//!
+//! Link two objects in memory, compose the result's XDP program with
+//! another one, and look at what came out:
+//!
+//! ```
+//! use bpfld::compose::{compose, ChainActions, ComponentSpec, ComposeOptions, XdpAction};
+//! use bpfld::link::{link_bytes, LinkOptions};
+//! use bpfld::Object;
+//!
+//! // link_a.o calls functions and uses a variable that link_b.o defines.
+//! let a = include_bytes!("../../../fixtures/link_a.o");
+//! let b = include_bytes!("../../../fixtures/link_b.o");
+//! let linked = link_bytes(&[("link_a.o", a), ("link_b.o", b)], &[], &LinkOptions::default())?;
+//! let obj = Object::parse(&linked)?;
+//! assert!(obj.symbols.iter().any(|s| s.name == "link_shared_add" && !s.is_extern()));
+//!
+//! // Its XDP program first, then xdp_pass.o's, on XDP_PASS or XDP_TX.
+//! let composed = compose(
+//!     &[
+//!         ComponentSpec::new("linked.o", obj)
+//!             .with_priority(10)
+//!             .with_chain(ChainActions::of([XdpAction::Pass, XdpAction::Tx])),
+//!         ComponentSpec::from_bytes("xdp_pass.o", include_bytes!("../../../fixtures/xdp_pass.o"))?,
+//!     ],
+//!     &ComposeOptions::default(),
+//! )?;
+//! let order: Vec<String> = composed.order.iter().map(|p| p.to_string()).collect();
+//! assert_eq!(order, [
+//!     "comp0: linked.o:link_main priority 10 chain XDP_PASS,XDP_TX",
+//!     "comp1: xdp_pass.o:xdp_pass priority 50 chain XDP_PASS",
+//! ]);
+//!
+//! // The listings: llvm-objdump's disassembly, bpftool's BTF dump.
+//! let listing = bpfld::show::disasm::Listing::from_object(&composed.object).to_string();
+//! assert!(listing.contains("<bpfld_xdp>:"));
+//! let bytes = composed.object.to_bytes()?; // ready for aya's Ebpf::load
+//! # let _ = bytes;
+//! # Ok::<(), bpfld::Error>(())
+//! ```
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod compose;
 pub mod dedup;
@@ -14,10 +80,21 @@ pub mod image;
 pub mod link;
 pub mod model;
 pub mod pcap;
+// The byte-level readers and writers behind `Object::parse`,
+// `Object::to_bytes`, `Btf::parse` and `Btf::to_bytes`. They are no part
+// of the API (hidden, undocumented, free to change): bpfld's own crates,
+// its tests and its fuzz targets use them to check each layer alone.
+#[doc(hidden)]
 pub mod read;
 pub mod show;
+// See `read` above.
+#[doc(hidden)]
 pub mod write;
 
 mod util;
 
+pub use compose::{compose, ChainActions, ComponentSpec, ComposeOptions, XdpAction};
+pub(crate) use error::bail;
 pub use error::{Error, Result};
+pub use link::{link_bytes, LinkOptions};
+pub use model::{Btf, Object};

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 /// capture's snap length).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
+    /// The packet's bytes (as captured).
     pub data: Vec<u8>,
     /// Capture time in nanoseconds since the epoch (0 when unknown).
     pub time_ns: u64,
@@ -17,7 +18,9 @@ pub struct Packet {
 /// A capture's packets and its link type (1 = Ethernet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
+    /// The link type (`LINKTYPE_ETHERNET` is 1).
     pub linktype: u32,
+    /// Its packets, in order.
     pub packets: Vec<Packet>,
 }
 

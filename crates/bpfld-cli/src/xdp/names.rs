@@ -188,7 +188,7 @@ pub(super) fn stable_names(obj: &mut Object, order: &[Placed]) -> Vec<(String, S
         .collect();
     let mut renames = Vec::new();
     for (p, tag) in order.iter().zip(&tags) {
-        let data = bpfld::link::isolate::own_data_name(&p.slot);
+        let data = bpfld::link::own_data_name(&p.slot);
         if obj.sections.iter().any(|s| s.name == data) {
             let new = format!(".data.{tag}");
             rename_map(obj, &data, &new, true);
@@ -223,7 +223,7 @@ mod tests {
             file: "x.o".into(),
             program: program.into(),
             priority: 50,
-            chain: 4,
+            chain: bpfld::compose::ChainActions::DEFAULT,
             slot: slot.into(),
             path: path.into(),
         }

@@ -2,7 +2,7 @@
 //! components in both (by name) and their writable globals (by layout).
 
 use bpfld::compose::{path_key, xdp_programs, ComponentSpec, Placed};
-use bpfld::link::isolate::own_data_name;
+use bpfld::link::own_data_name;
 use bpfld::model::btf::{Btf, TypeData};
 use bpfld::Result;
 use bpfld_kernel::xdp::{self as kx, Reuse};
@@ -168,7 +168,7 @@ pub(super) fn mark_running(old: &Running, specs: &mut [ComponentSpec]) {
             file: spec.file.clone(),
             program,
             priority: 0,
-            chain: 0,
+            chain: bpfld::compose::ChainActions::NONE,
             slot: String::new(),
             path: path_key(&spec.file),
         };
@@ -214,7 +214,7 @@ mod tests {
             file: file.into(),
             program: program.into(),
             priority: 50,
-            chain: 4,
+            chain: bpfld::compose::ChainActions::DEFAULT,
             slot: "comp0".into(),
             path: path.into(),
         }

@@ -1,48 +1,106 @@
 //! `bpfld xdp compose`: several XDP programs as one, without freplace.
 //!
-//! A dispatcher is synthesised ([`dispatcher`]) with one extern slot per
+//! A dispatcher is synthesised (`dispatcher.rs`) with one extern slot per
 //! component, ordered by run priority (then command-line order) as
 //! libxdp orders them; every component is linked in as its own instance
 //! through the linker's `--resolve` machinery, so its maps and globals stay
 //! its own. The composition's manifest travels in the object's BTF, which
 //! the kernel keeps with the loaded program.
 
-pub mod dispatcher;
-pub mod run_config;
+mod action;
+pub(crate) mod dispatcher;
+pub(crate) mod run_config;
 
 use crate::error::{Error, Result};
 use crate::link::{self, Input, LinkOptions, LinkReport, Resolve};
 use crate::model::object::{Binding, Object, SymbolKind, SymbolPlace};
 
-pub use run_config::RunConfig;
+pub use action::{ChainActions, XdpAction};
+pub use dispatcher::DISPATCHER;
 
 /// One component as the user names it.
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
     /// How errors and the manifest name it (usually the file path).
     pub file: String,
+    /// The object holding its XDP program.
     pub object: Object,
     /// The XDP program to use; the object's only one when `None`.
     pub program: Option<String>,
     /// Overrides of the component's own metadata.
     pub priority: Option<u32>,
-    pub chain: Option<u32>,
+    /// The chain-call actions, overriding the component's metadata.
+    pub chain: Option<ChainActions>,
     /// Its place in the composition running now, when it is one of its
     /// components: libxdp orders programs already loaded before new ones
     /// of equal priority and name, and keeps their order.
     pub running: Option<usize>,
 }
 
+impl ComponentSpec {
+    /// Component `object`, named `file` in errors and in the manifest,
+    /// with its own metadata (program, priority, chain-call actions).
+    pub fn new(file: impl Into<String>, object: Object) -> Self {
+        ComponentSpec {
+            file: file.into(),
+            object,
+            program: None,
+            priority: None,
+            chain: None,
+            running: None,
+        }
+    }
+
+    /// The component whose ELF object is `bytes`, named `name`.
+    pub fn from_bytes(name: impl Into<String>, bytes: &[u8]) -> Result<Self> {
+        let name = name.into();
+        let object = Object::parse(bytes).map_err(|e| e.in_file(&name))?;
+        Ok(Self::new(name, object))
+    }
+
+    /// The component in the ELF file at `path`, named by its path.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let object = crate::read::elf::read_file(path)?;
+        Ok(Self::new(path.display().to_string(), object))
+    }
+
+    /// This component with the XDP program `name` (needed when the
+    /// object has several).
+    #[must_use]
+    pub fn with_program(mut self, name: impl Into<String>) -> Self {
+        self.program = Some(name.into());
+        self
+    }
+
+    /// This component with run priority `priority` (lower runs first).
+    #[must_use]
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// This component with chain-call actions `chain`.
+    #[must_use]
+    pub fn with_chain(mut self, chain: ChainActions) -> Self {
+        self.chain = Some(chain);
+        self
+    }
+}
+
 /// A component's place in the composition.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct Placed {
+    /// Its position among the components as given (command-line order).
     pub index: usize,
+    /// The component's name as given (usually its file path).
     pub file: String,
+    /// Its XDP program.
     pub program: String,
+    /// Its run priority: lower runs first.
     pub priority: u32,
-    /// The chain-call actions, a bit per action (shown as their names).
-    #[serde(serialize_with = "chain_as_names")]
-    pub chain: u32,
+    /// The chain-call actions (serialized as their names).
+    pub chain: ChainActions,
     /// The slot (extern) it fills, which also suffixes its maps' names.
     pub slot: String,
     /// Its object's identity: the canonical path (see [`path_key`]), empty
@@ -70,21 +128,6 @@ pub fn path_key(file: &str) -> String {
     format!("#{hash:016x}")
 }
 
-/// A chain-call set as the list of its actions' names.
-fn chain_as_names<S: serde::Serializer>(chain: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let names: Vec<&str> = run_config::ACTIONS
-        .iter()
-        .filter(|(_, v)| chain & (1 << v) != 0)
-        .map(|(n, _)| *n)
-        .collect();
-    let mut seq = s.serialize_seq(Some(names.len()))?;
-    for n in names {
-        seq.serialize_element(n)?;
-    }
-    seq.end()
-}
-
 /// The run order of a slot `compN` (N); slots of another form last.
 fn slot_number(slot: &str) -> usize {
     slot.strip_prefix("comp")
@@ -99,18 +142,17 @@ impl std::fmt::Display for Placed {
         write!(
             f,
             "{}: {}:{} priority {} chain {}",
-            self.slot,
-            self.file,
-            self.program,
-            self.priority,
-            run_config::chain_names(self.chain)
+            self.slot, self.file, self.program, self.priority, self.chain
         )
     }
 }
 
+/// A composition: the object and where each component went.
 #[derive(Clone, Debug)]
 pub struct Composed {
+    /// The composed object, with program [`DISPATCHER`].
     pub object: Object,
+    /// The components in run order.
     pub order: Vec<Placed>,
     /// Components after one that never continues: they could never run.
     pub unreachable: Vec<String>,
@@ -119,6 +161,7 @@ pub struct Composed {
     pub frags: bool,
     /// The components (`FILE:PROGRAM`) that are not frags-capable.
     pub without_frags: Vec<String>,
+    /// What the link put in, per component.
     pub report: LinkReport,
 }
 
@@ -190,6 +233,7 @@ pub fn escape(v: &str) -> String {
     out
 }
 
+/// The value [`escape`] made `v` from.
 pub fn unescape(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -231,7 +275,7 @@ fn manifest_line(p: &Placed) -> String {
         escape(&p.program),
         file,
         p.priority,
-        run_config::chain_names(p.chain)
+        p.chain
     )
 }
 
@@ -258,7 +302,7 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
             file: String::new(),
             program: String::new(),
             priority: 0,
-            chain: 0,
+            chain: ChainActions::NONE,
             slot: String::new(),
             path: String::new(),
         };
@@ -272,8 +316,8 @@ pub fn read_manifest(btf: &crate::model::btf::Btf) -> Vec<Placed> {
                 Some(("chain", v)) => {
                     p.chain = v
                         .split(',')
-                        .filter_map(run_config::action_value)
-                        .fold(0, |acc, a| acc | 1 << a)
+                        .filter_map(|a| a.parse::<XdpAction>().ok())
+                        .collect()
                 }
                 _ => {}
             }
@@ -316,18 +360,89 @@ fn callee_saved_written(obj: &Object, name: &str) -> u16 {
     code.map_or(all, |c| crate::link::inline::registers_written(c) & all)
 }
 
-/// Composes the components into one object with program `bpfld_xdp`,
-/// their bodies inlined into it where that is safe.
-pub fn compose(specs: &[ComponentSpec], shared_maps: &[String]) -> Result<Composed> {
-    compose_with(specs, shared_maps, false)
+/// How [`compose`] builds the composition.
+///
+/// ```
+/// use bpfld::compose::ComposeOptions;
+///
+/// let opts = ComposeOptions::default().share("counters").inline(false);
+/// assert_eq!(opts.shared_maps, ["counters"]);
+/// assert!(!opts.inline);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ComposeOptions {
+    /// Maps the components share, by name (each component keeps its own
+    /// copy of every other map; maps pinned by name are always shared).
+    pub shared_maps: Vec<String>,
+    /// Inline the components' bodies into the dispatcher where that is
+    /// safe (the default), or keep each one a called function.
+    pub inline: bool,
 }
 
-/// [`compose`], with `no_inline` keeping every component a called function.
-pub fn compose_with(
-    specs: &[ComponentSpec],
-    shared_maps: &[String],
-    no_inline: bool,
-) -> Result<Composed> {
+impl Default for ComposeOptions {
+    fn default() -> Self {
+        ComposeOptions {
+            shared_maps: Vec::new(),
+            inline: true,
+        }
+    }
+}
+
+impl ComposeOptions {
+    /// These options with map `name` shared between the components.
+    #[must_use]
+    pub fn share(mut self, name: impl Into<String>) -> Self {
+        self.shared_maps.push(name.into());
+        self
+    }
+
+    /// These options with every map of `names` shared.
+    #[must_use]
+    pub fn share_all<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.shared_maps.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// These options with inlining on or off.
+    #[must_use]
+    pub fn inline(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
+    }
+}
+
+/// Composes the components into one object with program `bpfld_xdp`
+/// (see [`dispatcher::DISPATCHER`]): they run in priority order, each
+/// one after the last only when that one's verdict is in its chain-call
+/// set, as libxdp's dispatcher runs them.
+///
+/// ```
+/// use bpfld::compose::{compose, ChainActions, ComponentSpec, ComposeOptions};
+///
+/// let pass = include_bytes!("../../../../fixtures/xdp_pass.o");
+/// let count = include_bytes!("../../../../fixtures/comp_count.o");
+/// let composed = compose(
+///     &[
+///         ComponentSpec::from_bytes("xdp_pass.o", pass)?,
+///         ComponentSpec::from_bytes("comp_count.o", count)?
+///             .with_program("xdp_count")
+///             .with_priority(10)
+///             .with_chain("pass,drop".parse()?),
+///     ],
+///     &ComposeOptions::default(),
+/// )?;
+/// // Lower priorities run first.
+/// assert_eq!(composed.order[0].to_string(),
+///            "comp0: comp_count.o:xdp_count priority 10 chain XDP_DROP,XDP_PASS");
+/// assert_eq!(composed.order[1].chain, ChainActions::DEFAULT);
+/// let elf: Vec<u8> = composed.object.to_bytes()?;
+/// assert_eq!(&elf[..4], b"\x7fELF");
+/// # Ok::<(), bpfld::Error>(())
+/// ```
+pub fn compose(specs: &[ComponentSpec], opts: &ComposeOptions) -> Result<Composed> {
+    let shared_maps = &opts.shared_maps;
+    let no_inline = !opts.inline;
     if specs.is_empty() {
         crate::bail!("nothing to compose: no components");
     }
@@ -394,7 +509,7 @@ pub fn compose_with(
             file: spec.file.clone(),
             program,
             priority: spec.priority.unwrap_or(cfg.priority),
-            chain: spec.chain.unwrap_or(cfg.chain),
+            chain: spec.chain.unwrap_or(ChainActions::from_bits(cfg.chain)),
             slot: String::new(),
             path: path_key(&spec.file),
         });
@@ -411,7 +526,7 @@ pub fn compose_with(
         (p.priority, p.program.clone(), then)
     });
     let mut unreachable = Vec::new();
-    if let Some(stop) = placed.iter().position(|p| p.chain == 0) {
+    if let Some(stop) = placed.iter().position(|p| p.chain.is_empty()) {
         unreachable = placed
             .drain(stop + 1..)
             .map(|p| format!("{}:{}", p.file, p.program))
@@ -425,7 +540,7 @@ pub fn compose_with(
         .map(|p| dispatcher::Slot {
             extern_name: p.slot.clone(),
             description: format!("{}:{} (priority {})", p.file, p.program, p.priority),
-            chain: p.chain,
+            chain: p.chain.bits(),
         })
         .collect();
     let manifest: Vec<String> = placed.iter().map(manifest_line).collect();
@@ -499,7 +614,7 @@ mod tests {
             file: "dir with space/x%y.o".into(),
             program: "xdp_prog".into(),
             priority: 7,
-            chain: 1 << run_config::XDP_PASS | 1 << run_config::XDP_TX,
+            chain: ChainActions::of([XdpAction::Pass, XdpAction::Tx]),
             slot: "comp3".into(),
             path: "/abs/dir with space/x%y.o".into(),
         };
@@ -560,7 +675,7 @@ mod tests {
     }
 
     fn order(specs: &[ComponentSpec]) -> Vec<(usize, String)> {
-        compose(specs, &[])
+        compose(specs, &ComposeOptions::default())
             .unwrap()
             .order
             .iter()

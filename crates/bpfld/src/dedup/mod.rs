@@ -93,6 +93,27 @@ pub struct Dedup {
 }
 
 /// Deduplicates `btf`. The input is not modified.
+///
+/// ```
+/// use bpfld::dedup::{concat, dedup};
+/// use bpfld::Object;
+///
+/// let btf = |bytes: &[u8]| Object::parse(bytes).map(|o| o.btf.expect("has BTF"));
+/// let a = btf(include_bytes!("../../../../fixtures/comp_count.o"))?;
+/// let b = btf(include_bytes!("../../../../fixtures/comp_mark.o"))?;
+/// // Both declare `struct xdp_md`, `__u32`, `__u64`, ...: merged, each is
+/// // one type again.
+/// let both = concat(vec![a, b])?;
+/// let d = dedup(&both)?;
+/// assert!(d.btf.type_count() < both.type_count());
+/// let xdp_md = |t: &bpfld::Btf| {
+///     t.iter().filter(|(_, ty)| t.name(ty.name_off).is_ok_and(|n| n == "xdp_md")).count()
+/// };
+/// assert_eq!((xdp_md(&both), xdp_md(&d.btf)), (2, 1));
+/// // `map` takes every input id to its representative.
+/// assert_eq!(d.map.len(), both.type_count());
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 pub fn dedup(btf: &Btf) -> Result<Dedup> {
     dedup_owned(btf.clone())
 }
@@ -102,7 +123,7 @@ pub fn dedup_owned(btf: Btf) -> Result<Dedup> {
     dedup_many(vec![btf])
 }
 
-/// Deduplicates the concatenation of `btfs` (as [`concat`] would make it,
+/// Deduplicates the concatenation of `btfs` (as [`concat()`] would make it,
 /// without building it): [`Dedup::map`] is indexed by concatenated ids,
 /// where type `i` of input `k` has id `i` plus the type counts (void
 /// excluded) of the inputs before `k`. The output has the first input's

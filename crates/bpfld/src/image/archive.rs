@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 /// A tar file entry to write: its path inside the archive and contents;
 /// `None` contents make a directory.
 pub struct Entry<'a> {
+    /// Path in the archive.
     pub path: &'a str,
+    /// A regular file's contents; `None` for a directory.
     pub contents: Option<&'a [u8]>,
 }
 
@@ -78,6 +80,7 @@ pub fn gunzip(data: &[u8], limit: u64) -> Result<Vec<u8>> {
 pub struct File {
     /// The path with any leading `./` removed.
     pub path: String,
+    /// Its bytes.
     pub contents: Vec<u8>,
 }
 

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::compose::run_config::{self, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use crate::compose::ChainActions;
 use crate::error::{Error, Result};
 use crate::model::object::Object;
 
@@ -26,17 +27,19 @@ pub struct Target {
     pub interfaces: Vec<String>,
     /// Overrides of the priority and proceed-on set read from the object.
     pub priority: Option<u32>,
-    pub proceed_on: Option<u32>,
+    /// Overrides the proceed-on set read from the object.
+    pub proceed_on: Option<ChainActions>,
 }
 
 /// One XDP program as the resource deploys it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XdpDeploy {
+    /// The program's function name.
     pub program: String,
     /// bpfman's range: 0 (first) to 1000.
     pub priority: u32,
-    /// Bit n set: continue after XDP action n.
-    pub proceed_on: u32,
+    /// The verdicts after which the next program runs.
+    pub proceed_on: ChainActions,
 }
 
 /// bpfman's highest (last-running) priority.
@@ -56,20 +59,19 @@ pub fn xdp_programs(obj: &Object) -> Vec<XdpDeploy> {
     crate::compose::xdp_programs(obj)
         .into_iter()
         .map(|(name, _section)| {
-            let (priority, chain) =
-                if name == crate::compose::dispatcher::DISPATCHER && !manifest.is_empty() {
-                    (
-                        manifest.iter().map(|p| p.priority).min().unwrap_or(0),
-                        manifest.iter().fold(!0u32, |acc, p| acc & p.chain),
-                    )
-                } else {
-                    let cfg = run_config::read(obj, &name);
-                    (cfg.priority, cfg.chain)
-                };
+            let (priority, chain) = if name == crate::compose::DISPATCHER && !manifest.is_empty() {
+                (
+                    manifest.iter().map(|p| p.priority).min().unwrap_or(0),
+                    manifest.iter().fold(!0u32, |acc, p| acc & p.chain.bits()),
+                )
+            } else {
+                let cfg = run_config::read(obj, &name);
+                (cfg.priority, cfg.chain)
+            };
             XdpDeploy {
                 program: name,
                 priority: priority.min(MAX_PRIORITY),
-                proceed_on: chain,
+                proceed_on: ChainActions::from_bits(chain),
             }
         })
         .collect()
@@ -165,7 +167,7 @@ pub fn cluster_bpf_application(obj: &Object, target: &Target) -> Result<String> 
     y.push_str("  programs:\n");
     for p in &programs {
         let priority = target.priority.unwrap_or(p.priority);
-        let chain = target.proceed_on.unwrap_or(p.proceed_on);
+        let chain = target.proceed_on.unwrap_or(p.proceed_on).bits();
         y.push_str(&format!(
             "    - name: {}\n      type: XDP\n      xdp:\n        links:\n",
             quote(&p.program)

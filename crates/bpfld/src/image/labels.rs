@@ -11,7 +11,9 @@ use crate::model::object::Object;
 /// Program and map names with their bpfman types, sorted by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Labels {
+    /// Program (function) name → program type, as bpfman reads them.
     pub programs: BTreeMap<String, String>,
+    /// Map name → map type.
     pub maps: BTreeMap<String, String>,
 }
 

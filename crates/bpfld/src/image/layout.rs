@@ -14,16 +14,20 @@ use crate::model::Endian;
 
 /// One object to package: its file name in the layer and its bytes.
 pub struct BuildInput<'a> {
+    /// The object's file name in the image layer.
     pub file_name: &'a str,
+    /// The object's bytes.
     pub bytes: &'a [u8],
 }
 
 /// What [`build`] made: the archive and what it holds.
 pub struct Built {
+    /// The OCI archive (`oci-archive:` tar).
     pub archive: Vec<u8>,
     /// Digest of the descriptor `index.json` names: the manifest for one
     /// object, the image index for two.
     pub digest: String,
+    /// The bpfman labels written into the image config.
     pub labels: Labels,
     /// (architecture, manifest digest) per platform.
     pub platforms: Vec<(String, String)>,

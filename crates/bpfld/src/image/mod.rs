@@ -6,43 +6,56 @@
 //! Everything is built and read in memory: nothing from an image is ever
 //! written to disk by the reader.
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod bpfman_yaml;
-pub mod endian;
-pub mod labels;
-pub mod layout;
-pub mod read;
+pub(crate) mod endian;
+pub(crate) mod labels;
+pub(crate) mod layout;
+pub(crate) mod read;
 
+pub use endian::swapped;
 pub use labels::Labels;
-pub use layout::{build, BuildInput};
+pub use layout::{build, BuildInput, Built};
 pub use read::{read_archive, read_dir, Image, Limits, Manifest};
+// The layer and config readers alone, for the image fuzz target.
+#[doc(hidden)]
+pub use read::{read_config_labels, read_layer};
 
 /// Label naming the programs of the object: name → bpfman program type.
 pub const PROGRAMS_LABEL: &str = "io.ebpf.programs";
 /// Label naming the maps of the object: name → bpfman map type.
 pub const MAPS_LABEL: &str = "io.ebpf.maps";
 
-pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// OCI layer, gzip-compressed tar.
+pub(crate) const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker's name for the same layer form; bpfman accepts both.
-pub const MEDIA_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const MEDIA_DOCKER_LAYER_GZIP: &str =
+    "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// OCI image config.
+pub(crate) const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI image manifest.
+pub(crate) const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker image manifest (schema 2).
+pub(crate) const MEDIA_DOCKER_MANIFEST: &str =
+    "application/vnd.docker.distribution.manifest.v2+json";
+/// OCI image index.
+pub(crate) const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker manifest list.
+pub(crate) const MEDIA_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The annotation an OCI layout uses to name an image (its tag).
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Go architecture names (what OCI platforms use) by byte order, as
 /// bpfman's multi-architecture bytecode build lists them.
-pub const LITTLE_ENDIAN_ARCHES: &[&str] = &[
+pub(crate) const LITTLE_ENDIAN_ARCHES: &[&str] = &[
     "386", "amd64", "arm", "arm64", "loong64", "mips64le", "mipsle", "ppc64le", "riscv64",
 ];
-pub const BIG_ENDIAN_ARCHES: &[&str] = &["mips", "mips64", "ppc64", "s390x"];
+/// Architectures whose images carry big-endian objects.
+pub(crate) const BIG_ENDIAN_ARCHES: &[&str] = &["mips", "mips64", "ppc64", "s390x"];
 
 /// `sha256:<hex>` of some bytes.
-pub fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     let sum = sha2::Sha256::digest(bytes);
     let mut s = String::with_capacity(71);
@@ -54,7 +67,7 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// The Go name of the architecture this program runs on, when known.
-pub fn host_arch() -> Option<&'static str> {
+pub(crate) fn host_arch() -> Option<&'static str> {
     Some(match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "x86" => "386",

@@ -41,24 +41,36 @@ impl Default for Limits {
 pub struct Image {
     /// The reference name (tag) of the chosen image, when it has one.
     pub tag: Option<String>,
+    /// The media type of the descriptor.
     pub media_type: String,
+    /// The descriptor's digest.
     pub digest: String,
+    /// Every image manifest under it.
     pub manifests: Vec<Manifest>,
 }
 
 /// One platform's image: its labels and its object.
 #[derive(Clone, Debug, Serialize)]
 pub struct Manifest {
+    /// The manifest's digest.
     pub digest: String,
+    /// The platform's OS, when given.
     pub os: Option<String>,
+    /// The platform's architecture, when given.
     pub architecture: Option<String>,
+    /// Digest of its config.
     pub config_digest: String,
+    /// Digest of its layer.
     pub layer_digest: String,
+    /// Media type of its layer.
     pub layer_media_type: String,
+    /// The bpfman labels of its config.
     pub labels: Labels,
     /// The object's name in the layer.
     pub file_name: String,
+    /// Byte order of the object.
     pub endian: Endian,
+    /// The object's bytes.
     #[serde(skip)]
     pub object: Vec<u8>,
 }

@@ -14,7 +14,9 @@ use super::resolve::{has_aliases, rename_aliases};
 /// One object to link, with the name errors use for it.
 #[derive(Clone, Debug)]
 pub struct Input {
+    /// How errors and the link report name it.
     pub name: String,
+    /// The object.
     pub object: Object,
 }
 

@@ -21,7 +21,6 @@ use super::Input;
 /// A component instance made ready for the ordinary link.
 pub struct Prepared {
     pub input: Input,
-    pub label: String,
     /// The resolved functions' symbols (after renaming).
     pub roots: Vec<String>,
     pub report: ComponentReport,
@@ -173,7 +172,6 @@ pub fn prepare(
             name: c.name.clone(),
             object: obj,
         },
-        label,
         roots,
         report,
     })

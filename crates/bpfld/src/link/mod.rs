@@ -40,9 +40,13 @@ pub(crate) mod btf;
 pub(crate) mod btf_ext;
 pub(crate) mod compat;
 pub(crate) mod datasec;
+// The inlining pass on its own, for the fuzzers and the tests that
+// exercise it directly; users turn it on and off with
+// `LinkOptions::no_inline`.
+#[doc(hidden)]
 pub mod inline;
 pub(crate) mod input;
-pub mod isolate;
+pub(crate) mod isolate;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
@@ -55,6 +59,7 @@ pub(crate) mod symtab;
 mod tests;
 
 pub use input::Input;
+pub use isolate::own_data_name;
 pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
 pub use resolve::Resolve;
 
@@ -71,6 +76,20 @@ use sections::{OutSec, Sizes};
 use spill::Spill;
 use symbols::Resolution;
 
+/// How [`link`] and friends link: the link's options, as fields or
+/// built up:
+///
+/// ```
+/// use bpfld::link::LinkOptions;
+///
+/// let opts = LinkOptions::default()
+///     .resolve("slot0", 0, "xdp_count")
+///     .share("config")
+///     .inline(false);
+/// assert_eq!(opts.resolves[0].function, "xdp_count");
+/// assert_eq!(opts.shared_maps, ["config"]);
+/// assert!(opts.no_inline && !opts.relocatable);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct LinkOptions {
     /// Allow unresolved extern functions and variables (a partial link
@@ -86,10 +105,54 @@ pub struct LinkOptions {
     pub no_inline: bool,
 }
 
+impl LinkOptions {
+    /// These options with extern `extern_name` filled by `function` of
+    /// component `component` (an index into the components).
+    #[must_use]
+    pub fn resolve(
+        mut self,
+        extern_name: impl Into<String>,
+        component: usize,
+        function: impl Into<String>,
+    ) -> Self {
+        self.resolves.push(Resolve {
+            extern_name: extern_name.into(),
+            component,
+            function: function.into(),
+        });
+        self
+    }
+
+    /// These options with map `name` shared by the components and the
+    /// main inputs.
+    #[must_use]
+    pub fn share(mut self, name: impl Into<String>) -> Self {
+        self.shared_maps.push(name.into());
+        self
+    }
+
+    /// These options with resolved functions inlined (the default) or
+    /// kept as calls.
+    #[must_use]
+    pub fn inline(mut self, inline: bool) -> Self {
+        self.no_inline = !inline;
+        self
+    }
+
+    /// These options allowing unresolved externs (a partial link) or not.
+    #[must_use]
+    pub fn relocatable(mut self, relocatable: bool) -> Self {
+        self.relocatable = relocatable;
+        self
+    }
+}
+
 /// A linked object and the report of what went into it.
 #[derive(Clone, Debug)]
 pub struct Linked {
+    /// The linked object.
     pub object: Object,
+    /// What each component contributed.
     pub report: LinkReport,
 }
 
@@ -160,6 +223,31 @@ pub fn link_files_to(
 /// object's bytes out, ready for a loader such as `aya::Ebpf::load`.
 /// `inputs` and `components` are (name for errors, bytes) pairs;
 /// `opts.resolves` index into `components`.
+///
+/// ```
+/// use bpfld::link::{link_bytes, LinkOptions};
+/// use bpfld::Object;
+///
+/// // A dispatcher whose `extern int slot0(struct xdp_md *)` (and slot1,
+/// // slot2) are filled by functions of two components.
+/// let dispatcher = include_bytes!("../../../../fixtures/res_dispatcher.o");
+/// let count = include_bytes!("../../../../fixtures/comp_count.o");
+/// let mark = include_bytes!("../../../../fixtures/comp_mark.o");
+/// let opts = LinkOptions::default()
+///     .resolve("slot0", 0, "xdp_count")
+///     .resolve("slot1", 1, "xdp_mark")
+///     .resolve("slot2", 1, "mark_verdict");
+/// let bytes = link_bytes(
+///     &[("res_dispatcher.o", dispatcher)],
+///     &[("comp_count.o", count), ("comp_mark.o", mark)],
+///     &opts,
+/// )?;
+/// let linked = Object::parse(&bytes)?;
+/// // Each component instance keeps its own map, renamed after its label.
+/// assert!(linked.symbols.iter().any(|s| s.name == "counter__slot0"));
+/// assert!(!linked.symbols.iter().any(|s| s.is_extern() && s.name.starts_with("slot")));
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 pub fn link_bytes(
     inputs: &[(&str, &[u8])],
     components: &[(&str, &[u8])],

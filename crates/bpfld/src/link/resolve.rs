@@ -20,9 +20,11 @@ use super::Input;
 /// `EXTERN` is filled by `FUNCTION` of component `component`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolve {
+    /// The extern to fill.
     pub extern_name: String,
     /// Index into the components passed to [`super::link_with`].
     pub component: usize,
+    /// The function of the component that fills it.
     pub function: String,
 }
 

@@ -11,25 +11,31 @@ use super::Endian;
 /// starts at `insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FuncInfo {
+    /// The subprogram's first slot.
     pub insn: InsnIndex,
+    /// Its BTF FUNC.
     pub type_id: u32,
 }
 
 /// `struct bpf_line_info`: source position of the code starting at `insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LineInfo {
+    /// The first slot it describes.
     pub insn: InsnIndex,
     /// Offsets into the BTF string section.
     pub file_name_off: u32,
+    /// The source line's text.
     pub line_off: u32,
     /// `line << 10 | column`, as stored.
     pub line_col: u32,
 }
 
 impl LineInfo {
+    /// The line number.
     pub fn line(&self) -> u32 {
         self.line_col >> 10
     }
+    /// The column.
     pub fn col(&self) -> u32 {
         self.line_col & 0x3ff
     }
@@ -38,7 +44,9 @@ impl LineInfo {
 /// `struct bpf_core_relo`: a CO-RE relocation on the instruction `insn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CoreRelo {
+    /// The slot it applies to.
     pub insn: InsnIndex,
+    /// The root type of the access.
     pub type_id: u32,
     /// Offset of the access string ("0:1:2") in the BTF string section.
     pub access_str_off: u32,
@@ -49,27 +57,37 @@ pub struct CoreRelo {
 /// The records for one section, named by a BTF string offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtSection<T> {
+    /// Offset of the section name in the BTF string section.
     pub sec_name_off: u32,
     /// Resolved section name.
     pub sec_name: String,
+    /// Its records, by slot.
     pub records: Vec<T>,
 }
 
 /// A whole `.BTF.ext` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BtfExt {
+    /// Byte order.
     pub endian: Endian,
+    /// Format version (1).
     pub version: u8,
+    /// Header flags (0).
     pub flags: u8,
     /// Header length as found (32 with CO-RE, 24 without).
     pub hdr_len: u32,
     /// Record sizes as found; larger records than this model knows keep
     /// only the known prefix.
     pub func_info_rec_size: u32,
+    /// line_info record size as found.
     pub line_info_rec_size: u32,
+    /// CO-RE relocation record size as found.
     pub core_relo_rec_size: u32,
+    /// func_info records, per section.
     pub func_info: Vec<ExtSection<FuncInfo>>,
+    /// line_info records, per section.
     pub line_info: Vec<ExtSection<LineInfo>>,
+    /// CO-RE relocation records, per section.
     pub core_relos: Vec<ExtSection<CoreRelo>>,
     /// The original placement, kept when the input used a layout the
     /// standard encoding would not reproduce (other offsets, gaps, a longer
@@ -87,7 +105,9 @@ pub struct ExtLayout {
     pub data: Vec<u8>,
     /// `(offset, length)` of func_info, line_info and CO-RE relocations.
     pub func_info: (u32, u32),
+    /// `(offset, length)` of line_info.
     pub line_info: (u32, u32),
+    /// `(offset, length)` of the CO-RE relocations.
     pub core_relos: (u32, u32),
 }
 

@@ -22,10 +22,15 @@ pub struct InsnIndex(pub u32);
 /// their low nibble when encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Insn {
+    /// Opcode: class, then size and mode or operation and source.
     pub code: u8,
+    /// Destination register (low nibble of the register byte).
     pub dst: u8,
+    /// Source register, or a pseudo value (`BPF_PSEUDO_*`) for calls and `ld_imm64`.
     pub src: u8,
+    /// Signed offset: of memory accesses, and of jumps in slots.
     pub off: i16,
+    /// Signed immediate.
     pub imm: i32,
 }
 
@@ -33,32 +38,51 @@ pub struct Insn {
 pub const INSN_SIZE: usize = 8;
 
 // Instruction classes (`code & 0x07`).
+/// Class: non-standard loads (`ld_imm64`, legacy packet access).
 pub const BPF_LD: u8 = 0x00;
+/// Class: loads from memory into a register.
 pub const BPF_LDX: u8 = 0x01;
+/// Class: stores of an immediate to memory.
 pub const BPF_ST: u8 = 0x02;
+/// Class: stores of a register to memory (and atomics).
 pub const BPF_STX: u8 = 0x03;
+/// Class: 32-bit arithmetic.
 pub const BPF_ALU: u8 = 0x04;
+/// Class: 64-bit jumps, calls and exit.
 pub const BPF_JMP: u8 = 0x05;
+/// Class: 32-bit jumps (and `gotol`).
 pub const BPF_JMP32: u8 = 0x06;
+/// Class: 64-bit arithmetic.
 pub const BPF_ALU64: u8 = 0x07;
 
 // Load/store sizes (`code & 0x18`).
+/// Size: 32-bit word.
 pub const BPF_W: u8 = 0x00;
+/// Size: 16-bit half word.
 pub const BPF_H: u8 = 0x08;
+/// Size: byte.
 pub const BPF_B: u8 = 0x10;
+/// Size: 64-bit double word.
 pub const BPF_DW: u8 = 0x18;
 
 // Load/store modes (`code & 0xe0`).
+/// Mode: immediate (`ld_imm64`).
 pub const BPF_IMM: u8 = 0x00;
+/// Mode: legacy absolute packet access.
 pub const BPF_ABS: u8 = 0x20;
+/// Mode: legacy indirect packet access.
 pub const BPF_IND: u8 = 0x40;
+/// Mode: regular memory access.
 pub const BPF_MEM: u8 = 0x60;
 /// Sign-extending load (v4).
 pub const BPF_MEMSX: u8 = 0x80;
+/// Mode: atomic operation (`imm` says which).
 pub const BPF_ATOMIC: u8 = 0xc0;
 
 // Operand source (`code & 0x08`) for ALU and jumps.
+/// Source: the immediate `imm`.
 pub const BPF_K: u8 = 0x00;
+/// Source: the register `src`.
 pub const BPF_X: u8 = 0x08;
 /// `BPF_END` direction: to little endian (`BPF_ALU`) ...
 pub const BPF_TO_LE: u8 = 0x00;
@@ -66,22 +90,32 @@ pub const BPF_TO_LE: u8 = 0x00;
 pub const BPF_TO_BE: u8 = 0x08;
 
 // ALU operations (`code & 0xf0`).
+/// ALU: `dst += src`.
 pub const BPF_ADD: u8 = 0x00;
+/// ALU: `dst -= src`.
 pub const BPF_SUB: u8 = 0x10;
+/// ALU: `dst *= src`.
 pub const BPF_MUL: u8 = 0x20;
 /// Unsigned with `off == 0`, signed (`sdiv`, v4) with `off == 1`.
 pub const BPF_DIV: u8 = 0x30;
+/// ALU: `dst |= src`.
 pub const BPF_OR: u8 = 0x40;
+/// ALU: `dst &= src`.
 pub const BPF_AND: u8 = 0x50;
+/// ALU: `dst <<= src`.
 pub const BPF_LSH: u8 = 0x60;
+/// ALU: logical `dst >>= src`.
 pub const BPF_RSH: u8 = 0x70;
+/// ALU: `dst = -dst`.
 pub const BPF_NEG: u8 = 0x80;
 /// Unsigned with `off == 0`, signed (`smod`, v4) with `off == 1`.
 pub const BPF_MOD: u8 = 0x90;
+/// ALU: `dst ^= src`.
 pub const BPF_XOR: u8 = 0xa0;
 /// Plain with `off == 0`; `movsx` with `off` 8/16/32 (v4); with
 /// `BPF_ALU64 | BPF_X` and `off == 1`, `addr_space_cast`.
 pub const BPF_MOV: u8 = 0xb0;
+/// ALU: arithmetic (sign-filling) `dst >>= src`.
 pub const BPF_ARSH: u8 = 0xc0;
 /// Byte swap: `imm` is the width (16, 32 or 64).
 pub const BPF_END: u8 = 0xd0;
@@ -89,70 +123,113 @@ pub const BPF_END: u8 = 0xd0;
 // Jump operations (`code & 0xf0`).
 /// `goto` (`BPF_JMP`, 16-bit `off`) or `gotol` (`BPF_JMP32`, 32-bit `imm`).
 pub const BPF_JA: u8 = 0x00;
+/// Jump if `dst == src`.
 pub const BPF_JEQ: u8 = 0x10;
+/// Jump if `dst > src` (unsigned).
 pub const BPF_JGT: u8 = 0x20;
+/// Jump if `dst >= src` (unsigned).
 pub const BPF_JGE: u8 = 0x30;
+/// Jump if `dst & src` is not zero.
 pub const BPF_JSET: u8 = 0x40;
+/// Jump if `dst != src`.
 pub const BPF_JNE: u8 = 0x50;
+/// Jump if `dst > src` (signed).
 pub const BPF_JSGT: u8 = 0x60;
+/// Jump if `dst >= src` (signed).
 pub const BPF_JSGE: u8 = 0x70;
+/// Call: a helper, a BPF function or a kfunc (`src` says which).
 pub const BPF_CALL: u8 = 0x80;
+/// Return from the function (`r0` is the result).
 pub const BPF_EXIT: u8 = 0x90;
+/// Jump if `dst < src` (unsigned).
 pub const BPF_JLT: u8 = 0xa0;
+/// Jump if `dst <= src` (unsigned).
 pub const BPF_JLE: u8 = 0xb0;
+/// Jump if `dst < src` (signed).
 pub const BPF_JSLT: u8 = 0xc0;
+/// Jump if `dst <= src` (signed).
 pub const BPF_JSLE: u8 = 0xd0;
 /// Conditional pseudo jump; with `src == BPF_MAY_GOTO` it is `may_goto`.
 pub const BPF_JCOND: u8 = 0xe0;
+/// The `src` of `BPF_JCOND` that makes it `may_goto`.
 pub const BPF_MAY_GOTO: u8 = 0;
 
 // Atomic operations: the `imm` of `BPF_STX | BPF_ATOMIC`.
+/// Atomic `*ptr += src`.
 pub const BPF_ATOMIC_ADD: i32 = 0x00;
+/// Atomic `*ptr |= src`.
 pub const BPF_ATOMIC_OR: i32 = 0x40;
+/// Atomic `*ptr &= src`.
 pub const BPF_ATOMIC_AND: i32 = 0x50;
+/// Atomic `*ptr ^= src`.
 pub const BPF_ATOMIC_XOR: i32 = 0xa0;
 /// Or-ed into the operation: the old value is returned in `src`.
 pub const BPF_FETCH: i32 = 0x01;
+/// Atomic exchange (always fetches).
 pub const BPF_XCHG: i32 = 0xe0 | BPF_FETCH;
+/// Atomic compare-and-exchange against `r0` (always fetches).
 pub const BPF_CMPXCHG: i32 = 0xf0 | BPF_FETCH;
 
 /// `ld_imm64` `src` values.
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `ld_imm64` of an address in a map value (`.data`, `.rodata`, ...).
 pub const BPF_PSEUDO_MAP_VALUE: u8 = 2;
+/// `ld_imm64` of a kernel variable by BTF id (`__ksym`).
 pub const BPF_PSEUDO_BTF_ID: u8 = 3;
+/// `ld_imm64` of a BPF function's address (callbacks).
 pub const BPF_PSEUDO_FUNC: u8 = 4;
+/// `ld_imm64` of a map by index into the program's fd array.
 pub const BPF_PSEUDO_MAP_IDX: u8 = 5;
+/// `ld_imm64` of a map value address, map by fd-array index.
 pub const BPF_PSEUDO_MAP_IDX_VALUE: u8 = 6;
 
 /// `call` `src` values: 0 is a helper call (imm = helper id).
 pub const BPF_PSEUDO_CALL: u8 = 1;
+/// A call to a kernel function (kfunc) by BTF id.
 pub const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
 
 // Whole opcodes a linker looks for.
+/// `ld_imm64`: a 64-bit immediate load over two slots.
 pub const LD_IMM64: u8 = BPF_LD | BPF_IMM | BPF_DW;
+/// `call`.
 pub const CALL: u8 = BPF_JMP | BPF_CALL;
 /// `callx`: indirect call through register `dst`.
 pub const CALLX: u8 = BPF_JMP | BPF_CALL | BPF_X;
+/// `exit`.
 pub const EXIT: u8 = BPF_JMP | BPF_EXIT;
+/// `goto` with a 16-bit offset.
 pub const JA: u8 = BPF_JMP | BPF_JA;
+/// `gotol`: `goto` with a 32-bit offset in `imm`.
 pub const GOTOL: u8 = BPF_JMP32 | BPF_JA;
+/// `may_goto` and future conditional pseudo jumps.
 pub const JCOND: u8 = BPF_JMP | BPF_JCOND;
 
 // Registers.
+/// Register r0: return value of calls and of the program.
 pub const R0: u8 = 0;
+/// Register r1: first argument (the context on entry).
 pub const R1: u8 = 1;
+/// Register r2: second argument.
 pub const R2: u8 = 2;
+/// Register r3: third argument.
 pub const R3: u8 = 3;
+/// Register r4: fourth argument.
 pub const R4: u8 = 4;
+/// Register r5: fifth argument.
 pub const R5: u8 = 5;
+/// Register r6: callee-saved.
 pub const R6: u8 = 6;
+/// Register r7: callee-saved.
 pub const R7: u8 = 7;
+/// Register r8: callee-saved.
 pub const R8: u8 = 8;
+/// Register r9: callee-saved.
 pub const R9: u8 = 9;
 /// The read-only frame pointer.
 pub const R10: u8 = 10;
 
 impl Insn {
+    /// An instruction from its fields.
     pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
         Insn {
             code,
@@ -223,6 +300,7 @@ impl Insn {
     pub const fn call_kfunc(imm: i32) -> Self {
         Insn::new(CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, imm)
     }
+    /// `exit`.
     pub const fn exit() -> Self {
         Insn::new(EXIT, 0, 0, 0, 0)
     }
@@ -265,12 +343,15 @@ impl Insn {
         }
     }
 
+    /// Whether this is 32- or 64-bit arithmetic.
     pub const fn is_alu(&self) -> bool {
         matches!(self.class(), BPF_ALU | BPF_ALU64)
     }
+    /// Whether this is of a jump class (`BPF_JMP` or `BPF_JMP32`).
     pub const fn is_jmp_class(&self) -> bool {
         matches!(self.class(), BPF_JMP | BPF_JMP32)
     }
+    /// Whether this is of a load or store class.
     pub const fn is_load_store(&self) -> bool {
         matches!(self.class(), BPF_LD | BPF_LDX | BPF_ST | BPF_STX)
     }
@@ -316,6 +397,7 @@ impl Insn {
     pub const fn is_callx(&self) -> bool {
         self.code == CALLX
     }
+    /// Whether this is `exit`.
     pub const fn is_exit(&self) -> bool {
         self.code == EXIT
     }
@@ -461,7 +543,9 @@ pub fn set_imm64(insns: &mut [Insn], at: InsnIndex, value: u64) -> Result<()> {
 /// One logical instruction: a slot, plus the second slot of an `ld_imm64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Logical<'a> {
+    /// Its slot.
     pub index: InsnIndex,
+    /// The instruction in that slot.
     pub insn: &'a Insn,
     /// The second slot, for an `ld_imm64` that has one.
     pub second: Option<&'a Insn>,

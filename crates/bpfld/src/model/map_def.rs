@@ -12,20 +12,31 @@ use crate::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
 /// One map as the object defines it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct MapDef {
+    /// The map's name (its `.maps` variable or legacy symbol).
     pub name: String,
+    /// The section it is defined in (`.maps` or `maps`).
     pub section: String,
+    /// `BPF_MAP_TYPE_*` number.
     pub map_type: u32,
     /// `BPF_MAP_TYPE_*` in lower case without the prefix, when known.
     pub type_name: Option<&'static str>,
+    /// Key size in bytes, when known.
     pub key_size: Option<u32>,
+    /// Value size in bytes, when known.
     pub value_size: Option<u32>,
     /// Key and value types in C syntax, for BTF-defined maps.
     pub key_type: Option<String>,
+    /// The value's C type, when BTF names it.
     pub value_type: Option<String>,
+    /// `max_entries`.
     pub max_entries: u32,
+    /// `map_flags` (`BPF_F_*`).
     pub map_flags: u32,
+    /// `LIBBPF_PIN_*`: 1 when pinned by name.
     pub pinning: u32,
+    /// NUMA node, when set.
     pub numa_node: Option<u32>,
+    /// `map_extra` (bloom filter hashes, arena address), when set.
     pub map_extra: Option<u64>,
     /// The inner map's definition, for maps of maps.
     pub inner: Option<Box<MapDef>>,

@@ -16,6 +16,7 @@ pub struct SymbolId(pub u32);
 /// A whole object file.
 #[derive(Clone, Debug)]
 pub struct Object {
+    /// Byte order of every section.
     pub endian: Endian,
     /// All sections in header order; `sections[i].id == SectionId(i)`,
     /// including the null section at index 0.
@@ -47,11 +48,17 @@ pub enum SectionKind {
     Rodata,
     /// `.bss`, `.bss.*` (no file contents).
     Bss,
+    /// `license`: the license string the kernel checks for GPL-only helpers.
     License,
+    /// `version`: the legacy kernel version word.
     Version,
+    /// `.BTF`.
     Btf,
+    /// `.BTF.ext`.
     BtfExt,
+    /// `.symtab`.
     SymTab,
+    /// A string table (`.strtab`, `.shstrtab`).
     StrTab,
     /// A `SHT_REL` section; its entries live in the target's `relocs`.
     Rel,
@@ -62,15 +69,25 @@ pub enum SectionKind {
 /// One ELF section.
 #[derive(Clone, Debug)]
 pub struct Section {
+    /// Its index, `sections[id]`.
     pub id: SectionId,
+    /// Its name.
     pub name: String,
+    /// What it holds, for BPF.
     pub kind: SectionKind,
+    /// ELF `sh_type`.
     pub sh_type: u32,
+    /// ELF `sh_flags`.
     pub sh_flags: u64,
+    /// ELF `sh_addralign`.
     pub sh_addralign: u64,
+    /// ELF `sh_size` (for `SHT_NOBITS`, the size without contents).
     pub sh_size: u64,
+    /// ELF `sh_link`.
     pub sh_link: u32,
+    /// ELF `sh_info`.
     pub sh_info: u32,
+    /// ELF `sh_entsize`.
     pub sh_entsize: u64,
     /// File contents (empty for `SHT_NOBITS`).
     pub data: Vec<u8>,
@@ -80,7 +97,9 @@ pub struct Section {
     pub relocs: Vec<Reloc>,
     /// BTF.ext records attached to this section's instructions.
     pub func_info: Vec<FuncInfo>,
+    /// Line-info records of this section's instructions.
     pub line_info: Vec<LineInfo>,
+    /// CO-RE relocation records of this section's instructions.
     pub core_relos: Vec<CoreRelo>,
 }
 
@@ -107,37 +126,55 @@ impl Section {
         }
     }
 
+    /// Whether it holds code (an entry program or `.text`).
     pub fn is_program(&self) -> bool {
         self.kind == SectionKind::Program
     }
 }
 
+/// A symbol's binding (`STB_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Binding {
+    /// `STB_LOCAL`.
     Local,
+    /// `STB_GLOBAL`.
     Global,
+    /// `STB_WEAK`.
     Weak,
+    /// Another binding value.
     Other(u8),
 }
 
+/// A symbol's visibility (`STV_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
+    /// `STV_DEFAULT`.
     Default,
+    /// `STV_INTERNAL`.
     Internal,
+    /// `STV_HIDDEN` (`__hidden`): not visible to other objects after linking.
     Hidden,
+    /// `STV_PROTECTED`.
     Protected,
 }
 
+/// A symbol's type (`STT_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SymbolKind {
+    /// `STT_NOTYPE` (externs, labels).
     NoType,
+    /// `STT_OBJECT`: a variable or map.
     Object,
+    /// `STT_FUNC`: a function.
     Func,
+    /// `STT_SECTION`.
     Section,
+    /// `STT_FILE`.
     File,
+    /// Another type value.
     Other(u8),
 }
 
@@ -151,24 +188,35 @@ pub enum SymbolPlace {
     Absolute,
     /// `SHN_COMMON`.
     Common,
+    /// Defined in this section.
     Section(SectionId),
 }
 
+/// One `.symtab` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symbol {
+    /// Its index, `symbols[id]`.
     pub id: SymbolId,
+    /// Its name.
     pub name: String,
+    /// Its binding.
     pub binding: Binding,
+    /// Its visibility.
     pub visibility: Visibility,
+    /// Its type.
     pub kind: SymbolKind,
+    /// Where it is defined.
     pub place: SymbolPlace,
+    /// `st_value`: for a defined symbol, its offset in its section.
     pub value: u64,
+    /// `st_size` in bytes.
     pub size: u64,
     /// The raw `st_other`, kept for exact round trips.
     pub st_other: u8,
 }
 
 impl Symbol {
+    /// Whether it is an extern (undefined, not the null symbol).
     pub fn is_extern(&self) -> bool {
         self.place == SymbolPlace::Undefined && self.id.0 != 0
     }
@@ -190,10 +238,12 @@ pub enum RelocKind {
     NoDyld32,
     /// `R_BPF_64_32` (10): a call's immediate, in instructions.
     Bpf64_32,
+    /// Another type number.
     Unknown(u32),
 }
 
 impl RelocKind {
+    /// The kind of raw type number `r`.
     pub fn from_raw(r: u32) -> Self {
         match r {
             0 => RelocKind::None,
@@ -205,6 +255,7 @@ impl RelocKind {
             other => RelocKind::Unknown(other),
         }
     }
+    /// The raw type number.
     pub fn raw(self) -> u32 {
         match self {
             RelocKind::None => 0,
@@ -235,7 +286,9 @@ impl RelocKind {
 pub struct Reloc {
     /// Byte offset in the target section (for code: the instruction's start).
     pub offset: u64,
+    /// Its relocation type.
     pub kind: RelocKind,
+    /// The symbol it refers to.
     pub symbol: SymbolId,
 }
 
@@ -247,12 +300,50 @@ impl Reloc {
 }
 
 impl Object {
+    /// Reads a relocatable BPF ELF object (as clang or gcc write it, or as
+    /// bpfld links it) from its bytes.
+    ///
+    /// ```
+    /// use bpfld::model::Object;
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// assert!(obj.section_by_name("xdp").is_some_and(|s| s.is_program()));
+    /// assert!(obj.btf.is_some());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn parse(bytes: &[u8]) -> crate::Result<Object> {
+        crate::read::elf::parse(bytes)
+    }
+
+    /// Reads the object in file `path` (errors name the file).
+    pub fn read_file(path: impl AsRef<std::path::Path>) -> crate::Result<Object> {
+        crate::read::elf::read_file(path.as_ref())
+    }
+
+    /// The object as ELF bytes, ready for a loader (aya's
+    /// `Ebpf::load`, libbpf) or another link.
+    ///
+    /// ```
+    /// use bpfld::model::Object;
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// let again = Object::parse(&obj.to_bytes()?)?;
+    /// assert_eq!(again.symbols.len(), obj.symbols.len());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> crate::Result<Vec<u8>> {
+        crate::write::elf::to_bytes(self)
+    }
+
+    /// The section `id`, if it exists.
     pub fn section(&self, id: SectionId) -> Option<&Section> {
         self.sections.get(id.0 as usize)
     }
+    /// The first section named `name`.
     pub fn section_by_name(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
     }
+    /// The symbol `id`, if it exists.
     pub fn symbol(&self, id: SymbolId) -> Option<&Symbol> {
         self.symbols.get(id.0 as usize)
     }

@@ -8,7 +8,7 @@
 //!   (hostile input is still refused).
 //! - **link quirks**: what the kernel (its BTF verifier above all) or a
 //!   loader refuses although the object means something clear.
-//!   [`normalize`] rewrites them when an object enters the linker, so the
+//!   [`normalize_object`] rewrites them when an object enters the linker, so the
 //!   linker sees a canonical model and its output loads with BTF (libbpf
 //!   instead drops the BTF of such objects).
 //!

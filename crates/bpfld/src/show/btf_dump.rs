@@ -16,9 +16,13 @@ use crate::read::btf_view::{BtfView, RawType};
 /// One type as the dump reads it: the fields of `struct btf_type` and the
 /// words that follow it, as encoded.
 pub trait TypeFields {
+    /// Offset of its name in the string table.
     fn name_off(&self) -> u32;
+    /// Its kind.
     fn kind(&self) -> Kind;
+    /// The `kind_flag` bit.
     fn kind_flag(&self) -> bool;
+    /// The size or type word of `struct btf_type`.
     fn size_or_type(&self) -> u32;
     /// The record count (FUNC: the linkage).
     fn vlen(&self) -> usize;
@@ -28,11 +32,13 @@ pub trait TypeFields {
 
 /// Types and strings as the dump reads them.
 pub trait DumpSource {
+    /// A type as the dump reads it.
     type Ty<'s>: TypeFields
     where
         Self: 's;
     /// Number of types including `void`.
     fn count(&self) -> usize;
+    /// The type `id`, if it exists.
     fn at(&self, id: u32) -> Option<Self::Ty<'_>>;
     /// The string at `off` without its NUL, `None` when unresolvable.
     fn str_bytes(&self, off: u32) -> Option<&[u8]>;
@@ -136,6 +142,35 @@ impl<'a> DumpSource for BtfView<'a> {
     }
     fn str_bytes(&self, off: u32) -> Option<&[u8]> {
         self.name_bytes(off)
+    }
+}
+
+/// A BTF dump as a value: prints (`Display`) as [`dump_raw`], bpftool's
+/// raw format, and serializes as [`dump_json`], bpftool's JSON.
+///
+/// ```
+/// use bpfld::model::Object;
+/// use bpfld::show::btf_dump::BtfDump;
+///
+/// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+/// let dump = BtfDump(obj.btf.as_ref().expect("clang writes BTF"));
+/// assert!(dump.to_string().contains("FUNC 'xdp_pass' type_id="));
+/// let json = serde_json::to_value(dump).unwrap();
+/// assert!(json["types"].as_array().is_some_and(|t| !t.is_empty()));
+/// # Ok::<(), bpfld::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct BtfDump<'a>(pub &'a Btf);
+
+impl std::fmt::Display for BtfDump<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&dump_raw(self.0))
+    }
+}
+
+impl serde::Serialize for BtfDump<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        dump_json(self.0).serialize(s)
     }
 }
 

@@ -15,14 +15,23 @@ use crate::model::Endian;
 /// Everything `inspect` reports, in the order it prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// Byte order.
     pub endian: Endian,
+    /// Entry programs.
     pub programs: Vec<Program>,
+    /// Every function, entry programs included.
     pub functions: Vec<Function>,
+    /// What the object needs from elsewhere.
     pub externs: Vec<Extern>,
+    /// Map definitions.
     pub maps: Vec<crate::model::map_def::MapDef>,
+    /// Global data sections and their variables.
     pub data: Vec<DataSection>,
+    /// The `license` string.
     pub license: Option<String>,
+    /// The legacy `version` word.
     pub kernel_version: Option<u32>,
+    /// BTF counts, when the object has BTF.
     pub btf: Option<BtfSummary>,
     /// What `bpfld link --resolve` put in, when this object came from it.
     pub link_map: Option<crate::link::LinkReport>,
@@ -32,59 +41,86 @@ pub struct Summary {
 /// `.text` (and not empty).
 #[derive(Clone, Debug, Serialize)]
 pub struct Program {
+    /// Its section.
     pub section: String,
+    /// Its function name.
     pub name: String,
     /// The program type libbpf derives from the section name, when known.
     pub prog_type: Option<&'static str>,
+    /// Its size in instructions (slots).
     pub insns: u64,
 }
 
+/// A function of the object.
 #[derive(Clone, Debug, Serialize)]
 pub struct Function {
+    /// Its name.
     pub name: String,
+    /// Its section.
     pub section: String,
     /// "global", "static" or "weak".
     pub linkage: &'static str,
+    /// Hidden (`__hidden`): other objects cannot link to it.
     pub hidden: bool,
     /// Whether this is an entry program rather than a subprogram.
     pub entry: bool,
+    /// Byte offset in its section.
     pub offset: u64,
+    /// Size in instructions (slots).
     pub insns: u64,
 }
 
+/// Something the object needs from elsewhere.
 #[derive(Clone, Debug, Serialize)]
 pub struct Extern {
+    /// Its name.
     pub name: String,
     /// "function", "variable", "map", "kfunc", "ksym" or "kconfig".
     pub kind: &'static str,
+    /// A weak reference (may stay unresolved).
     pub weak: bool,
     /// Functions whose code refers to this extern.
     pub used_by: Vec<String>,
 }
 
+/// A global data section.
 #[derive(Clone, Debug, Serialize)]
 pub struct DataSection {
+    /// Its name.
     pub name: String,
     /// "data", "rodata" or "bss".
     pub kind: &'static str,
+    /// Size in bytes.
     pub size: u64,
+    /// Its variables, by offset.
     pub variables: Vec<Variable>,
 }
 
+/// A global variable.
 #[derive(Clone, Debug, Serialize)]
 pub struct Variable {
+    /// Its name.
     pub name: String,
+    /// Byte offset in its section.
     pub offset: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// `static`, `global` or `extern`.
     pub linkage: &'static str,
+    /// Hidden (`__hidden`): other objects cannot link to it.
     pub hidden: bool,
 }
 
+/// BTF counts.
 #[derive(Clone, Debug, Serialize)]
 pub struct BtfSummary {
+    /// Number of types.
     pub types: usize,
+    /// Number of func_info records.
     pub func_info: usize,
+    /// Number of line_info records.
     pub line_info: usize,
+    /// Number of CO-RE relocation records.
     pub core_relos: usize,
 }
 
@@ -100,7 +136,21 @@ fn is_hidden(sym: &Symbol) -> bool {
     matches!(sym.visibility, Visibility::Hidden | Visibility::Internal)
 }
 
-/// Builds the summary of an object.
+/// Builds the summary of an object: what `bpfld inspect` prints
+/// (`Display`) and, as JSON, what `inspect --json` prints (`Serialize`).
+///
+/// ```
+/// use bpfld::model::Object;
+/// use bpfld::show::inspect::summarize;
+///
+/// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+/// let summary = summarize(&obj)?;
+/// assert_eq!(summary.programs[0].name, "xdp_pass");
+/// assert!(summary.to_string().starts_with("BPF relocatable object, little-endian\n"));
+/// let json = serde_json::to_value(&summary).unwrap();
+/// assert_eq!(json["programs"][0]["section"], "xdp");
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 pub fn summarize(obj: &Object) -> Result<Summary> {
     let mut programs = Vec::new();
     let mut functions = Vec::new();
@@ -256,6 +306,14 @@ pub fn summarize(obj: &Object) -> Result<Summary> {
         btf,
         link_map: crate::link::LinkReport::from_object(obj),
     })
+}
+
+/// The text form ([`render_text`]'s, without the file name).
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = render_text("", self);
+        f.write_str(text.strip_prefix(": ").unwrap_or(&text))
+    }
 }
 
 /// The text form of a summary.

@@ -40,9 +40,13 @@ const MAX_CHAIN: usize = 1 << 16;
 /// unmodified model reproduces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawLayout {
+    /// Offset of the type section after the header.
     pub type_off: u32,
+    /// Length of the type section.
     pub type_len: u32,
+    /// Offset of the string section after the header.
     pub str_off: u32,
+    /// Length of the string section.
     pub str_len: u32,
     /// Bytes after the header, as found.
     pub data: Vec<u8>,
@@ -51,8 +55,11 @@ pub struct RawLayout {
 /// A whole BTF blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Btf {
+    /// Byte order.
     pub endian: Endian,
+    /// Format version (1).
     pub version: u8,
+    /// Header flags (0).
     pub flags: u8,
     /// Header length as found (24 unless a newer header).
     pub hdr_len: u32,
@@ -73,6 +80,29 @@ impl Default for Btf {
 }
 
 impl Btf {
+    /// Reads raw BTF (a `.BTF` section's bytes, a `.btf` file, the
+    /// kernel's `/sys/kernel/btf/vmlinux`), taking the byte order from
+    /// its magic; references, names and reference cycles are checked.
+    ///
+    /// ```
+    /// use bpfld::{Btf, Object};
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../../fixtures/xdp_pass.o"))?;
+    /// let btf = obj.btf.expect("clang writes BTF");
+    /// let again = Btf::parse(&btf.to_bytes()?)?;
+    /// assert_eq!(again.type_count(), btf.type_count());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn parse(bytes: &[u8]) -> Result<Btf> {
+        crate::read::btf::parse(bytes)
+    }
+
+    /// The BTF as bytes (header, types, strings), after checking that
+    /// every type is encodable and that the result is valid BTF.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::write::btf::try_to_bytes(self)
+    }
+
     /// An empty BTF: only `void` and the empty string.
     pub fn new(endian: Endian) -> Self {
         Btf {
@@ -97,10 +127,12 @@ impl Btf {
         TypeId(self.types.len().saturating_sub(1) as u32)
     }
 
+    /// The type `id`, if it exists.
     pub fn get(&self, id: TypeId) -> Option<&BtfType> {
         self.types.get(id.0 as usize)
     }
 
+    /// The type `id` to change, if it exists.
     pub fn get_mut(&mut self, id: TypeId) -> Option<&mut BtfType> {
         self.types.get_mut(id.0 as usize)
     }

@@ -8,8 +8,11 @@ use crate::error::{Error, Result};
 /// A decoded struct/union member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberInfo<'a> {
+    /// Its name (empty when anonymous).
     pub name: &'a str,
+    /// Its type.
     pub type_id: TypeId,
+    /// Its offset in bits.
     pub bit_offset: u32,
     /// 0 when the member is not a bitfield.
     pub bitfield_size: u32,
@@ -18,12 +21,15 @@ pub struct MemberInfo<'a> {
 /// A variable of a DATASEC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DatasecVar<'a> {
+    /// The VAR's (or FUNC's) name.
     pub name: &'a str,
     /// The VAR (or FUNC, for `.ksyms`) type id.
     pub var_id: TypeId,
     /// The VAR's own type.
     pub type_id: TypeId,
+    /// Offset in the section, in bytes.
     pub offset: u32,
+    /// Size in bytes.
     pub size: u32,
 }
 
@@ -195,6 +201,7 @@ impl Btf {
 /// A FUNC's or FUNC_PROTO's signature: return type and named parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature<'a> {
+    /// The return type.
     pub ret: TypeId,
     /// `(name, type)`; a trailing `("", void)` marks a variadic function.
     pub params: Vec<(&'a str, TypeId)>,

@@ -9,6 +9,7 @@ use super::Btf;
 /// linked objects hold tens of thousands of source lines.
 #[derive(Debug, Default)]
 pub struct StringTable {
+    /// The table: NUL-terminated strings, starting with the empty one.
     pub bytes: Vec<u8>,
     /// Hash of a string's bytes → its first offset.
     offsets: crate::util::fxhash::FxMap<u32, u32>,
@@ -86,6 +87,7 @@ impl StringTable {
         }
     }
 
+    /// Appends `s` (or finds it) and returns its offset.
     pub fn add(&mut self, s: &[u8]) -> u32 {
         if let Some(off) = self.find(s) {
             return off;

@@ -6,6 +6,7 @@
 pub struct TypeId(pub u32);
 
 impl TypeId {
+    /// Id 0: `void`.
     pub const VOID: TypeId = TypeId(0);
 }
 
@@ -19,29 +20,50 @@ impl std::fmt::Display for TypeId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
+    /// `void` (id 0 only).
     Void = 0,
+    /// `BTF_KIND_INT`.
     Int = 1,
+    /// `BTF_KIND_PTR`.
     Ptr = 2,
+    /// `BTF_KIND_ARRAY`.
     Array = 3,
+    /// `BTF_KIND_STRUCT`.
     Struct = 4,
+    /// `BTF_KIND_UNION`.
     Union = 5,
+    /// `BTF_KIND_ENUM`.
     Enum = 6,
+    /// `BTF_KIND_FWD`.
     Fwd = 7,
+    /// `BTF_KIND_TYPEDEF`.
     Typedef = 8,
+    /// `BTF_KIND_VOLATILE`.
     Volatile = 9,
+    /// `BTF_KIND_CONST`.
     Const = 10,
+    /// `BTF_KIND_RESTRICT`.
     Restrict = 11,
+    /// `BTF_KIND_FUNC`.
     Func = 12,
+    /// `BTF_KIND_FUNC_PROTO`.
     FuncProto = 13,
+    /// `BTF_KIND_VAR`.
     Var = 14,
+    /// `BTF_KIND_DATASEC`.
     Datasec = 15,
+    /// `BTF_KIND_FLOAT`.
     Float = 16,
+    /// `BTF_KIND_DECL_TAG`.
     DeclTag = 17,
+    /// `BTF_KIND_TYPE_TAG`.
     TypeTag = 18,
+    /// `BTF_KIND_ENUM64`.
     Enum64 = 19,
 }
 
 impl Kind {
+    /// The kind of raw kind number `k` (1 to 19; 0 is no kind a type can have).
     pub fn from_raw(k: u32) -> Option<Kind> {
         use Kind::*;
         Some(match k {
@@ -98,17 +120,23 @@ impl Kind {
 
 /// `BTF_INT_*` encoding bits.
 pub const BTF_INT_SIGNED: u8 = 1;
+/// Encoding: a character type.
 pub const BTF_INT_CHAR: u8 = 2;
+/// Encoding: a boolean.
 pub const BTF_INT_BOOL: u8 = 4;
 
 /// `BTF_FUNC_*` linkage of a FUNC (stored in its vlen).
 pub const BTF_FUNC_STATIC: u16 = 0;
+/// Linkage: a global function.
 pub const BTF_FUNC_GLOBAL: u16 = 1;
+/// Linkage: an extern function.
 pub const BTF_FUNC_EXTERN: u16 = 2;
 
 /// `BTF_VAR_*` linkage of a VAR.
 pub const BTF_VAR_STATIC: u32 = 0;
+/// Linkage: a global variable defined here.
 pub const BTF_VAR_GLOBAL_ALLOCATED: u32 = 1;
+/// Linkage: an extern variable.
 pub const BTF_VAR_GLOBAL_EXTERN: u32 = 2;
 
 /// `struct btf_member`. `offset` is raw: with the owner's kind_flag set it
@@ -116,37 +144,49 @@ pub const BTF_VAR_GLOBAL_EXTERN: u32 = 2;
 /// [`super::Btf::members`] for the decoded view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Member {
+    /// Offset of the member's name in the string table.
     pub name_off: u32,
+    /// The member's type.
     pub type_id: TypeId,
+    /// Raw offset (see above).
     pub offset: u32,
 }
 
 /// `struct btf_enum`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EnumValue {
+    /// Offset of the enumerator's name in the string table.
     pub name_off: u32,
+    /// Its value (as the enum's signedness says).
     pub val: u32,
 }
 
 /// `struct btf_enum64`, the two halves joined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Enum64Value {
+    /// Offset of the enumerator's name in the string table.
     pub name_off: u32,
+    /// Its value (as the enum's signedness says).
     pub val: u64,
 }
 
 /// `struct btf_param`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Param {
+    /// Offset of the parameter's name in the string table (0: unnamed).
     pub name_off: u32,
+    /// The parameter's type (void for a trailing `...`).
     pub type_id: TypeId,
 }
 
 /// `struct btf_var_secinfo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VarSecinfo {
+    /// The VAR (or FUNC, for `.ksyms`) placed in the section.
     pub type_id: TypeId,
+    /// Its offset in the section, in bytes.
     pub offset: u32,
+    /// Its size in bytes.
     pub size: u32,
 }
 
@@ -157,63 +197,100 @@ pub enum TypeData {
     Void,
     /// `data` is the raw trailing u32 (encoding << 24 | offset << 16 | bits).
     Int {
+        /// Size in bytes.
         size: u32,
+        /// The raw trailing word.
         data: u32,
     },
+    /// Pointer to a type.
     Ptr(TypeId),
+    /// Array of `nelems` elements.
     Array {
+        /// Element type.
         elem: TypeId,
+        /// Index type.
         index: TypeId,
+        /// Number of elements.
         nelems: u32,
     },
+    /// Struct.
     Struct {
+        /// Size in bytes.
         size: u32,
+        /// Members in declaration order.
         members: Vec<Member>,
     },
+    /// Union.
     Union {
+        /// Size in bytes.
         size: u32,
+        /// Members in declaration order.
         members: Vec<Member>,
     },
     /// Signed when the type's kind_flag is set.
     Enum {
+        /// Size in bytes (1, 2, 4 or 8).
         size: u32,
+        /// Enumerators in declaration order.
         values: Vec<EnumValue>,
     },
     /// A union forward declaration when the type's kind_flag is set.
     Fwd,
+    /// Typedef of a type.
     Typedef(TypeId),
+    /// `volatile` qualifier.
     Volatile(TypeId),
+    /// `const` qualifier.
     Const(TypeId),
+    /// `restrict` qualifier.
     Restrict(TypeId),
     /// `linkage` is the vlen field (`BTF_FUNC_*`).
     Func {
+        /// Its FUNC_PROTO.
         proto: TypeId,
+        /// `BTF_FUNC_STATIC`, `BTF_FUNC_GLOBAL` or `BTF_FUNC_EXTERN`.
         linkage: u16,
     },
+    /// Function signature.
     FuncProto {
+        /// Return type (void for none).
         ret: TypeId,
+        /// Parameters in order.
         params: Vec<Param>,
     },
+    /// Variable.
     Var {
+        /// Its type.
         type_id: TypeId,
+        /// `BTF_VAR_STATIC`, `BTF_VAR_GLOBAL_ALLOCATED` or `BTF_VAR_GLOBAL_EXTERN`.
         linkage: u32,
     },
+    /// Data section (`.data`, `.maps`, ...) and the variables in it.
     Datasec {
+        /// Size in bytes (0 until the section's size is known).
         size: u32,
+        /// Its variables, by offset.
         vars: Vec<VarSecinfo>,
     },
+    /// Floating-point type.
     Float {
+        /// Size in bytes.
         size: u32,
     },
     /// `component_idx` -1 tags the target itself, else member/param index.
     DeclTag {
+        /// The tagged type.
         target: TypeId,
+        /// See above.
         component_idx: i32,
     },
+    /// Type tag (`__attribute__((btf_type_tag))`) on a type.
     TypeTag(TypeId),
     /// Signed when the type's kind_flag is set.
     Enum64 {
+        /// Size in bytes (1, 2, 4 or 8).
         size: u32,
+        /// Enumerators in declaration order.
         values: Vec<Enum64Value>,
     },
 }
@@ -221,12 +298,16 @@ pub enum TypeData {
 /// One BTF type: the common `struct btf_type` fields plus kind data.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BtfType {
+    /// Offset of the type's name in the string table (0: anonymous).
     pub name_off: u32,
+    /// The `kind_flag` bit (meaning depends on the kind).
     pub kind_flag: bool,
+    /// The kind and what it holds.
     pub data: TypeData,
 }
 
 impl BtfType {
+    /// A type from its fields.
     pub fn new(name_off: u32, kind_flag: bool, data: TypeData) -> Self {
         BtfType {
             name_off,
@@ -235,6 +316,7 @@ impl BtfType {
         }
     }
 
+    /// Its `BTF_KIND_*`.
     pub fn kind(&self) -> Kind {
         use TypeData as D;
         match &self.data {
@@ -346,9 +428,11 @@ impl BtfType {
 pub fn int_encoding(data: u32) -> u8 {
     ((data >> 24) & 0x0f) as u8
 }
+/// INT data: offset of the value in bits.
 pub fn int_offset(data: u32) -> u32 {
     (data >> 16) & 0xff
 }
+/// INT data: number of bits.
 pub fn int_bits(data: u32) -> u32 {
     data & 0xff
 }

@@ -37,6 +37,13 @@ impl Listing<'_> {
     }
 }
 
+/// The JSON listing ([`disasm_json`]'s document).
+impl serde::Serialize for Listing<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Doc(self).serialize(s)
+    }
+}
+
 struct Doc<'l, 'a>(&'l Listing<'a>);
 struct Sections<'l, 'a>(&'l Listing<'a>);
 struct Instructions<'l, 'a>(&'l Listing<'a>, &'l ListedSection<'a>);

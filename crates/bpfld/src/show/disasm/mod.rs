@@ -52,6 +52,21 @@ const SHT_NOBITS: u32 = 8;
 /// and relocations of the executable ones, the symbols, and the CO-RE
 /// notes of `.BTF.ext`. Made from a parsed [`Object`] or, reading only
 /// those parts, from a file ([`with_file`]).
+///
+/// It prints (`Display`) as [`disasm`] and serializes as [`disasm_json`]:
+///
+/// ```
+/// use bpfld::model::Object;
+/// use bpfld::show::disasm::Listing;
+///
+/// let obj = Object::parse(include_bytes!("../../../../../fixtures/xdp_pass.o"))?;
+/// let listing = Listing::from_object(&obj);
+/// let text = listing.to_string();
+/// assert!(text.contains("<xdp_pass>:") && text.contains("exit"), "{text}");
+/// let json = serde_json::to_value(&listing).unwrap();
+/// assert_eq!(json["sections"][0]["name"], "xdp");
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 #[derive(Debug, PartialEq)]
 pub struct Listing<'a> {
     endian: Endian,
@@ -111,6 +126,15 @@ impl<'a> Listing<'a> {
             symbols: Cow::Borrowed(&obj.symbols[..]),
             core: CoreNotes::from_object(obj),
         }
+    }
+}
+
+/// The text listing ([`disasm`]'s).
+impl std::fmt::Display for Listing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::new();
+        self.write_text(&mut out).map_err(|_| std::fmt::Error)?;
+        f.write_str(&String::from_utf8_lossy(&out))
     }
 }
 
