@@ -106,6 +106,10 @@ pub(crate) enum Command {
         /// report says where and, otherwise, why not).
         #[arg(long)]
         no_inline: bool,
+        /// Print the link report as one JSON object (inputs, components,
+        /// resolves, renames, inlining, warnings).
+        #[arg(long)]
+        json: bool,
     },
     /// XDP: compose several programs into one (no freplace needed).
     Xdp {
@@ -259,6 +263,10 @@ pub(crate) enum XdpCommand {
         /// writes a file only (`xdp attach --pin-path` loads and pins).
         #[arg(long, value_name = "DIR")]
         pin_path: Option<PathBuf>,
+        /// Print the composition as one JSON object (run order, left-out
+        /// components, frags, pins, the link report, warnings).
+        #[arg(long)]
+        json: bool,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
@@ -315,6 +323,9 @@ pub(crate) enum XdpCommand {
         /// Detach a program bpfld did not attach.
         #[arg(long)]
         force: bool,
+        /// Report what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

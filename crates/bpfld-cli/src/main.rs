@@ -17,6 +17,7 @@ mod docs;
 mod image;
 mod input;
 mod parse;
+mod reports;
 mod run;
 mod xdp;
 
@@ -113,6 +114,7 @@ fn run(cli: Cli) -> Result<()> {
             shared_maps,
             print_map,
             no_inline,
+            json,
         } => {
             parse::refuse_output_among_inputs(
                 &output,
@@ -130,7 +132,14 @@ fn run(cli: Cli) -> Result<()> {
             };
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
-            if print_map {
+            if json {
+                print_json(&reports::LinkJson::new(
+                    &output,
+                    relocatable,
+                    &inputs,
+                    &report,
+                ))?;
+            } else if print_map {
                 emit(&report.to_string())?;
             }
         }
@@ -146,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
                     bpfman_url,
                     node_selector,
                     pin_path,
+                    json,
                 },
         } => {
             let specs = components
@@ -179,6 +189,14 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 image::write_bpfman_yaml(yaml, &composed.object, &args)
                     .map_err(|e| e.context(format!("writing {}", yaml.display())))?;
+            }
+            if json {
+                return print_json(&reports::ComposeJson::new(
+                    &output,
+                    &composed,
+                    pins.as_deref(),
+                    bpfman_manifest.as_deref(),
+                ));
             }
             let mut text = String::new();
             for p in &composed.order {
@@ -248,8 +266,8 @@ fn run(cli: Cli) -> Result<()> {
             command: XdpCommand::Status { dev, json },
         } => emit(&xdp::status(dev.as_deref(), json)?)?,
         Command::Xdp {
-            command: XdpCommand::Detach { dev, force },
-        } => emit(&xdp::detach(&dev, force)?)?,
+            command: XdpCommand::Detach { dev, force, json },
+        } => emit(&xdp::detach(&dev, force, json)?)?,
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {

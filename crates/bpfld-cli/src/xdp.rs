@@ -435,7 +435,18 @@ impl AttachReport {
     }
 }
 
-pub fn detach(dev: &str, force: bool) -> Result<String> {
+/// What `detach` did, printed as text or JSON.
+#[derive(serde::Serialize)]
+struct DetachReport {
+    interface: String,
+    prog_id: u32,
+    /// The bpf_link removed, when it was attached through one.
+    link: Option<String>,
+    /// The pins its attachment made, removed with it.
+    unpinned: Vec<String>,
+}
+
+pub fn detach(dev: &str, force: bool, json: bool) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let _lock = lock(dev, ifindex)?;
     let Some(old) = running(ifindex, dev)? else {
@@ -450,19 +461,30 @@ pub fn detach(dev: &str, force: bool) -> Result<String> {
         None => kx::detach(ifindex, old.mode, &old.fd),
     }
     .map_err(|e| Error::new(format!("{dev}: {e}")))?;
-    let mut text = format!("{dev}: detached program {}\n", old.prog_id);
-    if let Some(path) = &link {
-        text.push_str(&format!(
-            "  removed the bpf_link pinned at {}\n",
-            path.display()
-        ));
-    }
+    let mut report = DetachReport {
+        interface: dev.to_string(),
+        prog_id: old.prog_id,
+        link: link.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        unpinned: Vec::new(),
+    };
     // The pins its attachment made, if they still hold its maps.
     for (own, path) in old.btf.as_ref().map(pins).unwrap_or_default() {
         let ours = kx::map_by_pin(&path).is_ok_and(|(_, m)| old.info.map_ids.contains(&m.id));
         if own && ours && std::fs::remove_file(&path).is_ok() {
-            text.push_str(&format!("  unpinned {}\n", path.display()));
+            report.unpinned.push(path.to_string_lossy().into_owned());
         }
+    }
+    if json {
+        return serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
+    }
+    let mut text = format!("{dev}: detached program {}\n", report.prog_id);
+    if let Some(path) = &report.link {
+        text.push_str(&format!("  removed the bpf_link pinned at {path}\n"));
+    }
+    for path in &report.unpinned {
+        text.push_str(&format!("  unpinned {path}\n"));
     }
     Ok(text)
 }

@@ -1355,9 +1355,14 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(pinned_u64(&pin), 2);
 
-    // Detach removes the pin its attachment made.
-    let out = ok(&["xdp", "detach", "--dev", &p.vb]);
-    assert!(out.contains(&format!("  unpinned {pin}\n")), "{out}");
+    // Detach removes the pin its attachment made (--json: what it did).
+    let prog_id = status_json(&p)["prog_id"].clone();
+    let out = ok(&["xdp", "detach", "--dev", &p.vb, "--json"]);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["interface"], p.vb.as_str());
+    assert_eq!(d["prog_id"], prog_id);
+    assert!(d["link"].is_null(), "{d}");
+    assert_eq!(d["unpinned"], serde_json::json!([pin]));
     assert!(!std::path::Path::new(&pin).exists());
 
     // A compatible map pinned by someone else is used, and left there.

@@ -643,6 +643,18 @@ fn compose_pin_path_checks_the_maps_pinned_there() {
         "{}",
         stdout(&o)
     );
+    // --json: the same, as `xdp attach --json` names a pinned map.
+    let (_, o) = compose_run("pins-json", &["comp_pinned.o", &pin_arg, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["pinned"],
+        serde_json::json!([{
+            "name": "pinned_hits",
+            "path": format!("{d}/pinned_hits"),
+            "created": false
+        }])
+    );
     // An incompatible one (value 4 bytes, not 8) is an error naming both,
     // and no output is written.
     std::fs::remove_file(&pin).unwrap();
@@ -659,4 +671,68 @@ fn compose_pin_path_checks_the_maps_pinned_there() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn compose_json_names_order_chains_renames_and_left_out_components() {
+    let (out, o) = compose_run(
+        "json",
+        &[
+            "--json",
+            "comp_count.o:xdp_count,priority=20",
+            "xdp_pass.o,priority=10,chain=XDP_PASS+XDP_TX",
+            "comp_tail.o,priority=30,chain=none",
+            "xdp_drop.o,priority=40",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&o)));
+    assert_eq!(v["output"], out.to_str().unwrap());
+    assert_eq!(v["program"], "bpfld_xdp");
+    assert_eq!(v["section"], "xdp");
+    assert_eq!(v["frags"], false);
+    let comps = v["components"].as_array().unwrap();
+    // Run order by priority; the component after `chain=none` is left out.
+    assert_eq!(comps.len(), 3, "{v}");
+    let fx = |f: &str| format!("{}/{f}", fixtures_dir().to_str().unwrap());
+    let first = &comps[0];
+    assert_eq!(first["slot"], "comp0");
+    assert_eq!(first["index"], 1);
+    assert_eq!(first["file"], fx("xdp_pass.o"));
+    assert_eq!(first["program"], "xdp_pass");
+    assert_eq!(first["priority"], 10);
+    // Chain actions by name, as `xdp status --json` shows them.
+    assert_eq!(first["chain"], serde_json::json!(["XDP_PASS", "XDP_TX"]));
+    let count = &comps[1];
+    assert_eq!(count["slot"], "comp1");
+    assert_eq!(count["program"], "xdp_count");
+    assert_eq!(count["priority"], 20);
+    assert_eq!(count["chain"], serde_json::json!(["XDP_PASS"]));
+    assert!(count["instructions"].as_u64().unwrap() > 0);
+    let renames = count["renames"].as_array().unwrap();
+    assert!(
+        renames.contains(&serde_json::json!({
+            "kind": "map", "from": "counter", "to": "counter__comp1"
+        })),
+        "{renames:?}"
+    );
+    assert_eq!(
+        count["inlined"],
+        serde_json::json!([{"function": "comp1", "into": ["bpfld_xdp"]}])
+    );
+    assert_eq!(comps[2]["chain"], serde_json::json!([]));
+    // The tail-calling component stays called, and says why.
+    let called = comps[2]["called"].as_array().unwrap();
+    assert_eq!(called.len(), 1, "{called:?}");
+    assert_eq!(called[0]["function"], "comp2");
+    assert!(called[0]["because"].as_str().unwrap().contains("tail call"));
+    assert_eq!(
+        v["left_out"],
+        serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
+    );
+    assert_eq!(v["without_frags"].as_array().unwrap().len(), 4);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+    // Nothing but the JSON on standard output.
+    assert!(stdout(&o).trim_end().ends_with('}'));
 }

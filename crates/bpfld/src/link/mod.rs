@@ -55,7 +55,10 @@ pub(crate) mod symtab;
 mod tests;
 
 pub use input::Input;
-pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
+pub use report::{
+    CalledJson, ComponentJson, ComponentReport, InlinedJson, Inlining, LinkReport, RenameJson,
+    ResolveJson, LINKMAP_SECTION,
+};
 pub use resolve::Resolve;
 
 use std::borrow::Cow;

@@ -138,6 +138,125 @@ impl LinkReport {
     }
 }
 
+/// One component instance of a [`LinkReport`] as `bpfld link --json` and
+/// `bpfld xdp compose --json` show it: the same field names in both.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ComponentJson {
+    /// The component as named on the command line (`FILE[#TAG]`).
+    pub file: String,
+    /// The instance: the first extern it fills, which suffixes the names
+    /// of its maps and globals (`compN` in a composition).
+    pub instance: String,
+    /// The externs it fills, each with the function filling it.
+    pub resolves: Vec<ResolveJson>,
+    /// Instructions pulled in from it.
+    pub instructions: u64,
+    /// What it brought under which final name.
+    pub renames: Vec<RenameJson>,
+    /// Resolved functions inlined into their callers.
+    pub inlined: Vec<InlinedJson>,
+    /// Resolved functions (some of) whose calls stay calls, and why.
+    pub called: Vec<CalledJson>,
+}
+
+/// An extern and the function that fills it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ResolveJson {
+    /// The extern's name.
+    #[serde(rename = "extern")]
+    pub extern_name: String,
+    /// The component's function filling it.
+    pub function: String,
+}
+
+/// A map, global variable or function pulled in under its final name.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RenameJson {
+    /// `map`, `global` or `function`.
+    pub kind: &'static str,
+    /// Its name in the component.
+    pub from: String,
+    /// Its name in the output.
+    pub to: String,
+}
+
+/// A function inlined into its callers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InlinedJson {
+    /// The function (by its name in the output).
+    pub function: String,
+    /// The callers it was inlined into, one per call site.
+    pub into: Vec<String>,
+}
+
+/// A function that stays called.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CalledJson {
+    /// The function (by its name in the output).
+    pub function: String,
+    /// Why it is not inlined.
+    pub because: String,
+}
+
+impl LinkReport {
+    /// Every component instance as `--json` shows it.
+    pub fn json(&self) -> Vec<ComponentJson> {
+        self.components.iter().map(ComponentJson::from).collect()
+    }
+}
+
+impl From<&ComponentReport> for ComponentJson {
+    fn from(c: &ComponentReport) -> ComponentJson {
+        let renames = [
+            ("function", &c.functions),
+            ("map", &c.maps),
+            ("global", &c.globals),
+        ]
+        .into_iter()
+        .flat_map(|(kind, list)| {
+            list.iter().map(move |(from, to)| RenameJson {
+                kind,
+                from: from.clone(),
+                to: to.clone(),
+            })
+        })
+        .collect();
+        ComponentJson {
+            file: c.component.clone(),
+            instance: c.label.clone(),
+            resolves: c
+                .resolved
+                .iter()
+                .map(|(e, f)| ResolveJson {
+                    extern_name: e.clone(),
+                    function: f.clone(),
+                })
+                .collect(),
+            instructions: c.insns,
+            renames,
+            inlined: c
+                .inlining
+                .iter()
+                .filter(|i| !i.into.is_empty())
+                .map(|i| InlinedJson {
+                    function: i.function.clone(),
+                    into: i.into.clone(),
+                })
+                .collect(),
+            called: c
+                .inlining
+                .iter()
+                .filter_map(|i| {
+                    Some(CalledJson {
+                        function: i.function.clone(),
+                        because: i.called_because.clone()?,
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The externs of `c` that name its resolved functions in the output.
 fn primaries(c: &ComponentReport) -> Vec<String> {
     let mut seen = HashSet::new();
