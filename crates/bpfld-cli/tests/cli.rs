@@ -177,3 +177,70 @@ fn share_naming_no_map_is_an_error() {
     ]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The example lines of `bpfld COMMAND --help`.
+fn examples(command: &[&str]) -> Vec<String> {
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = ok(&args);
+    let (_, rest) = help
+        .split_once("\nExamples:\n")
+        .unwrap_or_else(|| panic!("no examples in {help}"));
+    rest.lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_examples_of_link_compose_and_btf_dump_run() {
+    // The file names the examples use, as fixtures of the same kind, in
+    // a directory the examples run in (their outputs land there too).
+    let dir = tmpdir("help-examples");
+    for (name, fixture_name) in [
+        ("prog.o", "xdp_counter.o"),
+        ("main.o", "link_a.o"),
+        ("lib.o", "link_b.o"),
+        ("dispatcher.o", "res_dispatcher.o"),
+        ("count.o", "comp_count.o"),
+        ("mark.o", "comp_mark.o"),
+        ("drop.o", "xdp_drop.o"),
+        ("pass.o", "xdp_pass.o"),
+    ] {
+        std::os::unix::fs::symlink(fixture(fixture_name), dir.join(name)).unwrap();
+    }
+    let mut ran = 0;
+    for command in [&["link"][..], &["xdp", "compose"], &["btf", "dump"]] {
+        let lines = examples(command);
+        assert_eq!(lines.len(), 2, "{command:?}: {lines:?}");
+        for line in lines {
+            // Plain words: no quoting, pipe or redirection to interpret.
+            assert!(!line.contains(['"', '\'', '|', '>', '$']), "{line}");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[0], "bpfld");
+            if words.contains(&VMLINUX) && !have_vmlinux("btf dump example") {
+                continue;
+            }
+            let o = bpfld()
+                .args(&words[1..])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{line}: {}", stderr(&o));
+            let out = stdout(&o);
+            if let Some(at) = words.iter().position(|w| *w == "-o") {
+                let written = dir.join(words[at + 1]);
+                assert!(bpfld::read::elf::read_file(&written).is_ok(), "{line}");
+            }
+            if words.contains(&"--json") {
+                let v: serde_json::Value =
+                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{line}: not JSON ({e})"));
+                assert!(v.is_object(), "{line}");
+            } else if words[1] != "link" || words.contains(&"--print-map") {
+                assert!(!out.is_empty(), "{line}: printed nothing");
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 5, "{ran} examples ran");
+}
