@@ -190,6 +190,10 @@ fn run(cli: Cli) -> Result<()> {
                 image::write_bpfman_yaml(yaml, &composed.object, &args)
                     .map_err(|e| e.context(format!("writing {}", yaml.display())))?;
             }
+            // A warning, so on standard error (standard output may be JSON).
+            for u in &composed.unreachable {
+                warn(&reports::left_out_warning(u));
+            }
             if json {
                 return print_json(&reports::ComposeJson::new(
                     &output,
@@ -201,11 +205,6 @@ fn run(cli: Cli) -> Result<()> {
             let mut text = String::new();
             for p in &composed.order {
                 text.push_str(&format!("{p}\n"));
-            }
-            for u in &composed.unreachable {
-                text.push_str(&format!(
-                    "left out: {u} (an earlier component never continues the chain)\n"
-                ));
             }
             text.extend(composed.frags_note());
             if let (Some(dir), Some(pins)) = (&pin_path, &pins) {
@@ -415,6 +414,12 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(format!("cannot encode JSON: {e}")))?;
     emit(&(text + "\n"))
+}
+
+/// Prints `bpfld: warning: TEXT` on standard error, never standard
+/// output (which may be a `--json` report, which lists it too).
+fn warn(text: &str) {
+    eprintln!("bpfld: warning: {text}");
 }
 
 /// Writes a listing to stdout; a reader that went away (`| head`) is not

@@ -137,6 +137,11 @@ fn section_of(obj: &Object, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The warning for a component left out of a composition (`FILE:PROGRAM`).
+pub(crate) fn left_out_warning(component: &str) -> String {
+    format!("left out: {component} (an earlier component never continues the chain, so it would never run)")
+}
+
 impl ComposeJson {
     pub(crate) fn new(
         output: &Path,
@@ -177,7 +182,10 @@ impl ComposeJson {
                 .collect(),
             pinned: pins.map(|ps| ps.iter().map(PinJson::from).collect()),
             bpfman_manifest: bpfman_manifest.map(|p| p.display().to_string()),
-            warnings: bpfld::read::workarounds::warnings_given(),
+            warnings: bpfld::read::workarounds::warnings_given()
+                .into_iter()
+                .chain(composed.unreachable.iter().map(|u| left_out_warning(u)))
+                .collect(),
         }
     }
 }

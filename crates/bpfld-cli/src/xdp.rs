@@ -287,6 +287,7 @@ fn attach_once(
         running_before,
         frags: composed.frags,
         frags_note: composed.frags_note(),
+        warnings: bpfld::read::workarounds::warnings_given(),
         kept: names(&done.kept),
         refused: names(&done.refused),
         fresh: if old.is_some() {
@@ -319,6 +320,11 @@ fn attach_once(
             report.unpinned.push(path.to_string_lossy().into_owned());
         }
     }
+    for u in &composed.unreachable {
+        let w = crate::reports::left_out_warning(u);
+        crate::warn(&w);
+        report.warnings.push(w);
+    }
     if json {
         return serde_json::to_string_pretty(&report)
             .map(|s| Some(s + "\n"))
@@ -345,6 +351,9 @@ struct AttachReport {
     frags: bool,
     #[serde(skip)]
     frags_note: Option<String>,
+    /// The warnings printed on standard error (a component left out
+    /// because an earlier one never continues the chain, ...).
+    warnings: Vec<String>,
     /// Maps handed over from the replaced program (composition names).
     kept: Vec<String>,
     /// Maps that would have been kept but whose definition changed.

@@ -159,17 +159,22 @@ fn command_line_overrides_priority_and_chain() {
     assert_eq!(global_u64(&out, &maps, "seen__comp0"), 1);
 
     // chain=none: nothing after it runs (and it is reported).
-    let (out, printed) = compose(
+    let (out, o) = compose_run(
         "none",
         &[
             "comp_mark.o:xdp_mark,chain=none,priority=40",
             "comp_count.o:xdp_count",
         ],
     );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A warning, so on standard error only.
+    let warned = stderr(&o);
     assert!(
-        printed.contains("left out:") && printed.contains("comp_count.o:xdp_count"),
-        "{printed}"
+        warned.starts_with("bpfld: warning: left out: ")
+            && warned.contains("comp_count.o:xdp_count"),
+        "{warned}"
     );
+    assert!(!stdout(&o).contains("left out"), "{}", stdout(&o));
     let (ret, _) = dispatch(&out);
     assert_eq!(ret, 3, "XDP_TX from comp_mark");
 }
@@ -732,7 +737,13 @@ fn compose_json_names_order_chains_renames_and_left_out_components() {
         serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
     );
     assert_eq!(v["without_frags"].as_array().unwrap().len(), 4);
-    assert_eq!(v["warnings"], serde_json::json!([]));
+    // The left-out component is a warning: on stderr, and listed.
+    let warning = format!(
+        "left out: {}:xdp_drop (an earlier component never continues the chain, so it would never run)",
+        fx("xdp_drop.o")
+    );
+    assert_eq!(v["warnings"], serde_json::json!([warning]));
+    assert_eq!(stderr(&o), format!("bpfld: warning: {warning}\n"));
     // Nothing but the JSON on standard output.
     assert!(stdout(&o).trim_end().ends_with('}'));
 }
