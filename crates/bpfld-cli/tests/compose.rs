@@ -747,3 +747,35 @@ fn compose_json_names_order_chains_renames_and_left_out_components() {
     // Nothing but the JSON on standard output.
     assert!(stdout(&o).trim_end().ends_with('}'));
 }
+
+#[test]
+fn kernel_limits_name_the_components_that_exceed_them() {
+    // Each instance of lim_maps33.o brings its own 33 maps: 66 in one
+    // program, above the kernel's 64; both components are named.
+    let e = compose_err(&["lim_maps33.o", "lim_maps33.o", "xdp_pass.o"]);
+    let fx = |f: &str| format!("{}/{f}", fixtures_dir().to_str().unwrap());
+    assert!(
+        e.contains("program 'bpfld_xdp' uses 66 maps, more than the 64 one program may use (MAX_USED_MAPS)")
+            && e.contains(&format!("33 from component {}#comp0 (m0__comp0, ", fx("lim_maps33.o")))
+            && e.contains(&format!("33 from component {}#comp1 (m0__comp1, ", fx("lim_maps33.o"))),
+        "{e}"
+    );
+    // The stack along dispatcher -> component -> its subprogram, inlined
+    // or not: the component is named.
+    for extra in [None, Some("--no-inline")] {
+        let mut args = vec!["lim_stack.o", "xdp_pass.o"];
+        args.extend(extra);
+        let e = compose_err(&args);
+        assert!(
+            e.contains("program 'bpfld_xdp' needs ")
+                && e.contains(&format!(
+                    "comp0 (320 bytes, component {}#comp0) -> deep_helper (320 bytes), more than the kernel's 512",
+                    fx("lim_stack.o")
+                )),
+            "{e}"
+        );
+    }
+    // One instance is within the limits.
+    let (out, _) = compose("limits-ok", &["lim_maps33.o", "xdp_pass.o"]);
+    assert!(out.exists());
+}

@@ -42,10 +42,12 @@
 //! call); this file runs them over every call of every resolved function.
 
 mod frame;
+mod graph;
 mod liveness;
 mod nodes;
 mod splice;
 
+pub(crate) use graph::{program_uses, ProgramUse};
 pub(crate) use liveness::registers_written;
 
 use crate::model::object::{Object, SymbolId, SymbolKind};
