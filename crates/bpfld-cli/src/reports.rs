@@ -101,7 +101,7 @@ impl ProgramJson {
 struct ComposedJson {
     #[serde(flatten)]
     placed: Placed,
-    instructions: u64,
+    insns: u64,
     renames: Vec<RenameJson>,
     inlined: Vec<InlinedJson>,
     called: Vec<CalledJson>,
@@ -168,7 +168,7 @@ impl ComposeJson {
                     let own = instances.iter().find(|c| c.instance == p.slot);
                     ComposedJson {
                         placed: p.clone(),
-                        instructions: own.map_or(0, |c| c.instructions),
+                        insns: own.map_or(0, |c| c.insns),
                         renames: own.map(|c| c.renames.clone()).unwrap_or_default(),
                         inlined: own.map(|c| c.inlined.clone()).unwrap_or_default(),
                         called: own.map(|c| c.called.clone()).unwrap_or_default(),

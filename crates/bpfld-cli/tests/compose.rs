@@ -714,7 +714,7 @@ fn compose_json_names_order_chains_renames_and_left_out_components() {
     assert_eq!(count["program"], "xdp_count");
     assert_eq!(count["priority"], 20);
     assert_eq!(count["chain"], serde_json::json!(["XDP_PASS"]));
-    assert!(count["instructions"].as_u64().unwrap() > 0);
+    assert!(count["insns"].as_u64().unwrap() > 0);
     let renames = count["renames"].as_array().unwrap();
     assert!(
         renames.contains(&serde_json::json!({

@@ -230,7 +230,10 @@ fn link_report_names_everything_pulled_in() {
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
     let comps = v["link_map"]["components"].as_array().unwrap();
     assert_eq!(comps.len(), 2);
+    // The vocabulary of `link --json`.
     assert!(comps[0]["insns"].as_u64().unwrap() > 10);
+    assert_eq!(comps[0]["instance"], "slot0");
+    assert_eq!(comps[1]["resolves"][1]["function"], "mark_verdict");
 }
 
 #[test]
@@ -403,7 +406,7 @@ fn link_json_reports_inputs_resolves_renames_and_inlining() {
         comps[0]["resolves"],
         serde_json::json!([{"extern": "slot0", "function": "xdp_count"}])
     );
-    assert!(comps[0]["instructions"].as_u64().unwrap() > 10);
+    assert!(comps[0]["insns"].as_u64().unwrap() > 10);
     let renames = comps[0]["renames"].as_array().unwrap();
     for (kind, from, to) in [
         ("map", "counter", "counter__slot0"),

@@ -150,7 +150,7 @@ pub struct ComponentJson {
     /// The externs it fills, each with the function filling it.
     pub resolves: Vec<ResolveJson>,
     /// Instructions pulled in from it.
-    pub instructions: u64,
+    pub insns: u64,
     /// What it brought under which final name.
     pub renames: Vec<RenameJson>,
     /// Resolved functions inlined into their callers.
@@ -205,6 +205,24 @@ impl LinkReport {
     }
 }
 
+/// A report as `{"components": [...]}` in the `--json` vocabulary (or
+/// `null`), for listings that show one.
+pub(crate) fn serialize_components<S: serde::Serializer>(
+    report: &Option<LinkReport>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Components {
+        components: Vec<ComponentJson>,
+    }
+    report
+        .as_ref()
+        .map(|r| Components {
+            components: r.json(),
+        })
+        .serialize(s)
+}
+
 impl From<&ComponentReport> for ComponentJson {
     fn from(c: &ComponentReport) -> ComponentJson {
         let renames = [
@@ -232,7 +250,7 @@ impl From<&ComponentReport> for ComponentJson {
                     function: f.clone(),
                 })
                 .collect(),
-            instructions: c.insns,
+            insns: c.insns,
             renames,
             inlined: c
                 .inlining

@@ -24,7 +24,9 @@ pub struct Summary {
     pub license: Option<String>,
     pub kernel_version: Option<u32>,
     pub btf: Option<BtfSummary>,
-    /// What `bpfld link --resolve` put in, when this object came from it.
+    /// What `bpfld link --resolve` put in, when this object came from it
+    /// (in JSON as `bpfld link --json` shows its components).
+    #[serde(serialize_with = "crate::link::report::serialize_components")]
     pub link_map: Option<crate::link::LinkReport>,
 }
 
