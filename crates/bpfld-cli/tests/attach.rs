@@ -1352,6 +1352,7 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
         serde_json::from_str(&ok(&["xdp", "status", "--dev", &p.vb, "--json"])).unwrap();
     let st = &st[0];
     assert_eq!(st["pins"][0]["path"], pin.as_str());
+    assert_eq!(st["pins"][0]["name"], "pinned_hits");
     assert_eq!(st["pins"][0]["own"], true);
     assert!(st["pins"][0]["id"].is_u64(), "{st}");
     let text = ok(&["xdp", "status", "--dev", &p.vb]);
