@@ -81,14 +81,14 @@ pub(crate) struct ComposeJson {
 
 /// A component named by file and program.
 #[derive(Serialize)]
-struct ProgramJson {
+pub(crate) struct ProgramJson {
     file: String,
     program: String,
 }
 
 impl ProgramJson {
     /// From `FILE:PROGRAM` (a program name has no ':').
-    fn parse(s: &str) -> ProgramJson {
+    pub(crate) fn parse(s: &str) -> ProgramJson {
         let (file, program) = s.rsplit_once(':').unwrap_or((s, ""));
         ProgramJson {
             file: file.to_string(),

@@ -287,6 +287,11 @@ fn attach_once(
         running_before,
         frags: composed.frags,
         frags_note: composed.frags_note(),
+        left_out: composed
+            .unreachable
+            .iter()
+            .map(|u| crate::reports::ProgramJson::parse(u))
+            .collect(),
         warnings: bpfld::read::workarounds::warnings_given(),
         kept: names(&done.kept),
         refused: names(&done.refused),
@@ -351,6 +356,8 @@ struct AttachReport {
     frags: bool,
     #[serde(skip)]
     frags_note: Option<String>,
+    /// Components after one that never continues the chain: never run.
+    left_out: Vec<crate::reports::ProgramJson>,
     /// The warnings printed on standard error (a component left out
     /// because an earlier one never continues the chain, ...).
     warnings: Vec<String>,

@@ -986,6 +986,10 @@ fn status_shows_run_order_and_action_names() {
     assert_eq!(stderr(&o), format!("bpfld: warning: {warning}\n"));
     let attached: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(attached["warnings"], serde_json::json!([warning]));
+    assert_eq!(
+        attached["left_out"],
+        serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
+    );
     let st = status_json(&p);
     // attach and status name a component with the same fields.
     assert_eq!(attached["prog_id"], st["prog_id"]);
