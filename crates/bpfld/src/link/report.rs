@@ -16,14 +16,17 @@ use crate::model::object::{Object, SectionId, SectionKind};
 /// What one component instance contributed, for the link report.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ComponentReport {
+    /// The component as named to the linker (`FILE[#TAG]`).
     pub component: String,
+    /// The instance: the first extern it fills, which suffixes its names.
     pub label: String,
     /// extern → function it resolved to.
     pub resolved: Vec<(String, String)>,
     /// Instructions pulled in from this component.
     pub insns: u64,
-    /// Maps and global variables pulled in: (original name, final name).
+    /// Maps pulled in: (original name, final name).
     pub maps: Vec<(String, String)>,
+    /// Global variables pulled in: (original name, final name).
     pub globals: Vec<(String, String)>,
     /// Functions pulled in besides the resolved ones: (original, final).
     pub functions: Vec<(String, String)>,
@@ -35,6 +38,7 @@ pub struct ComponentReport {
 /// Whether a resolved function was inlined into its callers, or why not.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Inlining {
+    /// The function, by its name in the output.
     pub function: String,
     /// Callers it was inlined into, one per call site.
     pub into: Vec<String>,
@@ -55,6 +59,7 @@ impl From<&super::inline::Outcome> for Inlining {
 /// The link report: what each extern resolved to and what came with it.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LinkReport {
+    /// Every component instance, in link order.
     pub components: Vec<ComponentReport>,
 }
 
