@@ -202,6 +202,10 @@ pub(crate) enum ImageCommand {
         /// the same program.
         #[arg(required = true, num_args = 1..=2, value_name = "FILE.o")]
         inputs: Vec<PathBuf>,
+        /// Print what was written as JSON (digests as `image inspect
+        /// --json` names them).
+        #[arg(long)]
+        json: bool,
     },
     /// Show an image's labels, platforms, digests and its object's summary.
     #[command(after_help = "Examples:\n  \
@@ -407,6 +411,9 @@ pub(crate) enum BtfCommand {
         /// Print the type counts before and after on standard error.
         #[arg(long)]
         stats: bool,
+        /// Print what was written as JSON (with the type counts).
+        #[arg(long)]
+        json: bool,
     },
     /// Load an ELF object's `.BTF` into the kernel (BPF_BTF_LOAD) after
     /// only the rewrites libbpf makes at load time (`.kconfig`/`.ksyms`
@@ -419,6 +426,9 @@ pub(crate) enum BtfCommand {
         /// Also list the rewrites made before loading.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Print the result as JSON (type count and rewrites).
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -278,6 +278,7 @@ fn run(cli: Cli) -> Result<()> {
                     output,
                     inputs,
                     stats,
+                    json,
                 },
         } => {
             parse::refuse_output_among_inputs(&output, inputs.iter().map(PathBuf::as_path))?;
@@ -285,9 +286,22 @@ fn run(cli: Cli) -> Result<()> {
             if stats {
                 eprintln!("types: {before} in, {after} out");
             }
+            if json {
+                print_json(&serde_json::json!({
+                    "output": output.display().to_string(),
+                    "inputs": inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "types_in": before,
+                    "types_out": after,
+                }))?;
+            }
         }
         Command::Btf {
-            command: BtfCommand::Check { file, verbose },
+            command:
+                BtfCommand::Check {
+                    file,
+                    verbose,
+                    json,
+                },
         } => {
             let data = std::fs::read(&file)
                 .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(file.display()))?;
@@ -301,6 +315,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             bpfld_kernel::btf_load::load_btf(&btf.bytes)
                 .map_err(|e| Error::new(e.to_string()).in_file(file.display()))?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "file": file.display().to_string(),
+                    "accepted": true,
+                    "types": btf.types,
+                    "rewrites": btf.rewrites.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }));
+            }
             text.push_str(&format!(
                 "{}: BTF accepted by the kernel ({} types)\n",
                 file.display(),
@@ -315,12 +337,14 @@ fn run(cli: Cli) -> Result<()> {
                     tag,
                     both_endian,
                     inputs,
+                    json,
                 },
         } => emit(&image::build(
             &output,
             tag.as_deref(),
             both_endian,
             &inputs,
+            json,
         )?)?,
         Command::Image {
             command: ImageCommand::Inspect { image, json },
