@@ -133,11 +133,14 @@ fn run(cli: Cli) -> Result<()> {
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
             if json {
+                // The output as written, for its programs' sizes.
+                let linked = read::elf::read_file(&output)?;
                 print_json(&reports::LinkJson::new(
                     &output,
                     relocatable,
                     &inputs,
                     &report,
+                    &linked,
                 ))?;
             } else if print_map {
                 emit(&report.to_string())?;

@@ -20,6 +20,9 @@ pub(crate) struct LinkJson {
     inputs: Vec<InputJson>,
     /// Each component instance `--resolve` pulled from.
     components: Vec<ComponentJson>,
+    /// The output's programs with what they take of the kernel's limits
+    /// (instructions, maps, stack).
+    programs: Vec<bpfld::link::limits::ProgramSize>,
     /// The warnings printed on standard error (`FILE: what`).
     warnings: Vec<String>,
 }
@@ -36,6 +39,7 @@ impl LinkJson {
         relocatable: bool,
         inputs: &[PathBuf],
         report: &LinkReport,
+        linked: &Object,
     ) -> LinkJson {
         LinkJson {
             output: output.display().to_string(),
@@ -49,6 +53,7 @@ impl LinkJson {
                 })
                 .collect(),
             components: report.json(),
+            programs: bpfld::link::limits::programs(linked),
             warnings: bpfld::read::workarounds::warnings_given(),
         }
     }
@@ -69,6 +74,9 @@ pub(crate) struct ComposeJson {
     components: Vec<ComposedJson>,
     /// Components after one that never continues the chain: never run.
     left_out: Vec<ProgramJson>,
+    /// The composition's program with what it takes of the kernel's
+    /// limits (instructions, maps, stack).
+    programs: Vec<bpfld::link::limits::ProgramSize>,
     /// With `--pin-path`: the maps pinned by name and what will become of
     /// each (`created`: it will be pinned; else the pinned one is used).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,6 +188,7 @@ impl ComposeJson {
                 .iter()
                 .map(|s| ProgramJson::parse(s))
                 .collect(),
+            programs: bpfld::link::limits::programs(&composed.object),
             pinned: pins.map(|ps| ps.iter().map(PinJson::from).collect()),
             bpfman_manifest: bpfman_manifest.map(|p| p.display().to_string()),
             warnings: bpfld::read::workarounds::warnings_given()

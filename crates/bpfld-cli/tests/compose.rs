@@ -737,6 +737,19 @@ fn compose_json_names_order_chains_renames_and_left_out_components() {
         serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
     );
     assert_eq!(v["without_frags"].as_array().unwrap().len(), 4);
+    // The program with what it takes of the kernel's limits.
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1, "{v}");
+    assert_eq!(progs[0]["program"], "bpfld_xdp");
+    assert_eq!(progs[0]["section"], "xdp");
+    let maps = progs[0]["maps"].as_array().unwrap();
+    assert!(
+        maps.contains(&serde_json::json!("counter__comp1")),
+        "{maps:?}"
+    );
+    let own: u64 = comps.iter().map(|c| c["insns"].as_u64().unwrap()).sum();
+    assert!(progs[0]["insns"].as_u64().unwrap() > own, "{v}");
+    assert!(progs[0]["stack"].as_u64().unwrap() <= 512, "{v}");
     // The left-out component is a warning: on stderr, and listed.
     let warning = format!(
         "left out: {}:xdp_drop (an earlier component never continues the chain, so it would never run)",

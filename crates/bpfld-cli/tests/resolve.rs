@@ -436,6 +436,20 @@ fn link_json_reports_inputs_resolves_renames_and_inlining() {
         .as_array()
         .unwrap()
         .contains(&serde_json::json!({"kind": "map", "from": "counter", "to": "counter__slot2"})));
+    // The output's program: its maps are the dispatcher's and each
+    // instance's own, each counted once.
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1, "{v}");
+    assert_eq!(progs[0]["program"], "res_dispatch");
+    let maps: Vec<&str> = progs[0]["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for m in ["counter", "counter__slot0", "counter__slot2"] {
+        assert_eq!(maps.iter().filter(|x| **x == m).count(), 1, "{m}: {maps:?}");
+    }
     assert_eq!(v["warnings"], serde_json::json!([]));
 }
 

@@ -36,6 +36,40 @@ pub const MAX_INSNS: u64 = 1_000_000;
 /// `MAX_BPF_STACK`).
 pub const MAX_STACK: u32 = 512;
 
+/// What one program of a linked object takes of the kernel's limits.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProgramSize {
+    /// The program (its function's name).
+    pub program: String,
+    /// Its section.
+    pub section: String,
+    /// Its instructions and those of every subprogram it reaches (at most
+    /// [`MAX_INSNS`]).
+    pub insns: u64,
+    /// The maps it uses, data sections included (at most
+    /// [`MAX_USED_MAPS`]).
+    pub maps: Vec<String>,
+    /// The stack along its deepest call chain (at most [`MAX_STACK`]);
+    /// `None` when a frame cannot be measured.
+    pub stack: Option<u32>,
+}
+
+/// Every program of the linked `obj` with what it takes of the kernel's
+/// limits; empty when its code cannot be decoded.
+pub fn programs(obj: &Object) -> Vec<ProgramSize> {
+    program_uses(obj)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| ProgramSize {
+            program: p.name,
+            section: p.section,
+            insns: p.insns,
+            maps: p.maps,
+            stack: p.stack.map(|s| s.0),
+        })
+        .collect()
+}
+
 /// Checks every program of the linked `obj` against the kernel's limits;
 /// the error names each program over one, and with the link's `report`,
 /// the components that brought its maps, instructions or functions.
@@ -250,5 +284,22 @@ mod tests {
         );
         // Within the limits: nothing to say.
         check(&fixture("xdp_counter.o"), &LinkReport::default()).unwrap();
+        assert_eq!(
+            programs(&fixture("xdp_counter.o")),
+            [ProgramSize {
+                program: "xdp_count".into(),
+                section: "xdp".into(),
+                // Its own code (it calls no subprogram).
+                insns: fixture("xdp_counter.o")
+                    .symbols
+                    .iter()
+                    .find(|s| s.name == "xdp_count")
+                    .unwrap()
+                    .size
+                    / 8,
+                maps: vec!["packets".into(), "bytes".into()],
+                stack: Some(32),
+            }]
+        );
     }
 }

@@ -112,6 +112,8 @@ impl CallGraph {
 pub(crate) struct ProgramUse {
     /// The program (its function's name).
     pub(crate) name: String,
+    /// Its section.
+    pub(crate) section: String,
     /// Instruction slots: its own and those of every function it reaches.
     pub(crate) insns: u64,
     /// The maps it and the functions it reaches use: map names, and the
@@ -183,6 +185,7 @@ pub(crate) fn program_uses(obj: &Object) -> Result<Vec<ProgramUse>, String> {
             .map(|(d, chain)| (d, chain.into_iter().map(|(f, b)| (name(f), b)).collect()));
         out.push(ProgramUse {
             name: name(*id),
+            section: obj.sections[*sec].name.clone(),
             insns,
             maps,
             stack,
