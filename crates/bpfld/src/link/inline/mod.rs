@@ -66,8 +66,8 @@ pub struct Outcome {
     pub called_because: Option<String>,
 }
 
-/// The kernel's limit on the stack along a call chain, in bytes.
-const MAX_STACK: u32 = 512;
+// The kernel's limit on the stack along a call chain, in bytes.
+use super::limits::MAX_STACK;
 
 /// Why a call stays a call.
 type Why = String;
