@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "bpfld",
     version,
-    about = "Static linker, XDP composer and inspector for eBPF object files"
+    about = "Static linker, XDP composer and inspector for eBPF object files",
+    after_help = "Examples:\n  \
+        bpfld link -o out.o main.o lib.o\n  \
+        bpfld xdp compose -o chain.o drop.o,priority=20 count.o:xdp_count,priority=10\n\n\
+        `bpfld COMMAND --help` shows each command's options and examples."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -19,6 +23,9 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Summarise an object: programs, functions, externs, maps, data, license.
+    #[command(after_help = "Examples:\n  \
+        bpfld inspect prog.o\n  \
+        bpfld inspect --json oci-archive:prog.tar")]
     Inspect {
         file: PathBuf,
         /// Print one JSON object instead of text.
@@ -26,6 +33,9 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Disassemble every code section in llvm-objdump's BPF syntax.
+    #[command(after_help = "Examples:\n  \
+        bpfld disasm prog.o\n  \
+        bpfld disasm --json prog.o > prog.json")]
     Disasm {
         file: PathBuf,
         /// Print JSON (one entry per section, instructions with relocations).
@@ -34,6 +44,9 @@ pub(crate) enum Command {
     },
     /// Load an object into the kernel and run one program with
     /// BPF_PROG_TEST_RUN: verdict, time per run, output packet, every map.
+    #[command(after_help = "Examples:\n  \
+        bpfld run prog.o --repeat 100\n  \
+        bpfld run prog.o --pcap capture.pcap --map packets --json")]
     Run {
         file: PathBuf,
         /// The program (function name) to run; needed when there are several.
@@ -77,6 +90,9 @@ pub(crate) enum Command {
         map_updates: Vec<String>,
     },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
+    #[command(after_help = "Examples:\n  \
+        bpfld link -o out.o main.o lib.o\n  \
+        bpfld link -o out.o dispatcher.o --resolve slot0=count.o:xdp_count --resolve slot1=mark.o:xdp_mark --resolve slot2=count.o#2:xdp_count --print-map")]
     Link {
         /// The output object; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT.o")]
@@ -106,18 +122,31 @@ pub(crate) enum Command {
         /// report says where and, otherwise, why not).
         #[arg(long)]
         no_inline: bool,
+        /// Print the link report as one JSON object (inputs, components,
+        /// resolves, renames, inlining, warnings).
+        #[arg(long)]
+        json: bool,
     },
     /// XDP: compose several programs into one (no freplace needed).
+    #[command(after_help = "Examples:\n  \
+        bpfld xdp compose -o chain.o drop.o,priority=20 count.o:xdp_count,priority=10\n  \
+        bpfld xdp attach --dev eth0 drop.o,priority=20 count.o:xdp_count,priority=10")]
     Xdp {
         #[command(subcommand)]
         command: XdpCommand,
     },
     /// BTF tools.
+    #[command(after_help = "Examples:\n  \
+        bpfld btf dump prog.o\n  \
+        bpfld btf check prog.o")]
     Btf {
         #[command(subcommand)]
         command: BtfCommand,
     },
     /// bpfman bytecode images: objects packaged as OCI images.
+    #[command(after_help = "Examples:\n  \
+        bpfld image build -o prog.tar --tag xdp-prog:v1 prog.o\n  \
+        bpfld image inspect oci-archive:prog.tar")]
     Image {
         #[command(subcommand)]
         command: ImageCommand,
@@ -155,6 +184,9 @@ pub(crate) enum ImageCommand {
     /// One object gives one image (amd64 if little-endian, s390x if
     /// big-endian); two objects, one of each byte order, give an image
     /// index with a manifest for every architecture of each order.
+    #[command(after_help = "Examples:\n  \
+        bpfld image build -o prog.tar --tag xdp-prog:v1 prog.o\n  \
+        bpfld image build -o prog.tar --both-endian prog.o")]
     Build {
         /// The output archive; written atomically.
         #[arg(short = 'o', long = "output", value_name = "IMAGE.tar")]
@@ -170,8 +202,15 @@ pub(crate) enum ImageCommand {
         /// the same program.
         #[arg(required = true, num_args = 1..=2, value_name = "FILE.o")]
         inputs: Vec<PathBuf>,
+        /// Print what was written as JSON (digests as `image inspect
+        /// --json` names them).
+        #[arg(long)]
+        json: bool,
     },
     /// Show an image's labels, platforms, digests and its object's summary.
+    #[command(after_help = "Examples:\n  \
+        bpfld image inspect prog.tar\n  \
+        bpfld image inspect --json oci:layout-dir")]
     Inspect {
         /// `IMAGE.tar`, `oci-archive:IMAGE.tar[:NAME]` or `oci:DIR[:NAME]`.
         image: String,
@@ -183,6 +222,9 @@ pub(crate) enum ImageCommand {
     /// programs of an object (a composition's `bpfld_xdp` included),
     /// pushed as the image URL, to the selected nodes; priority and
     /// proceed-on actions come from the object.
+    #[command(after_help = "Examples:\n  \
+        bpfld image bpfman-yaml -o app.yaml --url quay.io/me/xdp-prog:v1 --interface eth0 prog.o\n  \
+        bpfld image bpfman-yaml -o app.yaml --url quay.io/me/xdp-prog:v1 --node-selector kubernetes.io/hostname=edge1 oci-archive:prog.tar")]
     BpfmanYaml {
         /// The output YAML; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT.yaml")]
@@ -215,6 +257,9 @@ pub(crate) enum XdpCommand {
     /// Compose XDP programs into one object with program `bpfld_xdp`:
     /// run in priority order, each continuing the chain only on the verdicts
     /// in its chain-call set (libxdp's semantics and metadata).
+    #[command(after_help = "Examples:\n  \
+        bpfld xdp compose -o chain.o drop.o,priority=20 count.o:xdp_count,priority=10\n  \
+        bpfld xdp compose -o chain.o pass.o,chain=XDP_PASS+XDP_TX count.o:xdp_count --json")]
     Compose {
         /// The output object; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT.o")]
@@ -259,6 +304,10 @@ pub(crate) enum XdpCommand {
         /// writes a file only (`xdp attach --pin-path` loads and pins).
         #[arg(long, value_name = "DIR")]
         pin_path: Option<PathBuf>,
+        /// Print the composition as one JSON object (run order, left-out
+        /// components, frags, pins, the link report, warnings).
+        #[arg(long)]
+        json: bool,
     },
     /// Compose and attach to an interface (through netlink: it stays after
     /// bpfld exits); a bpfld composition already there is replaced
@@ -266,7 +315,11 @@ pub(crate) enum XdpCommand {
     /// maps and the map of their global variables: the new program uses
     /// the same kernel maps (when the definition is unchanged), so nothing
     /// is copied and no update is lost.
+    #[command(after_help = "Examples:\n  \
+        bpfld xdp attach --dev eth0 --mode native drop.o,priority=20 count.o:xdp_count,priority=10\n  \
+        bpfld xdp attach --dev eth0 --link --json count.o:xdp_count")]
     Attach {
+        /// The interface (by name).
         #[arg(long, value_name = "IFACE")]
         dev: String,
         /// skb (generic) or native (driver); default: the current
@@ -302,25 +355,41 @@ pub(crate) enum XdpCommand {
     },
     /// Interfaces with an XDP program: mode, program id, and the
     /// components of bpfld compositions (read from the kernel).
+    #[command(after_help = "Examples:\n  \
+        bpfld xdp status\n  \
+        bpfld xdp status --dev eth0 --json")]
     Status {
+        /// Only this interface (default: every interface with an XDP
+        /// program).
         #[arg(long, value_name = "IFACE")]
         dev: Option<String>,
+        /// Print JSON: one entry per interface.
         #[arg(long)]
         json: bool,
     },
     /// Remove the XDP program of an interface.
+    #[command(after_help = "Examples:\n  \
+        bpfld xdp detach --dev eth0\n  \
+        bpfld xdp detach --dev eth0 --force --json")]
     Detach {
+        /// The interface (by name).
         #[arg(long, value_name = "IFACE")]
         dev: String,
         /// Detach a program bpfld did not attach.
         #[arg(long)]
         force: bool,
+        /// Report what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 pub(crate) enum BtfCommand {
     /// Dump the BTF of an ELF object or a raw BTF file in bpftool's raw format.
+    #[command(after_help = "Examples:\n  \
+        bpfld btf dump prog.o\n  \
+        bpfld btf dump --json /sys/kernel/btf/vmlinux")]
     Dump {
         file: PathBuf,
         /// Print JSON instead of bpftool's text.
@@ -329,6 +398,9 @@ pub(crate) enum BtfCommand {
     },
     /// Merge the BTF of all inputs (ELF objects or raw BTF files) and write
     /// it deduplicated as raw BTF.
+    #[command(after_help = "Examples:\n  \
+        bpfld btf dedup -o merged.btf main.o lib.o --stats\n  \
+        bpfld btf dedup -o vmlinux.btf /sys/kernel/btf/vmlinux")]
     Dedup {
         /// The output raw BTF file; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
@@ -339,14 +411,75 @@ pub(crate) enum BtfCommand {
         /// Print the type counts before and after on standard error.
         #[arg(long)]
         stats: bool,
+        /// Print what was written as JSON (with the type counts).
+        #[arg(long)]
+        json: bool,
     },
     /// Load an ELF object's `.BTF` into the kernel (BPF_BTF_LOAD) after
     /// only the rewrites libbpf makes at load time (`.kconfig`/`.ksyms`
     /// externs); print the kernel's log on a rejection.
+    #[command(after_help = "Examples:\n  \
+        bpfld btf check prog.o\n  \
+        bpfld btf check -v prog.o")]
     Check {
         file: PathBuf,
         /// Also list the rewrites made before loading.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Print the result as JSON (type count and rewrites).
+        #[arg(long)]
+        json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and subcommand, by its full name (`xdp attach`).
+    fn walk(cmd: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let name = if path.is_empty() {
+            cmd.get_name().to_string()
+        } else {
+            format!("{path} {}", cmd.get_name())
+        };
+        out.push((name.clone(), cmd.render_long_help().to_string()));
+        for sub in cmd.get_subcommands_mut() {
+            if sub.get_name() != "help" {
+                walk(sub, &name, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_s_help_ends_with_examples() {
+        let mut all = Vec::new();
+        walk(&mut Cli::command(), "", &mut all);
+        // bpfld itself, 10 commands, and the commands of xdp, btf, image.
+        assert!(
+            all.len() >= 20,
+            "{:?}",
+            all.iter().map(|a| &a.0).collect::<Vec<_>>()
+        );
+        for (name, help) in &all {
+            let (_, examples) = help
+                .split_once("\nExamples:\n")
+                .unwrap_or_else(|| panic!("`{name} --help` has no Examples section:\n{help}"));
+            // One or two (a note may follow them), each a whole bpfld
+            // command line of this command.
+            let lines: Vec<&str> = examples
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .map(str::trim)
+                .collect();
+            assert!((1..=2).contains(&lines.len()), "`{name} --help`: {lines:?}");
+            for l in lines {
+                assert!(
+                    l == name || l.starts_with(&format!("{name} ")),
+                    "`{name} --help`: {l}"
+                );
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub(crate) fn build(
     tag: Option<&str>,
     both_endian: bool,
     inputs: &[PathBuf],
+    json: bool,
 ) -> Result<String> {
     if both_endian && inputs.len() != 1 {
         return Err(Error::new(
@@ -51,6 +52,25 @@ pub(crate) fn build(
         .collect();
     let built = image::build(&built_inputs, tag)?;
     bpfld::write::elf::write_atomic(output, &built.archive)?;
+    if json {
+        // The names `image inspect --json` uses.
+        let manifests: Vec<serde_json::Value> = built
+            .platforms
+            .iter()
+            .map(|(arch, digest)| {
+                serde_json::json!({"os": "linux", "architecture": arch, "digest": digest})
+            })
+            .collect();
+        let v = serde_json::json!({
+            "output": output.display().to_string(),
+            "tag": tag,
+            "digest": built.digest,
+            "manifests": manifests,
+        });
+        return serde_json::to_string_pretty(&v)
+            .map(|t| t + "\n")
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
+    }
     let mut text = format!("{}: {}\n", output.display(), built.digest);
     for (arch, digest) in &built.platforms {
         text.push_str(&format!("  linux/{arch}: {digest}\n"));

@@ -17,6 +17,7 @@ mod docs;
 mod image;
 mod input;
 mod parse;
+mod reports;
 mod run;
 mod xdp;
 
@@ -141,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
             shared_maps,
             print_map,
             no_inline,
+            json,
         } => {
             parse::refuse_output_among_inputs(
                 &output,
@@ -158,7 +160,17 @@ fn run(cli: Cli) -> Result<()> {
             };
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
-            if print_map {
+            if json {
+                // The output as written, for its programs' sizes.
+                let linked = read::elf::read_file(&output)?;
+                print_json(&reports::LinkJson::new(
+                    &output,
+                    relocatable,
+                    &inputs,
+                    &report,
+                    &linked,
+                ))?;
+            } else if print_map {
                 emit(&report.to_string())?;
             }
         }
@@ -174,6 +186,7 @@ fn run(cli: Cli) -> Result<()> {
                     bpfman_url,
                     node_selector,
                     pin_path,
+                    json,
                 },
         } => {
             let specs = components
@@ -213,14 +226,21 @@ fn run(cli: Cli) -> Result<()> {
                 image::write_bpfman_yaml(yaml, &composed.object, &args)
                     .map_err(|e| e.context(format!("writing {}", yaml.display())))?;
             }
+            // A warning, so on standard error (standard output may be JSON).
+            for u in &composed.unreachable {
+                warn(&reports::left_out_warning(u));
+            }
+            if json {
+                return print_json(&reports::ComposeJson::new(
+                    &output,
+                    &composed,
+                    pins.as_deref(),
+                    bpfman_manifest.as_deref(),
+                ));
+            }
             let mut text = String::new();
             for p in &composed.order {
                 text.push_str(&format!("{p}\n"));
-            }
-            for u in &composed.unreachable {
-                text.push_str(&format!(
-                    "left out: {u} (an earlier component never continues the chain)\n"
-                ));
             }
             text.extend(composed.frags_note());
             if let (Some(dir), Some(pins)) = (&pin_path, &pins) {
@@ -281,8 +301,8 @@ fn run(cli: Cli) -> Result<()> {
             command: XdpCommand::Status { dev, json },
         } => emit(&xdp::status(dev.as_deref(), json)?)?,
         Command::Xdp {
-            command: XdpCommand::Detach { dev, force },
-        } => emit(&xdp::detach(&dev, force)?)?,
+            command: XdpCommand::Detach { dev, force, json },
+        } => emit(&xdp::detach(&dev, force, json)?)?,
         Command::Btf {
             command: BtfCommand::Dump { file, json },
         } => {
@@ -294,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
                     output,
                     inputs,
                     stats,
+                    json,
                 },
         } => {
             parse::refuse_output_among_inputs(&output, inputs.iter().map(PathBuf::as_path))?;
@@ -301,9 +322,22 @@ fn run(cli: Cli) -> Result<()> {
             if stats {
                 eprintln!("types: {before} in, {after} out");
             }
+            if json {
+                print_json(&serde_json::json!({
+                    "output": output.display().to_string(),
+                    "inputs": inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "types_in": before,
+                    "types_out": after,
+                }))?;
+            }
         }
         Command::Btf {
-            command: BtfCommand::Check { file, verbose },
+            command:
+                BtfCommand::Check {
+                    file,
+                    verbose,
+                    json,
+                },
         } => {
             let data = std::fs::read(&file)
                 .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(file.display()))?;
@@ -317,6 +351,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             bpfld_kernel::btf_load::load_btf(&btf.bytes)
                 .map_err(|e| Error::new(e.to_string()).in_file(file.display()))?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "file": file.display().to_string(),
+                    "accepted": true,
+                    "types": btf.types,
+                    "rewrites": btf.rewrites.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }));
+            }
             text.push_str(&format!(
                 "{}: BTF accepted by the kernel ({} types)\n",
                 file.display(),
@@ -331,12 +373,14 @@ fn run(cli: Cli) -> Result<()> {
                     tag,
                     both_endian,
                     inputs,
+                    json,
                 },
         } => emit(&image::build(
             &output,
             tag.as_deref(),
             both_endian,
             &inputs,
+            json,
         )?)?,
         Command::Image {
             command: ImageCommand::Inspect { image, json },
@@ -430,6 +474,12 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(format!("cannot encode JSON: {e}")))?;
     emit(&(text + "\n"))
+}
+
+/// Prints `bpfld: warning: TEXT` on standard error, never standard
+/// output (which may be a `--json` report, which lists it too).
+fn warn(text: &str) {
+    eprintln!("bpfld: warning: {text}");
 }
 
 /// Writes a listing to stdout; a reader that went away (`| head`) is not

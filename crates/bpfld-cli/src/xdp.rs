@@ -292,6 +292,12 @@ fn attach_once(
         running_before,
         frags: composed.frags,
         frags_note: composed.frags_note(),
+        left_out: composed
+            .unreachable
+            .iter()
+            .map(|u| crate::reports::ProgramJson::parse(u))
+            .collect(),
+        warnings: bpfld::read::workarounds::warnings_given(),
         kept: names(&done.kept),
         refused: names(&done.refused),
         fresh: if old.is_some() {
@@ -324,6 +330,11 @@ fn attach_once(
             report.unpinned.push(path.to_string_lossy().into_owned());
         }
     }
+    for u in &composed.unreachable {
+        let w = crate::reports::left_out_warning(u);
+        crate::warn(&w);
+        report.warnings.push(w);
+    }
     if json {
         return serde_json::to_string_pretty(&report)
             .map(|s| Some(s + "\n"))
@@ -350,6 +361,11 @@ struct AttachReport {
     frags: bool,
     #[serde(skip)]
     frags_note: Option<String>,
+    /// Components after one that never continues the chain: never run.
+    left_out: Vec<crate::reports::ProgramJson>,
+    /// The warnings printed on standard error (a component left out
+    /// because an earlier one never continues the chain, ...).
+    warnings: Vec<String>,
     /// Maps handed over from the replaced program (composition names).
     kept: Vec<String>,
     /// Maps that would have been kept but whose definition changed.
@@ -440,7 +456,18 @@ impl AttachReport {
     }
 }
 
-pub fn detach(dev: &str, force: bool) -> Result<String> {
+/// What `detach` did, printed as text or JSON.
+#[derive(serde::Serialize)]
+struct DetachReport {
+    interface: String,
+    prog_id: u32,
+    /// The bpf_link removed, when it was attached through one.
+    link: Option<String>,
+    /// The pins its attachment made, removed with it.
+    unpinned: Vec<String>,
+}
+
+pub fn detach(dev: &str, force: bool, json: bool) -> Result<String> {
     let ifindex = kx::if_index(dev).map_err(kerr)?;
     let _lock = lock(dev, ifindex)?;
     let Some(old) = running(ifindex, dev)? else {
@@ -455,19 +482,30 @@ pub fn detach(dev: &str, force: bool) -> Result<String> {
         None => kx::detach(ifindex, old.mode, &old.fd),
     }
     .map_err(|e| Error::new(format!("{dev}: {e}")))?;
-    let mut text = format!("{dev}: detached program {}\n", old.prog_id);
-    if let Some(path) = &link {
-        text.push_str(&format!(
-            "  removed the bpf_link pinned at {}\n",
-            path.display()
-        ));
-    }
+    let mut report = DetachReport {
+        interface: dev.to_string(),
+        prog_id: old.prog_id,
+        link: link.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        unpinned: Vec::new(),
+    };
     // The pins its attachment made, if they still hold its maps.
     for (own, path) in old.btf.as_ref().map(pins).unwrap_or_default() {
         let ours = kx::map_by_pin(&path).is_ok_and(|(_, m)| old.info.map_ids.contains(&m.id));
         if own && ours && std::fs::remove_file(&path).is_ok() {
-            text.push_str(&format!("  unpinned {}\n", path.display()));
+            report.unpinned.push(path.to_string_lossy().into_owned());
         }
+    }
+    if json {
+        return serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(|e| Error::new(format!("cannot encode JSON: {e}")));
+    }
+    let mut text = format!("{dev}: detached program {}\n", report.prog_id);
+    if let Some(path) = &report.link {
+        text.push_str(&format!("  removed the bpf_link pinned at {path}\n"));
+    }
+    for path in &report.unpinned {
+        text.push_str(&format!("  unpinned {path}\n"));
     }
     Ok(text)
 }

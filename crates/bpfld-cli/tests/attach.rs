@@ -961,10 +961,47 @@ fn status_shows_run_order_and_action_names() {
     let count = format!("{}:xdp_count,chain=PASS+TX", fx("comp_count.o"));
     let tally = fx("comp_tally.o");
     let pass = format!("{},priority=10", fx("xdp_pass.o"));
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &tally, &pass,
+    // After tally, which continues, nothing: a component after one that
+    // never continues is left out, with a warning on stderr.
+    let tally_last = format!("{tally},chain=none");
+    let late = format!("{},priority=99", fx("xdp_drop.o"));
+    let o = p.bpfld_b(&[
+        "xdp",
+        "attach",
+        "--dev",
+        &p.vb,
+        "--mode",
+        "skb",
+        "--json",
+        &count,
+        &tally_last,
+        &pass,
+        &late,
     ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warning = format!(
+        "left out: {}:xdp_drop (an earlier component never continues the chain, so it would never run)",
+        fx("xdp_drop.o")
+    );
+    assert_eq!(stderr(&o), format!("bpfld: warning: {warning}\n"));
+    let attached: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(attached["warnings"], serde_json::json!([warning]));
+    assert_eq!(
+        attached["left_out"],
+        serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
+    );
     let st = status_json(&p);
+    // attach and status name a component with the same fields.
+    assert_eq!(attached["prog_id"], st["prog_id"]);
+    let shown = attached["components"].as_array().unwrap();
+    assert_eq!(shown.len(), 3, "{attached}");
+    for (a, s) in shown.iter().zip(st["components"].as_array().unwrap()) {
+        for field in [
+            "index", "file", "program", "priority", "chain", "slot", "path",
+        ] {
+            assert_eq!(a[field], s[field], "{field}: {a} against {s}");
+        }
+    }
     let comps: Vec<(String, String, u64, serde_json::Value)> = st["components"]
         .as_array()
         .unwrap()
@@ -982,14 +1019,19 @@ fn status_shows_run_order_and_action_names() {
     assert_eq!(
         comps,
         [
-            ("comp0".into(), "xdp_pass".into(), 10, pass_chain.clone()),
+            ("comp0".into(), "xdp_pass".into(), 10, pass_chain),
             (
                 "comp1".into(),
                 "xdp_count".into(),
                 50,
                 serde_json::json!(["XDP_PASS", "XDP_TX"])
             ),
-            ("comp2".into(), "xdp_tally".into(), 50, pass_chain),
+            (
+                "comp2".into(),
+                "xdp_tally".into(),
+                50,
+                serde_json::json!([])
+            ),
         ]
     );
     let text = p.ok_b(&["xdp", "status", "--dev", &p.vb]);
@@ -998,7 +1040,7 @@ fn status_shows_run_order_and_action_names() {
     assert!(
         lines[0].ends_with(":xdp_pass priority 10 chain XDP_PASS")
             && lines[1].ends_with(":xdp_count priority 50 chain XDP_PASS,XDP_TX")
-            && lines[2].ends_with(":xdp_tally priority 50 chain XDP_PASS"),
+            && lines[2].ends_with(":xdp_tally priority 50 chain none"),
         "{text}"
     );
 
@@ -1314,6 +1356,7 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
         serde_json::from_str(&ok(&["xdp", "status", "--dev", &p.vb, "--json"])).unwrap();
     let st = &st[0];
     assert_eq!(st["pins"][0]["path"], pin.as_str());
+    assert_eq!(st["pins"][0]["name"], "pinned_hits");
     assert_eq!(st["pins"][0]["own"], true);
     assert!(st["pins"][0]["id"].is_u64(), "{st}");
     let text = ok(&["xdp", "status", "--dev", &p.vb]);
@@ -1355,9 +1398,14 @@ fn maps_pinned_by_name_go_under_pin_path_and_detach_removes_its_own() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(pinned_u64(&pin), 2);
 
-    // Detach removes the pin its attachment made.
-    let out = ok(&["xdp", "detach", "--dev", &p.vb]);
-    assert!(out.contains(&format!("  unpinned {pin}\n")), "{out}");
+    // Detach removes the pin its attachment made (--json: what it did).
+    let prog_id = status_json(&p)["prog_id"].clone();
+    let out = ok(&["xdp", "detach", "--dev", &p.vb, "--json"]);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["interface"], p.vb.as_str());
+    assert_eq!(d["prog_id"], prog_id);
+    assert!(d["link"].is_null(), "{d}");
+    assert_eq!(d["unpinned"], serde_json::json!([pin]));
     assert!(!std::path::Path::new(&pin).exists());
 
     // A compatible map pinned by someone else is used, and left there.

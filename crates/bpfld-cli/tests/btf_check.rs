@@ -149,6 +149,19 @@ fn ksyms_object_passes_after_the_allowed_rewrites_only() {
         text.ends_with(&format!("({} types)\n", after.type_count() - 1)),
         "{text}"
     );
+    // --json: the same, field by field.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["btf", "check", "--json", out.to_str().unwrap()])).unwrap();
+    assert_eq!(v["file"], out.to_str().unwrap());
+    assert_eq!(v["accepted"], true);
+    assert_eq!(v["types"], after.type_count() - 1);
+    let rewrites = v["rewrites"].as_array().unwrap();
+    assert!(
+        rewrites
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("`.ksyms` FUNC")),
+        "{rewrites:?}"
+    );
 }
 
 /// `.kconfig` externs are laid out as libbpf lays out its `.kconfig` map

@@ -208,3 +208,111 @@ fn btf_dump_gives_the_same_result_on_every_spelling() {
     let o = run(&["btf", "dump", f, "--bogus"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The example lines of `bpfld COMMAND --help`.
+fn examples(command: &[&str]) -> Vec<String> {
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = ok(&args);
+    let (_, rest) = help
+        .split_once("\nExamples:\n")
+        .unwrap_or_else(|| panic!("no examples in {help}"));
+    rest.lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_examples_in_help_run_on_fixtures() {
+    // The file names the examples use, as fixtures of the same kind, in
+    // a directory the examples run in (their outputs land there too).
+    let dir = tmpdir("help-examples");
+    for (name, fixture_name) in [
+        ("prog.o", "xdp_counter.o"),
+        ("main.o", "link_a.o"),
+        ("lib.o", "link_b.o"),
+        ("dispatcher.o", "res_dispatcher.o"),
+        ("count.o", "comp_count.o"),
+        ("mark.o", "comp_mark.o"),
+        ("drop.o", "xdp_drop.o"),
+        ("pass.o", "xdp_pass.o"),
+    ] {
+        std::os::unix::fs::symlink(fixture(fixture_name), dir.join(name)).unwrap();
+    }
+    // Commands whose examples need only files, in an order where each
+    // finds what an earlier one wrote (image build writes prog.tar).
+    let commands: [&[&str]; 9] = [
+        &["link"],
+        &["xdp", "compose"],
+        &["btf", "dump"],
+        &["btf", "dedup"],
+        &["disasm"],
+        &["image", "build"],
+        &["inspect"],
+        &["image", "inspect"],
+        &["image", "bpfman-yaml"],
+    ];
+    let mut ran = Vec::new();
+    for command in commands {
+        let lines = examples(command);
+        assert!((1..=2).contains(&lines.len()), "{command:?}: {lines:?}");
+        for line in lines {
+            // Plain words, at most a redirection of standard output.
+            assert!(!line.contains(['"', '\'', '|', '$', '<']), "{line}");
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[0], "bpfld");
+            let redirect = words.iter().position(|w| *w == ">").map(|at| {
+                let file = dir.join(words[at + 1]);
+                words.truncate(at);
+                file
+            });
+            // What a test cannot have: a vmlinux BTF on some kernels, an
+            // OCI layout directory made by another tool.
+            if words.contains(&VMLINUX) && !have_vmlinux("btf dump example") {
+                continue;
+            }
+            if words.iter().any(|w| w.starts_with("oci:")) {
+                continue;
+            }
+            let o = bpfld()
+                .args(&words[1..])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{line}: {}", stderr(&o));
+            let out = match &redirect {
+                Some(file) => {
+                    std::fs::write(file, &o.stdout).unwrap();
+                    String::from_utf8(o.stdout).unwrap()
+                }
+                None => stdout(&o),
+            };
+            if let Some(at) = words.iter().position(|w| *w == "-o") {
+                let written = dir.join(words[at + 1]);
+                let bytes = std::fs::read(&written).unwrap_or_else(|e| panic!("{line}: {e}"));
+                assert!(!bytes.is_empty(), "{line}");
+                if words[at + 1].ends_with(".o") {
+                    assert!(bpfld::read::elf::parse(&bytes).is_ok(), "{line}");
+                }
+            }
+            if words.contains(&"--json") {
+                let v: serde_json::Value =
+                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{line}: not JSON ({e})"));
+                assert!(v.is_object() || v.is_array(), "{line}");
+            } else if !matches!(words[1], "link" | "btf" | "image")
+                || words.contains(&"--print-map")
+            {
+                assert!(!out.is_empty(), "{line}: printed nothing");
+            }
+            ran.push(line);
+        }
+    }
+    // Every example of link, xdp compose and btf dump ran (the vmlinux
+    // one where the kernel has it).
+    let of = |prefix: &str| ran.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(of("bpfld link "), 2, "{ran:?}");
+    assert_eq!(of("bpfld xdp compose "), 2, "{ran:?}");
+    assert!(of("bpfld btf dump ") >= 1, "{ran:?}");
+    assert!(ran.len() >= 14, "{ran:?}");
+}

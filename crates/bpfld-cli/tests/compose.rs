@@ -159,17 +159,22 @@ fn command_line_overrides_priority_and_chain() {
     assert_eq!(global_u64(&out, &maps, "seen__comp0"), 1);
 
     // chain=none: nothing after it runs (and it is reported).
-    let (out, printed) = compose(
+    let (out, o) = compose_run(
         "none",
         &[
             "comp_mark.o:xdp_mark,chain=none,priority=40",
             "comp_count.o:xdp_count",
         ],
     );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A warning, so on standard error only.
+    let warned = stderr(&o);
     assert!(
-        printed.contains("left out:") && printed.contains("comp_count.o:xdp_count"),
-        "{printed}"
+        warned.starts_with("bpfld: warning: left out: ")
+            && warned.contains("comp_count.o:xdp_count"),
+        "{warned}"
     );
+    assert!(!stdout(&o).contains("left out"), "{}", stdout(&o));
     let (ret, _) = dispatch(&out);
     assert_eq!(ret, 3, "XDP_TX from comp_mark");
 }
@@ -635,6 +640,18 @@ fn compose_pin_path_checks_the_maps_pinned_there() {
         "{}",
         stdout(&o)
     );
+    // --json: the same, as `xdp attach --json` names a pinned map.
+    let (_, o) = compose_run("pins-json", &["comp_pinned.o", &pin_arg, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["pinned"],
+        serde_json::json!([{
+            "name": "pinned_hits",
+            "path": format!("{d}/pinned_hits"),
+            "created": false
+        }])
+    );
     // An incompatible one (value 4 bytes, not 8) is an error naming both,
     // and no output is written.
     std::fs::remove_file(&pin).unwrap();
@@ -709,4 +726,119 @@ fn printed_chain_and_priority_round_trip() {
     assert!(e.contains("'bogus' is not an XDP action"), "{e}");
     let e = compose_err(&["comp_count.o:xdp_count,chain=none,pass"]);
     assert!(e.contains("'none' cannot be combined with actions"), "{e}");
+}
+
+#[test]
+fn compose_json_names_order_chains_renames_and_left_out_components() {
+    let (out, o) = compose_run(
+        "json",
+        &[
+            "--json",
+            "comp_count.o:xdp_count,priority=20",
+            "xdp_pass.o,priority=10,chain=XDP_PASS+XDP_TX",
+            "comp_tail.o,priority=30,chain=none",
+            "xdp_drop.o,priority=40",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&o)));
+    assert_eq!(v["output"], out.to_str().unwrap());
+    assert_eq!(v["program"], "bpfld_xdp");
+    assert_eq!(v["section"], "xdp");
+    assert_eq!(v["frags"], false);
+    let comps = v["components"].as_array().unwrap();
+    // Run order by priority; the component after `chain=none` is left out.
+    assert_eq!(comps.len(), 3, "{v}");
+    let fx = |f: &str| format!("{}/{f}", fixtures_dir().to_str().unwrap());
+    let first = &comps[0];
+    assert_eq!(first["slot"], "comp0");
+    assert_eq!(first["index"], 1);
+    assert_eq!(first["file"], fx("xdp_pass.o"));
+    assert_eq!(first["program"], "xdp_pass");
+    assert_eq!(first["priority"], 10);
+    // Chain actions by name, as `xdp status --json` shows them.
+    assert_eq!(first["chain"], serde_json::json!(["XDP_PASS", "XDP_TX"]));
+    let count = &comps[1];
+    assert_eq!(count["slot"], "comp1");
+    assert_eq!(count["program"], "xdp_count");
+    assert_eq!(count["priority"], 20);
+    assert_eq!(count["chain"], serde_json::json!(["XDP_PASS"]));
+    assert!(count["insns"].as_u64().unwrap() > 0);
+    let renames = count["renames"].as_array().unwrap();
+    assert!(
+        renames.contains(&serde_json::json!({
+            "kind": "map", "from": "counter", "to": "counter__comp1"
+        })),
+        "{renames:?}"
+    );
+    assert_eq!(
+        count["inlined"],
+        serde_json::json!([{"function": "comp1", "into": ["bpfld_xdp"]}])
+    );
+    assert_eq!(comps[2]["chain"], serde_json::json!([]));
+    // The tail-calling component stays called, and says why.
+    let called = comps[2]["called"].as_array().unwrap();
+    assert_eq!(called.len(), 1, "{called:?}");
+    assert_eq!(called[0]["function"], "comp2");
+    assert!(called[0]["because"].as_str().unwrap().contains("tail call"));
+    assert_eq!(
+        v["left_out"],
+        serde_json::json!([{"file": fx("xdp_drop.o"), "program": "xdp_drop"}])
+    );
+    assert_eq!(v["without_frags"].as_array().unwrap().len(), 4);
+    // The program with what it takes of the kernel's limits.
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1, "{v}");
+    assert_eq!(progs[0]["program"], "bpfld_xdp");
+    assert_eq!(progs[0]["section"], "xdp");
+    let maps = progs[0]["maps"].as_array().unwrap();
+    assert!(
+        maps.contains(&serde_json::json!("counter__comp1")),
+        "{maps:?}"
+    );
+    let own: u64 = comps.iter().map(|c| c["insns"].as_u64().unwrap()).sum();
+    assert!(progs[0]["insns"].as_u64().unwrap() > own, "{v}");
+    assert!(progs[0]["stack"].as_u64().unwrap() <= 512, "{v}");
+    // The left-out component is a warning: on stderr, and listed.
+    let warning = format!(
+        "left out: {}:xdp_drop (an earlier component never continues the chain, so it would never run)",
+        fx("xdp_drop.o")
+    );
+    assert_eq!(v["warnings"], serde_json::json!([warning]));
+    assert_eq!(stderr(&o), format!("bpfld: warning: {warning}\n"));
+    // Nothing but the JSON on standard output.
+    assert!(stdout(&o).trim_end().ends_with('}'));
+}
+
+#[test]
+fn kernel_limits_name_the_components_that_exceed_them() {
+    // Each instance of lim_maps33.o brings its own 33 maps: 66 in one
+    // program, above the kernel's 64; both components are named.
+    let e = compose_err(&["lim_maps33.o", "lim_maps33.o", "xdp_pass.o"]);
+    let fx = |f: &str| format!("{}/{f}", fixtures_dir().to_str().unwrap());
+    assert!(
+        e.contains("program 'bpfld_xdp' uses 66 maps, more than the 64 one program may use (MAX_USED_MAPS)")
+            && e.contains(&format!("33 from component {}#comp0 (m0__comp0, ", fx("lim_maps33.o")))
+            && e.contains(&format!("33 from component {}#comp1 (m0__comp1, ", fx("lim_maps33.o"))),
+        "{e}"
+    );
+    // The stack along dispatcher -> component -> its subprogram, inlined
+    // or not: the component is named.
+    for extra in [None, Some("--no-inline")] {
+        let mut args = vec!["lim_stack.o", "xdp_pass.o"];
+        args.extend(extra);
+        let e = compose_err(&args);
+        assert!(
+            e.contains("program 'bpfld_xdp' needs ")
+                && e.contains(&format!(
+                    "comp0 (320 bytes, component {}#comp0) -> deep_helper (320 bytes), more than the kernel's 512",
+                    fx("lim_stack.o")
+                )),
+            "{e}"
+        );
+    }
+    // One instance is within the limits.
+    let (out, _) = compose("limits-ok", &["lim_maps33.o", "xdp_pass.o"]);
+    assert!(out.exists());
 }

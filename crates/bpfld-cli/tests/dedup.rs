@@ -352,3 +352,35 @@ fn linked_objects_deduplicated_run() {
         }
     }
 }
+
+#[test]
+fn dedup_json_reports_the_type_counts() {
+    let out = tmp("json.btf");
+    let (a, b) = (fixture("link_a.o"), fixture("link_b.o"));
+    let o = run(&[
+        "btf",
+        "dedup",
+        "--json",
+        "--stats",
+        "-o",
+        out.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["output"], out.to_str().unwrap());
+    assert_eq!(
+        v["inputs"],
+        serde_json::json!([a.to_str().unwrap(), b.to_str().unwrap()])
+    );
+    // The counts --stats prints on stderr, and the output's own count.
+    let (inn, outn) = (
+        v["types_in"].as_u64().unwrap(),
+        v["types_out"].as_u64().unwrap(),
+    );
+    assert_eq!(stderr(&o), format!("types: {inn} in, {outn} out\n"));
+    assert!(outn < inn, "{v}");
+    let written = bpfld::read::btf::parse(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(written.type_count() as u64 - 1, outn);
+}

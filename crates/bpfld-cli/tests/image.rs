@@ -781,3 +781,35 @@ fn compose_writes_the_bpfman_manifest_of_the_composition() {
     assert!(stderr(&o).contains("--bpfman-manifest"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn build_json_names_digests_as_inspect_does() {
+    let dir = tmpdir("image-build-json");
+    let out = dir.join("p.tar");
+    let text = ok(&[
+        "image",
+        "build",
+        "--json",
+        "--both-endian",
+        "--tag",
+        "xdp-pass:v1",
+        "-o",
+        out.to_str().unwrap(),
+        &fx("xdp_pass.o"),
+    ]);
+    let built: Value = serde_json::from_str(&text).unwrap();
+    let seen: Value =
+        serde_json::from_str(&ok(&["image", "inspect", "--json", out.to_str().unwrap()])).unwrap();
+    assert_eq!(built["output"], out.to_str().unwrap());
+    assert_eq!(built["tag"], "xdp-pass:v1");
+    assert_eq!(built["digest"], seen["image"]["digest"]);
+    let built_m = built["manifests"].as_array().unwrap();
+    let seen_m = seen["image"]["manifests"].as_array().unwrap();
+    assert_eq!(built_m.len(), seen_m.len());
+    assert!(built_m.len() > 2, "an index for both byte orders");
+    for (b, s) in built_m.iter().zip(seen_m) {
+        for field in ["os", "architecture", "digest"] {
+            assert_eq!(b[field], s[field], "{field}");
+        }
+    }
+}

@@ -686,3 +686,37 @@ fn selftests_pairs_link_to_a_fixed_point_and_load() {
     }
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn kernel_limits_are_checked_before_anything_is_written() {
+    // 65 maps used by one program: one more than MAX_USED_MAPS.
+    let e = link_err(&["lim_maps65.o"], &[]);
+    assert!(
+        e.contains("program 'xdp_maps65' uses 65 maps, more than the 64 one program may use (MAX_USED_MAPS)")
+            && e.contains("(m0, m1, m2"),
+        "{e}"
+    );
+    // 320 + 320 bytes of stack along a call chain: above 512.
+    let e = link_err(&["lim_stack.o"], &[]);
+    assert!(
+        e.contains("program 'xdp_deep' needs 640 bytes of stack along the call chain xdp_deep (320 bytes) -> deep_helper (320 bytes), more than the kernel's 512"),
+        "{e}"
+    );
+    // Within every limit, a program with 33 maps links.
+    let out = tmpdir("limits-ok").join("out.o");
+    link_ok(&out, &["lim_maps33.o"]);
+    // The kernel agrees: it refuses both objects as clang wrote them, and
+    // loads the one within the limits.
+    if !bpf_allowed("kernel_limits_are_checked_before_anything_is_written") {
+        return;
+    }
+    for (f, why) in [
+        ("lim_maps65.o", "maps per program"),
+        ("lim_stack.o", "combined stack size"),
+    ] {
+        let o = run(&["run", &fx(f)]);
+        assert!(!o.status.success(), "the kernel loaded {f}");
+        assert!(stderr(&o).contains(why), "{f}: {}", stderr(&o));
+    }
+    ok(&["run", out.to_str().unwrap()]);
+}

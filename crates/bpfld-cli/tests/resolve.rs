@@ -230,7 +230,10 @@ fn link_report_names_everything_pulled_in() {
         serde_json::from_str(&ok(&["inspect", "--json", out.to_str().unwrap()])).unwrap();
     let comps = v["link_map"]["components"].as_array().unwrap();
     assert_eq!(comps.len(), 2);
+    // The vocabulary of `link --json`.
     assert!(comps[0]["insns"].as_u64().unwrap() > 10);
+    assert_eq!(comps[0]["instance"], "slot0");
+    assert_eq!(comps[1]["resolves"][1]["function"], "mark_verdict");
 }
 
 #[test]
@@ -373,4 +376,121 @@ fn inlined_slot_with_labels_leaves_no_copy() {
     // Each slot returns XDP_TX: 3 * 100 + 3 * 10 + 3.
     let (ret, _) = verdict(&out);
     assert_eq!(ret, 333);
+}
+
+#[test]
+fn link_json_reports_inputs_resolves_renames_and_inlining() {
+    let (out, printed) = link_resolved(
+        "json",
+        &[
+            "slot0=comp_count.o:xdp_count",
+            "slot1=comp_tail.o:xdp_tail",
+            "slot2=comp_count.o#b:xdp_count",
+        ],
+        &["--json"],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&printed).unwrap_or_else(|e| panic!("not JSON ({e}): {printed}"));
+    assert_eq!(v["output"], out.to_str().unwrap());
+    assert_eq!(v["relocatable"], false);
+    assert_eq!(
+        v["inputs"],
+        serde_json::json!([{"index": 0, "file": fixture("res_dispatcher.o").to_str().unwrap()}])
+    );
+    let comps = v["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 3, "{v}");
+    let count = fixture("comp_count.o").to_str().unwrap().to_string();
+    assert_eq!(comps[0]["file"], count.as_str());
+    assert_eq!(comps[0]["instance"], "slot0");
+    assert_eq!(
+        comps[0]["resolves"],
+        serde_json::json!([{"extern": "slot0", "function": "xdp_count"}])
+    );
+    assert!(comps[0]["insns"].as_u64().unwrap() > 10);
+    let renames = comps[0]["renames"].as_array().unwrap();
+    for (kind, from, to) in [
+        ("map", "counter", "counter__slot0"),
+        ("global", "seen", "seen__slot0"),
+    ] {
+        assert!(
+            renames.contains(&serde_json::json!({"kind": kind, "from": from, "to": to})),
+            "{kind} {from} -> {to} missing from {renames:?}"
+        );
+    }
+    assert_eq!(
+        comps[0]["inlined"],
+        serde_json::json!([{"function": "slot0", "into": ["res_dispatch"]}])
+    );
+    assert_eq!(comps[0]["called"], serde_json::json!([]));
+    // A tail-calling function stays a call, and the report says why.
+    assert_eq!(comps[1]["inlined"], serde_json::json!([]));
+    assert_eq!(comps[1]["called"][0]["function"], "slot1");
+    assert!(comps[1]["called"][0]["because"]
+        .as_str()
+        .unwrap()
+        .contains("tail call"));
+    // FILE#TAG: its own instance, its own maps.
+    assert_eq!(comps[2]["file"], format!("{count}#b"));
+    assert_eq!(comps[2]["instance"], "slot2");
+    assert!(comps[2]["renames"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"kind": "map", "from": "counter", "to": "counter__slot2"})));
+    // The output's program: its maps are the dispatcher's and each
+    // instance's own, each counted once.
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1, "{v}");
+    assert_eq!(progs[0]["program"], "res_dispatch");
+    let maps: Vec<&str> = progs[0]["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for m in ["counter", "counter__slot0", "counter__slot2"] {
+        assert_eq!(maps.iter().filter(|x| **x == m).count(), 1, "{m}: {maps:?}");
+    }
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn warnings_go_to_stderr_and_json_stdout_stays_json() {
+    // GCC's BTF gives a warning when read; stdout is still one JSON
+    // object, which lists the warning too.
+    let out = tmpdir("json-warn").join("out.o");
+    let input = fixture("gcc/tracing.o");
+    let o = run(&[
+        "link",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("bpfld: warning: ") && err.contains("FWD 'pt_regs'"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(&o)));
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.starts_with(&format!("{}: ", input.display())) && w.contains("FWD 'pt_regs'"),
+        "{w}"
+    );
+    assert!(!stdout(&o).contains("bpfld: warning"));
+    // The same warning on the text path: stderr only.
+    let o = run(&[
+        "link",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--print-map",
+    ]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("bpfld: warning: "));
+    assert!(!stdout(&o).contains("warning"), "{}", stdout(&o));
 }

@@ -892,3 +892,20 @@ fn map_update_seeds_maps_before_the_run() {
         assert_eq!(stderr(&o), format!("bpfld: error: {file}: {msg}\n"));
     }
 }
+
+#[test]
+fn map_types_are_named_as_bpftool_names_them() {
+    if !bpf_allowed("map_types_are_named_as_bpftool_names_them") {
+        return;
+    }
+    // An XSKMAP (which aya has no short name for) and a PERCPU_ARRAY:
+    // bpftool's names, never a Rust spelling such as `Some(XskMap)`.
+    let v = run_json(&[&fx("run_xsk.o")]);
+    assert_eq!(v["map_info"]["xsks"]["type"], "xskmap", "{v}");
+    assert_eq!(v["retval"], 2);
+    let text = ok(&["run", &fx("run_xsk.o")]);
+    assert!(text.contains("xsks (xskmap, key 4 B"), "{text}");
+    assert!(!text.contains("Some("), "{text}");
+    let v = run_json(&[&fx("run_maps.o")]);
+    assert_eq!(v["map_info"]["cpu_hits"]["type"], "percpu_array", "{v}");
+}

@@ -60,30 +60,17 @@ pub(crate) fn map_data(map: &Map) -> &MapData {
     }
 }
 
-/// libbpf's spelling of the map types bpfld is likely to meet.
-fn map_type_name(t: Option<MapType>, raw: &str) -> String {
-    let s = match t {
-        Some(MapType::Hash) => "hash",
-        Some(MapType::Array) => "array",
-        Some(MapType::ProgramArray) => "prog_array",
-        Some(MapType::PerfEventArray) => "perf_event_array",
-        Some(MapType::PerCpuHash) => "percpu_hash",
-        Some(MapType::PerCpuArray) => "percpu_array",
-        Some(MapType::StackTrace) => "stack_trace",
-        Some(MapType::LruHash) => "lru_hash",
-        Some(MapType::LruPerCpuHash) => "lru_percpu_hash",
-        Some(MapType::LpmTrie) => "lpm_trie",
-        Some(MapType::ArrayOfMaps) => "array_of_maps",
-        Some(MapType::HashOfMaps) => "hash_of_maps",
-        Some(MapType::DevMap) => "devmap",
-        Some(MapType::CpuMap) => "cpumap",
-        Some(MapType::Queue) => "queue",
-        Some(MapType::Stack) => "stack",
-        Some(MapType::RingBuf) => "ringbuf",
-        Some(MapType::BloomFilter) => "bloom_filter",
-        _ => return raw.to_string(),
-    };
-    s.to_string()
+/// bpftool's name of a map type (`percpu_array`, `xskmap`), or `type N`
+/// for one newer than bpfld knows; never aya's Rust spelling.
+fn map_type_name(t: Option<MapType>) -> String {
+    match t {
+        Some(t) => {
+            let raw = t as u32;
+            bpfld::model::map_def::map_type_name(raw)
+                .map_or_else(|| format!("type {raw}"), str::to_string)
+        }
+        None => "unknown".to_string(),
+    }
 }
 
 pub(crate) fn dump_map(name: &str, map: &MapData) -> Result<MapDump> {
@@ -96,7 +83,7 @@ pub(crate) fn dump_map(name: &str, map: &MapData) -> Result<MapDump> {
         })
     })?;
     let mtype = info.map_type().ok();
-    let map_type = map_type_name(mtype, &format!("{mtype:?}"));
+    let map_type = map_type_name(mtype);
     let per_cpu = match mtype {
         Some(
             MapType::PerCpuHash

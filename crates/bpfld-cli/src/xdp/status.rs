@@ -31,6 +31,8 @@ struct StatusEntry {
 /// A map pinned by name that an attached composition uses.
 #[derive(serde::Serialize)]
 struct StatusPin {
+    /// The map's name (the pin's file name), as `attach` names it.
+    name: String,
     path: String,
     /// Whether its attachment made the pin (detach removes it).
     own: bool,
@@ -150,6 +152,10 @@ pub fn status(dev: Option<&str>, json: bool) -> Result<String> {
                         .unwrap_or_default()
                         .into_iter()
                         .map(|(own, path)| StatusPin {
+                            name: path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
                             id: kx::map_by_pin(&path)
                                 .ok()
                                 .map(|(_, m)| m.id)

@@ -108,21 +108,7 @@ struct MapDef {
 
 impl std::fmt::Display for MapDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = match self.map_type {
-            1 => "hash",
-            2 => "array",
-            3 => "prog_array",
-            5 => "percpu_hash",
-            6 => "percpu_array",
-            9 => "lru_hash",
-            10 => "lru_percpu_hash",
-            11 => "lpm_trie",
-            12 => "array_of_maps",
-            13 => "hash_of_maps",
-            14 => "devmap",
-            17 => "xskmap",
-            _ => "",
-        };
+        let t = bpfld::model::map_def::map_type_name(self.map_type).unwrap_or_default();
         if t.is_empty() {
             write!(f, "(type {}", self.map_type)?;
         } else {

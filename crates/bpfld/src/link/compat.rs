@@ -157,18 +157,18 @@ fn walk(a: &Btf, ia: TypeId, b: &Btf, ib: TypeId, exact: bool, depth: usize) -> 
 /// Map definitions must agree exactly (libbpf requires a complete extern
 /// definition); `Err` names the first field that differs.
 pub fn map_defs_match(a: &MapDef, b: &MapDef) -> Result<(), String> {
+    // Numbers as numbers, a field left out as "unset" (never Rust's
+    // `Some(4)`).
+    fn opt(v: Option<impl ToString>) -> String {
+        v.map_or_else(|| "unset".to_string(), |v| v.to_string())
+    }
+    let map_type = |t: u32| {
+        crate::model::map_def::map_type_name(t).map_or_else(|| format!("type {t}"), str::to_string)
+    };
     let fields: [(&str, String, String); 8] = [
-        ("type", a.map_type.to_string(), b.map_type.to_string()),
-        (
-            "key_size",
-            format!("{:?}", a.key_size),
-            format!("{:?}", b.key_size),
-        ),
-        (
-            "value_size",
-            format!("{:?}", a.value_size),
-            format!("{:?}", b.value_size),
-        ),
+        ("type", map_type(a.map_type), map_type(b.map_type)),
+        ("key_size", opt(a.key_size), opt(b.key_size)),
+        ("value_size", opt(a.value_size), opt(b.value_size)),
         (
             "max_entries",
             a.max_entries.to_string(),
@@ -179,17 +179,9 @@ pub fn map_defs_match(a: &MapDef, b: &MapDef) -> Result<(), String> {
             a.map_flags.to_string(),
             b.map_flags.to_string(),
         ),
-        (
-            "numa_node",
-            format!("{:?}", a.numa_node),
-            format!("{:?}", b.numa_node),
-        ),
+        ("numa_node", opt(a.numa_node), opt(b.numa_node)),
         ("pinning", a.pinning.to_string(), b.pinning.to_string()),
-        (
-            "map_extra",
-            format!("{:?}", a.map_extra),
-            format!("{:?}", b.map_extra),
-        ),
+        ("map_extra", opt(a.map_extra), opt(b.map_extra)),
     ];
     for (name, x, y) in fields {
         if x != y {
@@ -270,4 +262,45 @@ pub(super) fn check_compatible(
         return Ok(());
     }
     types_match(ba, ia, bb, ib, true).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_definitions_differ_in_plain_words() {
+        let a = MapDef {
+            map_type: 6,
+            key_size: Some(4),
+            ..MapDef::default()
+        };
+        let e = map_defs_match(
+            &a,
+            &MapDef {
+                map_type: 17,
+                ..a.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e, "type percpu_array against xskmap");
+        let e = map_defs_match(
+            &a,
+            &MapDef {
+                key_size: Some(8),
+                ..a.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e, "key_size 4 against 8");
+        let e = map_defs_match(
+            &a,
+            &MapDef {
+                key_size: None,
+                ..a.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e, "key_size 4 against unset");
+    }
 }

@@ -28,9 +28,10 @@
 //!    the DATASECs (and checks their layout), the types are deduplicated
 //!    (static VARs kept apart: each is its own input's variable) and
 //!    `btf_ext.rs` moves the records onto them.
-//! 5. `inline/` replaces calls to resolved functions by their bodies, and
-//!    `report.rs` (what each extern resolved to, what came with it, what
-//!    was inlined) is stored in the output.
+//! 5. `inline/` replaces calls to resolved functions by their bodies,
+//!    `limits.rs` checks every program against the kernel's limits (maps,
+//!    instructions, stack), and `report.rs` (what each extern resolved
+//!    to, what came with it, what was inlined) is stored in the output.
 //!
 //! Both passes hold one input at a time, so [`link_files`] needs memory
 //! for the output and one input, not for all of them. Map definitions
@@ -47,6 +48,7 @@ pub(crate) mod datasec;
 pub mod inline;
 pub(crate) mod input;
 pub(crate) mod isolate;
+pub mod limits;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
@@ -60,7 +62,10 @@ mod tests;
 
 pub use input::Input;
 pub use isolate::own_data_name;
-pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
+pub use report::{
+    CalledJson, ComponentJson, ComponentReport, InlinedJson, Inlining, LinkReport, RenameJson,
+    ResolveJson, LINKMAP_SECTION,
+};
 pub use resolve::Resolve;
 
 use std::borrow::Cow;
@@ -197,7 +202,8 @@ pub fn link_files(paths: &[PathBuf], components: &[Input], opts: &LinkOptions) -
 
 /// [`link_files`] writing the output to `output` (atomically, see
 /// [`crate::write::elf::write_object_atomic`]): the output's code goes from
-/// the linker's temporary file to `output` without coming back into memory.
+/// the linker's temporary file to `output`. (It is read back once, to be
+/// checked against the kernel's limits, see [`limits`].)
 pub fn link_files_to(
     paths: &[PathBuf],
     components: &[Input],
@@ -268,9 +274,10 @@ pub fn link_bytes(
 }
 
 /// The pipeline: components isolated, the inputs linked, resolved
-/// functions inlined, the report stored. With `restore` false, code that
-/// waited in a temporary file is left there (and returned) rather than
-/// read back.
+/// functions inlined, the kernel's limits checked, the report stored.
+/// With `restore` false, code waits in a temporary file until the link
+/// is done (the limits need it back, so the returned file is always
+/// `None` today; writers still take one).
 fn link_sources(
     mut sources: Vec<Source<'_>>,
     components: &[Input],
@@ -304,16 +311,18 @@ fn link_sources(
             .map(|(i, _, r)| (r, kept_insns.get(i).copied().unwrap_or(0))),
         &object,
     );
-    // Without components there is nothing to inline (and the code may
-    // still be in the linker's temporary file).
+    // The kernel's limits are checked on all of the code: what waits in
+    // the linker's temporary file comes back first.
+    if let Some(spill) = spill.take() {
+        let mut outs: Vec<&mut Section> = object.sections.iter_mut().skip(1).collect();
+        spill.restore(&mut outs)?;
+    }
+    // Without components there is nothing to inline.
     if !opts.no_inline && !report.components.is_empty() {
-        if let Some(spill) = spill.take() {
-            let mut outs: Vec<&mut Section> = object.sections.iter_mut().skip(1).collect();
-            spill.restore(&mut outs)?;
-        }
         let outcomes = inline::inline_functions(&mut object, &report.resolved_functions());
         report.add_inlining(&outcomes);
     }
+    limits::check(&object, &report)?;
     if !report.components.is_empty() {
         report.embed(&mut object)?;
     }

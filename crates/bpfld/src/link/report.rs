@@ -16,15 +16,15 @@ use crate::model::object::{Object, SectionId, SectionKind};
 /// What one component instance contributed, for the link report.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ComponentReport {
-    /// The component as named by its input.
+    /// The component as named to the linker (`FILE[#TAG]`).
     pub component: String,
-    /// Its instance's label (the suffix of its renamed globals).
+    /// The instance: the first extern it fills, which suffixes its names.
     pub label: String,
     /// extern → function it resolved to.
     pub resolved: Vec<(String, String)>,
     /// Instructions pulled in from this component.
     pub insns: u64,
-    /// Maps and global variables pulled in: (original name, final name).
+    /// Maps pulled in: (original name, final name).
     pub maps: Vec<(String, String)>,
     /// Global variables pulled in: (original name, final name).
     pub globals: Vec<(String, String)>,
@@ -38,7 +38,7 @@ pub struct ComponentReport {
 /// Whether a resolved function was inlined into its callers, or why not.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Inlining {
-    /// The resolved function.
+    /// The function, by its name in the output.
     pub function: String,
     /// Callers it was inlined into, one per call site.
     pub into: Vec<String>,
@@ -59,7 +59,7 @@ impl From<&super::inline::Outcome> for Inlining {
 /// The link report: what each extern resolved to and what came with it.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LinkReport {
-    /// One entry per component instance, in link order.
+    /// Every component instance, in link order.
     pub components: Vec<ComponentReport>,
 }
 
@@ -140,6 +140,143 @@ impl LinkReport {
             _ => return None,
         };
         serde_json::from_slice(json).ok()
+    }
+}
+
+/// One component instance of a [`LinkReport`] as `bpfld link --json` and
+/// `bpfld xdp compose --json` show it: the same field names in both.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ComponentJson {
+    /// The component as named on the command line (`FILE[#TAG]`).
+    pub file: String,
+    /// The instance: the first extern it fills, which suffixes the names
+    /// of its maps and globals (`compN` in a composition).
+    pub instance: String,
+    /// The externs it fills, each with the function filling it.
+    pub resolves: Vec<ResolveJson>,
+    /// Instructions pulled in from it.
+    pub insns: u64,
+    /// What it brought under which final name.
+    pub renames: Vec<RenameJson>,
+    /// Resolved functions inlined into their callers.
+    pub inlined: Vec<InlinedJson>,
+    /// Resolved functions (some of) whose calls stay calls, and why.
+    pub called: Vec<CalledJson>,
+}
+
+/// An extern and the function that fills it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ResolveJson {
+    /// The extern's name.
+    #[serde(rename = "extern")]
+    pub extern_name: String,
+    /// The component's function filling it.
+    pub function: String,
+}
+
+/// A map, global variable or function pulled in under its final name.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RenameJson {
+    /// `map`, `global` or `function`.
+    pub kind: &'static str,
+    /// Its name in the component.
+    pub from: String,
+    /// Its name in the output.
+    pub to: String,
+}
+
+/// A function inlined into its callers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InlinedJson {
+    /// The function (by its name in the output).
+    pub function: String,
+    /// The callers it was inlined into, one per call site.
+    pub into: Vec<String>,
+}
+
+/// A function that stays called.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CalledJson {
+    /// The function (by its name in the output).
+    pub function: String,
+    /// Why it is not inlined.
+    pub because: String,
+}
+
+impl LinkReport {
+    /// Every component instance as `--json` shows it.
+    pub fn json(&self) -> Vec<ComponentJson> {
+        self.components.iter().map(ComponentJson::from).collect()
+    }
+}
+
+/// A report as `{"components": [...]}` in the `--json` vocabulary (or
+/// `null`), for listings that show one.
+pub(crate) fn serialize_components<S: serde::Serializer>(
+    report: &Option<LinkReport>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Components {
+        components: Vec<ComponentJson>,
+    }
+    report
+        .as_ref()
+        .map(|r| Components {
+            components: r.json(),
+        })
+        .serialize(s)
+}
+
+impl From<&ComponentReport> for ComponentJson {
+    fn from(c: &ComponentReport) -> ComponentJson {
+        let renames = [
+            ("function", &c.functions),
+            ("map", &c.maps),
+            ("global", &c.globals),
+        ]
+        .into_iter()
+        .flat_map(|(kind, list)| {
+            list.iter().map(move |(from, to)| RenameJson {
+                kind,
+                from: from.clone(),
+                to: to.clone(),
+            })
+        })
+        .collect();
+        ComponentJson {
+            file: c.component.clone(),
+            instance: c.label.clone(),
+            resolves: c
+                .resolved
+                .iter()
+                .map(|(e, f)| ResolveJson {
+                    extern_name: e.clone(),
+                    function: f.clone(),
+                })
+                .collect(),
+            insns: c.insns,
+            renames,
+            inlined: c
+                .inlining
+                .iter()
+                .filter(|i| !i.into.is_empty())
+                .map(|i| InlinedJson {
+                    function: i.function.clone(),
+                    into: i.into.clone(),
+                })
+                .collect(),
+            called: c
+                .inlining
+                .iter()
+                .filter_map(|i| {
+                    Some(CalledJson {
+                        function: i.function.clone(),
+                        because: i.called_because.clone()?,
+                    })
+                })
+                .collect(),
+        }
     }
 }
 

@@ -45,6 +45,16 @@ thread_local! {
 /// Lines already printed: the linker reads each input twice.
 static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
+/// The warnings printed so far, in order, without the `bpfld: warning: `
+/// prefix (`FILE: what`): a `--json` report lists them too.
+static GIVEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The warnings given so far in this process (each once, in order), as
+/// `FILE: what`.
+pub fn warnings_given() -> Vec<String> {
+    GIVEN.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Runs `f` with `file` named in the warnings it gives.
 pub fn reading<T>(file: &str, f: impl FnOnce() -> T) -> T {
     let prev = READING.with(|r| r.replace(Some(file.to_string())));
@@ -55,13 +65,15 @@ pub fn reading<T>(file: &str, f: impl FnOnce() -> T) -> T {
 
 /// Prints `bpfld: warning: FILE: what` on stderr, once per process.
 fn warn(what: &str) {
-    let line = READING.with(|r| match &*r.borrow() {
-        Some(file) => format!("bpfld: warning: {file}: {what}"),
-        None => format!("bpfld: warning: {what}"),
+    let text = READING.with(|r| match &*r.borrow() {
+        Some(file) => format!("{file}: {what}"),
+        None => what.to_string(),
     });
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    if seen.get_or_insert_with(HashSet::new).insert(line.clone()) {
-        eprintln!("{line}");
+    if seen.get_or_insert_with(HashSet::new).insert(text.clone()) {
+        // Always standard error: standard output may be a --json report.
+        eprintln!("bpfld: warning: {text}");
+        GIVEN.lock().unwrap_or_else(|e| e.into_inner()).push(text);
     }
 }
 

@@ -33,7 +33,9 @@ pub struct Summary {
     pub kernel_version: Option<u32>,
     /// BTF counts, when the object has BTF.
     pub btf: Option<BtfSummary>,
-    /// What `bpfld link --resolve` put in, when this object came from it.
+    /// What `bpfld link --resolve` put in, when this object came from it
+    /// (in JSON as `bpfld link --json` shows its components).
+    #[serde(serialize_with = "crate::link::report::serialize_components")]
     pub link_map: Option<crate::link::LinkReport>,
 }
 

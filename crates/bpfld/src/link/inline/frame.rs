@@ -4,11 +4,12 @@
 //! call; moving an inlined body's frame below its caller's; the 512-byte
 //! limit along every call chain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::model::insn;
 use crate::model::object::{Object, SymbolId};
 
+use super::graph::CallGraph;
 use super::liveness::use_def;
 use super::nodes::{Code, Node, NodeId, Target};
 use super::{Why, MAX_STACK};
@@ -176,57 +177,7 @@ pub(super) fn round32(x: u32) -> u32 {
 /// Checks the stack along every call chain that goes through `through`:
 /// the kernel allows 512 bytes in all, each frame rounded up to 32.
 pub(super) fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Result<(), Why> {
-    let funcs = code.functions(obj);
-    let loc = code.locations();
-    let mut frames: HashMap<SymbolId, Option<u32>> = HashMap::new();
-    let mut callees: HashMap<SymbolId, Vec<SymbolId>> = HashMap::new();
-    let func_of = |sec: usize, k: usize| {
-        funcs
-            .iter()
-            .find(|(_, s, r)| *s == sec && r.contains(&k))
-            .map(|(id, _, _)| *id)
-    };
-    let by_symbol: HashMap<SymbolId, SymbolId> = funcs.iter().map(|f| (f.0, f.0)).collect();
-    for (id, sec, r) in &funcs {
-        let nodes = &code.sec(*sec).map_or(&[][..], |n| &n[r.clone()]);
-        frames.insert(*id, frame(nodes).ok().map(|f| f.depth));
-        let mut out = Vec::new();
-        for n in nodes.iter() {
-            let callee = match n.target {
-                Some(Target::LocalCall(t))
-                | Some(Target::SectionCall(t))
-                | Some(Target::SectionFunc(t))
-                | Some(Target::SectionAddr(t)) => loc.get(&t).and_then(|(s, k)| func_of(*s, *k)),
-                _ if n.insn.is_call() && n.insn.src == insn::BPF_PSEUDO_CALL
-                    || n.insn.is_ld_func() =>
-                {
-                    n.reloc.and_then(|(_, s)| by_symbol.get(&s).copied())
-                }
-                _ => None,
-            };
-            out.extend(callee);
-        }
-        callees.insert(*id, out);
-    }
-    // Deepest chain below each function (None: unknown or recursive).
-    pub(super) fn below(
-        f: SymbolId,
-        frames: &HashMap<SymbolId, Option<u32>>,
-        callees: &HashMap<SymbolId, Vec<SymbolId>>,
-        seen: &mut Vec<SymbolId>,
-    ) -> Option<u32> {
-        if seen.contains(&f) {
-            return None;
-        }
-        seen.push(f);
-        let own = round32((*frames.get(&f)?)?);
-        let mut deepest = 0;
-        for c in callees.get(&f).map_or(&[][..], |v| v) {
-            deepest = deepest.max(below(*c, frames, callees, seen)?);
-        }
-        seen.pop();
-        Some(own + deepest)
-    }
+    let graph = CallGraph::of(code, obj);
     let reaches = |from: SymbolId| {
         let mut stack = vec![from];
         let mut seen = HashSet::new();
@@ -235,19 +186,19 @@ pub(super) fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Resul
                 return true;
             }
             if seen.insert(f) {
-                stack.extend(callees.get(&f).into_iter().flatten().copied());
+                stack.extend(graph.callees.get(&f).into_iter().flatten().copied());
             }
         }
         false
     };
-    let called: HashSet<SymbolId> = callees.values().flatten().copied().collect();
-    for (id, _, _) in funcs.iter().filter(|f| !called.contains(&f.0)) {
+    let called: HashSet<SymbolId> = graph.callees.values().flatten().copied().collect();
+    for (id, _, _) in graph.funcs.iter().filter(|f| !called.contains(&f.0)) {
         if !reaches(*id) {
             continue;
         }
-        match below(*id, &frames, &callees, &mut Vec::new()) {
-            Some(d) if d <= MAX_STACK => {}
-            Some(d) => {
+        match graph.deepest(*id) {
+            Some((d, _)) if d <= MAX_STACK => {}
+            Some((d, _)) => {
                 return Err(format!(
                 "the stack along a call chain would be {d} bytes, above the kernel's {MAX_STACK}"
             ))

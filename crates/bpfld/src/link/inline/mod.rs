@@ -42,10 +42,12 @@
 //! call); this file runs them over every call of every resolved function.
 
 mod frame;
+mod graph;
 mod liveness;
 mod nodes;
 mod splice;
 
+pub(crate) use graph::{program_uses, ProgramUse};
 pub(crate) use liveness::registers_written;
 
 use crate::model::object::{Object, SymbolId, SymbolKind};
@@ -64,8 +66,8 @@ pub struct Outcome {
     pub called_because: Option<String>,
 }
 
-/// The kernel's limit on the stack along a call chain, in bytes.
-const MAX_STACK: u32 = 512;
+// The kernel's limit on the stack along a call chain, in bytes.
+use super::limits::MAX_STACK;
 
 /// Why a call stays a call.
 type Why = String;
