@@ -29,9 +29,11 @@ mod load;
 mod maps;
 pub mod netlink;
 mod prog_kind;
+mod prog_load;
 mod sys;
 mod test_run;
 mod verifier_log;
+mod verify;
 
 pub use attach::xdp;
 pub use error::{probe_bpf, Error, ErrorKind, Result};
@@ -40,3 +42,7 @@ pub use maps::MapDump;
 pub use prog_kind::ProgKind;
 pub use test_run::{run, run_all, run_packets, RunOptions, RunResult, DEFAULT_PACKET};
 pub use verifier_log::{digest_verifier_log, VerifierReport, VERIFIER_TAIL_LINES};
+pub use verify::{
+    parse_stats, verify, ComponentShare, ProgramVerdict, Rejection, SourceLine, VerifierStats,
+    VerifyOptions,
+};
