@@ -94,9 +94,9 @@ fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 /// The header of the component table: what its numbers are.
-const SHARES_NOTE: &str = "instructions of each component in the dispatcher \
-(static: the loaded program's instructions from the component; verified: the \
-instructions the verifier processed there, counted from its instruction log)";
+const SHARES_NOTE: &str = "static: the loaded program's instructions that are \
+the component's; verified: the instructions the verifier processed there, counted \
+from its instruction log";
 
 pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
     let mut s = String::new();
@@ -183,7 +183,9 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
             if let Some(why) = &r.report.reason {
                 let _ = writeln!(s, "  reason: {why}");
             }
-            if !r.report.tail.is_empty() {
+            if r.report.tail.is_empty() {
+                s.push_str("  (the kernel gave no verifier log)\n");
+            } else {
                 let _ = writeln!(s, "  verifier log (last {} lines):", r.report.tail.len());
                 for l in &r.report.tail {
                     let _ = writeln!(s, "    {l}");
@@ -191,7 +193,8 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
             }
         }
         if !v.components.is_empty() {
-            let _ = writeln!(s, "\n{}: components ({SHARES_NOTE}):", v.name);
+            let _ = writeln!(s, "\n{}: instructions per component", v.name);
+            let _ = writeln!(s, "  ({SHARES_NOTE})");
             let _ = writeln!(
                 s,
                 "  {:<6}  {:<32}  {:>6}  {:>6}  {:>8}  {:>6}",
@@ -214,6 +217,28 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
                     ),
                 );
             }
+            // The dispatcher's own code, and anything not attributed.
+            let rest_static = v.insns - v.components.iter().map(|c| c.static_insns).sum::<usize>();
+            let rest_verified = v
+                .components
+                .iter()
+                .map(|c| c.verified_insns)
+                .sum::<Option<u64>>()
+                .zip(v.stats.as_ref())
+                .map(|(sum, st)| st.verified_insns.saturating_sub(sum));
+            let _ = writeln!(
+                s,
+                "  {:<6}  {:<32}  {:>6}  {:>5.1}%  {:>8}  {}",
+                "-",
+                "(dispatcher)",
+                rest_static,
+                100.0 * rest_static as f64 / total_static as f64,
+                or_dash(rest_verified),
+                rest_verified.map_or_else(
+                    || "     -".to_string(),
+                    |n| format!("{:>5.1}%", 100.0 * n as f64 / total_verified as f64)
+                ),
+            );
         }
     }
     s

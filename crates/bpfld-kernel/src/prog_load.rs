@@ -13,8 +13,11 @@ use crate::sys::{bpf, obj_get_info};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 
-/// `log_level` bits: instruction-level log, and the statistics footer.
+/// `log_level` bits: instruction-level log (of the path that failed), the
+/// same for every path with the register states, and the statistics
+/// footer.
 pub(crate) const LOG_LEVEL_INSNS: u32 = 1;
+pub(crate) const LOG_LEVEL_ALL_PATHS: u32 = 2;
 pub(crate) const LOG_LEVEL_STATS: u32 = 4;
 
 /// Everything one `BPF_PROG_LOAD` needs.

@@ -21,7 +21,9 @@ use crate::error::{errno_text, Error, ErrorKind, Result};
 use crate::globals::GlobalValue;
 use crate::load::{choose_program, load_object};
 use crate::maps::map_data;
-use crate::prog_load::{loaded_size, prog_load, ProgLoad, LOG_LEVEL_INSNS, LOG_LEVEL_STATS};
+use crate::prog_load::{
+    loaded_size, prog_load, ProgLoad, LOG_LEVEL_ALL_PATHS, LOG_LEVEL_INSNS, LOG_LEVEL_STATS,
+};
 use crate::verifier_log::{digest_verifier_log, VerifierReport};
 
 /// What to verify.
@@ -198,6 +200,14 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
 
     let sections = program_sections(&model);
     let strings = btf_bytes.as_deref().map(btf_strings).unwrap_or_default();
+    let manifest = model
+        .btf
+        .as_ref()
+        .map(bpfld::compose::read_manifest)
+        .unwrap_or_default();
+    let btf_model = btf_bytes
+        .as_deref()
+        .and_then(|b| bpfld::read::btf::parse(b).ok());
     let mut names: Vec<&String> = obj
         .programs
         .keys()
@@ -291,9 +301,175 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
                 });
             }
         }
+        if name == bpfld::compose::dispatcher::DISPATCHER && !manifest.is_empty() {
+            // The verifier's whole walk, instruction by instruction, to
+            // split its count by component (level 1 keeps only the path
+            // that failed); only a complete log is used.
+            let (_, full) = prog_load(&load, LOG_LEVEL_ALL_PATHS | LOG_LEVEL_STATS, FULL_LOG_SIZE);
+            let processed = v
+                .stats
+                .as_ref()
+                .and_then(|st| processed_per_insn(&full, f.instructions.len(), st.verified_insns));
+            v.components = component_shares(
+                &manifest,
+                f,
+                btf_model.as_ref(),
+                &strings,
+                processed.as_deref(),
+            );
+        }
         out.push(v);
     }
     Ok(out)
+}
+
+/// How many times the verifier processed each instruction, read from its
+/// instruction-level log: every `N: (op) ...` line, and every pruned visit
+/// (`from M to N: safe`, `N: safe`), which the kernel counts as well.
+/// `None` unless the counts add up to the kernel's own total (a log cut
+/// short, say).
+fn processed_per_insn(log: &str, insns: usize, total: u64) -> Option<Vec<u32>> {
+    let mut counts = vec![0u32; insns];
+    for l in log.lines() {
+        let l = l.trim_end();
+        let at = if let Some(rest) = l.strip_prefix("from ") {
+            // "from 5 to 10: safe", "from 5 to 10 (speculative execution): safe"
+            if !l.ends_with(": safe") {
+                continue;
+            }
+            rest.split(" to ")
+                .nth(1)
+                .and_then(|t| t.split([':', ' ']).next())
+                .and_then(|n| n.parse::<usize>().ok())
+        } else {
+            let Some((num, rest)) = l.split_once(": ") else {
+                continue;
+            };
+            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let is_insn = rest.len() > 3
+                && rest.as_bytes()[0] == b'('
+                && rest.as_bytes()[1..3].iter().all(u8::is_ascii_hexdigit)
+                && rest.as_bytes()[3] == b')';
+            if !(is_insn || rest == "safe") {
+                continue;
+            }
+            num.parse::<usize>().ok()
+        };
+        if let Some(c) = at.and_then(|i| counts.get_mut(i)) {
+            *c += 1;
+        }
+    }
+    let sum: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    (sum == total).then_some(counts)
+}
+
+/// Each component's instructions in the dispatcher: a component called as
+/// a subprogram is the range its func_info names (the component's slot);
+/// an inlined one is the code whose line_info names one of the component
+/// object's source files (when that object can be read and no other
+/// component shares the file).
+fn component_shares(
+    manifest: &[bpfld::compose::Placed],
+    f: &aya_obj::Function,
+    btf: Option<&bpfld::model::btf::Btf>,
+    strings: &[u8],
+    processed: Option<&[u32]>,
+) -> Vec<ComponentShare> {
+    let n = f.instructions.len();
+    let mut owner: Vec<Option<usize>> = vec![None; n];
+    // Subprograms named after a slot.
+    let mut starts: Vec<(usize, Option<String>)> = f
+        .func_info
+        .func_info
+        .iter()
+        .map(|fi| {
+            let name = btf
+                .and_then(|b| b.get(bpfld::model::btf::TypeId(fi.type_id)))
+                .and_then(|t| btf?.name(t.name_off).ok())
+                .map(str::to_string);
+            (fi.insn_off as usize, name)
+        })
+        .collect();
+    starts.sort_by_key(|(o, _)| *o);
+    for (i, (start, name)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(n, |(o, _)| *o).min(n);
+        if let Some(c) = manifest.iter().position(|p| Some(&p.slot) == name.as_ref()) {
+            for o in owner.iter_mut().take(end).skip(*start) {
+                *o = Some(c);
+            }
+        }
+    }
+    // Inlined bodies: by source file.
+    let files: Vec<HashSet<String>> = manifest.iter().map(source_files).collect();
+    let mut lines: Vec<&aya_obj::generated::bpf_line_info> = f.line_info.line_info.iter().collect();
+    lines.sort_by_key(|l| l.insn_off);
+    for (i, l) in lines.iter().enumerate() {
+        let Some(file) = string_at(strings, l.file_name_off) else {
+            continue;
+        };
+        let holders: Vec<usize> = (0..files.len())
+            .filter(|&c| files[c].contains(&file))
+            .collect();
+        let [c] = holders.as_slice() else {
+            continue;
+        };
+        let start = l.insn_off as usize;
+        let end = lines.get(i + 1).map_or(n, |x| x.insn_off as usize).min(n);
+        for o in owner.iter_mut().take(end).skip(start) {
+            if o.is_none() {
+                *o = Some(*c);
+            }
+        }
+    }
+    manifest
+        .iter()
+        .enumerate()
+        .map(|(c, p)| ComponentShare {
+            index: p.index,
+            slot: p.slot.clone(),
+            file: p.file.clone(),
+            program: p.program.clone(),
+            static_insns: owner.iter().filter(|o| **o == Some(c)).count(),
+            verified_insns: processed.map(|counts| {
+                counts
+                    .iter()
+                    .zip(&owner)
+                    .filter(|(_, o)| **o == Some(c))
+                    .map(|(&k, _)| u64::from(k))
+                    .sum()
+            }),
+        })
+        .collect()
+}
+
+/// The source files a component object's line_info names (empty when the
+/// object cannot be read).
+fn source_files(p: &bpfld::compose::Placed) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let path = if p.path.is_empty() || p.path.starts_with('#') {
+        &p.file
+    } else {
+        &p.path
+    };
+    let Ok(bytes) = std::fs::read(path) else {
+        return out;
+    };
+    let Ok(obj) = bpfld::read::elf::parse(&bytes) else {
+        return out;
+    };
+    let Some(btf) = &obj.btf else {
+        return out;
+    };
+    for s in &obj.sections {
+        for l in &s.line_info {
+            if let Ok(name) = btf.name(l.file_name_off) {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Program (function) name to the name of its section in `obj`.
