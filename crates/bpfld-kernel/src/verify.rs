@@ -173,9 +173,15 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
             .map(|b| b.to_bytes()),
         None => None,
     };
-    let btf_fd: Option<OwnedFd> = btf_bytes
-        .as_deref()
-        .and_then(|b| crate::sys::btf_load(b, None).ok());
+    // A BTF the kernel refuses: the programs are loaded without it (as
+    // aya does), and a rejection says so.
+    let (btf_fd, btf_refused): (Option<OwnedFd>, Option<String>) = match btf_bytes.as_deref() {
+        Some(b) => match crate::sys::btf_load(b, None) {
+            Ok(fd) => (Some(fd), None),
+            Err(e) => (None, Some(errno_text(&e))),
+        },
+        None => (None, None),
+    };
     let kernel_btf = AyaBtf::from_sys_fs().ok();
     if let Some(k) = &kernel_btf {
         obj.relocate_btf(k)
@@ -293,8 +299,14 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
                 let report = digest_verifier_log(if full.trim().is_empty() { &log } else { &full });
                 let insn = report.instruction.as_deref().and_then(insn_index);
                 let source = insn.and_then(|i| source_line(&f.line_info.line_info, &strings, i));
+                let mut error = errno_text(&e);
+                if let Some(why) = &btf_refused {
+                    error.push_str(&format!(
+                        "; loaded without the object's BTF, which the kernel refused ({why})"
+                    ));
+                }
                 v.rejection = Some(Rejection {
-                    error: errno_text(&e),
+                    error,
                     report,
                     insn,
                     source,
