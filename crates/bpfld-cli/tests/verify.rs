@@ -106,6 +106,8 @@ fn verified_counts_equal_libbpfs() {
         ("tracing.o", true),
         ("xdp_counter.o", true),
         ("verify_reject.o", false),
+        // Each verified as the kernel struct's member its map names.
+        ("verify_st_ops.o", true),
     ] {
         let v = verify_json(&[&fx(obj)], success);
         let reference = libbpf_verified(&runner, &fx(obj));
@@ -125,6 +127,22 @@ fn verified_counts_equal_libbpfs() {
             }
         }
         assert_eq!(v.as_array().unwrap().len(), reference.len(), "{obj}: {v}");
+    }
+}
+
+#[test]
+fn struct_ops_programs_are_verified_as_their_members() {
+    if !bpf_allowed("struct_ops_programs_are_verified_as_their_members")
+        || !have_vmlinux("struct_ops_programs_are_verified_as_their_members")
+    {
+        return;
+    }
+    let v = verify_json(&[&fx("verify_st_ops.o")], true);
+    assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+    for name in ["st_ssthresh", "st_cong_avoid", "st_undo_cwnd"] {
+        let p = by_name(&v, name);
+        assert_eq!(p["prog_type"], "struct_ops", "{p}");
+        assert_eq!(p["verdict"], "success", "{p}");
     }
 }
 

@@ -205,6 +205,11 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     obj.sanitize_functions(features);
 
     let sections = program_sections(&model);
+    let struct_ops = if sections.values().any(|s| s.starts_with("struct_ops")) {
+        struct_ops_members(&model)
+    } else {
+        HashMap::new()
+    };
     let strings = btf_bytes.as_deref().map(btf_strings).unwrap_or_default();
     let manifest = model
         .btf
@@ -239,7 +244,8 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
             rejection: None,
             components: Vec::new(),
         };
-        let spec = match prog_spec(&section, kernel_btf.as_ref()) {
+        let st_ops = struct_ops.get(name.as_str()).cloned();
+        let spec = match prog_spec(&section, kernel_btf.as_ref(), st_ops) {
             Ok(s) => s,
             Err(why) => {
                 v.prog_type = bpfld::model::program::program_type(
@@ -505,6 +511,93 @@ fn program_sections(obj: &bpfld::model::object::Object) -> HashMap<String, Strin
     out
 }
 
+/// For each program a struct_ops map of `obj` points at: the kernel's BTF
+/// id of the map's struct type and the index of the member that points at
+/// it (what libbpf loads a struct_ops program with), or why not.
+fn struct_ops_members(
+    obj: &bpfld::model::object::Object,
+) -> HashMap<String, std::result::Result<(u32, u32), String>> {
+    use bpfld::model::btf::TypeData;
+    use bpfld::model::object::{SymbolKind, SymbolPlace};
+    let mut out = HashMap::new();
+    let Some(btf) = &obj.btf else {
+        return out;
+    };
+    let kernel = std::fs::read("/sys/kernel/btf/vmlinux")
+        .ok()
+        .and_then(|b| bpfld::read::btf::parse(&b).ok());
+    for sec in &obj.sections {
+        if sec.name != ".struct_ops" && sec.name != ".struct_ops.link" {
+            continue;
+        }
+        let vars = btf
+            .find_datasec(&sec.name)
+            .and_then(|ds| btf.datasec_vars(ds).ok())
+            .unwrap_or_default();
+        for r in &sec.relocs {
+            let Some(prog) = obj.symbol(r.symbol).filter(|s| s.kind == SymbolKind::Func) else {
+                continue;
+            };
+            // The map variable holding the pointer, by its symbol.
+            let Some(var_sym) = obj.symbols.iter().find(|s| {
+                s.place == SymbolPlace::Section(sec.id)
+                    && s.kind == SymbolKind::Object
+                    && s.value <= r.offset
+                    && r.offset < s.value + s.size
+            }) else {
+                continue;
+            };
+            let found = (|| {
+                let var = vars
+                    .iter()
+                    .find(|v| v.name == var_sym.name)
+                    .ok_or_else(|| format!("struct_ops map '{}' has no BTF", var_sym.name))?;
+                let st = btf.resolve(var.type_id).map_err(|e| e.to_string())?;
+                let st_name = btf
+                    .get(st)
+                    .and_then(|t| btf.name(t.name_off).ok())
+                    .unwrap_or("");
+                let bit = u32::try_from((r.offset - var_sym.value) * 8).unwrap_or(u32::MAX);
+                let member = btf
+                    .members(st)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|m| m.bit_offset == bit)
+                    .map(|m| m.name.to_string())
+                    .ok_or_else(|| {
+                        format!(
+                            "struct_ops map '{}': no member at offset {}",
+                            var_sym.name,
+                            bit / 8
+                        )
+                    })?;
+                // libbpf's flavours: `struct tcp_congestion_ops___x`.
+                let kname = st_name.split("___").next().unwrap_or(st_name);
+                let k = kernel
+                    .as_ref()
+                    .ok_or("the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read")?;
+                let (kid, kt) = k
+                    .iter()
+                    .find(|(_, t)| {
+                        matches!(t.data, TypeData::Struct { .. })
+                            && k.name(t.name_off).ok() == Some(kname)
+                    })
+                    .ok_or_else(|| format!("struct {kname} is not in the kernel's BTF"))?;
+                let TypeData::Struct { members, .. } = &kt.data else {
+                    return Err(format!("struct {kname} is not a struct"));
+                };
+                let idx = members
+                    .iter()
+                    .position(|m| k.name(m.name_off).ok() == Some(member.as_str()))
+                    .ok_or_else(|| format!("the kernel's struct {kname} has no member {member}"))?;
+                Ok((kid.0, idx as u32))
+            })();
+            out.entry(prog.name.clone()).or_insert(found);
+        }
+    }
+    out
+}
+
 /// The index in `0: (61) r0 = ...`.
 fn insn_index(line: &str) -> Option<usize> {
     line.split(':').next()?.trim().parse().ok()
@@ -633,6 +726,7 @@ const CGROUP_SYSCTL: u32 = 23;
 const RAW_TRACEPOINT_WRITABLE: u32 = 24;
 const CGROUP_SOCKOPT: u32 = 25;
 const TRACING: u32 = 26;
+const STRUCT_OPS: u32 = 27;
 const LSM: u32 = 29;
 const SK_LOOKUP: u32 = 30;
 const SYSCALL: u32 = 31;
@@ -772,6 +866,7 @@ fn type_name(t: u32) -> &'static str {
         RAW_TRACEPOINT_WRITABLE => "raw_tracepoint_writable",
         CGROUP_SOCKOPT => "cgroup_sockopt",
         TRACING => "tracing",
+        STRUCT_OPS => "struct_ops",
         LSM => "lsm",
         SK_LOOKUP => "sk_lookup",
         SYSCALL => "syscall",
@@ -782,7 +877,11 @@ fn type_name(t: u32) -> &'static str {
 
 /// How libbpf would load a program of `section` (see [`Spec`]); an error
 /// names what bpfld cannot load.
-fn prog_spec(section: &str, kernel_btf: Option<&AyaBtf>) -> std::result::Result<Spec, String> {
+fn prog_spec(
+    section: &str,
+    kernel_btf: Option<&AyaBtf>,
+    struct_ops: Option<std::result::Result<(u32, u32), String>>,
+) -> std::result::Result<Spec, String> {
     let bare = section.strip_prefix('?').unwrap_or(section);
     let (head, tail) = match bare.split_once('/') {
         Some((h, t)) => (h, Some(t)),
@@ -925,10 +1024,21 @@ fn prog_spec(section: &str, kernel_btf: Option<&AyaBtf>) -> std::result::Result<
             ))
         }
         "struct_ops" => {
-            return Err(format!(
-                "section '{section}': struct_ops programs are verified against their \
-                 struct_ops map, which bpfld verify does not load"
-            ))
+            // Verified as the member of the kernel's struct that the
+            // object's struct_ops map points at it from.
+            let (type_id, member) = struct_ops.unwrap_or_else(|| {
+                Err(format!(
+                    "section '{section}': no struct_ops map of the object points at this program"
+                ))
+            })?;
+            return Ok(Spec {
+                prog_type: STRUCT_OPS,
+                type_name: "struct_ops",
+                attach: member,
+                attach_name: None,
+                flags,
+                attach_btf_id: type_id,
+            });
         }
         _ => return Err(format!("section '{section}': unknown program type")),
     };
@@ -973,21 +1083,21 @@ verification time 41 usec\nstack depth 16+0+8\n";
 
     #[test]
     fn section_names_give_libbpf_types() {
-        let s = prog_spec("xdp", None).unwrap();
+        let s = prog_spec("xdp", None, None).unwrap();
         assert_eq!((s.prog_type, s.attach, s.flags), (XDP, 37, 0));
-        let s = prog_spec("xdp.frags/devmap", None).unwrap();
+        let s = prog_spec("xdp.frags/devmap", None, None).unwrap();
         assert_eq!((s.attach, s.flags), (33, BPF_F_XDP_HAS_FRAGS));
-        let s = prog_spec("cgroup/connect4", None).unwrap();
+        let s = prog_spec("cgroup/connect4", None, None).unwrap();
         assert_eq!(
             (s.type_name, s.attach_name),
             ("cgroup_sock_addr", Some("cgroup_inet4_connect"))
         );
-        let s = prog_spec("?syscall", None).unwrap();
+        let s = prog_spec("?syscall", None, None).unwrap();
         assert_eq!((s.type_name, s.flags), ("syscall", BPF_F_SLEEPABLE));
-        assert!(prog_spec("fentry/foo", None)
+        assert!(prog_spec("fentry/foo", None, None)
             .unwrap_err()
             .contains("kernel's BTF"));
-        assert!(prog_spec("struct_ops/x", None).is_err());
+        assert!(prog_spec("struct_ops/x", None, None).is_err());
         assert_eq!(insn_index("12: (61) r0 = *(u32 *)(r1 +0)"), Some(12));
     }
 
