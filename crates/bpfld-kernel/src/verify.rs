@@ -1102,6 +1102,20 @@ verification time 41 usec\nstack depth 16+0+8\n";
     }
 
     #[test]
+    fn per_insn_counts_from_a_full_log() {
+        // Two paths through insn 2; the second is pruned at 3.
+        let log = "func#0 @0\nLive regs before insn:\n      0: .1........ (b7) r0 = 0\n\
+0: R1=ctx() R10=fp0\n0: (b7) r0 = 0                        ; R0=0\n\
+1: (15) if r1 == 0x0 goto pc+1        ; R1=ctx()\n2: (b7) r0 = 1\n3: (95) exit\n\
+from 1 to 3: R0=0 R1=ctx() R10=fp0\n3: safe\n\
+from 2 to 3 (speculative execution): safe\n";
+        let c = processed_per_insn(log, 4, 6).unwrap();
+        assert_eq!(c, vec![1, 1, 1, 3]);
+        // A count that does not add up to the kernel's is not used.
+        assert_eq!(processed_per_insn(log, 4, 7), None);
+    }
+
+    #[test]
     fn line_info_maps_an_instruction_to_its_line() {
         let strings = b"\0x.c\0int a = 1;\0".to_vec();
         let rec = |insn_off: u32, line: u32| aya_obj::generated::bpf_line_info {
