@@ -255,6 +255,8 @@ fn csv_field(f: &str) -> String {
 
 /// veristat's CSV: its columns, its verdict words, durations in usec; a
 /// number the kernel did not give is 0, as veristat writes it.
+/// `prog_size` is the instruction count handed to the kernel and
+/// `prog_size_jited` the JIT-compiled bytes, as in veristat.
 pub fn to_csv(file: &str, verdicts: &[ProgramVerdict]) -> String {
     let mut s = CSV_COLUMNS.join(",") + "\n";
     let base = Path::new(file)
@@ -272,10 +274,15 @@ pub fn to_csv(file: &str, verdicts: &[ProgramVerdict]) -> String {
             st.peak_states.to_string(),
             st.max_states_per_insn.to_string(),
             st.mark_read.unwrap_or(0).to_string(),
-            v.xlated_insns.unwrap_or(0).to_string(),
+            // veristat's prog_size: the instructions handed to the kernel.
+            v.insns.to_string(),
             v.jited_bytes.unwrap_or(0).to_string(),
             v.prog_type.clone(),
-            v.attach_type.clone().unwrap_or_default(),
+            // The expected attach type 0 has a name too, which veristat
+            // prints for programs that have none.
+            v.attach_type
+                .clone()
+                .unwrap_or_else(|| "cgroup_inet_ingress".to_string()),
             v.stack_depth_total().unwrap_or(0).to_string(),
         ];
         let cells: Vec<String> = row.iter().map(|c| csv_field(c)).collect();

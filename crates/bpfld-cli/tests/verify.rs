@@ -258,11 +258,21 @@ fn csv_has_veristats_columns() {
         assert_eq!(r[2], "success");
         let j = by_name(&json, r[1]);
         assert_eq!(r[4], j["verified_insns"].to_string(), "{r:?}");
+        assert_eq!(r[9], j["insns"].to_string(), "{r:?}");
+        assert_eq!(r[10], j["jited_bytes"].to_string(), "{r:?}");
         assert_eq!(r[11], j["prog_type"].as_str().unwrap());
         assert!(r[3].parse::<u64>().is_ok(), "duration {r:?}");
     }
-    let tc = rows.iter().find(|r| r[1] == "net_xdp").unwrap();
-    assert_eq!((tc[11], tc[12]), ("xdp", "xdp"));
+    let xdp = rows.iter().find(|r| r[1] == "net_xdp").unwrap();
+    assert_eq!((xdp[11], xdp[12]), ("xdp", "xdp"));
+    let egress = rows.iter().find(|r| r[1] == "net_cgroup_out").unwrap();
+    assert_eq!(
+        (egress[11], egress[12]),
+        ("cgroup_skb", "cgroup_inet_egress")
+    );
+    // No expected attach type: veristat names the value 0.
+    let tc = rows.iter().find(|r| r[1] == "net_tc").unwrap();
+    assert_eq!((tc[11], tc[12]), ("sched_cls", "cgroup_inet_ingress"));
 }
 
 #[test]
