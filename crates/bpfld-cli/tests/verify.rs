@@ -147,6 +147,21 @@ fn struct_ops_programs_are_verified_as_their_members() {
 }
 
 #[test]
+fn types_aya_cannot_load_are_verified() {
+    if !bpf_allowed("types_aya_cannot_load_are_verified") {
+        return;
+    }
+    // `bpfld run` cannot load syscall programs (aya 0.14 has no loader
+    // for them); verify loads by section name, as libbpf does.
+    let v = verify_json(&[&fx("run_tc_kinds.o")], true);
+    let p = by_name(&v, "syscall_prog");
+    assert_eq!(p["prog_type"], "syscall", "{p}");
+    assert_eq!(p["section"], "syscall", "{p}");
+    assert_eq!(p["verdict"], "success", "{p}");
+    assert_eq!(by_name(&v, "tcx_len")["attach_type"], "tcx_ingress");
+}
+
+#[test]
 fn set_flag_changes_the_verified_count() {
     if !bpf_allowed("set_flag_changes_the_verified_count") {
         return;
