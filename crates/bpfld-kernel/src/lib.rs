@@ -1,6 +1,8 @@
 //! The kernel side of bpfld: load an eBPF object with aya (maps and global
 //! data created), load one of its programs, run it with `BPF_PROG_TEST_RUN`
-//! on packet bytes, and read back every map.
+//! on packet bytes, and read back every map; or load every program of an
+//! object by bpfld's own `BPF_PROG_LOAD` and report the verifier's verdict
+//! and statistics for each ([`verify`]).
 //!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
