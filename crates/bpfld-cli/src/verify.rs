@@ -96,7 +96,9 @@ fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 /// The header of the component table: what its numbers are.
 const SHARES_NOTE: &str = "static: the loaded program's instructions that are \
 the component's; verified: the instructions the verifier processed there, counted \
-from its instruction log";
+from its instruction log; rest: the dispatcher's own code and code no single \
+component owns; -: cannot be told apart (an inlined component's object unreadable, \
+or its source files shared)";
 
 pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
     let mut s = String::new();
@@ -205,11 +207,14 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
             for c in &v.components {
                 let _ = writeln!(
                     s,
-                    "  {:<6}  {:<32}  {:>6}  {:>5.1}%  {:>8}  {}",
+                    "  {:<6}  {:<32}  {:>6}  {}  {:>8}  {}",
                     c.slot,
                     format!("{}:{}", c.file, c.program),
-                    c.static_insns,
-                    100.0 * c.static_insns as f64 / total_static as f64,
+                    or_dash(c.static_insns),
+                    c.static_insns.map_or_else(
+                        || "     -".to_string(),
+                        |n| format!("{:>5.1}%", 100.0 * n as f64 / total_static as f64)
+                    ),
                     or_dash(c.verified_insns),
                     c.verified_insns.map_or_else(
                         || "     -".to_string(),
@@ -218,7 +223,12 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
                 );
             }
             // The dispatcher's own code, and anything not attributed.
-            let rest_static = v.insns - v.components.iter().map(|c| c.static_insns).sum::<usize>();
+            let rest_static = v
+                .components
+                .iter()
+                .map(|c| c.static_insns)
+                .sum::<Option<usize>>()
+                .map(|sum| v.insns.saturating_sub(sum));
             let rest_verified = v
                 .components
                 .iter()
@@ -228,11 +238,14 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
                 .map(|(sum, st)| st.verified_insns.saturating_sub(sum));
             let _ = writeln!(
                 s,
-                "  {:<6}  {:<32}  {:>6}  {:>5.1}%  {:>8}  {}",
+                "  {:<6}  {:<32}  {:>6}  {}  {:>8}  {}",
                 "-",
-                "(dispatcher)",
-                rest_static,
-                100.0 * rest_static as f64 / total_static as f64,
+                "(rest)",
+                or_dash(rest_static),
+                rest_static.map_or_else(
+                    || "     -".to_string(),
+                    |n| format!("{:>5.1}%", 100.0 * n as f64 / total_static as f64)
+                ),
                 or_dash(rest_verified),
                 rest_verified.map_or_else(
                     || "     -".to_string(),

@@ -399,7 +399,30 @@ fn composed_object_reports_component_shares() {
         text.contains("bpfld_xdp: instructions per component"),
         "{text}"
     );
-    assert!(text.contains("(dispatcher)"), "{text}");
+    assert!(text.contains("(rest)"), "{text}");
+    // An inlined component whose object is gone cannot be told apart.
+    let d = tmpdir("verify-gone");
+    let mark = d.join("comp_mark.o");
+    std::fs::copy(fixture("comp_mark.o"), &mark).unwrap();
+    let out = d.join("composed.o");
+    let count = fx("comp_count.o") + ":xdp_count";
+    ok(&[
+        "xdp",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+        &count,
+        mark.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&mark).unwrap();
+    let v = verify_json(&[out.to_str().unwrap()], true);
+    let comps = by_name(&v, "bpfld_xdp")["components"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(comps[0]["static_insns"].as_u64().unwrap() > 10, "{v}");
+    assert_eq!(comps[1]["static_insns"], Value::Null, "{v}");
+    assert_eq!(comps[1]["verified_insns"], Value::Null, "{v}");
     // A plain object has no components.
     let v = verify_json(&[&fx("comp_count.o")], true);
     assert!(v[0].get("components").is_none());

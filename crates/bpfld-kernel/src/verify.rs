@@ -112,10 +112,13 @@ pub struct ComponentShare {
     pub slot: String,
     pub file: String,
     pub program: String,
-    /// Instructions of the loaded program that are the component's.
-    pub static_insns: usize,
+    /// Instructions of the loaded program that are the component's; `None`
+    /// when they cannot be told apart (an inlined component whose object
+    /// cannot be read, or whose source files another component shares).
+    pub static_insns: Option<usize>,
     /// Instructions the verifier processed there (from its instruction
-    /// log); `None` when the log could not be had.
+    /// log); `None` when the log could not be had or the component's
+    /// instructions cannot be told apart.
     pub verified_insns: Option<u64>,
 }
 
@@ -397,6 +400,7 @@ fn component_shares(
 ) -> Vec<ComponentShare> {
     let n = f.instructions.len();
     let mut owner: Vec<Option<usize>> = vec![None; n];
+    let mut called = vec![false; manifest.len()];
     // Subprograms named after a slot.
     let mut starts: Vec<(usize, Option<String>)> = f
         .func_info
@@ -417,6 +421,7 @@ fn component_shares(
             for o in owner.iter_mut().take(end).skip(*start) {
                 *o = Some(c);
             }
+            called[c] = true;
         }
     }
     // Inlined bodies: by source file.
@@ -441,6 +446,17 @@ fn component_shares(
             }
         }
     }
+    // An inlined component is measured when its source files are known
+    // and its own.
+    let measured: Vec<bool> = (0..manifest.len())
+        .map(|c| {
+            called[c]
+                || (!files[c].is_empty()
+                    && files[c]
+                        .iter()
+                        .all(|f| (0..files.len()).all(|d| d == c || !files[d].contains(f))))
+        })
+        .collect();
     manifest
         .iter()
         .enumerate()
@@ -449,8 +465,8 @@ fn component_shares(
             slot: p.slot.clone(),
             file: p.file.clone(),
             program: p.program.clone(),
-            static_insns: owner.iter().filter(|o| **o == Some(c)).count(),
-            verified_insns: processed.map(|counts| {
+            static_insns: measured[c].then(|| owner.iter().filter(|o| **o == Some(c)).count()),
+            verified_insns: processed.filter(|_| measured[c]).map(|counts| {
                 counts
                     .iter()
                     .zip(&owner)
