@@ -18,6 +18,9 @@ needs failed):
                autoload off, as the selftests' test_loader does), so that
                objects with programs meant to fail verification, or not
                autoloaded, are compared too (tools/corpus-run --each-prog)
+  verify       `bpfld verify OBJ --json` loads every program that libbpf
+               loads alone (the prog-load reference, on the input itself)
+               with the same verifier instruction count
   compose      every XDP program of the object composed alone
                (`bpfld xdp compose -o c.o OBJ:PROG`) succeeds
   compose-btf-check  the kernel accepts each composition's BTF
@@ -63,6 +66,7 @@ CHECKS = [
     "btf-check",
     "loadall",
     "prog-load",
+    "verify",
     "compose",
     "compose-btf-check",
     "compose-load",
@@ -322,6 +326,39 @@ def compare_each_prog(run, ref_obj, ours_obj, paths, ref_loads=None, ref_btf_ok=
     return "pass", "%d programs" % len(loaded)
 
 
+def compare_verify(run, path, paths, ref_loads):
+    """The verify check: ('pass'|'fail'|'skip', reason)."""
+    ref, err = ref_loads
+    if ref is None:
+        return "skip", "libbpf cannot open the reference: " + clean(err, paths)
+    loaded = {n: c for n, c in ref.items() if c is not None}
+    if not loaded:
+        return "skip", "no program loads from the reference"
+    # Exit status 1 only says some program failed: the JSON says which.
+    # (bpfld pins maps in a directory of its own and removes it.)
+    rc, out, err = sh([run.bpfld, "verify", path, "--json"])
+    try:
+        ours = {p["prog_name"]: p for p in json.loads(out.decode(errors="replace"))}
+    except ValueError:
+        # The error, not a warning printed before it.
+        line = next((l for l in err.splitlines() if "error:" in l), None)
+        return "fail", clean(line or bpfld_error(err), paths)
+    diffs = []
+    for name, n in sorted(loaded.items()):
+        p = ours.get(name)
+        if p is None:
+            diffs.append("%s missing" % name)
+        elif p["verdict"] != "success":
+            rej = p.get("rejection") or {}
+            why = rej.get("reason") or rej.get("error") or "?"
+            diffs.append("%s does not load: %s" % (name, why))
+        elif p["verified_insns"] != n:
+            diffs.append("%s: %s verified insns, reference %s" % (name, p["verified_insns"], n))
+    if diffs:
+        return "fail", clean("%d of %d: " % (len(diffs), len(loaded)) + "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else ""), paths)
+    return "pass", "%d programs" % len(loaded)
+
+
 def check_object(run, oid, path):
     """Every per-object check: {check: (status, reason)}."""
     r = {}
@@ -370,6 +407,7 @@ def check_object(run, oid, path):
         why = "partial link" if r["link"][0] == "skip" else "not linked"
         r["loadall"] = ("skip", why)
         r["prog-load"] = ("skip", why)
+    r["verify"] = compare_verify(run, path, paths, ref_loads)
     compose_checks(run, r, path, d, ref_loads[0] or {}, paths)
     shutil.rmtree(d, ignore_errors=True)
     return r

@@ -89,6 +89,25 @@ pub(crate) enum Command {
         #[arg(long = "map-update", num_args = 2, value_names = ["NAME", "KEY=VALUE"])]
         map_updates: Vec<String>,
     },
+    /// Load every program of an object with the verifier's statistics:
+    /// verdict, processed instructions, states, time and stack depth
+    /// (veristat's columns with --csv); a rejection shows the log's end and
+    /// the failing instruction's source line. Exits non-zero when any fails.
+    Verify {
+        file: PathBuf,
+        /// Only this program (function name).
+        #[arg(long)]
+        prog: Option<String>,
+        /// Set the global variable VAR before load, as `run --set` does.
+        #[arg(long = "set", value_name = "VAR=VALUE")]
+        sets: Vec<String>,
+        /// Print a JSON array (one object per program) instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV with veristat's column names.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Link objects into one, with libbpf's rules (`bpftool gen object`).
     #[command(after_help = "Examples:\n  \
         bpfld link -o out.o main.o lib.o\n  \

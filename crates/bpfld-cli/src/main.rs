@@ -19,6 +19,7 @@ mod input;
 mod parse;
 mod reports;
 mod run;
+mod verify;
 mod xdp;
 
 fn main() -> ExitCode {
@@ -133,6 +134,19 @@ fn run(cli: Cli) -> Result<()> {
                 .chunks(2)
                 .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
                 .collect::<Vec<_>>(),
+        })?,
+        Command::Verify {
+            file,
+            prog,
+            sets,
+            json,
+            csv,
+        } => verify::verify(&verify::Args {
+            file: &file,
+            prog: prog.as_deref(),
+            sets: &sets,
+            json,
+            csv,
         })?,
         Command::Link {
             output,

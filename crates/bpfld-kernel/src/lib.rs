@@ -1,6 +1,8 @@
 //! The kernel side of bpfld: load an eBPF object with aya (maps and global
 //! data created), load one of its programs, run it with `BPF_PROG_TEST_RUN`
-//! on packet bytes, and read back every map.
+//! on packet bytes, and read back every map; or load every program of an
+//! object by bpfld's own `BPF_PROG_LOAD` and report the verifier's verdict
+//! and statistics for each ([`verify`]).
 //!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
@@ -29,9 +31,11 @@ mod load;
 mod maps;
 pub mod netlink;
 mod prog_kind;
+mod prog_load;
 mod sys;
 mod test_run;
 mod verifier_log;
+mod verify;
 
 pub use attach::xdp;
 pub use error::{probe_bpf, Error, ErrorKind, Result};
@@ -40,3 +44,7 @@ pub use maps::MapDump;
 pub use prog_kind::ProgKind;
 pub use test_run::{run, run_all, run_packets, RunOptions, RunResult, DEFAULT_PACKET};
 pub use verifier_log::{digest_verifier_log, VerifierReport, VERIFIER_TAIL_LINES};
+pub use verify::{
+    parse_stats, verify, ComponentShare, ProgramVerdict, Rejection, SourceLine, VerifierStats,
+    VerifyOptions,
+};
