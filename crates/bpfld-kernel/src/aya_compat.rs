@@ -93,7 +93,9 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         }
     }
     let values_rewritten = obj.btf.as_mut().is_some_and(prog_array_values);
-    if new_names.is_empty() && !values_rewritten {
+    let externs_resolved =
+        crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
+    if new_names.is_empty() && !values_rewritten && !externs_resolved {
         return Ok(AyaCopy {
             bytes: object.to_vec(),
             unloadable,

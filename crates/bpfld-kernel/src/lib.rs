@@ -23,6 +23,7 @@ mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
 mod error;
+mod externs;
 mod globals;
 pub mod info;
 mod load;
