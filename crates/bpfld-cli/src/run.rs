@@ -131,9 +131,9 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     }
 }
 
-/// The kernel reports no duration for raw tracepoint runs.
+/// The kernel reports no duration for raw tracepoint and syscall runs.
 fn duration_json(r: &RunResult) -> serde_json::Value {
-    if r.kind == ProgKind::RawTracepoint {
+    if matches!(r.kind, ProgKind::RawTracepoint | ProgKind::Syscall) {
         serde_json::Value::Null
     } else {
         r.duration_ns.into()
@@ -361,8 +361,12 @@ pub fn render_text(r: &RunResult, shown: &Shown, types: &MapTypes) -> String {
             let _ = writeln!(s, "retval: {}", r.retval);
         }
     }
-    if r.kind == ProgKind::RawTracepoint {
-        s.push_str("duration: not reported for raw_tracepoint programs (run once)\n");
+    if matches!(r.kind, ProgKind::RawTracepoint | ProgKind::Syscall) {
+        let _ = writeln!(
+            s,
+            "duration: not reported for {} programs (run once)",
+            r.kind
+        );
     } else {
         let _ = writeln!(
             s,

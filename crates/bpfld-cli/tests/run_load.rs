@@ -121,3 +121,112 @@ fn a_strong_kconfig_extern_the_kernel_lacks_is_named() {
         )
     );
 }
+
+#[test]
+fn syscall_lwt_and_flow_dissector_programs_run() {
+    if !bpf_allowed("syscall_lwt_and_flow_dissector_programs_run") {
+        return;
+    }
+    let file = fx("run_prog_types.o");
+    // syscall: the --data bytes are its context (a = 3, b = 4, sum), which
+    // the kernel writes back: data_out holds a + b.
+    let mut ctx = Vec::new();
+    for n in [3u32, 4, 0] {
+        ctx.extend_from_slice(&n.to_le_bytes());
+    }
+    let c = TempFile::new("ctx", &ctx);
+    let v = run_json(&[&file, "--prog", "sys_add", "--data", &c.arg()]);
+    assert_eq!(v["type"], "syscall");
+    assert_eq!(v["retval"], 6);
+    assert_eq!(v["data_out"], "030000000400000007000000");
+    assert_eq!(v["duration_ns"], Value::Null);
+    assert!(v["verified_insns"].as_u64().unwrap() > 0, "{v}");
+    let o = run(&[
+        "run",
+        &file,
+        "--prog",
+        "sys_add",
+        "--data",
+        &c.arg(),
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("'sys_add' is a syscall program, which the kernel runs once"),
+        "{}",
+        stderr(&o)
+    );
+
+    // lwt_in: the verdict follows the packet's length.
+    let v = run_json(&[&file, "--prog", "lwt_in_len"]);
+    assert_eq!(v["type"], "lwt_in");
+    assert_eq!(
+        (v["retval"].clone(), v["action"].clone()),
+        (0.into(), "BPF_OK".into())
+    );
+    let long = TempFile::new("long", &[0u8; 200]);
+    let v = run_json(&[&file, "--prog", "lwt_in_len", "--data", &long.arg()]);
+    assert_eq!(
+        (v["retval"].clone(), v["action"].clone()),
+        (2.into(), "BPF_DROP".into())
+    );
+    // lwt_out returns skb->len: the packet past its Ethernet header.
+    let v = run_json(&[&file, "--prog", "lwt_out_mark", "--data", &long.arg()]);
+    assert_eq!(v["type"], "lwt_out");
+    assert_eq!(v["retval"], 200 - 14);
+    let v = run_json(&[&file, "--prog", "lwt_xmit_ok", "--repeat", "3"]);
+    assert_eq!(
+        (v["type"].clone(), v["retval"].clone()),
+        ("lwt_xmit".into(), 0.into())
+    );
+    assert_eq!(v["repeat"], 3);
+    // lwt_seg6local loads (the verifier accepts it) but the kernel has no
+    // test run for the type: the error says so.
+    let o = run(&["run", &file, "--prog", "seg6_ok"]);
+    let err = stderr(&o);
+    if o.status.success() {
+        assert!(stdout(&o).contains("(lwt_seg6local)"));
+    } else {
+        assert!(
+            err.contains("this kernel cannot test-run lwt_seg6local programs"),
+            "{err}"
+        );
+    }
+
+    // flow_dissector: BPF_DROP when the first byte is 0xff.
+    let mut pkt = vec![0u8; 60];
+    let v = run_json(&[&file, "--prog", "flow_first"]);
+    assert_eq!(
+        (v["type"].clone(), v["action"].clone()),
+        ("flow_dissector".into(), "BPF_OK".into())
+    );
+    pkt[0] = 0xff;
+    let p = TempFile::new("ff", &pkt);
+    let v = run_json(&[&file, "--prog", "flow_first", "--data", &p.arg()]);
+    assert_eq!(
+        (v["retval"].clone(), v["action"].clone()),
+        (2.into(), "BPF_DROP".into())
+    );
+}
+
+#[test]
+fn prog_array_slots_from_values_are_filled() {
+    if !bpf_allowed("prog_array_slots_from_values_are_filled") {
+        return;
+    }
+    let file = fx("run_tail.o");
+    // The tail call lands in tail_drop: XDP_DROP, and tail_drop counted.
+    let v = run_json(&[&file, "--prog", "tail_caller"]);
+    assert_eq!(v["action"], "XDP_DROP", "{v}");
+    assert_eq!(
+        v["maps"][".bss"][0]["formatted"]["value"][".bss"][0]["drop_runs"],
+        1
+    );
+    let jumps = v["maps"]["jumps"].as_array().unwrap();
+    assert_eq!(jumps.len(), 1, "{v}");
+    assert_eq!(jumps[0]["key"], "01000000");
+    // The callee alone drops too.
+    let v = run_json(&[&file, "--prog", "tail_drop"]);
+    assert_eq!(v["action"], "XDP_DROP");
+}

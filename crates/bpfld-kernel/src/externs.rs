@@ -235,9 +235,11 @@ fn kcfg_value(e: &Kcfg, value: &str, out: &mut [u8]) -> std::result::Result<(), 
                     };
                     out[..4].copy_from_slice(&n.to_le_bytes());
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "the kernel's value '{value}' for {name} needs a bool, tristate or char type"
-                )),
+                ))
+                }
             }
         }
         Some(b'"') => {

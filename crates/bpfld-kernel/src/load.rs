@@ -13,6 +13,8 @@ pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
     /// Programs aya cannot load as their own type: name to libbpf's type.
     pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
+    /// The bytes aya loaded (bpfld loads the types aya cannot from them).
+    pub(crate) bytes: Vec<u8>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
@@ -33,6 +35,7 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
+        bytes: copy.bytes,
         _pins: pins,
     })
 }
