@@ -230,3 +230,105 @@ fn prog_array_slots_from_values_are_filled() {
     let v = run_json(&[&file, "--prog", "tail_drop"]);
     assert_eq!(v["action"], "XDP_DROP");
 }
+
+/// The keys of the JSON object starting at `text`'s first `{`, in the order
+/// printed (serde_json's Value would sort them).
+fn top_level_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
+        .filter_map(|l| l.trim().split('"').nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn json_fields_keep_the_documented_order() {
+    if !bpf_allowed("json_fields_keep_the_documented_order") {
+        return;
+    }
+    let file = fx("run_tail.o");
+    let text = ok(&["run", &file, "--prog", "tail_caller", "--json"]);
+    assert_eq!(
+        top_level_keys(&text),
+        [
+            "file",
+            "program",
+            "type",
+            "retval",
+            "action",
+            "duration_ns",
+            "repeat",
+            "data_out_len",
+            "verified_insns",
+            "data_out",
+            "maps",
+            "map_info"
+        ]
+    );
+    // A map entry: key, value, then the typed form; map_info as listed.
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let entry = text.split("\".bss\": [").nth(1).unwrap();
+    let (k, val, f) = (
+        entry.find("\"key\"").unwrap(),
+        entry.find("\"value\"").unwrap(),
+        entry.find("\"formatted\"").unwrap(),
+    );
+    assert!(k < val && val < f, "{text}");
+    assert_eq!(v["map_info"]["jumps"]["type"], "prog_array");
+    let info = text.split("\"map_info\"").nth(1).unwrap();
+    let order: Vec<usize> = [
+        "\"type\"",
+        "\"key_size\"",
+        "\"value_size\"",
+        "\"max_entries\"",
+        "\"per_cpu\"",
+        "\"note\"",
+        "\"zero_entries_not_shown\"",
+    ]
+    .iter()
+    .map(|k| info.find(k).unwrap())
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{info}");
+
+    // With a capture: one verdict per packet, fields as the README lists.
+    let cap = fixture("pcap").join("three.pcap").display().to_string();
+    let text = ok(&[
+        "run",
+        &file,
+        "--prog",
+        "tail_caller",
+        "--pcap",
+        &cap,
+        "--json",
+    ]);
+    assert_eq!(
+        top_level_keys(&text),
+        [
+            "file",
+            "program",
+            "type",
+            "repeat",
+            "verified_insns",
+            "runs",
+            "maps",
+            "map_info"
+        ]
+    );
+    let run0 = text.split("\"runs\": [").nth(1).unwrap();
+    let run0 = &run0[..run0.find('}').unwrap()];
+    let keys: Vec<&str> = run0
+        .lines()
+        .filter_map(|l| l.trim().split('"').nth(1))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "index",
+            "retval",
+            "action",
+            "duration_ns",
+            "data_in_len",
+            "data_out_len",
+            "data_out"
+        ]
+    );
+}
