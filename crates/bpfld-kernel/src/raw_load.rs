@@ -172,15 +172,21 @@ pub(crate) fn load(
     }
     if let Some(fd) = &btf_fd {
         attr.prog_btf_fd = fd.as_raw_fd() as u32;
-        if func.func_info.num_info > 0 {
+        // The records' own count: aya leaves `num_info` at the section's
+        // count when a section holds several programs.
+        let (nf, nl) = (
+            func.func_info.func_info.len(),
+            func.line_info.line_info.len(),
+        );
+        if nf > 0 {
             attr.func_info_rec_size = func.func_info_rec_size as u32;
             attr.func_info = func_info.as_ptr() as u64;
-            attr.func_info_cnt = func.func_info.num_info;
+            attr.func_info_cnt = nf as u32;
         }
-        if func.line_info.num_info > 0 {
+        if nl > 0 {
             attr.line_info_rec_size = func.line_info_rec_size as u32;
             attr.line_info = line_info.as_ptr() as u64;
-            attr.line_info_cnt = func.line_info.num_info;
+            attr.line_info_cnt = nl as u32;
         }
     }
     match prog_load(&mut attr) {
