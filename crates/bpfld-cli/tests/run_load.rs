@@ -332,3 +332,26 @@ fn json_fields_keep_the_documented_order() {
         ]
     );
 }
+
+#[test]
+fn gcc_objects_run() {
+    if !bpf_allowed("gcc_objects_run") {
+        return;
+    }
+    // GCC writes empty .data/.bss sections, `signed char` as SIGNED|CHAR
+    // and unnamed FUNCs: the kernel refuses the last two in BTF, and aya
+    // made a zero-sized map of the first.
+    let v = run_json(&[&fx("gcc/xdp_pass.o")]);
+    assert_eq!(v["action"], "XDP_PASS");
+    assert!(v["maps"].get(".bss").is_none(), "{v}");
+    let v = run_json(&[
+        &fx("gcc/comp_count.o"),
+        "--prog",
+        "xdp_count",
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(v["action"], "XDP_PASS");
+    // counter[0] gained `step` (1) per run.
+    assert_eq!(v["maps"]["counter"][0]["value"], "0300000000000000", "{v}");
+}

@@ -23,6 +23,9 @@ pub(crate) struct LoadedObject {
 pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<LoadedObject> {
     let pins = PinDir::create();
     let mut loader = EbpfLoader::new();
+    // Map types aya has no wrapper for (task storage, ...) are still
+    // created, as libbpf does; bpfld reads them by their fd.
+    loader.allow_unsupported_maps();
     for g in globals {
         // Before the maps are created: .rodata is frozen with the value.
         loader.override_global(g.name.as_str(), g.bytes.as_slice(), true);
