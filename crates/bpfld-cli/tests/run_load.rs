@@ -229,6 +229,12 @@ fn prog_array_slots_from_values_are_filled() {
     // The callee alone drops too.
     let v = run_json(&[&file, "--prog", "tail_drop"]);
     assert_eq!(v["action"], "XDP_DROP");
+    // A tail call from a subprogram needs the object's BTF in the kernel.
+    let v = run_json(&[&file, "--prog", "tail_caller_sub"]);
+    assert_eq!(
+        v["maps"][".bss"][0]["formatted"]["value"][".bss"][0]["drop_runs"], 1,
+        "{v}"
+    );
 }
 
 /// The keys of the JSON object starting at `text`'s first `{`, in the order

@@ -263,9 +263,20 @@ fn prog_array_values(btf: &mut Btf) -> bool {
         None => btf.add_string("value_size"),
     };
     for (sid, i) in members {
-        if let Some(TypeData::Struct { members, .. }) = btf.get_mut(sid).map(|t| &mut t.data) {
+        let Some(t) = btf.get_mut(sid) else {
+            continue;
+        };
+        let kind_flag = t.kind_flag;
+        if let TypeData::Struct { size, members } = &mut t.data {
             members[i].name_off = name;
             members[i].type_id = ptr;
+            // `values` is a flexible array at the struct's end; the pointer
+            // replacing it must fit in the struct (the kernel checks), so
+            // it shares the slot of the member before it, as in a union.
+            let end = size.saturating_mul(8);
+            if !kind_flag && members[i].offset.saturating_add(64) > end && end >= 64 {
+                members[i].offset = end - 64;
+            }
         }
     }
     true
