@@ -94,6 +94,10 @@ fn kconfig_and_ksym_externs_are_resolved_from_the_running_kernel() {
     // Weak externs nobody provides are zero.
     assert_eq!(seen["not_a_config"], 0);
     assert_eq!(seen["unknown_linux"], 0);
+    // Typeless __ksym externs are kallsyms addresses (0 when weak and
+    // missing).
+    assert_eq!(seen["schedule_found"], 1);
+    assert_eq!(seen["no_such_symbol_found"], 0);
     // The weak kfunc is missing: its call was dead code.
     assert_eq!(seen["missing_kfunc_called"], 0);
     // The typed __ksym variable is usable where the kernel lists its address.

@@ -833,6 +833,118 @@ mod tests {
         assert_eq!(b, (-2i16).to_le_bytes());
     }
 
+    /// A kernel with the given configuration, kfuncs and symbols.
+    struct FakeKernel {
+        config: String,
+        funcs: Vec<&'static str>,
+        syms: Vec<&'static str>,
+    }
+
+    impl KernelInfo for FakeKernel {
+        fn kconfig(&mut self) -> Result<&str> {
+            Ok(&self.config)
+        }
+        fn release(&mut self) -> Result<String> {
+            Ok("6.12.7-test".into())
+        }
+        fn btf_id(&mut self, name: &str, want_func: bool) -> Result<Option<u32>> {
+            let known = if want_func {
+                self.funcs.contains(&name)
+            } else {
+                self.syms.contains(&name)
+            };
+            Ok(known.then_some(1000 + name.len() as u32))
+        }
+        fn kallsym(&mut self, name: &str) -> Result<Option<u64>> {
+            Ok(self.syms.contains(&name).then_some(0xffff_ffff_8000_0000))
+        }
+    }
+
+    fn externs_object() -> Object {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/run_externs.o");
+        bpfld::read::elf::parse(&std::fs::read(p).unwrap()).unwrap()
+    }
+
+    fn kernel() -> FakeKernel {
+        FakeKernel {
+            config: "CONFIG_BPF_SYSCALL=y\nCONFIG_NET_CLS_BPF=m\nCONFIG_HZ=1000\n\
+                     CONFIG_DEFAULT_HOSTNAME=\"box\"\n"
+                .into(),
+            funcs: vec!["bpf_rcu_read_lock", "bpf_rcu_read_unlock"],
+            syms: vec!["schedule"],
+        }
+    }
+
+    #[test]
+    fn externs_resolved_against_a_kernel() {
+        let mut obj = externs_object();
+        assert!(resolve(&mut obj, &mut kernel()).unwrap());
+        let sec = obj.section_by_name(KCONFIG_SECTION).unwrap();
+        let value = |name: &str| {
+            let s = obj.symbols.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(s.place, SymbolPlace::Section(sec.id), "{name}");
+            sec.data[s.value as usize..(s.value + s.size) as usize].to_vec()
+        };
+        assert_eq!(
+            value("LINUX_KERNEL_VERSION"),
+            ((6u32 << 16) + (12 << 8) + 7).to_le_bytes()
+        );
+        assert_eq!(value("CONFIG_HZ"), 1000u32.to_le_bytes());
+        assert_eq!(value("CONFIG_NET_CLS_BPF"), 2u32.to_le_bytes());
+        assert_eq!(value("CONFIG_BPF_SYSCALL"), [1]);
+        assert_eq!(value("CONFIG_BPFLD_NOT_A_CONFIG"), [0]);
+        assert_eq!(value("CONFIG_DEFAULT_HOSTNAME"), b"box\0\0\0\0\0");
+        // kfunc calls: src_reg 2 and the kernel's BTF id; the missing
+        // weak one poisoned; no relocation left against any of them.
+        let prog = obj.sections.iter().find(|s| s.name == "xdp").unwrap();
+        let calls: Vec<_> = prog.insns.iter().filter(|i| i.code == CALL).collect();
+        assert!(calls
+            .iter()
+            .any(|i| i.src == BPF_PSEUDO_KFUNC_CALL && i.imm == 1000 + 17));
+        assert!(calls
+            .iter()
+            .any(|i| i.src == 0 && i.imm >= POISON_KFUNC_BASE));
+        let names: Vec<&str> = prog
+            .relocs
+            .iter()
+            .map(|r| obj.symbol(r.symbol).unwrap().name.as_str())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with("bpf_") && *n != "schedule"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn missing_strong_externs_are_named() {
+        let mut k = kernel();
+        k.funcs.retain(|f| *f != "bpf_rcu_read_unlock");
+        let e = resolve(&mut externs_object(), &mut k).unwrap_err();
+        assert!(
+            e.message().contains(
+                "__ksym extern kfunc 'bpf_rcu_read_unlock' is not in the running kernel's BTF"
+            ),
+            "{e}"
+        );
+        let mut k = kernel();
+        k.config = k.config.replace("CONFIG_HZ=1000\n", "");
+        let e = resolve(&mut externs_object(), &mut k).unwrap_err();
+        assert!(e.message().contains("'CONFIG_HZ' is not set"), "{e}");
+        let mut k = kernel();
+        k.config = k
+            .config
+            .replace("CONFIG_BPF_SYSCALL=y", "CONFIG_BPF_SYSCALL=m");
+        let e = resolve(&mut externs_object(), &mut k).unwrap_err();
+        assert!(
+            e.message()
+                .contains("'m' for CONFIG_BPF_SYSCALL needs a tristate"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn essential_names() {
         assert_eq!(essential("bpf_obj_new_impl___v2"), "bpf_obj_new_impl");
