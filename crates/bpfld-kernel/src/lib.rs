@@ -2,6 +2,12 @@
 //! data created), load one of its programs, run it with `BPF_PROG_TEST_RUN`
 //! on packet bytes, and read back every map.
 //!
+//! What aya 0.14 leaves undone is done here: `.kconfig` and `.ksyms`
+//! externs are resolved from the running kernel (externs.rs), program
+//! types aya has no loader for (syscall, lwt_*) are loaded by bpfld's own
+//! `BPF_PROG_LOAD` (raw_load.rs), and prog arrays initialised in the object
+//! get their slots filled (prog_array.rs).
+//!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
 //! so ([`ErrorKind::PermissionDenied`]).

@@ -289,8 +289,7 @@ fn fill_slots(
                 ),
             )
         };
-        let fd: BorrowedFd<'_> = if let Some((n, fd)) = raw.filter(|(n, _)| *n == slot.prog) {
-            let _ = n;
+        let fd: BorrowedFd<'_> = if let Some((_, fd)) = raw.filter(|(n, _)| *n == slot.prog) {
             fd.as_fd()
         } else if let Some(t) = loaded.unloadable.get(&slot.prog) {
             let Some((prog_type, flags, _)) = raw_type(t) else {
