@@ -26,6 +26,10 @@ needs failed):
   compose-btf-check  the kernel accepts each composition's BTF
   compose-load the dispatcher loads (libbpf) wherever its component
                program loads alone from the input
+  run-load     every program of a type `bpfld run` runs (RUN_TYPES) that
+               `bpftool prog loadall OBJ` loads, `bpfld run OBJ --prog P`
+               loads too (a failed BPF_PROG_TEST_RUN after the load counts
+               as loaded): "N of M programs"
 Per group of objects linked together (the selftests' *1.c/*2.c pairs and
 the Makefile's linked skeletons):
   pair-link        bpfld and `bpftool gen object` agree: both link, or
@@ -70,6 +74,7 @@ CHECKS = [
     "compose",
     "compose-btf-check",
     "compose-load",
+    "run-load",
     "pair-link",
     "pair-fixed-point",
     "pair-btf-check",
@@ -359,6 +364,42 @@ def compare_verify(run, path, paths, ref_loads):
     return "pass", "%d programs" % len(loaded)
 
 
+# libbpf's names (bpftool prog show) of the types `bpfld run` runs.
+RUN_TYPES = {
+    "xdp", "sched_cls", "socket_filter", "cgroup_skb", "flow_dissector",
+    "raw_tracepoint", "syscall", "lwt_in", "lwt_out", "lwt_xmit", "lwt_seg6local",
+}
+
+
+def run_load(run, obj, paths):
+    """The run-load check: ('pass'|'fail'|'skip', reason)."""
+    pin = run.pindir()
+    shutil.rmtree(pin, ignore_errors=True)
+    try:
+        rc, _, err = sh(["bpftool", "prog", "loadall", obj, pin])
+        if rc != 0:
+            return "skip", "libbpf cannot load the object: " + clean(libbpf_error(err), paths)
+        progs = []
+        for name in sorted(os.listdir(pin)) if os.path.isdir(pin) else []:
+            rc, out, _ = sh(["bpftool", "prog", "show", "pinned", os.path.join(pin, name), "--json"])
+            if rc == 0 and json.loads(out).get("type") in RUN_TYPES:
+                progs.append(name)
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
+        unpin_by_name(run, obj)
+    if not progs:
+        return "skip", "no program of a type bpfld runs loads with libbpf"
+    missed = []
+    for name in progs:
+        rc, _, err = sh([run.bpfld, "run", obj, "--prog", name, "--json"])
+        text = bpfld_error(err)
+        if rc != 0 and "BPF_PROG_TEST_RUN failed" not in text:
+            missed.append("%s: %s" % (name, clean(text, paths)[:160]))
+    if missed:
+        return "fail", "%d of %d programs: " % (len(progs) - len(missed), len(progs)) + "; ".join(missed[:3])
+    return "pass", "%d of %d programs" % (len(progs), len(progs))
+
+
 def check_object(run, oid, path):
     """Every per-object check: {check: (status, reason)}."""
     r = {}
@@ -409,6 +450,7 @@ def check_object(run, oid, path):
         r["prog-load"] = ("skip", why)
     r["verify"] = compare_verify(run, path, paths, ref_loads)
     compose_checks(run, r, path, d, ref_loads[0] or {}, paths)
+    r["run-load"] = run_load(run, path, paths)
     shutil.rmtree(d, ignore_errors=True)
     return r
 

@@ -93,6 +93,9 @@ pub(crate) enum Command {
     /// verdict, processed instructions, states, time and stack depth
     /// (veristat's columns with --csv); a rejection shows the log's end and
     /// the failing instruction's source line. Exits non-zero when any fails.
+    #[command(after_help = "Examples:\n  \
+        bpfld verify prog.o --set debug=1\n  \
+        bpfld verify composed.o --csv")]
     Verify {
         file: PathBuf,
         /// Only this program (function name).

@@ -106,23 +106,11 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     }
     let file = args.file.display().to_string();
     match (&capture, args.json) {
-        (None, true) => crate::print_json(&to_json(&file, &res, &shown, &types)),
+        (None, true) => crate::print_json(&to_json(&file, &res, &shown, &types, None)),
         (None, false) => crate::emit(&render_text(&res, &shown, &types)),
         (Some(_), true) => {
-            let mut v = to_json(&file, &res, &shown, &types);
-            if let Some(o) = v.as_object_mut() {
-                for k in [
-                    "retval",
-                    "action",
-                    "duration_ns",
-                    "data_out",
-                    "data_out_len",
-                ] {
-                    o.remove(k);
-                }
-                o.insert("runs".into(), runs_json(&results, &packets));
-            }
-            crate::print_json(&v)
+            let runs = runs_json(&results, &packets);
+            crate::print_json(&to_json(&file, &res, &shown, &types, Some(runs)))
         }
         (Some(_), false) => {
             let text = render_text(&res, &shown, &types);
@@ -131,9 +119,9 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     }
 }
 
-/// The kernel reports no duration for raw tracepoint runs.
+/// The kernel reports no duration for raw tracepoint and syscall runs.
 fn duration_json(r: &RunResult) -> serde_json::Value {
-    if r.kind == ProgKind::RawTracepoint {
+    if matches!(r.kind, ProgKind::RawTracepoint | ProgKind::Syscall) {
         serde_json::Value::Null
     } else {
         r.duration_ns.into()
@@ -141,23 +129,72 @@ fn duration_json(r: &RunResult) -> serde_json::Value {
 }
 
 /// One verdict per packet of a capture, for JSON.
-fn runs_json(results: &[RunResult], packets: &[&[u8]]) -> serde_json::Value {
-    results
-        .iter()
-        .zip(packets)
-        .enumerate()
-        .map(|(i, (r, p))| {
-            serde_json::json!({
-                "index": i,
-                "retval": r.retval,
-                "action": r.kind.action_name(r.retval),
-                "duration_ns": duration_json(r),
-                "data_in_len": p.len(),
-                "data_out_len": r.data_out.len(),
-                "data_out": hex(&r.data_out),
+fn runs_json(results: &[RunResult], packets: &[&[u8]]) -> Json {
+    Json::A(
+        results
+            .iter()
+            .zip(packets)
+            .enumerate()
+            .map(|(i, (r, p))| {
+                obj(vec![
+                    ("index", i.into()),
+                    ("retval", r.retval.into()),
+                    ("action", r.kind.action_name(r.retval).into()),
+                    ("duration_ns", duration_json(r).into()),
+                    ("data_in_len", p.len().into()),
+                    ("data_out_len", r.data_out.len().into()),
+                    ("data_out", hex(&r.data_out).into()),
+                ])
             })
-        })
-        .collect()
+            .collect(),
+    )
+}
+
+/// JSON whose objects keep their keys in the order written (serde_json's
+/// own map sorts them): `bpfld run --json` prints its fields in the
+/// documented order.
+pub enum Json {
+    V(serde_json::Value),
+    O(Vec<(String, Json)>),
+    A(Vec<Json>),
+}
+
+impl<T: Into<serde_json::Value>> From<T> for Json {
+    fn from(v: T) -> Json {
+        Json::V(v.into())
+    }
+}
+
+fn obj(fields: Vec<(&str, Json)>) -> Json {
+    Json::O(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+impl serde::Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Json::V(v) => v.serialize(s),
+            Json::O(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Json::A(items) => {
+                let mut q = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    q.serialize_element(v)?;
+                }
+                q.end()
+            }
+        }
+    }
 }
 
 /// The single-run listing with its verdict lines replaced by a table of
@@ -361,8 +398,12 @@ pub fn render_text(r: &RunResult, shown: &Shown, types: &MapTypes) -> String {
             let _ = writeln!(s, "retval: {}", r.retval);
         }
     }
-    if r.kind == ProgKind::RawTracepoint {
-        s.push_str("duration: not reported for raw_tracepoint programs (run once)\n");
+    if matches!(r.kind, ProgKind::RawTracepoint | ProgKind::Syscall) {
+        let _ = writeln!(
+            s,
+            "duration: not reported for {} programs (run once)",
+            r.kind
+        );
     } else {
         let _ = writeln!(
             s,
@@ -419,74 +460,97 @@ pub fn render_text(r: &RunResult, shown: &Shown, types: &MapTypes) -> String {
     s
 }
 
-pub fn to_json(file: &str, r: &RunResult, shown: &Shown, types: &MapTypes) -> serde_json::Value {
-    use serde_json::{json, Map, Value};
-    let mut maps = Map::new();
-    let mut info = Map::new();
+/// The run as JSON; with `runs` (a capture) the single-run verdict fields
+/// give way to one verdict per packet.
+pub fn to_json(
+    file: &str,
+    r: &RunResult,
+    shown: &Shown,
+    types: &MapTypes,
+    runs: Option<Json>,
+) -> Json {
+    use serde_json::{json, Value};
+    let mut maps = Vec::new();
+    let mut info = Vec::new();
     for (i, m) in r.maps.iter().enumerate() {
-        let entries: Vec<Value> = m
+        let entries: Vec<Json> = m
             .entries
             .iter()
             .map(|(k, v)| {
-                let mut e = json!({ "key": hex(k), "value": hex(v) });
+                let mut e = vec![("key", hex(k).into()), ("value", hex(v).into())];
                 // bpftool's "formatted": typed key and value (or per-CPU
                 // values); global data has no typed key.
-                let mut formatted = Map::new();
+                let mut formatted = Vec::new();
                 if !types.is_data(&m.name) {
                     if let Some(fk) = types.format(&m.name, true, k) {
-                        formatted.insert("key".into(), fk);
+                        formatted.push(("key", fk.into()));
                     }
                 }
                 if m.per_cpu.is_some() {
                     let parts = value_parts(m, v);
-                    e["per_cpu"] = parts.iter().map(|p| hex(p)).collect();
-                    let typed: Option<Vec<Value>> = parts
+                    let hexes: Vec<Value> = parts.iter().map(|p| hex(p).into()).collect();
+                    e.push(("per_cpu", hexes.into()));
+                    let typed: Option<Vec<Json>> = parts
                         .iter()
                         .enumerate()
                         .map(|(cpu, p)| {
                             types
                                 .format(&m.name, false, p)
-                                .map(|fv| json!({ "cpu": cpu, "value": fv }))
+                                .map(|fv| obj(vec![("cpu", cpu.into()), ("value", fv.into())]))
                         })
                         .collect();
                     if let Some(t) = typed {
-                        formatted.insert("values".into(), Value::Array(t));
+                        formatted.push(("values", Json::A(t)));
                     }
                 } else if let Some(fv) = types.format(&m.name, false, v) {
-                    formatted.insert("value".into(), fv);
+                    formatted.push(("value", fv.into()));
                 }
                 if !formatted.is_empty() {
-                    e["formatted"] = Value::Object(formatted);
+                    e.push(("formatted", obj(formatted)));
                 }
-                e
+                obj(e)
             })
             .collect();
-        maps.insert(m.name.clone(), Value::Array(entries));
-        info.insert(
+        maps.push((m.name.clone(), Json::A(entries)));
+        info.push((
             m.name.clone(),
-            json!({
-                "type": m.map_type,
-                "key_size": m.key_size,
-                "value_size": m.value_size,
-                "max_entries": m.max_entries,
-                "per_cpu": m.per_cpu,
-                "note": m.note,
-                "zero_entries_not_shown": shown.zero_entries.get(i).copied().unwrap_or(0),
-            }),
-        );
+            obj(vec![
+                ("type", m.map_type.clone().into()),
+                ("key_size", m.key_size.into()),
+                ("value_size", m.value_size.into()),
+                ("max_entries", m.max_entries.into()),
+                ("per_cpu", json!(m.per_cpu).into()),
+                ("note", json!(m.note).into()),
+                (
+                    "zero_entries_not_shown",
+                    shown.zero_entries.get(i).copied().unwrap_or(0).into(),
+                ),
+            ]),
+        ));
     }
-    json!({
-        "file": file,
-        "program": r.program,
-        "type": r.kind.name(),
-        "retval": r.retval,
-        "action": r.kind.action_name(r.retval),
-        "duration_ns": duration_json(r),
-        "repeat": r.repeat,
-        "data_out_len": r.data_out.len(),
-        "verified_insns": r.verified_insns,
-        "data_out": hex(&r.data_out),
-        "maps": maps,
-        "map_info": info,
-    })
+    let mut out: Vec<(&str, Json)> = vec![
+        ("file", file.into()),
+        ("program", r.program.clone().into()),
+        ("type", r.kind.name().into()),
+    ];
+    let single = runs.is_none();
+    if single {
+        out.push(("retval", r.retval.into()));
+        out.push(("action", r.kind.action_name(r.retval).into()));
+        out.push(("duration_ns", duration_json(r).into()));
+    }
+    out.push(("repeat", r.repeat.into()));
+    if single {
+        out.push(("data_out_len", r.data_out.len().into()));
+    }
+    out.push(("verified_insns", r.verified_insns.into()));
+    if single {
+        out.push(("data_out", hex(&r.data_out).into()));
+    }
+    if let Some(runs) = runs {
+        out.push(("runs", runs));
+    }
+    out.push(("maps", Json::O(maps)));
+    out.push(("map_info", Json::O(info)));
+    obj(out)
 }

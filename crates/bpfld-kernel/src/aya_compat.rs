@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use aya_obj::ProgramSection;
 use bpfld::model::btf::{Btf, BtfType, TypeData, TypeId};
-use bpfld::model::object::{Binding, Object, SectionId, SymbolKind, SymbolPlace};
+use bpfld::model::object::{Binding, Object, SectionId, SectionKind, SymbolKind, SymbolPlace};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -92,8 +92,27 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
             unloadable.insert(sym.name.clone(), *t);
         }
     }
+    // GCC writes empty .data/.bss/.rodata sections: libbpf makes no map of
+    // them, aya makes one of value size 0, which the kernel refuses.
+    let mut emptied = false;
+    for s in obj.sections.iter_mut() {
+        if matches!(
+            s.kind,
+            SectionKind::Data | SectionKind::Bss | SectionKind::Rodata
+        ) && s.sh_size == 0
+            && s.data.is_empty()
+        {
+            s.name = format!("bpfld.empty{}", s.name);
+            s.kind = SectionKind::Other;
+            emptied = true;
+        }
+    }
     let values_rewritten = obj.btf.as_mut().is_some_and(prog_array_values);
-    if new_names.is_empty() && !values_rewritten {
+    let ints_rewritten = obj.btf.as_mut().is_some_and(int_encodings);
+    let externs_resolved =
+        crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
+    if new_names.is_empty() && !values_rewritten && !externs_resolved && !emptied && !ints_rewritten
+    {
         return Ok(AyaCopy {
             bytes: object.to_vec(),
             unloadable,
@@ -112,6 +131,51 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     }
     let bytes = bpfld::write::elf::to_bytes(&obj).map_err(bad)?;
     Ok(AyaCopy { bytes, unloadable })
+}
+
+/// BTF as GCC writes it, made loadable. GCC marks `signed char` both
+/// SIGNED and CHAR, an INT encoding the
+/// kernel's BTF check refuses; libbpf then loads without BTF, aya creates
+/// the maps with type ids of BTF the kernel never got and fails. In aya's
+/// copy such an INT keeps only its SIGNED bit (names and sizes are what
+/// matters for loading). Returns whether anything changed.
+fn int_encodings(btf: &mut Btf) -> bool {
+    const SIGNED: u32 = 1;
+    const CHAR: u32 = 2;
+    const BOOL: u32 = 4;
+    let mut changed = false;
+    for t in btf.types.iter_mut() {
+        let TypeData::Int { data, .. } = &mut t.data else {
+            continue;
+        };
+        let enc = *data >> 24;
+        if matches!(enc, 0 | SIGNED | CHAR | BOOL) {
+            continue;
+        }
+        let keep = [SIGNED, CHAR, BOOL]
+            .into_iter()
+            .find(|b| enc & b != 0)
+            .unwrap_or(0);
+        *data = (keep << 24) | (*data & 0x00ff_ffff);
+        changed = true;
+    }
+    // GCC also writes unnamed FUNCs (for helper declarations), which the
+    // kernel refuses; nothing refers to them by name.
+    let anon: Vec<usize> = btf
+        .types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.name_off == 0 && matches!(t.data, TypeData::Func { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    for i in anon {
+        let name = btf.add_string(&format!("bpfld_anon_func_{i}"));
+        if let Some(t) = btf.types.get_mut(i) {
+            t.name_off = name;
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// The type behind typedefs and modifiers.
@@ -199,9 +263,20 @@ fn prog_array_values(btf: &mut Btf) -> bool {
         None => btf.add_string("value_size"),
     };
     for (sid, i) in members {
-        if let Some(TypeData::Struct { members, .. }) = btf.get_mut(sid).map(|t| &mut t.data) {
+        let Some(t) = btf.get_mut(sid) else {
+            continue;
+        };
+        let kind_flag = t.kind_flag;
+        if let TypeData::Struct { size, members } = &mut t.data {
             members[i].name_off = name;
             members[i].type_id = ptr;
+            // `values` is a flexible array at the struct's end; the pointer
+            // replacing it must fit in the struct (the kernel checks), so
+            // it shares the slot of the member before it, as in a union.
+            let end = size.saturating_mul(8);
+            if !kind_flag && members[i].offset.saturating_add(64) > end && end >= 64 {
+                members[i].offset = end - 64;
+            }
         }
     }
     true

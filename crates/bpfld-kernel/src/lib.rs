@@ -4,6 +4,12 @@
 //! object by bpfld's own `BPF_PROG_LOAD` and report the verifier's verdict
 //! and statistics for each ([`verify`]).
 //!
+//! What aya 0.14 leaves undone is done here: `.kconfig` and `.ksyms`
+//! externs are resolved from the running kernel (externs.rs), program
+//! types aya has no loader for (syscall, lwt_*) are loaded by bpfld's own
+//! `BPF_PROG_LOAD` (raw_load.rs), and prog arrays initialised in the object
+//! get their slots filled (prog_array.rs).
+//!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
 //! so ([`ErrorKind::PermissionDenied`]).
@@ -25,13 +31,16 @@ mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
 mod error;
+mod externs;
 mod globals;
 pub mod info;
 mod load;
 mod maps;
 pub mod netlink;
+mod prog_array;
 mod prog_kind;
 mod prog_load;
+mod raw_load;
 mod sys;
 mod test_run;
 mod verifier_log;

@@ -13,6 +13,8 @@ pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
     /// Programs aya cannot load as their own type: name to libbpf's type.
     pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
+    /// The bytes aya loaded (bpfld loads the types aya cannot from them).
+    pub(crate) bytes: Vec<u8>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
@@ -21,6 +23,9 @@ pub(crate) struct LoadedObject {
 pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<LoadedObject> {
     let pins = PinDir::create();
     let mut loader = EbpfLoader::new();
+    // Map types aya has no wrapper for (task storage, ...) are still
+    // created, as libbpf does; bpfld reads them by their fd.
+    loader.allow_unsupported_maps();
     for g in globals {
         // Before the maps are created: .rodata is frozen with the value.
         loader.override_global(g.name.as_str(), g.bytes.as_slice(), true);
@@ -33,6 +38,7 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
+        bytes: copy.bytes,
         _pins: pins,
     })
 }

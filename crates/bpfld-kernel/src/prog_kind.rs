@@ -14,6 +14,12 @@ pub enum ProgKind {
     CgroupSkb,
     FlowDissector,
     RawTracepoint,
+    /// `SEC("syscall")`: its context is the input bytes; run once.
+    Syscall,
+    LwtIn,
+    LwtOut,
+    LwtXmit,
+    LwtSeg6local,
 }
 
 impl ProgKind {
@@ -26,6 +32,11 @@ impl ProgKind {
             ProgKind::CgroupSkb => "cgroup_skb",
             ProgKind::FlowDissector => "flow_dissector",
             ProgKind::RawTracepoint => "raw_tracepoint",
+            ProgKind::Syscall => "syscall",
+            ProgKind::LwtIn => "lwt_in",
+            ProgKind::LwtOut => "lwt_out",
+            ProgKind::LwtXmit => "lwt_xmit",
+            ProgKind::LwtSeg6local => "lwt_seg6local",
         }
     }
 
@@ -65,7 +76,19 @@ impl ProgKind {
                 1 => Some("allow"),
                 _ => None,
             },
-            ProgKind::SocketFilter | ProgKind::FlowDissector | ProgKind::RawTracepoint => None,
+            // enum bpf_ret_code.
+            ProgKind::LwtIn
+            | ProgKind::LwtOut
+            | ProgKind::LwtXmit
+            | ProgKind::LwtSeg6local
+            | ProgKind::FlowDissector => match retval {
+                0 => Some("BPF_OK"),
+                2 => Some("BPF_DROP"),
+                7 => Some("BPF_REDIRECT"),
+                128 => Some("BPF_LWT_REROUTE"),
+                _ => None,
+            },
+            ProgKind::SocketFilter | ProgKind::RawTracepoint | ProgKind::Syscall => None,
         }
     }
 }
@@ -132,5 +155,8 @@ mod tests {
             Some("TC_ACT_UNSPEC")
         );
         assert_eq!(ProgKind::SocketFilter.action_name(0), None);
+        assert_eq!(ProgKind::LwtIn.action_name(2), Some("BPF_DROP"));
+        assert_eq!(ProgKind::FlowDissector.action_name(0), Some("BPF_OK"));
+        assert_eq!(ProgKind::Syscall.action_name(0), None);
     }
 }

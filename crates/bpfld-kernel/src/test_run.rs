@@ -1,6 +1,8 @@
 //! Running a program with `BPF_PROG_TEST_RUN` on packet bytes, and what
 //! the run leaves: return value, packet, every map.
 
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, TestRunOptions};
@@ -8,9 +10,11 @@ use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, Tes
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::globals::{GlobalValue, MapUpdate};
-use crate::load::{choose_program, load_object};
+use crate::load::{choose_program, load_object, LoadedObject};
 use crate::maps::{dump_map, map_data, seed_map, MapDump};
+use crate::prog_array::{slots, Slot};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
+use crate::raw_load::{self, raw_type};
 
 /// The packet used when none is given: a 64-byte all-zero Ethernet frame.
 pub const DEFAULT_PACKET: [u8; 64] = [0; 64];
@@ -93,62 +97,56 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
     let (prog, repeat) = (opts.prog, opts.repeat);
     let mut loaded = load_object(object, opts.globals)?;
     let name = choose_program(&loaded.ebpf, prog)?;
-    if let Some(t) = loaded.unloadable.get(&name) {
-        return Err(Error::new(
-            ErrorKind::NotRunnable,
-            format!(
-                "program '{name}' is of type {t}, which bpfld cannot load yet \
-                 (runnable types: {RUNNABLE})"
-            ),
-        ));
+    // Types aya has no loader for: bpfld loads those it can run itself.
+    let raw = match loaded.unloadable.get(&name) {
+        Some(t) => Some(raw_type(t).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotRunnable,
+                format!(
+                    "program '{name}' is of type {t}, which bpfld cannot load yet \
+                     (runnable types: {RUNNABLE})"
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let slots = prog_array_slots(object)?;
+    {
+        let ebpf = &mut loaded.ebpf;
+        for u in opts.map_updates {
+            let Some(map) = ebpf.map(&u.map) else {
+                let mut names: Vec<&str> = ebpf.maps().map(|(n, _)| n).collect();
+                names.sort();
+                return Err(Error::new(
+                    ErrorKind::Object,
+                    format!(
+                        "{}: no map named '{}'; the object's maps are: {}",
+                        u.text,
+                        u.map,
+                        names.join(", ")
+                    ),
+                ));
+            };
+            seed_map(map_data(map), u)?;
+        }
+    }
+    let repeat = repeat.max(1);
+    if let Some((prog_type, flags, kind)) = raw {
+        return run_raw(
+            &mut loaded,
+            &name,
+            (prog_type, flags, kind),
+            &slots,
+            opts,
+            packets,
+            repeat,
+        );
     }
     let ebpf = &mut loaded.ebpf;
-    for u in opts.map_updates {
-        let Some(map) = ebpf.map(&u.map) else {
-            let mut names: Vec<&str> = ebpf.maps().map(|(n, _)| n).collect();
-            names.sort();
-            return Err(Error::new(
-                ErrorKind::Object,
-                format!(
-                    "{}: no map named '{}'; the object's maps are: {}",
-                    u.text,
-                    u.map,
-                    names.join(", ")
-                ),
-            ));
-        };
-        seed_map(map_data(map), u)?;
-    }
     let prog = ebpf
         .program_mut(&name)
         .ok_or_else(|| Error::new(ErrorKind::NoSuchProgram, format!("no program '{name}'")))?;
-    let not_runnable = |prog: &Program| {
-        Error::new(
-            ErrorKind::NotRunnable,
-            format!(
-                "program '{name}' is of type {}, which bpfld cannot run with BPF_PROG_TEST_RUN \
-                 (runnable types: {RUNNABLE})",
-                type_name(prog)
-            ),
-        )
-    };
-    let kind = kind_of(prog).ok_or_else(|| not_runnable(prog))?;
-    let repeat = repeat.max(1);
-    // Each runnable type is its own aya struct with its own load() and
-    // test_run(): `$body` runs with `$p` bound to whichever it is.
-    macro_rules! runnable {
-        ($prog:expr, $p:ident => $body:expr) => {
-            match $prog {
-                Program::Xdp($p) => $body,
-                Program::SchedClassifier($p) => $body,
-                Program::SocketFilter($p) => $body,
-                Program::ReusePortSocketFilter($p) => $body,
-                Program::CgroupSkb($p) => $body,
-                Program::FlowDissector($p) => $body,
-                other => return Err(not_runnable(other)),
-            }
-        };
-    }
+    let kind = kind_of(prog).ok_or_else(|| not_runnable(&name, prog))?;
     if kind == ProgKind::RawTracepoint && repeat > 1 {
         return Err(Error::new(
             ErrorKind::NotRunnable,
@@ -158,15 +156,13 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
             ),
         ));
     }
-    let verified = if let Program::RawTracePoint(p) = prog {
-        p.load().map_err(|e| program_error(&name, e, "loading"))?;
-        p.info().ok().and_then(|i| i.verified_instruction_count())
-    } else {
-        runnable!(prog, p => {
-            p.load().map_err(|e| program_error(&name, e, "loading"))?;
-            p.info().ok().and_then(|i| i.verified_instruction_count())
-        })
-    };
+    load_aya(prog, &name)?;
+    let verified = prog
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count());
+    fill_slots(&mut loaded, &slots, None)?;
+    let ebpf = &mut loaded.ebpf;
     let mut results = Vec::with_capacity(packets.len());
     for data_in in packets {
         let prog = ebpf
@@ -187,20 +183,16 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
                 repeat,
                 ..TestRunOptions::new()
             };
-            let ran = runnable!(prog, p => p.test_run(test));
+            let ran = runnable!(prog, p => p.test_run(test), other => return Err(not_runnable(&name, other)));
             let res = ran.map_err(|e| test_run_error(&name, kind, data_in.len(), e))?;
             data_out.truncate((res.data_size_out as usize).min(data_out.len()));
             (res.return_value, res.duration, data_out)
         };
-
-        let mut maps = Vec::new();
-        if !opts.maps_after_last_only || results.len() + 1 == packets.len() {
-            for (map_name, map) in ebpf.maps() {
-                maps.push(dump_map(map_name, map_data(map))?);
-            }
-            maps.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-
+        let maps = if !opts.maps_after_last_only || results.len() + 1 == packets.len() {
+            dump_all(ebpf)?
+        } else {
+            Vec::new()
+        };
         results.push(RunResult {
             program: name.clone(),
             kind,
@@ -219,9 +211,192 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
     Ok(results)
 }
 
+/// Each runnable type is its own aya struct with its own load() and
+/// test_run(): `$body` runs with `$p` bound to whichever it is, `$other`
+/// for the rest.
+macro_rules! runnable {
+    ($prog:expr, $p:ident => $body:expr, $o:ident => $other:expr) => {
+        match $prog {
+            Program::Xdp($p) => $body,
+            Program::SchedClassifier($p) => $body,
+            Program::SocketFilter($p) => $body,
+            Program::ReusePortSocketFilter($p) => $body,
+            Program::CgroupSkb($p) => $body,
+            Program::FlowDissector($p) => $body,
+            $o => $other,
+        }
+    };
+}
+use runnable;
+
+fn not_runnable(name: &str, prog: &Program) -> Error {
+    Error::new(
+        ErrorKind::NotRunnable,
+        format!(
+            "program '{name}' is of type {}, which bpfld cannot run with BPF_PROG_TEST_RUN \
+             (runnable types: {RUNNABLE})",
+            type_name(prog)
+        ),
+    )
+}
+
+/// Loads an aya program of a runnable type (or a raw tracepoint).
+fn load_aya(prog: &mut Program, name: &str) -> Result<()> {
+    if let Program::RawTracePoint(p) = prog {
+        return p.load().map_err(|e| program_error(name, e, "loading"));
+    }
+    runnable!(prog, p => p.load().map_err(|e| program_error(name, e, "loading")),
+        other => Err(not_runnable(name, other)))
+}
+
+/// Every map of the object, sorted by name.
+fn dump_all(ebpf: &aya::Ebpf) -> Result<Vec<MapDump>> {
+    let mut maps = Vec::new();
+    for (map_name, map) in ebpf.maps() {
+        maps.push(dump_map(map_name, map_data(map))?);
+    }
+    maps.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(maps)
+}
+
+fn prog_array_slots(object: &[u8]) -> Result<Vec<Slot>> {
+    let obj = bpfld::read::elf::parse(object)
+        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    slots(&obj)
+}
+
+/// Puts the programs named in prog array initialisers into their slots,
+/// loading each first (`raw`: the chosen program when bpfld loaded it).
+/// Programs of types bpfld cannot load stay out, as if not initialised:
+/// the chosen program cannot tail-call them anyway (a prog array holds
+/// one type).
+fn fill_slots(
+    loaded: &mut LoadedObject,
+    slots: &[Slot],
+    raw: Option<(&str, &OwnedFd)>,
+) -> Result<()> {
+    let mut own: HashMap<String, OwnedFd> = HashMap::new();
+    for slot in slots {
+        let in_slot = |e: Error| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "prog array '{}' slot {} (program '{}'): {}",
+                    slot.map,
+                    slot.index,
+                    slot.prog,
+                    e.message()
+                ),
+            )
+        };
+        let fd: BorrowedFd<'_> = if let Some((_, fd)) = raw.filter(|(n, _)| *n == slot.prog) {
+            fd.as_fd()
+        } else if let Some(t) = loaded.unloadable.get(&slot.prog) {
+            let Some((prog_type, flags, _)) = raw_type(t) else {
+                continue;
+            };
+            if !own.contains_key(&slot.prog) {
+                let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, &slot.prog, prog_type, flags)
+                    .map_err(in_slot)?;
+                own.insert(slot.prog.clone(), fd);
+            }
+            match own.get(&slot.prog) {
+                Some(fd) => fd.as_fd(),
+                None => continue,
+            }
+        } else {
+            let Some(prog) = loaded.ebpf.program_mut(&slot.prog) else {
+                continue;
+            };
+            if prog.fd().is_err() {
+                if kind_of(prog).is_none() && !matches!(prog, Program::RawTracePoint(_)) {
+                    continue;
+                }
+                load_aya(prog, &slot.prog).map_err(in_slot)?;
+            }
+            let Some(prog) = loaded.ebpf.program(&slot.prog) else {
+                continue;
+            };
+            match prog.fd() {
+                Ok(fd) => fd.as_fd(),
+                Err(_) => continue,
+            }
+        };
+        let prog_fd = fd.as_raw_fd() as u32;
+        let Some(map) = loaded.ebpf.map(&slot.map) else {
+            continue;
+        };
+        crate::sys::map_update(
+            map_data(map).fd().as_fd(),
+            &slot.index.to_ne_bytes(),
+            &prog_fd.to_ne_bytes(),
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Kernel,
+                format!(
+                    "prog array '{}': cannot put program '{}' in slot {}: {}",
+                    slot.map,
+                    slot.prog,
+                    slot.index,
+                    errno_text(&e)
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Loads and runs a program bpfld loads itself (see [`raw_load`]).
+fn run_raw(
+    loaded: &mut LoadedObject,
+    name: &str,
+    (prog_type, flags, kind): (u32, u32, ProgKind),
+    slots: &[Slot],
+    opts: &RunOptions<'_>,
+    packets: &[&[u8]],
+    repeat: u32,
+) -> Result<Vec<RunResult>> {
+    if kind == ProgKind::Syscall && repeat > 1 {
+        return Err(Error::new(
+            ErrorKind::NotRunnable,
+            format!(
+                "program '{name}' is a syscall program, which the kernel runs once per \
+                 BPF_PROG_TEST_RUN: a repeat count does not apply"
+            ),
+        ));
+    }
+    let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, name, prog_type, flags)?;
+    let verified = raw_load::verified_insns(&fd);
+    fill_slots(loaded, slots, Some((name, &fd)))?;
+    let mut results = Vec::with_capacity(packets.len());
+    for data_in in packets {
+        // The kernel runs syscall programs once and times nothing.
+        let times = if kind == ProgKind::Syscall { 0 } else { repeat };
+        let res = raw_load::test_run(&fd, kind, data_in, times, DATA_OUT_SLACK)
+            .map_err(|e| raw_test_run_error(name, kind, data_in.len(), &e))?;
+        let maps = if !opts.maps_after_last_only || results.len() + 1 == packets.len() {
+            dump_all(&loaded.ebpf)?
+        } else {
+            Vec::new()
+        };
+        results.push(RunResult {
+            program: name.to_string(),
+            kind,
+            retval: res.retval,
+            duration_ns: res.duration_ns,
+            repeat: if kind == ProgKind::Syscall { 1 } else { repeat },
+            data_out: res.data_out,
+            maps,
+            verified_insns: verified,
+        });
+    }
+    Ok(results)
+}
+
 /// The program types `bpfld run` runs, for messages.
-const RUNNABLE: &str =
-    "xdp, sched_cls (tc, tcx, classifier), socket_filter, cgroup_skb, flow_dissector, raw_tracepoint";
+const RUNNABLE: &str = "xdp, sched_cls (tc, tcx, classifier), socket_filter, cgroup_skb, \
+     flow_dissector, raw_tracepoint, syscall, lwt_in, lwt_out, lwt_xmit, lwt_seg6local";
 
 fn test_run_error(program: &str, kind: ProgKind, len: usize, e: ProgramError) -> Error {
     if let Some(p) = permission_error(&e) {
@@ -236,7 +411,21 @@ fn test_run_error(program: &str, kind: ProgKind, len: usize, e: ProgramError) ->
             ),
         );
     };
+    io_test_run_error(program, kind, len, io)
+}
+
+fn raw_test_run_error(program: &str, kind: ProgKind, len: usize, e: &std::io::Error) -> Error {
+    if let Some(p) = permission_error(e) {
+        return p;
+    }
+    io_test_run_error(program, kind, len, e)
+}
+
+fn io_test_run_error(program: &str, kind: ProgKind, len: usize, io: &std::io::Error) -> Error {
     let hint = match io.raw_os_error() {
+        Some(libc::EINVAL) if kind == ProgKind::Syscall => format!(
+            ": a syscall program's context is the --data bytes (at most 65535; {len} given)"
+        ),
         Some(libc::EINVAL) if len < 14 => format!(
             ": the kernel refused the {len}-byte packet; a packet must hold at least an \
              Ethernet header (14 bytes)"

@@ -322,7 +322,7 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
                 });
             }
         }
-        if name == bpfld::compose::dispatcher::DISPATCHER && !manifest.is_empty() {
+        if name == bpfld::compose::DISPATCHER && !manifest.is_empty() {
             // The verifier's whole walk, instruction by instruction, to
             // split its count by component (level 1 keeps only the path
             // that failed); only a complete log is used.

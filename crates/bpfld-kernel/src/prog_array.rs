@@ -1,0 +1,133 @@
+//! Prog array slots an object initialises itself, the libbpf way: a
+//! BTF-defined `BPF_MAP_TYPE_PROG_ARRAY` with `__array(values, ...)` and
+//! `.values = { [1] = &prog }`. The compiler leaves the slots zero in
+//! `.maps` with one relocation per filled slot against the program's
+//! symbol; the loader puts the programs' fds in after loading them (aya
+//! 0.14 does not).
+
+use bpfld::model::btf::{Btf, TypeData, TypeId};
+use bpfld::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// One filled slot: map `map`'s entry `index` holds program `prog`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) map: String,
+    pub(crate) index: u32,
+    pub(crate) prog: String,
+}
+
+/// Whether member type `id` is an array of pointers to function
+/// prototypes (`__array(values, int (void *))`).
+fn is_prog_values(btf: &Btf, id: TypeId) -> bool {
+    let Some(TypeData::Array { elem, .. }) = btf.get(id).map(|t| &t.data) else {
+        return false;
+    };
+    let Ok(elem) = btf.resolve(*elem) else {
+        return false;
+    };
+    let Some(TypeData::Ptr(to)) = btf.get(elem).map(|t| &t.data) else {
+        return false;
+    };
+    btf.resolve(*to)
+        .ok()
+        .and_then(|t| btf.get(t))
+        .is_some_and(|t| matches!(t.data, TypeData::FuncProto { .. }))
+}
+
+/// The filled slots of every prog array of `obj`, in relocation order.
+pub(crate) fn slots(obj: &Object) -> Result<Vec<Slot>> {
+    let (Some(btf), Some(maps)) = (obj.btf.as_ref(), obj.section_by_name(".maps")) else {
+        return Ok(Vec::new());
+    };
+    if maps.kind != SectionKind::Maps || maps.relocs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(ds) = btf.find_datasec(".maps") else {
+        return Ok(Vec::new());
+    };
+    let bad = |m: String| Error::new(ErrorKind::Object, m);
+    let mut out = Vec::new();
+    for v in btf.datasec_vars(ds).unwrap_or_default() {
+        let Ok(def) = btf.resolve(v.type_id) else {
+            continue;
+        };
+        let Some(values) = btf
+            .members(def)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.name == "values" && is_prog_values(btf, m.type_id))
+        else {
+            continue;
+        };
+        // Where the map's definition is in .maps: its symbol says so
+        // (the DATASEC's offsets may be left for the loader to fill).
+        let Some(sym) = obj.symbols.iter().find(|s| {
+            s.name == v.name
+                && s.place == SymbolPlace::Section(maps.id)
+                && s.kind != SymbolKind::Section
+        }) else {
+            continue;
+        };
+        let start = sym.value + u64::from(values.bit_offset / 8);
+        let end = sym.value + sym.size.max(btf.size_of(def).unwrap_or(0));
+        for r in maps
+            .relocs
+            .iter()
+            .filter(|r| r.offset >= start && r.offset < end)
+        {
+            let index = u32::try_from((r.offset - start) / 8)
+                .map_err(|_| bad(format!("prog array '{}': slot out of range", v.name)))?;
+            let target = obj.symbol(r.symbol).ok_or_else(|| {
+                bad(format!(
+                    "prog array '{}': slot {index} refers to symbol {} which does not exist",
+                    v.name, r.symbol.0
+                ))
+            })?;
+            let in_program = match target.place {
+                SymbolPlace::Section(id) => obj.section(id).is_some_and(|s| s.is_program()),
+                _ => false,
+            };
+            if target.kind != SymbolKind::Func || !in_program {
+                return Err(bad(format!(
+                    "prog array '{}': slot {index} refers to '{}', which is not a program",
+                    v.name, target.name
+                )));
+            }
+            out.push(Slot {
+                map: v.name.to_string(),
+                index,
+                prog: target.name.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn slots_of_the_values_initialiser() {
+        let obj = bpfld::read::elf::parse(&fixture("run_tail.o")).unwrap();
+        assert_eq!(
+            slots(&obj).unwrap(),
+            [Slot {
+                map: "jumps".into(),
+                index: 1,
+                prog: "tail_drop".into()
+            }]
+        );
+        let obj = bpfld::read::elf::parse(&fixture("xdp_pass.o")).unwrap();
+        assert!(slots(&obj).unwrap().is_empty());
+    }
+}
