@@ -696,12 +696,11 @@ fn kernel_limits_are_checked_before_anything_is_written() {
             && e.contains("(m0, m1, m2"),
         "{e}"
     );
-    // 320 + 320 bytes of stack along a call chain: above 512.
-    let e = link_err(&["lim_stack.o"], &[]);
-    assert!(
-        e.contains("program 'xdp_deep' needs 640 bytes of stack along the call chain xdp_deep (320 bytes) -> deep_helper (320 bytes), more than the kernel's 512"),
-        "{e}"
-    );
+    // 320 + 320 bytes of stack along a call chain the object already
+    // had: frames measured from code are upper bounds, so the kernel
+    // judges (it refuses this one, below); a chain through a component is
+    // refused by compose (tests/compose.rs).
+    link_ok(&tmpdir("limits-stack").join("out.o"), &["lim_stack.o"]);
     // Within every limit, a program with 33 maps links.
     let out = tmpdir("limits-ok").join("out.o");
     link_ok(&out, &["lim_maps33.o"]);
