@@ -113,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
             shared_maps,
             print_map,
             no_inline,
+            no_optimize,
         } => {
             parse::refuse_output_among_inputs(
                 &output,
@@ -127,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
                 resolves,
                 shared_maps,
                 no_inline,
+                no_optimize,
             };
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
@@ -142,6 +144,7 @@ fn run(cli: Cli) -> Result<()> {
                     shared_maps,
                     print_map,
                     no_inline,
+                    no_optimize,
                     bpfman_manifest,
                     bpfman_url,
                     node_selector,
@@ -153,7 +156,8 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|c| parse_component(c))
                 .collect::<Result<Vec<_>>>()?;
             parse::refuse_output_among_inputs(&output, specs.iter().map(|s| Path::new(&s.file)))?;
-            let composed = bpfld::compose::compose_with(&specs, &shared_maps, no_inline)?;
+            let composed =
+                bpfld::compose::compose_optimized(&specs, &shared_maps, no_inline, !no_optimize)?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             // Checked before the output is written: an incompatible pin
@@ -190,6 +194,7 @@ fn run(cli: Cli) -> Result<()> {
                 ));
             }
             text.extend(composed.frags_note());
+            text.extend(composed.insns_note());
             if let (Some(dir), Some(pins)) = (&pin_path, &pins) {
                 if pins.is_empty() {
                     text.push_str(&format!(

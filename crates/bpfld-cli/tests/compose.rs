@@ -230,7 +230,10 @@ fn each_instance_has_its_own_data_map() {
 fn sixty_four_components() {
     let parts = vec!["comp_tally.o"; 64];
     let (out, printed) = compose("64", &parts);
-    assert_eq!(printed.lines().count(), 64);
+    assert_eq!(
+        printed.lines().filter(|l| l.starts_with("comp")).count(),
+        64
+    );
     let (ret, maps) = dispatch(&out);
     assert_eq!(ret, 2);
     for n in 0..64 {

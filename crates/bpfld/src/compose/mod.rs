@@ -143,6 +143,29 @@ impl Composed {
     }
 }
 
+impl Composed {
+    /// A line on the optimisation pass, when it ran: instructions before
+    /// and after, in all and per component (`SLOT before->after`).
+    pub fn insns_note(&self) -> Option<String> {
+        let total = self.report.optimized?;
+        let per: Vec<String> = self
+            .report
+            .components
+            .iter()
+            .filter_map(|c| {
+                let o = c.optimized?;
+                Some(format!("{} {}->{}", c.label, o.before, o.after))
+            })
+            .collect();
+        Some(format!(
+            "optimised: {} instructions, {} before ({})\n",
+            total.after,
+            total.before,
+            per.join(", ")
+        ))
+    }
+}
+
 /// Prefix of the BTF DATASEC names that carry the manifest.
 pub const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
 
@@ -328,6 +351,17 @@ pub fn compose_with(
     shared_maps: &[String],
     no_inline: bool,
 ) -> Result<Composed> {
+    compose_optimized(specs, shared_maps, no_inline, true)
+}
+
+/// [`compose_with`], with `optimize` false leaving the inlined code as
+/// inlining left it (`--no-optimize`).
+pub fn compose_optimized(
+    specs: &[ComponentSpec],
+    shared_maps: &[String],
+    no_inline: bool,
+    optimize: bool,
+) -> Result<Composed> {
     if specs.is_empty() {
         crate::bail!("nothing to compose: no components");
     }
@@ -476,6 +510,7 @@ pub fn compose_with(
         resolves,
         shared_maps: shared_maps.to_vec(),
         no_inline,
+        no_optimize: !optimize,
     };
     let linked = link::link_with(&main, &components, &opts)?;
     Ok(Composed {

@@ -43,6 +43,7 @@ pub(crate) mod datasec;
 pub mod inline;
 pub(crate) mod input;
 pub mod isolate;
+pub(crate) mod optimize;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
@@ -55,7 +56,7 @@ pub(crate) mod symtab;
 mod tests;
 
 pub use input::Input;
-pub use report::{ComponentReport, Inlining, LinkReport, LINKMAP_SECTION};
+pub use report::{ComponentReport, Inlining, InsnCounts, LinkReport, LINKMAP_SECTION};
 pub use resolve::Resolve;
 
 use std::borrow::Cow;
@@ -84,6 +85,9 @@ pub struct LinkOptions {
     /// Keep calls to resolved functions as calls instead of inlining
     /// their bodies into the callers (inlining is the default).
     pub no_inline: bool,
+    /// Leave inlined code as inlining left it, without the optimisation
+    /// pass across it (`link/optimize/`; on by default).
+    pub no_optimize: bool,
 }
 
 /// A linked object and the report of what went into it.
@@ -223,8 +227,15 @@ fn link_sources(
             let mut outs: Vec<&mut Section> = object.sections.iter_mut().skip(1).collect();
             spill.restore(&mut outs)?;
         }
-        let outcomes = inline::inline_functions(&mut object, &report.resolved_functions());
+        let (outcomes, optimized) = inline::inline_and_optimize(
+            &mut object,
+            &report.resolved_functions(),
+            !opts.no_optimize,
+        );
         report.add_inlining(&outcomes);
+        if let Some(o) = optimized {
+            report.add_optimization(&o);
+        }
     }
     if !report.components.is_empty() {
         report.embed(&mut object)?;

@@ -1,0 +1,312 @@
+//! Optimisation across inlined components: what inlining leaves behind
+//! when several programs become one, removed without changing what the
+//! code does or what the verifier can prove about it.
+//!
+//! The pass works on the inliner's nodes (`link/inline/nodes.rs`), so
+//! jumps, symbols and BTF.ext records follow every instruction moved or
+//! removed. Per code section, until nothing changes:
+//!
+//! - **Jump threading** (`values.rs` knows the registers before each
+//!   instruction): a conditional jump whose outcome is known before it
+//!   becomes a `goto` or goes; one known on some incoming jumps only has
+//!   those jumps sent straight to where it would go. That removes the
+//!   dispatcher's chain-call check (`r0 = 2; ...; if r0 == 2 goto next`)
+//!   and a packet bounds check that an equal or wider one already proved
+//!   since the packet last could change. A bounds check is only dropped
+//!   when no packet pointer is used after it (in a register or stored
+//!   anywhere): the verifier learns a pointer's range from that check.
+//! - **Unreachable code** goes.
+//! - **Dead stores**: an instruction without side effects whose result
+//!   no path reads goes.
+//! - **Jumps to the next instruction** go, and a block that is only
+//!   jumped to (ending in `exit` or a jump) is moved to the end of its
+//!   function when the `goto` over it then becomes one.
+
+mod cfg;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use crate::link::inline::nodes::{is_jump, Code, NodeId, Target};
+use crate::model::insn::{self, Insn};
+use crate::model::object::{Object, SymbolId};
+
+use cfg::{is_cond, is_goto, remove, symbol_bounds, Cfg};
+use values::{analyse, is_packet_pointer, successor_states, State};
+
+type Why = String;
+
+/// Instructions before and after the pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Every instruction of the object's code.
+    pub(crate) total: (u64, u64),
+    /// By the function the instruction came from (an inlined body's
+    /// instructions count for the function inlined).
+    pub(crate) by_function: HashMap<SymbolId, (u64, u64)>,
+}
+
+fn count(code: &Code) -> (u64, HashMap<SymbolId, u64>) {
+    let mut by: HashMap<SymbolId, u64> = HashMap::new();
+    let mut total = 0;
+    for (_, nodes) in &code.secs {
+        for n in nodes {
+            total += 1;
+            if let Some(f) = code.origin.get(&n.id) {
+                *by.entry(*f).or_default() += 1;
+            }
+        }
+    }
+    (total, by)
+}
+
+/// Runs the pass over every code section until nothing changes.
+pub(crate) fn optimize(code: &mut Code, obj: &Object) -> Result<Counts, Why> {
+    let (before, by_before) = count(code);
+    let secs: Vec<usize> = code.secs.iter().map(|s| s.0).collect();
+    for _ in 0..64 {
+        let mut changed = false;
+        for &sec in &secs {
+            changed |= thread(code, obj, sec)?;
+            changed |= unreachable(code, obj, sec)?;
+            changed |= dead_stores(code, obj, sec)?;
+            changed |= jumps_to_next(code, obj, sec)?;
+            changed |= move_cold_blocks(code, obj, sec)?;
+        }
+        if !changed {
+            break;
+        }
+    }
+    let (after, by_after) = count(code);
+    let by_function = by_before
+        .into_iter()
+        .map(|(f, b)| (f, (b, by_after.get(&f).copied().unwrap_or(0))))
+        .collect();
+    Ok(Counts {
+        total: (before, after),
+        by_function,
+    })
+}
+
+fn target_slot(cfg: &Cfg, t: Option<Target>) -> Option<usize> {
+    match t {
+        Some(Target::Jump(t)) => cfg.pos.get(&t).copied(),
+        _ => None,
+    }
+}
+
+/// Whether some reachable instruction stores a packet pointer to memory,
+/// where the verifier would keep its range for a later load.
+fn packet_pointer_stored(
+    nodes: &[crate::link::inline::nodes::Node],
+    states: &[Option<State>],
+) -> bool {
+    nodes.iter().zip(states).any(|(n, s)| {
+        n.insn.class() == insn::BPF_STX
+            && s.as_ref()
+                .is_some_and(|s| is_packet_pointer(s.regs[(n.insn.src & 0xf).min(10) as usize]))
+    })
+}
+
+/// Jump threading: conditional jumps whose outcome is known.
+fn thread(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let states = analyse(&cfg, nodes);
+    let live = cfg.live_in(nodes);
+    let stored = packet_pointer_stored(nodes, &states);
+    let mut retarget: Vec<(usize, NodeId)> = Vec::new();
+    let mut rewrite: Vec<(usize, bool)> = Vec::new();
+    for k in 0..nodes.len() {
+        let i = nodes[k].insn;
+        if !cfg.start[k] || !is_cond(&i) || i.code == insn::JCOND || k + 1 >= nodes.len() {
+            continue;
+        }
+        let Some(t) = target_slot(&cfg, nodes[k].target) else {
+            continue;
+        };
+        if t == k + 1 {
+            continue;
+        }
+        // Dropping a packet comparison is safe when no packet pointer is
+        // used where it leads.
+        let safe = |s: &State, o: values::Outcome| -> bool {
+            if !o.by_packet {
+                return true;
+            }
+            if stored {
+                return false;
+            }
+            let dest = if o.taken { t } else { k + 1 };
+            let e = s.edge(&i, o.taken);
+            (0..11).all(|r| live[dest] & (1 << r) == 0 || !is_packet_pointer(e.regs[r]))
+        };
+        let Some(here) = &states[k] else { continue };
+        if let Some(o) = here.outcome(&i).filter(|o| safe(here, *o)) {
+            rewrite.push((k, o.taken));
+            continue;
+        }
+        for &p in &cfg.preds[k] {
+            let pi = nodes[p].insn;
+            let falls = !is_goto(&pi) && pi.code != insn::EXIT && p + 1 == k;
+            if !is_jump(&pi) || target_slot(&cfg, nodes[p].target) != Some(k) || falls {
+                continue;
+            }
+            let Some(mut s) = states[p].clone() else {
+                continue;
+            };
+            let edge = successor_states(&cfg, nodes, p, &mut s)
+                .into_iter()
+                .find(|(to, _)| *to == k);
+            let Some((_, s)) = edge else { continue };
+            if let Some(o) = s.outcome(&i).filter(|o| safe(&s, *o)) {
+                let to = if o.taken {
+                    nodes[t].id
+                } else {
+                    nodes[k + 1].id
+                };
+                retarget.push((p, to));
+            }
+        }
+    }
+    if retarget.is_empty() && rewrite.is_empty() {
+        return Ok(false);
+    }
+    let mut dead = vec![false; nodes.len()];
+    let nodes = code.sec_mut(sec).ok_or("no section")?;
+    for (p, to) in retarget {
+        nodes[p].target = Some(Target::Jump(to));
+    }
+    for (k, taken) in rewrite {
+        if taken {
+            nodes[k].insn = Insn::ja(0);
+        } else {
+            dead[k] = true;
+        }
+    }
+    remove(code, sec, &dead)?;
+    Ok(true)
+}
+
+/// Removes what no entry reaches.
+fn unreachable(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let dead: Vec<bool> = cfg.reachable().into_iter().map(|r| !r).collect();
+    remove(code, sec, &dead)
+}
+
+/// Whether removing `n` changes nothing but the registers it writes.
+fn pure(n: &crate::link::inline::nodes::Node) -> bool {
+    let i = n.insn;
+    match i.class() {
+        insn::BPF_ALU | insn::BPF_ALU64 => true,
+        insn::BPF_LDX => matches!(i.mode(), insn::BPF_MEM | insn::BPF_MEMSX),
+        // A code address keeps its function reachable.
+        insn::BPF_LD => i.is_ld_imm64() && n.target.is_none() && !i.is_ld_func(),
+        _ => false,
+    }
+}
+
+/// Removes instructions whose only effect is a register no path reads.
+fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let live = cfg.live_in(nodes);
+    let mut dead = vec![false; nodes.len()];
+    for (k, n) in nodes.iter().enumerate() {
+        if !cfg.start[k] || !pure(n) {
+            continue;
+        }
+        let defs = crate::link::inline::liveness::use_def(&n.insn).1;
+        if defs != 0 && defs & cfg.live_out(&live, k) == 0 {
+            dead[k] = true;
+            if n.insn.is_ld_imm64() && k + 1 < dead.len() {
+                dead[k + 1] = true;
+            }
+        }
+    }
+    remove(code, sec, &dead)
+}
+
+/// Removes jumps to the next instruction (not `may_goto`, which bounds
+/// loops for the verifier).
+fn jumps_to_next(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let dead: Vec<bool> = (0..nodes.len())
+        .map(|k| {
+            let i = nodes[k].insn;
+            cfg.start[k]
+                && is_jump(&i)
+                && i.code != insn::JCOND
+                && target_slot(&cfg, nodes[k].target) == Some(k + 1)
+        })
+        .collect();
+    remove(code, sec, &dead)
+}
+
+/// `goto L; B; L:` where block B is only jumped to and does not fall
+/// into L: B moves to the end of the function, and the `goto` becomes a
+/// jump to the next instruction.
+fn move_cold_blocks(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let mut changed = false;
+    for _ in 0..1024 {
+        let cfg = Cfg::build(code, obj, sec);
+        let bounds = symbol_bounds(code, sec);
+        let Some(nodes) = code.sec(sec) else {
+            return Ok(changed);
+        };
+        let mut found = None;
+        for a in 0..nodes.len() {
+            let i = nodes[a].insn;
+            if !cfg.start[a] || !is_goto(&i) {
+                continue;
+            }
+            let Some(t) = target_slot(&cfg, nodes[a].target) else {
+                continue;
+            };
+            if t <= a + 1 {
+                continue;
+            }
+            let block = a + 1..t;
+            let last = t - 1;
+            let ends = cfg.start[last]
+                && (nodes[last].insn.code == insn::EXIT || is_goto(&nodes[last].insn));
+            let closed = block
+                .clone()
+                .all(|b| !bounds.contains(&nodes[b].id) && !cfg.entries.iter().any(|e| e.0 == b));
+            if !ends || !closed {
+                continue;
+            }
+            let Some(f) = code.function_at(obj, sec, a) else {
+                continue;
+            };
+            let Some((_, range)) = code.range(f) else {
+                continue;
+            };
+            if range.end <= t {
+                continue;
+            }
+            found = Some((block, range.end));
+            break;
+        }
+        let Some((block, end)) = found else {
+            return Ok(changed);
+        };
+        let nodes = code.sec_mut(sec).ok_or("no section")?;
+        let moved: Vec<_> = nodes.drain(block.clone()).collect();
+        let at = end - block.len();
+        nodes.splice(at..at, moved);
+        changed = true;
+    }
+    Ok(changed)
+}
