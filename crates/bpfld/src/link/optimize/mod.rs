@@ -72,6 +72,7 @@ pub(crate) fn optimize(code: &mut Code, obj: &Object) -> Result<Counts, Why> {
         for &sec in &secs {
             changed |= thread(code, obj, sec)?;
             changed |= unreachable(code, obj, sec)?;
+            changed |= copies(code, obj, sec)?;
             changed |= dead_stores(code, obj, sec)?;
             changed |= jumps_to_next(code, obj, sec)?;
             changed |= move_cold_blocks(code, obj, sec)?;
@@ -225,7 +226,11 @@ fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
             continue;
         }
         let defs = crate::link::inline::liveness::use_def(&n.insn).1;
-        if defs != 0 && defs & cfg.live_out(&live, k) == 0 {
+        // `rX = rX` (64-bit: the 32-bit one clears the upper half).
+        let itself = n.insn.code == insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X
+            && n.insn.off == 0
+            && n.insn.dst == n.insn.src;
+        if itself || defs != 0 && defs & cfg.live_out(&live, k) == 0 {
             dead[k] = true;
             if n.insn.is_ld_imm64() && k + 1 < dead.len() {
                 dead[k + 1] = true;
@@ -233,6 +238,114 @@ fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
         }
     }
     remove(code, sec, &dead)
+}
+
+/// The register fields of `i` that read `r`, as (dst, src) flags, when
+/// every read of `r` is one of them (`None`: some read cannot be moved to
+/// another register: an implicit one, or a register both read and
+/// written).
+fn explicit_reads(i: &Insn, r: u8) -> Option<(bool, bool)> {
+    let uses = crate::link::inline::liveness::use_def(i).0;
+    if uses & (1 << r) == 0 {
+        return Some((false, false));
+    }
+    let x = i.source() == insn::BPF_X;
+    match i.class() {
+        insn::BPF_ALU | insn::BPF_ALU64 => (x && i.src == r && i.dst != r).then_some((false, true)),
+        insn::BPF_LDX => (i.src == r).then_some((false, true)),
+        insn::BPF_ST => (i.dst == r).then_some((true, false)),
+        insn::BPF_STX if i.mode() == insn::BPF_MEM => Some((i.dst == r, i.src == r)),
+        insn::BPF_JMP | insn::BPF_JMP32 if is_cond(i) && i.code != insn::JCOND => {
+            Some((i.dst == r, x && i.src == r))
+        }
+        _ => None,
+    }
+}
+
+/// Copy propagation (see the module's documentation).
+fn copies(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let live = cfg.live_in(nodes);
+    let n = nodes.len();
+    let mut edits: Vec<(usize, bool, bool, u8)> = Vec::new();
+    let mut used: Vec<bool> = vec![false; n];
+    'copy: for k in 0..n {
+        let i = nodes[k].insn;
+        let (d, s) = (i.dst, i.src);
+        if !cfg.start[k]
+            || i.code != insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X
+            || i.off != 0
+            || d == s
+            || d > 9
+            || s > 9
+            || used[k]
+        {
+            continue;
+        }
+        let mut mine = Vec::new();
+        let mut prev = k;
+        let mut j = k + 1;
+        loop {
+            // Straight code only: the next instruction has one way in.
+            if j >= n || !cfg.start[j] || cfg.preds[j] != [prev] || used[j] {
+                if j < n && live[j] & (1 << d) != 0 {
+                    continue 'copy;
+                }
+                break;
+            }
+            let x = nodes[j].insn;
+            let Some((rd, rs)) = explicit_reads(&x, d) else {
+                continue 'copy;
+            };
+            if rd || rs {
+                mine.push((j, rd, rs, s));
+            }
+            let defs = crate::link::inline::liveness::use_def(&x).1;
+            if defs & (1 << d) != 0 {
+                break;
+            }
+            if defs & (1 << s) != 0 {
+                if cfg.live_out(&live, j) & (1 << d) != 0 {
+                    continue 'copy;
+                }
+                break;
+            }
+            // Other ways out must not need the copy.
+            let elsewhere = cfg.succ[j].iter().filter(|t| **t != j + 1);
+            if elsewhere.clone().any(|t| live[*t] & (1 << d) != 0) {
+                continue 'copy;
+            }
+            if x.code == insn::EXIT || is_goto(&x) {
+                break;
+            }
+            prev = j;
+            j += if x.is_ld_imm64() { 2 } else { 1 };
+        }
+        if mine.is_empty() {
+            continue;
+        }
+        for e in &mine {
+            used[e.0] = true;
+        }
+        used[k] = true;
+        edits.extend(mine);
+    }
+    if edits.is_empty() {
+        return Ok(false);
+    }
+    let nodes = code.sec_mut(sec).ok_or("no section")?;
+    for (j, rd, rs, s) in edits {
+        if rd {
+            nodes[j].insn.dst = s;
+        }
+        if rs {
+            nodes[j].insn.src = s;
+        }
+    }
+    Ok(true)
 }
 
 /// Removes jumps to the next instruction (not `may_goto`, which bounds

@@ -123,9 +123,9 @@ fn a_bounds_check_proven_before_goes_with_its_loads() {
     assert_eq!(
         out,
         [
-            "r9 = r1",
-            "r2 = *(u32 *)(r9 + 0x4)",
-            "r3 = *(u32 *)(r9 + 0x0)",
+            // The copy of the context went too: r1 is read instead.
+            "r2 = *(u32 *)(r1 + 0x4)",
+            "r3 = *(u32 *)(r1 + 0x0)",
             "r3 += 0x22",
             "if r3 > r2 goto +0x3",
             "call 0x1",
@@ -268,4 +268,49 @@ fn only_known_helpers_keep_the_packet() {
     assert!(values::changes_packet(&Insn::call_helper(12))); // tail call
     assert!(values::changes_packet(&Insn::call_kfunc(1234)));
     assert!(values::changes_packet(&Insn::call_pseudo(3)));
+}
+
+#[test]
+fn a_copy_read_in_straight_code_goes() {
+    // r1 = r0; if r1 == 0 goto +1; *(u64 *)(r1 + 0) = 1; r0 = 2; exit
+    let out = optimized(&[
+        Insn::call_helper(7),
+        Insn::mov64_reg(R1, R0),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::store_imm(crate::model::insn::BPF_DW, R1, 0, 1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "call 0x7",
+            "if r0 == 0x0 goto +0x1",
+            "*(u64 *)(r0 + 0x0) = 0x1",
+            "r0 = 0x2",
+            "exit"
+        ]
+    );
+    // Read where another path joins: the copy stays.
+    let kept = optimized(&[
+        Insn::call_helper(7),
+        Insn::mov64_reg(R1, R0),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::mov64_imm(R1, 5),
+        Insn::mov64_reg(R0, R1),
+        Insn::exit(),
+    ]);
+    assert_eq!(kept[1], "r1 = r0", "{kept:?}");
+}
+
+#[test]
+fn a_copy_back_to_its_source_goes() {
+    // r9 = r1; r1 = r9 (after propagation r1 = r1); r0 = *(u32 *)(r1 + 0)
+    let out = optimized(&[
+        Insn::mov64_reg(R9, R1),
+        Insn::mov64_reg(R1, R9),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(out, ["r0 = *(u32 *)(r1 + 0x0)", "exit"]);
 }
