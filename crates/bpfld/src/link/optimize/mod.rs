@@ -35,7 +35,7 @@ use crate::model::insn::{self, Insn};
 use crate::model::object::{Object, SymbolId};
 
 use cfg::{is_cond, is_goto, remove, symbol_bounds, Cfg};
-use values::{analyse, is_packet_pointer, successor_states, State};
+use values::{analyse, successor_states, State, Val};
 
 type Why = String;
 
@@ -63,22 +63,18 @@ fn count(code: &Code) -> (u64, HashMap<SymbolId, u64>) {
     (total, by)
 }
 
-/// Runs the pass over every code section until nothing changes.
+/// Runs the pass over every code section until nothing changes; then
+/// tries again with the first packet pointer also kept in a callee-saved
+/// register nothing uses (see [`keep_packet_pointer`]), and keeps that
+/// when the code comes out shorter.
 pub(crate) fn optimize(code: &mut Code, obj: &Object) -> Result<Counts, Why> {
     let (before, by_before) = count(code);
-    let secs: Vec<usize> = code.secs.iter().map(|s| s.0).collect();
-    for _ in 0..64 {
-        let mut changed = false;
-        for &sec in &secs {
-            changed |= thread(code, obj, sec)?;
-            changed |= unreachable(code, obj, sec)?;
-            changed |= copies(code, obj, sec)?;
-            changed |= dead_stores(code, obj, sec)?;
-            changed |= jumps_to_next(code, obj, sec)?;
-            changed |= move_cold_blocks(code, obj, sec)?;
-        }
-        if !changed {
-            break;
+    let mut kept = code.clone();
+    rewrite(code, obj)?;
+    if keep_packet_pointer(&mut kept, obj)? {
+        rewrite(&mut kept, obj)?;
+        if count(&kept).0 < count(code).0 {
+            *code = kept;
         }
     }
     let (after, by_after) = count(code);
@@ -90,6 +86,136 @@ pub(crate) fn optimize(code: &mut Code, obj: &Object) -> Result<Counts, Why> {
         total: (before, after),
         by_function,
     })
+}
+
+/// The rewrites, over every section until nothing changes.
+fn rewrite(code: &mut Code, obj: &Object) -> Result<(), Why> {
+    let secs: Vec<usize> = code.secs.iter().map(|s| s.0).collect();
+    for _ in 0..64 {
+        let mut changed = false;
+        for &sec in &secs {
+            changed |= reloads(code, obj, sec)?;
+            changed |= thread(code, obj, sec)?;
+            changed |= unreachable(code, obj, sec)?;
+            changed |= copies(code, obj, sec)?;
+            changed |= dead_stores(code, obj, sec)?;
+            changed |= jumps_to_next(code, obj, sec)?;
+            changed |= move_cold_blocks(code, obj, sec)?;
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A context field loaded again while a register still holds the value
+/// loaded before (no packet change between) becomes a copy of that
+/// register, which also carries the range the verifier proved for it.
+fn reloads(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let states = analyse(&cfg, nodes);
+    let mut edits = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let i = n.insn;
+        let Some(s) = &states[k] else { continue };
+        if !cfg.start[k]
+            || i.class() != insn::BPF_LDX
+            || i.mode() != insn::BPF_MEM
+            || i.size() != insn::BPF_W
+            || !n.core.is_empty()
+            || s.regs.get((i.src & 0xf) as usize) != Some(&Val::Ctx)
+            || !matches!(i.off, 0 | 4 | 8)
+        {
+            continue;
+        }
+        let same = Val::Pkt {
+            field: i.off,
+            add: 0,
+        };
+        let holder = (0..10u8)
+            .filter(|r| *r != i.dst && s.regs[*r as usize] == same)
+            .max_by_key(|r| (s.range[*r as usize], *r));
+        if let Some(r) = holder {
+            edits.push((k, Insn::mov64_reg(i.dst, r)));
+        }
+    }
+    if edits.is_empty() {
+        return Ok(false);
+    }
+    let nodes = code.sec_mut(sec).ok_or("no section")?;
+    for (k, i) in edits {
+        nodes[k].insn = i;
+    }
+    Ok(true)
+}
+
+/// Keeps the first `data` pointer an XDP program loads from its context
+/// in a callee-saved register (r6-r9) that no instruction of its section
+/// names: later components' loads of it become copies of it (with the
+/// range the first check proved, see [`reloads`]), and their checks of
+/// bounds already proven go. One instruction more; whether it pays is
+/// for the caller to measure.
+fn keep_packet_pointer(code: &mut Code, obj: &Object) -> Result<bool, Why> {
+    let secs: Vec<usize> = code.secs.iter().map(|s| s.0).collect();
+    let mut done = false;
+    for sec in secs {
+        let cfg = Cfg::build(code, obj, sec);
+        let Some(nodes) = code.sec(sec) else { continue };
+        let mut named = 0u16;
+        let mut legacy = false;
+        for (k, n) in nodes.iter().enumerate() {
+            if !cfg.start[k] {
+                continue; // the second half of an ld_imm64
+            }
+            let (u, d) = crate::link::inline::liveness::use_def(&n.insn);
+            named |= 1 << (n.insn.dst & 0xf) | 1 << (n.insn.src & 0xf) | (u | d) & 0x3c0;
+            legacy |= n.insn.class() == insn::BPF_LD && !n.insn.is_ld_imm64();
+        }
+        let Some(free) = (insn::R6..=insn::R9).find(|r| named & (1 << r) == 0) else {
+            continue;
+        };
+        if legacy {
+            continue;
+        }
+        let states = analyse(&cfg, nodes);
+        let first = (0..nodes.len()).find(|k| {
+            let i = nodes[*k].insn;
+            cfg.start[*k]
+                && i.class() == insn::BPF_LDX
+                && i.mode() == insn::BPF_MEM
+                && i.size() == insn::BPF_W
+                && i.off == 0
+                && states[*k]
+                    .as_ref()
+                    .is_some_and(|s| s.regs.get((i.src & 0xf) as usize) == Some(&Val::Ctx))
+        });
+        let Some(k) = first else { continue };
+        let dst = nodes[k].insn.dst;
+        let origin = code.origin.get(&nodes[k].id).copied();
+        let id = code.fresh();
+        if let Some(f) = origin {
+            code.origin.insert(id, f);
+        }
+        let nodes = code.sec_mut(sec).ok_or("no section")?;
+        nodes.insert(
+            k + 1,
+            crate::link::inline::nodes::Node {
+                id,
+                insn: Insn::mov64_reg(free, dst),
+                target: None,
+                reloc: None,
+                func: None,
+                lines: Vec::new(),
+                core: Vec::new(),
+            },
+        );
+        done = true;
+    }
+    Ok(done)
 }
 
 fn target_slot(cfg: &Cfg, t: Option<Target>) -> Option<usize> {
@@ -108,7 +234,7 @@ fn packet_pointer_stored(
     nodes.iter().zip(states).any(|(n, s)| {
         n.insn.class() == insn::BPF_STX
             && s.as_ref()
-                .is_some_and(|s| is_packet_pointer(s.regs[(n.insn.src & 0xf).min(10) as usize]))
+                .is_some_and(|s| s.packet_pointer((n.insn.src & 0xf).min(10) as usize))
     })
 }
 
@@ -134,8 +260,8 @@ fn thread(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
         if t == k + 1 {
             continue;
         }
-        // Dropping a packet comparison is safe when no packet pointer is
-        // used where it leads.
+        // Dropping a packet comparison is safe when every packet pointer
+        // used where it leads already has the range it would give.
         let safe = |s: &State, o: values::Outcome| -> bool {
             if !o.by_packet {
                 return true;
@@ -143,9 +269,16 @@ fn thread(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
             if stored {
                 return false;
             }
+            let Some((kind, need)) = s.check_range(&i, o.taken) else {
+                return true;
+            };
             let dest = if o.taken { t } else { k + 1 };
-            let e = s.edge(&i, o.taken);
-            (0..11).all(|r| live[dest] & (1 << r) == 0 || !is_packet_pointer(e.regs[r]))
+            (0..11).all(|r| {
+                live[dest] & (1 << r) == 0
+                    || !s.packet_pointer(r)
+                    || matches!(s.regs[r], Val::Pkt { field, .. } if field != kind)
+                    || matches!(s.regs[r], Val::Pkt { .. }) && s.range[r] >= need
+            })
         };
         let Some(here) = &states[k] else { continue };
         if let Some(o) = here.outcome(&i).filter(|o| safe(here, *o)) {
@@ -245,7 +378,7 @@ fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
 /// another register: an implicit one, or a register both read and
 /// written).
 fn explicit_reads(i: &Insn, r: u8) -> Option<(bool, bool)> {
-    let uses = crate::link::inline::liveness::use_def(i).0;
+    let uses = cfg::uses_defs(i).0;
     if uses & (1 << r) == 0 {
         return Some((false, false));
     }

@@ -170,8 +170,10 @@ fn a_bounds_check_stays_when_it_proves_more_or_the_packet_may_change() {
 #[test]
 fn a_bounds_check_stays_when_its_pointer_is_used() {
     // The packet is read through the checked pointer: the verifier needs
-    // this check's range on it.
-    let mut code = bounds(R1, 14, 7).to_vec();
+    // this check's range on it. With r6-r9 all taken, the first pointer
+    // cannot be kept for the second component.
+    let mut code: Vec<Insn> = (R6..=R9).map(|r| Insn::mov64_reg(r, R1)).collect();
+    code.extend(bounds(R1, 14, 7));
     code.extend(bounds(R1, 14, 5));
     code.extend([
         Insn::load(BPF_B, R0, R3, -1),
@@ -187,6 +189,15 @@ fn a_bounds_check_stays_when_its_pointer_is_used() {
         out.iter().filter(|l| l.starts_with("if r3 > r2")).count() == 2,
         "{out:?}"
     );
+    // With r6 free, the first pointer is kept there and the second check
+    // goes: the copy carries the range the first proved.
+    let out = optimized(&code[4..]);
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
+        1,
+        "{out:?}"
+    );
+    assert!(out.contains(&"r6 = r3".to_string()), "{out:?}");
 }
 
 #[test]
@@ -313,4 +324,51 @@ fn a_copy_back_to_its_source_goes() {
         Insn::exit(),
     ]);
     assert_eq!(out, ["r0 = *(u32 *)(r1 + 0x0)", "exit"]);
+}
+
+/// Two components reading the packet, a map lookup between: the first
+/// one's `data` pointer is kept in a free callee-saved register, the
+/// second's load of it becomes a copy (with the range the first check
+/// proved) and its check goes though it reads the packet.
+#[test]
+fn a_packet_pointer_kept_across_a_call_removes_a_check() {
+    let read = |off: i16| {
+        [
+            Insn::load(BPF_B, insn::R5, R3, off),
+            Insn::store_reg(BPF_B, R10, -1 - off, insn::R5),
+        ]
+    };
+    let check = [
+        Insn::load(BPF_W, R2, R9, 4),
+        Insn::load(BPF_W, R3, R9, 0),
+        Insn::mov64_reg(insn::R4, R3),
+        Insn::alu64_imm(BPF_ADD, insn::R4, 14),
+    ];
+    let mut code = vec![Insn::mov64_reg(R9, R1)];
+    code.extend(check);
+    code.push(Insn::jmp_reg(BPF_JGT, insn::R4, R2, 12));
+    code.extend(read(0));
+    code.push(Insn::call_helper(1));
+    code.extend(check);
+    code.push(Insn::jmp_reg(BPF_JGT, insn::R4, R2, 4));
+    code.extend(read(13));
+    code.extend([
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    let checks = out.iter().filter(|l| l.starts_with("if r4 > r2")).count();
+    assert_eq!(checks, 1, "{out:#?}");
+    assert!(out.contains(&"r6 = r3".to_string()), "{out:#?}");
+    assert!(
+        out.contains(&"r5 = *(u8 *)(r6 + 0xd)".to_string()),
+        "{out:#?}"
+    );
+    // Without the call the first pointer stays in r3: no copy needed.
+    let mut no_call = code.clone();
+    no_call[8] = Insn::mov64_imm(R0, 0);
+    let out = optimized(&no_call);
+    assert!(!out.iter().any(|l| l.starts_with("r6")), "{out:#?}");
 }

@@ -41,6 +41,15 @@ pub(super) struct Fact {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct State {
     pub(super) regs: [Val; 11],
+    /// Per register, the packet range the verifier knows for it: bytes
+    /// from the start of the packet (or metadata) that its accesses may
+    /// reach. A pointer loaded from the context starts at 0; a bounds
+    /// check raises it for every register holding a pointer of the same
+    /// kind, as the verifier does.
+    pub(super) range: [i64; 11],
+    /// Registers that may hold a packet (or metadata) pointer the
+    /// analysis does not follow exactly (bit n = rn).
+    pub(super) may_pkt: u16,
     /// At most one fact per (lo, hi), the strongest.
     pub(super) facts: Vec<Fact>,
 }
@@ -78,6 +87,8 @@ impl State {
     pub(super) fn unknown() -> State {
         State {
             regs: [Val::Unknown; 11],
+            range: [0; 11],
+            may_pkt: 0,
             facts: Vec::new(),
         }
     }
@@ -98,6 +109,10 @@ impl State {
                 *a = Val::Unknown;
             }
         }
+        for (a, b) in self.range.iter_mut().zip(&o.range) {
+            *a = (*a).min(*b);
+        }
+        self.may_pkt |= o.may_pkt;
         self.facts.retain_mut(
             |f| match o.facts.iter().find(|g| g.lo == f.lo && g.hi == f.hi) {
                 Some(g) => {
@@ -129,12 +144,19 @@ impl State {
     }
 
     fn forget_packet(&mut self) {
-        for r in &mut self.regs {
-            if matches!(r, Val::Pkt { .. }) {
-                *r = Val::Unknown;
+        for (r, v) in self.regs.iter_mut().enumerate() {
+            if matches!(v, Val::Pkt { .. }) {
+                *v = Val::Unknown;
+                // Still a pointer the verifier tracks (now invalid).
+                self.may_pkt |= 1 << r;
             }
         }
         self.facts.clear();
+    }
+
+    /// Whether register `r` may point into the packet or its metadata.
+    pub(super) fn packet_pointer(&self, r: usize) -> bool {
+        is_packet_pointer(self.regs[r]) || self.may_pkt & (1 << r) != 0
     }
 
     /// The state after instruction `i` (not a jump's edge facts: see
@@ -143,6 +165,42 @@ impl State {
         let (dst, src) = ((i.dst & 0xf) as usize, (i.src & 0xf) as usize);
         let defs = use_def(i).1;
         let before = self.regs;
+        let (range_before, may_before) = (self.range, self.may_pkt);
+        let bit = |r: usize| -> u16 {
+            if r < 11 {
+                1 << r
+            } else {
+                0
+            }
+        };
+        // A pointer stays one through register-to-register arithmetic.
+        let mut may_after = match i.class() {
+            insn::BPF_ALU | insn::BPF_ALU64 if i.source() == insn::BPF_X => {
+                let from_src = may_before & bit(src) != 0
+                    || is_packet_pointer(before.get(src).copied().unwrap_or(Val::Unknown));
+                let keeps_dst = i.op() != insn::BPF_MOV
+                    && (may_before & bit(dst) != 0
+                        || is_packet_pointer(before.get(dst).copied().unwrap_or(Val::Unknown)));
+                from_src || keeps_dst
+            }
+            insn::BPF_ALU | insn::BPF_ALU64 => {
+                i.op() != insn::BPF_MOV
+                    && (may_before & bit(dst) != 0
+                        || is_packet_pointer(before.get(dst).copied().unwrap_or(Val::Unknown)))
+            }
+            _ => false,
+        };
+        let range_after = match i.class() {
+            insn::BPF_ALU64 if i.op() == insn::BPF_MOV && i.source() == insn::BPF_X => {
+                range_before.get(src).copied().unwrap_or(0)
+            }
+            insn::BPF_ALU64
+                if matches!(i.op(), insn::BPF_ADD | insn::BPF_SUB) && i.source() == insn::BPF_K =>
+            {
+                range_before.get(dst).copied().unwrap_or(0)
+            }
+            _ => 0,
+        };
         let new = match i.class() {
             insn::BPF_ALU64 | insn::BPF_ALU if dst < 11 && i.off == 0 => {
                 let wide = i.class() == insn::BPF_ALU64;
@@ -195,11 +253,20 @@ impl State {
         for (r, v) in self.regs.iter_mut().enumerate() {
             if defs & (1 << r) != 0 {
                 *v = Val::Unknown;
+                self.range[r] = 0;
+                self.may_pkt &= !(1 << r);
             }
         }
-        if let Some(v) = new {
-            if defs & (1 << dst) != 0 {
+        if defs & bit(dst) != 0 {
+            if let Some(v) = new {
                 self.regs[dst] = v;
+            }
+            if is_packet_pointer(self.regs[dst]) {
+                may_after = false; // followed exactly
+            }
+            self.range[dst] = range_after;
+            if may_after {
+                self.may_pkt |= bit(dst);
             }
         }
     }
@@ -234,8 +301,34 @@ impl State {
         };
         if let Some((x, y, strict)) = fact {
             s.prove(x.0, y.0, x.1 - y.1 + i64::from(strict));
+            // The verifier: pointer + off within the end gives every
+            // pointer of its kind the range off.
+            if x.0 != 4 && y.0 == 4 && y.1 == 0 && x.1 > 0 {
+                for r in 0..11 {
+                    if matches!(s.regs[r], Val::Pkt { field, .. } if field == x.0) {
+                        s.range[r] = s.range[r].max(x.1);
+                    }
+                }
+            }
         }
         s
+    }
+
+    /// The range a check by conditional jump `i` gives packet pointers of
+    /// its kind on the way it goes (`taken`), as the verifier computes it:
+    /// the checked pointer's offset, one more when the comparison is
+    /// strict (`data + off < data_end`). (the kind, the range); `None`
+    /// when it gives none.
+    pub(super) fn check_range(&self, i: &Insn, taken: bool) -> Option<(i16, i64)> {
+        let (a, b) = self.packet_operands(i)?;
+        let (x, y, strict) = match (i.op(), taken) {
+            (insn::BPF_JGT, false) | (insn::BPF_JLE, true) => (a, b, false),
+            (insn::BPF_JGE, false) | (insn::BPF_JLT, true) => (a, b, true),
+            (insn::BPF_JGT, true) | (insn::BPF_JLE, false) => (b, a, true),
+            (insn::BPF_JGE, true) | (insn::BPF_JLT, false) => (b, a, false),
+            _ => return None,
+        };
+        (x.0 != 4 && y.0 == 4).then_some((x.0, x.1 + i64::from(strict)))
     }
 
     /// How conditional jump `i` goes in this state, when known.
