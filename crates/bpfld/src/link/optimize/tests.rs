@@ -372,3 +372,30 @@ fn a_packet_pointer_kept_across_a_call_removes_a_check() {
     let out = optimized(&no_call);
     assert!(!out.iter().any(|l| l.starts_with("r6")), "{out:#?}");
 }
+
+#[test]
+fn a_metadata_check_whose_pointer_is_used_stays() {
+    // r2 = data; r3 = data_meta; r3 += 4; if r3 > r2 goto drop; twice,
+    // then a read through the second metadata pointer.
+    let meta = [
+        Insn::load(BPF_W, R2, R1, 0),
+        Insn::load(BPF_W, R3, R1, 8),
+        Insn::alu64_imm(BPF_ADD, R3, 4),
+    ];
+    let mut code = meta.to_vec();
+    code.push(Insn::jmp_reg(BPF_JGT, R3, R2, 6));
+    code.extend(meta);
+    code.extend([
+        Insn::jmp_reg(BPF_JGT, R3, R2, 2),
+        Insn::load(BPF_B, R0, R3, -1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
+        2,
+        "{out:?}"
+    );
+}

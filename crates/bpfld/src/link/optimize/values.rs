@@ -97,6 +97,9 @@ impl State {
         let mut s = State::unknown();
         if e == Entry::XdpProgram {
             s.regs[1] = Val::Ctx;
+        } else {
+            // A subprogram's arguments may be packet pointers.
+            s.may_pkt = 0x3e;
         }
         s
     }
@@ -328,7 +331,9 @@ impl State {
             (insn::BPF_JGE, true) | (insn::BPF_JLT, false) => (b, a, false),
             _ => return None,
         };
-        (x.0 != 4 && y.0 == 4).then_some((x.0, x.1 + i64::from(strict)))
+        // Data against its end, metadata against data: the lower side's
+        // pointers gain the range. Two pointers of one kind: nothing.
+        (x.0 != 4 && y.0 != x.0).then_some((x.0, x.1 + i64::from(strict)))
     }
 
     /// How conditional jump `i` goes in this state, when known.
