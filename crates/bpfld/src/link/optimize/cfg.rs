@@ -227,18 +227,22 @@ impl Cfg {
 /// referred to a removed node (jumps, calls, symbol bounds) refers to the
 /// next node kept; a removed node's func_info and line_info move there
 /// when it has none of its own, so every function still starts with its
-/// records.
+/// records (and a caller's line where an inlined body starts stays, see
+/// below).
 pub(super) fn remove(code: &mut Code, sec: usize, dead: &[bool]) -> Result<bool, Why> {
-    let Some(nodes) = code.sec_mut(sec) else {
-        return Ok(false);
-    };
     if !dead.iter().any(|d| *d) {
         return Ok(false);
     }
+    let origin = code.origin.clone();
+    let Some(nodes) = code.sec_mut(sec) else {
+        return Ok(false);
+    };
     let mut next: Option<usize> = None;
+    let mut after_next: Option<usize> = None;
     let mut moved: HashMap<NodeId, Option<NodeId>> = HashMap::new();
     for k in (0..nodes.len()).rev() {
         if !dead.get(k).copied().unwrap_or(false) {
+            after_next = next;
             next = Some(k);
             continue;
         }
@@ -248,8 +252,21 @@ pub(super) fn remove(code: &mut Code, sec: usize, dead: &[bool]) -> Result<bool,
             if nodes[x].func.is_none() {
                 nodes[x].func = func;
             }
+            let from = |n: &Node| origin.get(&n.id).copied();
             if nodes[x].lines.is_empty() {
                 nodes[x].lines = lines;
+            } else if !lines.is_empty() && from(&nodes[k]) != from(&nodes[x]) {
+                // A line of other code (the caller's, where an inlined
+                // body starts) says where that body begins: it stays,
+                // and the body's own first line moves one on when it can.
+                let own = std::mem::replace(&mut nodes[x].lines, lines);
+                // (Not onto the second half of an ld_imm64.)
+                let y = after_next.filter(|_| !nodes[x].insn.is_ld_imm64());
+                if let Some(y) = y {
+                    if nodes[y].lines.is_empty() && from(&nodes[y]) == from(&nodes[x]) {
+                        nodes[y].lines = own;
+                    }
+                }
             }
         }
     }
