@@ -440,7 +440,8 @@ fn compare(op: u8, a: u64, b: u64, wide: bool) -> Option<bool> {
     })
 }
 
-/// The states before every slot of a section (`None`: not reached).
+/// The states before every slot of a section (`None`: not reached, or
+/// nothing known).
 /// Edges a comparison of constants never takes are not followed; those
 /// known only from packet bounds are (the comparison may stay).
 pub(super) fn analyse(cfg: &Cfg, nodes: &[Node]) -> Vec<Option<State>> {
@@ -463,7 +464,14 @@ pub(super) fn analyse(cfg: &Cfg, nodes: &[Node]) -> Vec<Option<State>> {
     for (k, e) in &cfg.entries {
         merge(&mut states, &mut work, *k, State::entry(*e));
     }
+    // Every change only forgets something, so this settles; the budget
+    // is a guard: past it nothing is known (and nothing is rewritten).
+    let mut budget = 256 * (n + 1);
     while let Some(k) = work.pop() {
+        budget = budget.saturating_sub(1);
+        if budget == 0 {
+            return vec![None; n];
+        }
         let Some(mut s) = states[k].clone() else {
             continue;
         };
