@@ -6,21 +6,36 @@
 //! jumps, symbols and BTF.ext records follow every instruction moved or
 //! removed. Per code section, until nothing changes:
 //!
-//! - **Jump threading** (`values.rs` knows the registers before each
-//!   instruction): a conditional jump whose outcome is known before it
-//!   becomes a `goto` or goes; one known on some incoming jumps only has
-//!   those jumps sent straight to where it would go. That removes the
+//! - **Reloads** (`values.rs` knows the registers before each
+//!   instruction): a load of the XDP context's `data`, `data_end` or
+//!   `data_meta` while a register still holds the value loaded earlier
+//!   (no call that may change the packet between) becomes a copy of that
+//!   register, which carries the range the verifier proved for it.
+//! - **Jump threading**: a conditional jump whose outcome is known before
+//!   it becomes a `goto` or goes; one known on some incoming jumps only
+//!   has those jumps sent straight to where it would go. That removes the
 //!   dispatcher's chain-call check (`r0 = 2; ...; if r0 == 2 goto next`)
 //!   and a packet bounds check that an equal or wider one already proved
-//!   since the packet last could change. A bounds check is only dropped
-//!   when no packet pointer is used after it (in a register or stored
-//!   anywhere): the verifier learns a pointer's range from that check.
+//!   since the packet last could change. A bounds check goes only when
+//!   every packet pointer used after it already has the range it would
+//!   give (the verifier learns ranges from checks, per register), and no
+//!   packet pointer is ever stored to memory.
 //! - **Unreachable code** goes.
+//! - **Copies**: after `rD = rS`, reads of `rD` in the straight code that
+//!   follows read `rS` instead, when that leaves the copy unread (the
+//!   verifier gives both registers the same state, so nothing it proves
+//!   changes); the copy then goes as a dead store.
 //! - **Dead stores**: an instruction without side effects whose result
-//!   no path reads goes.
-//! - **Jumps to the next instruction** go, and a block that is only
+//!   no path reads goes (a helper whose prototype is known reads only its
+//!   arguments).
+//! - **`goto`s to the next instruction** go, and a block that is only
 //!   jumped to (ending in `exit` or a jump) is moved to the end of its
 //!   function when the `goto` over it then becomes one.
+//!
+//! Then the whole is tried once more with the first `data` pointer of an
+//! XDP program also kept in a callee-saved register that nothing uses,
+//! so later components' reloads (after their map lookups) become copies
+//! of it; that is kept when the code comes out shorter.
 
 mod cfg;
 mod values;
