@@ -683,3 +683,20 @@ fn compose_pin_path_checks_the_maps_pinned_there() {
     );
     assert!(!out.exists());
 }
+
+/// The optimisation pass says what it did (in all and per component), and
+/// `--no-optimize` turns it off.
+#[test]
+fn the_optimisation_pass_reports_and_can_be_turned_off() {
+    let (_, printed) = compose("optim", &["bench_step.o", "bench_step.o"]);
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with("optimised: "))
+        .unwrap_or_else(|| panic!("no optimisation line in:\n{printed}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (after, before): (u64, u64) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+    assert!(after < before, "{line}");
+    assert!(line.contains("comp0 ") && line.contains("comp1 "), "{line}");
+    let (_, plain) = compose("noopt", &["--no-optimize", "bench_step.o", "bench_step.o"]);
+    assert!(!plain.contains("optimised"), "{plain}");
+}
