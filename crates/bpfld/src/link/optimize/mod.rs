@@ -21,6 +21,10 @@
 //!   give (the verifier learns ranges from checks, per register), and no
 //!   packet pointer is ever stored to memory.
 //! - **Unreachable code** goes.
+//! - **Fills**: a 64-bit load of a stack slot that straight code just
+//!   stored a register to (no store, call or write of that register
+//!   between) becomes a copy of the register (the verifier fills a
+//!   spilled register with the state it had).
 //! - **Copies**: after `rD = rS`, reads of `rD` in the straight code that
 //!   follows read `rS` instead, when that leaves the copy unread (the
 //!   verifier gives both registers the same state, so nothing it proves
@@ -112,6 +116,7 @@ fn rewrite(code: &mut Code, obj: &Object) -> Result<(), Why> {
             changed |= reloads(code, obj, sec)?;
             changed |= thread(code, obj, sec)?;
             changed |= unreachable(code, obj, sec)?;
+            changed |= fills(code, obj, sec)?;
             changed |= copies(code, obj, sec)?;
             changed |= dead_stores(code, obj, sec)?;
             changed |= jumps_to_next(code, obj, sec)?;
@@ -386,6 +391,50 @@ fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
         }
     }
     remove(code, sec, &dead)
+}
+
+/// Spill and fill: `*(u64 *)(r10 + off) = rS; ...; rD = *(u64 *)(r10 +
+/// off)` in straight code, nothing between writing memory, calling or
+/// writing rS: the load becomes `rD = rS`.
+fn fills(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let dw_stack = |i: &Insn, class: u8| {
+        i.class() == class && i.mode() == insn::BPF_MEM && i.size() == insn::BPF_DW
+    };
+    let mut edits = Vec::new();
+    for k in 0..nodes.len() {
+        let st = nodes[k].insn;
+        if !cfg.start[k] || !dw_stack(&st, insn::BPF_STX) || st.dst != insn::R10 || st.src > 9 {
+            continue;
+        }
+        let mut prev = k;
+        let mut j = k + 1;
+        while j < nodes.len() && cfg.start[j] && cfg.preds[j] == [prev] {
+            let x = nodes[j].insn;
+            if dw_stack(&x, insn::BPF_LDX) && x.src == insn::R10 && x.off == st.off {
+                edits.push((j, Insn::mov64_reg(x.dst, st.src)));
+                break;
+            }
+            let writes_memory = matches!(x.class(), insn::BPF_ST | insn::BPF_STX);
+            let defs = cfg::uses_defs(&x).1;
+            if writes_memory || x.is_call() || x.is_jmp_class() || defs & (1 << st.src) != 0 {
+                break;
+            }
+            prev = j;
+            j += if x.is_ld_imm64() { 2 } else { 1 };
+        }
+    }
+    if edits.is_empty() {
+        return Ok(false);
+    }
+    let nodes = code.sec_mut(sec).ok_or("no section")?;
+    for (j, i) in edits {
+        nodes[j].insn = i;
+    }
+    Ok(true)
 }
 
 /// The register fields of `i` that read `r`, as (dst, src) flags, when

@@ -399,3 +399,32 @@ fn a_metadata_check_whose_pointer_is_used_stays() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_fill_right_after_its_spill_is_a_copy() {
+    // *(u64 *)(r10 - 8) = r1; r2 = 1; r1 = *(u64 *)(r10 - 8); r0 = *(u32 *)(r1 + 0)
+    let out = optimized(&[
+        Insn::store_reg(crate::model::insn::BPF_DW, R10, -8, R1),
+        Insn::mov64_imm(R2, 1),
+        Insn::load(crate::model::insn::BPF_DW, R1, R10, -8),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "*(u64 *)(r10 - 0x8) = r1",
+            "r0 = *(u32 *)(r1 + 0x0)",
+            "exit"
+        ]
+    );
+    // A store between (it might write the slot): the fill stays.
+    let kept = optimized(&[
+        Insn::store_reg(crate::model::insn::BPF_DW, R10, -8, R1),
+        Insn::store_imm(crate::model::insn::BPF_DW, R2, 0, 0),
+        Insn::load(crate::model::insn::BPF_DW, R1, R10, -8),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(kept[2], "r1 = *(u64 *)(r10 - 0x8)", "{kept:?}");
+}
