@@ -148,6 +148,10 @@ pub(crate) enum Command {
         /// resolves, renames, inlining, warnings).
         #[arg(long)]
         json: bool,
+        /// Leave inlined code unoptimised (by default checks and stores
+        /// made useless by inlining are removed).
+        #[arg(long)]
+        no_optimize: bool,
     },
     /// XDP: compose several programs into one (no freplace needed).
     #[command(after_help = "Examples:\n  \
@@ -302,6 +306,10 @@ pub(crate) enum XdpCommand {
         /// Call each component instead of inlining it into the dispatcher.
         #[arg(long)]
         no_inline: bool,
+        /// Leave the inlined components unoptimised (by default checks and
+        /// stores made useless by inlining are removed).
+        #[arg(long)]
+        no_optimize: bool,
         /// Also write the bpfman custom resource (a ClusterBpfApplication)
         /// that deploys the composition, once pushed as an image (`bpfld
         /// image build`), with its priority and proceed-on actions.

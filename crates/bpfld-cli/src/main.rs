@@ -157,6 +157,7 @@ fn run(cli: Cli) -> Result<()> {
             print_map,
             no_inline,
             json,
+            no_optimize,
         } => {
             parse::refuse_output_among_inputs(
                 &output,
@@ -171,6 +172,7 @@ fn run(cli: Cli) -> Result<()> {
                 resolves,
                 shared_maps,
                 no_inline,
+                no_optimize,
             };
             // The inputs are read as the link goes, one at a time.
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
@@ -196,6 +198,7 @@ fn run(cli: Cli) -> Result<()> {
                     shared_maps,
                     print_map,
                     no_inline,
+                    no_optimize,
                     bpfman_manifest,
                     bpfman_url,
                     node_selector,
@@ -212,7 +215,8 @@ fn run(cli: Cli) -> Result<()> {
                 &specs,
                 &bpfld::compose::ComposeOptions::default()
                     .share_all(&shared_maps)
-                    .inline(!no_inline),
+                    .inline(!no_inline)
+                    .optimize(!no_optimize),
             )?;
             let bytes = bpfld::write::elf::to_bytes(&composed.object)
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
@@ -257,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
                 text.push_str(&format!("{p}\n"));
             }
             text.extend(composed.frags_note());
+            text.extend(composed.insns_note());
             if let (Some(dir), Some(pins)) = (&pin_path, &pins) {
                 if pins.is_empty() {
                     text.push_str(&format!(

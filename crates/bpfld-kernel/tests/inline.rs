@@ -6,60 +6,13 @@
 //! both, and the inlined one must not cost it more instructions than the
 //! inlining added.
 
-use bpfld::compose::{compose, ChainActions, ComponentSpec, ComposeOptions};
+use bpfld::compose::{compose, ComponentSpec, ComposeOptions};
 use bpfld::link::{link_with, Input, LinkOptions, LinkReport, Resolve};
 use bpfld::model::object::Object;
 
-fn fixture(name: &str) -> Object {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    bpfld::read::elf::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+mod common;
 
-fn kernel() -> bool {
-    match bpfld_kernel::probe_bpf() {
-        Err(e) if matches!(e.kind(), bpfld_kernel::ErrorKind::PermissionDenied) => {
-            eprintln!("SKIP (bpf() refused): {e}");
-            false
-        }
-        _ => true,
-    }
-}
-
-/// Deterministic packets: lengths 14..=300 (XDP test runs need an Ethernet
-/// header's worth), bytes from a xorshift generator.
-fn packets(n: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    (0..n)
-        .map(|_| {
-            let len = 14 + (next() % 287) as usize;
-            (0..len).map(|_| next() as u8).collect()
-        })
-        .collect()
-}
-
-fn spec(file: &str, program: Option<&str>, chain: Option<u32>) -> ComponentSpec {
-    ComponentSpec {
-        file: file.into(),
-        object: fixture(file),
-        program: program.map(str::to_string),
-        priority: None,
-        chain: chain.map(ChainActions::from_bits),
-        running: None,
-    }
-}
-
-fn bytes(obj: &Object) -> Vec<u8> {
-    bpfld::write::elf::to_bytes(obj).expect("write")
-}
+use common::{fixture, kernel, packets, same_runs, spec};
 
 /// Instructions of the functions that the inlined build inlined, as the
 /// called build has them.
@@ -82,34 +35,11 @@ fn function_insns(obj: &Object, names: &[&str]) -> u32 {
         .sum()
 }
 
-/// Maps with their entries in key order (hash maps iterate in an order of
-/// their own).
-fn sorted(maps: &[bpfld_kernel::MapDump]) -> Vec<bpfld_kernel::MapDump> {
-    let mut m = maps.to_vec();
-    for d in &mut m {
-        d.entries.sort();
-    }
-    m
-}
-
 /// Runs both builds on the same packets and compares everything.
 fn same_meaning(what: &str, inlined: &Object, called: &Object, prog: &str, grown: u32) {
     let pk = packets(48, what.len() as u64 * 7919);
-    let refs: Vec<&[u8]> = pk.iter().map(Vec::as_slice).collect();
-    let a = bpfld_kernel::run_packets(&bytes(inlined), Some(prog), &refs, 1)
-        .unwrap_or_else(|e| panic!("{what}, inlined: {}", e.message()));
-    let b = bpfld_kernel::run_packets(&bytes(called), Some(prog), &refs, 1)
-        .unwrap_or_else(|e| panic!("{what}, called: {}", e.message()));
-    let mut verdicts = std::collections::BTreeSet::new();
-    for (n, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert_eq!(x.retval, y.retval, "{what}: packet {n} verdict");
-        assert_eq!(x.data_out, y.data_out, "{what}: packet {n} data out");
-        assert_eq!(sorted(&x.maps), sorted(&y.maps), "{what}: packet {n} maps");
-        verdicts.insert(x.retval);
-    }
-    eprintln!("{what}: {} packets, verdicts {verdicts:?}", a.len());
-    let (vi, vc) = (a[0].verified_insns, b[0].verified_insns);
-    if let (Some(vi), Some(vc)) = (vi, vc) {
+    let counts = same_runs(what, inlined, called, prog, &pk);
+    if let Some((vi, vc)) = counts {
         // Inlined code is verified in its caller's context (once per path
         // reaching it, where a global function is verified once), so the
         // count may grow, but by no more than the code inlined.
@@ -200,8 +130,10 @@ fn compositions_mean_the_same_inlined_and_called() {
         spec("comp_parse.o", None, None),
     ];
     inlined_all(&compose_both("count+regs+parse", &specs));
+    // Where the dispatcher keeps the context (before the optimisation
+    // pass, which may drop the copy).
     let first = |specs: &[ComponentSpec]| {
-        let c = compose(specs, &ComposeOptions::default()).unwrap();
+        let c = compose(specs, &ComposeOptions::default().optimize(false)).unwrap();
         let sec = c.object.section_by_name("xdp").unwrap();
         bpfld::show::disasm::insn_text(&sec.insns[0], sec.insns.get(1)).unwrap()
     };

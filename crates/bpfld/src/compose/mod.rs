@@ -186,6 +186,29 @@ impl Composed {
     }
 }
 
+impl Composed {
+    /// A line on the optimisation pass, when it ran: instructions before
+    /// and after, in all and per component (`SLOT before->after`).
+    pub fn insns_note(&self) -> Option<String> {
+        let total = self.report.optimized?;
+        let per: Vec<String> = self
+            .report
+            .components
+            .iter()
+            .filter_map(|c| {
+                let o = c.optimized?;
+                Some(format!("{} {}->{}", c.label, o.before, o.after))
+            })
+            .collect();
+        Some(format!(
+            "optimised: {} instructions, {} before ({})\n",
+            total.after,
+            total.before,
+            per.join(", ")
+        ))
+    }
+}
+
 /// Prefix of the BTF DATASEC names that carry the manifest.
 pub const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
 
@@ -378,6 +401,10 @@ pub struct ComposeOptions {
     /// Inline the components' bodies into the dispatcher where that is
     /// safe (the default), or keep each one a called function.
     pub inline: bool,
+    /// Run the optimisation pass over the inlined code (the default):
+    /// chain-call compares threaded, packet pointers and proven bounds
+    /// kept across components, dead code removed.
+    pub optimize: bool,
 }
 
 impl Default for ComposeOptions {
@@ -385,6 +412,7 @@ impl Default for ComposeOptions {
         ComposeOptions {
             shared_maps: Vec::new(),
             inline: true,
+            optimize: true,
         }
     }
 }
@@ -408,6 +436,14 @@ impl ComposeOptions {
     #[must_use]
     pub fn inline(mut self, inline: bool) -> Self {
         self.inline = inline;
+        self
+    }
+
+    /// These options with the optimisation pass over the inlined code on
+    /// (the default) or off (`--no-optimize`).
+    #[must_use]
+    pub fn optimize(mut self, optimize: bool) -> Self {
+        self.optimize = optimize;
         self
     }
 }
@@ -443,6 +479,7 @@ impl ComposeOptions {
 pub fn compose(specs: &[ComponentSpec], opts: &ComposeOptions) -> Result<Composed> {
     let shared_maps = &opts.shared_maps;
     let no_inline = !opts.inline;
+    let optimize = opts.optimize;
     if specs.is_empty() {
         crate::bail!("nothing to compose: no components");
     }
@@ -591,6 +628,7 @@ pub fn compose(specs: &[ComponentSpec], opts: &ComposeOptions) -> Result<Compose
         resolves,
         shared_maps: shared_maps.to_vec(),
         no_inline,
+        no_optimize: !optimize,
     };
     let linked = link::link_with(&main, &components, &opts)?;
     Ok(Composed {

@@ -51,6 +51,7 @@ pub fn prepare(
         globals: Vec::new(),
         functions: Vec::new(),
         inlining: Vec::new(),
+        optimized: None,
     };
     let target_of: HashMap<&str, &str> = targets
         .iter()

@@ -49,6 +49,7 @@ pub mod inline;
 pub(crate) mod input;
 pub(crate) mod isolate;
 pub mod limits;
+pub(crate) mod optimize;
 pub(crate) mod pieces;
 pub(crate) mod relocations;
 pub(crate) mod report;
@@ -63,8 +64,8 @@ mod tests;
 pub use input::Input;
 pub use isolate::own_data_name;
 pub use report::{
-    CalledJson, ComponentJson, ComponentReport, InlinedJson, Inlining, LinkReport, RenameJson,
-    ResolveJson, LINKMAP_SECTION,
+    CalledJson, ComponentJson, ComponentReport, InlinedJson, Inlining, InsnCounts, LinkReport,
+    RenameJson, ResolveJson, LINKMAP_SECTION,
 };
 pub use resolve::Resolve;
 
@@ -108,6 +109,9 @@ pub struct LinkOptions {
     /// Keep calls to resolved functions as calls instead of inlining
     /// their bodies into the callers (inlining is the default).
     pub no_inline: bool,
+    /// Leave inlined code as inlining left it, without the optimisation
+    /// pass across it (`link/optimize/`; on by default).
+    pub no_optimize: bool,
 }
 
 impl LinkOptions {
@@ -141,6 +145,14 @@ impl LinkOptions {
     #[must_use]
     pub fn inline(mut self, inline: bool) -> Self {
         self.no_inline = !inline;
+        self
+    }
+
+    /// These options with the optimisation pass over inlined code on (the
+    /// default) or off.
+    #[must_use]
+    pub fn optimize(mut self, optimize: bool) -> Self {
+        self.no_optimize = !optimize;
         self
     }
 
@@ -319,8 +331,15 @@ fn link_sources(
     }
     // Without components there is nothing to inline.
     if !opts.no_inline && !report.components.is_empty() {
-        let outcomes = inline::inline_functions(&mut object, &report.resolved_functions());
+        let (outcomes, optimized) = inline::inline_and_optimize(
+            &mut object,
+            &report.resolved_functions(),
+            !opts.no_optimize,
+        );
         report.add_inlining(&outcomes);
+        if let Some(o) = optimized {
+            report.add_optimization(&o);
+        }
     }
     limits::check(&object, &report)?;
     if !report.components.is_empty() {

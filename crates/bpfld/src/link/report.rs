@@ -33,6 +33,19 @@ pub struct ComponentReport {
     /// What became of each resolved function's calls.
     #[serde(default)]
     pub inlining: Vec<Inlining>,
+    /// Its inlined instructions before and after the optimisation pass
+    /// (absent when the pass did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimized: Option<InsnCounts>,
+}
+
+/// Instructions before and after the optimisation pass.
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct InsnCounts {
+    /// Instructions as inlining left them.
+    pub before: u64,
+    /// Instructions once optimised.
+    pub after: u64,
 }
 
 /// Whether a resolved function was inlined into its callers, or why not.
@@ -61,6 +74,10 @@ impl From<&super::inline::Outcome> for Inlining {
 pub struct LinkReport {
     /// Every component instance, in link order.
     pub components: Vec<ComponentReport>,
+    /// The whole output's instructions before and after the optimisation
+    /// pass (absent when the pass did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimized: Option<InsnCounts>,
 }
 
 const SHT_PROGBITS: u32 = 1;
@@ -99,6 +116,29 @@ impl LinkReport {
                 if let Some(o) = outcomes.iter().find(|o| o.function == e) {
                     c.inlining.push(Inlining::from(o));
                 }
+            }
+        }
+    }
+
+    /// Records the optimisation pass's counts: the total, and per
+    /// component those of its inlined functions.
+    pub(super) fn add_optimization(&mut self, o: &super::inline::Optimized) {
+        self.optimized = Some(InsnCounts {
+            before: o.total.0,
+            after: o.total.1,
+        });
+        for c in &mut self.components {
+            let mine: HashSet<String> = primaries(c)
+                .into_iter()
+                .chain(c.functions.iter().map(|f| f.1.clone()))
+                .collect();
+            let (before, after) = o
+                .by_function
+                .iter()
+                .filter(|(f, _, _)| mine.contains(f))
+                .fold((0, 0), |(b, a), (_, x, y)| (b + x, a + y));
+            if before > 0 {
+                c.optimized = Some(InsnCounts { before, after });
             }
         }
     }
@@ -321,6 +361,20 @@ impl fmt::Display for LinkReport {
                     writeln!(out, "  called {} (not inlined: {why})", i.function)?;
                 }
             }
+            if let Some(o) = c.optimized {
+                writeln!(
+                    out,
+                    "  optimised: {} inlined instructions, {} before",
+                    o.after, o.before
+                )?;
+            }
+        }
+        if let Some(o) = self.optimized {
+            writeln!(
+                out,
+                "optimised: {} instructions in all, {} before",
+                o.after, o.before
+            )?;
         }
         Ok(())
     }
@@ -341,7 +395,12 @@ mod tests {
                 globals: Vec::new(),
                 functions: Vec::new(),
                 inlining: Vec::new(),
+                optimized: Some(InsnCounts {
+                    before: 12,
+                    after: 9,
+                }),
             }],
+            optimized: None,
         }
     }
 

@@ -21,7 +21,7 @@ pub(crate) fn registers_written(code: &[Insn]) -> u16 {
 }
 
 /// Registers read and written by one instruction (bit n = rn).
-pub(super) fn use_def(i: &Insn) -> (u16, u16) {
+pub(crate) fn use_def(i: &Insn) -> (u16, u16) {
     let (d, s) = (1u16 << (i.dst & 0xf), 1u16 << (i.src & 0xf));
     let x = i.source() == insn::BPF_X;
     match i.class() {

@@ -43,8 +43,8 @@
 
 mod frame;
 mod graph;
-mod liveness;
-mod nodes;
+pub(crate) mod liveness;
+pub(crate) mod nodes;
 mod splice;
 
 pub(crate) use graph::{program_uses, ProgramUse};
@@ -76,6 +76,26 @@ type Why = String;
 /// program section of `obj`), and removes a function once nothing calls
 /// it any more, along with local functions only it called.
 pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
+    inline_and_optimize(obj, names, false).0
+}
+
+/// Instruction counts of an optimised link: the whole code and each
+/// inlined function's share of it (by its name in the output), before and
+/// after the optimisation pass (`link/optimize/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Optimized {
+    pub(crate) total: (u64, u64),
+    pub(crate) by_function: Vec<(String, u64, u64)>,
+}
+
+/// [`inline_functions`], then (with `optimize`, when something was
+/// inlined) the optimisation pass over the result. The pass is undone as
+/// a whole when it fails.
+pub(crate) fn inline_and_optimize(
+    obj: &mut Object,
+    names: &[String],
+    optimize: bool,
+) -> (Vec<Outcome>, Option<Optimized>) {
     let mut outcomes: Vec<Outcome> = names
         .iter()
         .map(|n| Outcome {
@@ -90,7 +110,7 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             for o in &mut outcomes {
                 o.called_because = Some(format!("the object's code cannot be rewritten: {e}"));
             }
-            return outcomes;
+            return (outcomes, None);
         }
     };
     for o in &mut outcomes {
@@ -160,6 +180,31 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             remove_function(&mut code, obj, id);
         }
     }
+    let mut optimized = None;
+    if optimize && outcomes.iter().any(|o| !o.inlined_into.is_empty()) {
+        let plain = code.clone();
+        match crate::link::optimize::optimize(&mut code, obj) {
+            Ok(counts) => {
+                let mut by_function: Vec<(String, u64, u64)> = counts
+                    .by_function
+                    .iter()
+                    .filter_map(|(f, (b, a))| Some((obj.symbol(*f)?.name.clone(), *b, *a)))
+                    .collect();
+                by_function.sort();
+                optimized = Some(Optimized {
+                    total: counts.total,
+                    by_function,
+                });
+                // Offsets the pass moved may not fit: then without it.
+                let mut trial = obj.clone();
+                if code.clone().encode(&mut trial).is_err() {
+                    code = plain;
+                    optimized = None;
+                }
+            }
+            Err(_) => code = plain,
+        }
+    }
     let snapshot = obj.clone();
     if let Err(e) = code.encode(obj) {
         *obj = snapshot;
@@ -167,6 +212,7 @@ pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
             o.inlined_into.clear();
             o.called_because = Some(format!("rewriting the code failed: {e}"));
         }
+        optimized = None;
     }
-    outcomes
+    (outcomes, optimized)
 }

@@ -13,10 +13,10 @@ use crate::model::object::{
 
 use super::Why;
 
-pub(super) type NodeId = u32;
+pub(crate) type NodeId = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Target {
+pub(crate) enum Target {
     /// A jump; the offset is relative to the next instruction.
     Jump(NodeId),
     /// A BPF-to-BPF call inside one section without a relocation.
@@ -34,7 +34,7 @@ pub(super) enum Target {
 }
 
 impl Target {
-    pub(super) fn node(self) -> NodeId {
+    pub(crate) fn node(self) -> NodeId {
         match self {
             Target::Jump(t)
             | Target::LocalCall(t)
@@ -46,50 +46,53 @@ impl Target {
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Node {
-    pub(super) id: NodeId,
-    pub(super) insn: Insn,
-    pub(super) target: Option<Target>,
-    pub(super) reloc: Option<(RelocKind, SymbolId)>,
-    pub(super) func: Option<FuncInfo>,
-    pub(super) lines: Vec<LineInfo>,
-    pub(super) core: Vec<CoreRelo>,
+pub(crate) struct Node {
+    pub(crate) id: NodeId,
+    pub(crate) insn: Insn,
+    pub(crate) target: Option<Target>,
+    pub(crate) reloc: Option<(RelocKind, SymbolId)>,
+    pub(crate) func: Option<FuncInfo>,
+    pub(crate) lines: Vec<LineInfo>,
+    pub(crate) core: Vec<CoreRelo>,
 }
 
 /// Where a symbol starts and ends: a node, or the end of its section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Pos {
+pub(crate) enum Pos {
     At(NodeId),
     End,
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct CodeSym {
-    pub(super) sec: usize,
-    pub(super) start: Pos,
-    pub(super) end: Pos,
+pub(crate) struct CodeSym {
+    pub(crate) sec: usize,
+    pub(crate) start: Pos,
+    pub(crate) end: Pos,
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Code {
+pub(crate) struct Code {
     /// Program sections by index in `obj.sections`.
-    pub(super) secs: Vec<(usize, Vec<Node>)>,
+    pub(crate) secs: Vec<(usize, Vec<Node>)>,
     /// Symbols defined in program sections (not section symbols).
-    pub(super) syms: HashMap<SymbolId, CodeSym>,
+    pub(crate) syms: HashMap<SymbolId, CodeSym>,
     /// Symbols removed with their functions.
-    pub(super) removed: HashSet<SymbolId>,
+    pub(crate) removed: HashSet<SymbolId>,
     /// Each caller's own stack depth, before bodies were inlined into it:
     /// inlined bodies run one after another, so their frames may share the
     /// space below it.
-    pub(super) own_depth: HashMap<SymbolId, u32>,
-    pub(super) next_id: NodeId,
+    pub(crate) own_depth: HashMap<SymbolId, u32>,
+    pub(crate) next_id: NodeId,
+    /// The function each node came from (as decoded; an inlined copy
+    /// keeps its callee's): what the optimiser's counts are grouped by.
+    pub(crate) origin: HashMap<NodeId, SymbolId>,
 }
 
-pub(super) fn is_jump(i: &Insn) -> bool {
+pub(crate) fn is_jump(i: &Insn) -> bool {
     i.is_jmp_class() && !matches!(i.op(), insn::BPF_CALL | insn::BPF_EXIT)
 }
 
-pub(super) fn jump_delta(i: &Insn) -> i64 {
+pub(crate) fn jump_delta(i: &Insn) -> i64 {
     if i.code == insn::GOTOL {
         i64::from(i.imm)
     } else {
@@ -98,13 +101,14 @@ pub(super) fn jump_delta(i: &Insn) -> i64 {
 }
 
 impl Code {
-    pub(super) fn decode(obj: &Object) -> Result<Code, Why> {
+    pub(crate) fn decode(obj: &Object) -> Result<Code, Why> {
         let mut code = Code {
             secs: Vec::new(),
             syms: HashMap::new(),
             removed: HashSet::new(),
             own_depth: HashMap::new(),
             next_id: 0,
+            origin: HashMap::new(),
         };
         // Global node id of every (section, slot).
         let mut base: HashMap<usize, NodeId> = HashMap::new();
@@ -272,26 +276,34 @@ impl Code {
                 },
             );
         }
+        for (f, sec, range) in code.functions(obj) {
+            if let Some(nodes) = code.sec(sec) {
+                let ids: Vec<NodeId> = nodes[range].iter().map(|n| n.id).collect();
+                for id in ids {
+                    code.origin.insert(id, f);
+                }
+            }
+        }
         Ok(code)
     }
 
-    pub(super) fn fresh(&mut self) -> NodeId {
+    pub(crate) fn fresh(&mut self) -> NodeId {
         self.next_id += 1;
         self.next_id - 1
     }
 
-    pub(super) fn sec(&self, sec: usize) -> Option<&Vec<Node>> {
+    pub(crate) fn sec(&self, sec: usize) -> Option<&Vec<Node>> {
         self.secs.iter().find(|(s, _)| *s == sec).map(|(_, n)| n)
     }
 
-    pub(super) fn sec_mut(&mut self, sec: usize) -> Option<&mut Vec<Node>> {
+    pub(crate) fn sec_mut(&mut self, sec: usize) -> Option<&mut Vec<Node>> {
         self.secs
             .iter_mut()
             .find(|(s, _)| *s == sec)
             .map(|(_, n)| n)
     }
 
-    pub(super) fn index_of(&self, sec: usize, p: Pos) -> Option<usize> {
+    pub(crate) fn index_of(&self, sec: usize, p: Pos) -> Option<usize> {
         let nodes = self.sec(sec)?;
         match p {
             Pos::End => Some(nodes.len()),
@@ -300,7 +312,7 @@ impl Code {
     }
 
     /// The node range of a function symbol.
-    pub(super) fn range(&self, sym: SymbolId) -> Option<(usize, std::ops::Range<usize>)> {
+    pub(crate) fn range(&self, sym: SymbolId) -> Option<(usize, std::ops::Range<usize>)> {
         let cs = self.syms.get(&sym)?;
         let a = self.index_of(cs.sec, cs.start)?;
         let b = self.index_of(cs.sec, cs.end)?;
@@ -308,7 +320,7 @@ impl Code {
     }
 
     /// Function symbols with their ranges, in section order.
-    pub(super) fn functions(&self, obj: &Object) -> Vec<(SymbolId, usize, std::ops::Range<usize>)> {
+    pub(crate) fn functions(&self, obj: &Object) -> Vec<(SymbolId, usize, std::ops::Range<usize>)> {
         let mut v: Vec<_> = self
             .syms
             .keys()
@@ -323,7 +335,7 @@ impl Code {
     }
 
     /// The function (symbol) whose body holds node `k` of `sec`.
-    pub(super) fn function_at(&self, obj: &Object, sec: usize, k: usize) -> Option<SymbolId> {
+    pub(crate) fn function_at(&self, obj: &Object, sec: usize, k: usize) -> Option<SymbolId> {
         self.functions(obj)
             .into_iter()
             .find(|(_, s, r)| *s == sec && r.contains(&k))
@@ -331,7 +343,7 @@ impl Code {
     }
 
     /// Where every node lives: id → (section, slot).
-    pub(super) fn locations(&self) -> HashMap<NodeId, (usize, usize)> {
+    pub(crate) fn locations(&self) -> HashMap<NodeId, (usize, usize)> {
         let mut m = HashMap::new();
         for (s, nodes) in &self.secs {
             for (k, n) in nodes.iter().enumerate() {
@@ -342,7 +354,7 @@ impl Code {
     }
 
     /// Writes the code back: offsets from node positions.
-    pub(super) fn encode(self, obj: &mut Object) -> Result<(), Why> {
+    pub(crate) fn encode(self, obj: &mut Object) -> Result<(), Why> {
         let loc = self.locations();
         let find = |id: NodeId| loc.get(&id).copied().ok_or("a target vanished".to_string());
         // Symbols first: they are looked up while nodes are consumed.
@@ -471,7 +483,7 @@ impl Code {
 
 /// Nodes of straight code with its jumps resolved (for tests).
 #[cfg(test)]
-pub(super) fn nodes(code: &[Insn]) -> Vec<Node> {
+pub(crate) fn nodes(code: &[Insn]) -> Vec<Node> {
     code.iter()
         .enumerate()
         .map(|(k, i)| Node {

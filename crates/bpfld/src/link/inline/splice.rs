@@ -263,6 +263,9 @@ pub(super) fn inline_site(
     if !call.lines.is_empty() {
         first.lines = call.lines.clone();
     }
+    for n in &copy {
+        code.origin.insert(n.id, f);
+    }
     let nodes = code.sec_mut(sec).ok_or("no caller section")?;
     nodes.splice(k..k + 1, copy);
     // Jumps inside the copy to its first node now name the call's id.
@@ -271,7 +274,7 @@ pub(super) fn inline_site(
 }
 
 /// Points every reference to node `from` at node `to`, symbols included.
-pub(super) fn retarget(code: &mut Code, from: NodeId, to: NodeId) {
+pub(crate) fn retarget(code: &mut Code, from: NodeId, to: NodeId) {
     for (_, nodes) in &mut code.secs {
         for n in nodes.iter_mut() {
             if let Some(

@@ -1,0 +1,430 @@
+//! One test per rewrite, on hand-written XDP code: what the pass leaves,
+//! as disassembly.
+
+use super::*;
+use crate::model::btf_ext::{FuncInfo, LineInfo};
+use crate::model::insn::{InsnIndex, R10};
+use crate::model::insn::{BPF_ADD, BPF_B, BPF_JEQ, BPF_JGT, BPF_W, R0, R1, R2, R3, R6, R9};
+use crate::model::object::{
+    Binding, Section, SectionId, SectionKind, Symbol, SymbolKind, SymbolPlace, Visibility,
+};
+
+/// An object with one XDP program `prog` made of `code`.
+fn object(code: &[Insn]) -> Object {
+    let mut sec = Section::empty(SectionId(1), "xdp", SectionKind::Program, 1);
+    sec.insns = code.to_vec();
+    sec.sh_size = code.len() as u64 * 8;
+    Object {
+        endian: crate::model::Endian::Little,
+        sections: vec![Section::empty(SectionId(0), "", SectionKind::Null, 0), sec],
+        symbols: vec![Symbol {
+            id: SymbolId(0),
+            name: "prog".into(),
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            kind: SymbolKind::Func,
+            place: SymbolPlace::Section(SectionId(1)),
+            value: 0,
+            size: code.len() as u64 * 8,
+            st_other: 0,
+        }],
+        btf: None,
+        btf_ext_raw: None,
+    }
+}
+
+fn run(obj: &mut Object) -> Counts {
+    let mut code = Code::decode(obj).unwrap();
+    let counts = optimize(&mut code, obj).unwrap();
+    code.encode(obj).unwrap();
+    counts
+}
+
+/// The program's code after the pass, one instruction a line.
+fn optimized(code: &[Insn]) -> Vec<String> {
+    let mut obj = object(code);
+    run(&mut obj);
+    let insns = &obj.sections[1].insns;
+    assert_eq!(obj.symbols[0].size, insns.len() as u64 * 8, "symbol size");
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < insns.len() {
+        out.push(crate::show::disasm::insn_text(&insns[k], insns.get(k + 1)).unwrap());
+        k += if insns[k].is_ld_imm64() { 2 } else { 1 };
+    }
+    out
+}
+
+const XDP_DROP: i32 = 1;
+const XDP_PASS: i32 = 2;
+
+/// `r2 = data_end; r3 = data; r3 += len; if r3 > r2 goto +drop`, the
+/// context in `ctx`.
+fn bounds(ctx: u8, len: i32, drop: i16) -> [Insn; 4] {
+    [
+        Insn::load(BPF_W, R2, ctx, 4),
+        Insn::load(BPF_W, R3, ctx, 0),
+        Insn::alu64_imm(BPF_ADD, R3, len),
+        Insn::jmp_reg(BPF_JGT, R3, R2, drop),
+    ]
+}
+
+#[test]
+fn a_chain_call_check_known_on_every_path_goes() {
+    // w0 = 2; if w0 == 2 goto +1; exit; r0 = 3; exit
+    let out = optimized(&[
+        Insn::mov32_imm(R0, XDP_PASS),
+        Insn::jmp_imm(BPF_JEQ, R0, XDP_PASS, 1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, 3),
+        Insn::exit(),
+    ]);
+    assert_eq!(out, ["r0 = 0x3", "exit"]);
+}
+
+#[test]
+fn a_check_known_on_some_paths_is_threaded_on_those() {
+    // The jump at 1 arrives with r0 = 1 (the check fails: exit), the
+    // fall-through with r0 = 2 (it passes): neither runs the check.
+    let out = optimized(&[
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::jmp_imm(BPF_JEQ, R0, XDP_PASS, 1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, 7),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "r0 = 0x1",
+            "if r1 == 0x0 goto +0x2",
+            "r0 = 0x7",
+            "exit",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn a_bounds_check_proven_before_goes_with_its_loads() {
+    let mut code = vec![Insn::mov64_reg(R9, R1)];
+    code.extend(bounds(R9, 34, 7));
+    code.push(Insn::call_helper(1)); // map lookup: the packet stays
+    code.extend(bounds(R9, 14, 3));
+    code.extend([
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    assert_eq!(
+        out,
+        [
+            // The copy of the context went too: r1 is read instead.
+            "r2 = *(u32 *)(r1 + 0x4)",
+            "r3 = *(u32 *)(r1 + 0x0)",
+            "r3 += 0x22",
+            "if r3 > r2 goto +0x3",
+            "call 0x1",
+            "r0 = 0x2",
+            "exit",
+            "r0 = 0x1",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn a_bounds_check_stays_when_it_proves_more_or_the_packet_may_change() {
+    // Narrower first: the second check proves more.
+    let mut narrower = bounds(R1, 14, 6).to_vec();
+    narrower.extend(bounds(R1, 34, 2));
+    narrower.extend([
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    assert_eq!(optimized(&narrower).len(), 12);
+    // bpf_xdp_adjust_head between: the packet moved.
+    let mut changed = vec![Insn::mov64_reg(R6, R1)];
+    changed.extend(bounds(R6, 14, 10));
+    changed.extend([
+        Insn::mov64_reg(R1, R6),
+        Insn::mov64_imm(R2, 4),
+        Insn::call_helper(44),
+    ]);
+    changed.extend(bounds(R6, 14, 2));
+    changed.extend([
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    assert_eq!(optimized(&changed).len(), 16);
+}
+
+#[test]
+fn a_bounds_check_stays_when_its_pointer_is_used() {
+    // The packet is read through the checked pointer: the verifier needs
+    // this check's range on it. With r6-r9 all taken, the first pointer
+    // cannot be kept for the second component.
+    let mut code: Vec<Insn> = (R6..=R9).map(|r| Insn::mov64_reg(r, R1)).collect();
+    code.extend(bounds(R1, 14, 7));
+    code.extend(bounds(R1, 14, 5));
+    code.extend([
+        Insn::load(BPF_B, R0, R3, -1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    assert!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count() == 2,
+        "{out:?}"
+    );
+    // With r6 free, the first pointer is kept there and the second check
+    // goes: the copy carries the range the first proved.
+    let out = optimized(&code[4..]);
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
+        1,
+        "{out:?}"
+    );
+    assert!(out.contains(&"r6 = r3".to_string()), "{out:?}");
+}
+
+#[test]
+fn dead_stores_go_wide_loads_included() {
+    let wide = Insn::ld_imm64(R2, 0, 0x1_2345_6789);
+    let out = optimized(&[
+        wide[0],
+        wide[1],
+        Insn::mov64_imm(R3, 1),
+        Insn::store_imm(BPF_W, R10, -4, 0),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ]);
+    assert_eq!(out, ["*(u32 *)(r10 - 0x4) = 0x0", "r0 = 0x2", "exit"]);
+}
+
+#[test]
+fn a_cold_exit_moves_to_the_end_of_its_function() {
+    // if r1 == 0 goto +1; ja +1 (over an exit that is only jumped to);
+    // exit; r0 = 2; exit
+    let out = optimized(&[
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::ja(1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "r0 = 0x1",
+            "if r1 == 0x0 goto +0x2",
+            "r0 = 0x2",
+            "exit",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn records_of_removed_instructions_move_on() {
+    // The first instruction (a dead store) carries the function's
+    // func_info and line_info: both move to the next one kept.
+    let mut obj = object(&[
+        Insn::mov64_imm(R2, 1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ]);
+    let line = |insn| LineInfo {
+        insn: InsnIndex(insn),
+        file_name_off: 1,
+        line_off: 1,
+        line_col: 1 << 10,
+    };
+    let sec = &mut obj.sections[1];
+    sec.func_info.push(FuncInfo {
+        insn: InsnIndex(0),
+        type_id: 3,
+    });
+    sec.line_info.extend([line(0), line(2)]);
+    let counts = run(&mut obj);
+    let sec = &obj.sections[1];
+    assert_eq!(sec.insns.len(), 2);
+    assert_eq!(sec.func_info[0].insn, InsnIndex(0));
+    assert_eq!(
+        sec.line_info.iter().map(|l| l.insn.0).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(counts.total, (3, 2));
+    assert_eq!(counts.by_function.get(&SymbolId(0)), Some(&(3, 2)));
+}
+
+#[test]
+fn only_known_helpers_keep_the_packet() {
+    assert!(!values::changes_packet(&Insn::call_helper(1)));
+    assert!(values::changes_packet(&Insn::call_helper(44))); // xdp_adjust_head
+    assert!(values::changes_packet(&Insn::call_helper(65))); // xdp_adjust_tail
+    assert!(values::changes_packet(&Insn::call_helper(12))); // tail call
+    assert!(values::changes_packet(&Insn::call_kfunc(1234)));
+    assert!(values::changes_packet(&Insn::call_pseudo(3)));
+}
+
+#[test]
+fn a_copy_read_in_straight_code_goes() {
+    // r1 = r0; if r1 == 0 goto +1; *(u64 *)(r1 + 0) = 1; r0 = 2; exit
+    let out = optimized(&[
+        Insn::call_helper(7),
+        Insn::mov64_reg(R1, R0),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::store_imm(crate::model::insn::BPF_DW, R1, 0, 1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "call 0x7",
+            "if r0 == 0x0 goto +0x1",
+            "*(u64 *)(r0 + 0x0) = 0x1",
+            "r0 = 0x2",
+            "exit"
+        ]
+    );
+    // Read where another path joins: the copy stays.
+    let kept = optimized(&[
+        Insn::call_helper(7),
+        Insn::mov64_reg(R1, R0),
+        Insn::jmp_imm(BPF_JEQ, R1, 0, 1),
+        Insn::mov64_imm(R1, 5),
+        Insn::mov64_reg(R0, R1),
+        Insn::exit(),
+    ]);
+    assert_eq!(kept[1], "r1 = r0", "{kept:?}");
+}
+
+#[test]
+fn a_copy_back_to_its_source_goes() {
+    // r9 = r1; r1 = r9 (after propagation r1 = r1); r0 = *(u32 *)(r1 + 0)
+    let out = optimized(&[
+        Insn::mov64_reg(R9, R1),
+        Insn::mov64_reg(R1, R9),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(out, ["r0 = *(u32 *)(r1 + 0x0)", "exit"]);
+}
+
+/// Two components reading the packet, a map lookup between: the first
+/// one's `data` pointer is kept in a free callee-saved register, the
+/// second's load of it becomes a copy (with the range the first check
+/// proved) and its check goes though it reads the packet.
+#[test]
+fn a_packet_pointer_kept_across_a_call_removes_a_check() {
+    let read = |off: i16| {
+        [
+            Insn::load(BPF_B, insn::R5, R3, off),
+            Insn::store_reg(BPF_B, R10, -1 - off, insn::R5),
+        ]
+    };
+    let check = [
+        Insn::load(BPF_W, R2, R9, 4),
+        Insn::load(BPF_W, R3, R9, 0),
+        Insn::mov64_reg(insn::R4, R3),
+        Insn::alu64_imm(BPF_ADD, insn::R4, 14),
+    ];
+    let mut code = vec![Insn::mov64_reg(R9, R1)];
+    code.extend(check);
+    code.push(Insn::jmp_reg(BPF_JGT, insn::R4, R2, 12));
+    code.extend(read(0));
+    code.push(Insn::call_helper(1));
+    code.extend(check);
+    code.push(Insn::jmp_reg(BPF_JGT, insn::R4, R2, 4));
+    code.extend(read(13));
+    code.extend([
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    let checks = out.iter().filter(|l| l.starts_with("if r4 > r2")).count();
+    assert_eq!(checks, 1, "{out:#?}");
+    assert!(out.contains(&"r6 = r3".to_string()), "{out:#?}");
+    assert!(
+        out.contains(&"r5 = *(u8 *)(r6 + 0xd)".to_string()),
+        "{out:#?}"
+    );
+    // Without the call the first pointer stays in r3: no copy needed.
+    let mut no_call = code.clone();
+    no_call[8] = Insn::mov64_imm(R0, 0);
+    let out = optimized(&no_call);
+    assert!(!out.iter().any(|l| l.starts_with("r6")), "{out:#?}");
+}
+
+#[test]
+fn a_metadata_check_whose_pointer_is_used_stays() {
+    // r2 = data; r3 = data_meta; r3 += 4; if r3 > r2 goto drop; twice,
+    // then a read through the second metadata pointer.
+    let meta = [
+        Insn::load(BPF_W, R2, R1, 0),
+        Insn::load(BPF_W, R3, R1, 8),
+        Insn::alu64_imm(BPF_ADD, R3, 4),
+    ];
+    let mut code = meta.to_vec();
+    code.push(Insn::jmp_reg(BPF_JGT, R3, R2, 6));
+    code.extend(meta);
+    code.extend([
+        Insn::jmp_reg(BPF_JGT, R3, R2, 2),
+        Insn::load(BPF_B, R0, R3, -1),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XDP_DROP),
+        Insn::exit(),
+    ]);
+    let out = optimized(&code);
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
+        2,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_fill_right_after_its_spill_is_a_copy() {
+    // *(u64 *)(r10 - 8) = r1; r2 = 1; r1 = *(u64 *)(r10 - 8); r0 = *(u32 *)(r1 + 0)
+    let out = optimized(&[
+        Insn::store_reg(crate::model::insn::BPF_DW, R10, -8, R1),
+        Insn::mov64_imm(R2, 1),
+        Insn::load(crate::model::insn::BPF_DW, R1, R10, -8),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "*(u64 *)(r10 - 0x8) = r1",
+            "r0 = *(u32 *)(r1 + 0x0)",
+            "exit"
+        ]
+    );
+    // A store between (it might write the slot): the fill stays.
+    let kept = optimized(&[
+        Insn::store_reg(crate::model::insn::BPF_DW, R10, -8, R1),
+        Insn::store_imm(crate::model::insn::BPF_DW, R2, 0, 0),
+        Insn::load(crate::model::insn::BPF_DW, R1, R10, -8),
+        Insn::load(BPF_W, R0, R1, 0),
+        Insn::exit(),
+    ]);
+    assert_eq!(kept[2], "r1 = *(u64 *)(r10 - 0x8)", "{kept:?}");
+}
