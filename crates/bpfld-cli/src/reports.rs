@@ -20,6 +20,9 @@ pub(crate) struct LinkJson {
     inputs: Vec<InputJson>,
     /// Each component instance `--resolve` pulled from.
     components: Vec<ComponentJson>,
+    /// The inlined code's instructions before and after the optimisation
+    /// pass, in all (`null` when it did not run).
+    optimized: Option<bpfld::link::InsnCounts>,
     /// The output's programs with what they take of the kernel's limits
     /// (instructions, maps, stack).
     programs: Vec<bpfld::link::limits::ProgramSize>,
@@ -53,6 +56,7 @@ impl LinkJson {
                 })
                 .collect(),
             components: report.json(),
+            optimized: report.optimized,
             programs: bpfld::link::limits::programs(linked),
             warnings: bpfld::read::workarounds::warnings_given(),
         }
@@ -72,6 +76,9 @@ pub(crate) struct ComposeJson {
     without_frags: Vec<ProgramJson>,
     /// In run order, each with what it brought into the composition.
     components: Vec<ComposedJson>,
+    /// The composed program's inlined instructions before and after the
+    /// optimisation pass (`null` when it did not run).
+    optimized: Option<bpfld::link::InsnCounts>,
     /// Components after one that never continues the chain: never run.
     left_out: Vec<ProgramJson>,
     /// The composition's program with what it takes of the kernel's
@@ -113,6 +120,7 @@ struct ComposedJson {
     renames: Vec<RenameJson>,
     inlined: Vec<InlinedJson>,
     called: Vec<CalledJson>,
+    optimized: Option<bpfld::link::InsnCounts>,
 }
 
 /// A map pinned by name (as `xdp attach --json` shows it).
@@ -180,9 +188,11 @@ impl ComposeJson {
                         renames: own.map(|c| c.renames.clone()).unwrap_or_default(),
                         inlined: own.map(|c| c.inlined.clone()).unwrap_or_default(),
                         called: own.map(|c| c.called.clone()).unwrap_or_default(),
+                        optimized: own.and_then(|c| c.optimized),
                     }
                 })
                 .collect(),
+            optimized: composed.report.optimized,
             left_out: composed
                 .unreachable
                 .iter()

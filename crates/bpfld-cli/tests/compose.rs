@@ -881,4 +881,28 @@ fn the_optimisation_pass_reports_and_can_be_turned_off() {
     assert!(line.contains("comp0 ") && line.contains("comp1 "), "{line}");
     let (_, plain) = compose("noopt", &["--no-optimize", "bench_step.o", "bench_step.o"]);
     assert!(!plain.contains("optimised"), "{plain}");
+    // The same counts in --json: in all and per component, null without
+    // the pass.
+    let (_, json) = compose("optim-json", &["--json", "bench_step.o", "bench_step.o"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["optimized"]["before"].as_u64(), Some(before), "{json}");
+    assert_eq!(v["optimized"]["after"].as_u64(), Some(after), "{json}");
+    let per: Vec<(u64, u64)> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let o = &c["optimized"];
+            (o["before"].as_u64().unwrap(), o["after"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(per.len(), 2, "{json}");
+    assert!(per.iter().all(|(b, a)| a <= b), "{json}");
+    let (_, json) = compose(
+        "noopt-json",
+        &["--json", "--no-optimize", "bench_step.o", "bench_step.o"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["optimized"].is_null(), "{json}");
+    assert!(v["components"][0]["optimized"].is_null(), "{json}");
 }

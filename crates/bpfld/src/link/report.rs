@@ -202,6 +202,9 @@ pub struct ComponentJson {
     pub inlined: Vec<InlinedJson>,
     /// Resolved functions (some of) whose calls stay calls, and why.
     pub called: Vec<CalledJson>,
+    /// Its inlined instructions before and after the optimisation pass
+    /// (`null` when the pass did not run: `--no-optimize`, nothing inlined).
+    pub optimized: Option<InsnCounts>,
 }
 
 /// An extern and the function that fills it.
@@ -316,6 +319,7 @@ impl From<&ComponentReport> for ComponentJson {
                     })
                 })
                 .collect(),
+            optimized: c.optimized,
         }
     }
 }
