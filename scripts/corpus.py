@@ -26,6 +26,12 @@ needs failed):
   compose-btf-check  the kernel accepts each composition's BTF
   compose-load the dispatcher loads (libbpf) wherever its component
                program loads alone from the input
+  optimize     for each composition that loads, two instances of the
+               program composed with and without `--no-optimize`: both run (`bpfld run --pcap`, pinned to
+               one CPU) on the same generated frames (every ethertype and
+               protocol, truncated ones, random bytes) and give the same
+               verdicts, packets out and maps; the optimised one needs no
+               more verified instructions
   run-load     every program of a type `bpfld run` runs (RUN_TYPES) that
                `bpftool prog loadall OBJ` loads, `bpfld run OBJ --prog P`
                loads too (a failed BPF_PROG_TEST_RUN after the load counts
@@ -74,6 +80,7 @@ CHECKS = [
     "compose",
     "compose-btf-check",
     "compose-load",
+    "optimize",
     "run-load",
     "pair-link",
     "pair-fixed-point",
@@ -464,10 +471,11 @@ def compose_checks(run, r, path, d, ref_loads, paths):
     except (ValueError, KeyError, TypeError):
         progs = []
     if rc != 0 or not progs:
-        for c in ("compose", "compose-btf-check", "compose-load"):
+        for c in ("compose", "compose-btf-check", "compose-load", "optimize"):
             r[c] = ("skip", "no XDP program" if rc == 0 else "not inspected")
         return
     failed, btf_failed, load_failed, composed, loads = [], [], [], 0, 0
+    optimized = []
     for prog in progs:
         c = os.path.join(d, "c-%s.o" % prog)
         paths.append((c, "c.o"))
@@ -490,6 +498,7 @@ def compose_checks(run, r, path, d, ref_loads, paths):
             load_failed.append("%s: the dispatcher does not load: %s" % (prog, clean(why or "", paths)))
         else:
             loads += 1
+            optimized.append((prog, c))
     n = len(progs)
     r["compose"] = ("fail", "%d of %d: %s" % (len(failed), n, failed[0])) if failed else ("pass", "%d programs" % n)
     if not composed:
@@ -504,6 +513,122 @@ def compose_checks(run, r, path, d, ref_loads, paths):
         r["compose-load"] = ("pass", "%d compositions" % loads)
     else:
         r["compose-load"] = ("skip", "no composed program loads alone from the input")
+    r["optimize"] = optimize_check(run, path, d, optimized, paths)
+
+
+def test_frames():
+    """The frames the optimize check runs: each ethertype and protocol an
+    XDP program commonly branches on, cut at every header boundary, plus
+    random bytes (a fixed seed: the same frames on every run)."""
+    import random
+    import struct
+    rnd = random.Random(20261204)
+    mac = bytes.fromhex("020000000001020000000002")
+    l4 = {
+        6: struct.pack("!HHIIBBHHH", 1234, 80, 1, 0, 0x50, 0x02, 512, 0, 0),
+        17: struct.pack("!HHHH", 5353, 53, 16, 0) + b"payload!",
+        1: struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"ping",
+        58: struct.pack("!BBHHH", 128, 0, 0, 1, 1) + b"ping",
+    }
+    frames = []
+    for proto, payload in l4.items():
+        if proto != 58:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64,
+                             proto, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+            frames.append(mac + b"\x08\x00" + ip + payload)
+            frames.append(mac + b"\x81\x00\x00\x01\x08\x00" + ip + payload)
+        nh = 58 if proto == 58 else proto
+        ip6 = struct.pack("!IHBB16s16s", 0x60000000, len(payload), nh, 64,
+                          bytes(15) + b"\x01", bytes(15) + b"\x02")
+        frames.append(mac + b"\x86\xdd" + ip6 + payload)
+    frames.append(mac + b"\x08\x06" + bytes.fromhex("0001080006040001") + bytes(20))
+    for et in (b"\x88\xcc", b"\x00\x2e", b"\x88\xa8", b"\x81\x00"):
+        frames.append(mac + et + bytes(rnd.randrange(256) for _ in range(46)))
+    cut = []
+    for f in frames:
+        for n in (14, 15, 18, 33, 34, 35, 38, 42, 53, 54, 55, 58, 62):
+            if n < len(f):
+                cut.append(f[:n])
+    frames += cut
+    for _ in range(60):
+        frames.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(14, 200))))
+    return frames
+
+
+def write_pcap(path, frames):
+    import struct
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", i, 0, len(fr), len(fr)) + fr)
+
+
+def optimize_check(run, path, d, composed, paths):
+    """The optimize check: ('pass'|'fail'|'skip', reason)."""
+    if not composed:
+        return "skip", "no composition loads"
+    pcap = os.path.join(d, "frames.pcap")
+    frames = test_frames()
+    write_pcap(pcap, frames)
+    diffs, lower, untested = [], 0, []
+    for prog, _ in composed:
+        # Two instances, so that what the pass does across components
+        # (threaded chain compares, packet bounds kept) runs too.
+        opt = os.path.join(d, "opt2-%s.o" % prog)
+        plain = os.path.join(d, "plain2-%s.o" % prog)
+        paths += [(opt, "opt2.o"), (plain, "plain2.o")]
+        both = ["%s:%s" % (path, prog)] * 2
+        rc, _, err = sh([run.bpfld, "xdp", "compose", "-o", opt] + both)
+        if rc == 0:
+            rc, _, err = sh([run.bpfld, "xdp", "compose", "--no-optimize", "-o", plain] + both)
+        if rc != 0:
+            diffs.append("%s: composing two instances: %s" % (prog, clean(bpfld_error(err), paths)))
+            continue
+        c = opt
+        seen = []
+        for obj in (c, plain):
+            out_pcap = obj + ".out.pcap"
+            # One CPU: per-CPU maps then compare entry for entry.
+            rc, out, err = sh(["taskset", "-c", "0", run.bpfld, "run", obj, "--pcap", pcap,
+                               "--json", "--all", "--data-out", out_pcap])
+            unpin_by_name(run, obj)
+            if rc != 0:
+                seen.append(("error", clean(bpfld_error(err), paths)))
+                continue
+            try:
+                j = json.loads(out)
+            except ValueError:
+                seen.append(("error", "no JSON"))
+                continue
+            with open(out_pcap, "rb") as f:
+                packets = f.read()
+            verdicts = [x.get("retval") for x in j.get("runs", [])]
+            seen.append(("ok", verdicts, packets, j.get("maps"), j.get("verified_insns")))
+        (a, b) = seen
+        if a[0] != "ok" and b[0] != "ok":
+            untested.append(prog)  # neither runs (a devmap program, ...)
+            continue
+        if a[0] != "ok" or b[0] != "ok":
+            diffs.append("%s: %s" % (prog, "optimised: " + a[1] if a[0] != "ok" else "--no-optimize: " + b[1]))
+            continue
+        if a[1] != b[1]:
+            k = next(i for i, (x, y) in enumerate(zip(a[1], b[1])) if x != y) if len(a[1]) == len(b[1]) else -1
+            diffs.append("%s: verdicts differ (frame %d)" % (prog, k))
+        elif a[2] != b[2]:
+            diffs.append("%s: packets out differ" % prog)
+        elif a[3] != b[3]:
+            diffs.append("%s: maps differ" % prog)
+        elif a[4] is not None and b[4] is not None and a[4] > b[4]:
+            diffs.append("%s: %s verified insns optimised, %s not" % (prog, a[4], b[4]))
+        else:
+            lower += a[4] is not None and b[4] is not None and a[4] < b[4]
+    if diffs:
+        return "fail", "%d of %d: %s" % (len(diffs), len(composed), "; ".join(diffs[:2]))
+    tested = len(composed) - len(untested)
+    if not tested:
+        return "skip", "no composition can be test-run (%s)" % ", ".join(untested[:3])
+    return "pass", "%d compositions, %d frames each, the same; %d verified in fewer insns" % (
+        tested, len(frames), lower)
 
 
 def link_output_checks(run, r, prefix, inputs, x1, x2, paths):
