@@ -92,7 +92,7 @@ fn load_tail_chain() -> Variant {
 }
 
 fn composed(no_inline: bool) -> Vec<u8> {
-    let step = bpfld::read::elf::parse(&fixture("bench_step.o")).unwrap();
+    let step = bpfld::Object::parse(&fixture("bench_step.o")).unwrap();
     let specs: Vec<ComponentSpec> = (0..STEPS)
         .map(|_| ComponentSpec {
             file: "bench_step.o".into(),
@@ -104,7 +104,7 @@ fn composed(no_inline: bool) -> Vec<u8> {
         })
         .collect();
     let c = compose(&specs, &ComposeOptions::default().inline(!no_inline)).expect("compose");
-    bpfld::write::elf::to_bytes(&c.object).unwrap()
+    c.object.to_bytes().unwrap()
 }
 
 /// Runs the entry program REPEAT times; the kernel's mean ns per run.

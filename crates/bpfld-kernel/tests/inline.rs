@@ -15,7 +15,7 @@ fn fixture(name: &str) -> Object {
         .join("../../fixtures")
         .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    bpfld::read::elf::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    bpfld::Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn kernel() -> bool {
@@ -58,7 +58,7 @@ fn spec(file: &str, program: Option<&str>, chain: Option<u32>) -> ComponentSpec 
 }
 
 fn bytes(obj: &Object) -> Vec<u8> {
-    bpfld::write::elf::to_bytes(obj).expect("write")
+    obj.to_bytes().expect("write")
 }
 
 /// Instructions of the functions that the inlined build inlined, as the

@@ -54,14 +54,8 @@ pub struct KernelBtf {
     pub rewrites: Vec<String>,
 }
 
-/// The `.BTF` of the ELF object `object`, rewritten as libbpf does before
-/// loading it (see the module documentation).
-pub fn kernel_btf(object: &[u8]) -> Result<KernelBtf> {
-    let obj = crate::read::elf::parse(object)?;
-    kernel_btf_of(&obj)
-}
-
-/// [`kernel_btf`] for an object already read.
+/// The `.BTF` of `obj`, rewritten as libbpf does before loading it (see
+/// the module documentation); `Object::kernel_btf` is its public name.
 pub fn kernel_btf_of(obj: &Object) -> Result<KernelBtf> {
     let Some(btf) = &obj.btf else {
         bail!("the object has no .BTF section");

@@ -1,16 +1,20 @@
 //! Replays every committed fuzz finding, `fuzz/regressions/<target>/*`,
 //! through the fuzz targets' own code (`fuzz/src/lib.rs`, included below),
-//! so a normal `cargo test` guards each fix without running a fuzzer.
+//! so a normal `cargo test` guards each fix without running a fuzzer. It
+//! runs among the crate's unit tests because the targets drive layers that
+//! are not public (`read`, `write`).
 //!
 //! Each input must finish without a panic (the targets' round-trip
 //! assertions included), within a time bound, and without allocating out
 //! of proportion to its size; the same limits the fuzzers run with
 //! (`-timeout`, `-rss_limit_mb`), made observable here by a counting
 //! allocator. Each input runs in a child process (this binary again), so a
-//! hang is killed and an aborting allocation stays contained. See
-//! FUZZING.md.
+//! hang is killed and an aborting allocation stays contained, and so does
+//! every other measurement: in the parent, the crate's other tests
+//! allocate alongside. See FUZZING.md.
 
-#[path = "../../../fuzz/src/lib.rs"]
+#[path = "../../../../fuzz/src/lib.rs"]
+#[allow(dead_code)] // the fuzz-only parts
 mod harness;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -180,7 +184,12 @@ const RESULT_MARK: &str = "replay result: ";
 /// inputs down with it or skew their measurements.
 fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["replay_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &test_name("replay_child"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{target_name}\t{}", path.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -217,6 +226,43 @@ fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
             ))
         }
     }
+}
+
+/// The full name of test `name` of this file in the test binary.
+fn test_name(name: &str) -> String {
+    let here = module_path!();
+    let here = here.split_once("::").map_or(here, |(_, rest)| rest);
+    format!("{here}::{name}")
+}
+
+/// Set in the child process that runs one test alone.
+const ALONE_ENV: &str = "BPFLD_FUZZ_ALONE";
+
+/// Runs test `name` alone in a child process (this binary, one thread), so
+/// the heap counter sees only its own allocations; true in that child,
+/// where the caller goes on with the test's body.
+fn alone(name: &str) -> bool {
+    if std::env::var_os(ALONE_ENV).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            &test_name(name),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ALONE_ENV, "1")
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name}, run alone, failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }
 
 #[test]
@@ -277,6 +323,9 @@ fn regression_directories_name_fuzz_targets() {
 
 #[test]
 fn seed_fixtures_run_through_the_targets_in_bounds() {
+    if !alone("seed_fixtures_run_through_the_targets_in_bounds") {
+        return;
+    }
     // The committed fixtures and damaged files seed the fuzzers; the
     // targets' assertions (round trips) must already hold on them.
     let fixtures = root().join("fixtures");
@@ -325,6 +374,9 @@ fn seed_fixtures_run_through_the_targets_in_bounds() {
 
 #[test]
 fn the_counting_allocator_sees_a_large_allocation() {
+    if !alone("the_counting_allocator_sees_a_large_allocation") {
+        return;
+    }
     // The memory bound above is only as good as the counter.
     let _turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let big = |_: &[u8]| {
