@@ -26,8 +26,10 @@
 //!
 //! [`image`] (OCI images of objects, bpfman resources) and [`pcap`]
 //! (packet captures for test runs) serve the `bpfld` command line.
-//! Errors are one [`Error`] type carrying its context (file, section,
-//! symbol, instruction) outermost first.
+//! [`write_atomic`] writes an output so that a failure leaves nothing
+//! half-written, and [`warnings_given`] lists the compiler quirks reading
+//! accepted with a warning. Errors are one [`Error`] type carrying its
+//! context (file, section, symbol, instruction) outermost first.
 //!
 //! # Example
 //!
