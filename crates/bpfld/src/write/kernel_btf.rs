@@ -42,7 +42,7 @@ const DUMMY_KSYM: &str = "dummy_ksym";
 /// `BTF_INT_BOOL`.
 const BTF_INT_BOOL: u8 = 4;
 
-/// Raw BTF ready for `BPF_BTF_LOAD`.
+/// Raw BTF ready for `BPF_BTF_LOAD`, as [`Object::kernel_btf`] makes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelBtf {
     /// Header, types and strings, little-endian.
