@@ -3,9 +3,11 @@
 //! Each function takes the raw fuzz input and drives one library entry
 //! point the way bpfld's commands do. Errors are fine; panics (including
 //! the round-trip assertions below), hangs and runaway allocations are the
-//! bugs. `crates/bpfld/tests/fuzz_regressions.rs` includes this file with
+//! bugs. `crates/bpfld/src/tests/fuzz_regressions.rs` includes this file with
 //! `#[path]`, so a committed crash input replays through exactly this code
-//! in a normal `cargo test`.
+//! in a normal `cargo test`. The targets drive layers that are not bpfld's
+//! API (`read`, `write`, `link::inline`): fuzz/Cargo.toml turns on the
+//! library's `internals` feature, and inside the crate they are in reach.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -11,20 +11,10 @@ pub fn run(output: &Path, inputs: &[PathBuf]) -> Result<(usize, usize)> {
     let btfs = read_all(inputs)?;
     let before: usize = btfs.iter().map(|b| b.type_count() - 1).sum();
     let d = bpfld::dedup::dedup_many(btfs).map_err(|e| e.context("deduplicating BTF"))?;
-    // The inputs were validated when read, and deduplication only keeps
-    // or drops types and remaps ids within the output, so the result is
-    // valid BTF; what remains is BTF's 16-bit vlen, a cheap check.
-    if let Some((id, t)) = d.btf.iter().find(|(_, t)| {
-        !matches!(t.data, bpfld::model::btf::TypeData::Func { .. }) && t.vlen() > 0xffff
-    }) {
-        return Err(Error::new(format!(
-            "type {}: {} entries do not fit BTF's 16-bit vlen",
-            d.btf.describe(id),
-            t.vlen()
-        )));
-    }
-    let bytes = bpfld::write::btf::to_bytes(&d.btf);
-    bpfld::write::elf::write_atomic(output, &bytes)?;
+    // The inputs were validated when read: only the vlen limit is left
+    // to check (see `Dedup::to_bytes`).
+    let bytes = d.to_bytes()?;
+    bpfld::write_atomic(output, &bytes)?;
     Ok((before, d.btf.type_count() - 1))
 }
 

@@ -51,7 +51,7 @@ pub(crate) fn build(
         })
         .collect();
     let built = image::build(&built_inputs, tag)?;
-    bpfld::write::elf::write_atomic(output, &built.archive)?;
+    bpfld::write_atomic(output, &built.archive)?;
     if json {
         // The names `image inspect --json` uses.
         let manifests: Vec<serde_json::Value> = built
@@ -82,7 +82,7 @@ pub(crate) fn build(
 pub(crate) fn inspect(arg: &str, json: bool) -> Result<String> {
     let img = crate::input::read_image_path(arg)?;
     let host = img.for_host();
-    let obj = bpfld::read::elf::parse(&host.object).map_err(|e| e.in_file(arg))?;
+    let obj = bpfld::Object::parse(&host.object).map_err(|e| e.in_file(arg))?;
     let summary = bpfld::show::inspect::summarize(&obj).map_err(|e| e.in_file(arg))?;
     if json {
         let v = serde_json::json!({
@@ -140,7 +140,7 @@ pub(crate) struct YamlArgs {
 /// Writes the ClusterBpfApplication for the source's XDP programs.
 pub(crate) fn bpfman_yaml(output: &Path, a: &YamlArgs) -> Result<()> {
     let (name, bytes) = crate::input::read_object_arg(&a.source)?;
-    let obj = bpfld::read::elf::parse(&bytes).map_err(|e| e.in_file(&name))?;
+    let obj = bpfld::Object::parse(&bytes).map_err(|e| e.in_file(&name))?;
     write_bpfman_yaml(output, &obj, a).map_err(|e| e.in_file(&name))
 }
 
@@ -177,5 +177,5 @@ pub(crate) fn write_bpfman_yaml(
         proceed_on,
     };
     let yaml = cluster_bpf_application(obj, &target)?;
-    bpfld::write::elf::write_atomic(output, yaml.as_bytes())
+    bpfld::write_atomic(output, yaml.as_bytes())
 }

@@ -94,9 +94,8 @@ pub(crate) fn is_image_arg(arg: &str) -> bool {
 /// object) or an image's object for the host.
 pub(crate) fn read_object(arg: &str) -> Result<bpfld::model::object::Object> {
     if !is_image_arg(arg) {
-        return bpfld::read::elf::read_file(Path::new(arg));
+        return bpfld::Object::read_file(Path::new(arg));
     }
     let (name, data) = read_object_arg(arg)?;
-    bpfld::read::workarounds::reading(&name, || bpfld::read::elf::parse(&data))
-        .map_err(|e| e.in_file(&name))
+    bpfld::Object::parse_named(&name, &data)
 }

@@ -8,7 +8,6 @@ use clap::Parser;
 use args::{BtfCommand, Cli, Command, ImageCommand, XdpCommand};
 use parse::{parse_component, parse_resolves};
 
-use bpfld::read;
 use bpfld::{Error, Result};
 
 mod args;
@@ -178,7 +177,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = bpfld::link::link_files_to(&inputs, &components, &opts, &output)?;
             if json {
                 // The output as written, for its programs' sizes.
-                let linked = read::elf::read_file(&output)?;
+                let linked = bpfld::Object::read_file(&output)?;
                 print_json(&reports::LinkJson::new(
                     &output,
                     relocatable,
@@ -218,7 +217,9 @@ fn run(cli: Cli) -> Result<()> {
                     .inline(!no_inline)
                     .optimize(!no_optimize),
             )?;
-            let bytes = bpfld::write::elf::to_bytes(&composed.object)
+            let bytes = composed
+                .object
+                .to_bytes()
                 .map_err(|e| e.context(format!("writing {}", output.display())))?;
             // Checked before the output is written: an incompatible pin
             // leaves no output behind.
@@ -229,7 +230,7 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 None => None,
             };
-            bpfld::write::elf::write_atomic(&output, &bytes)?;
+            bpfld::write_atomic(&output, &bytes)?;
             if let Some(yaml) = &bpfman_manifest {
                 let stem = output.file_stem().unwrap_or_default().to_string_lossy();
                 let args = image::YamlArgs {
@@ -360,7 +361,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let data = std::fs::read(&file)
                 .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(file.display()))?;
-            let btf = bpfld::write::kernel_btf::kernel_btf(&data)
+            let btf = bpfld::Object::parse(&data)
+                .and_then(|obj| obj.kernel_btf())
                 .map_err(|e| e.in_file(file.display()))?;
             let mut text = String::new();
             if verbose {
@@ -443,13 +445,13 @@ fn run(cli: Cli) -> Result<()> {
 /// and its `.BTF` section) or of a raw BTF file, checks all of it, then
 /// writes the listing type by type.
 fn dump_btf(path: &Path, json: bool) -> Result<()> {
-    read::btf_view::with_file(path, |view| {
+    bpfld::show::btf_dump::with_file(path, |btf| {
         stream(|out| {
             if json {
-                bpfld::show::btf_dump::dump_json_to(view, out)?;
+                btf.write_json(out)?;
                 std::io::Write::write_all(out, b"\n")
             } else {
-                bpfld::show::btf_dump::dump_raw_to(view, out)
+                btf.write_raw(out)
             }
         })
     })?
@@ -471,8 +473,7 @@ fn stream(
 /// Reads and parses an object argument: a file or an image's object.
 fn read_object(arg: &Path) -> Result<(String, bpfld::model::object::Object)> {
     let (name, data) = input::read_object_arg(&arg.to_string_lossy())?;
-    let obj = read::workarounds::reading(&name, || read::elf::parse(&data))
-        .map_err(|e| e.in_file(&name))?;
+    let obj = bpfld::Object::parse_named(&name, &data)?;
     Ok((name, obj))
 }
 
@@ -480,12 +481,12 @@ fn read_object(arg: &Path) -> Result<(String, bpfld::model::object::Object)> {
 fn read_btf(path: &Path) -> Result<bpfld::model::btf::Btf> {
     let data = std::fs::read(path)
         .map_err(|e| Error::new(format!("cannot read: {e}")).in_file(path.display()))?;
-    if read::elf::is_elf(&data) {
-        let obj = read::elf::parse(&data).map_err(|e| e.in_file(path.display()))?;
+    if data.starts_with(b"\x7fELF") {
+        let obj = bpfld::Object::parse(&data).map_err(|e| e.in_file(path.display()))?;
         obj.btf
             .ok_or_else(|| Error::new("object has no .BTF section").in_file(path.display()))
     } else {
-        read::btf::parse(&data).map_err(|e| e.in_file(path.display()))
+        bpfld::Btf::parse(&data).map_err(|e| e.in_file(path.display()))
     }
 }
 

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use bpfld::compose::ChainActions;
-use bpfld::read;
 use bpfld::{Error, Result};
 
 /// `EXTERN=FILE[#TAG]:FUNCTION` arguments into component objects (one per
@@ -29,7 +28,7 @@ pub(crate) fn parse_resolves(
         let index = match components.iter().position(|c| c.name == file) {
             Some(i) => i,
             None => {
-                let object = read::elf::read_file(Path::new(path))
+                let object = bpfld::Object::read_file(Path::new(path))
                     .map_err(|e| e.context(format!("--resolve {arg}")))?;
                 components.push(bpfld::link::Input {
                     name: file.to_string(),

@@ -58,7 +58,7 @@ impl LinkJson {
             components: report.json(),
             optimized: report.optimized,
             programs: bpfld::link::limits::programs(linked),
-            warnings: bpfld::read::workarounds::warnings_given(),
+            warnings: bpfld::warnings_given(),
         }
     }
 }
@@ -201,7 +201,7 @@ impl ComposeJson {
             programs: bpfld::link::limits::programs(&composed.object),
             pinned: pins.map(|ps| ps.iter().map(PinJson::from).collect()),
             bpfman_manifest: bpfman_manifest.map(|p| p.display().to_string()),
-            warnings: bpfld::read::workarounds::warnings_given()
+            warnings: bpfld::warnings_given()
                 .into_iter()
                 .chain(composed.unreachable.iter().map(|u| left_out_warning(u)))
                 .collect(),

@@ -56,7 +56,7 @@ pub fn run(args: &Args<'_>) -> Result<()> {
     };
     // bpfld's reader checks every part first, so hostile bytes get a clear
     // error instead of reaching aya's parser.
-    let model = bpfld::read::elf::parse(&object).map_err(in_file)?;
+    let model = bpfld::Object::parse(&object).map_err(in_file)?;
     let globals = bpfld_kernel::encode_globals(&object, args.sets)
         .map_err(|e| in_file(Error::new(e.to_string())))?;
     let map_updates = bpfld_kernel::encode_map_updates(&object, args.map_updates)
@@ -102,7 +102,7 @@ pub fn run(args: &Args<'_>) -> Result<()> {
             }
             None => res.data_out.clone(),
         };
-        bpfld::write::elf::write_atomic(out, &bytes).map_err(|e| e.in_file(out.display()))?;
+        bpfld::write_atomic(out, &bytes).map_err(|e| e.in_file(out.display()))?;
     }
     let file = args.file.display().to_string();
     match (&capture, args.json) {

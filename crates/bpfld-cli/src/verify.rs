@@ -41,7 +41,7 @@ pub fn verify(args: &Args<'_>) -> Result<()> {
     let (_, object) = crate::input::read_object_arg(&args.file.to_string_lossy())?;
     // bpfld's reader checks every part first, so hostile bytes get a clear
     // error instead of reaching aya's parser.
-    bpfld::read::elf::parse(&object).map_err(in_file)?;
+    bpfld::Object::parse(&object).map_err(in_file)?;
     let globals = bpfld_kernel::encode_globals(&object, args.sets)
         .map_err(|e| in_file(Error::new(e.to_string())))?;
     let opts = VerifyOptions {

@@ -235,7 +235,7 @@ fn attach_once(
             .find(|(k, _)| k == n)
             .map_or_else(|| n.to_string(), |(_, c)| c.clone())
     };
-    let bytes = bpfld::write::elf::to_bytes(&composed.object)?;
+    let bytes = composed.object.to_bytes()?;
     let current = match &old {
         Some(o) => Some(Current {
             fd: o
@@ -297,7 +297,7 @@ fn attach_once(
             .iter()
             .map(|u| crate::reports::ProgramJson::parse(u))
             .collect(),
-        warnings: bpfld::read::workarounds::warnings_given(),
+        warnings: bpfld::warnings_given(),
         kept: names(&done.kept),
         refused: names(&done.refused),
         fresh: if old.is_some() {

@@ -9,7 +9,11 @@ mod common;
 use common::*;
 
 use bpfld::model::btf::{Btf, TypeData, BTF_FUNC_GLOBAL, BTF_VAR_GLOBAL_ALLOCATED};
-use bpfld::write::kernel_btf::kernel_btf;
+
+/// The object's BTF as `btf check` hands it to the kernel.
+fn kernel_btf(object: &[u8]) -> bpfld::Result<bpfld::model::btf::KernelBtf> {
+    bpfld::Object::parse(object)?.kernel_btf()
+}
 
 fn linked(tag: &str, input: &str) -> std::path::PathBuf {
     let out = tmpdir(tag).join("x1.o");
@@ -80,8 +84,8 @@ fn ksyms_object_passes_after_the_allowed_rewrites_only() {
     let out = linked("btf-check-ksyms", "kfunc_ksym.o");
     let bytes = std::fs::read(&out).unwrap();
     let k = kernel_btf(&bytes).unwrap();
-    let before = bpfld::read::elf::parse(&bytes).unwrap().btf.unwrap();
-    let after = bpfld::read::btf::parse(&k.bytes).unwrap();
+    let before = bpfld::Object::parse(&bytes).unwrap().btf.unwrap();
+    let after = bpfld::Btf::parse(&k.bytes).unwrap();
     // One type added (the stand-in VAR), the rest changed only where an
     // extern is.
     assert_eq!(after.type_count(), before.type_count() + 1);
@@ -137,7 +141,7 @@ fn ksyms_object_passes_after_the_allowed_rewrites_only() {
         return;
     }
     // As written, the extern declarations are refused.
-    let raw = bpfld::write::btf::to_bytes(&before);
+    let raw = before.to_bytes().unwrap();
     let e = bpfld_kernel::btf_load::load_btf(&raw).unwrap_err();
     assert_eq!(e.kind(), bpfld_kernel::ErrorKind::Verifier);
     let text = ok(&["btf", "check", "-v", out.to_str().unwrap()]);
@@ -179,7 +183,7 @@ fn kconfig_object_passes() {
     ]);
     let bytes = std::fs::read(&out).unwrap();
     let k = kernel_btf(&bytes).unwrap();
-    let after = bpfld::read::btf::parse(&k.bytes).unwrap();
+    let after = bpfld::Btf::parse(&k.bytes).unwrap();
     let sec = after
         .find_datasec(".kconfig")
         .expect("link_a.o has .kconfig externs");

@@ -293,7 +293,7 @@ fn the_examples_in_help_run_on_fixtures() {
                 let bytes = std::fs::read(&written).unwrap_or_else(|e| panic!("{line}: {e}"));
                 assert!(!bytes.is_empty(), "{line}");
                 if words[at + 1].ends_with(".o") {
-                    assert!(bpfld::read::elf::parse(&bytes).is_ok(), "{line}");
+                    assert!(bpfld::Object::parse(&bytes).is_ok(), "{line}");
                 }
             }
             if words.contains(&"--json") {

@@ -486,7 +486,7 @@ fn xlated_linum(out: &std::path::Path) -> String {
 /// The names of an object's FUNC and local NOTYPE (label) symbols.
 fn funcs_and_labels(obj: &std::path::Path) -> (Vec<String>, Vec<String>) {
     use bpfld::model::object::{Binding, SymbolKind};
-    let o = bpfld::read::elf::read_file(obj).unwrap();
+    let o = bpfld::Object::read_file(obj).unwrap();
     let pick = |k: SymbolKind| -> Vec<String> {
         o.symbols
             .iter()
@@ -547,7 +547,7 @@ fn xdp_tools_component_inlined_leaves_no_copy() {
 #[test]
 fn libbpf_says_nothing_about_the_link_map() {
     let (out, _) = compose("linkmap", &["comp_mark.o", "comp_count.o:xdp_count"]);
-    let obj = bpfld::read::elf::read_file(&out).unwrap();
+    let obj = bpfld::Object::read_file(&out).unwrap();
     let s = obj
         .section_by_name(bpfld::link::LINKMAP_SECTION)
         .expect("link map section");

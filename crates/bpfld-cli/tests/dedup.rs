@@ -57,7 +57,7 @@ fn vmlinux_merged_with_itself_is_vmlinux_and_loads() {
     let out = tmp("vmlinux2.btf");
     let v = Path::new(VMLINUX);
     let stats = dedup_cli(&out, &[v, v]);
-    let n = bpfld::read::btf::parse(&std::fs::read(v).unwrap())
+    let n = bpfld::Btf::parse(&std::fs::read(v).unwrap())
         .unwrap()
         .type_count()
         - 1;
@@ -78,8 +78,8 @@ fn vmlinux_merged_with_itself_is_vmlinux_and_loads() {
 
 /// The `.BTF` bytes of a fixture, when it has any.
 fn btf_section(p: &Path) -> Option<Vec<u8>> {
-    let obj = bpfld::read::elf::read_file(p).ok()?;
-    obj.btf.as_ref().map(bpfld::write::btf::to_bytes)
+    let obj = bpfld::Object::read_file(p).ok()?;
+    obj.btf.as_ref().map(|b| b.to_bytes().unwrap())
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn fixtures_merged_are_read_by_bpftool() {
     let out = tmp("fixtures.btf");
     dedup_cli(&out, &refs);
     let bytes = std::fs::read(&out).unwrap();
-    let btf = bpfld::read::btf::parse(&bytes).unwrap();
+    let btf = bpfld::Btf::parse(&bytes).unwrap();
     // Every fixture declares `int`: once in the result.
     let ints = btf
         .iter()
@@ -152,9 +152,9 @@ fn loadable_fixtures_stay_loadable_merged() {
     let btfs: Vec<(PathBuf, Btf)> = fixture_objects()
         .into_iter()
         .filter_map(|p| {
-            let obj = bpfld::read::elf::read_file(&p).ok()?;
+            let obj = bpfld::Object::read_file(&p).ok()?;
             let btf = loadable_btf(&obj)?;
-            let bytes = bpfld::write::btf::to_bytes(&btf);
+            let bytes = btf.to_bytes().unwrap();
             bpfld_kernel::btf_load::load_btf(&bytes).ok()?;
             Some((p, btf))
         })
@@ -168,7 +168,7 @@ fn loadable_fixtures_stay_loadable_merged() {
     let d = bpfld::dedup::dedup(&merged).unwrap();
     assert!(d.btf.type_count() < merged.type_count() / 2);
     bpfld::dedup::verify(&merged, &d).unwrap();
-    let bytes = bpfld::write::btf::try_to_bytes(&d.btf).unwrap();
+    let bytes = d.btf.to_bytes().unwrap();
     let names: Vec<_> = btfs.iter().map(|(p, _)| p.display().to_string()).collect();
     bpfld_kernel::btf_load::load_btf(&bytes)
         .unwrap_or_else(|e| panic!("kernel rejects deduplicated fixtures {names:?}: {e}"));
@@ -203,7 +203,7 @@ fn deduplicated_object_loads_and_runs() {
         return;
     }
     for name in ["xdp_counter.o", "run_counter.o"] {
-        let mut obj = bpfld::read::elf::read_file(&fixture(name)).unwrap();
+        let mut obj = bpfld::Object::read_file(fixture(name)).unwrap();
         let old = obj.btf.clone().unwrap();
         let n = old.types.len() as u32 - 1;
         let slen = old.strings.len() as u32;
@@ -219,7 +219,7 @@ fn deduplicated_object_loads_and_runs() {
         // Both copies collapse to what the object's own BTF dedups to.
         let alone = bpfld::dedup::dedup(&old).unwrap().btf.type_count();
         assert_eq!(obj.btf.as_ref().unwrap().type_count(), alone);
-        let bytes = bpfld::write::elf::to_bytes(&obj).unwrap();
+        let bytes = obj.to_bytes().unwrap();
         let r = bpfld_kernel::run(&bytes, &bpfld_kernel::RunOptions::default());
         r.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -272,7 +272,7 @@ fn merged_vars_shared_by_two_datasecs_load() {
     let d = bpfld::dedup::dedup(&merged).unwrap();
     // int, one VAR, two DATASECs.
     assert_eq!(d.btf.type_count(), 1 + 4);
-    let bytes = bpfld::write::btf::try_to_bytes(&d.btf).unwrap();
+    let bytes = d.btf.to_bytes().unwrap();
     bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -289,7 +289,7 @@ fn byte_orders_merge() {
     assert_eq!(n_out(&mixed), n_out(&alone), "{mixed} vs {alone}");
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..2], &[0xeb, 0x9f], "big-endian magic");
-    let btf = bpfld::read::btf::parse(&bytes).unwrap();
+    let btf = bpfld::Btf::parse(&bytes).unwrap();
     assert_eq!(btf.endian, bpfld::model::Endian::Big);
 }
 
@@ -320,7 +320,7 @@ fn linked_objects_deduplicated_run() {
             .iter()
             .map(|n| bpfld::link::Input {
                 name: n.to_string(),
-                object: bpfld::read::elf::read_file(&fixture(n)).unwrap(),
+                object: bpfld::Object::read_file(fixture(n)).unwrap(),
             })
             .collect();
         let mut obj = bpfld::link::link(&inputs, &Default::default()).unwrap();
@@ -339,7 +339,7 @@ fn linked_objects_deduplicated_run() {
             .filter(|(_, t)| t.kind() == Kind::Int && after.name(t.name_off).ok() == Some("int"))
             .count();
         assert_eq!(ints, 1, "{a} + {b}");
-        let bytes = bpfld::write::elf::to_bytes(&obj).unwrap();
+        let bytes = obj.to_bytes().unwrap();
         if !allowed {
             continue;
         }
@@ -381,6 +381,6 @@ fn dedup_json_reports_the_type_counts() {
     );
     assert_eq!(stderr(&o), format!("types: {inn} in, {outn} out\n"));
     assert!(outn < inn, "{v}");
-    let written = bpfld::read::btf::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let written = bpfld::Btf::parse(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(written.type_count() as u64 - 1, outn);
 }

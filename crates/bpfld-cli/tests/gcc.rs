@@ -32,8 +32,8 @@ fn s(p: &Path) -> &str {
 
 /// The `.BTF` section of an object bpfld wrote, as bytes.
 fn btf_bytes(obj: &Path) -> Vec<u8> {
-    let o = bpfld::read::elf::read_file(obj).unwrap_or_else(|e| panic!("{e}"));
-    bpfld::write::btf::to_bytes(o.btf.as_ref().expect("output has BTF"))
+    let o = bpfld::Object::read_file(obj).unwrap_or_else(|e| panic!("{e}"));
+    o.btf.as_ref().expect("output has BTF").to_bytes().unwrap()
 }
 
 /// The kernel's BTF verifier accepts the `.BTF` of `obj` as it is.

@@ -208,8 +208,8 @@ fn map_extra_from_ulong_enums() {
     let text = ok(&["inspect", out.to_str().unwrap()]);
     assert!(text.contains("map_extra=0x5") && text.contains("map_extra=0x100000000000"));
     if bpf_allowed("map_extra_from_ulong_enums") {
-        let obj = bpfld::read::elf::read_file(&out).unwrap();
-        let bytes = bpfld::write::btf::to_bytes(obj.btf.as_ref().unwrap());
+        let obj = bpfld::Object::read_file(&out).unwrap();
+        let bytes = obj.btf.as_ref().unwrap().to_bytes().unwrap();
         bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -418,8 +418,8 @@ fn empty_executable_sections_link_and_load() {
         "relinking is not a fixed point"
     );
     if bpf_allowed("empty_executable_sections_link_and_load") {
-        let obj = bpfld::read::elf::read_file(&x1).unwrap();
-        let bytes = bpfld::write::btf::to_bytes(obj.btf.as_ref().unwrap());
+        let obj = bpfld::Object::read_file(&x1).unwrap();
+        let bytes = obj.btf.as_ref().unwrap().to_bytes().unwrap();
         bpfld_kernel::btf_load::load_btf(&bytes).unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -437,7 +437,7 @@ fn assert_kernel_accepts_btf(obj: &Path, what: &str) {
 /// `bpftool btf dump` lines of one DATASEC of `obj`: its entries.
 fn datasec_entries(obj: &Path, sec: &str) -> Vec<(String, u32, u32)> {
     use bpfld::model::btf::TypeData;
-    let object = bpfld::read::elf::read_file(obj).unwrap();
+    let object = bpfld::Object::read_file(obj).unwrap();
     let btf = object.btf.unwrap();
     let id = btf
         .find_datasec(sec)
@@ -475,7 +475,7 @@ fn license_kept_once_with_one_variable() {
     assert_eq!(license.len(), 1, "{license:?}");
     assert_eq!(license[0].0, "LICENSE");
     assert_eq!(datasec_entries(&out, "version").len(), 1);
-    let object = bpfld::read::elf::read_file(&out).unwrap();
+    let object = bpfld::Object::read_file(&out).unwrap();
     let in_license: Vec<&str> = object
         .symbols
         .iter()
@@ -487,7 +487,7 @@ fn license_kept_once_with_one_variable() {
         .collect();
     assert_eq!(in_license, ["LICENSE"]);
     let btf_types = |p: &Path| {
-        let o = bpfld::read::elf::read_file(p).unwrap();
+        let o = bpfld::Object::read_file(p).unwrap();
         let b = o.btf.unwrap();
         b.iter()
             .filter(|(_, t)| matches!(t.data, bpfld::model::btf::TypeData::Var { .. }))
@@ -561,7 +561,7 @@ fn weak_and_strong_extern_declarations_give_a_strong_extern() {
         let out = dir.join("out.o");
         let o = bpfld_link(&out, inputs, &["--relocatable"]);
         assert!(o.status.success(), "{inputs:?}: {}", stderr(&o));
-        let object = bpfld::read::elf::read_file(&out).unwrap();
+        let object = bpfld::Object::read_file(&out).unwrap();
         let s = object
             .symbols
             .iter()

@@ -361,7 +361,7 @@ fn inlined_slot_with_labels_leaves_no_copy() {
         ],
         &[],
     );
-    let o = bpfld::read::elf::read_file(&out).unwrap();
+    let o = bpfld::Object::read_file(&out).unwrap();
     let funcs: Vec<&str> = o
         .symbols
         .iter()

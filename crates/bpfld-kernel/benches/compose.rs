@@ -96,7 +96,7 @@ fn load_tail_chain() -> Variant {
 }
 
 fn composed(no_inline: bool, optimize: bool) -> Vec<u8> {
-    let step = bpfld::read::elf::parse(&fixture("bench_step.o")).unwrap();
+    let step = bpfld::Object::parse(&fixture("bench_step.o")).unwrap();
     let specs: Vec<ComponentSpec> = (0..STEPS)
         .map(|_| ComponentSpec {
             file: "bench_step.o".into(),
@@ -114,7 +114,7 @@ fn composed(no_inline: bool, optimize: bool) -> Vec<u8> {
             .optimize(optimize),
     )
     .expect("compose");
-    bpfld::write::elf::to_bytes(&c.object).unwrap()
+    c.object.to_bytes().unwrap()
 }
 
 /// Runs the entry program REPEAT times; the kernel's mean ns per run.

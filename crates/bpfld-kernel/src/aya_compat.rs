@@ -59,7 +59,7 @@ fn rename(section: &str) -> Rename {
 /// Prepares `object` for aya (see the module documentation).
 pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     let bad = |e: bpfld::Error| Error::new(ErrorKind::Object, e.to_string());
-    let mut obj: Object = bpfld::read::elf::parse(object).map_err(bad)?;
+    let mut obj: Object = bpfld::Object::parse(object).map_err(bad)?;
     let mut new_names: HashMap<SectionId, String> = HashMap::new();
     let mut hidden: HashMap<SectionId, &'static str> = HashMap::new();
     for s in obj.sections.iter().filter(|s| s.is_program()) {
@@ -129,7 +129,7 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
             s.name = n;
         }
     }
-    let bytes = bpfld::write::elf::to_bytes(&obj).map_err(bad)?;
+    let bytes = obj.to_bytes().map_err(bad)?;
     Ok(AyaCopy { bytes, unloadable })
 }
 

@@ -1,6 +1,6 @@
 //! Does the kernel accept an object's BTF? The check every output bpfld
 //! writes must pass: the object's `.BTF`, with only the rewrites libbpf
-//! makes at load time ([`bpfld::write::kernel_btf`]), handed to
+//! makes at load time ([`bpfld::Object::kernel_btf`]), handed to
 //! `BPF_BTF_LOAD`.
 
 use crate::{Error, ErrorKind, Result};
@@ -10,7 +10,8 @@ use crate::{Error, ErrorKind, Result};
 /// (or without BTF) is an [`ErrorKind::Object`] error; a rejection is an
 /// [`ErrorKind::Verifier`] error carrying the tail of the kernel's log.
 pub fn check_object_btf(object_bytes: &[u8]) -> Result<()> {
-    let btf = bpfld::write::kernel_btf::kernel_btf(object_bytes)
+    let btf = bpfld::Object::parse(object_bytes)
+        .and_then(|obj| obj.kernel_btf())
         .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
     crate::btf_load::load_btf(&btf.bytes)
 }

@@ -85,8 +85,8 @@ impl KernelInfo for RunningKernel {
                     "cannot read the kernel's BTF ({PATH}) to resolve .ksyms externs: {e}"
                 ))
             })?;
-            let btf = bpfld::read::btf::parse(&bytes)
-                .map_err(|e| kernel_error(format!("{PATH}: {e}")))?;
+            let btf =
+                bpfld::Btf::parse(&bytes).map_err(|e| kernel_error(format!("{PATH}: {e}")))?;
             let mut index = HashMap::new();
             for (id, t) in btf.iter() {
                 let func = match t.kind() {
@@ -863,7 +863,7 @@ mod tests {
     fn externs_object() -> Object {
         let p =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/run_externs.o");
-        bpfld::read::elf::parse(&std::fs::read(p).unwrap()).unwrap()
+        bpfld::Object::parse(&std::fs::read(p).unwrap()).unwrap()
     }
 
     fn kernel() -> FakeKernel {

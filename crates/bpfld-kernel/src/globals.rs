@@ -27,7 +27,7 @@ pub fn encode_globals(object: &[u8], sets: &[String]) -> Result<Vec<GlobalValue>
     if sets.is_empty() {
         return Ok(Vec::new());
     }
-    let obj = bpfld::read::elf::parse(object).map_err(|e| bad(e.to_string()))?;
+    let obj = bpfld::Object::parse(object).map_err(|e| bad(e.to_string()))?;
     let Some(btf) = &obj.btf else {
         return Err(bad(
             "--set needs the object's BTF to find variables, and it has none".into(),
@@ -151,7 +151,7 @@ pub fn encode_map_updates(object: &[u8], updates: &[(String, String)]) -> Result
     if updates.is_empty() {
         return Ok(Vec::new());
     }
-    let obj = bpfld::read::elf::parse(object).map_err(|e| bad(e.to_string()))?;
+    let obj = bpfld::Object::parse(object).map_err(|e| bad(e.to_string()))?;
     let types = obj.btf.as_ref().map(|btf| (btf, map_kv_types(btf)));
     let mut names: Vec<String> = bpfld::model::map_def::map_defs(&obj)
         .map(|defs| defs.into_iter().map(|d| d.name).collect())

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn slots_of_the_values_initialiser() {
-        let obj = bpfld::read::elf::parse(&fixture("run_tail.o")).unwrap();
+        let obj = bpfld::Object::parse(&fixture("run_tail.o")).unwrap();
         assert_eq!(
             slots(&obj).unwrap(),
             [Slot {
@@ -127,7 +127,7 @@ mod tests {
                 prog: "tail_drop".into()
             }]
         );
-        let obj = bpfld::read::elf::parse(&fixture("xdp_pass.o")).unwrap();
+        let obj = bpfld::Object::parse(&fixture("xdp_pass.o")).unwrap();
         assert!(slots(&obj).unwrap().is_empty());
     }
 }

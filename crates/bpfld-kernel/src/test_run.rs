@@ -260,8 +260,8 @@ fn dump_all(ebpf: &aya::Ebpf) -> Result<Vec<MapDump>> {
 }
 
 fn prog_array_slots(object: &[u8]) -> Result<Vec<Slot>> {
-    let obj = bpfld::read::elf::parse(object)
-        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    let obj =
+        bpfld::Object::parse(object).map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
     slots(&obj)
 }
 

@@ -155,7 +155,7 @@ fn obj_err(what: impl std::fmt::Display) -> Error {
 /// [`ProgramVerdict`] with a [`Rejection`], not an error; errors are for
 /// objects that cannot be read or whose maps cannot be created.
 pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerdict>> {
-    let model = bpfld::read::elf::parse(object).map_err(obj_err)?;
+    let model = bpfld::Object::parse(object).map_err(obj_err)?;
     // Without bpf() at all, say so once; an EPERM for one program later is
     // that program's verdict (lockdown refuses some types to root too).
     crate::error::probe_bpf()?;
@@ -219,9 +219,7 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
         .as_ref()
         .map(bpfld::compose::read_manifest)
         .unwrap_or_default();
-    let btf_model = btf_bytes
-        .as_deref()
-        .and_then(|b| bpfld::read::btf::parse(b).ok());
+    let btf_model = btf_bytes.as_deref().and_then(|b| bpfld::Btf::parse(b).ok());
     let mut names: Vec<&String> = obj
         .programs
         .keys()
@@ -490,7 +488,7 @@ fn source_files(p: &bpfld::compose::Placed) -> HashSet<String> {
     let Ok(bytes) = std::fs::read(path) else {
         return out;
     };
-    let Ok(obj) = bpfld::read::elf::parse(&bytes) else {
+    let Ok(obj) = bpfld::Object::parse(&bytes) else {
         return out;
     };
     let Some(btf) = &obj.btf else {
@@ -541,7 +539,7 @@ fn struct_ops_members(
     };
     let kernel = std::fs::read("/sys/kernel/btf/vmlinux")
         .ok()
-        .and_then(|b| bpfld::read::btf::parse(&b).ok());
+        .and_then(|b| bpfld::Btf::parse(&b).ok());
     for sec in &obj.sections {
         if sec.name != ".struct_ops" && sec.name != ".struct_ops.link" {
             continue;

@@ -26,8 +26,10 @@
 //!
 //! [`image`] (OCI images of objects, bpfman resources) and [`pcap`]
 //! (packet captures for test runs) serve the `bpfld` command line.
-//! Errors are one [`Error`] type carrying its context (file, section,
-//! symbol, instruction) outermost first.
+//! [`write_atomic`] writes an output so that a failure leaves nothing
+//! half-written, and [`warnings_given`] lists the compiler quirks reading
+//! accepted with a warning. Errors are one [`Error`] type carrying its
+//! context (file, section, symbol, instruction) outermost first.
 //!
 //! # Example
 //!
@@ -70,7 +72,10 @@
 //! # Ok::<(), bpfld::Error>(())
 //! ```
 
-#![forbid(unsafe_code)]
+// No unsafe code; the tests' counting allocator (src/tests) is the one
+// exception, allowed where it is.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+#![cfg_attr(test, deny(unsafe_code))]
 #![deny(missing_docs)]
 
 pub mod compose;
@@ -80,21 +85,38 @@ pub mod image;
 pub mod link;
 pub mod model;
 pub mod pcap;
-// The byte-level readers and writers behind `Object::parse`,
-// `Object::to_bytes`, `Btf::parse` and `Btf::to_bytes`. They are no part
-// of the API (hidden, undocumented, free to change): bpfld's own crates,
-// its tests and its fuzz targets use them to check each layer alone.
-#[doc(hidden)]
-pub mod read;
 pub mod show;
-// See `read` above.
-#[doc(hidden)]
+
+// The byte-level readers and writers behind `Object::parse`,
+// `Object::to_bytes`, `Btf::parse` and `Btf::to_bytes`, and the inliner
+// (`link::inline`), are no part of the API. The cargo feature `internals`
+// (off by default, no stability promise) makes them public for the fuzz
+// targets (`fuzz/`) and the kernel-side inliner tests, which exercise each
+// layer alone; the crate's own tests reach them from `src/tests/`.
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod read;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod read;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
 pub mod write;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod write;
 
 mod util;
+
+#[cfg(test)]
+mod tests;
+// The tests moved in from `tests/` (and the fuzz harness they replay)
+// name items as a user of the crate would: `bpfld::...`.
+#[cfg(test)]
+extern crate self as bpfld;
 
 pub use compose::{compose, ChainActions, ComponentSpec, ComposeOptions, XdpAction};
 pub(crate) use error::bail;
 pub use error::{Error, Result};
 pub use link::{link_bytes, LinkOptions};
 pub use model::{Btf, Object};
+pub use read::workarounds::warnings_given;
+pub use write::elf::write_atomic;

@@ -71,7 +71,7 @@ fn libbpf_dedup(harness: &Path, inputs: &[PathBuf], tag: &str) -> Btf {
         "libbpf harness failed on {inputs:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let btf = bpfld::read::btf::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let btf = Btf::parse(&std::fs::read(&out).unwrap()).unwrap();
     let printed: usize = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
     assert_eq!(printed, btf.type_count(), "harness count vs its output");
     btf
@@ -79,10 +79,10 @@ fn libbpf_dedup(harness: &Path, inputs: &[PathBuf], tag: &str) -> Btf {
 
 fn read_btf(p: &Path) -> Btf {
     let data = std::fs::read(p).unwrap();
-    if bpfld::read::elf::is_elf(&data) {
-        bpfld::read::elf::parse(&data).unwrap().btf.unwrap()
+    if data.starts_with(b"\x7fELF") {
+        bpfld::Object::parse(&data).unwrap().btf.unwrap()
     } else {
-        bpfld::read::btf::parse(&data).unwrap()
+        Btf::parse(&data).unwrap()
     }
 }
 
@@ -101,8 +101,8 @@ fn compare(harness: &Path, inputs: &[PathBuf], tag: &str) -> (usize, usize) {
     let ours = bpfld::dedup::dedup(&merged).unwrap();
     bpfld::dedup::verify(&merged, &ours).unwrap_or_else(|e| panic!("{tag}: {e}"));
     // What we write reads back as valid BTF.
-    let bytes = bpfld::write::btf::try_to_bytes(&ours.btf).unwrap();
-    assert_eq!(bpfld::read::btf::parse(&bytes).unwrap(), ours.btf);
+    let bytes = ours.btf.to_bytes().unwrap();
+    assert_eq!(Btf::parse(&bytes).unwrap(), ours.btf);
     check_strings(&ours.btf, tag);
     // Deduplicating again changes nothing.
     let again = bpfld::dedup::dedup(&ours.btf).unwrap();
@@ -163,7 +163,7 @@ fn fixtures_with_btf() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "o"))
         .filter(|p| {
             let data = std::fs::read(p).unwrap();
-            bpfld::read::elf::parse(&data).is_ok_and(|o| o.btf.is_some())
+            bpfld::Object::parse(&data).is_ok_and(|o| o.btf.is_some())
         })
         .collect();
     v.sort();

@@ -38,7 +38,7 @@ pub(super) fn running(ifindex: u32, dev: &str) -> Result<Option<Running>> {
         .map_err(|e| Error::new(format!("{dev}: reading its XDP program: {e}")))?;
     let btf = if info.btf_id != 0 {
         let raw = kx::btf_by_id(info.btf_id).map_err(kerr)?;
-        bpfld::read::btf::parse(&raw).ok()
+        bpfld::Btf::parse(&raw).ok()
     } else {
         None
     };

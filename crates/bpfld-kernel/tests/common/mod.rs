@@ -12,7 +12,7 @@ pub fn fixture(name: &str) -> Object {
         .join("../../fixtures")
         .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    bpfld::read::elf::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    bpfld::Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 pub fn kernel() -> bool {
@@ -157,7 +157,7 @@ pub fn spec(file: &str, program: Option<&str>, chain: Option<u32>) -> ComponentS
 }
 
 pub fn bytes(obj: &Object) -> Vec<u8> {
-    bpfld::write::elf::to_bytes(obj).expect("write")
+    obj.to_bytes().expect("write")
 }
 
 /// Maps with their entries in key order (hash maps iterate in an order of

@@ -210,7 +210,7 @@ impl Composed {
 }
 
 /// Prefix of the BTF DATASEC names that carry the manifest.
-pub const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
+pub(crate) const MANIFEST_PREFIX: &str = ".bpfld.xdp.";
 
 /// Where an XDP program of section `section` runs when not on an
 /// interface: a devmap or a cpumap entry (libbpf's `xdp/devmap`,

@@ -69,7 +69,7 @@ pub use concat::concat;
 pub use verify::verify;
 
 use crate::error::Result;
-use crate::model::btf::{Btf, StringTable, TypeId};
+use crate::model::btf::{Btf, StringTable, TypeData, TypeId};
 use crate::model::object::Object;
 use state::Deduper;
 
@@ -90,6 +90,42 @@ pub struct Dedup {
     /// Interning table over `btf.strings`, built on the first
     /// [`Dedup::string`] call.
     strings: Option<StringTable>,
+}
+
+impl Dedup {
+    /// The deduplicated BTF as bytes (header, types, strings), as `bpfld
+    /// btf dedup` writes it.
+    ///
+    /// Deduplication only keeps or drops types and remaps ids within the
+    /// output, so when its inputs were valid BTF (read by [`Btf::parse`]
+    /// or from an [`Object`]) so is the result, and only what merging can
+    /// break is checked: BTF's 16-bit count of members or entries. For
+    /// inputs built in memory, [`Btf::to_bytes`] on [`Dedup::btf`] checks
+    /// everything (at the cost of a pass over all types).
+    ///
+    /// ```
+    /// use bpfld::{dedup::dedup, Btf, Object};
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// let d = dedup(obj.btf.as_ref().expect("clang writes BTF"))?;
+    /// let again = Btf::parse(&d.to_bytes()?)?;
+    /// assert_eq!(again.type_count(), d.btf.type_count());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        if let Some((id, t)) = self
+            .btf
+            .iter()
+            .find(|(_, t)| !matches!(t.data, TypeData::Func { .. }) && t.vlen() > 0xffff)
+        {
+            crate::bail!(
+                "type {}: {} entries do not fit BTF's 16-bit vlen",
+                self.btf.describe(id),
+                t.vlen()
+            );
+        }
+        Ok(crate::write::btf::to_bytes(&self.btf))
+    }
 }
 
 /// Deduplicates `btf`. The input is not modified.

@@ -92,7 +92,7 @@ fn quote(s: &str) -> String {
 
 /// Checks a Kubernetes object name: lower-case letters, digits, '-' and
 /// '.', starting and ending with a letter or digit, at most 253 bytes.
-pub fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name

@@ -17,9 +17,12 @@ pub use endian::swapped;
 pub use labels::Labels;
 pub use layout::{build, BuildInput, Built};
 pub use read::{read_archive, read_dir, Image, Limits, Manifest};
-// The layer and config readers alone, for the image fuzz target.
-#[doc(hidden)]
+// The layer and config readers alone, for the image fuzz target (see the
+// `internals` feature in lib.rs).
+#[cfg(feature = "internals")]
 pub use read::{read_config_labels, read_layer};
+#[cfg(all(test, not(feature = "internals")))]
+pub(crate) use read::{read_config_labels, read_layer};
 
 /// Label naming the programs of the object: name → bpfman program type.
 pub const PROGRAMS_LABEL: &str = "io.ebpf.programs";

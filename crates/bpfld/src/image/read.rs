@@ -367,6 +367,7 @@ pub fn read_layer(gz: &[u8], limits: &Limits) -> Result<(String, Vec<u8>, Endian
 }
 
 /// The bpfman labels of an image config (JSON bytes).
+#[cfg(any(test, feature = "internals"))] // the image fuzz target
 pub fn read_config_labels(config: &[u8]) -> Result<Labels> {
     config_labels(&json_doc(config, "the image config")?)
 }

@@ -41,11 +41,14 @@ pub(crate) mod btf;
 pub(crate) mod btf_ext;
 pub(crate) mod compat;
 pub(crate) mod datasec;
-// The inlining pass on its own, for the fuzzers and the tests that
-// exercise it directly; users turn it on and off with
+// The inlining pass on its own is public only with the `internals`
+// feature (see lib.rs); users turn it on and off with
 // `LinkOptions::no_inline`.
-#[doc(hidden)]
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
 pub mod inline;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod inline;
 pub(crate) mod input;
 pub(crate) mod isolate;
 pub mod limits;
@@ -212,9 +215,10 @@ pub fn link_files(paths: &[PathBuf], components: &[Input], opts: &LinkOptions) -
     link_sources(input::file_sources(paths)?, components, opts, true).map(|l| l.0)
 }
 
-/// [`link_files`] writing the output to `output` (atomically, see
-/// [`crate::write::elf::write_object_atomic`]): the output's code goes from
-/// the linker's temporary file to `output`. (It is read back once, to be
+/// [`link_files`] writing the output to `output` atomically (a temporary
+/// file in the same directory, then a rename, as [`crate::write_atomic`]
+/// does): the output's code goes from the linker's temporary file to
+/// `output`. (It is read back once, to be
 /// checked against the kernel's limits, see [`limits`].)
 pub fn link_files_to(
     paths: &[PathBuf],

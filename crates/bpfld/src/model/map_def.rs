@@ -127,7 +127,7 @@ fn btf_maps(obj: &Object, btf: &Btf) -> Result<Vec<MapDef>> {
 
 /// The value N of a `int (*name)[N]` member (how `__uint(name, N)` is
 /// encoded, in map definitions and libxdp's run metadata alike).
-pub fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
+pub(crate) fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
     let ptr = btf.resolve(id)?;
     let TypeData::Ptr(arr) = &btf.ty(ptr)?.data else {
         crate::bail!("{} is not a pointer to an array", btf.describe(id));
@@ -142,7 +142,7 @@ pub fn uint_member(btf: &Btf, id: TypeId) -> Result<u32> {
 /// The value N of a `__ulong(name, N)` member: an anonymous enum with one
 /// value (ENUM, or ENUM64 when N needs 64 bits); a `__uint` member is read
 /// too, as libbpf reads both for `map_extra`.
-pub fn ulong_member(btf: &Btf, id: TypeId) -> Result<u64> {
+pub(crate) fn ulong_member(btf: &Btf, id: TypeId) -> Result<u64> {
     let t = btf.resolve(id)?;
     let ty = btf.ty(t)?;
     match &ty.data {

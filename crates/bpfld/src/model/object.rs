@@ -320,6 +320,21 @@ impl Object {
         crate::read::elf::read_file(path.as_ref())
     }
 
+    /// [`Object::parse`] of bytes that came from somewhere called `name`
+    /// (a file, an image's layer): errors and the warnings about compiler
+    /// quirks (see [`crate::warnings_given`]) name it.
+    ///
+    /// ```
+    /// use bpfld::Object;
+    ///
+    /// let err = Object::parse_named("empty.o", b"").unwrap_err();
+    /// assert!(err.to_string().starts_with("empty.o: "), "{err}");
+    /// ```
+    pub fn parse_named(name: &str, bytes: &[u8]) -> crate::Result<Object> {
+        crate::read::workarounds::reading(name, || crate::read::elf::parse(bytes))
+            .map_err(|e| e.in_file(name))
+    }
+
     /// The object as ELF bytes, ready for a loader (aya's
     /// `Ebpf::load`, libbpf) or another link.
     ///
@@ -333,6 +348,28 @@ impl Object {
     /// ```
     pub fn to_bytes(&self) -> crate::Result<Vec<u8>> {
         crate::write::elf::to_bytes(self)
+    }
+
+    /// The object's `.BTF` as libbpf hands it to the kernel
+    /// (`BPF_BTF_LOAD`), with the list of rewrites made: only those libbpf
+    /// itself makes at load time on a current kernel, because the kernel
+    /// refuses extern declarations and the loader resolves them. `.ksyms`
+    /// externs become allocated globals (kfuncs global FUNCs with named
+    /// parameters), `.kconfig` externs are laid out as libbpf lays out its
+    /// `.kconfig` map, and the output is little-endian. Nothing else
+    /// changes. An error names the extern libbpf would refuse, or says
+    /// the object has no `.BTF`.
+    ///
+    /// ```
+    /// use bpfld::Object;
+    ///
+    /// let obj = Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+    /// let btf = obj.kernel_btf()?;
+    /// assert!(btf.types > 0 && btf.rewrites.is_empty());
+    /// # Ok::<(), bpfld::Error>(())
+    /// ```
+    pub fn kernel_btf(&self) -> crate::Result<crate::model::btf::KernelBtf> {
+        crate::write::kernel_btf::kernel_btf_of(self)
     }
 
     /// The section `id`, if it exists.

@@ -161,11 +161,13 @@ impl<'a> BtfView<'a> {
         Ok(view)
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests, fuzz targets
     pub fn endian(&self) -> Endian {
         self.endian
     }
 
     /// The string section.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests, fuzz targets
     pub fn strings(&self) -> &'a [u8] {
         self.strings
     }
@@ -176,6 +178,7 @@ impl<'a> BtfView<'a> {
     }
 
     /// Whether there is no type but `void`.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests, fuzz targets
     pub fn is_empty(&self) -> bool {
         self.starts.len() <= 1
     }

@@ -51,6 +51,22 @@ static GIVEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// The warnings given so far in this process (each once, in order), as
 /// `FILE: what`.
+///
+/// Reading accepts a few things compilers are known to write although the
+/// format forbids them (GCC's BTF quirks, for one) and prints a warning
+/// `bpfld: warning: FILE: what` on standard error the first time each is
+/// seen; `FILE` is the name given to [`Object::read_file`] or
+/// [`Object::parse_named`]. A report (the command line's `--json`) lists
+/// them again from here.
+///
+/// ```
+/// use bpfld::Object;
+///
+/// // clang's objects need no workaround.
+/// Object::parse_named("xdp_pass.o", include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+/// assert!(!bpfld::warnings_given().iter().any(|w| w.starts_with("xdp_pass.o:")));
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 pub fn warnings_given() -> Vec<String> {
     GIVEN.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -2,9 +2,9 @@
 //! prints it, and its JSON form.
 //!
 //! The dump reads types through [`DumpSource`], which both the model
-//! ([`Btf`]) and the borrowed view ([`BtfView`]) implement, and writes
-//! type by type to any [`std::io::Write`]: a listing of a large object
-//! needs neither a model of its types nor its text in memory.
+//! ([`Btf`]) and a view of the encoded types in place implement, and
+//! writes type by type to any [`std::io::Write`]: [`with_file`] lists a
+//! large object without a model of its types or its text in memory.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -12,6 +12,46 @@ use std::io::{self, Write};
 use crate::model::btf::{int_bits, int_encoding, int_offset, Btf, BtfType, Kind, TypeData, TypeId};
 use crate::model::btf::{BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED};
 use crate::read::btf_view::{BtfView, RawType};
+use crate::Result;
+
+/// The BTF of a file viewed in place, ready to be dumped type by type
+/// (see [`with_file`]).
+pub struct FileBtf<'a>(&'a BtfView<'a>);
+
+impl FileBtf<'_> {
+    /// The raw dump ([`dump_raw`]) written type by type to `out`.
+    pub fn write_raw(&self, out: &mut impl Write) -> io::Result<()> {
+        dump_raw_to(self.0, out)
+    }
+
+    /// The JSON dump ([`dump_json`], pretty-printed, no final newline)
+    /// written type by type to `out`.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        dump_json_to(self.0, out)
+    }
+}
+
+/// Views the BTF of file `path` and calls `f` with it: the `.BTF` section
+/// of an ELF object (only the ELF headers and that section are read) or a
+/// raw BTF file (a `.btf`, `/sys/kernel/btf/vmlinux`). All of it is
+/// checked before `f` runs, so a listing never stops half-way on bad
+/// input. Errors name the file (and the section). This is how `bpfld btf
+/// dump` streams its listing.
+///
+/// ```
+/// use bpfld::show::btf_dump;
+/// use std::path::Path;
+///
+/// let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/xdp_pass.o"));
+/// let mut text = Vec::new();
+/// btf_dump::with_file(path, |btf| btf.write_raw(&mut text))??;
+/// let whole = bpfld::Object::read_file(path)?.btf.expect("clang writes BTF");
+/// assert_eq!(String::from_utf8(text).unwrap(), btf_dump::dump_raw(&whole));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn with_file<T>(path: &std::path::Path, f: impl FnOnce(&FileBtf<'_>) -> T) -> Result<T> {
+    crate::read::btf_view::with_file(path, |view| f(&FileBtf(view)))
+}
 
 /// One type as the dump reads it: the fields of `struct btf_type` and the
 /// words that follow it, as encoded.
@@ -233,15 +273,8 @@ fn enum_val(t: &impl TypeFields, i: usize) -> i128 {
     }
 }
 
-/// Appends one type's entry (with its trailing newline) to `out`.
-pub fn dump_type(btf: &Btf, id: TypeId, out: &mut String) {
-    let mut buf = Vec::new();
-    let _ = write_type(btf, id.0, &mut buf);
-    out.push_str(&into_string(buf));
-}
-
 /// Writes one type's entry (with its trailing newline).
-pub fn write_type<S: DumpSource + ?Sized>(
+pub(crate) fn write_type<S: DumpSource + ?Sized>(
     src: &S,
     id: u32,
     out: &mut impl Write,

@@ -508,6 +508,20 @@ pub fn write_object_atomic_with(
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, then a rename, so a failure leaves no partial output and an
 /// existing file untouched.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("bpfld-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let out = dir.join("pass.o");
+/// let obj = bpfld::Object::parse(include_bytes!("../../../../fixtures/xdp_pass.o"))?;
+/// bpfld::write_atomic(&out, &obj.to_bytes()?)?;
+/// assert_eq!(bpfld::Object::read_file(&out)?.symbols.len(), obj.symbols.len());
+/// // A directory that does not exist: an error naming the file, nothing written.
+/// let err = bpfld::write_atomic(&dir.join("no/such/dir/x.o"), b"x").unwrap_err();
+/// assert!(err.to_string().contains("x.o"), "{err}");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), bpfld::Error>(())
+/// ```
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     atomic(path, |f| {
         f.write_all(bytes)

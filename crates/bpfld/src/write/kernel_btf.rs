@@ -42,7 +42,7 @@ const DUMMY_KSYM: &str = "dummy_ksym";
 /// `BTF_INT_BOOL`.
 const BTF_INT_BOOL: u8 = 4;
 
-/// Raw BTF ready for `BPF_BTF_LOAD`.
+/// Raw BTF ready for `BPF_BTF_LOAD`, as [`Object::kernel_btf`] makes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelBtf {
     /// Header, types and strings, little-endian.
@@ -54,14 +54,8 @@ pub struct KernelBtf {
     pub rewrites: Vec<String>,
 }
 
-/// The `.BTF` of the ELF object `object`, rewritten as libbpf does before
-/// loading it (see the module documentation).
-pub fn kernel_btf(object: &[u8]) -> Result<KernelBtf> {
-    let obj = crate::read::elf::parse(object)?;
-    kernel_btf_of(&obj)
-}
-
-/// [`kernel_btf`] for an object already read.
+/// The `.BTF` of `obj`, rewritten as libbpf does before loading it (see
+/// the module documentation); `Object::kernel_btf` is its public name.
 pub fn kernel_btf_of(obj: &Object) -> Result<KernelBtf> {
     let Some(btf) = &obj.btf else {
         bail!("the object has no .BTF section");

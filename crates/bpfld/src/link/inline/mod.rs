@@ -74,7 +74,10 @@ type Why = String;
 
 /// Inlines every call to each function named in `names` (defined in a
 /// program section of `obj`), and removes a function once nothing calls
-/// it any more, along with local functions only it called.
+/// it any more, along with local functions only it called. (The linker
+/// runs [`inline_and_optimize`]; this is the pass alone, for the fuzz
+/// targets and tests built with the `internals` feature.)
+#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
 pub fn inline_functions(obj: &mut Object, names: &[String]) -> Vec<Outcome> {
     inline_and_optimize(obj, names, false).0
 }

@@ -21,6 +21,8 @@ pub use query::{DatasecVar, MemberInfo, Signature};
 pub use strings::StringTable;
 pub use types::*;
 
+pub use crate::write::kernel_btf::KernelBtf;
+
 use super::Endian;
 use crate::error::{Error, Result};
 

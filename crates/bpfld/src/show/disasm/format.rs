@@ -328,7 +328,7 @@ pub fn insn_text(insn: &Insn, next: Option<&Insn>) -> Option<String> {
 
 /// The slot at `index` of `insns` as llvm-objdump prints it, `<unknown>`
 /// included (an `ld_imm64` reads its second half from `index + 1`).
-pub fn format_insn(insns: &[Insn], index: usize) -> String {
+pub(crate) fn format_insn(insns: &[Insn], index: usize) -> String {
     match insns.get(index) {
         Some(i) => insn_text(i, insns.get(index + 1)).unwrap_or_else(|| "<unknown>".into()),
         None => "<unknown>".into(),

@@ -35,7 +35,7 @@ mod walk;
 use std::borrow::Cow;
 use std::path::Path;
 
-pub use format::{format_insn, insn_text, listing};
+pub use format::{insn_text, listing};
 pub use json::disasm_json;
 pub use walk::{disasm, file_header};
 

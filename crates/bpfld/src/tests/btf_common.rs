@@ -1,8 +1,6 @@
 //! Shared helpers for the BTF tests: fixture paths, section extraction with
 //! the `object` crate, bpftool and clang-19 invocations.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

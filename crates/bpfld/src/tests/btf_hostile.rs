@@ -2,7 +2,7 @@
 //! random mutations give errors (naming the type where there is one) and
 //! never panic; whatever is accepted still round-trips exactly.
 
-mod btf_common;
+use super::btf_common;
 
 use bpfld::model::btf::{Btf, BtfType, TypeData, TypeId};
 use bpfld::model::Endian;

@@ -1,16 +1,20 @@
 //! Replays every committed fuzz finding, `fuzz/regressions/<target>/*`,
 //! through the fuzz targets' own code (`fuzz/src/lib.rs`, included below),
-//! so a normal `cargo test` guards each fix without running a fuzzer.
+//! so a normal `cargo test` guards each fix without running a fuzzer. It
+//! runs among the crate's unit tests because the targets drive layers that
+//! are not public (`read`, `write`).
 //!
 //! Each input must finish without a panic (the targets' round-trip
 //! assertions included), within a time bound, and without allocating out
 //! of proportion to its size; the same limits the fuzzers run with
 //! (`-timeout`, `-rss_limit_mb`), made observable here by a counting
 //! allocator. Each input runs in a child process (this binary again), so a
-//! hang is killed and an aborting allocation stays contained. See
-//! FUZZING.md.
+//! hang is killed and an aborting allocation stays contained, and so does
+//! every other measurement: in the parent, the crate's other tests
+//! allocate alongside. See FUZZING.md.
 
-#[path = "../../../fuzz/src/lib.rs"]
+#[path = "../../../../fuzz/src/lib.rs"]
+#[allow(dead_code)] // the fuzz-only parts
 mod harness;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -34,10 +38,22 @@ const TARGETS: &[(&str, Target)] = &[
     ("image", harness::image),
 ];
 
-/// Per input, in an unoptimised test build on a busy machine: healthy
-/// inputs take milliseconds, so this only trips on hangs and on work that
-/// grows faster than the input.
+/// CPU time per input, in an unoptimised test build: healthy inputs take
+/// milliseconds, so this only trips on work that grows faster than the
+/// input. CPU time rather than wall time, because the crate's other unit
+/// tests run alongside on a machine that may be busy.
 const TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// Wall time after which a call is taken for a hang.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+/// CPU time the calling thread has used (Linux: `/proc/thread-self/schedstat`,
+/// nanoseconds on the CPU first); `None` where that is not available.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
 
 /// Peak heap growth allowed while one input runs: a fixed allowance plus
 /// a multiple of the input size (listings, JSON documents).
@@ -116,7 +132,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `target` on `data`; `None` when it ends in bounds, otherwise what
 /// went wrong. The call runs on its own thread so that a hang is reported
-/// after [`TIME_LIMIT`] instead of stalling the test (the thread is left
+/// after [`HANG_LIMIT`] instead of stalling the test (the thread is left
 /// behind; the process ends it).
 fn replay(target: Target, data: &[u8]) -> Option<String> {
     let data = data.to_vec();
@@ -126,25 +142,29 @@ fn replay(target: Target, data: &[u8]) -> Option<String> {
     PEAK.store(base, Ordering::Relaxed);
     let start = Instant::now();
     std::thread::spawn(move || {
+        let cpu_start = thread_cpu_time();
         let result = std::panic::catch_unwind(|| target(&data)).map_err(|p| {
             p.downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default()
         });
-        let _ = done.send(result);
+        let cpu = cpu_start
+            .zip(thread_cpu_time())
+            .map(|(a, b)| b.saturating_sub(a));
+        let _ = done.send((result, cpu));
     });
-    let result = match outcome.recv_timeout(TIME_LIMIT) {
-        Ok(result) => result,
-        Err(_) => return Some(format!("did not finish within {TIME_LIMIT:?}")),
+    let (result, cpu) = match outcome.recv_timeout(HANG_LIMIT) {
+        Ok(sent) => sent,
+        Err(_) => return Some(format!("did not finish within {HANG_LIMIT:?}")),
     };
-    let took = start.elapsed();
+    let took = cpu.unwrap_or_else(|| start.elapsed());
     let grown = PEAK.load(Ordering::Relaxed).saturating_sub(base);
     if let Err(msg) = result {
         return Some(format!("panicked: {msg}"));
     }
     if took > TIME_LIMIT {
-        return Some(format!("took {took:?} (limit {TIME_LIMIT:?})"));
+        return Some(format!("took {took:?} of CPU (limit {TIME_LIMIT:?})"));
     }
     if grown > memory_limit(len) {
         return Some(format!(
@@ -180,14 +200,19 @@ const RESULT_MARK: &str = "replay result: ";
 /// inputs down with it or skew their measurements.
 fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["replay_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &test_name("replay_child"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{target_name}\t{}", path.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("re-run the test binary");
     // The child's own limit plus room for its start-up.
-    let deadline = Instant::now() + TIME_LIMIT + Duration::from_secs(5);
+    let deadline = Instant::now() + HANG_LIMIT + Duration::from_secs(5);
     loop {
         if child.try_wait().expect("wait for child").is_some() {
             break;
@@ -195,7 +220,7 @@ fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Some(format!("did not finish within {TIME_LIMIT:?} (killed)"));
+            return Some(format!("did not finish within {HANG_LIMIT:?} (killed)"));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -217,6 +242,43 @@ fn replay_isolated(target_name: &str, path: &Path) -> Option<String> {
             ))
         }
     }
+}
+
+/// The full name of test `name` of this file in the test binary.
+fn test_name(name: &str) -> String {
+    let here = module_path!();
+    let here = here.split_once("::").map_or(here, |(_, rest)| rest);
+    format!("{here}::{name}")
+}
+
+/// Set in the child process that runs one test alone.
+const ALONE_ENV: &str = "BPFLD_FUZZ_ALONE";
+
+/// Runs test `name` alone in a child process (this binary, one thread), so
+/// the heap counter sees only its own allocations; true in that child,
+/// where the caller goes on with the test's body.
+fn alone(name: &str) -> bool {
+    if std::env::var_os(ALONE_ENV).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            &test_name(name),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ALONE_ENV, "1")
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name}, run alone, failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }
 
 #[test]
@@ -277,6 +339,9 @@ fn regression_directories_name_fuzz_targets() {
 
 #[test]
 fn seed_fixtures_run_through_the_targets_in_bounds() {
+    if !alone("seed_fixtures_run_through_the_targets_in_bounds") {
+        return;
+    }
     // The committed fixtures and damaged files seed the fuzzers; the
     // targets' assertions (round trips) must already hold on them.
     let fixtures = root().join("fixtures");
@@ -325,6 +390,9 @@ fn seed_fixtures_run_through_the_targets_in_bounds() {
 
 #[test]
 fn the_counting_allocator_sees_a_large_allocation() {
+    if !alone("the_counting_allocator_sees_a_large_allocation") {
+        return;
+    }
     // The memory bound above is only as good as the counter.
     let _turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let big = |_: &[u8]| {
@@ -334,4 +402,25 @@ fn the_counting_allocator_sees_a_large_allocation() {
     let what = replay(big, b"tiny").expect("200 MiB for 4 bytes is over the limit");
     assert!(what.starts_with("allocated "), "{what}");
     assert_eq!(replay(|_| {}, b"tiny"), None);
+}
+
+#[test]
+fn the_cpu_clock_sees_a_busy_thread() {
+    // The time bound above is only as good as the clock.
+    let before = thread_cpu_time().expect("/proc/thread-self/schedstat");
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(200) {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+    let used = thread_cpu_time().unwrap() - before;
+    // Spinning is CPU time, unless the machine starved this thread.
+    assert!(
+        used > Duration::from_millis(20),
+        "{used:?} of CPU for 200 ms of spinning"
+    );
+    assert!(
+        used <= start.elapsed() + Duration::from_millis(20),
+        "{used:?}"
+    );
 }

@@ -3,7 +3,7 @@
 //! and random mutation, the same verdict, the same error message, and the
 //! same listings.
 
-mod btf_common;
+use super::btf_common;
 
 use bpfld::model::btf::{Btf, BtfType, TypeData, TypeId};
 use bpfld::model::Endian;

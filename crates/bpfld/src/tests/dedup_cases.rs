@@ -561,7 +561,8 @@ fn clang_available() -> bool {
 }
 
 fn compile(name: &str, src: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dedup-cases");
+    // Unit tests get no CARGO_TARGET_TMPDIR: a directory per test process.
+    let dir = std::env::temp_dir().join(format!("bpfld-dedup-cases-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join(format!("{name}.c"));
     let o = dir.join(format!("{name}.o"));

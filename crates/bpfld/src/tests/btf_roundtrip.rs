@@ -2,7 +2,7 @@
 //! `bpftool btf dump file` (v7.1), on the running kernel's BTF, on the
 //! committed fixtures and on objects compiled here for both byte orders.
 
-mod btf_common;
+use super::btf_common;
 
 use std::collections::BTreeSet;
 
