@@ -54,13 +54,14 @@ fn kernel_name(name: &str) -> [libc::c_char; 16] {
 }
 
 /// Loads the program with `log_level` and a log buffer of `log_size`
-/// bytes; returns the program's fd (or the error) and the log.
+/// bytes; returns the program's fd (or the error) and the log. Level 0
+/// loads without a log (the kernel refuses a buffer with it).
 pub(crate) fn prog_load(
     p: &ProgLoad<'_>,
     log_level: u32,
     log_size: usize,
 ) -> (io::Result<OwnedFd>, String) {
-    let mut log = vec![0u8; log_size.max(1)];
+    let mut log = vec![0u8; if log_level == 0 { 0 } else { log_size.max(1) }];
     // SAFETY: bpf_attr is a plain C union of integers; all zero is valid.
     let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
     // SAFETY: writing the fields of the BPF_PROG_LOAD member of the union,
@@ -74,9 +75,11 @@ pub(crate) fn prog_load(
     u.insn_cnt = p.insns.len() as u32;
     u.license = p.license.as_ptr() as u64;
     u.kern_version = p.kern_version;
-    u.log_level = log_level;
-    u.log_buf = log.as_mut_ptr() as u64;
-    u.log_size = log.len() as u32;
+    if !log.is_empty() {
+        u.log_level = log_level;
+        u.log_buf = log.as_mut_ptr() as u64;
+        u.log_size = log.len() as u32;
+    }
     u.attach_btf_id = p.attach_btf_id;
     if let Some(fd) = p.btf_fd {
         u.prog_btf_fd = fd.as_raw_fd() as u32;

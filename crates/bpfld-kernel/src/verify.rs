@@ -13,17 +13,17 @@
 //! load itself (`syscall`, `lwt_*`, ...) are verified too.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use aya_obj::btf::{Btf as AyaBtf, BtfKind};
 
 use crate::error::{errno_text, Error, ErrorKind, Result};
 use crate::globals::GlobalValue;
 use crate::load::{choose_program, load_object};
-use crate::maps::map_data;
 use crate::prog_load::{
     loaded_size, prog_load, ProgLoad, LOG_LEVEL_ALL_PATHS, LOG_LEVEL_INSNS, LOG_LEVEL_STATS,
 };
+use crate::relocate::{Relocated, Step};
 use crate::verifier_log::{digest_verifier_log, VerifierReport};
 
 /// What to verify.
@@ -163,49 +163,25 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     if let Some(w) = opts.prog {
         choose_program(&loaded.ebpf, Some(w))?;
     }
-    let copy = crate::aya_compat::prepare(object)?;
-    let mut obj =
-        aya_obj::Object::parse(&copy.bytes).map_err(|e| obj_err(crate::error::chain(&e)))?;
-
-    // The same steps, in the same order, as aya's own loader.
-    let features = aya::features();
-    let btf_bytes = match features.btf() {
-        Some(f) => obj
-            .fixup_and_sanitize_btf(f)
-            .map_err(|e| obj_err(format!("BTF: {}", crate::error::chain(&e))))?
-            .map(|b| b.to_bytes()),
-        None => None,
-    };
-    // A BTF the kernel refuses: the programs are loaded without it (as
-    // aya does), and a rejection says so.
-    let (btf_fd, btf_refused): (Option<OwnedFd>, Option<String>) = match btf_bytes.as_deref() {
-        Some(b) => match crate::sys::btf_load(b, None) {
-            Ok(fd) => (Some(fd), None),
-            Err(e) => (None, Some(errno_text(&e))),
-        },
-        None => (None, None),
-    };
-    let kernel_btf = AyaBtf::from_sys_fs().ok();
-    if let Some(k) = &kernel_btf {
-        obj.relocate_btf(k)
-            .map_err(|e| obj_err(format!("CO-RE: {}", crate::error::chain(&e))))?;
-    }
-    let map_objs = obj.maps.clone();
-    let fds: Vec<(String, i32)> = loaded
-        .ebpf
-        .maps()
-        .map(|(n, m)| (n.to_string(), map_data(m).fd().as_fd().as_raw_fd()))
-        .collect();
-    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(
-        fds.iter()
-            .filter_map(|(n, fd)| map_objs.get(n).map(|m| (n.as_str(), *fd, m))),
-        &text_sections,
-    )
-    .map_err(|e| obj_err(crate::error::chain(&e)))?;
-    obj.relocate_calls(&text_sections)
-        .map_err(|e| obj_err(crate::error::chain(&e)))?;
-    obj.sanitize_functions(features);
+    let relocated = crate::relocate::relocate(&loaded.bytes, &loaded.ebpf).map_err(|e| {
+        let text = crate::error::chain(&*e.error);
+        obj_err(match e.step {
+            Step::Btf => format!("BTF: {text}"),
+            Step::CoRe => format!("CO-RE: {text}"),
+            Step::Parse | Step::Maps | Step::Calls => text,
+        })
+    })?;
+    let Relocated {
+        obj,
+        btf_bytes,
+        btf_fd,
+        btf_refused,
+        kernel_btf,
+        ..
+    } = relocated;
+    // Read for CO-RE only when the object has CO-RE relocations; the
+    // attach targets of tracing programs are looked up in it too.
+    let kernel_btf = kernel_btf.or_else(|| AyaBtf::from_sys_fs().ok());
 
     let sections = program_sections(&model);
     let struct_ops = if sections.values().any(|s| s.starts_with("struct_ops")) {
