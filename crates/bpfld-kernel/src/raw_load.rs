@@ -12,12 +12,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use aya::Ebpf;
 
 use crate::error::{program_error, Error, ErrorKind, Result};
-use crate::prog_kind::ProgKind;
+use crate::prog_kind::{prog_spec, ProgKind};
 use crate::prog_load::{prog_load, ProgLoad, LOG_LEVEL_INSNS};
 use crate::relocate::{relocate, Step};
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// Room for the verifier's log on a rejection.
 const LOG_SIZE: usize = 4 << 20;
 
@@ -46,16 +45,19 @@ struct TestRunAttr {
 /// The kernel's program type number, load flags and bpfld's kind for a
 /// libbpf type name bpfld loads itself; `None` for the others.
 pub(crate) fn raw_type(libbpf_type: &str) -> Option<(u32, u32, ProgKind)> {
-    Some(match libbpf_type {
-        "lwt_in" => (10, 0, ProgKind::LwtIn),
-        "lwt_out" => (11, 0, ProgKind::LwtOut),
-        "lwt_xmit" => (12, 0, ProgKind::LwtXmit),
-        "lwt_seg6local" => (19, 0, ProgKind::LwtSeg6local),
-        // libbpf loads SEC("syscall") sleepable: it may call sleepable
-        // helpers and kfuncs.
-        "syscall" => (31, BPF_F_SLEEPABLE, ProgKind::Syscall),
-        _ => return None,
-    })
+    let kind = [
+        ProgKind::LwtIn,
+        ProgKind::LwtOut,
+        ProgKind::LwtXmit,
+        ProgKind::LwtSeg6local,
+        ProgKind::Syscall,
+    ]
+    .into_iter()
+    .find(|k| k.name() == libbpf_type)?;
+    // Each of these names is also a section name libbpf loads as that
+    // type: the flags are the section's (syscall programs are sleepable).
+    let spec = prog_spec(libbpf_type, None, None).ok()?;
+    Some((spec.prog_type, spec.flags, kind))
 }
 
 fn obj_error(program: &str, what: &str, e: impl std::fmt::Display) -> Error {
@@ -196,4 +198,21 @@ pub(crate) fn verified_insns(fd: &OwnedFd) -> Option<u32> {
     crate::sys::obj_get_info(fd.as_fd(), &mut info).ok()?;
     let n = u32::from_ne_bytes(info[216..220].try_into().ok()?);
     (n > 0).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_types_are_the_sections_types() {
+        assert_eq!(raw_type("lwt_in"), Some((10, 0, ProgKind::LwtIn)));
+        assert_eq!(
+            raw_type("lwt_seg6local"),
+            Some((19, 0, ProgKind::LwtSeg6local))
+        );
+        assert_eq!(raw_type("syscall"), Some((31, 1 << 4, ProgKind::Syscall)));
+        assert_eq!(raw_type("xdp"), None);
+        assert_eq!(raw_type("struct_ops"), None);
+    }
 }
