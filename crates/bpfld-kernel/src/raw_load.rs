@@ -13,7 +13,7 @@ use aya::Ebpf;
 
 use crate::error::{program_error, Error, ErrorKind, Result};
 use crate::prog_kind::{prog_spec, ProgKind};
-use crate::prog_load::{prog_load, ProgLoad, LOG_LEVEL_INSNS};
+use crate::prog_load::{loaded_size, prog_load, ProgLoad, LOG_LEVEL_INSNS};
 use crate::relocate::{relocate, Step};
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
@@ -102,19 +102,15 @@ pub(crate) fn load(
         .functions
         .get(&prog.function_key())
         .ok_or_else(|| obj_error(name, "loading", "the program's code is missing"))?;
-    let func_info = func.func_info.func_info_bytes();
-    let line_info = func.line_info.line_info_bytes();
     let load = ProgLoad {
         prog_type,
         expected_attach_type: 0,
         flags,
         name,
-        insns: &func.instructions,
+        function: func,
         license: &prog.license,
         kern_version: 0,
         btf_fd: r.btf_fd.as_ref().map(AsFd::as_fd),
-        func_info: (&func_info, func.func_info_rec_size as u32),
-        line_info: (&line_info, func.line_info_rec_size as u32),
         attach_btf_id: 0,
     };
     let first = match prog_load(&load, 0, 0) {
@@ -193,10 +189,7 @@ pub(crate) fn test_run(
 
 /// `bpf_prog_info.verified_insns` of a loaded program.
 pub(crate) fn verified_insns(fd: &OwnedFd) -> Option<u32> {
-    // Up to and including verified_insns (offset 216 in bpf_prog_info).
-    let mut info = [0u8; 220];
-    crate::sys::obj_get_info(fd.as_fd(), &mut info).ok()?;
-    let n = u32::from_ne_bytes(info[216..220].try_into().ok()?);
+    let n = loaded_size(fd).ok()?.verified_insns;
     (n > 0).then_some(n)
 }
 

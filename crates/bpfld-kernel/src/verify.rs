@@ -242,19 +242,15 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
         };
         v.prog_type = spec.type_name.to_string();
         v.attach_type = spec.attach_name.map(str::to_string);
-        let func_info = f.func_info.func_info_bytes();
-        let line_info = f.line_info.line_info_bytes();
         let load = ProgLoad {
             prog_type: spec.prog_type,
             expected_attach_type: spec.attach,
             flags: spec.flags,
             name,
-            insns: &f.instructions,
+            function: f,
             license: &p.license,
             kern_version: p.kernel_version.unwrap_or(0),
             btf_fd: btf_fd.as_ref().map(|f| f.as_fd()),
-            func_info: (&func_info, f.func_info_rec_size as u32),
-            line_info: (&line_info, f.line_info_rec_size as u32),
             attach_btf_id: spec.attach_btf_id,
         };
         let (fd, log) = prog_load(&load, LOG_LEVEL_STATS, STATS_LOG_SIZE);
