@@ -345,10 +345,6 @@ fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
     map_u64s(p, name)[offset / 8]
 }
 
-fn fx(name: &str) -> String {
-    fixture(name).to_string_lossy().into_owned()
-}
-
 fn drop_and_pass(mode: &str) {
     let test = format!("drop_and_pass_{mode}");
     let Some(p) = Pair::new(&test) else { return };
