@@ -117,6 +117,15 @@ impl Pair {
         stdout(&o)
     }
 
+    /// `bpfld xdp attach --dev VB ARGS` inside namespace `b`.
+    fn attach_b(&self, args: &[&str]) -> std::process::Output {
+        self.bpfld_b(&[&["xdp", "attach", "--dev", self.vb.as_str()][..], args].concat())
+    }
+
+    fn ok_attach_b(&self, args: &[&str]) -> String {
+        self.ok_b(&[&["xdp", "attach", "--dev", self.vb.as_str()][..], args].concat())
+    }
+
     /// `bpftool -j ARGS` inside namespace `b`.
     fn bpftool_b(&self, args: &[&str]) -> serde_json::Value {
         let o = Command::new("ip")
@@ -336,10 +345,6 @@ fn map_u64(p: &Pair, name: &str, offset: usize) -> u64 {
     map_u64s(p, name)[offset / 8]
 }
 
-fn fx(name: &str) -> String {
-    fixture(name).to_string_lossy().into_owned()
-}
-
 fn drop_and_pass(mode: &str) {
     let test = format!("drop_and_pass_{mode}");
     let Some(p) = Pair::new(&test) else { return };
@@ -349,9 +354,7 @@ fn drop_and_pass(mode: &str) {
     // Counting first, then dropping: every frame is counted, none arrives.
     let count = format!("{}:xdp_count", fx("comp_count.o"));
     let drop = format!("{},priority=60", fx("xdp_drop.o"));
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &drop,
-    ]);
+    p.ok_attach_b(&["--mode", mode, &count, &drop]);
     let expect_flag = if mode == "skb" { "xdpgeneric" } else { "xdp " };
     assert!(p.link_b().contains(expect_flag), "{}", p.link_b());
     send_frames(&tx, 0, 50, Duration::ZERO);
@@ -360,14 +363,7 @@ fn drop_and_pass(mode: &str) {
     assert_eq!(map_u64(&p, "counter__comp0", 0), 50);
 
     // Replaced by a passing composition: all arrive.
-    p.ok_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        &fx("xdp_pass.o"),
-        &fx("comp_tally.o"),
-    ]);
+    p.ok_attach_b(&[&fx("xdp_pass.o"), &fx("comp_tally.o")]);
     send_frames(&tx, 100, 50, Duration::ZERO);
     let got = receive(&rx, 50, Duration::from_secs(2));
     assert_eq!(got, (100..150).collect(), "passed frames");
@@ -392,9 +388,7 @@ fn replace_under_traffic(mode: &str) {
     let pass = fx("xdp_pass.o");
     let data = fx("comp_data.o");
     let count = format!("{}:xdp_count", fx("comp_count.o"));
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", mode, &count, &tally, &data,
-    ]);
+    p.ok_attach_b(&["--mode", mode, &count, &tally, &data]);
     // At the start and at the end, comp_count (its counter and its globals,
     // `seen`) is in slot comp0, comp_data (four counters) in comp1,
     // comp_tally (`tally`) in comp2 (equal priorities run in the order of
@@ -475,9 +469,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     let tx = packet_socket(&p.a, &p.va, 0);
     let count = format!("{}:xdp_count", fx("comp_count.o"));
     let tally = fx("comp_tally.o");
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &tally,
-    ]);
+    p.ok_attach_b(&["--mode", "skb", &count, &tally]);
     send_frames(&tx, 0, 10, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_u64(&p, "counter__comp0", 0), 10);
@@ -488,7 +480,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     // to comp2: the counter map goes with it, and so do the maps of their
     // global variables.
     let first = format!("{},priority=10", fx("xdp_pass.o"));
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
+    let out = p.ok_attach_b(&[&first, &count, &tally]);
     assert!(
         out.contains("kept: counter__comp1 .data.comp1 .data.comp2\n"),
         "{out}"
@@ -501,12 +493,12 @@ fn kept_component_keeps_counting_and_status_detach() {
     assert_eq!(map_u64(&p, "counter__comp1", 0), 15);
 
     // Replaced again (comp_count back to comp0): still the same map.
-    p.ok_b(&["xdp", "attach", "--dev", &p.vb, &count, &tally]);
+    p.ok_attach_b(&[&count, &tally]);
     send_frames(&tx, 15, 1, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_id(&p, "counter__comp0"), counter_id);
     assert_eq!(map_u64(&p, "counter__comp0", 0), 16);
-    p.ok_b(&["xdp", "attach", "--dev", &p.vb, &first, &count, &tally]);
+    p.ok_attach_b(&[&first, &count, &tally]);
     // `seen` (comp1's) and `tally` (comp2's) saw all 16 frames.
     let st = status_json(&p);
     assert_eq!(st["mode"], "skb");
@@ -556,9 +548,7 @@ fn kept_component_keeps_counting_and_status_detach() {
     );
 
     // --fresh: everything starts again from zero.
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--fresh", &first, &count, &tally,
-    ]);
+    p.ok_attach_b(&["--fresh", &first, &count, &tally]);
     send_frames(&tx, 20, 3, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(map_u64(&p, "counter__comp1", 0), 3);
@@ -606,9 +596,7 @@ fn kernel_map_names_follow_the_component_not_its_slot() {
     let count = format!("{}:xdp_count", fx("comp_count.o"));
     let long = fx("comp_longname.o");
     let data = format!("{},priority=10", fx("comp_data.o"));
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &long,
-    ]);
+    p.ok_attach_b(&["--mode", "skb", &count, &long]);
     send_frames(&tx, 0, 4, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     // comp0 xdp_count, comp1 xdp_longname. Each component's maps end with
@@ -646,7 +634,7 @@ fn kernel_map_names_follow_the_component_not_its_slot() {
 
     // A new first component moves both: every map is kept, contents and
     // kernel names alike, the long-named ones too.
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &data, &count, &long]);
+    let out = p.ok_attach_b(&[&data, &count, &long]);
     assert!(
         out.contains(
             "kept: counter__comp1 .data.comp1 packets_by_length_seen__comp2 packets_by_length_sum__comp2\n"
@@ -674,7 +662,7 @@ fn kernel_map_names_follow_the_component_not_its_slot() {
     assert_eq!(names, unique, "no two maps of one name");
 
     // --fresh with yet another order: new maps, the same names.
-    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--fresh", &long, &count]);
+    p.ok_attach_b(&["--fresh", &long, &count]);
     assert_eq!(kernel_name(&p, "counter__comp0"), before[0].2);
     assert_eq!(kernel_name(&p, "packets_by_length_sum__comp1"), before[3].2);
     assert_ne!(map_id(&p, "counter__comp0"), before[0].1);
@@ -703,7 +691,7 @@ fn foreign_program_needs_force_and_errors_are_clear() {
         "xdp",
     ])
     .expect("ip attaches");
-    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+    let o = p.attach_b(&[&fx("comp_tally.o")]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("bpfld did not attach; --force replaces it"),
@@ -713,26 +701,11 @@ fn foreign_program_needs_force_and_errors_are_clear() {
     let st = status_json(&p);
     assert_eq!(st["bpfld"], false);
     assert_eq!(st["prog_name"], "xdp_pass");
-    p.ok_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        "--force",
-        &fx("comp_tally.o"),
-    ]);
+    p.ok_attach_b(&["--force", &fx("comp_tally.o")]);
     assert_eq!(status_json(&p)["bpfld"], true);
 
     // A different mode than the running one.
-    let o = p.bpfld_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        "--mode",
-        "native",
-        &fx("comp_tally.o"),
-    ]);
+    let o = p.attach_b(&["--mode", "native", &fx("comp_tally.o")]);
     assert!(
         stderr(&o).contains("runs in skb mode; detach it"),
         "{}",
@@ -807,7 +780,7 @@ fn one_file_however_spelled_is_one_component() {
 
     // The absolute path, with a new first component: the same component,
     // now in slot comp1, keeps its counter and its globals.
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, &tally, &abs]);
+    let out = p.ok_attach_b(&[&tally, &abs]);
     assert!(out.contains("comp0: "), "{out}");
     assert!(
         out.contains(":xdp_tally priority 10 chain XDP_PASS (new)\n"),
@@ -872,7 +845,7 @@ fn one_file_however_spelled_is_one_component() {
     assert_eq!(map_u64s(&p, ".data.comp1"), [9], "seen");
 
     // The same, as JSON.
-    let out = p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--json", &tally, &abs]);
+    let out = p.ok_attach_b(&["--json", &tally, &abs]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("attach JSON");
     assert_eq!(v["components"][1]["program"], "xdp_count");
     assert_eq!(v["components"][1]["kept_from"], "comp1");
@@ -965,19 +938,7 @@ fn status_shows_run_order_and_action_names() {
     // never continues is left out, with a warning on stderr.
     let tally_last = format!("{tally},chain=none");
     let late = format!("{},priority=99", fx("xdp_drop.o"));
-    let o = p.bpfld_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        "--mode",
-        "skb",
-        "--json",
-        &count,
-        &tally_last,
-        &pass,
-        &late,
-    ]);
+    let o = p.attach_b(&["--mode", "skb", "--json", &count, &tally_last, &pass, &late]);
     assert!(o.status.success(), "{}", stderr(&o));
     let warning = format!(
         "left out: {}:xdp_drop (an earlier component never continues the chain, so it would never run)",
@@ -1080,16 +1041,7 @@ fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
         return;
     }
     // bpfld's composition is not taken for libxdp's dispatcher.
-    p.ok_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        "--mode",
-        "skb",
-        &fx("xdp_pass.o"),
-        &fx("comp_tally.o"),
-    ]);
+    p.ok_attach_b(&["--mode", "skb", &fx("xdp_pass.o"), &fx("comp_tally.o")]);
     assert_eq!(status_json(&p)["prog_name"], "bpfld_xdp");
     let o = xdp_loader_b(&p, &format!("status {}", p.vb));
     let all = format!("{}{}", stdout(&o), stderr(&o));
@@ -1104,7 +1056,7 @@ fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
     // keep libxdp from building its dispatcher) is left alone.
     let o = xdp_loader_b(&p, &format!("load -m skb {} {}", p.vb, fx("xdp_pass.o")));
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+    let o = p.attach_b(&[&fx("comp_tally.o")]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("that bpfld did not attach; --force replaces it"),
@@ -1138,7 +1090,7 @@ fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
             "xdp",
         ])
         .expect("ip attaches libxdp's dispatcher object");
-        let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, &fx("comp_tally.o")]);
+        let o = p.attach_b(&[&fx("comp_tally.o")]);
         assert!(!o.status.success());
         assert!(
             stderr(&o).contains("has libxdp's dispatcher (program id ")
@@ -1147,14 +1099,7 @@ fn libxdp_sees_no_dispatcher_of_its_own_and_its_programs_are_kept() {
             stderr(&o)
         );
         assert_eq!(status_json(&p)["prog_name"], "xdp_dispatcher");
-        p.ok_b(&[
-            "xdp",
-            "attach",
-            "--dev",
-            &p.vb,
-            "--force",
-            &fx("comp_tally.o"),
-        ]);
+        p.ok_attach_b(&["--force", &fx("comp_tally.o")]);
         assert_eq!(status_json(&p)["prog_name"], "bpfld_xdp");
     }
 }
@@ -1166,15 +1111,7 @@ fn inside_ip_netns_exec_bpffs_is_mounted_and_errors_are_plain() {
     };
     // `ip netns exec` gives bpfld a fresh /sys without bpffs: a map pinned
     // by name needs one, so bpfld mounts it, and says so.
-    let out = p.ok_b(&[
-        "xdp",
-        "attach",
-        "--dev",
-        &p.vb,
-        "--mode",
-        "skb",
-        &fx("comp_pinned.o"),
-    ]);
+    let out = p.ok_attach_b(&["--mode", "skb", &fx("comp_pinned.o")]);
     assert!(
         out.contains("mounted a bpffs at /sys/fs/bpf for the maps pinned by name"),
         "{out}"
@@ -1211,7 +1148,7 @@ fn six_concurrent_attaches_apply_in_turn() {
     };
     let tx = packet_socket(&p.a, &p.va, 0);
     let count = format!("{}:xdp_count", fx("comp_count.o"));
-    p.ok_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+    p.ok_attach_b(&["--mode", "skb", &count]);
     send_frames(&tx, 0, 5, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(200));
     let first = status_json(&p)["prog_id"].as_u64().unwrap();
@@ -1683,7 +1620,7 @@ fn link_attachment_is_updated_in_place_and_detached() {
 
     // Inside `ip netns exec` (no bpffs that outlives the command) a link
     // is refused rather than lost when the command ends.
-    let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, "--link", &tally]);
+    let o = p.attach_b(&["--link", &tally]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("would vanish with this command"),
@@ -1727,7 +1664,7 @@ fn another_tool_changing_the_program_meanwhile_is_read_again() {
     let count = format!("{}:xdp_count", fx("comp_count.o"));
     let mut outcomes = std::collections::BTreeMap::new();
     for _ in 0..15 {
-        let o = p.bpfld_b(&["xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count]);
+        let o = p.attach_b(&["--mode", "skb", &count]);
         let e = stderr(&o);
         let kind = if o.status.success() {
             "attached"
@@ -1752,9 +1689,7 @@ fn status_lines_fed_back_to_attach_give_the_same_composition() {
     let count = format!("{}:xdp_count,chain=pass,xdp_tx", fx("comp_count.o"));
     let mark = format!("{},priority=20,chain=Drop+PASS", fx("comp_mark.o"));
     let pass = format!("{},priority=60,chain=none", fx("xdp_pass.o"));
-    p.ok_b(&[
-        "xdp", "attach", "--dev", &p.vb, "--mode", "skb", &count, &mark, &pass,
-    ]);
+    p.ok_attach_b(&["--mode", "skb", &count, &mark, &pass]);
     let components = |text: &str| -> Vec<String> {
         text.lines()
             .filter(|l| l.starts_with("  comp"))

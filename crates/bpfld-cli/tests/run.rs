@@ -11,47 +11,7 @@
 mod common;
 use common::*;
 
-use std::path::PathBuf;
-
 use serde_json::Value;
-
-fn fx(name: &str) -> String {
-    fixture(name).display().to_string()
-}
-
-/// `bpfld run ... --json`, parsed.
-fn run_json(args: &[&str]) -> Value {
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
-}
-
-/// A packet file in a fresh temp dir (kept alive by the returned guard).
-struct Packet {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl Packet {
-    fn new(tag: &str, bytes: &[u8]) -> Packet {
-        let dir = std::env::temp_dir().join(format!("bpfld-run-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("packet.bin");
-        std::fs::write(&path, bytes).unwrap();
-        Packet { dir, path }
-    }
-    fn arg(&self) -> String {
-        self.path.display().to_string()
-    }
-}
-
-impl Drop for Packet {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The entries of map `name` as (key hex, value hex).
 fn entries(v: &Value, name: &str) -> Vec<(String, String)> {
@@ -109,7 +69,7 @@ fn computed_return_values_follow_the_packet() {
     }
     // fixtures/README.md: on bytes 1..=64, xdp_len = 64, xdp_sum4 = 10,
     // xdp_first_be = 0x0102.
-    let p = Packet::new("compute", &(1..=64).collect::<Vec<u8>>());
+    let p = TempFile::new("compute", &(1..=64).collect::<Vec<u8>>());
     for (prog, want) in [("xdp_len", 64), ("xdp_sum4", 10), ("xdp_first_be", 258)] {
         let v = run_json(&[&fx("xdp_compute.o"), "--prog", prog, "--data", &p.arg()]);
         assert_eq!(v["retval"], want, "{prog}");
@@ -120,7 +80,7 @@ fn computed_return_values_follow_the_packet() {
         }
     }
     // Packet length follows the data file.
-    let short = Packet::new("short", &[0u8; 20]);
+    let short = TempFile::new("short", &[0u8; 20]);
     let v = run_json(&[
         &fx("xdp_compute.o"),
         "--prog",
@@ -141,7 +101,7 @@ fn maps_after_repeated_runs() {
     // between the runs: each counter ends at the repeat count.
     let mut pkt = vec![0u8; 64];
     pkt[0] = 0x2a;
-    let p = Packet::new("counter", &pkt);
+    let p = TempFile::new("counter", &pkt);
     let v = run_json(&[&fx("run_counter.o"), "--repeat", "7", "--data", &p.arg()]);
     assert_eq!(v["repeat"], 7);
     let zero = le_hex_u32(0);
@@ -241,7 +201,7 @@ fn tc_program_verdicts_and_output_packet() {
 
     let mut pkt = vec![0u8; 32];
     pkt[0] = 0xff;
-    let p = Packet::new("tc", &pkt);
+    let p = TempFile::new("tc", &pkt);
     let text = ok(&["run", &fx("run_tc.o"), "--data", &p.arg()]);
     assert!(
         text.contains("program: tc_mark_and_filter (sched_cls)\n"),
@@ -258,7 +218,7 @@ fn socket_filter_runs() {
         return;
     }
     // fixtures/README.md: ld_abs_ind on bytes 1..=64 returns 320087623.
-    let p = Packet::new("socket", &(1..=64).collect::<Vec<u8>>());
+    let p = TempFile::new("socket", &(1..=64).collect::<Vec<u8>>());
     let v = run_json(&[
         &fx("insn_mem.o"),
         "--prog",
@@ -539,7 +499,7 @@ fn too_short_packet_is_explained() {
         return;
     }
     let file = fx("xdp_pass.o");
-    let p = Packet::new("short13", &[0u8; 13]);
+    let p = TempFile::new("short13", &[0u8; 13]);
     let o = run(&["run", &file, "--data", &p.arg()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -564,7 +524,7 @@ fn libbpf_section_names_aya_does_not_know_run() {
     assert_eq!(v["action"], "TC_ACT_OK");
     let mut pkt = vec![0u8; 40];
     pkt[0] = 0xff;
-    let p = Packet::new("tc-kinds", &pkt);
+    let p = TempFile::new("tc-kinds", &pkt);
     let v = run_json(&[&file, "--prog", "tc_filter", "--data", &p.arg()]);
     assert_eq!(v["retval"], 2);
     assert_eq!(v["action"], "TC_ACT_SHOT");

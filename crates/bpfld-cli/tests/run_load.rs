@@ -7,21 +7,7 @@
 mod common;
 use common::*;
 
-use std::path::PathBuf;
-
 use serde_json::Value;
-
-fn fx(name: &str) -> String {
-    fixture(name).display().to_string()
-}
-
-fn run_json(args: &[&str]) -> Value {
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
-}
 
 /// `CONFIG_NAME`'s value in the running kernel's configuration.
 fn kconfig(name: &str) -> Option<String> {
@@ -45,25 +31,6 @@ fn kernel_version() -> u64 {
         .map(|p| p.parse::<u64>().unwrap_or(0));
     let (a, b, c) = (n.next().unwrap(), n.next().unwrap(), n.next().unwrap_or(0));
     (a << 16) + (b << 8) + c.min(255)
-}
-
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(tag: &str, bytes: &[u8]) -> TempFile {
-        let p = std::env::temp_dir().join(format!("bpfld-run-load-{}-{tag}", std::process::id()));
-        std::fs::write(&p, bytes).unwrap();
-        TempFile(p)
-    }
-    fn arg(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod prog_array;
 mod prog_kind;
 mod prog_load;
 mod raw_load;
+mod relocate;
 mod sys;
 mod test_run;
 mod verifier_log;

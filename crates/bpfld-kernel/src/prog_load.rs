@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use aya_obj::generated::{bpf_attr, bpf_insn};
+use aya_obj::generated::bpf_attr;
 
 use crate::sys::{bpf, obj_get_info};
 
@@ -26,14 +26,11 @@ pub(crate) struct ProgLoad<'a> {
     pub(crate) expected_attach_type: u32,
     pub(crate) flags: u32,
     pub(crate) name: &'a str,
-    pub(crate) insns: &'a [bpf_insn],
+    /// The program's code, relocated, with its func_info and line_info.
+    pub(crate) function: &'a aya_obj::Function,
     pub(crate) license: &'a CStr,
     pub(crate) kern_version: u32,
     pub(crate) btf_fd: Option<BorrowedFd<'a>>,
-    /// Raw `bpf_func_info` records and their size.
-    pub(crate) func_info: (&'a [u8], u32),
-    /// Raw `bpf_line_info` records and their size.
-    pub(crate) line_info: (&'a [u8], u32),
     pub(crate) attach_btf_id: u32,
 }
 
@@ -54,13 +51,17 @@ fn kernel_name(name: &str) -> [libc::c_char; 16] {
 }
 
 /// Loads the program with `log_level` and a log buffer of `log_size`
-/// bytes; returns the program's fd (or the error) and the log.
+/// bytes; returns the program's fd (or the error) and the log. Level 0
+/// loads without a log (the kernel refuses a buffer with it).
 pub(crate) fn prog_load(
     p: &ProgLoad<'_>,
     log_level: u32,
     log_size: usize,
 ) -> (io::Result<OwnedFd>, String) {
-    let mut log = vec![0u8; log_size.max(1)];
+    let mut log = vec![0u8; if log_level == 0 { 0 } else { log_size.max(1) }];
+    let f = p.function;
+    let func_info = f.func_info.func_info_bytes();
+    let line_info = f.line_info.line_info_bytes();
     // SAFETY: bpf_attr is a plain C union of integers; all zero is valid.
     let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
     // SAFETY: writing the fields of the BPF_PROG_LOAD member of the union,
@@ -70,27 +71,29 @@ pub(crate) fn prog_load(
     u.expected_attach_type = p.expected_attach_type;
     u.prog_flags = p.flags;
     u.prog_name = kernel_name(p.name);
-    u.insns = p.insns.as_ptr() as u64;
-    u.insn_cnt = p.insns.len() as u32;
+    u.insns = f.instructions.as_ptr() as u64;
+    u.insn_cnt = f.instructions.len() as u32;
     u.license = p.license.as_ptr() as u64;
     u.kern_version = p.kern_version;
-    u.log_level = log_level;
-    u.log_buf = log.as_mut_ptr() as u64;
-    u.log_size = log.len() as u32;
+    if !log.is_empty() {
+        u.log_level = log_level;
+        u.log_buf = log.as_mut_ptr() as u64;
+        u.log_size = log.len() as u32;
+    }
     u.attach_btf_id = p.attach_btf_id;
     if let Some(fd) = p.btf_fd {
         u.prog_btf_fd = fd.as_raw_fd() as u32;
-        let (fi, fi_size) = p.func_info;
-        if fi_size > 0 && !fi.is_empty() {
-            u.func_info = fi.as_ptr() as u64;
-            u.func_info_rec_size = fi_size;
-            u.func_info_cnt = (fi.len() / fi_size as usize) as u32;
+        // The records' own count: aya leaves `num_info` at the section's
+        // count when a section holds several programs.
+        if f.func_info_rec_size > 0 && !func_info.is_empty() {
+            u.func_info = func_info.as_ptr() as u64;
+            u.func_info_rec_size = f.func_info_rec_size as u32;
+            u.func_info_cnt = (func_info.len() / f.func_info_rec_size) as u32;
         }
-        let (li, li_size) = p.line_info;
-        if li_size > 0 && !li.is_empty() {
-            u.line_info = li.as_ptr() as u64;
-            u.line_info_rec_size = li_size;
-            u.line_info_cnt = (li.len() / li_size as usize) as u32;
+        if f.line_info_rec_size > 0 && !line_info.is_empty() {
+            u.line_info = line_info.as_ptr() as u64;
+            u.line_info_rec_size = f.line_info_rec_size as u32;
+            u.line_info_cnt = (line_info.len() / f.line_info_rec_size) as u32;
         }
     }
     // SAFETY: `attr` is a full bpf_attr for BPF_PROG_LOAD; the instruction,

@@ -3,55 +3,22 @@
 //! `BPF_PROG_TEST_RUN`.
 //!
 //! aya's object crate does the work that does not depend on the program
-//! type, on the same bytes aya loaded: BTF fix-ups, CO-RE against the
-//! kernel's BTF, map relocations (to the maps aya created for the object)
-//! and linking of called functions. Only the final load is bpfld's.
+//! type, on the same bytes aya loaded (see relocate.rs). Only the final
+//! load is bpfld's.
 
-use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::Ebpf;
-use aya_obj::generated::bpf_insn;
 
 use crate::error::{program_error, Error, ErrorKind, Result};
-use crate::maps::map_data;
-use crate::prog_kind::ProgKind;
+use crate::prog_kind::{prog_spec, ProgKind};
+use crate::prog_load::{loaded_size, prog_load, ProgLoad, LOG_LEVEL_INSNS};
+use crate::relocate::{relocate, Step};
 
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// Room for the verifier's log on a rejection.
 const LOG_SIZE: usize = 4 << 20;
-
-/// The `BPF_PROG_LOAD` prefix of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-    attach_prog_fd: u32,
-    core_relo_cnt: u32,
-    fd_array: u64,
-}
 
 /// The `BPF_PROG_TEST_RUN` part of `union bpf_attr`.
 #[repr(C)]
@@ -78,16 +45,19 @@ struct TestRunAttr {
 /// The kernel's program type number, load flags and bpfld's kind for a
 /// libbpf type name bpfld loads itself; `None` for the others.
 pub(crate) fn raw_type(libbpf_type: &str) -> Option<(u32, u32, ProgKind)> {
-    Some(match libbpf_type {
-        "lwt_in" => (10, 0, ProgKind::LwtIn),
-        "lwt_out" => (11, 0, ProgKind::LwtOut),
-        "lwt_xmit" => (12, 0, ProgKind::LwtXmit),
-        "lwt_seg6local" => (19, 0, ProgKind::LwtSeg6local),
-        // libbpf loads SEC("syscall") sleepable: it may call sleepable
-        // helpers and kfuncs.
-        "syscall" => (31, BPF_F_SLEEPABLE, ProgKind::Syscall),
-        _ => return None,
-    })
+    let kind = [
+        ProgKind::LwtIn,
+        ProgKind::LwtOut,
+        ProgKind::LwtXmit,
+        ProgKind::LwtSeg6local,
+        ProgKind::Syscall,
+    ]
+    .into_iter()
+    .find(|k| k.name() == libbpf_type)?;
+    // Each of these names is also a section name libbpf loads as that
+    // type: the flags are the section's (syscall programs are sleepable).
+    let spec = prog_spec(libbpf_type, None, None).ok()?;
+    Some((spec.prog_type, spec.flags, kind))
 }
 
 fn obj_error(program: &str, what: &str, e: impl std::fmt::Display) -> Error {
@@ -106,129 +76,66 @@ pub(crate) fn load(
     prog_type: u32,
     flags: u32,
 ) -> Result<OwnedFd> {
-    let mut obj = aya_obj::Object::parse(bytes).map_err(|e| obj_error(name, "parsing", e))?;
-    let features = aya::features();
-    let mut btf_fd: Option<OwnedFd> = None;
-    if let Some(bf) = features.btf() {
-        if let Some(btf) = obj
-            .fixup_and_sanitize_btf(bf)
-            .map_err(|e| obj_error(name, "preparing BTF", e))?
-        {
-            // Without the BTF the program still loads when it needs none
-            // (no global functions); the verifier says so otherwise.
-            btf_fd = crate::sys::btf_load(&btf.to_bytes(), None).ok();
-        }
+    // Without the object's BTF (the kernel refused it) the program still
+    // loads when it needs none (no global functions); the verifier says so
+    // otherwise.
+    let r = relocate(bytes, ebpf).map_err(|e| {
+        let what = match e.step {
+            Step::Parse => "parsing",
+            Step::Btf => "preparing BTF",
+            Step::CoRe => "CO-RE relocation",
+            Step::Maps => "relocating maps",
+            Step::Calls => "linking called functions",
+        };
+        obj_error(name, what, e.error)
+    })?;
+    if let Some(e) = &r.core_skipped {
+        return Err(obj_error(name, "reading the kernel's BTF for CO-RE", e));
     }
-    if obj.has_btf_relocations() {
-        let kernel = aya_obj::btf::Btf::from_sys_fs()
-            .map_err(|e| obj_error(name, "reading the kernel's BTF for CO-RE", e))?;
-        obj.relocate_btf(&kernel)
-            .map_err(|e| obj_error(name, "CO-RE relocation", e))?;
-    }
-    let mut maps: Vec<(String, RawFd, aya_obj::Map)> = Vec::new();
-    for (map_name, m) in ebpf.maps() {
-        if let Some(def) = obj.maps.get(map_name) {
-            let fd = map_data(m).fd().as_fd().as_raw_fd();
-            maps.push((map_name.to_string(), fd, def.clone()));
-        }
-    }
-    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(
-        maps.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
-        &text_sections,
-    )
-    .map_err(|e| obj_error(name, "relocating maps", e))?;
-    obj.relocate_calls(&text_sections)
-        .map_err(|e| obj_error(name, "linking called functions", e))?;
-    obj.sanitize_functions(features);
-    let prog = obj
+    let prog = r
+        .obj
         .programs
         .get(name)
         .ok_or_else(|| obj_error(name, "loading", "no such program in the object"))?;
-    let license = prog.license.clone();
-    let func = obj
+    let func = r
+        .obj
         .functions
-        .get(&(prog.section_index, prog.address))
+        .get(&prog.function_key())
         .ok_or_else(|| obj_error(name, "loading", "the program's code is missing"))?;
-    let insns: &[bpf_insn] = &func.instructions;
-    let func_info = func.func_info.func_info_bytes();
-    let line_info = func.line_info.line_info_bytes();
-
-    let mut attr = ProgLoadAttr {
+    let load = ProgLoad {
         prog_type,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_flags: flags,
-        ..Default::default()
+        expected_attach_type: 0,
+        flags,
+        name,
+        function: func,
+        license: &prog.license,
+        kern_version: 0,
+        btf_fd: r.btf_fd.as_ref().map(AsFd::as_fd),
+        attach_btf_id: 0,
     };
-    // The kernel's program name: at most 15 bytes of [A-Za-z0-9_.].
-    for (d, s) in attr.prog_name.iter_mut().zip(
-        name.bytes()
-            .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
-            .take(15),
-    ) {
-        *d = s;
-    }
-    if let Some(fd) = &btf_fd {
-        attr.prog_btf_fd = fd.as_raw_fd() as u32;
-        // The records' own count: aya leaves `num_info` at the section's
-        // count when a section holds several programs.
-        let (nf, nl) = (
-            func.func_info.func_info.len(),
-            func.line_info.line_info.len(),
-        );
-        if nf > 0 {
-            attr.func_info_rec_size = func.func_info_rec_size as u32;
-            attr.func_info = func_info.as_ptr() as u64;
-            attr.func_info_cnt = nf as u32;
-        }
-        if nl > 0 {
-            attr.line_info_rec_size = func.line_info_rec_size as u32;
-            attr.line_info = line_info.as_ptr() as u64;
-            attr.line_info_cnt = nl as u32;
+    let first = match prog_load(&load, 0, 0) {
+        (Ok(fd), _) => return Ok(fd),
+        (Err(e), _) => e,
+    };
+    // Again with a log, to say why.
+    match prog_load(&load, LOG_LEVEL_INSNS, LOG_SIZE) {
+        (Ok(fd), _) => Ok(fd),
+        (Err(e), text) => {
+            let io_error = if e.raw_os_error() == Some(libc::ENOSPC) {
+                first
+            } else {
+                e
+            };
+            Err(program_error(
+                name,
+                aya::programs::ProgramError::LoadError {
+                    io_error,
+                    verifier_log: aya_obj::VerifierLog::new(text),
+                },
+                "loading",
+            ))
         }
     }
-    match prog_load(&mut attr) {
-        Ok(fd) => Ok(fd),
-        Err(first) => {
-            // Again with a log, to say why.
-            let mut log = vec![0u8; LOG_SIZE];
-            attr.log_level = 1;
-            attr.log_size = log.len() as u32;
-            attr.log_buf = log.as_mut_ptr() as u64;
-            match prog_load(&mut attr) {
-                Ok(fd) => Ok(fd),
-                Err(e) => {
-                    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                    let text = String::from_utf8_lossy(&log[..end]).into_owned();
-                    let io_error = if e.raw_os_error() == Some(libc::ENOSPC) {
-                        first
-                    } else {
-                        e
-                    };
-                    Err(program_error(
-                        name,
-                        aya::programs::ProgramError::LoadError {
-                            io_error,
-                            verifier_log: aya_obj::VerifierLog::new(text),
-                        },
-                        "loading",
-                    ))
-                }
-            }
-        }
-    }
-}
-
-fn prog_load(attr: &mut ProgLoadAttr) -> io::Result<OwnedFd> {
-    // SAFETY: `attr` is the BPF_PROG_LOAD prefix of `bpf_attr`; its
-    // pointers (instructions, license, BTF.ext records, log) point to
-    // buffers of the sizes given that outlive the call.
-    let ret = unsafe { crate::sys::bpf(BPF_PROG_LOAD, attr) }?;
-    // SAFETY: on success BPF_PROG_LOAD returns a new file descriptor that
-    // nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 
 /// What one `BPF_PROG_TEST_RUN` returned.
@@ -282,9 +189,23 @@ pub(crate) fn test_run(
 
 /// `bpf_prog_info.verified_insns` of a loaded program.
 pub(crate) fn verified_insns(fd: &OwnedFd) -> Option<u32> {
-    // Up to and including verified_insns (offset 216 in bpf_prog_info).
-    let mut info = [0u8; 220];
-    crate::sys::obj_get_info(fd.as_fd(), &mut info).ok()?;
-    let n = u32::from_ne_bytes(info[216..220].try_into().ok()?);
+    let n = loaded_size(fd).ok()?.verified_insns;
     (n > 0).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_types_are_the_sections_types() {
+        assert_eq!(raw_type("lwt_in"), Some((10, 0, ProgKind::LwtIn)));
+        assert_eq!(
+            raw_type("lwt_seg6local"),
+            Some((19, 0, ProgKind::LwtSeg6local))
+        );
+        assert_eq!(raw_type("syscall"), Some((31, 1 << 4, ProgKind::Syscall)));
+        assert_eq!(raw_type("xdp"), None);
+        assert_eq!(raw_type("struct_ops"), None);
+    }
 }

@@ -13,17 +13,18 @@
 //! load itself (`syscall`, `lwt_*`, ...) are verified too.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 
-use aya_obj::btf::{Btf as AyaBtf, BtfKind};
+use aya_obj::btf::Btf as AyaBtf;
 
 use crate::error::{errno_text, Error, ErrorKind, Result};
 use crate::globals::GlobalValue;
 use crate::load::{choose_program, load_object};
-use crate::maps::map_data;
+use crate::prog_kind::prog_spec;
 use crate::prog_load::{
     loaded_size, prog_load, ProgLoad, LOG_LEVEL_ALL_PATHS, LOG_LEVEL_INSNS, LOG_LEVEL_STATS,
 };
+use crate::relocate::{Relocated, Step};
 use crate::verifier_log::{digest_verifier_log, VerifierReport};
 
 /// What to verify.
@@ -142,9 +143,6 @@ impl ProgramVerdict {
 const STATS_LOG_SIZE: usize = 64 * 1024;
 const FULL_LOG_SIZE: usize = 16 * 1024 * 1024;
 
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
-const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
-
 fn obj_err(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Object, what.to_string())
 }
@@ -163,49 +161,27 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     if let Some(w) = opts.prog {
         choose_program(&loaded.ebpf, Some(w))?;
     }
-    let copy = crate::aya_compat::prepare(object)?;
-    let mut obj =
-        aya_obj::Object::parse(&copy.bytes).map_err(|e| obj_err(crate::error::chain(&e)))?;
-
-    // The same steps, in the same order, as aya's own loader.
-    let features = aya::features();
-    let btf_bytes = match features.btf() {
-        Some(f) => obj
-            .fixup_and_sanitize_btf(f)
-            .map_err(|e| obj_err(format!("BTF: {}", crate::error::chain(&e))))?
-            .map(|b| b.to_bytes()),
-        None => None,
-    };
-    // A BTF the kernel refuses: the programs are loaded without it (as
-    // aya does), and a rejection says so.
-    let (btf_fd, btf_refused): (Option<OwnedFd>, Option<String>) = match btf_bytes.as_deref() {
-        Some(b) => match crate::sys::btf_load(b, None) {
-            Ok(fd) => (Some(fd), None),
-            Err(e) => (None, Some(errno_text(&e))),
-        },
-        None => (None, None),
-    };
-    let kernel_btf = AyaBtf::from_sys_fs().ok();
-    if let Some(k) = &kernel_btf {
-        obj.relocate_btf(k)
-            .map_err(|e| obj_err(format!("CO-RE: {}", crate::error::chain(&e))))?;
-    }
-    let map_objs = obj.maps.clone();
-    let fds: Vec<(String, i32)> = loaded
-        .ebpf
-        .maps()
-        .map(|(n, m)| (n.to_string(), map_data(m).fd().as_fd().as_raw_fd()))
-        .collect();
-    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(
-        fds.iter()
-            .filter_map(|(n, fd)| map_objs.get(n).map(|m| (n.as_str(), *fd, m))),
-        &text_sections,
-    )
-    .map_err(|e| obj_err(crate::error::chain(&e)))?;
-    obj.relocate_calls(&text_sections)
-        .map_err(|e| obj_err(crate::error::chain(&e)))?;
-    obj.sanitize_functions(features);
+    let relocated = crate::relocate::relocate(&loaded.bytes, &loaded.ebpf).map_err(|e| {
+        let text = crate::error::chain(&*e.error);
+        obj_err(match e.step {
+            Step::Btf => format!("BTF: {text}"),
+            Step::CoRe => format!("CO-RE: {text}"),
+            Step::Parse | Step::Maps | Step::Calls => text,
+        })
+    })?;
+    let Relocated {
+        obj,
+        btf_bytes,
+        btf_fd,
+        btf_refused,
+        kernel_btf,
+        // CO-RE left undone (no kernel BTF): the verifier's verdicts say
+        // what that breaks.
+        core_skipped: _,
+    } = relocated;
+    // Read for CO-RE only when the object has CO-RE relocations; the
+    // attach targets of tracing programs are looked up in it too.
+    let kernel_btf = kernel_btf.or_else(|| AyaBtf::from_sys_fs().ok());
 
     let sections = program_sections(&model);
     let struct_ops = if sections.values().any(|s| s.starts_with("struct_ops")) {
@@ -266,19 +242,15 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
         };
         v.prog_type = spec.type_name.to_string();
         v.attach_type = spec.attach_name.map(str::to_string);
-        let func_info = f.func_info.func_info_bytes();
-        let line_info = f.line_info.line_info_bytes();
         let load = ProgLoad {
             prog_type: spec.prog_type,
             expected_attach_type: spec.attach,
             flags: spec.flags,
             name,
-            insns: &f.instructions,
+            function: f,
             license: &p.license,
             kern_version: p.kernel_version.unwrap_or(0),
             btf_fd: btf_fd.as_ref().map(|f| f.as_fd()),
-            func_info: (&func_info, f.func_info_rec_size as u32),
-            line_info: (&line_info, f.line_info_rec_size as u32),
             attach_btf_id: spec.attach_btf_id,
         };
         let (fd, log) = prog_load(&load, LOG_LEVEL_STATS, STATS_LOG_SIZE);
@@ -701,380 +673,6 @@ pub fn parse_stats(log: &str) -> Option<VerifierStats> {
     })
 }
 
-/// How to load a program of a section: its type, expected attach type,
-/// flags and BTF target, as libbpf derives them from the section name.
-#[derive(Debug)]
-struct Spec {
-    prog_type: u32,
-    type_name: &'static str,
-    attach: u32,
-    attach_name: Option<&'static str>,
-    flags: u32,
-    attach_btf_id: u32,
-}
-
-// enum bpf_prog_type
-const SOCKET_FILTER: u32 = 1;
-const KPROBE: u32 = 2;
-const SCHED_CLS: u32 = 3;
-const SCHED_ACT: u32 = 4;
-const TRACEPOINT: u32 = 5;
-const XDP: u32 = 6;
-const PERF_EVENT: u32 = 7;
-const CGROUP_SKB: u32 = 8;
-const CGROUP_SOCK: u32 = 9;
-const LWT_IN: u32 = 10;
-const LWT_OUT: u32 = 11;
-const LWT_XMIT: u32 = 12;
-const SOCK_OPS: u32 = 13;
-const SK_SKB: u32 = 14;
-const CGROUP_DEVICE: u32 = 15;
-const SK_MSG: u32 = 16;
-const RAW_TRACEPOINT: u32 = 17;
-const CGROUP_SOCK_ADDR: u32 = 18;
-const LWT_SEG6LOCAL: u32 = 19;
-const LIRC_MODE2: u32 = 20;
-const SK_REUSEPORT: u32 = 21;
-const FLOW_DISSECTOR: u32 = 22;
-const CGROUP_SYSCTL: u32 = 23;
-const RAW_TRACEPOINT_WRITABLE: u32 = 24;
-const CGROUP_SOCKOPT: u32 = 25;
-const TRACING: u32 = 26;
-const STRUCT_OPS: u32 = 27;
-const LSM: u32 = 29;
-const SK_LOOKUP: u32 = 30;
-const SYSCALL: u32 = 31;
-const NETFILTER: u32 = 32;
-
-/// `enum bpf_attach_type` values and libbpf's names for them.
-const ATTACH: &[(&str, u32)] = &[
-    ("cgroup_inet_ingress", 0),
-    ("cgroup_inet_egress", 1),
-    ("cgroup_inet_sock_create", 2),
-    ("cgroup_sock_ops", 3),
-    ("sk_skb_stream_parser", 4),
-    ("sk_skb_stream_verdict", 5),
-    ("cgroup_device", 6),
-    ("sk_msg_verdict", 7),
-    ("cgroup_inet4_bind", 8),
-    ("cgroup_inet6_bind", 9),
-    ("cgroup_inet4_connect", 10),
-    ("cgroup_inet6_connect", 11),
-    ("cgroup_inet4_post_bind", 12),
-    ("cgroup_inet6_post_bind", 13),
-    ("cgroup_udp4_sendmsg", 14),
-    ("cgroup_udp6_sendmsg", 15),
-    ("lirc_mode2", 16),
-    ("flow_dissector", 17),
-    ("cgroup_sysctl", 18),
-    ("cgroup_udp4_recvmsg", 19),
-    ("cgroup_udp6_recvmsg", 20),
-    ("cgroup_getsockopt", 21),
-    ("cgroup_setsockopt", 22),
-    ("trace_raw_tp", 23),
-    ("trace_fentry", 24),
-    ("trace_fexit", 25),
-    ("modify_return", 26),
-    ("lsm_mac", 27),
-    ("trace_iter", 28),
-    ("cgroup_inet4_getpeername", 29),
-    ("cgroup_inet6_getpeername", 30),
-    ("cgroup_inet4_getsockname", 31),
-    ("cgroup_inet6_getsockname", 32),
-    ("xdp_devmap", 33),
-    ("cgroup_inet_sock_release", 34),
-    ("xdp_cpumap", 35),
-    ("sk_lookup", 36),
-    ("xdp", 37),
-    ("sk_skb_verdict", 38),
-    ("sk_reuseport_select", 39),
-    ("sk_reuseport_select_or_migrate", 40),
-    ("trace_kprobe_multi", 42),
-    ("lsm_cgroup", 43),
-    ("netfilter", 45),
-    ("tcx_ingress", 46),
-    ("tcx_egress", 47),
-    ("trace_uprobe_multi", 48),
-    ("cgroup_unix_connect", 49),
-    ("cgroup_unix_sendmsg", 50),
-    ("cgroup_unix_recvmsg", 51),
-    ("cgroup_unix_getpeername", 52),
-    ("cgroup_unix_getsockname", 53),
-    ("netkit_primary", 54),
-    ("netkit_peer", 55),
-    ("trace_kprobe_session", 56),
-];
-
-fn attach(name: &'static str) -> (u32, Option<&'static str>) {
-    let v = ATTACH
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, v)| *v);
-    (v, Some(name))
-}
-
-/// The cgroup/... attach points: (section tail, program type, attach type).
-const CGROUP: &[(&str, u32, &str)] = &[
-    ("skb", CGROUP_SKB, ""),
-    ("sock", CGROUP_SOCK, "cgroup_inet_sock_create"),
-    ("sock_create", CGROUP_SOCK, "cgroup_inet_sock_create"),
-    ("sock_release", CGROUP_SOCK, "cgroup_inet_sock_release"),
-    ("post_bind4", CGROUP_SOCK, "cgroup_inet4_post_bind"),
-    ("post_bind6", CGROUP_SOCK, "cgroup_inet6_post_bind"),
-    ("bind4", CGROUP_SOCK_ADDR, "cgroup_inet4_bind"),
-    ("bind6", CGROUP_SOCK_ADDR, "cgroup_inet6_bind"),
-    ("connect4", CGROUP_SOCK_ADDR, "cgroup_inet4_connect"),
-    ("connect6", CGROUP_SOCK_ADDR, "cgroup_inet6_connect"),
-    ("connect_unix", CGROUP_SOCK_ADDR, "cgroup_unix_connect"),
-    ("sendmsg4", CGROUP_SOCK_ADDR, "cgroup_udp4_sendmsg"),
-    ("sendmsg6", CGROUP_SOCK_ADDR, "cgroup_udp6_sendmsg"),
-    ("sendmsg_unix", CGROUP_SOCK_ADDR, "cgroup_unix_sendmsg"),
-    ("recvmsg4", CGROUP_SOCK_ADDR, "cgroup_udp4_recvmsg"),
-    ("recvmsg6", CGROUP_SOCK_ADDR, "cgroup_udp6_recvmsg"),
-    ("recvmsg_unix", CGROUP_SOCK_ADDR, "cgroup_unix_recvmsg"),
-    ("getpeername4", CGROUP_SOCK_ADDR, "cgroup_inet4_getpeername"),
-    ("getpeername6", CGROUP_SOCK_ADDR, "cgroup_inet6_getpeername"),
-    (
-        "getpeername_unix",
-        CGROUP_SOCK_ADDR,
-        "cgroup_unix_getpeername",
-    ),
-    ("getsockname4", CGROUP_SOCK_ADDR, "cgroup_inet4_getsockname"),
-    ("getsockname6", CGROUP_SOCK_ADDR, "cgroup_inet6_getsockname"),
-    (
-        "getsockname_unix",
-        CGROUP_SOCK_ADDR,
-        "cgroup_unix_getsockname",
-    ),
-    ("sysctl", CGROUP_SYSCTL, "cgroup_sysctl"),
-    ("getsockopt", CGROUP_SOCKOPT, "cgroup_getsockopt"),
-    ("setsockopt", CGROUP_SOCKOPT, "cgroup_setsockopt"),
-    ("dev", CGROUP_DEVICE, "cgroup_device"),
-];
-
-fn type_name(t: u32) -> &'static str {
-    match t {
-        SOCKET_FILTER => "socket_filter",
-        KPROBE => "kprobe",
-        SCHED_CLS => "sched_cls",
-        SCHED_ACT => "sched_act",
-        TRACEPOINT => "tracepoint",
-        XDP => "xdp",
-        PERF_EVENT => "perf_event",
-        CGROUP_SKB => "cgroup_skb",
-        CGROUP_SOCK => "cgroup_sock",
-        LWT_IN => "lwt_in",
-        LWT_OUT => "lwt_out",
-        LWT_XMIT => "lwt_xmit",
-        SOCK_OPS => "sock_ops",
-        SK_SKB => "sk_skb",
-        CGROUP_DEVICE => "cgroup_device",
-        SK_MSG => "sk_msg",
-        RAW_TRACEPOINT => "raw_tracepoint",
-        CGROUP_SOCK_ADDR => "cgroup_sock_addr",
-        LWT_SEG6LOCAL => "lwt_seg6local",
-        LIRC_MODE2 => "lirc_mode2",
-        SK_REUSEPORT => "sk_reuseport",
-        FLOW_DISSECTOR => "flow_dissector",
-        CGROUP_SYSCTL => "cgroup_sysctl",
-        RAW_TRACEPOINT_WRITABLE => "raw_tracepoint_writable",
-        CGROUP_SOCKOPT => "cgroup_sockopt",
-        TRACING => "tracing",
-        STRUCT_OPS => "struct_ops",
-        LSM => "lsm",
-        SK_LOOKUP => "sk_lookup",
-        SYSCALL => "syscall",
-        NETFILTER => "netfilter",
-        _ => "unknown",
-    }
-}
-
-/// How libbpf would load a program of `section` (see [`Spec`]); an error
-/// names what bpfld cannot load.
-fn prog_spec(
-    section: &str,
-    kernel_btf: Option<&AyaBtf>,
-    struct_ops: Option<std::result::Result<(u32, u32), String>>,
-) -> std::result::Result<Spec, String> {
-    let bare = section.strip_prefix('?').unwrap_or(section);
-    let (head, tail) = match bare.split_once('/') {
-        Some((h, t)) => (h, Some(t)),
-        None => (bare, None),
-    };
-    let sleepable = head.ends_with(".s");
-    let base = head.strip_suffix(".s").unwrap_or(head);
-    let mut flags = if sleepable { BPF_F_SLEEPABLE } else { 0 };
-    let none = (0, None);
-    let mut btf_target: Option<(String, BtfKind)> = None;
-    let (prog_type, (at, at_name)) = match base {
-        "xdp" | "xdp.frags" => {
-            if base == "xdp.frags" {
-                flags |= BPF_F_XDP_HAS_FRAGS;
-            }
-            let a = match tail {
-                Some("devmap") => attach("xdp_devmap"),
-                Some("cpumap") => attach("xdp_cpumap"),
-                _ => attach("xdp"),
-            };
-            (XDP, a)
-        }
-        "tc" | "tcx" => (
-            SCHED_CLS,
-            match tail {
-                Some("ingress") => attach("tcx_ingress"),
-                Some("egress") => attach("tcx_egress"),
-                _ => none,
-            },
-        ),
-        "netkit" => (
-            SCHED_CLS,
-            match tail {
-                Some("primary") => attach("netkit_primary"),
-                Some("peer") => attach("netkit_peer"),
-                _ => none,
-            },
-        ),
-        "classifier" => (SCHED_CLS, none),
-        "action" => (SCHED_ACT, none),
-        "socket" => (SOCKET_FILTER, none),
-        "sk_reuseport" => (
-            SK_REUSEPORT,
-            if tail == Some("migrate") {
-                attach("sk_reuseport_select_or_migrate")
-            } else {
-                attach("sk_reuseport_select")
-            },
-        ),
-        "kprobe" | "kretprobe" | "uprobe" | "uretprobe" | "ksyscall" | "kretsyscall" | "usdt" => {
-            (KPROBE, none)
-        }
-        "kprobe.multi" | "kretprobe.multi" => (KPROBE, attach("trace_kprobe_multi")),
-        "kprobe.session" => (KPROBE, attach("trace_kprobe_session")),
-        "uprobe.multi" | "uretprobe.multi" => (KPROBE, attach("trace_uprobe_multi")),
-        "tracepoint" | "tp" => (TRACEPOINT, none),
-        "raw_tracepoint" | "raw_tp" => (RAW_TRACEPOINT, none),
-        "raw_tracepoint.w" | "raw_tp.w" => (RAW_TRACEPOINT_WRITABLE, none),
-        "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "iter" | "lsm" | "lsm_cgroup" => {
-            let target = tail.ok_or_else(|| {
-                format!("section '{section}' names no attach target (expected {head}/NAME)")
-            })?;
-            if target.contains(':') {
-                return Err(format!(
-                    "section '{section}': attaching to a kernel module's function is not \
-                     supported by bpfld verify"
-                ));
-            }
-            let (ty, a, name, kind) = match base {
-                "tp_btf" => (
-                    TRACING,
-                    "trace_raw_tp",
-                    format!("btf_trace_{target}"),
-                    BtfKind::Typedef,
-                ),
-                "fentry" => (TRACING, "trace_fentry", target.to_string(), BtfKind::Func),
-                "fexit" => (TRACING, "trace_fexit", target.to_string(), BtfKind::Func),
-                "fmod_ret" => (TRACING, "modify_return", target.to_string(), BtfKind::Func),
-                "iter" => (
-                    TRACING,
-                    "trace_iter",
-                    format!("bpf_iter_{target}"),
-                    BtfKind::Func,
-                ),
-                "lsm" => (LSM, "lsm_mac", format!("bpf_lsm_{target}"), BtfKind::Func),
-                _ => (
-                    LSM,
-                    "lsm_cgroup",
-                    format!("bpf_lsm_{target}"),
-                    BtfKind::Func,
-                ),
-            };
-            btf_target = Some((name, kind));
-            (ty, attach(a))
-        }
-        "syscall" => {
-            // libbpf loads every syscall program sleepable.
-            flags |= BPF_F_SLEEPABLE;
-            (SYSCALL, none)
-        }
-        "perf_event" => (PERF_EVENT, none),
-        "lwt_in" => (LWT_IN, none),
-        "lwt_out" => (LWT_OUT, none),
-        "lwt_xmit" => (LWT_XMIT, none),
-        "lwt_seg6local" => (LWT_SEG6LOCAL, none),
-        "sockops" => (SOCK_OPS, attach("cgroup_sock_ops")),
-        "sk_skb" => (
-            SK_SKB,
-            match tail {
-                Some("stream_parser") => attach("sk_skb_stream_parser"),
-                Some("stream_verdict") => attach("sk_skb_stream_verdict"),
-                Some("verdict") => attach("sk_skb_verdict"),
-                _ => none,
-            },
-        ),
-        "sk_msg" => (SK_MSG, attach("sk_msg_verdict")),
-        "lirc_mode2" => (LIRC_MODE2, attach("lirc_mode2")),
-        "flow_dissector" => (FLOW_DISSECTOR, attach("flow_dissector")),
-        "cgroup_skb" => (
-            CGROUP_SKB,
-            match tail {
-                Some("ingress") => attach("cgroup_inet_ingress"),
-                Some("egress") => attach("cgroup_inet_egress"),
-                _ => none,
-            },
-        ),
-        "cgroup" => {
-            let t = tail.unwrap_or("");
-            let Some((_, ty, a)) = CGROUP.iter().find(|(n, _, _)| *n == t) else {
-                return Err(format!("section '{section}': unknown cgroup attach point"));
-            };
-            (*ty, if a.is_empty() { none } else { attach(a) })
-        }
-        "sk_lookup" => (SK_LOOKUP, attach("sk_lookup")),
-        "netfilter" => (NETFILTER, attach("netfilter")),
-        "freplace" => {
-            return Err(format!(
-                "section '{section}': an extension (freplace) program needs the program it \
-                 replaces, which bpfld verify does not load"
-            ))
-        }
-        "struct_ops" => {
-            // Verified as the member of the kernel's struct that the
-            // object's struct_ops map points at it from.
-            let (type_id, member) = struct_ops.unwrap_or_else(|| {
-                Err(format!(
-                    "section '{section}': no struct_ops map of the object points at this program"
-                ))
-            })?;
-            return Ok(Spec {
-                prog_type: STRUCT_OPS,
-                type_name: "struct_ops",
-                attach: member,
-                attach_name: None,
-                flags,
-                attach_btf_id: type_id,
-            });
-        }
-        _ => return Err(format!("section '{section}': unknown program type")),
-    };
-    let mut attach_btf_id = 0;
-    if let Some((name, kind)) = btf_target {
-        let k = kernel_btf.ok_or_else(|| {
-            format!("section '{section}': the kernel's BTF (/sys/kernel/btf/vmlinux) is needed to find {name}")
-        })?;
-        attach_btf_id = k
-            .id_by_type_name_kind(&name, kind)
-            .map_err(|_| format!("section '{section}': {name} is not in the kernel's BTF"))?;
-    }
-    Ok(Spec {
-        prog_type,
-        type_name: type_name(prog_type),
-        attach: at,
-        attach_name: at_name,
-        flags,
-        attach_btf_id,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1096,22 +694,7 @@ verification time 41 usec\nstack depth 16+0+8\n";
     }
 
     #[test]
-    fn section_names_give_libbpf_types() {
-        let s = prog_spec("xdp", None, None).unwrap();
-        assert_eq!((s.prog_type, s.attach, s.flags), (XDP, 37, 0));
-        let s = prog_spec("xdp.frags/devmap", None, None).unwrap();
-        assert_eq!((s.attach, s.flags), (33, BPF_F_XDP_HAS_FRAGS));
-        let s = prog_spec("cgroup/connect4", None, None).unwrap();
-        assert_eq!(
-            (s.type_name, s.attach_name),
-            ("cgroup_sock_addr", Some("cgroup_inet4_connect"))
-        );
-        let s = prog_spec("?syscall", None, None).unwrap();
-        assert_eq!((s.type_name, s.flags), ("syscall", BPF_F_SLEEPABLE));
-        assert!(prog_spec("fentry/foo", None, None)
-            .unwrap_err()
-            .contains("kernel's BTF"));
-        assert!(prog_spec("struct_ops/x", None, None).is_err());
+    fn instruction_index_of_a_log_line() {
         assert_eq!(insn_index("12: (61) r0 = *(u32 *)(r1 +0)"), Some(12));
     }
 

@@ -42,6 +42,42 @@ pub fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join(name)
 }
 
+/// A fixture's path as a command-line argument.
+pub fn fx(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+/// `bpfld run ARGS --json`, parsed.
+pub fn run_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = ok(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
+/// A file of `bytes` in the temp dir (a packet, a context), removed when
+/// dropped.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(tag: &str, bytes: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("bpfld-file-{}-{tag}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        TempFile(p)
+    }
+
+    pub fn arg(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Every committed fixture object, sorted.
 pub fn fixture_objects() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
