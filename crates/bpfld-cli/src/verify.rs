@@ -199,15 +199,15 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
             let _ = writeln!(s, "  ({SHARES_NOTE})");
             let _ = writeln!(
                 s,
-                "  {:<6}  {:<32}  {:>6}  {:>6}  {:>8}  {:>6}",
-                "slot", "component", "static", "share", "verified", "share"
+                "  {:<6}  {:<32}  {:>6}  {:>6}  {:>8}  {:>6}  {:>10}",
+                "slot", "component", "static", "share", "verified", "share", "optimised"
             );
             let total_static: usize = v.insns.max(1);
             let total_verified: u64 = v.stats.as_ref().map_or(0, |s| s.verified_insns).max(1);
             for c in &v.components {
                 let _ = writeln!(
                     s,
-                    "  {:<6}  {:<32}  {:>6}  {}  {:>8}  {}",
+                    "  {:<6}  {:<32}  {:>6}  {}  {:>8}  {}  {:>10}",
                     c.slot,
                     format!("{}:{}", c.file, c.program),
                     or_dash(c.static_insns),
@@ -220,6 +220,9 @@ pub fn to_text(file: &str, verdicts: &[ProgramVerdict]) -> String {
                         || "     -".to_string(),
                         |n| format!("{:>5.1}%", 100.0 * n as f64 / total_verified as f64)
                     ),
+                    // Before and after bpfld's optimisation pass.
+                    c.optimized
+                        .map_or_else(|| "-".to_string(), |o| format!("{}->{}", o.before, o.after)),
                 );
             }
             // The dispatcher's own code, and anything not attributed.
@@ -313,6 +316,7 @@ fn share_json(c: &ComponentShare) -> serde_json::Value {
         "program": c.program,
         "static_insns": c.static_insns,
         "verified_insns": c.verified_insns,
+        "optimized": c.optimized,
     })
 }
 

@@ -394,7 +394,22 @@ fn composed_object_reports_component_shares() {
     );
     assert!(sum < total, "the dispatcher's own code is nobody's: {p}");
     assert!(p["components_note"].as_str().unwrap().contains("static"));
+    // The optimisation pass's counts, per component, from the link report
+    // the composition carries (none for called components above).
+    for c in comps {
+        let o = &c["optimized"];
+        let (before, after) = (o["before"].as_u64().unwrap(), o["after"].as_u64().unwrap());
+        assert!(after <= before && after > 0, "{c}");
+    }
+    let (plain, _) = composed("verify-plain", &["--no-optimize"]);
+    let v = verify_json(&[plain.to_str().unwrap()], true);
+    let plain_comps = by_name(&v, "bpfld_xdp")["components"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(plain_comps.iter().all(|c| c["optimized"].is_null()), "{v}");
     let text = ok(&["verify", obj.to_str().unwrap()]);
+    assert!(text.contains("optimised"), "{text}");
     assert!(
         text.contains("bpfld_xdp: instructions per component"),
         "{text}"

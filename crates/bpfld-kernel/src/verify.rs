@@ -121,6 +121,10 @@ pub struct ComponentShare {
     /// log); `None` when the log could not be had or the component's
     /// instructions cannot be told apart.
     pub verified_insns: Option<u64>,
+    /// Its inlined instructions before and after bpfld's optimisation
+    /// pass, from the link report the composition carries; `None` when the
+    /// pass did not run (`--no-optimize`, a called component).
+    pub optimized: Option<bpfld::link::InsnCounts>,
 }
 
 impl ProgramVerdict {
@@ -308,6 +312,15 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
                 &strings,
                 processed.as_deref(),
             );
+            if let Some(report) = bpfld::link::LinkReport::from_object(&model) {
+                for share in &mut v.components {
+                    share.optimized = report
+                        .components
+                        .iter()
+                        .find(|c| c.label == share.slot)
+                        .and_then(|c| c.optimized);
+                }
+            }
         }
         out.push(v);
     }
@@ -444,6 +457,7 @@ fn component_shares(
                     .map(|(&k, _)| u64::from(k))
                     .sum()
             }),
+            optimized: None,
         })
         .collect()
 }
