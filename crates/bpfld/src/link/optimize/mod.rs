@@ -41,20 +41,21 @@
 //! so later components' reloads (after their map lookups) become copies
 //! of it; that is kept when the code comes out shorter.
 //!
-//! Shorter code is not always less for the verifier: it compares the
-//! states of paths only at prune points (conditional jumps, `goto`
-//! targets, instructions after calls), and keeps a state there only now
-//! and then. Paths that met at the dispatcher's chain-call check, a
-//! prune point, and are threaded past it to the next component's first
-//! instruction meet where no state is compared, and each is walked on
-//! alone (two copies of xdping_server: 138 instructions verified
-//! instead of 125); a removed `goto` shifts where states are kept. So
-//! the result is measured with a model of the verifier's walk
-//! (`walk.rs`) against the input: when the model walks more, the pass
-//! runs again keeping every prune point where paths meet (threading
-//! only to a prune point, no `goto` removed whose target is the only
-//! thing making a join one), and when that still walks more, the input
-//! stays as it is.
+//! Shorter code is not always less for the verifier. It compares the
+//! state of a path with states it kept before only at prune points
+//! (conditional jumps, jump targets, instructions after calls), and it
+//! keeps a state there only after two jumps and eight instructions since
+//! the last one kept. Paths that met at the dispatcher's chain-call
+//! check and are threaded past it meet elsewhere, maybe where no state
+//! was kept, and each is walked on alone (two copies of xdping_server:
+//! 138 instructions verified instead of 125); a `goto` removed is a
+//! jump less on the way, and states are kept elsewhere. So the result
+//! is measured with a model of the verifier's walk (`walk.rs`) against
+//! the input. When the model walks more, the pass runs again without
+//! moving where paths meet (no jump threaded on some of its ways only,
+//! no conditional jump removed where paths meet, no `goto` removed that
+//! makes its target a join's prune point), and when that still walks
+//! more, the input stays as it is.
 
 mod cfg;
 mod values;
@@ -320,9 +321,9 @@ fn packet_pointer_stored(
 /// Jump threading: conditional jumps whose outcome is known.
 ///
 /// `keep_prune`: a conditional jump is a prune point, where the verifier
-/// compares the states of the paths that meet there and walks on with
-/// one; a jump is threaded past it only to a prune point, and one is
-/// removed only where paths do not meet or meet at a prune point again.
+/// compares the states of the paths that meet there; none is threaded
+/// on some of its ways only (that moves where they meet), and one is
+/// removed only where paths do not meet, or meet at a prune point again.
 fn thread(code: &mut Code, obj: &Object, sec: usize, keep_prune: bool) -> Result<bool, Why> {
     let cfg = Cfg::build(code, obj, sec);
     let Some(nodes) = code.sec(sec) else {
@@ -388,7 +389,7 @@ fn thread(code: &mut Code, obj: &Object, sec: usize, keep_prune: bool) -> Result
             let Some((_, s)) = edge else { continue };
             if let Some(o) = s.outcome(&i).filter(|o| safe(&s, *o)) {
                 let to = if o.taken { t } else { k + 1 };
-                if !keep_prune || prune[to] {
+                if !keep_prune {
                     retarget.push((p, nodes[to].id));
                 }
             }
@@ -615,18 +616,19 @@ fn copies(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
 /// still tells the verifier something on each of its two ways, and
 /// stays: clang writes none, threading makes one only in a loop.)
 ///
-/// `keep_prune`: a `goto`'s target is a prune point; where paths meet
-/// there and nothing else makes it one, the `goto` stays.
+/// `keep_prune`: a jump's target is a prune point; where paths meet
+/// there and no other jump or a conditional jump there makes it one,
+/// the `goto` stays.
 fn jumps_to_next(code: &mut Code, obj: &Object, sec: usize, keep_prune: bool) -> Result<bool, Why> {
     let cfg = Cfg::build(code, obj, sec);
     let Some(nodes) = code.sec(sec) else {
         return Ok(false);
     };
-    let gotos_to = |t: usize| {
+    let jumps_to = |t: usize| {
         (0..nodes.len())
             .filter(|k| {
                 cfg.start[*k]
-                    && is_goto(&nodes[*k].insn)
+                    && is_jump(&nodes[*k].insn)
                     && target_slot(&cfg, nodes[*k].target) == Some(t)
             })
             .count()
@@ -640,7 +642,7 @@ fn jumps_to_next(code: &mut Code, obj: &Object, sec: usize, keep_prune: bool) ->
                 && to_next
                 && cfg.preds[k + 1].len() > 1
                 && !is_cond(&nodes[k + 1].insn)
-                && gotos_to(k + 1) < 2;
+                && jumps_to(k + 1) < 2;
             to_next && !needed
         })
         .collect();

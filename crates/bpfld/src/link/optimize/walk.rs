@@ -7,10 +7,14 @@
 //! jumps and eight instructions since the last state kept, as the
 //! kernel's verifier does to save memory.
 //!
-//! Rewrites that shorten the code can make the verifier walk more: a
-//! prune point where paths met (a jump threaded past, a `goto` removed)
-//! is gone, and each path walks on alone. The pass compares this model's
-//! count before and after to keep what the verifier proves no dearer.
+//! Rewrites that shorten the code can make the verifier walk more: paths
+//! that met where a state was kept meet elsewhere (a jump threaded past),
+//! or fewer jumps on the way keep states elsewhere (a `goto` removed), and
+//! each path walks on alone. The pass compares this model's count before
+//! and after to keep what the verifier proves no dearer. (Where the model
+//! keeps a state covering another is rougher than the kernel's ranges
+//! and precision: its count is a comparison between two versions of the
+//! same code, not the kernel's.)
 
 use crate::link::inline::nodes::Node;
 use crate::model::insn;
