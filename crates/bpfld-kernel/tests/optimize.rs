@@ -247,6 +247,26 @@ fn ten_steps_check_bounds_once() {
     }
 }
 
+/// Two echo responders: the first one's five early XDP_PASS ways meet
+/// at the dispatcher's chain-call check, where the verifier compares
+/// their states once. Threading them past it to the second copy's first
+/// instruction (no prune point) made the verifier walk each into the
+/// second copy (196 instructions verified instead of 183); the pass must
+/// still shorten the code without that.
+#[test]
+fn threading_keeps_the_verifiers_prune_points() {
+    if !kernel() {
+        return;
+    }
+    let two: Vec<ComponentSpec> = (0..2).map(|_| spec("comp_echo.o", None, None)).collect();
+    let (opt, plain) = compose_both("echo x2", &two);
+    assert!(
+        code_len(&opt.object) < code_len(&plain.object),
+        "the pass did nothing: {:#?}",
+        disasm(&opt.object)
+    );
+}
+
 #[test]
 fn resolved_slots_mean_the_same_optimised_and_not() {
     if !kernel() {

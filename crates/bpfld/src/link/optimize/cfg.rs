@@ -317,3 +317,34 @@ pub(super) fn symbol_bounds(code: &Code, sec: usize) -> HashSet<NodeId> {
     }
     out
 }
+
+impl Cfg {
+    /// Where the verifier compares states (its prune points): every
+    /// conditional jump, every jump's target, and the instruction after
+    /// every call. A state it reaches elsewhere is never compared with
+    /// earlier ones, so paths that meet there are walked on separately
+    /// until the next prune point.
+    pub(super) fn prune_points(&self, nodes: &[Node]) -> Vec<bool> {
+        let mut out = vec![false; nodes.len()];
+        for (k, n) in nodes.iter().enumerate() {
+            if !self.start[k] {
+                continue;
+            }
+            let i = n.insn;
+            if is_cond(&i) {
+                out[k] = true;
+            }
+            if is_jump(&i) {
+                if let Some(Target::Jump(t)) = n.target {
+                    if let Some(t) = self.pos.get(&t) {
+                        out[*t] = true;
+                    }
+                }
+            }
+            if (i.is_call() || i.is_callx()) && k + 1 < out.len() {
+                out[k + 1] = true;
+            }
+        }
+        out
+    }
+}

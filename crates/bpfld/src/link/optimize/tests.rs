@@ -428,3 +428,28 @@ fn a_fill_right_after_its_spill_is_a_copy() {
     ]);
     assert_eq!(kept[2], "r1 = *(u64 *)(r10 - 0x8)", "{kept:?}");
 }
+
+/// The model of the verifier's walk: two ways meet at a jump target; a
+/// state is kept there (and the second way is cut short) only when the
+/// first came through two jumps and eight instructions since the last
+/// one kept, so one jump more on the way is one instruction less walked.
+#[test]
+fn the_walk_model_keeps_states_as_the_verifier_does() {
+    let walk = |first: Insn| {
+        let mut code = vec![Insn::load(BPF_B, R2, R1, 0)];
+        code.extend(std::iter::repeat_n(Insn::mov32_imm(R3, 0), 8));
+        code.extend([
+            first,
+            Insn::jmp_imm(BPF_JEQ, R2, 0, 1),
+            Insn::mov32_imm(R0, XDP_DROP),
+            Insn::mov32_imm(R0, XDP_PASS),
+            Insn::exit(),
+        ]);
+        let obj = object(&code);
+        walked(&Code::decode(&obj).unwrap(), &obj)
+    };
+    // 14 on the first way; the second: its target, pruned.
+    assert_eq!(walk(Insn::jmp_imm(BPF_JEQ, R2, 5, 0)), Some(15));
+    // One jump on the first way: nothing kept, the second walks on.
+    assert_eq!(walk(Insn::mov32_imm(R3, 0)), Some(16));
+}

@@ -93,7 +93,7 @@ impl State {
         }
     }
 
-    fn entry(e: Entry) -> State {
+    pub(super) fn entry(e: Entry) -> State {
         let mut s = State::unknown();
         if e == Entry::XdpProgram {
             s.regs[1] = Val::Ctx;
