@@ -290,7 +290,7 @@ pub(crate) enum XdpCommand {
         /// The output object; written atomically.
         #[arg(short = 'o', long = "output", value_name = "OUT.o")]
         output: PathBuf,
-        /// FILE.o[:PROGRAM][,priority=N][,chain=ACTION+ACTION|none]: the
+        /// `FILE.o[:PROGRAM][,priority=N][,chain=ACTION,ACTION|none]`: the
         /// object's XDP program (or the named one); priority and chain-call
         /// actions override the object's XDP_RUN_CONFIG metadata (defaults:
         /// priority 50, chain on XDP_PASS). Actions: XDP_ABORTED, XDP_DROP,
