@@ -7,12 +7,12 @@
 //! inlining added.
 
 use bpfld::compose::{compose, ComponentSpec, ComposeOptions};
-use bpfld::link::{link_with, Input, LinkOptions, LinkReport, Resolve};
+use bpfld::link::{link_with, Input, LinkOptions, LinkReport};
 use bpfld::model::object::Object;
 
 mod common;
 
-use common::{fixture, kernel, packets, same_runs, spec};
+use common::{fixture, kernel, packets, resolve_cases, resolve_main, same_runs, spec};
 
 /// Instructions of the functions that the inlined build inlined, as the
 /// called build has them.
@@ -175,54 +175,8 @@ fn resolved_slots_mean_the_same_inlined_and_called() {
     if !kernel() {
         return;
     }
-    let slot = |ext: &str, component: usize, function: &str| Resolve {
-        extern_name: ext.into(),
-        component,
-        function: function.into(),
-    };
-    let main = [Input {
-        name: "res_dispatcher.o".into(),
-        object: fixture("res_dispatcher.o"),
-    }];
-    let cases: [(&str, Vec<(&str, &str)>); 2] = [
-        (
-            "count/mark/verdict",
-            vec![
-                ("comp_count.o", "xdp_count"),
-                ("comp_mark.o", "xdp_mark"),
-                ("comp_mark.o", "mark_verdict"),
-            ],
-        ),
-        (
-            "parse/sum4/len",
-            vec![
-                ("comp_parse.o", "xdp_parse"),
-                ("xdp_compute.o", "xdp_sum4"),
-                ("xdp_compute.o", "xdp_len"),
-            ],
-        ),
-    ];
-    for (what, slots) in cases {
-        let mut files: Vec<&str> = slots.iter().map(|s| s.0).collect();
-        files.dedup();
-        let components: Vec<Input> = files
-            .iter()
-            .map(|f| Input {
-                name: f.to_string(),
-                object: fixture(f),
-            })
-            .collect();
-        let resolves: Vec<Resolve> = slots
-            .iter()
-            .enumerate()
-            .map(|(n, (f, func))| {
-                slot(
-                    &format!("slot{n}"),
-                    files.iter().position(|x| x == f).unwrap(),
-                    func,
-                )
-            })
-            .collect();
+    let main = resolve_main();
+    for (what, components, resolves) in resolve_cases() {
         let opts = |no_inline| LinkOptions {
             resolves: resolves.clone(),
             no_inline,

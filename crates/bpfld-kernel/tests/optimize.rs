@@ -8,12 +8,12 @@
 //! instructions, and the optimised code must not be longer.
 
 use bpfld::compose::{compose, ComponentSpec, ComposeOptions, Composed};
-use bpfld::link::{link_with, Input, LinkOptions, Resolve};
+use bpfld::link::{link_with, LinkOptions};
 use bpfld::model::object::Object;
 
 mod common;
 
-use common::{fixture, frames, kernel, same_runs, spec};
+use common::{frames, kernel, resolve_cases, resolve_main, same_runs, spec};
 
 const PACKETS: usize = 2000;
 
@@ -272,47 +272,8 @@ fn resolved_slots_mean_the_same_optimised_and_not() {
     if !kernel() {
         return;
     }
-    let main = [Input {
-        name: "res_dispatcher.o".into(),
-        object: fixture("res_dispatcher.o"),
-    }];
-    let cases: [(&str, Vec<(&str, &str)>); 2] = [
-        (
-            "count/mark/verdict",
-            vec![
-                ("comp_count.o", "xdp_count"),
-                ("comp_mark.o", "xdp_mark"),
-                ("comp_mark.o", "mark_verdict"),
-            ],
-        ),
-        (
-            "parse/sum4/len",
-            vec![
-                ("comp_parse.o", "xdp_parse"),
-                ("xdp_compute.o", "xdp_sum4"),
-                ("xdp_compute.o", "xdp_len"),
-            ],
-        ),
-    ];
-    for (what, slots) in cases {
-        let mut files: Vec<&str> = slots.iter().map(|s| s.0).collect();
-        files.dedup();
-        let components: Vec<Input> = files
-            .iter()
-            .map(|f| Input {
-                name: f.to_string(),
-                object: fixture(f),
-            })
-            .collect();
-        let resolves: Vec<Resolve> = slots
-            .iter()
-            .enumerate()
-            .map(|(n, (f, func))| Resolve {
-                extern_name: format!("slot{n}"),
-                component: files.iter().position(|x| x == f).unwrap(),
-                function: func.to_string(),
-            })
-            .collect();
+    let main = resolve_main();
+    for (what, components, resolves) in resolve_cases() {
         let opts = |no_optimize| LinkOptions {
             resolves: resolves.clone(),
             no_optimize,

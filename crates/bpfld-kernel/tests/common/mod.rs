@@ -204,3 +204,65 @@ pub fn same_runs(
         _ => None,
     }
 }
+
+/// The `--resolve` setups both differential tests link: the main input
+/// (`res_dispatcher.o`, program `res_dispatch`, externs slot0..slot2),
+/// and per case its name, the component objects and the resolves.
+#[allow(dead_code)] // each test binary uses its own part of this module
+pub fn resolve_cases() -> Vec<(
+    &'static str,
+    Vec<bpfld::link::Input>,
+    Vec<bpfld::link::Resolve>,
+)> {
+    let cases: [(&str, [(&str, &str); 3]); 2] = [
+        (
+            "count/mark/verdict",
+            [
+                ("comp_count.o", "xdp_count"),
+                ("comp_mark.o", "xdp_mark"),
+                ("comp_mark.o", "mark_verdict"),
+            ],
+        ),
+        (
+            "parse/sum4/len",
+            [
+                ("comp_parse.o", "xdp_parse"),
+                ("xdp_compute.o", "xdp_sum4"),
+                ("xdp_compute.o", "xdp_len"),
+            ],
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(what, slots)| {
+            let mut files: Vec<&str> = slots.iter().map(|s| s.0).collect();
+            files.dedup();
+            let components = files
+                .iter()
+                .map(|f| bpfld::link::Input {
+                    name: f.to_string(),
+                    object: fixture(f),
+                })
+                .collect();
+            let resolves = slots
+                .iter()
+                .enumerate()
+                .map(|(n, (f, func))| bpfld::link::Resolve {
+                    extern_name: format!("slot{n}"),
+                    component: files.iter().position(|x| x == f).unwrap(),
+                    function: func.to_string(),
+                })
+                .collect();
+            (what, components, resolves)
+        })
+        .collect()
+}
+
+/// The main input of [`resolve_cases`].
+#[allow(dead_code)]
+pub fn resolve_main() -> [bpfld::link::Input; 1] {
+    [bpfld::link::Input {
+        name: "res_dispatcher.o".into(),
+        object: fixture("res_dispatcher.o"),
+    }]
+}
