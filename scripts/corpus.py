@@ -28,7 +28,7 @@ needs failed):
                program loads alone from the input
   optimize     for each composition that loads, two instances of the
                program composed with and without `--no-optimize`: both run (`bpfld run --pcap`, pinned to
-               one CPU) on the same generated frames (every ethertype and
+               one CPU) on the same 2,000 generated frames (every ethertype and
                protocol, truncated ones, random bytes) and give the same
                verdicts, packets out and maps; the optimised one needs no
                more verified instructions
@@ -550,7 +550,17 @@ def test_frames():
             if n < len(f):
                 cut.append(f[:n])
     frames += cut
-    for _ in range(60):
+    # Each structured frame again with random bytes after its headers
+    # (ports, flags, lengths the programs compare), then random frames:
+    # 2,000 in all.
+    base = list(frames)
+    while len(frames) < 1500:
+        f = bytearray(rnd.choice(base))
+        for _ in range(4):
+            if len(f) > 14:
+                f[rnd.randrange(14, len(f))] = rnd.randrange(256)
+        frames.append(bytes(f))
+    while len(frames) < 2000:
         frames.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(14, 200))))
     return frames
 
