@@ -30,6 +30,7 @@ mod aya_compat;
 mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
+mod btf_maps;
 mod error;
 mod externs;
 mod globals;

@@ -105,11 +105,13 @@ pub(crate) fn load(
     name: &str,
     prog_type: u32,
     flags: u32,
+    map_btf: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<OwnedFd> {
     let mut obj = aya_obj::Object::parse(bytes).map_err(|e| obj_error(name, "parsing", e))?;
     let features = aya::features();
-    let mut btf_fd: Option<OwnedFd> = None;
-    if let Some(bf) = features.btf() {
+    // The BTF the object's maps were created with, when bpfld created them.
+    let mut btf_fd: Option<OwnedFd> = map_btf.and_then(|f| f.try_clone_to_owned().ok());
+    if let (None, Some(bf)) = (&btf_fd, features.btf()) {
         if let Some(btf) = obj
             .fixup_and_sanitize_btf(bf)
             .map_err(|e| obj_error(name, "preparing BTF", e))?

@@ -296,8 +296,15 @@ fn fill_slots(
                 continue;
             };
             if !own.contains_key(&slot.prog) {
-                let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, &slot.prog, prog_type, flags)
-                    .map_err(in_slot)?;
+                let fd = raw_load::load(
+                    &loaded.bytes,
+                    &loaded.ebpf,
+                    &slot.prog,
+                    prog_type,
+                    flags,
+                    loaded.btf_fd.as_ref().map(|f| f.as_fd()),
+                )
+                .map_err(in_slot)?;
                 own.insert(slot.prog.clone(), fd);
             }
             match own.get(&slot.prog) {
@@ -366,7 +373,14 @@ fn run_raw(
             ),
         ));
     }
-    let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, name, prog_type, flags)?;
+    let fd = raw_load::load(
+        &loaded.bytes,
+        &loaded.ebpf,
+        name,
+        prog_type,
+        flags,
+        loaded.btf_fd.as_ref().map(|f| f.as_fd()),
+    )?;
     let verified = raw_load::verified_insns(&fd);
     fill_slots(loaded, slots, Some((name, &fd)))?;
     let mut results = Vec::with_capacity(packets.len());

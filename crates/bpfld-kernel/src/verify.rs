@@ -178,7 +178,13 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     };
     // A BTF the kernel refuses: the programs are loaded without it (as
     // aya does), and a rejection says so.
+    // The BTF the object's maps were created with, when bpfld created
+    // them: the verifier matches kptrs and list/rbtree nodes by BTF object.
     let (btf_fd, btf_refused): (Option<OwnedFd>, Option<String>) = match btf_bytes.as_deref() {
+        Some(_) if loaded.btf_fd.is_some() => (
+            loaded.btf_fd.as_ref().and_then(|f| f.try_clone().ok()),
+            None,
+        ),
         Some(b) => match crate::sys::btf_load(b, None) {
             Ok(fd) => (Some(fd), None),
             Err(e) => (None, Some(errno_text(&e))),
