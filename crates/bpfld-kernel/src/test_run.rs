@@ -156,7 +156,37 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
             ),
         ));
     }
-    load_aya(prog, &name)?;
+    if let Err(e) = load_aya(prog, &name) {
+        // aya loads with a BTF of its own, not the one bpfld created the
+        // maps with: the verifier refuses list/rbtree nodes and local
+        // kptrs then. bpfld loads the types it can itself, with that BTF.
+        let raw = match kind {
+            ProgKind::SchedCls => Some(3),
+            ProgKind::SocketFilter => Some(1),
+            _ => None,
+        };
+        if let (Some(t), Some(_)) = (raw, &loaded.btf_fd) {
+            if let Ok(r) = run_raw(
+                &mut loaded,
+                &name,
+                (t, 0, kind),
+                &slots,
+                opts,
+                packets,
+                repeat,
+            ) {
+                return Ok(r);
+            }
+        }
+        return Err(e);
+    }
+    let ebpf = &mut loaded.ebpf;
+    let Some(prog) = ebpf.program_mut(&name) else {
+        return Err(Error::new(
+            ErrorKind::NoSuchProgram,
+            format!("no program '{name}'"),
+        ));
+    };
     let verified = prog
         .info()
         .ok()
