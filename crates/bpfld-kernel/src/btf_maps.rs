@@ -42,6 +42,9 @@ const PLAIN_TYPES: [u32; 10] = [
     32, // cgrp_storage
 ];
 
+/// Map-in-map types: created here when their inner map is.
+const MAP_IN_MAP_TYPES: [u32; 2] = [12, 13];
+
 /// The `union bpf_attr` prefix BPF_MAP_CREATE reads, up to `map_extra`.
 #[repr(C)]
 #[derive(Default)]
@@ -96,58 +99,33 @@ pub(crate) fn create(bytes: &[u8], dir: &std::path::Path) -> Result<BtfMaps> {
     let mut pins = Vec::new();
     for (i, name) in names.into_iter().enumerate() {
         let m = &obj.maps[name];
-        let (key_id, value_id) = match m {
-            aya_obj::Map::Legacy(l)
-                if matches!(
-                    l.section_kind,
-                    EbpfSectionKind::Data | EbpfSectionKind::Bss | EbpfSectionKind::Rodata
-                ) =>
-            {
-                match btf.id_by_type_name_kind(name, BtfKind::DataSec) {
-                    Ok(id) => (0, id),
-                    Err(_) => continue,
-                }
-            }
-            aya_obj::Map::Btf(b) if PLAIN_TYPES.contains(&m.map_type()) => {
-                if b.def.btf_value_type_id == 0 {
-                    continue;
-                }
-                (b.def.btf_key_type_id, b.def.btf_value_type_id)
-            }
-            _ => continue,
-        };
         // A map pinned by name is aya's to open or create at its own path.
         if m.pinning() != aya_obj::maps::PinningType::None {
             continue;
         }
-        let mut attr = MapCreateAttr {
-            map_type: m.map_type(),
-            key_size: m.key_size(),
-            value_size: m.value_size(),
-            max_entries: m.max_entries(),
-            map_flags: m.map_flags(),
-            btf_fd: btf_fd.as_raw_fd() as u32,
-            btf_key_type_id: key_id,
-            btf_value_type_id: value_id,
-            map_extra: m.map_extra(),
-            ..Default::default()
-        };
-        for (d, s) in attr.map_name.iter_mut().zip(
-            name.bytes()
-                .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
-                .take(15),
-        ) {
-            *d = s;
-        }
-        // SAFETY: `attr` is the BPF_MAP_CREATE prefix of `bpf_attr`, plain
-        // integers only.
-        let fd = match unsafe { crate::sys::bpf(BPF_MAP_CREATE, &mut attr) } {
-            Ok(fd) => {
-                // SAFETY: a new descriptor that nothing else owns.
-                unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }
+        let fd = if MAP_IN_MAP_TYPES.contains(&m.map_type()) {
+            // The verifier reads the inner map's fields (list heads, kptrs)
+            // from the inner map given at creation: that one needs the BTF.
+            let Some(inner) = m.inner() else { continue };
+            let Some(ids) = btf_ids(&btf, name, &inner) else {
+                continue;
+            };
+            let Ok(inner_fd) = map_create(&inner, name, &btf_fd, ids, None) else {
+                continue;
+            };
+            match map_create(m, name, &btf_fd, (0, 0), Some(&inner_fd)) {
+                Ok(fd) => fd,
+                Err(_) => continue,
             }
-            // aya creates it (without BTF) and reports its own failure.
-            Err(_) => continue,
+        } else {
+            let Some(ids) = btf_ids(&btf, name, m) else {
+                continue;
+            };
+            match map_create(m, name, &btf_fd, ids, None) {
+                Ok(fd) => fd,
+                // aya creates it (without BTF) and reports its own failure.
+                Err(_) => continue,
+            }
         };
         // bpffs refuses names with a dot, which data maps all have.
         let path = dir.join(format!("bpfld-btf-map-{i}"));
@@ -169,4 +147,65 @@ pub(crate) fn create(bytes: &[u8], dir: &std::path::Path) -> Result<BtfMaps> {
         btf_fd: Some(btf_fd),
         pins,
     })
+}
+
+/// The key and value type ids `m` is created with, or `None` for a map
+/// left to aya.
+fn btf_ids(btf: &aya_obj::btf::Btf, name: &str, m: &aya_obj::Map) -> Option<(u32, u32)> {
+    match m {
+        aya_obj::Map::Legacy(l)
+            if matches!(
+                l.section_kind,
+                EbpfSectionKind::Data | EbpfSectionKind::Bss | EbpfSectionKind::Rodata
+            ) =>
+        {
+            // libbpf's rule: no key type, the section's DATASEC as value.
+            btf.id_by_type_name_kind(name, BtfKind::DataSec)
+                .ok()
+                .map(|id| (0, id))
+        }
+        aya_obj::Map::Btf(b)
+            if PLAIN_TYPES.contains(&m.map_type()) && b.def.btf_value_type_id != 0 =>
+        {
+            Some((b.def.btf_key_type_id, b.def.btf_value_type_id))
+        }
+        _ => None,
+    }
+}
+
+/// BPF_MAP_CREATE of `m` named `name`, with `btf` and the type ids `ids`.
+fn map_create(
+    m: &aya_obj::Map,
+    name: &str,
+    btf: &OwnedFd,
+    (key_id, value_id): (u32, u32),
+    inner: Option<&OwnedFd>,
+) -> std::io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type: m.map_type(),
+        key_size: m.key_size(),
+        value_size: m.value_size(),
+        max_entries: m.max_entries(),
+        map_flags: m.map_flags(),
+        inner_map_fd: inner.map_or(0, |f| f.as_raw_fd() as u32),
+        map_extra: m.map_extra(),
+        ..Default::default()
+    };
+    if value_id != 0 {
+        attr.btf_fd = btf.as_raw_fd() as u32;
+        attr.btf_key_type_id = key_id;
+        attr.btf_value_type_id = value_id;
+    }
+    for (d, s) in attr.map_name.iter_mut().zip(
+        name.bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
+            .take(15),
+    ) {
+        *d = s;
+    }
+    // SAFETY: `attr` is the BPF_MAP_CREATE prefix of `bpf_attr`: plain
+    // integers, and fds that stay open for the call.
+    let fd = unsafe { crate::sys::bpf(BPF_MAP_CREATE, &mut attr) }?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
