@@ -389,4 +389,12 @@ fn global_data_with_a_spin_lock_and_a_list_head_runs() {
     let v = run_json(&[&file, "--prog", "list_round_trip"]);
     assert_eq!(v["retval"], 7, "{v}");
     assert!(v["verified_insns"].as_u64().unwrap() > 0, "{v}");
+    // The same in an inner map, reached through the outer map's slot 0
+    // the object fills itself (-1 when it stays empty): runs * 10 + 5.
+    let v = run_json(&[&file, "--prog", "inner_round_trip", "--repeat", "2"]);
+    assert_eq!(v["retval"], 25, "{v}");
+    assert_eq!(
+        v["maps"]["inner"][0]["formatted"]["value"]["runs"], 2,
+        "{v}"
+    );
 }

@@ -36,6 +36,7 @@ mod externs;
 mod globals;
 pub mod info;
 mod load;
+mod map_in_map;
 mod maps;
 pub mod netlink;
 mod prog_array;

@@ -48,6 +48,9 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
         loader.map_pin_path(name.as_str(), path.as_path());
     }
     let ebpf = loader.load(&copy.bytes).map_err(object_error)?;
+    let model = bpfld::Object::parse(&copy.bytes)
+        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    crate::map_in_map::fill(&model, &ebpf)?;
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
