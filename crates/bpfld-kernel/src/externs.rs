@@ -49,6 +49,11 @@ pub(crate) trait KernelInfo {
     fn btf_id(&mut self, name: &str, want_func: bool) -> Result<Option<u32>>;
     /// Address of `name` in /proc/kallsyms.
     fn kallsym(&mut self, name: &str) -> Result<Option<u64>>;
+    /// Whether kprobes can be created: the kprobe PMU, or tracefs's
+    /// kprobe_events for the legacy interface.
+    fn has_kprobes(&mut self) -> bool {
+        true
+    }
 }
 
 /// The running kernel.
@@ -124,6 +129,33 @@ impl KernelInfo for RunningKernel {
         }
         Ok(self.kallsyms.as_ref().and_then(|m| m.get(name).copied()))
     }
+
+    fn has_kprobes(&mut self) -> bool {
+        [
+            "/sys/bus/event_source/devices/kprobe/type",
+            "/sys/kernel/tracing/kprobe_events",
+            "/sys/kernel/debug/tracing/kprobe_events",
+        ]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+    }
+}
+
+/// The architecture's prefix of syscall wrapper symbols (`__x64_sys_bpf`).
+fn syscall_prefix() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "x86" => "ia32",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "riscv64" => "riscv",
+        "powerpc64" => "powerpc64",
+        "powerpc" => "powerpc",
+        "loongarch64" => "loongarch",
+        "mips" | "mips64" => "mips",
+        _ => return None,
+    })
 }
 
 fn read_kconfig(release: &str) -> Result<String> {
@@ -320,8 +352,19 @@ fn linux_value(name: &str, kernel: &mut dyn KernelInfo) -> Result<Option<u64>> {
             })?))
         }
         // Every kernel with BPF_PROG_TEST_RUN and BTF this loader needs
-        // has both (5.15+).
-        "LINUX_HAS_BPF_COOKIE" | "LINUX_HAS_SYSCALL_WRAPPER" => Some(1),
+        // has it (5.15+).
+        "LINUX_HAS_BPF_COOKIE" => Some(1),
+        // libbpf's probe: a kprobe on the wrapper of bpf() can be created.
+        // Where kprobes cannot be made at all it says 0, and BPF_KSYSCALL
+        // programs then read their arguments straight from the context;
+        // the same value gives the same program libbpf loads.
+        "LINUX_HAS_SYSCALL_WRAPPER" => {
+            let wrapped = match syscall_prefix() {
+                Some(p) => kernel.kallsym(&format!("__{p}_sys_bpf"))?.is_some(),
+                None => false,
+            };
+            Some(u64::from(wrapped && kernel.has_kprobes()))
+        }
         _ => None,
     })
 }
@@ -858,6 +901,50 @@ mod tests {
         fn kallsym(&mut self, name: &str) -> Result<Option<u64>> {
             Ok(self.syms.contains(&name).then_some(0xffff_ffff_8000_0000))
         }
+    }
+
+    /// A kernel with or without kprobes.
+    struct KprobeKernel(FakeKernel, bool);
+
+    impl KernelInfo for KprobeKernel {
+        fn kconfig(&mut self) -> Result<&str> {
+            self.0.kconfig()
+        }
+        fn release(&mut self) -> Result<String> {
+            self.0.release()
+        }
+        fn btf_id(&mut self, name: &str, want_func: bool) -> Result<Option<u32>> {
+            self.0.btf_id(name, want_func)
+        }
+        fn kallsym(&mut self, name: &str) -> Result<Option<u64>> {
+            self.0.kallsym(name)
+        }
+        fn has_kprobes(&mut self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn syscall_wrapper_is_what_libbpfs_probe_finds() {
+        let Some(p) = syscall_prefix() else {
+            return;
+        };
+        let wrapper: &'static str = Box::leak(format!("__{p}_sys_bpf").into_boxed_str());
+        let fake = |syms: Vec<&'static str>, kprobes| {
+            KprobeKernel(
+                FakeKernel {
+                    config: String::new(),
+                    funcs: vec![],
+                    syms,
+                },
+                kprobes,
+            )
+        };
+        let v = |k: &mut KprobeKernel| linux_value("LINUX_HAS_SYSCALL_WRAPPER", k).unwrap();
+        assert_eq!(v(&mut fake(vec![wrapper], true)), Some(1));
+        // No kprobes: libbpf's probe fails, and it says 0.
+        assert_eq!(v(&mut fake(vec![wrapper], false)), Some(0));
+        assert_eq!(v(&mut fake(vec!["sys_bpf"], true)), Some(0));
     }
 
     fn externs_object() -> Object {
