@@ -332,3 +332,36 @@ fn gcc_objects_run() {
     // counter[0] gained `step` (1) per run.
     assert_eq!(v["maps"]["counter"][0]["value"], "0300000000000000", "{v}");
 }
+
+#[test]
+fn global_data_with_a_spin_lock_and_a_list_head_runs() {
+    if !bpf_allowed("global_data_with_a_spin_lock_and_a_list_head_runs") {
+        return;
+    }
+    // .data.A holds a bpf_spin_lock, a counter (41) and a list head: the
+    // kernel refuses the lock in a map created without BTF, and list nodes
+    // checked against a head of another BTF object.
+    let file = fx("run_locked.o");
+    let v = run_json(&[&file, "--prog", "locked_count", "--repeat", "2"]);
+    assert_eq!(v["type"], "sched_cls");
+    assert_eq!(v["retval"], 43, "{v}");
+    let a = &v["maps"][".data.A"][0]["formatted"]["value"][".data.A"];
+    let count = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|f| f.get("count"))
+        .unwrap_or_else(|| panic!("no count in {v}"));
+    assert_eq!(count, 43, "{v}");
+    let v = run_json(&[&file, "--prog", "list_round_trip"]);
+    assert_eq!(v["retval"], 7, "{v}");
+    assert!(v["verified_insns"].as_u64().unwrap() > 0, "{v}");
+    // The same in an inner map, reached through the outer map's slot 0
+    // the object fills itself (-1 when it stays empty): runs * 10 + 5.
+    let v = run_json(&[&file, "--prog", "inner_round_trip", "--repeat", "2"]);
+    assert_eq!(v["retval"], 25, "{v}");
+    assert_eq!(
+        v["maps"]["inner"][0]["formatted"]["value"]["runs"], 2,
+        "{v}"
+    );
+}

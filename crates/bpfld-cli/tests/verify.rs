@@ -106,6 +106,9 @@ fn verified_counts_equal_libbpfs() {
         ("tracing.o", true),
         ("xdp_counter.o", true),
         ("verify_reject.o", false),
+        // A spin lock and a list head in .data.A: its map needs the
+        // section's BTF, and the programs the same BTF object.
+        ("run_locked.o", true),
         // Each verified as the kernel struct's member its map names.
         ("verify_st_ops.o", true),
     ] {

@@ -49,6 +49,68 @@ pub(crate) trait KernelInfo {
     fn btf_id(&mut self, name: &str, want_func: bool) -> Result<Option<u32>>;
     /// Address of `name` in /proc/kallsyms.
     fn kallsym(&mut self, name: &str) -> Result<Option<u64>>;
+    /// Whether kprobes can be created: the kprobe PMU, or tracefs's
+    /// kprobe_events for the legacy interface.
+    fn has_kprobes(&mut self) -> bool {
+        true
+    }
+    /// Whether the object's FUNC_PROTO `proto` (in `local`) is compatible
+    /// with the kernel's kfunc `name`, by libbpf's rule for kfuncs.
+    fn kfunc_compatible(&mut self, _name: &str, _local: &Btf, _proto: TypeId) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// libbpf's relaxed compatibility of two types (as for kfunc prototypes):
+/// the same kind after typedefs and modifiers (an enum matches an enum64),
+/// integers of any size (not bitfield-like ones), composites and enums by
+/// kind alone, pointers and arrays by what they hold, prototypes by their
+/// parameter count, each parameter and the return type.
+fn types_compatible(local: &Btf, lid: TypeId, kern: &Btf, kid: TypeId, depth: u32) -> bool {
+    if depth == 0 {
+        return false;
+    }
+    let (Ok(lid), Ok(kid)) = (local.resolve(lid), kern.resolve(kid)) else {
+        return false;
+    };
+    if lid == TypeId::VOID || kid == TypeId::VOID {
+        return lid == kid;
+    }
+    let (Some(l), Some(k)) = (local.get(lid), kern.get(kid)) else {
+        return false;
+    };
+    use TypeData as T;
+    match (&l.data, &k.data) {
+        (T::Struct { .. }, T::Struct { .. })
+        | (T::Union { .. }, T::Union { .. })
+        | (T::Fwd, T::Fwd)
+        | (T::Enum { .. } | T::Enum64 { .. }, T::Enum { .. } | T::Enum64 { .. }) => true,
+        (T::Int { data: a, .. }, T::Int { data: b, .. }) => {
+            (a >> 16) & 0xff == 0 && (b >> 16) & 0xff == 0
+        }
+        (T::Ptr(a), T::Ptr(b)) => types_compatible(local, *a, kern, *b, depth - 1),
+        (T::Array { elem: a, .. }, T::Array { elem: b, .. }) => {
+            types_compatible(local, *a, kern, *b, depth - 1)
+        }
+        (
+            T::FuncProto {
+                ret: lr,
+                params: lp,
+            },
+            T::FuncProto {
+                ret: kr,
+                params: kp,
+            },
+        ) => {
+            lp.len() == kp.len()
+                && lp
+                    .iter()
+                    .zip(kp)
+                    .all(|(a, b)| types_compatible(local, a.type_id, kern, b.type_id, depth - 1))
+                && types_compatible(local, *lr, kern, *kr, depth - 1)
+        }
+        _ => false,
+    }
 }
 
 /// The running kernel.
@@ -57,6 +119,7 @@ pub(crate) struct RunningKernel {
     config: Option<String>,
     btf: Option<HashMap<(String, bool), u32>>,
     kallsyms: Option<HashMap<String, u64>>,
+    vmlinux: Option<Btf>,
 }
 
 fn kernel_error(msg: String) -> Error {
@@ -99,6 +162,7 @@ impl KernelInfo for RunningKernel {
                 }
             }
             self.btf = Some(index);
+            self.vmlinux = Some(btf);
         }
         Ok(self
             .btf
@@ -124,6 +188,47 @@ impl KernelInfo for RunningKernel {
         }
         Ok(self.kallsyms.as_ref().and_then(|m| m.get(name).copied()))
     }
+
+    fn kfunc_compatible(&mut self, name: &str, local: &Btf, proto: TypeId) -> Result<bool> {
+        let Some(id) = self.btf_id(name, true)? else {
+            return Ok(false);
+        };
+        let Some(kern) = self.vmlinux.as_ref() else {
+            return Ok(false);
+        };
+        let Some(TypeData::Func { proto: kproto, .. }) = kern.get(TypeId(id)).map(|t| &t.data)
+        else {
+            return Ok(false);
+        };
+        Ok(types_compatible(local, proto, kern, *kproto, 32))
+    }
+
+    fn has_kprobes(&mut self) -> bool {
+        [
+            "/sys/bus/event_source/devices/kprobe/type",
+            "/sys/kernel/tracing/kprobe_events",
+            "/sys/kernel/debug/tracing/kprobe_events",
+        ]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+    }
+}
+
+/// The architecture's prefix of syscall wrapper symbols (`__x64_sys_bpf`).
+fn syscall_prefix() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "x86" => "ia32",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "riscv64" => "riscv",
+        "powerpc64" => "powerpc64",
+        "powerpc" => "powerpc",
+        "loongarch64" => "loongarch",
+        "mips" | "mips64" => "mips",
+        _ => return None,
+    })
 }
 
 fn read_kconfig(release: &str) -> Result<String> {
@@ -320,8 +425,19 @@ fn linux_value(name: &str, kernel: &mut dyn KernelInfo) -> Result<Option<u64>> {
             })?))
         }
         // Every kernel with BPF_PROG_TEST_RUN and BTF this loader needs
-        // has both (5.15+).
-        "LINUX_HAS_BPF_COOKIE" | "LINUX_HAS_SYSCALL_WRAPPER" => Some(1),
+        // has it (5.15+).
+        "LINUX_HAS_BPF_COOKIE" => Some(1),
+        // libbpf's probe: a kprobe on the wrapper of bpf() can be created.
+        // Where kprobes cannot be made at all it says 0, and BPF_KSYSCALL
+        // programs then read their arguments straight from the context;
+        // the same value gives the same program libbpf loads.
+        "LINUX_HAS_SYSCALL_WRAPPER" => {
+            let wrapped = match syscall_prefix() {
+                Some(p) => kernel.kallsym(&format!("__{p}_sys_bpf"))?.is_some(),
+                None => false,
+            };
+            Some(u64::from(wrapped && kernel.has_kprobes()))
+        }
         _ => None,
     })
 }
@@ -608,7 +724,23 @@ fn resolve_ksyms(
         let name = essential(&sym.name);
         let t = btf.get(*var).map(|t| &t.data);
         let target = match t {
-            Some(TypeData::Func { .. }) => kernel.btf_id(name, true)?.map(Target::BtfId),
+            Some(TypeData::Func { proto, .. }) => match kernel.btf_id(name, true)? {
+                // libbpf checks the declared prototype against the kernel's:
+                // a flavour (`bpf_task_acquire___two`) that does not match
+                // is missing, so `bpf_ksym_exists()` can choose among them.
+                Some(id) if kernel.kfunc_compatible(name, btf, *proto)? => Some(Target::BtfId(id)),
+                Some(_) if !weak => {
+                    return Err(Error::new(
+                        ErrorKind::Object,
+                        format!(
+                            "__ksym extern kfunc '{}': its prototype does not match the \
+                             running kernel's '{name}'",
+                            sym.name
+                        ),
+                    ))
+                }
+                _ => None,
+            },
             Some(TypeData::Var { type_id, .. }) => {
                 let typeless = btf
                     .skip_modifiers(*type_id)
@@ -858,6 +990,94 @@ mod tests {
         fn kallsym(&mut self, name: &str) -> Result<Option<u64>> {
             Ok(self.syms.contains(&name).then_some(0xffff_ffff_8000_0000))
         }
+    }
+
+    /// A kernel with or without kprobes.
+    struct KprobeKernel(FakeKernel, bool);
+
+    impl KernelInfo for KprobeKernel {
+        fn kconfig(&mut self) -> Result<&str> {
+            self.0.kconfig()
+        }
+        fn release(&mut self) -> Result<String> {
+            self.0.release()
+        }
+        fn btf_id(&mut self, name: &str, want_func: bool) -> Result<Option<u32>> {
+            self.0.btf_id(name, want_func)
+        }
+        fn kallsym(&mut self, name: &str) -> Result<Option<u64>> {
+            self.0.kallsym(name)
+        }
+        fn has_kprobes(&mut self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn kfunc_prototypes_compare_as_libbpf_does() {
+        use bpfld::model::btf::Param;
+        let mut b = Btf::new(bpfld::model::Endian::Little);
+        let int = b.add_type(BtfType::new(0, false, TypeData::Int { size: 4, data: 32 }));
+        let long = b.add_type(BtfType::new(0, false, TypeData::Int { size: 8, data: 64 }));
+        let st = b.add_type(BtfType::new(
+            0,
+            false,
+            TypeData::Struct {
+                size: 8,
+                members: vec![],
+            },
+        ));
+        let pst = b.add_type(BtfType::new(0, false, TypeData::Ptr(st)));
+        let pint = b.add_type(BtfType::new(0, false, TypeData::Ptr(int)));
+        let param = |t| Param {
+            name_off: 0,
+            type_id: t,
+        };
+        let proto = |b: &mut Btf, ret, ps: Vec<TypeId>| {
+            b.add_type(BtfType::new(
+                0,
+                false,
+                TypeData::FuncProto {
+                    ret,
+                    params: ps.into_iter().map(param).collect(),
+                },
+            ))
+        };
+        let kern = proto(&mut b, pst, vec![pst]);
+        // Integers of other sizes match; a pointer to a struct does not
+        // match a pointer to an int; the parameter count must agree.
+        let same = proto(&mut b, pst, vec![pst]);
+        let ints = proto(&mut b, long, vec![long]);
+        let kints = proto(&mut b, int, vec![int]);
+        let two = proto(&mut b, pst, vec![pst, pint]);
+        let other = proto(&mut b, pst, vec![pint]);
+        assert!(types_compatible(&b, same, &b, kern, 32));
+        assert!(types_compatible(&b, ints, &b, kints, 32));
+        assert!(!types_compatible(&b, two, &b, kern, 32));
+        assert!(!types_compatible(&b, other, &b, kern, 32));
+    }
+
+    #[test]
+    fn syscall_wrapper_is_what_libbpfs_probe_finds() {
+        let Some(p) = syscall_prefix() else {
+            return;
+        };
+        let wrapper: &'static str = Box::leak(format!("__{p}_sys_bpf").into_boxed_str());
+        let fake = |syms: Vec<&'static str>, kprobes| {
+            KprobeKernel(
+                FakeKernel {
+                    config: String::new(),
+                    funcs: vec![],
+                    syms,
+                },
+                kprobes,
+            )
+        };
+        let v = |k: &mut KprobeKernel| linux_value("LINUX_HAS_SYSCALL_WRAPPER", k).unwrap();
+        assert_eq!(v(&mut fake(vec![wrapper], true)), Some(1));
+        // No kprobes: libbpf's probe fails, and it says 0.
+        assert_eq!(v(&mut fake(vec![wrapper], false)), Some(0));
+        assert_eq!(v(&mut fake(vec!["sys_bpf"], true)), Some(0));
     }
 
     fn externs_object() -> Object {

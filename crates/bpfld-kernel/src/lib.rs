@@ -7,8 +7,10 @@
 //! What aya 0.14 leaves undone is done here: `.kconfig` and `.ksyms`
 //! externs are resolved from the running kernel (externs.rs), program
 //! types aya has no loader for (syscall, lwt_*) are loaded by bpfld's own
-//! `BPF_PROG_LOAD` (raw_load.rs), and prog arrays initialised in the object
-//! get their slots filled (prog_array.rs).
+//! `BPF_PROG_LOAD` (raw_load.rs), prog arrays and map-in-maps initialised
+//! in the object get their slots filled (prog_array.rs, map_in_map.rs), and
+//! global data maps get their section's BTF, created by bpfld with the one
+//! BTF its programs are loaded with (btf_maps.rs).
 //!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
@@ -30,11 +32,13 @@ mod aya_compat;
 mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
+mod btf_maps;
 mod error;
 mod externs;
 mod globals;
 pub mod info;
 mod load;
+mod map_in_map;
 mod maps;
 pub mod netlink;
 mod prog_array;

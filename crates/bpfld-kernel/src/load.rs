@@ -15,6 +15,9 @@ pub(crate) struct LoadedObject {
     pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
     /// The bytes aya loaded (bpfld loads the types aya cannot from them).
     pub(crate) bytes: Vec<u8>,
+    /// The object's BTF as loaded for its maps: programs bpfld loads itself
+    /// must be loaded with this one (see [`crate::btf_maps`]).
+    pub(crate) btf_fd: Option<std::os::fd::OwnedFd>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
@@ -34,11 +37,25 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
         loader.default_map_pin_directory(p.path());
     }
     let copy = crate::aya_compat::prepare(object)?;
+    let created = match &pins {
+        Some(p) => crate::btf_maps::create(&copy.bytes, p.path())?,
+        None => crate::btf_maps::BtfMaps {
+            btf_fd: None,
+            pins: Vec::new(),
+        },
+    };
+    for (name, path) in &created.pins {
+        loader.map_pin_path(name.as_str(), path.as_path());
+    }
     let ebpf = loader.load(&copy.bytes).map_err(object_error)?;
+    let model = bpfld::Object::parse(&copy.bytes)
+        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    crate::map_in_map::fill(&model, &ebpf)?;
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
         bytes: copy.bytes,
+        btf_fd: created.btf_fd,
         _pins: pins,
     })
 }

@@ -75,6 +75,7 @@ pub(crate) fn load(
     name: &str,
     prog_type: u32,
     flags: u32,
+    map_btf: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<OwnedFd> {
     // Without the object's BTF (the kernel refused it) the program still
     // loads when it needs none (no global functions); the verifier says so
@@ -110,7 +111,10 @@ pub(crate) fn load(
         function: func,
         license: &prog.license,
         kern_version: 0,
-        btf_fd: r.btf_fd.as_ref().map(AsFd::as_fd),
+        // The BTF the object's maps were created with, when bpfld created
+        // them: the verifier matches list/rbtree nodes and local kptrs by
+        // BTF object.
+        btf_fd: map_btf.or_else(|| r.btf_fd.as_ref().map(AsFd::as_fd)),
         attach_btf_id: 0,
     };
     let first = match prog_load(&load, 0, 0) {

@@ -156,7 +156,37 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
             ),
         ));
     }
-    load_aya(prog, &name)?;
+    if let Err(e) = load_aya(prog, &name) {
+        // aya loads with a BTF of its own, not the one bpfld created the
+        // maps with: the verifier refuses list/rbtree nodes and local
+        // kptrs then. bpfld loads the types it can itself, with that BTF.
+        let raw = match kind {
+            ProgKind::SchedCls => Some(3),
+            ProgKind::SocketFilter => Some(1),
+            _ => None,
+        };
+        if let (Some(t), Some(_)) = (raw, &loaded.btf_fd) {
+            if let Ok(r) = run_raw(
+                &mut loaded,
+                &name,
+                (t, 0, kind),
+                &slots,
+                opts,
+                packets,
+                repeat,
+            ) {
+                return Ok(r);
+            }
+        }
+        return Err(e);
+    }
+    let ebpf = &mut loaded.ebpf;
+    let Some(prog) = ebpf.program_mut(&name) else {
+        return Err(Error::new(
+            ErrorKind::NoSuchProgram,
+            format!("no program '{name}'"),
+        ));
+    };
     let verified = prog
         .info()
         .ok()
@@ -296,8 +326,15 @@ fn fill_slots(
                 continue;
             };
             if !own.contains_key(&slot.prog) {
-                let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, &slot.prog, prog_type, flags)
-                    .map_err(in_slot)?;
+                let fd = raw_load::load(
+                    &loaded.bytes,
+                    &loaded.ebpf,
+                    &slot.prog,
+                    prog_type,
+                    flags,
+                    loaded.btf_fd.as_ref().map(|f| f.as_fd()),
+                )
+                .map_err(in_slot)?;
                 own.insert(slot.prog.clone(), fd);
             }
             match own.get(&slot.prog) {
@@ -366,7 +403,14 @@ fn run_raw(
             ),
         ));
     }
-    let fd = raw_load::load(&loaded.bytes, &loaded.ebpf, name, prog_type, flags)?;
+    let fd = raw_load::load(
+        &loaded.bytes,
+        &loaded.ebpf,
+        name,
+        prog_type,
+        flags,
+        loaded.btf_fd.as_ref().map(|f| f.as_fd()),
+    )?;
     let verified = raw_load::verified_insns(&fd);
     fill_slots(loaded, slots, Some((name, &fd)))?;
     let mut results = Vec::with_capacity(packets.len());

@@ -186,6 +186,15 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     // Read for CO-RE only when the object has CO-RE relocations; the
     // attach targets of tracing programs are looked up in it too.
     let kernel_btf = kernel_btf.or_else(|| AyaBtf::from_sys_fs().ok());
+    // The BTF the object's maps were created with, when bpfld created
+    // them: the verifier matches kptrs and list/rbtree nodes by BTF object.
+    let (btf_fd, btf_refused) = match (&btf_bytes, &loaded.btf_fd) {
+        (Some(_), Some(f)) => match f.try_clone() {
+            Ok(fd) => (Some(fd), None),
+            Err(_) => (btf_fd, btf_refused),
+        },
+        _ => (btf_fd, btf_refused),
+    };
 
     let sections = program_sections(&model);
     let struct_ops = if sections.values().any(|s| s.starts_with("struct_ops")) {
