@@ -38,7 +38,7 @@ pub const MAX_INSNS: u64 = 1_000_000;
 
 /// The most stack, in bytes, along one call chain (the kernel's
 /// `MAX_BPF_STACK`).
-pub const MAX_STACK: u32 = 512;
+pub const MAX_STACK: u32 = super::inline::MAX_STACK;
 
 /// What one program of a linked object takes of the kernel's limits.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

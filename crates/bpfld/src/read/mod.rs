@@ -1,6 +1,7 @@
 //! Readers: bytes in, model out. Every reader checks counts, sizes and
 //! offsets against the input before using them and never panics.
 
+mod api;
 pub mod btf;
 pub mod btf_ext;
 pub mod btf_view;

@@ -42,17 +42,7 @@ const DUMMY_KSYM: &str = "dummy_ksym";
 /// `BTF_INT_BOOL`.
 const BTF_INT_BOOL: u8 = 4;
 
-/// Raw BTF ready for `BPF_BTF_LOAD`, as [`Object::kernel_btf`] makes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelBtf {
-    /// Header, types and strings, little-endian.
-    pub bytes: Vec<u8>,
-    /// Number of types, `void` not counted (the last type id).
-    pub types: usize,
-    /// One line per rewrite made (e.g. "`.ksyms` FUNC 'bpf_obj_new_impl'
-    /// made global"), empty when the BTF goes to the kernel as it is.
-    pub rewrites: Vec<String>,
-}
+pub use crate::model::btf::KernelBtf;
 
 /// The `.BTF` of `obj`, rewritten as libbpf does before loading it (see
 /// the module documentation); `Object::kernel_btf` is its public name.

@@ -1,5 +1,6 @@
 //! Writers: model in, bytes out.
 
+mod api;
 pub mod btf;
 pub mod btf_ext;
 pub mod elf;

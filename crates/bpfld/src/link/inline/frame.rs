@@ -1,17 +1,15 @@
 //! What a stretch of code does with the stack: the deepest `r10` offset
 //! it addresses (directly or through a pointer derived from `r10` in
 //! straight-line code), the registers it writes, whether it makes a tail
-//! call; moving an inlined body's frame below its caller's; the 512-byte
-//! limit along every call chain.
+//! call; moving an inlined body's frame below its caller's (the 512-byte
+//! limit along every call chain is checked on the call graph, graph.rs).
 
 use std::collections::HashSet;
 
 use crate::model::insn;
-use crate::model::object::{Object, SymbolId};
 
-use super::graph::CallGraph;
 use super::liveness::use_def;
-use super::nodes::{Code, Node, NodeId, Target};
+use super::nodes::{Node, NodeId, Target};
 use super::{Why, MAX_STACK};
 
 const BPF_FUNC_TAIL_CALL: i32 = 12;
@@ -172,45 +170,6 @@ pub(super) fn shift_frame(nodes: &mut [Node], by: u32) -> Result<(), Why> {
 
 pub(super) fn round32(x: u32) -> u32 {
     x.max(1).div_ceil(32) * 32
-}
-
-/// Checks the stack along every call chain that goes through `through`:
-/// the kernel allows 512 bytes in all, each frame rounded up to 32.
-pub(super) fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Result<(), Why> {
-    let graph = CallGraph::of(code, obj);
-    let reaches = |from: SymbolId| {
-        let mut stack = vec![from];
-        let mut seen = HashSet::new();
-        while let Some(f) = stack.pop() {
-            if f == through {
-                return true;
-            }
-            if seen.insert(f) {
-                stack.extend(graph.callees.get(&f).into_iter().flatten().copied());
-            }
-        }
-        false
-    };
-    let called: HashSet<SymbolId> = graph.callees.values().flatten().copied().collect();
-    for (id, _, _) in graph.funcs.iter().filter(|f| !called.contains(&f.0)) {
-        if !reaches(*id) {
-            continue;
-        }
-        match graph.deepest(*id) {
-            Some((d, _)) if d <= MAX_STACK => {}
-            Some((d, _)) => {
-                return Err(format!(
-                "the stack along a call chain would be {d} bytes, above the kernel's {MAX_STACK}"
-            ))
-            }
-            None => {
-                return Err(
-                    "the stack use of a function on the call chain cannot be bounded".into(),
-                )
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::model::object::{Object, SectionKind, SymbolId, SymbolPlace};
 
 use super::frame::{frame, round32};
 use super::nodes::{Code, Target};
+use super::{Why, MAX_STACK};
 
 /// Every function of the code, its frame and its callees.
 pub(super) struct CallGraph {
@@ -192,4 +193,43 @@ pub(crate) fn program_uses(obj: &Object) -> Result<Vec<ProgramUse>, String> {
         });
     }
     Ok(out)
+}
+
+/// Checks the stack along every call chain that goes through `through`:
+/// the kernel allows 512 bytes in all, each frame rounded up to 32.
+pub(super) fn check_stack(code: &Code, obj: &Object, through: SymbolId) -> Result<(), Why> {
+    let graph = CallGraph::of(code, obj);
+    let reaches = |from: SymbolId| {
+        let mut stack = vec![from];
+        let mut seen = HashSet::new();
+        while let Some(f) = stack.pop() {
+            if f == through {
+                return true;
+            }
+            if seen.insert(f) {
+                stack.extend(graph.callees.get(&f).into_iter().flatten().copied());
+            }
+        }
+        false
+    };
+    let called: HashSet<SymbolId> = graph.callees.values().flatten().copied().collect();
+    for (id, _, _) in graph.funcs.iter().filter(|f| !called.contains(&f.0)) {
+        if !reaches(*id) {
+            continue;
+        }
+        match graph.deepest(*id) {
+            Some((d, _)) if d <= MAX_STACK => {}
+            Some((d, _)) => {
+                return Err(format!(
+                "the stack along a call chain would be {d} bytes, above the kernel's {MAX_STACK}"
+            ))
+            }
+            None => {
+                return Err(
+                    "the stack use of a function on the call chain cannot be bounded".into(),
+                )
+            }
+        }
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ pub(crate) use liveness::registers_written;
 
 use crate::model::object::{Object, SymbolId, SymbolKind};
 
-use frame::check_stack;
+use graph::check_stack;
 use nodes::Code;
 use splice::{calls, inline_site, remove_function, still_referenced};
 
@@ -66,8 +66,9 @@ pub struct Outcome {
     pub called_because: Option<String>,
 }
 
-// The kernel's limit on the stack along a call chain, in bytes.
-use super::limits::MAX_STACK;
+/// The kernel's limit on the stack along a call chain, in bytes
+/// (`MAX_BPF_STACK`; public as [`crate::link::limits::MAX_STACK`]).
+pub(crate) const MAX_STACK: u32 = 512;
 
 /// Why a call stays a call.
 type Why = String;

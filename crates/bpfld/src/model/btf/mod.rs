@@ -21,10 +21,20 @@ pub use query::{DatasecVar, MemberInfo, Signature};
 pub use strings::StringTable;
 pub use types::*;
 
-pub use crate::write::kernel_btf::KernelBtf;
-
 use super::Endian;
 use crate::error::{Error, Result};
+
+/// Raw BTF ready for `BPF_BTF_LOAD`, as [`Object::kernel_btf`](crate::Object::kernel_btf) makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBtf {
+    /// Header, types and strings, little-endian.
+    pub bytes: Vec<u8>,
+    /// Number of types, `void` not counted (the last type id).
+    pub types: usize,
+    /// One line per rewrite made (e.g. "`.ksyms` FUNC 'bpf_obj_new_impl'
+    /// made global"), empty when the BTF goes to the kernel as it is.
+    pub rewrites: Vec<String>,
+}
 
 /// `BTF_MAGIC`, as the first two bytes read in the file's byte order.
 pub const BTF_MAGIC: u16 = 0xeb9f;
@@ -82,29 +92,6 @@ impl Default for Btf {
 }
 
 impl Btf {
-    /// Reads raw BTF (a `.BTF` section's bytes, a `.btf` file, the
-    /// kernel's `/sys/kernel/btf/vmlinux`), taking the byte order from
-    /// its magic; references, names and reference cycles are checked.
-    ///
-    /// ```
-    /// use bpfld::{Btf, Object};
-    ///
-    /// let obj = Object::parse(include_bytes!("../../../../../fixtures/xdp_pass.o"))?;
-    /// let btf = obj.btf.expect("clang writes BTF");
-    /// let again = Btf::parse(&btf.to_bytes()?)?;
-    /// assert_eq!(again.type_count(), btf.type_count());
-    /// # Ok::<(), bpfld::Error>(())
-    /// ```
-    pub fn parse(bytes: &[u8]) -> Result<Btf> {
-        crate::read::btf::parse(bytes)
-    }
-
-    /// The BTF as bytes (header, types, strings), after checking that
-    /// every type is encodable and that the result is valid BTF.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::write::btf::try_to_bytes(self)
-    }
-
     /// An empty BTF: only `void` and the empty string.
     pub fn new(endian: Endian) -> Self {
         Btf {
