@@ -8,7 +8,7 @@
 //! externs are resolved from the running kernel (externs.rs), program
 //! types aya has no loader for (syscall, lwt_*) are loaded by bpfld's own
 //! `BPF_PROG_LOAD` (raw_load.rs), prog arrays and map-in-maps initialised
-//! in the object get their slots filled (prog_array.rs, map_in_map.rs), and
+//! in the object get their slots filled (init_slots.rs, map_in_map.rs), and
 //! global data maps get their section's BTF, created by bpfld with the one
 //! BTF its programs are loaded with (btf_maps.rs).
 //!
@@ -37,11 +37,11 @@ mod error;
 mod externs;
 mod globals;
 pub mod info;
+mod init_slots;
 mod load;
 mod map_in_map;
 mod maps;
 pub mod netlink;
-mod prog_array;
 mod prog_kind;
 mod prog_load;
 mod raw_load;

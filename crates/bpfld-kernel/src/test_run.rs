@@ -10,9 +10,9 @@ use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, Tes
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::globals::{GlobalValue, MapUpdate};
+use crate::init_slots::{slots, Holds, Slot};
 use crate::load::{choose_program, load_object, LoadedObject};
 use crate::maps::{dump_map, map_data, seed_map, MapDump};
-use crate::prog_array::{slots, Slot};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
 use crate::raw_load::{self, raw_type};
 
@@ -292,7 +292,7 @@ fn dump_all(ebpf: &aya::Ebpf) -> Result<Vec<MapDump>> {
 fn prog_array_slots(object: &[u8]) -> Result<Vec<Slot>> {
     let obj =
         bpfld::Object::parse(object).map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
-    slots(&obj)
+    slots(&obj, Holds::Programs)
 }
 
 /// Puts the programs named in prog array initialisers into their slots,
@@ -314,44 +314,44 @@ fn fill_slots(
                     "prog array '{}' slot {} (program '{}'): {}",
                     slot.map,
                     slot.index,
-                    slot.prog,
+                    slot.target,
                     e.message()
                 ),
             )
         };
-        let fd: BorrowedFd<'_> = if let Some((_, fd)) = raw.filter(|(n, _)| *n == slot.prog) {
+        let fd: BorrowedFd<'_> = if let Some((_, fd)) = raw.filter(|(n, _)| *n == slot.target) {
             fd.as_fd()
-        } else if let Some(t) = loaded.unloadable.get(&slot.prog) {
+        } else if let Some(t) = loaded.unloadable.get(&slot.target) {
             let Some((prog_type, flags, _)) = raw_type(t) else {
                 continue;
             };
-            if !own.contains_key(&slot.prog) {
+            if !own.contains_key(&slot.target) {
                 let fd = raw_load::load(
                     &loaded.bytes,
                     &loaded.ebpf,
-                    &slot.prog,
+                    &slot.target,
                     prog_type,
                     flags,
                     loaded.btf_fd.as_ref().map(|f| f.as_fd()),
                 )
                 .map_err(in_slot)?;
-                own.insert(slot.prog.clone(), fd);
+                own.insert(slot.target.clone(), fd);
             }
-            match own.get(&slot.prog) {
+            match own.get(&slot.target) {
                 Some(fd) => fd.as_fd(),
                 None => continue,
             }
         } else {
-            let Some(prog) = loaded.ebpf.program_mut(&slot.prog) else {
+            let Some(prog) = loaded.ebpf.program_mut(&slot.target) else {
                 continue;
             };
             if prog.fd().is_err() {
                 if kind_of(prog).is_none() && !matches!(prog, Program::RawTracePoint(_)) {
                     continue;
                 }
-                load_aya(prog, &slot.prog).map_err(in_slot)?;
+                load_aya(prog, &slot.target).map_err(in_slot)?;
             }
-            let Some(prog) = loaded.ebpf.program(&slot.prog) else {
+            let Some(prog) = loaded.ebpf.program(&slot.target) else {
                 continue;
             };
             match prog.fd() {
@@ -374,7 +374,7 @@ fn fill_slots(
                 format!(
                     "prog array '{}': cannot put program '{}' in slot {}: {}",
                     slot.map,
-                    slot.prog,
+                    slot.target,
                     slot.index,
                     errno_text(&e)
                 ),

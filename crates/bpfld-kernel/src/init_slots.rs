@@ -1,26 +1,48 @@
-//! Prog array slots an object initialises itself, the libbpf way: a
-//! BTF-defined `BPF_MAP_TYPE_PROG_ARRAY` with `__array(values, ...)` and
-//! `.values = { [1] = &prog }`. The compiler leaves the slots zero in
-//! `.maps` with one relocation per filled slot against the program's
-//! symbol; the loader puts the programs' fds in after loading them (aya
-//! 0.14 does not).
+//! Slots of `.maps` definitions an object initialises itself, the libbpf
+//! way: `__array(values, ...)` and `.values = { [1] = &x }`. The compiler
+//! leaves the slots zero in `.maps`, with one relocation per filled slot
+//! against the symbol of what goes there: a program for a prog array
+//! (`__array(values, int (void *))`), an inner map for a map-in-map
+//! (`__array(values, struct inner)`). The loader puts their fds in (aya
+//! 0.14 does not): prog_array.rs and map_in_map.rs.
 
 use bpfld::model::btf::{Btf, TypeData, TypeId};
 use bpfld::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// One filled slot: map `map`'s entry `index` holds program `prog`.
+/// What a `values` array holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holds {
+    /// Programs (a prog array).
+    Programs,
+    /// Inner maps (a map-in-map).
+    Maps,
+}
+
+impl Holds {
+    /// How errors name the outer map.
+    fn map_word(self) -> &'static str {
+        match self {
+            Holds::Programs => "prog array",
+            Holds::Maps => "map",
+        }
+    }
+}
+
+/// One filled slot: map `map`'s entry `index` holds `target` (a program
+/// or a map, by name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Slot {
     pub(crate) map: String,
     pub(crate) index: u32,
-    pub(crate) prog: String,
+    pub(crate) target: String,
 }
 
-/// Whether member type `id` is an array of pointers to function
-/// prototypes (`__array(values, int (void *))`).
-fn is_prog_values(btf: &Btf, id: TypeId) -> bool {
+/// Whether member type `id` is an array of pointers to what `holds`
+/// names: function prototypes for programs, structs (map definitions) for
+/// maps.
+fn is_values(btf: &Btf, id: TypeId, holds: Holds) -> bool {
     let Some(TypeData::Array { elem, .. }) = btf.get(id).map(|t| &t.data) else {
         return false;
     };
@@ -33,11 +55,15 @@ fn is_prog_values(btf: &Btf, id: TypeId) -> bool {
     btf.resolve(*to)
         .ok()
         .and_then(|t| btf.get(t))
-        .is_some_and(|t| matches!(t.data, TypeData::FuncProto { .. }))
+        .is_some_and(|t| match holds {
+            Holds::Programs => matches!(t.data, TypeData::FuncProto { .. }),
+            Holds::Maps => matches!(t.data, TypeData::Struct { .. }),
+        })
 }
 
-/// The filled slots of every prog array of `obj`, in relocation order.
-pub(crate) fn slots(obj: &Object) -> Result<Vec<Slot>> {
+/// The filled slots of every map of `obj` whose values are what `holds`
+/// names, in relocation order.
+pub(crate) fn slots(obj: &Object, holds: Holds) -> Result<Vec<Slot>> {
     let (Some(btf), Some(maps)) = (obj.btf.as_ref(), obj.section_by_name(".maps")) else {
         return Ok(Vec::new());
     };
@@ -48,6 +74,7 @@ pub(crate) fn slots(obj: &Object) -> Result<Vec<Slot>> {
         return Ok(Vec::new());
     };
     let bad = |m: String| Error::new(ErrorKind::Object, m);
+    let what = holds.map_word();
     let mut out = Vec::new();
     for v in btf.datasec_vars(ds).unwrap_or_default() {
         let Ok(def) = btf.resolve(v.type_id) else {
@@ -57,7 +84,7 @@ pub(crate) fn slots(obj: &Object) -> Result<Vec<Slot>> {
             .members(def)
             .unwrap_or_default()
             .into_iter()
-            .find(|m| m.name == "values" && is_prog_values(btf, m.type_id))
+            .find(|m| m.name == "values" && is_values(btf, m.type_id, holds))
         else {
             continue;
         };
@@ -78,27 +105,40 @@ pub(crate) fn slots(obj: &Object) -> Result<Vec<Slot>> {
             .filter(|r| r.offset >= start && r.offset < end)
         {
             let index = u32::try_from((r.offset - start) / 8)
-                .map_err(|_| bad(format!("prog array '{}': slot out of range", v.name)))?;
+                .map_err(|_| bad(format!("{what} '{}': slot out of range", v.name)))?;
             let target = obj.symbol(r.symbol).ok_or_else(|| {
                 bad(format!(
-                    "prog array '{}': slot {index} refers to symbol {} which does not exist",
+                    "{what} '{}': slot {index} refers to symbol {} which does not exist",
                     v.name, r.symbol.0
                 ))
             })?;
-            let in_program = match target.place {
-                SymbolPlace::Section(id) => obj.section(id).is_some_and(|s| s.is_program()),
-                _ => false,
+            let (fits, kind) = match holds {
+                Holds::Programs => (
+                    target.kind == SymbolKind::Func
+                        && match target.place {
+                            SymbolPlace::Section(id) => {
+                                obj.section(id).is_some_and(|s| s.is_program())
+                            }
+                            _ => false,
+                        },
+                    "a program",
+                ),
+                Holds::Maps => (
+                    target.place == SymbolPlace::Section(maps.id)
+                        && target.kind != SymbolKind::Section,
+                    "a map of .maps",
+                ),
             };
-            if target.kind != SymbolKind::Func || !in_program {
+            if !fits {
                 return Err(bad(format!(
-                    "prog array '{}': slot {index} refers to '{}', which is not a program",
+                    "{what} '{}': slot {index} refers to '{}', which is not {kind}",
                     v.name, target.name
                 )));
             }
             out.push(Slot {
                 map: v.name.to_string(),
                 index,
-                prog: target.name.clone(),
+                target: target.name.clone(),
             });
         }
     }
@@ -120,14 +160,14 @@ mod tests {
     fn slots_of_the_values_initialiser() {
         let obj = bpfld::Object::parse(&fixture("run_tail.o")).unwrap();
         assert_eq!(
-            slots(&obj).unwrap(),
+            slots(&obj, Holds::Programs).unwrap(),
             [Slot {
                 map: "jumps".into(),
                 index: 1,
-                prog: "tail_drop".into()
+                target: "tail_drop".into()
             }]
         );
         let obj = bpfld::Object::parse(&fixture("xdp_pass.o")).unwrap();
-        assert!(slots(&obj).unwrap().is_empty());
+        assert!(slots(&obj, Holds::Programs).unwrap().is_empty());
     }
 }
