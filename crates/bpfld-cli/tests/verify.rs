@@ -111,6 +111,8 @@ fn verified_counts_equal_libbpfs() {
         ("run_locked.o", true),
         // Each verified as the kernel struct's member its map names.
         ("verify_st_ops.o", true),
+        // The same with libbpf's "?" before `struct_ops/`.
+        ("verify_st_ops_opt.o", true),
     ] {
         let v = verify_json(&[&fx(obj)], success);
         let reference = libbpf_verified(&runner, &fx(obj));
@@ -147,6 +149,21 @@ fn struct_ops_programs_are_verified_as_their_members() {
         assert_eq!(p["prog_type"], "struct_ops", "{p}");
         assert_eq!(p["verdict"], "success", "{p}");
     }
+}
+
+#[test]
+fn struct_ops_programs_with_autoload_off_are_verified() {
+    if !bpf_allowed("struct_ops_programs_with_autoload_off_are_verified")
+        || !have_vmlinux("struct_ops_programs_with_autoload_off_are_verified")
+    {
+        return;
+    }
+    // `?struct_ops/ssthresh`: the map's pointer still says which member.
+    let v = verify_json(&[&fx("verify_st_ops_opt.o")], true);
+    let p = by_name(&v, "opt_ssthresh");
+    assert_eq!(p["section"], "?struct_ops/ssthresh", "{p}");
+    assert_eq!(p["prog_type"], "struct_ops", "{p}");
+    assert_eq!(p["verdict"], "success", "{p}");
 }
 
 #[test]

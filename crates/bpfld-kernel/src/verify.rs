@@ -197,7 +197,11 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
     };
 
     let sections = program_sections(&model);
-    let struct_ops = if sections.values().any(|s| s.starts_with("struct_ops")) {
+    // libbpf's "?" (autoload off) comes before the type: `?struct_ops/x`.
+    let struct_ops = if sections
+        .values()
+        .any(|s| s.trim_start_matches('?').starts_with("struct_ops"))
+    {
         struct_ops_members(&model)
     } else {
         HashMap::new()
