@@ -365,3 +365,30 @@ fn global_data_with_a_spin_lock_and_a_list_head_runs() {
         "{v}"
     );
 }
+
+/// The machine's page size, as `getconf PAGESIZE` says.
+fn page_size() -> u64 {
+    let o = tool_output("getconf", &["PAGESIZE"]);
+    assert!(o.status.success(), "getconf PAGESIZE: {}", stderr(&o));
+    stdout(&o).trim().parse().unwrap()
+}
+
+#[test]
+fn ring_buffers_get_the_size_libbpf_rounds_them_to() {
+    if !bpf_allowed("ring_buffers_get_the_size_libbpf_rounds_them_to") {
+        return;
+    }
+    // max_entries 1000 for a ring buffer and for the inner map template of
+    // a hash of maps, 8 for a user ring buffer: the kernel creates only a
+    // power-of-two number of pages, the size libbpf rounds them up to.
+    let v = run_json(&[&fx("run_ringbuf.o")]);
+    // The inner map in slot 0 is `rb` (the object fills the slot), and
+    // writing into it worked.
+    assert_eq!(v["action"], "XDP_PASS", "{v}");
+    let page = page_size();
+    for (map, ty) in [("rb", "ringbuf"), ("urb", "user_ringbuf")] {
+        assert_eq!(v["map_info"][map]["type"], ty, "{v}");
+        assert_eq!(v["map_info"][map]["max_entries"], page, "{v}");
+    }
+    assert_eq!(v["maps"]["rb_hash"][0]["key"], "00000000", "{v}");
+}

@@ -109,9 +109,18 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     }
     let values_rewritten = obj.btf.as_mut().is_some_and(prog_array_values);
     let ints_rewritten = obj.btf.as_mut().is_some_and(int_encodings);
+    let ringbufs_sized = obj
+        .btf
+        .as_mut()
+        .is_some_and(crate::ringbuf_size::round_ringbufs);
     let externs_resolved =
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
-    if new_names.is_empty() && !values_rewritten && !externs_resolved && !emptied && !ints_rewritten
+    if new_names.is_empty()
+        && !values_rewritten
+        && !externs_resolved
+        && !emptied
+        && !ints_rewritten
+        && !ringbufs_sized
     {
         return Ok(AyaCopy {
             bytes: object.to_vec(),

@@ -10,7 +10,8 @@
 //! `BPF_PROG_LOAD` (raw_load.rs), prog arrays and map-in-maps initialised
 //! in the object get their slots filled (init_slots.rs, map_in_map.rs), and
 //! global data maps get their section's BTF, created by bpfld with the one
-//! BTF its programs are loaded with (btf_maps.rs).
+//! BTF its programs are loaded with (btf_maps.rs), and ring buffers get the
+//! page-rounded size libbpf gives them (ringbuf_size.rs).
 //!
 //! Everything here needs the `bpf()` syscall (root, or CAP_BPF plus
 //! CAP_NET_ADMIN / CAP_PERFMON, or CAP_SYS_ADMIN); without it the error says
@@ -46,6 +47,7 @@ mod prog_kind;
 mod prog_load;
 mod raw_load;
 mod relocate;
+mod ringbuf_size;
 mod sys;
 mod test_run;
 mod verifier_log;
