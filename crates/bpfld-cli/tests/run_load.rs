@@ -392,3 +392,21 @@ fn ring_buffers_get_the_size_libbpf_rounds_them_to() {
     }
     assert_eq!(v["maps"]["rb_hash"][0]["key"], "00000000", "{v}");
 }
+
+#[test]
+fn xdp_program_with_a_local_kptr_in_a_map_value_runs() {
+    if !bpf_allowed("xdp_program_with_a_local_kptr_in_a_map_value_runs") {
+        return;
+    }
+    // The verifier matches bpf_obj_new's object against the map value's
+    // __kptr field by BTF object: loaded with aya's own BTF it refuses
+    // the program ("invalid kptr access").
+    let file = fx("run_xdp_kptr.o");
+    let v = run_json(&[&file]);
+    assert_eq!(v["type"], "xdp", "{v}");
+    assert_eq!(v["action"], "XDP_PASS", "{v}");
+    assert!(v["verified_insns"].as_u64().unwrap() > 0, "{v}");
+    // The second run takes back the object the first one stashed.
+    let v = run_json(&[&file, "--repeat", "2"]);
+    assert_eq!(v["action"], "XDP_TX", "{v}");
+}

@@ -115,6 +115,8 @@ fn verified_counts_equal_libbpfs() {
         ("verify_st_ops_opt.o", true),
         // Ring buffers sized as libbpf rounds them: the maps are created.
         ("run_ringbuf.o", true),
+        // An XDP program with a local kptr in a map value.
+        ("run_xdp_kptr.o", true),
     ] {
         let v = verify_json(&[&fx(obj)], success);
         let reference = libbpf_verified(&runner, &fx(obj));

@@ -2,6 +2,8 @@
 //! created, maps pinned by name kept in a private directory) and choosing
 //! the program to use by name.
 
+use std::collections::HashMap;
+
 use aya::{Ebpf, EbpfLoader};
 
 use crate::bpffs::PinDir;
@@ -12,9 +14,13 @@ use crate::globals::GlobalValue;
 pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
     /// Programs aya cannot load as their own type: name to libbpf's type.
-    pub(crate) unloadable: std::collections::HashMap<String, &'static str>,
+    pub(crate) unloadable: HashMap<String, &'static str>,
     /// The bytes aya loaded (bpfld loads the types aya cannot from them).
     pub(crate) bytes: Vec<u8>,
+    /// Program name to its section as the object (not aya's copy) names
+    /// it: how libbpf, and bpfld when it loads a program itself, read its
+    /// type.
+    pub(crate) sections: HashMap<String, String>,
     /// The object's BTF as loaded for its maps: programs bpfld loads itself
     /// must be loaded with this one (see [`crate::btf_maps`]).
     pub(crate) btf_fd: Option<std::os::fd::OwnedFd>,
@@ -37,6 +43,9 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
         loader.default_map_pin_directory(p.path());
     }
     let copy = crate::aya_compat::prepare(object)?;
+    let sections = bpfld::Object::parse(object)
+        .map(|o| program_sections(&o))
+        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
     let created = match &pins {
         Some(p) => crate::btf_maps::create(&copy.bytes, p.path())?,
         None => crate::btf_maps::BtfMaps {
@@ -55,9 +64,31 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
         ebpf,
         unloadable: copy.unloadable,
         bytes: copy.bytes,
+        sections,
         btf_fd: created.btf_fd,
         _pins: pins,
     })
+}
+
+/// Program (function) name to the name of its section in `obj`.
+pub(crate) fn program_sections(obj: &bpfld::model::object::Object) -> HashMap<String, String> {
+    use bpfld::model::object::{Binding, SymbolKind, SymbolPlace};
+    let mut out = HashMap::new();
+    for s in &obj.symbols {
+        let SymbolPlace::Section(id) = s.place else {
+            continue;
+        };
+        if s.kind != SymbolKind::Func || s.binding == Binding::Local {
+            continue;
+        }
+        if let Some(sec) = obj
+            .section(id)
+            .filter(|x| x.is_program() && x.name != ".text")
+        {
+            out.insert(s.name.clone(), sec.name.clone());
+        }
+    }
+    out
 }
 
 /// Names of the object's programs, sorted.

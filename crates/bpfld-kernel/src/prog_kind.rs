@@ -49,6 +49,25 @@ impl ProgKind {
         }
     }
 
+    /// The kind of kernel program type `t`, when bpfld runs that type.
+    pub(crate) fn from_prog_type(t: u32) -> Option<ProgKind> {
+        [
+            ProgKind::Xdp,
+            ProgKind::SchedCls,
+            ProgKind::SocketFilter,
+            ProgKind::CgroupSkb,
+            ProgKind::FlowDissector,
+            ProgKind::RawTracepoint,
+            ProgKind::Syscall,
+            ProgKind::LwtIn,
+            ProgKind::LwtOut,
+            ProgKind::LwtXmit,
+            ProgKind::LwtSeg6local,
+        ]
+        .into_iter()
+        .find(|k| k.prog_type() == t)
+    }
+
     /// The symbolic name of a return value, for the types whose return
     /// values are actions (XDP and TC); `None` otherwise or when unknown.
     pub fn action_name(self, retval: u32) -> Option<&'static str> {

@@ -1,6 +1,7 @@
-//! Loading a program aya 0.14 has no loader for (syscall, lwt_*) by
-//! bpfld's own `BPF_PROG_LOAD`, and running it with its own
-//! `BPF_PROG_TEST_RUN`.
+//! Loading a program by bpfld's own `BPF_PROG_LOAD`, and running it with
+//! its own `BPF_PROG_TEST_RUN`: the types aya 0.14 has no loader for
+//! (syscall, lwt_*), programs aya's copy hides, and programs that must be
+//! loaded with the BTF bpfld created the maps with (see btf_maps.rs).
 //!
 //! aya's object crate does the work that does not depend on the program
 //! type, on the same bytes aya loaded (see relocate.rs). Only the final
@@ -42,22 +43,25 @@ struct TestRunAttr {
     _pad: u32,
 }
 
-/// The kernel's program type number, load flags and bpfld's kind for a
-/// libbpf type name bpfld loads itself; `None` for the others.
-pub(crate) fn raw_type(libbpf_type: &str) -> Option<(u32, u32, ProgKind)> {
-    let kind = [
-        ProgKind::LwtIn,
-        ProgKind::LwtOut,
-        ProgKind::LwtXmit,
-        ProgKind::LwtSeg6local,
-        ProgKind::Syscall,
-    ]
-    .into_iter()
-    .find(|k| k.name() == libbpf_type)?;
-    // Each of these names is also a section name libbpf loads as that
-    // type: the flags are the section's (syscall programs are sleepable).
-    let spec = prog_spec(libbpf_type, None, None).ok()?;
-    Some((spec.prog_type, spec.flags, kind))
+/// How bpfld loads a program itself: libbpf's reading of its section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawProg {
+    pub(crate) prog_type: u32,
+    pub(crate) expected_attach_type: u32,
+    pub(crate) flags: u32,
+    pub(crate) kind: ProgKind,
+}
+
+/// How libbpf loads the program of `section` (as the object names it,
+/// "?" and all), when it is of a type bpfld runs; `None` otherwise.
+pub(crate) fn raw_spec(section: &str) -> Option<RawProg> {
+    let spec = prog_spec(section, None, None).ok()?;
+    Some(RawProg {
+        prog_type: spec.prog_type,
+        expected_attach_type: spec.attach,
+        flags: spec.flags,
+        kind: ProgKind::from_prog_type(spec.prog_type)?,
+    })
 }
 
 fn obj_error(program: &str, what: &str, e: impl std::fmt::Display) -> Error {
@@ -68,13 +72,12 @@ fn obj_error(program: &str, what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Loads program `name` of `bytes` (the copy aya loaded into `ebpf`) as
-/// kernel program type `prog_type`.
+/// `how` says.
 pub(crate) fn load(
     bytes: &[u8],
     ebpf: &Ebpf,
     name: &str,
-    prog_type: u32,
-    flags: u32,
+    how: RawProg,
     map_btf: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<OwnedFd> {
     // Without the object's BTF (the kernel refused it) the program still
@@ -104,9 +107,9 @@ pub(crate) fn load(
         .get(&prog.function_key())
         .ok_or_else(|| obj_error(name, "loading", "the program's code is missing"))?;
     let load = ProgLoad {
-        prog_type,
-        expected_attach_type: 0,
-        flags,
+        prog_type: how.prog_type,
+        expected_attach_type: how.expected_attach_type,
+        flags: how.flags,
         name,
         function: func,
         license: &prog.license,
@@ -152,7 +155,7 @@ pub(crate) struct RawRun {
 
 /// Runs `fd` once per `repeat` on `data`. Syscall programs take `data` as
 /// their context instead (the kernel runs them once, and writes the
-/// context back).
+/// context back); raw tracepoints take nothing and run once.
 pub(crate) fn test_run(
     fd: &OwnedFd,
     kind: ProgKind,
@@ -165,7 +168,11 @@ pub(crate) fn test_run(
         ..Default::default()
     };
     let mut out;
-    if kind == ProgKind::Syscall {
+    if kind == ProgKind::RawTracepoint {
+        // No packet, no repeat: its context is the tracepoint's arguments,
+        // none given (the kernel refuses anything else).
+        out = Vec::new();
+    } else if kind == ProgKind::Syscall {
         out = data.to_vec();
         attr.ctx_in = out.as_mut_ptr() as u64;
         attr.ctx_size_in = out.len() as u32;
@@ -181,7 +188,7 @@ pub(crate) fn test_run(
     // (and for syscall programs ctx_in, which the kernel writes back)
     // point to buffers of the sizes given, alive for the call.
     unsafe { crate::sys::bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
-    if kind != ProgKind::Syscall {
+    if !matches!(kind, ProgKind::Syscall | ProgKind::RawTracepoint) {
         out.truncate((attr.data_size_out as usize).min(out.len()));
     }
     Ok(RawRun {
@@ -202,14 +209,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_types_are_the_sections_types() {
-        assert_eq!(raw_type("lwt_in"), Some((10, 0, ProgKind::LwtIn)));
-        assert_eq!(
-            raw_type("lwt_seg6local"),
-            Some((19, 0, ProgKind::LwtSeg6local))
-        );
-        assert_eq!(raw_type("syscall"), Some((31, 1 << 4, ProgKind::Syscall)));
-        assert_eq!(raw_type("xdp"), None);
-        assert_eq!(raw_type("struct_ops"), None);
+    fn raw_specs_are_the_sections_types() {
+        let spec = |s: &str| raw_spec(s).map(|r| (r.prog_type, r.flags, r.kind));
+        assert_eq!(spec("lwt_in"), Some((10, 0, ProgKind::LwtIn)));
+        assert_eq!(spec("lwt_seg6local"), Some((19, 0, ProgKind::LwtSeg6local)));
+        assert_eq!(spec("?syscall"), Some((31, 1 << 4, ProgKind::Syscall)));
+        // XDP with its expected attach type (BPF_XDP, 37), as libbpf loads it.
+        let xdp = raw_spec("?xdp").unwrap();
+        assert_eq!((xdp.prog_type, xdp.expected_attach_type), (6, 37));
+        assert_eq!(spec("tcx/ingress").map(|s| s.2), Some(ProgKind::SchedCls));
+        assert_eq!(spec("kprobe/x"), None);
+        assert_eq!(spec("struct_ops/x"), None);
+        assert_eq!(spec("nonsense"), None);
     }
 }

@@ -14,7 +14,7 @@ use crate::init_slots::{slots, Holds, Slot};
 use crate::load::{choose_program, load_object, LoadedObject};
 use crate::maps::{dump_map, map_data, seed_map, MapDump};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
-use crate::raw_load::{self, raw_type};
+use crate::raw_load::{self, raw_spec, RawProg};
 
 /// The packet used when none is given: a 64-byte all-zero Ethernet frame.
 pub const DEFAULT_PACKET: [u8; 64] = [0; 64];
@@ -99,7 +99,7 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
     let name = choose_program(&loaded.ebpf, prog)?;
     // Types aya has no loader for: bpfld loads those it can run itself.
     let raw = match loaded.unloadable.get(&name) {
-        Some(t) => Some(raw_type(t).ok_or_else(|| {
+        Some(t) => Some(raw_of(&loaded, &name).ok_or_else(|| {
             Error::new(
                 ErrorKind::NotRunnable,
                 format!(
@@ -131,16 +131,8 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
         }
     }
     let repeat = repeat.max(1);
-    if let Some((prog_type, flags, kind)) = raw {
-        return run_raw(
-            &mut loaded,
-            &name,
-            (prog_type, flags, kind),
-            &slots,
-            opts,
-            packets,
-            repeat,
-        );
+    if let Some(how) = raw {
+        return run_raw(&mut loaded, &name, how, &slots, opts, packets, repeat);
     }
     let ebpf = &mut loaded.ebpf;
     let prog = ebpf
@@ -159,22 +151,11 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
     if let Err(e) = load_aya(prog, &name) {
         // aya loads with a BTF of its own, not the one bpfld created the
         // maps with: the verifier refuses list/rbtree nodes and local
-        // kptrs then. bpfld loads the types it can itself, with that BTF.
-        let raw = match kind {
-            ProgKind::SchedCls => Some(3),
-            ProgKind::SocketFilter => Some(1),
-            _ => None,
-        };
-        if let (Some(t), Some(_)) = (raw, &loaded.btf_fd) {
-            if let Ok(r) = run_raw(
-                &mut loaded,
-                &name,
-                (t, 0, kind),
-                &slots,
-                opts,
-                packets,
-                repeat,
-            ) {
+        // kptrs then. bpfld loads the program itself, with that BTF, as
+        // libbpf reads its section.
+        let how = raw_of(&loaded, &name).filter(|h| h.kind == kind);
+        if let (Some(how), Some(_)) = (how, &loaded.btf_fd) {
+            if let Ok(r) = run_raw(&mut loaded, &name, how, &slots, opts, packets, repeat) {
                 return Ok(r);
             }
         }
@@ -321,8 +302,8 @@ fn fill_slots(
         };
         let fd: BorrowedFd<'_> = if let Some((_, fd)) = raw.filter(|(n, _)| *n == slot.target) {
             fd.as_fd()
-        } else if let Some(t) = loaded.unloadable.get(&slot.target) {
-            let Some((prog_type, flags, _)) = raw_type(t) else {
+        } else if loaded.unloadable.contains_key(&slot.target) {
+            let Some(how) = raw_of(loaded, &slot.target) else {
                 continue;
             };
             if !own.contains_key(&slot.target) {
@@ -330,8 +311,7 @@ fn fill_slots(
                     &loaded.bytes,
                     &loaded.ebpf,
                     &slot.target,
-                    prog_type,
-                    flags,
+                    how,
                     loaded.btf_fd.as_ref().map(|f| f.as_fd()),
                 )
                 .map_err(in_slot)?;
@@ -384,21 +364,29 @@ fn fill_slots(
     Ok(())
 }
 
+/// How bpfld loads program `name` of `loaded` itself, from its section as
+/// the object names it; `None` when it is of a type bpfld does not run.
+fn raw_of(loaded: &LoadedObject, name: &str) -> Option<RawProg> {
+    loaded.sections.get(name).and_then(|s| raw_spec(s))
+}
+
 /// Loads and runs a program bpfld loads itself (see [`raw_load`]).
 fn run_raw(
     loaded: &mut LoadedObject,
     name: &str,
-    (prog_type, flags, kind): (u32, u32, ProgKind),
+    how: RawProg,
     slots: &[Slot],
     opts: &RunOptions<'_>,
     packets: &[&[u8]],
     repeat: u32,
 ) -> Result<Vec<RunResult>> {
-    if kind == ProgKind::Syscall && repeat > 1 {
+    let kind = how.kind;
+    let once = matches!(kind, ProgKind::Syscall | ProgKind::RawTracepoint);
+    if once && repeat > 1 {
         return Err(Error::new(
             ErrorKind::NotRunnable,
             format!(
-                "program '{name}' is a syscall program, which the kernel runs once per \
+                "program '{name}' is a {kind} program, which the kernel runs once per \
                  BPF_PROG_TEST_RUN: a repeat count does not apply"
             ),
         ));
@@ -407,16 +395,15 @@ fn run_raw(
         &loaded.bytes,
         &loaded.ebpf,
         name,
-        prog_type,
-        flags,
+        how,
         loaded.btf_fd.as_ref().map(|f| f.as_fd()),
     )?;
     let verified = raw_load::verified_insns(&fd);
     fill_slots(loaded, slots, Some((name, &fd)))?;
     let mut results = Vec::with_capacity(packets.len());
     for data_in in packets {
-        // The kernel runs syscall programs once and times nothing.
-        let times = if kind == ProgKind::Syscall { 0 } else { repeat };
+        // The kernel runs these once and times nothing.
+        let times = if once { 0 } else { repeat };
         let res = raw_load::test_run(&fd, kind, data_in, times, DATA_OUT_SLACK)
             .map_err(|e| raw_test_run_error(name, kind, data_in.len(), &e))?;
         let maps = if !opts.maps_after_last_only || results.len() + 1 == packets.len() {
@@ -429,7 +416,7 @@ fn run_raw(
             kind,
             retval: res.retval,
             duration_ns: res.duration_ns,
-            repeat: if kind == ProgKind::Syscall { 1 } else { repeat },
+            repeat: if once { 1 } else { repeat },
             data_out: res.data_out,
             maps,
             verified_insns: verified,

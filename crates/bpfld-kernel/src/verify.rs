@@ -19,7 +19,7 @@ use aya_obj::btf::Btf as AyaBtf;
 
 use crate::error::{errno_text, Error, ErrorKind, Result};
 use crate::globals::GlobalValue;
-use crate::load::{choose_program, load_object};
+use crate::load::{choose_program, load_object, program_sections};
 use crate::prog_kind::prog_spec;
 use crate::prog_load::{
     loaded_size, prog_load, ProgLoad, LOG_LEVEL_ALL_PATHS, LOG_LEVEL_INSNS, LOG_LEVEL_STATS,
@@ -498,27 +498,6 @@ fn source_files(p: &bpfld::compose::Placed) -> HashSet<String> {
             if let Ok(name) = btf.name(l.file_name_off) {
                 out.insert(name.to_string());
             }
-        }
-    }
-    out
-}
-
-/// Program (function) name to the name of its section in `obj`.
-fn program_sections(obj: &bpfld::model::object::Object) -> HashMap<String, String> {
-    use bpfld::model::object::{Binding, SymbolKind, SymbolPlace};
-    let mut out = HashMap::new();
-    for s in &obj.symbols {
-        let SymbolPlace::Section(id) = s.place else {
-            continue;
-        };
-        if s.kind != SymbolKind::Func || s.binding == Binding::Local {
-            continue;
-        }
-        if let Some(sec) = obj
-            .section(id)
-            .filter(|x| x.is_program() && x.name != ".text")
-        {
-            out.insert(s.name.clone(), sec.name.clone());
         }
     }
     out
