@@ -410,3 +410,25 @@ fn xdp_program_with_a_local_kptr_in_a_map_value_runs() {
     let v = run_json(&[&file, "--repeat", "2"]);
     assert_eq!(v["action"], "XDP_TX", "{v}");
 }
+
+#[test]
+fn sections_named_apart_only_by_autoload_run_their_own_programs() {
+    if !bpf_allowed("sections_named_apart_only_by_autoload_run_their_own_programs") {
+        return;
+    }
+    // `?socket` before `socket` and `?xdp` before `xdp`, each program
+    // returning its own constant.
+    let file = fx("run_dup_sections.o");
+    for (prog, ty, retval) in [
+        ("sock_opt", "socket_filter", 11),
+        ("sock_first", "socket_filter", 13),
+        ("sock_second", "socket_filter", 15),
+        ("xdp_opt", "xdp", 3),
+        ("xdp_first", "xdp", 1),
+        ("xdp_second", "xdp", 2),
+    ] {
+        let v = run_json(&[&file, "--prog", prog]);
+        assert_eq!(v["type"], ty, "{prog}: {v}");
+        assert_eq!(v["retval"], retval, "{prog}: {v}");
+    }
+}

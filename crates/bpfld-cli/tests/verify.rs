@@ -115,6 +115,9 @@ fn verified_counts_equal_libbpfs() {
         ("verify_st_ops_opt.o", true),
         // Ring buffers sized as libbpf rounds them: the maps are created.
         ("run_ringbuf.o", true),
+        // `?socket` and `socket`, `?xdp` and `xdp`: each section's own
+        // func_info and line_info.
+        ("run_dup_sections.o", true),
         // An XDP program with a local kptr in a map value.
         ("run_xdp_kptr.o", true),
     ] {
@@ -168,6 +171,27 @@ fn struct_ops_programs_with_autoload_off_are_verified() {
     assert_eq!(p["section"], "?struct_ops/ssthresh", "{p}");
     assert_eq!(p["prog_type"], "struct_ops", "{p}");
     assert_eq!(p["verdict"], "success", "{p}");
+}
+
+#[test]
+fn sections_named_apart_only_by_autoload_are_verified_each() {
+    if !bpf_allowed("sections_named_apart_only_by_autoload_are_verified_each") {
+        return;
+    }
+    let v = verify_json(&[&fx("run_dup_sections.o")], true);
+    for (name, section, insns) in [
+        ("sock_opt", "?socket", 2),
+        ("sock_first", "socket", 5),
+        ("sock_second", "socket", 5),
+        ("xdp_opt", "?xdp", 2),
+        ("xdp_first", "xdp", 7),
+        ("xdp_second", "xdp", 8),
+    ] {
+        let p = by_name(&v, name);
+        assert_eq!(p["section"], section, "{p}");
+        assert_eq!(p["verdict"], "success", "{p}");
+        assert_eq!(p["insns"], insns, "{p}");
+    }
 }
 
 #[test]

@@ -77,6 +77,7 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
             }
         }
     }
+    unique_names(&obj, &mut new_names, &mut hidden);
     let mut unloadable = HashMap::new();
     for sym in &obj.symbols {
         let SymbolPlace::Section(id) = sym.place else {
@@ -140,6 +141,56 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     }
     let bytes = obj.to_bytes().map_err(bad)?;
     Ok(AyaCopy { bytes, unloadable })
+}
+
+/// Makes every name in aya's copy unique. Dropping the "?" can give two
+/// sections one name (`?raw_tp` and `raw_tp`), and .BTF.ext names the
+/// section its func_info and line_info belong to: aya, and bpfld's own
+/// reader, would then give one section the other's records. A renamed
+/// section whose name is taken gets one more piece, which aya ignores
+/// (`raw_tp/bpfld-1` parses as `raw_tp` does); when every such name means
+/// something else to aya (`xdp/...`), it is hidden like the types aya
+/// cannot load, and bpfld loads it itself.
+fn unique_names(
+    obj: &Object,
+    new_names: &mut HashMap<SectionId, String>,
+    hidden: &mut HashMap<SectionId, &'static str>,
+) {
+    let mut taken: std::collections::HashSet<String> = obj
+        .sections
+        .iter()
+        .filter(|s| !new_names.contains_key(&s.id))
+        .map(|s| s.name.clone())
+        .collect();
+    let mut ids: Vec<SectionId> = new_names.keys().copied().collect();
+    ids.sort();
+    let aya_reading = |n: &str| ProgramSection::from_str(n).ok().map(|p| format!("{p:?}"));
+    for id in ids {
+        let Some(name) = new_names.get(&id).cloned() else {
+            continue;
+        };
+        if taken.insert(name.clone()) {
+            continue;
+        }
+        let reading = aya_reading(&name);
+        let other = (1..=16)
+            .map(|n| format!("{name}/bpfld-{n}"))
+            .find(|c| !taken.contains(c) && reading.is_some() && aya_reading(c) == reading);
+        let unique = match other {
+            Some(c) => c,
+            None => {
+                let original = obj.section(id).map_or("", |s| s.name.as_str());
+                let bare = original.strip_prefix('?').unwrap_or(original);
+                hidden.insert(
+                    id,
+                    bpfld::model::program::program_type(bare).unwrap_or("unknown"),
+                );
+                format!("kprobe/bpfld-unloadable/{original}")
+            }
+        };
+        taken.insert(unique.clone());
+        new_names.insert(id, unique);
+    }
 }
 
 /// BTF as GCC writes it, made loadable. GCC marks `signed char` both
@@ -306,5 +357,50 @@ mod tests {
         assert!(matches!(rename("syscall"), Rename::Hide("syscall")));
         assert!(matches!(rename("lwt_in"), Rename::Hide("lwt_in")));
         assert!(matches!(rename("abc"), Rename::Hide("unknown")));
+    }
+
+    #[test]
+    fn a_copy_with_sections_named_apart_reads_back() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/run_dup_sections.o");
+        let original = std::fs::read(&p).unwrap();
+        let copy = prepare(&original).unwrap();
+        // `?socket` and `socket` would both be `socket`: .BTF.ext could not
+        // tell their records apart (the reader refused the copy).
+        let back = bpfld::Object::parse(&copy.bytes).unwrap();
+        let code = |o: &Object| -> Vec<(String, usize, usize, usize)> {
+            o.sections
+                .iter()
+                .filter(|s| s.is_program() && s.name != ".text")
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.insns.len(),
+                        s.func_info.len(),
+                        s.line_info.len(),
+                    )
+                })
+                .collect()
+        };
+        let (before, after) = (code(&bpfld::Object::parse(&original).unwrap()), code(&back));
+        let names: Vec<&str> = after.iter().map(|c| c.0.as_str()).collect();
+        // `xdp/...` means another attach type to aya: that one is hidden,
+        // and bpfld loads it itself.
+        assert_eq!(
+            names,
+            [
+                "socket/bpfld-1",
+                "socket",
+                "kprobe/bpfld-unloadable/?xdp",
+                "xdp"
+            ]
+        );
+        // Each section keeps its own code and its own records.
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!((b.1, b.2, b.3), (a.1, a.2, a.3), "{} became {}", b.0, a.0);
+        }
+        assert_eq!(after[1].2, 2, "two programs' func_info in `socket`");
+        assert_eq!(copy.unloadable.get("xdp_opt"), Some(&"xdp"));
+        assert_eq!(copy.unloadable.len(), 1);
     }
 }
