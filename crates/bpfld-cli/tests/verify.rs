@@ -111,6 +111,9 @@ fn verified_counts_equal_libbpfs() {
         ("run_locked.o", true),
         // Each verified as the kernel struct's member its map names.
         ("verify_st_ops.o", true),
+        // A hidden global subprogram, verified in its caller as libbpf
+        // makes it static.
+        ("verify_hidden.o", true),
     ] {
         let v = verify_json(&[&fx(obj)], success);
         let reference = libbpf_verified(&runner, &fx(obj));
@@ -147,6 +150,23 @@ fn struct_ops_programs_are_verified_as_their_members() {
         assert_eq!(p["prog_type"], "struct_ops", "{p}");
         assert_eq!(p["verdict"], "success", "{p}");
     }
+}
+
+#[test]
+fn hidden_global_subprograms_are_verified_in_their_caller() {
+    if !bpf_allowed("hidden_global_subprograms_are_verified_in_their_caller") {
+        return;
+    }
+    // hidden_store stores through its pointer unchecked: alone (as a
+    // global function) the verifier refuses it, from xdp_hidden (as libbpf
+    // loads it, static) the pointer is xdp_hidden's stack.
+    let v = verify_json(&[&fx("verify_hidden.o")], true);
+    for name in ["xdp_hidden", "hidden_entry"] {
+        assert_eq!(by_name(&v, name)["verdict"], "success", "{v}");
+    }
+    // And `run` loads the same BTF.
+    let r = run_json(&[&fx("verify_hidden.o"), "--prog", "xdp_hidden"]);
+    assert_eq!(r["action"], "XDP_TX", "{r}");
 }
 
 #[test]

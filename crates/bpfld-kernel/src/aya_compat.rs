@@ -111,7 +111,13 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     let ints_rewritten = obj.btf.as_mut().is_some_and(int_encodings);
     let externs_resolved =
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
-    if new_names.is_empty() && !values_rewritten && !externs_resolved && !emptied && !ints_rewritten
+    let made_static = crate::hidden_subprogs::make_static(&mut obj);
+    if new_names.is_empty()
+        && !values_rewritten
+        && !externs_resolved
+        && !emptied
+        && !ints_rewritten
+        && !made_static
     {
         return Ok(AyaCopy {
             bytes: object.to_vec(),

@@ -36,6 +36,7 @@ mod btf_maps;
 mod error;
 mod externs;
 mod globals;
+mod hidden_subprogs;
 pub mod info;
 mod init_slots;
 mod load;
