@@ -12,8 +12,9 @@ needs failed):
                linked with --relocatable instead, for the fixed point)
   fixed-point  `bpfld link -o x2 x1`: x2 == x1 byte for byte
   btf-check    `bpfld btf check x1`: the kernel accepts x1's BTF
-  loadall      every program `bpftool prog loadall OBJ` loads, it loads
-               from x1 with the same verifier instruction count
+  loadall      every program libbpf loads from OBJ (the whole object in one
+               load, as `bpftool prog loadall`: tools/corpus-run --loadall),
+               it loads from x1 with the same verifier instruction count
   prog-load    the same, each program loaded alone by libbpf (the others'
                autoload off, as the selftests' test_loader does), so that
                objects with programs meant to fail verification, or not
@@ -33,22 +34,26 @@ needs failed):
                verdicts, packets out and maps; the optimised one needs no
                more verified instructions
   run-load     every program of a type `bpfld run` runs (RUN_TYPES) that
-               `bpftool prog loadall OBJ` loads, `bpfld run OBJ --prog P`
+               libbpf loads (as for loadall), `bpfld run OBJ --prog P`
                loads too (a failed BPF_PROG_TEST_RUN after the load counts
                as loaded): "N of M programs"
 Per group of objects linked together (the selftests' *1.c/*2.c pairs and
 the Makefile's linked skeletons):
-  pair-link        bpfld and `bpftool gen object` agree: both link, or
-                   both refuse
+  pair-link        bpfld and libbpf's linker (as `bpftool gen object`:
+                   tools/corpus-run --link) agree: both link, or both
+                   refuse
   pair-fixed-point bpfld's output relinked is byte-identical
   pair-btf-check   the kernel accepts its BTF
-  pair-loadall     what libbpf loads from bpftool's output, it loads from
+  pair-loadall     what libbpf loads from libbpf's output, it loads from
                    bpfld's with the same verifier instruction counts
   pair-run         for the selftests whose prog_tests check values
                    (test_static_linked, linked_funcs, linked_vars,
                    linked_maps): bpfld's output, loaded by libbpf
                    (tools/corpus-run), attached and triggered, gives the
                    values the prog_test expects
+
+libbpf here is always tools/corpus-run, which scripts/corpus.sh links with
+the libbpf of the selftests' own tree (tools/lib/bpf).
 
 Every outcome is pass, fail or skip with a short reason. The outcomes are
 compared with the expected-results file: an expected pass that now fails
@@ -243,25 +248,29 @@ def unpin_by_name(run, obj):
 
 
 def loadall(run, obj):
-    """{program: verified_insns} of what libbpf loads, or an error string."""
-    pin = run.pindir()
-    shutil.rmtree(pin, ignore_errors=True)
+    """{program: verified_insns} of what libbpf loads (the whole object in
+    one load, as `bpftool prog loadall`), or an error string."""
+    progs, err = loadall_types(run, obj)
+    if progs is None:
+        return None, err
+    return {name: n for name, (_, n) in progs.items()}, None
+
+
+def loadall_types(run, obj):
+    """{program: (libbpf's type name, verified_insns)} of what libbpf loads
+    (tools/corpus-run --loadall), or an error string."""
     try:
-        rc, _, err = sh(["bpftool", "prog", "loadall", obj, pin])
-        if rc != 0:
-            return None, libbpf_error(err)
-        progs = {}
-        # No programs: bpftool creates no directory.
-        for name in sorted(os.listdir(pin)) if os.path.isdir(pin) else []:
-            rc, out, err = sh(["bpftool", "prog", "show", "pinned", os.path.join(pin, name), "--json"])
-            if rc != 0:
-                return None, "bpftool prog show: " + err.strip()
-            info = json.loads(out)
-            progs[name] = info.get("verified_insns")
-        return progs, None
+        rc, out, err = sh([run.runner, obj, "--loadall"])
     finally:
-        shutil.rmtree(pin, ignore_errors=True)
         unpin_by_name(run, obj)
+    if rc != 0:
+        return None, libbpf_error(err)
+    progs = {}
+    for line in out.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            progs[parts[0]] = (parts[1], int(parts[2]))
+    return progs, None
 
 
 def counts_differ(diffs, counted, ref_btf_ok):
@@ -371,7 +380,8 @@ def compare_verify(run, path, paths, ref_loads):
     return "pass", "%d programs" % len(loaded)
 
 
-# libbpf's names (bpftool prog show) of the types `bpfld run` runs.
+# libbpf's names (as bpftool prog show prints them) of the types `bpfld
+# run` runs.
 RUN_TYPES = {
     "xdp", "sched_cls", "socket_filter", "cgroup_skb", "flow_dissector",
     "raw_tracepoint", "syscall", "lwt_in", "lwt_out", "lwt_xmit", "lwt_seg6local",
@@ -380,20 +390,10 @@ RUN_TYPES = {
 
 def run_load(run, obj, paths):
     """The run-load check: ('pass'|'fail'|'skip', reason)."""
-    pin = run.pindir()
-    shutil.rmtree(pin, ignore_errors=True)
-    try:
-        rc, _, err = sh(["bpftool", "prog", "loadall", obj, pin])
-        if rc != 0:
-            return "skip", "libbpf cannot load the object: " + clean(libbpf_error(err), paths)
-        progs = []
-        for name in sorted(os.listdir(pin)) if os.path.isdir(pin) else []:
-            rc, out, _ = sh(["bpftool", "prog", "show", "pinned", os.path.join(pin, name), "--json"])
-            if rc == 0 and json.loads(out).get("type") in RUN_TYPES:
-                progs.append(name)
-    finally:
-        shutil.rmtree(pin, ignore_errors=True)
-        unpin_by_name(run, obj)
+    loaded, err = loadall_types(run, obj)
+    if loaded is None:
+        return "skip", "libbpf cannot load the object: " + clean(err, paths)
+    progs = sorted(name for name, (t, _) in loaded.items() if t in RUN_TYPES)
     if not progs:
         return "skip", "no program of a type bpfld runs loads with libbpf"
     missed = []
@@ -493,7 +493,7 @@ def compose_checks(run, r, path, d, ref_loads, paths):
         if ours is None:
             load_failed.append("%s: libbpf cannot open the composition: %s" % (prog, clean(err, paths)))
         elif ours.get("bpfld_xdp") is None:
-            # Again through bpftool, for the verifier's reason.
+            # Again in one load, for the verifier's reason.
             _, why = loadall(run, c)
             load_failed.append("%s: the dispatcher does not load: %s" % (prog, clean(why or "", paths)))
         else:
@@ -684,12 +684,12 @@ def link_output_checks(run, r, prefix, inputs, x1, x2, paths):
         why = bpfld_error(err)
         # Does the kernel take libbpf's own linker output of the same inputs?
         ref = x1 + ".libbpf.o"
-        rc, _, _ = sh(["bpftool", "gen", "object", ref] + inputs)
+        rc, _, _ = sh([run.runner, "--link", ref] + inputs)
         if rc == 0:
             rc, _, _ = sh([b, "btf", "check", ref])
             why += " [libbpf-linked: %s]" % ("accepted" if rc == 0 else "rejected too")
         else:
-            why += " [libbpf-linked: bpftool gen object refuses the input]"
+            why += " [libbpf-linked: libbpf's linker refuses the input]"
         r[prefix + "btf-check"] = ("fail", clean(why, paths))
     return True
 
@@ -729,7 +729,7 @@ def check_group(run, gid, paths_in):
     rc, _, err = sh([run.bpfld, "link", "-o", x1] + paths_in)
     ours = rc == 0
     ours_err = "" if ours else clean(bpfld_error(err), paths)
-    rc, _, err = sh(["bpftool", "gen", "object", ref] + paths_in)
+    rc, _, err = sh([run.runner, "--link", ref] + paths_in)
     theirs = rc == 0
     theirs_err = "" if theirs else clean(libbpf_error(err), paths)
     if ours and theirs:
@@ -737,9 +737,9 @@ def check_group(run, gid, paths_in):
     elif not ours and not theirs:
         r["pair-link"] = ("pass", "both refuse: " + ours_err)
     elif ours:
-        r["pair-link"] = ("fail", "bpfld links, bpftool refuses: " + theirs_err)
+        r["pair-link"] = ("fail", "bpfld links, libbpf refuses: " + theirs_err)
     else:
-        r["pair-link"] = ("fail", "bpftool links, bpfld refuses: " + ours_err)
+        r["pair-link"] = ("fail", "libbpf links, bpfld refuses: " + ours_err)
     if ours:
         link_output_checks(run, r, "pair-", paths_in, x1, x2, paths)
     else:

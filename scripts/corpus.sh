@@ -17,7 +17,9 @@
 #   outcome with corpus/expected.tsv: an expected pass that now fails is a
 #   regression (exit 1); a new pass is reported as an improvement. The
 #   multi-object selftests whose prog_tests check values are also run
-#   (tools/corpus-run, with libbpf) and their values compared.
+#   (tools/corpus-run, with libbpf) and their values compared. The libbpf
+#   of every reference (loads, verified counts, links) is the one of the
+#   selftests' tree (tools/lib/bpf), built static here.
 #   --update rewrites corpus/expected.tsv from this run.
 #
 # Everything extracted and built is cached under
@@ -78,7 +80,10 @@ srcver=$(dpkg-query -W -f '${Version}' linux-source-6.12)
 clangver=$(clang-19 --version | head -1 | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+' | head -1)
 # The build recipe below is part of the key: changing it rebuilds.
 recipe=$(sed -n '/^# --- selftests build/,/^# --- end of selftests build/p' "$0" | sha256sum | cut -c1-12)
-src=$cache/src-$srcver
+# What is extracted from the source package is part of its key.
+src_parts=(tools/testing/selftests/bpf tools/lib/bpf tools/include 'tools/arch/*/include'
+    scripts/bpf_doc.py)
+src=$cache/src-$srcver-$(printf '%s\n' "${src_parts[@]}" | sha256sum | cut -c1-8)
 build=$cache/selftests-$srcver-clang$clangver-$(uname -r)-$recipe
 mkdir -p "$cache"
 
@@ -88,9 +93,7 @@ if [ ! -e "$src/.complete" ]; then
     rm -rf "$src" "$src.tmp"
     mkdir -p "$src.tmp"
     tar -xJf /usr/src/linux-source-6.12.tar.xz -C "$src.tmp" --strip-components=1 \
-        --wildcards 'linux-source-6.12/tools/testing/selftests/bpf/*' \
-        'linux-source-6.12/tools/lib/bpf/*' 'linux-source-6.12/tools/include/*' \
-        'linux-source-6.12/scripts/bpf_doc.py'
+        --wildcards "${src_parts[@]/#/linux-source-6.12/}"
     touch "$src.tmp/.complete"
     mv "$src.tmp" "$src"
 fi
@@ -178,8 +181,42 @@ for c in fixtures/src/*.c; do
 done
 say "fixtures with bpf-gcc: $(find "$out/gcc" -name '*.o' | wc -l) built, $(wc -l <"$out/gcc-build-failures.tsv") did not build (target/corpus/gcc-build-failures.tsv)"
 
-# The runner of the multi-object selftests (libbpf, as their prog_tests).
-gcc -O2 -Wall -o "$out/corpus_run" tools/corpus-run/corpus_run.c -lbpf
+# --- libbpf -----------------------------------------------------------------
+# The reference loader (tools/corpus-run) is linked with the libbpf of the
+# tree the selftests come from (tools/lib/bpf), built static once, with the
+# flags and include paths of its Makefile: the objects' libbpf, not the
+# distribution's older one (which predates kfunc flavours, for one).
+gccver=$(gcc -dumpfullversion)
+karch=$(uname -m)
+case "$karch" in
+x86_64) karch=x86 ;;
+aarch64) karch=arm64 ;;
+esac
+libbpf_recipe=$(sed -n '/^# --- libbpf/,/^# --- end of libbpf/p' "$0" | sha256sum | cut -c1-12)
+libbpf=$cache/libbpf-$srcver-gcc$gccver-$libbpf_recipe
+libbpf_inc=(-I"$libbpf/include" -I"$src/tools/include/uapi")
+if [ ! -e "$libbpf/.complete" ]; then
+    say "building libbpf from $src/tools/lib/bpf into $libbpf (cached afterwards)"
+    rm -rf "$libbpf"
+    mkdir -p "$libbpf/obj" "$libbpf/include/bpf" "$libbpf/lib"
+    # The objects tools/lib/bpf/Build lists.
+    grep -o '[a-z_]*\.o' "$src/tools/lib/bpf/Build" | sed 's/\.o$//' |
+        (cd "$src/tools/lib/bpf" && xargs -P2 -I{} \
+            gcc -O2 -std=gnu89 -Wall -Wno-switch-enum -fvisibility=hidden \
+            -D_LARGEFILE64_SOURCE -D_FILE_OFFSET_BITS=64 -I. -I"$src/tools/include" \
+            -I"$src/tools/include/uapi" -I"$src/tools/arch/$karch/include" \
+            -c {}.c -o "$libbpf/obj/{}.o")
+    ar rcs "$libbpf/lib/libbpf.a" "$libbpf"/obj/*.o
+    cp "$src"/tools/lib/bpf/*.h "$libbpf/include/bpf/"
+    rm -rf "$libbpf/obj"
+    touch "$libbpf/.complete"
+fi
+# --- end of libbpf -------------------------------------------------------------
+
+# The runner of the multi-object selftests (libbpf, as their prog_tests) and
+# the reference for verified instruction counts.
+gcc -O2 -Wall "${libbpf_inc[@]}" -o "$out/corpus_run" tools/corpus-run/corpus_run.c \
+    "$libbpf/lib/libbpf.a" -lelf -lz
 
 # --- bpfld -------------------------------------------------------------------
 # The debug build: scripts/test.sh has built it already, and the whole

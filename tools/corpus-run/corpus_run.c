@@ -8,10 +8,18 @@
  *
  *   corpus_run OBJ [--autoload-all] [--set SEC:VAR=VALUE|tid]... [--get SEC:VAR]...
  *   corpus_run OBJ --each-prog
+ *   corpus_run OBJ --loadall
+ *   corpus_run --link OUT IN...
  *
  * --each-prog loads every program alone (the others' autoload off, as the
  * selftests' test_loader loads each test program) and prints, per program,
  * "NAME VERIFIED_INSNS" or "NAME failed ERRNO".
+ * --loadall loads the object as `bpftool prog loadall` does (every program
+ * libbpf autoloads, in one load) and prints, per loaded program,
+ * "NAME TYPE VERIFIED_INSNS" (TYPE as libbpf and bpftool name it); exit 1
+ * with libbpf's messages when the load fails.
+ * --link links the inputs with libbpf's linker into OUT, as `bpftool gen
+ * object` does.
  *
  * VALUE "tid" is the caller's thread id, "getpgid" the syscall's number.
  * Prints "SYS_getpgid=N", then one "VAR=VALUE" line per --get, in order.
@@ -109,13 +117,72 @@ static int each_prog(const char *path)
 	return 0;
 }
 
+/* The whole object loaded at once, as `bpftool prog loadall` loads it. */
+static int loadall(const char *path)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	if (!obj) {
+		fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	int err = bpf_object__load(obj);
+	if (err) {
+		fprintf(stderr, "failed to load object file: %s\n", strerror(-err));
+		bpf_object__close(obj);
+		return 1;
+	}
+	struct bpf_program *p;
+	bpf_object__for_each_program(p, obj) {
+		if (bpf_program__fd(p) < 0)
+			continue;
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len)) {
+			fprintf(stderr, "cannot read program info: %s\n", strerror(errno));
+			return 1;
+		}
+		const char *type = libbpf_bpf_prog_type_str(info.type);
+		printf("%s %s %u\n", bpf_program__name(p), type ? type : "unknown", info.verified_insns);
+	}
+	bpf_object__close(obj);
+	return 0;
+}
+
+/* libbpf's static linker, as `bpftool gen object OUT IN...` runs it. */
+static int link_objects(const char *out, char **in, int n)
+{
+	struct bpf_linker *linker = bpf_linker__new(out, NULL);
+	if (!linker) {
+		fprintf(stderr, "cannot create %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	int err = 0;
+	for (int i = 0; i < n && !err; i++)
+		err = bpf_linker__add_file(linker, in[i], NULL);
+	if (!err)
+		err = bpf_linker__finalize(linker);
+	bpf_linker__free(linker);
+	if (err) {
+		fprintf(stderr, "failed to link: %s\n", strerror(-err));
+		unlink(out);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: corpus_run OBJ [--autoload-all] [--set SEC:VAR=VALUE]... [--get SEC:VAR]...\n");
+		fprintf(stderr, "usage: corpus_run OBJ [--autoload-all] [--set SEC:VAR=VALUE]... [--get SEC:VAR]...\n"
+				"       corpus_run OBJ --each-prog | --loadall\n"
+				"       corpus_run --link OUT IN...\n");
 		return 2;
 	}
 	libbpf_set_print(print_warnings);
+	if (strcmp(argv[1], "--link") == 0 && argc >= 4)
+		return link_objects(argv[2], argv + 3, argc - 3);
+	if (argc == 3 && strcmp(argv[2], "--loadall") == 0)
+		return loadall(argv[1]);
 	if (argc == 3 && strcmp(argv[2], "--each-prog") == 0) {
 		/* Only the verdicts matter here, not libbpf's warnings. */
 		libbpf_set_print(NULL);

@@ -278,3 +278,133 @@ fn gcc_and_clang_xdp_programs_compose_and_run() {
         }
     }
 }
+
+/// The bytes of section `name` of a little-endian ELF64 file, and where
+/// they start: read directly, to see what a file holds before bpfld's
+/// reader interprets it.
+fn raw_section(d: &[u8], name: &str) -> Option<(usize, usize)> {
+    let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * 64;
+    let names = u64_at(header(shstrndx) + 0x18);
+    let mut wanted = name.as_bytes().to_vec();
+    wanted.push(0);
+    (0..shnum)
+        .find(|&i| d[names + u32_at(header(i))..].starts_with(&wanted))
+        .map(|i| (u64_at(header(i) + 0x18), u64_at(header(i) + 0x20)))
+}
+
+/// The relocation types (`ELF64_R_TYPE`) of relocation section `name`.
+fn reloc_types(d: &[u8], name: &str) -> Vec<u32> {
+    let (off, size) = raw_section(d, name).unwrap_or_else(|| panic!("no section {name}"));
+    d[off..off + size]
+        .chunks(16)
+        .map(|r| u32::from_le_bytes(r[8..12].try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn gcc_data_64_relocations_are_read_as_abs64_and_written_as_llvms() {
+    let test = "gcc_data_64_relocations_are_read_as_abs64_and_written_as_llvms";
+    // binutils 2.40's numbering: the prog array slot and the struct_ops
+    // function pointers are R_BPF_DATA_64 (12).
+    let tail = gcc_fixture("run_tail.o");
+    let st_ops = gcc_fixture("verify_st_ops.o");
+    assert_eq!(
+        reloc_types(&std::fs::read(&tail).unwrap(), ".rel.maps"),
+        [12]
+    );
+    assert_eq!(
+        reloc_types(&std::fs::read(&st_ops).unwrap(), ".rel.struct_ops"),
+        [12, 12, 12]
+    );
+    let o = run(&["inspect", s(&tail)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "bpfld: warning: {}: section '.rel.maps': R_BPF_DATA_64 (type 12 in binutils \
+             2.40 and older) read as R_BPF_64_ABS64",
+            s(&tail)
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // The link writes LLVM's R_BPF_64_ABS64 (2) and keeps the slot.
+    let dir = tmpdir("gcc-data64");
+    let out = dir.join("run_tail.o");
+    ok(&["link", "-o", s(&out), s(&tail)]);
+    assert_eq!(reloc_types(&std::fs::read(&out).unwrap(), ".rel.maps"), [2]);
+    assert_kernel_accepts_btf(&out, test);
+    if bpf_allowed(test) {
+        // The slot is filled: the tail call from a subprogram (allowed
+        // with the output's BTF) lands in tail_drop, which counts.
+        let v = run_json(&[s(&out), "--prog", "tail_caller_sub"]);
+        assert_eq!(
+            v["maps"][".bss"][0]["formatted"]["value"][".bss"][0]["drop_runs"], 1,
+            "{v}"
+        );
+        let v = run_json(&[s(&tail), "--prog", "tail_caller"]);
+        assert_eq!(v["action"], "XDP_DROP", "{v}");
+        if kernel_available() {
+            libbpf_loads(&out).unwrap_or_else(|e| panic!("libbpf: {e}"));
+        }
+    }
+    // Each struct_ops program is verified as the member its address fills.
+    if bpf_allowed(test) && have_vmlinux(test) {
+        let o = run(&["verify", s(&st_ops), "--json"]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+        assert!(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["verdict"] == "success"),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn other_old_binutils_relocation_types_are_refused_by_name() {
+    let dir = tmpdir("gcc-old-relocs");
+    let bytes = std::fs::read(gcc_fixture("run_tail.o")).unwrap();
+    // (relocation section, new type, what the error says)
+    let cases = [
+        (
+            ".rel.maps",
+            11,
+            "section '.rel.maps': relocation 0 (offset 0x20): unknown BPF relocation type 11 \
+             (R_BPF_DATA_32 in binutils 2.40 and older, which bpfld does not read)",
+        ),
+        // An address in code (tail_drop's ld_imm64 of drop_runs) means nothing.
+        (
+            ".relxdp",
+            12,
+            "section '.relxdp': relocation 0 (offset 0x0): unknown BPF relocation type 12 \
+             (R_BPF_DATA_64 in binutils 2.40 and older, a 64-bit data word, which no instruction holds)",
+        ),
+    ];
+    for (section, kind, want) in cases {
+        let mut d = bytes.clone();
+        let (off, _) = raw_section(&d, section).unwrap();
+        d[off + 8..off + 12].copy_from_slice(&u32::to_le_bytes(kind));
+        let file = dir.join(format!("type{kind}.o"));
+        std::fs::write(&file, &d).unwrap();
+        for cmd in ["inspect", "disasm"] {
+            let o = run(&[cmd, s(&file)]);
+            assert!(!o.status.success(), "{cmd} {section} type {kind}");
+            assert!(stderr(&o).contains(want), "{cmd}: {}", stderr(&o));
+        }
+        let out = dir.join(format!("out{kind}.o"));
+        let o = run(&["link", "-o", s(&out), s(&file)]);
+        assert!(
+            !o.status.success() && stderr(&o).contains(want),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!out.exists(), "no partial output");
+    }
+}

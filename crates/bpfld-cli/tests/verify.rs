@@ -120,6 +120,9 @@ fn verified_counts_equal_libbpfs() {
         ("run_dup_sections.o", true),
         // An XDP program with a local kptr in a map value.
         ("run_xdp_kptr.o", true),
+        // A hidden global subprogram, verified in its caller as libbpf
+        // makes it static.
+        ("verify_hidden.o", true),
     ] {
         let v = verify_json(&[&fx(obj)], success);
         let reference = libbpf_verified(&runner, &fx(obj));
@@ -192,6 +195,23 @@ fn sections_named_apart_only_by_autoload_are_verified_each() {
         assert_eq!(p["verdict"], "success", "{p}");
         assert_eq!(p["insns"], insns, "{p}");
     }
+}
+
+#[test]
+fn hidden_global_subprograms_are_verified_in_their_caller() {
+    if !bpf_allowed("hidden_global_subprograms_are_verified_in_their_caller") {
+        return;
+    }
+    // hidden_store stores through its pointer unchecked: alone (as a
+    // global function) the verifier refuses it, from xdp_hidden (as libbpf
+    // loads it, static) the pointer is xdp_hidden's stack.
+    let v = verify_json(&[&fx("verify_hidden.o")], true);
+    for name in ["xdp_hidden", "hidden_entry"] {
+        assert_eq!(by_name(&v, name)["verdict"], "success", "{v}");
+    }
+    // And `run` loads the same BTF.
+    let r = run_json(&[&fx("verify_hidden.o"), "--prog", "xdp_hidden"]);
+    assert_eq!(r["action"], "XDP_TX", "{r}");
 }
 
 #[test]

@@ -116,12 +116,14 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         .is_some_and(crate::ringbuf_size::round_ringbufs);
     let externs_resolved =
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
+    let made_static = crate::hidden_subprogs::make_static(&mut obj);
     if new_names.is_empty()
         && !values_rewritten
         && !externs_resolved
         && !emptied
         && !ints_rewritten
         && !ringbufs_sized
+        && !made_static
     {
         return Ok(AyaCopy {
             bytes: object.to_vec(),

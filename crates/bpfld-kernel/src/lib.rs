@@ -37,6 +37,7 @@ mod btf_maps;
 mod error;
 mod externs;
 mod globals;
+mod hidden_subprogs;
 pub mod info;
 mod init_slots;
 mod load;

@@ -472,8 +472,8 @@ pub(crate) fn check_reloc(
     } = t;
     let offset = rel.r_offset(e);
     let sym = rel.r_sym(e);
-    let kind = RelocKind::from_raw(rel.r_type(e).0);
     let at = || format!("section '{rel_name}': relocation {i} (offset {offset:#x})");
+    let kind = read::workarounds::reloc_kind(rel.r_type(e).0, is_code, rel_name);
     if sym as usize >= nsymbols {
         bail!(
             "{}: symbol index {sym} beyond the last symbol {}",
@@ -489,7 +489,11 @@ pub(crate) fn check_reloc(
         RelocKind::Bpf64_32 => 4,
         RelocKind::Bpf64_64 if is_code => 16,
         RelocKind::Bpf64_64 => 8,
-        RelocKind::Unknown(r) => bail!("{}: unknown BPF relocation type {r}", at()),
+        RelocKind::Unknown(r) => bail!(
+            "{}: unknown BPF relocation type {r}{}",
+            at(),
+            read::workarounds::unknown_reloc_note(r, is_code)
+        ),
     };
     if offset.checked_add(width).is_none_or(|end| end > size) {
         bail!(

@@ -26,7 +26,7 @@ use crate::model::btf::{
 use crate::model::btf_ext::{FuncInfo, LineInfo};
 use crate::model::insn::{InsnIndex, CALL};
 use crate::model::object::{
-    Binding, Object, Section, SectionId, SectionKind, Symbol, SymbolKind, SymbolPlace,
+    Binding, Object, RelocKind, Section, SectionId, SectionKind, Symbol, SymbolKind, SymbolPlace,
 };
 
 /// `SHT_NOBITS`.
@@ -115,6 +115,56 @@ pub fn fwd_size_or_type(what: &str, value: u32) {
 /// object writes back as it was). Whether `insn` of `sec` is such a record.
 pub fn record_for_empty_code(sec: &Section, insn: u32) -> bool {
     sec.insns.is_empty() && sec.sh_size == 0 && insn == 0
+}
+
+/// What an unknown relocation type `raw` is in binutils' numbering up to
+/// 2.40, for the error refusing it (empty if binutils had no such number,
+/// or gave it the meaning LLVM's has): ` (NAME in binutils 2.40 and older,
+/// why it is not read)`. Only the numbers LLVM's numbering leaves unused
+/// are named: 1 and 10 mean the same in both (ld_imm64, call), 2 to 4
+/// differ and cannot be told apart, so they are read as LLVM's.
+pub fn unknown_reloc_note(raw: u32, is_code: bool) -> String {
+    let name = match raw {
+        5 => "R_BPF_DATA_8_PCREL",
+        6 => "R_BPF_DATA_16_PCREL",
+        7 => "R_BPF_DATA_32_PCREL",
+        8 => "R_BPF_DATA_8",
+        9 => "R_BPF_DATA_16",
+        11 => "R_BPF_DATA_32",
+        12 => "R_BPF_DATA_64",
+        13 => "R_BPF_DATA_64_PCREL",
+        _ => return String::new(),
+    };
+    let why = if raw == 12 && is_code {
+        "a 64-bit data word, which no instruction holds"
+    } else {
+        "which bpfld does not read"
+    };
+    format!(" ({name} in binutils 2.40 and older, {why})")
+}
+
+/// The relocation type of raw number `raw` in relocation section
+/// `rel_name`, whose target holds code (`is_code`) or data.
+///
+/// GCC with binutils 2.40 or older (Debian 12's `bpf-gcc`) numbers BPF
+/// relocations its own way; later binutils use LLVM's numbers. The 64-bit
+/// absolute address of a symbol in a data section (a prog array's or
+/// map-in-map's `__array(values, ...)` slot in `.maps`, a `.struct_ops`
+/// function pointer) is then `R_BPF_DATA_64` (12), which means exactly
+/// LLVM's `R_BPF_64_ABS64`; libbpf's loader does not look at the type of
+/// such relocations and loads these objects. It is read as
+/// `R_BPF_64_ABS64`, with a warning, and `link` writes it back in LLVM's
+/// numbering. In code it means nothing an instruction can hold, and the
+/// other old numbers have no LLVM equivalent: they stay unknown.
+pub fn reloc_kind(raw: u32, is_code: bool, rel_name: &str) -> RelocKind {
+    if raw == 12 && !is_code {
+        warn(&format!(
+            "section '{rel_name}': R_BPF_DATA_64 (type 12 in binutils 2.40 and older) \
+             read as R_BPF_64_ABS64"
+        ));
+        return RelocKind::Abs64;
+    }
+    RelocKind::from_raw(raw)
 }
 
 // ---------------------------------------------------------------------------
