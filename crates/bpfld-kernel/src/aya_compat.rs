@@ -111,7 +111,15 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     let ints_rewritten = obj.btf.as_mut().is_some_and(int_encodings);
     let externs_resolved =
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
-    if new_names.is_empty() && !values_rewritten && !externs_resolved && !emptied && !ints_rewritten
+    // aya 0.14's CO-RE is partial: bpfld relocates and leaves aya none.
+    let core_applied =
+        crate::core_reloc::apply(&mut obj, &mut crate::core_reloc::Targets::running_kernel())?;
+    if new_names.is_empty()
+        && !values_rewritten
+        && !externs_resolved
+        && !emptied
+        && !ints_rewritten
+        && !core_applied
     {
         return Ok(AyaCopy {
             bytes: object.to_vec(),

@@ -33,6 +33,7 @@ mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
 mod btf_maps;
+mod core_reloc;
 mod error;
 mod externs;
 mod globals;
