@@ -155,7 +155,7 @@ pub(crate) fn members(t: &BtfType) -> Option<&[Member]> {
     }
 }
 
-/// Member `i`'s bit offset and bitfield size (0: not a bitfield).
+/// A member's bit offset and bitfield size (0: not a bitfield) in `t`.
 pub(crate) fn member_bits(t: &BtfType, m: &Member) -> (u32, u32) {
     if t.kind_flag {
         (m.offset & 0xff_ffff, m.offset >> 24)
