@@ -231,3 +231,57 @@ fn join_split(base: &[u8], split: &[u8]) -> R<Vec<u8>> {
     out.extend(strs);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::join_split;
+    use bpfld::model::btf::{Btf, BtfType, Member, TypeData, TypeId};
+
+    /// A module's split BTF (its types and strings only, numbered after
+    /// vmlinux's) joined to vmlinux's reads as the whole.
+    #[test]
+    fn split_btf_joins_its_base() {
+        let mut base = Btf::default();
+        let int = base.add_string("int");
+        base.add_type(BtfType::new(
+            int,
+            false,
+            TypeData::Int {
+                size: 4,
+                data: 1 << 24 | 32,
+            },
+        ));
+        let mut whole = base.clone();
+        let (s, v) = (whole.add_string("mod_only"), whole.add_string("v"));
+        let members = vec![Member {
+            name_off: v,
+            type_id: TypeId(1),
+            offset: 0,
+        }];
+        whole.add_type(BtfType::new(
+            s,
+            false,
+            TypeData::Struct { size: 4, members },
+        ));
+        let (base_raw, whole_raw) = (base.to_bytes().unwrap(), whole.to_bytes().unwrap());
+        let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        // Split BTF: the types and strings beyond the base's.
+        let (bt, bs) = (word(&base_raw, 12) as usize, word(&base_raw, 20) as usize);
+        let (wt, ws) = (word(&whole_raw, 12) as usize, word(&whole_raw, 20) as usize);
+        let types = &whole_raw[24 + bt..24 + wt];
+        let strs = &whole_raw[24 + wt + bs..24 + wt + ws];
+        let mut split = whole_raw[..8].to_vec();
+        for v in [0, types.len(), types.len(), strs.len()] {
+            split.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        split.extend_from_slice(types);
+        split.extend_from_slice(strs);
+        let joined = join_split(&base_raw, &split).unwrap();
+        assert_eq!(
+            Btf::parse(&joined).unwrap(),
+            Btf::parse(&whole_raw).unwrap()
+        );
+        assert!(join_split(&base_raw, &split[..10]).is_err());
+        assert!(join_split(&base_raw, b"not btf at all here, no").is_err());
+    }
+}
