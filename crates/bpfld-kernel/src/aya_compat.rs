@@ -117,6 +117,9 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     let externs_resolved =
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
     let made_static = crate::hidden_subprogs::make_static(&mut obj);
+    // aya 0.14's CO-RE is partial: bpfld relocates and leaves aya none.
+    let core_applied =
+        crate::core_reloc::apply(&mut obj, &mut crate::core_reloc::Targets::running_kernel())?;
     if new_names.is_empty()
         && !values_rewritten
         && !externs_resolved
@@ -124,6 +127,7 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         && !ints_rewritten
         && !ringbufs_sized
         && !made_static
+        && !core_applied
     {
         return Ok(AyaCopy {
             bytes: object.to_vec(),

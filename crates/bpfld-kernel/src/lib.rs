@@ -5,7 +5,9 @@
 //! and statistics for each ([`verify`]).
 //!
 //! What aya 0.14 leaves undone is done here: `.kconfig` and `.ksyms`
-//! externs are resolved from the running kernel (externs.rs), program
+//! externs are resolved from the running kernel (externs.rs), CO-RE
+//! relocations applied against its BTF with libbpf's rules (core_reloc/),
+//! program
 //! types aya has no loader for (syscall, lwt_*) are loaded by bpfld's own
 //! `BPF_PROG_LOAD` (raw_load.rs), prog arrays and map-in-maps initialised
 //! in the object get their slots filled (init_slots.rs, map_in_map.rs), and
@@ -34,6 +36,7 @@ mod bpffs;
 pub mod btf_check;
 pub mod btf_load;
 mod btf_maps;
+mod core_reloc;
 mod error;
 mod externs;
 mod globals;
