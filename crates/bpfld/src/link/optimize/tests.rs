@@ -574,3 +574,24 @@ fn a_rewrite_must_be_no_dearer_on_either_kernel() {
     assert!(!w(9, 12).within(&w(10, 11)));
     assert!(!w(11, 10).within(&w(10, 11)));
 }
+
+/// A stack pointer moved far out of any frame (the verifier refuses its
+/// use; the model must not trip over it): the model stops following it.
+#[test]
+fn a_stack_pointer_far_out_is_not_followed() {
+    let far = Insn::ld_imm64(R3, 0, i64::MAX as u64);
+    let code = [
+        far[0],
+        far[1],
+        Insn::mov64_reg(R2, R10),
+        Insn::alu64_reg(BPF_ADD, R2, R3),
+        Insn::store_reg(crate::model::insn::BPF_DW, R2, 8, R1),
+        Insn::load(crate::model::insn::BPF_DW, R0, R2, 8),
+        Insn::call_helper(1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::exit(),
+    ];
+    let obj = object(&code);
+    assert!(walked(&Code::decode(&obj).unwrap(), &obj).is_some());
+    assert_eq!(optimized(&code).last().map(String::as_str), Some("exit"));
+}

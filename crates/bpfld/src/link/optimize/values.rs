@@ -142,6 +142,16 @@ pub(super) fn arg_size(regs: &[Val; 11], r: usize, o: i64) -> i64 {
     }
 }
 
+/// A stack pointer at `off` from the frame pointer; far outside any
+/// frame (where offsets could overflow), nothing the model follows.
+fn stack_at(off: i64) -> Val {
+    if (-(1 << 20)..=1 << 20).contains(&off) {
+        Val::Stack(off)
+    } else {
+        Val::Unknown
+    }
+}
+
 /// Bytes a load or store moves.
 fn size_of(i: &Insn) -> i64 {
     match i.size() {
@@ -471,10 +481,10 @@ impl State {
                         add: add.wrapping_sub(c as i64),
                     },
                     (insn::BPF_ADD, Val::Stack(o), Val::Const(c)) if wide => {
-                        Val::Stack(o.wrapping_add(c as i64))
+                        stack_at(o.wrapping_add(c as i64))
                     }
                     (insn::BPF_SUB, Val::Stack(o), Val::Const(c)) if wide => {
-                        Val::Stack(o.wrapping_sub(c as i64))
+                        stack_at(o.wrapping_sub(c as i64))
                     }
                     (op, Val::Const(a), Val::Const(b)) => match alu(op, a, b, wide) {
                         Some(v) => Val::Const(v),
