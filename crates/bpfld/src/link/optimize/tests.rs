@@ -461,13 +461,16 @@ fn the_walk_model_keeps_states_as_the_verifier_does() {
 /// on, as it did in two composed copies of the selftests'
 /// test_tcp_check_syncookie_kern, where a model without the stack let
 /// a rewrite through that cost 678 instructions verified instead of 670).
+/// The kernel (6.18) verifies these three programs in the same 17, 19
+/// and 17 instructions.
 #[test]
 fn the_walk_model_tells_stack_slots_apart() {
     let walk = |spill: Insn, read: Insn| {
-        let mut code = vec![Insn::load(BPF_B, R2, R1, 0)];
+        // r2: a number from the context (rx_queue_index).
+        let mut code = vec![Insn::load(BPF_W, R2, R1, 12)];
         code.extend(std::iter::repeat_n(Insn::mov32_imm(R3, 0), 8));
         code.extend([
-            Insn::jmp_imm(BPF_JEQ, R2, 5, 0),
+            Insn::ja(0),
             Insn::store_reg(BPF_W, R10, -4, R2),
             Insn::jmp_imm(BPF_JEQ, R2, 0, 1),
             spill,

@@ -29,8 +29,11 @@
 //! costs on those ways on older kernels. So the model walks both kernels
 //! ([`Walks`]) and a rewrite must be no dearer on either.
 //!
-//! (Still rougher than the kernel: ranges of numbers, precision of
-//! spilled numbers and references held are not followed; its count
+//! (Still rougher than the kernel: ranges of numbers (a register
+//! compared equal to a constant is not known to hold it on that way),
+//! precision of spilled numbers and references held are not followed, and
+//! a conditional jump to the next instruction is one way here where the
+//! kernel walks its two edges apart; its count
 //! compares two versions of the same code. On two copies of
 //! test_tcp_check_syncookie_kern, of xdp_do_tx and of comp_stats, before
 //! and after the pass, it gives the kernel's count exactly; on two of
