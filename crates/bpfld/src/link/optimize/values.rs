@@ -3,7 +3,9 @@
 //! loaded from it (with a constant added), and which packet bounds have
 //! been proven on the way. Knowledge about packet pointers lasts until an
 //! instruction that may change the packet (any call other than a few
-//! helpers known not to).
+//! helpers known not to). For the model of the verifier's walk only, the
+//! stack too (what the verifier knows of each byte, and the registers
+//! spilled there), map values from lookups and the maps they come from.
 
 use crate::link::inline::liveness::use_def;
 use crate::link::inline::nodes::Node;
@@ -26,6 +28,51 @@ pub(super) enum Val {
         field: i16,
         add: i64,
     },
+    /// The frame pointer plus a constant.
+    Stack(i64),
+    /// A map whose lookups the verifier may prove never NULL (an array,
+    /// see [`Env`]): its `max_entries`. Only in the walk model.
+    Map(u32),
+    /// A map value; `true` while it may still be NULL. Only in the walk
+    /// model.
+    Ptr(bool),
+}
+
+/// What the model of the verifier's walk knows beyond the code.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Env {
+    /// Array maps (not inner-map templates) by symbol, with their
+    /// `max_entries`.
+    pub(super) arrays: std::collections::HashMap<crate::model::object::SymbolId, u32>,
+    /// Whether a lookup in one of them with a constant key below
+    /// `max_entries` gives a value that is never NULL (the verifier does
+    /// since Linux 6.14).
+    pub(super) elide_null: bool,
+}
+
+/// What the verifier knows about one byte of the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Byte {
+    /// Never written.
+    Invalid,
+    /// Some data.
+    Misc,
+    /// Known zero.
+    Zero,
+    /// Part of a spilled register.
+    Spill,
+}
+
+/// Eight bytes of the stack, as the verifier tracks them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Slot {
+    /// Offset of its first byte from the frame pointer (a negative
+    /// multiple of 8).
+    pub(super) off: i64,
+    /// Its bytes from `off` up.
+    pub(super) bytes: [Byte; 8],
+    /// The register spilled there (what its `Spill` bytes hold).
+    pub(super) val: Val,
 }
 
 /// A proven bound: the packet pointer `lo` plus `add` is at most `hi`
@@ -52,6 +99,9 @@ pub(super) struct State {
     pub(super) may_pkt: u16,
     /// At most one fact per (lo, hi), the strongest.
     pub(super) facts: Vec<Fact>,
+    /// The stack's slots, by offset (`None`: not followed, as for the
+    /// rewrites; the walk model follows it).
+    pub(super) stack: Option<Vec<Slot>>,
 }
 
 /// How a conditional jump goes, when known.
@@ -72,6 +122,80 @@ const KEEPS_PACKET: &[i32] = &[
     1, 2, 3, 5, 6, 7, 8, 23, 25, 28, 51, 87, 88, 89, 125, 130, 131, 132, 133,
 ];
 
+/// Helpers that only read the memory they are given: map lookups,
+/// updates and deletions, perf and ring buffer output, checksums, and
+/// the socket helpers below.
+const READS_ONLY: &[i32] = &[1, 2, 3, 25, 28, 130, 84, 85, 86, 99, 100, 110];
+
+/// Socket lookups and release, SYN cookie checks: they leave the packet
+/// as it is (the walk model knows; the rewrites stay with
+/// [`KEEPS_PACKET`]).
+const SOCKETS: &[i32] = &[84, 85, 86, 99, 100, 110];
+
+/// How many bytes from the frame pointer plus `o` a call may touch
+/// through argument `r`: the constant in the next argument (helpers take
+/// memory with its size after it), else up to the frame's top.
+pub(super) fn arg_size(regs: &[Val; 11], r: usize, o: i64) -> i64 {
+    match regs.get(r + 1) {
+        Some(Val::Const(n)) if r < 5 && (*n as i64) > 0 && (*n as i64) <= -o => *n as i64,
+        _ => -o,
+    }
+}
+
+/// A stack pointer at `off` from the frame pointer; far outside any
+/// frame (where offsets could overflow), nothing the model follows.
+fn stack_at(off: i64) -> Val {
+    if (-(1 << 20)..=1 << 20).contains(&off) {
+        Val::Stack(off)
+    } else {
+        Val::Unknown
+    }
+}
+
+/// Bytes a load or store moves.
+fn size_of(i: &Insn) -> i64 {
+    match i.size() {
+        insn::BPF_B => 1,
+        insn::BPF_H => 2,
+        insn::BPF_W => 4,
+        _ => 8,
+    }
+}
+
+/// Slot by slot, byte by byte, what holds on both of two stacks.
+fn meet_stack(a: &mut Vec<Slot>, b: &[Slot]) {
+    let offs: std::collections::BTreeSet<i64> = a.iter().chain(b).map(|s| s.off).collect();
+    let blank = |off| Slot {
+        off,
+        bytes: [Byte::Invalid; 8],
+        val: Val::Unknown,
+    };
+    let find = |v: &[Slot], off| v.iter().find(|s| s.off == off).cloned();
+    let out = offs
+        .into_iter()
+        .map(|off| {
+            let x = find(a, off).unwrap_or_else(|| blank(off));
+            let y = find(b, off).unwrap_or_else(|| blank(off));
+            let mut m = x.clone();
+            for (p, q) in m.bytes.iter_mut().zip(y.bytes) {
+                if *p != q {
+                    *p = Byte::Misc;
+                }
+            }
+            if x.val != y.val || m.bytes != x.bytes {
+                m.val = Val::Unknown;
+                for p in m.bytes.iter_mut() {
+                    if *p == Byte::Spill && x.val != y.val {
+                        *p = Byte::Misc;
+                    }
+                }
+            }
+            m
+        })
+        .collect();
+    *a = out;
+}
+
 /// Whether a call may change the packet (and so its pointers and length).
 pub(super) fn changes_packet(i: &Insn) -> bool {
     !(i.is_call() && i.src == 0 && KEEPS_PACKET.contains(&i.imm))
@@ -90,11 +214,13 @@ impl State {
             range: [0; 11],
             may_pkt: 0,
             facts: Vec::new(),
+            stack: None,
         }
     }
 
     pub(super) fn entry(e: Entry) -> State {
         let mut s = State::unknown();
+        s.regs[10] = Val::Stack(0);
         if e == Entry::XdpProgram {
             s.regs[1] = Val::Ctx;
         } else {
@@ -116,6 +242,9 @@ impl State {
             *a = (*a).min(*b);
         }
         self.may_pkt |= o.may_pkt;
+        if let (Some(a), Some(b)) = (&mut self.stack, &o.stack) {
+            meet_stack(a, b);
+        }
         self.facts.retain_mut(
             |f| match o.facts.iter().find(|g| g.lo == f.lo && g.hi == f.hi) {
                 Some(g) => {
@@ -154,7 +283,133 @@ impl State {
                 self.may_pkt |= 1 << r;
             }
         }
+        for slot in self.stack.iter_mut().flatten() {
+            if matches!(slot.val, Val::Pkt { .. }) {
+                slot.val = Val::Unknown;
+            }
+        }
         self.facts.clear();
+    }
+
+    /// The slot at `off` (a multiple of 8), added unwritten when missing.
+    fn slot(stack: &mut Vec<Slot>, off: i64) -> &mut Slot {
+        let at = match stack.binary_search_by_key(&off, |s| s.off) {
+            Ok(at) => at,
+            Err(at) => {
+                stack.insert(
+                    at,
+                    Slot {
+                        off,
+                        bytes: [Byte::Invalid; 8],
+                        val: Val::Unknown,
+                    },
+                );
+                at
+            }
+        };
+        &mut stack[at]
+    }
+
+    /// A store of `size` bytes of `v` at the frame pointer plus `addr`,
+    /// as the verifier records it (privileged): a number stored at the
+    /// start of a slot, or any register as a whole slot, is a spill;
+    /// anything else is data (zero when known zero), and a spill it
+    /// overlaps becomes data.
+    fn store(&mut self, addr: i64, size: i64, v: Val) {
+        let Some(stack) = &mut self.stack else { return };
+        let base = addr.div_euclid(8) * 8;
+        let number = matches!(v, Val::Const(_) | Val::Unknown);
+        if addr == base && (number || size == 8) && (1..=8).contains(&size) {
+            let slot = State::slot(stack, base);
+            for (j, b) in slot.bytes.iter_mut().enumerate() {
+                *b = if (j as i64) < size {
+                    Byte::Spill
+                } else {
+                    match *b {
+                        Byte::Zero | Byte::Invalid => *b,
+                        _ => Byte::Misc,
+                    }
+                };
+            }
+            slot.val = v;
+            return;
+        }
+        let kind = if v == Val::Const(0) {
+            Byte::Zero
+        } else {
+            Byte::Misc
+        };
+        State::scribble(stack, addr, size.clamp(0, 512), kind);
+    }
+
+    /// Bytes `addr..addr + size` hold data of `kind`: spills they touch
+    /// are gone.
+    fn scribble(stack: &mut Vec<Slot>, addr: i64, size: i64, kind: Byte) {
+        for a in addr..addr + size {
+            if a >= 0 {
+                break;
+            }
+            let slot = State::slot(stack, a.div_euclid(8) * 8);
+            if slot.bytes.contains(&Byte::Spill) {
+                for b in slot.bytes.iter_mut() {
+                    if *b == Byte::Spill {
+                        *b = Byte::Misc;
+                    }
+                }
+                slot.val = Val::Unknown;
+            }
+            slot.bytes[(a - slot.off) as usize] = kind;
+        }
+    }
+
+    /// What a load of `size` bytes at the frame pointer plus `addr`
+    /// gives: the register spilled there when it is read as it was
+    /// stored, zero from zeroed bytes, else a number.
+    pub(super) fn load(&self, addr: i64, size: i64) -> Val {
+        let Some(stack) = &self.stack else {
+            return Val::Unknown;
+        };
+        let base = addr.div_euclid(8) * 8;
+        let Ok(at) = stack.binary_search_by_key(&base, |s| s.off) else {
+            return Val::Unknown;
+        };
+        let slot = &stack[at];
+        let from = (addr - base) as usize;
+        let Some(read) = slot.bytes.get(from..from + size.clamp(0, 8) as usize) else {
+            return Val::Unknown;
+        };
+        let spilled = slot.bytes.iter().take_while(|b| **b == Byte::Spill).count() as i64;
+        if from == 0 && spilled == size {
+            return match slot.val {
+                v if size == 8 => v,
+                Val::Const(c) if c >> (size * 8) == 0 => Val::Const(c),
+                _ => Val::Unknown,
+            };
+        }
+        if read.iter().all(|b| *b == Byte::Zero) {
+            return Val::Const(0);
+        }
+        Val::Unknown
+    }
+
+    /// The constant key a map lookup reads at the frame pointer plus
+    /// `addr` (`size` bytes), as the verifier finds it to prove the
+    /// lookup never gives NULL: zeroed bytes, or a number spilled there
+    /// with exactly that many bytes.
+    fn constant_key(&self, addr: i64, size: usize) -> Option<u64> {
+        let stack = self.stack.as_ref()?;
+        let base = addr.div_euclid(8) * 8;
+        let slot = &stack[stack.binary_search_by_key(&base, |s| s.off).ok()?];
+        let from = (addr - base) as usize;
+        let rest = slot.bytes.get(from..)?;
+        if rest.iter().take_while(|b| **b == Byte::Zero).count() >= size {
+            return Some(0);
+        }
+        let spill = rest.iter().take_while(|b| **b == Byte::Spill).count();
+        match slot.val {
+            Val::Const(c) if slot.bytes[0] == Byte::Spill && spill == size => Some(c),
+            _ => None,
+        }
     }
 
     /// Whether register `r` may point into the packet or its metadata.
@@ -225,6 +480,12 @@ impl State {
                         field,
                         add: add.wrapping_sub(c as i64),
                     },
+                    (insn::BPF_ADD, Val::Stack(o), Val::Const(c)) if wide => {
+                        stack_at(o.wrapping_add(c as i64))
+                    }
+                    (insn::BPF_SUB, Val::Stack(o), Val::Const(c)) if wide => {
+                        stack_at(o.wrapping_sub(c as i64))
+                    }
                     (op, Val::Const(a), Val::Const(b)) => match alu(op, a, b, wide) {
                         Some(v) => Val::Const(v),
                         None => Val::Unknown,
@@ -248,9 +509,19 @@ impl State {
                     add: 0,
                 })
             }
+            insn::BPF_LDX if i.mode() == insn::BPF_MEM && self.stack.is_some() => {
+                match before.get(src) {
+                    Some(Val::Stack(o)) => Some(self.load(o + i64::from(i.off), size_of(i))),
+                    _ => None,
+                }
+            }
             _ => None,
         };
-        if i.is_call() && changes_packet(i) {
+        if self.stack.is_some() {
+            self.stack_effects(i, &before);
+        }
+        let keeps = self.stack.is_some() && i.is_call() && i.src == 0 && SOCKETS.contains(&i.imm);
+        if i.is_call() && changes_packet(i) && !keeps {
             self.forget_packet();
         }
         for (r, v) in self.regs.iter_mut().enumerate() {
@@ -274,6 +545,46 @@ impl State {
         }
     }
 
+    /// What `i` does to the stack (`before`: the registers before it).
+    fn stack_effects(&mut self, i: &Insn, before: &[Val; 11]) {
+        let (dst, src) = ((i.dst & 0xf) as usize, (i.src & 0xf) as usize);
+        let base = |r: usize| match before.get(r) {
+            Some(Val::Stack(o)) => Some(*o),
+            _ => None,
+        };
+        match i.class() {
+            insn::BPF_STX | insn::BPF_ST => {
+                let Some(o) = base(dst) else { return };
+                let addr = o + i64::from(i.off);
+                let v = if i.class() == insn::BPF_ST {
+                    Val::Const(i64::from(i.imm) as u64)
+                } else {
+                    before.get(src).copied().unwrap_or(Val::Unknown)
+                };
+                if i.mode() == insn::BPF_MEM {
+                    self.store(addr, size_of(i), v);
+                } else if let Some(stack) = &mut self.stack {
+                    State::scribble(stack, addr, size_of(i), Byte::Misc);
+                }
+            }
+            insn::BPF_JMP if i.is_call() || i.is_callx() => {
+                // Memory a callee may write: from each stack pointer
+                // passed up to the frame's top (helpers known to only
+                // read theirs aside).
+                let reads_only = i.src == 0 && READS_ONLY.contains(&i.imm);
+                if reads_only {
+                    return;
+                }
+                for r in 1..=5 {
+                    if let (Some(o), Some(stack)) = (base(r), &mut self.stack) {
+                        State::scribble(stack, o, arg_size(before, r, o), Byte::Misc);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Packet pointer operands of a comparison between two registers.
     fn packet_operands(&self, i: &Insn) -> Option<((i16, i64), (i16, i64))> {
         if i.class() != insn::BPF_JMP || i.source() != insn::BPF_X {
@@ -290,6 +601,17 @@ impl State {
     /// packet pointers proves a bound on the way it goes.
     pub(super) fn edge(&self, i: &Insn, taken: bool) -> State {
         let mut s = self.clone();
+        // A map value compared with NULL: known on each way.
+        let d = (i.dst & 0xf) as usize;
+        if i.class() == insn::BPF_JMP
+            && i.source() == insn::BPF_K
+            && i.imm == 0
+            && matches!(i.op(), insn::BPF_JEQ | insn::BPF_JNE)
+            && s.regs.get(d) == Some(&Val::Ptr(true))
+        {
+            let null = taken == (i.op() == insn::BPF_JEQ);
+            s.regs[d] = if null { Val::Const(0) } else { Val::Ptr(false) };
+        }
         let Some((a, b)) = self.packet_operands(i) else {
             return s;
         };
@@ -358,6 +680,16 @@ impl State {
             return taken.map(|taken| Outcome {
                 taken,
                 by_packet: true,
+            });
+        }
+        let null_check = i.class() == insn::BPF_JMP
+            && i.source() == insn::BPF_K
+            && i.imm == 0
+            && matches!(i.op(), insn::BPF_JEQ | insn::BPF_JNE);
+        if null_check && self.regs.get((i.dst & 0xf) as usize) == Some(&Val::Ptr(false)) {
+            return Some(Outcome {
+                taken: i.op() == insn::BPF_JNE,
+                by_packet: false,
             });
         }
         let Val::Const(a) = self.regs.get((i.dst & 0xf) as usize).copied()? else {
@@ -445,6 +777,12 @@ fn compare(op: u8, a: u64, b: u64, wide: bool) -> Option<bool> {
 /// Edges a comparison of constants never takes are not followed; those
 /// known only from packet bounds are (the comparison may stay).
 pub(super) fn analyse(cfg: &Cfg, nodes: &[Node]) -> Vec<Option<State>> {
+    analyse_in(cfg, nodes, None)
+}
+
+/// [`analyse`], with the stack followed and what `env` knows when given
+/// (as the walk model sees the code).
+pub(super) fn analyse_in(cfg: &Cfg, nodes: &[Node], env: Option<&Env>) -> Vec<Option<State>> {
     let n = nodes.len();
     let mut states: Vec<Option<State>> = vec![None; n];
     let mut work: Vec<usize> = Vec::new();
@@ -462,7 +800,11 @@ pub(super) fn analyse(cfg: &Cfg, nodes: &[Node]) -> Vec<Option<State>> {
         }
     };
     for (k, e) in &cfg.entries {
-        merge(&mut states, &mut work, *k, State::entry(*e));
+        let mut s = State::entry(*e);
+        if env.is_some() {
+            s.stack = Some(Vec::new());
+        }
+        merge(&mut states, &mut work, *k, s);
     }
     // Every change only forgets something, so this settles; the budget
     // is a guard: past it nothing is known (and nothing is rewritten).
@@ -475,7 +817,7 @@ pub(super) fn analyse(cfg: &Cfg, nodes: &[Node]) -> Vec<Option<State>> {
         let Some(mut s) = states[k].clone() else {
             continue;
         };
-        for (to, st) in successor_states(cfg, nodes, k, &mut s) {
+        for (to, st) in successor_states_in(cfg, nodes, k, &mut s, env) {
             merge(&mut states, &mut work, to, st);
         }
     }
@@ -490,10 +832,42 @@ pub(super) fn successor_states(
     k: usize,
     s: &mut State,
 ) -> Vec<(usize, State)> {
+    successor_states_in(cfg, nodes, k, s, None)
+}
+
+/// [`successor_states`], knowing what `env` says (the walk model).
+pub(super) fn successor_states_in(
+    cfg: &Cfg,
+    nodes: &[Node],
+    k: usize,
+    s: &mut State,
+    env: Option<&Env>,
+) -> Vec<(usize, State)> {
     let i = nodes[k].insn;
     let known = s.outcome(&i).filter(|o| !o.by_packet);
     let relocated = nodes[k].reloc.is_some();
+    // A lookup (bpf_map_lookup_elem) in an array with a constant key
+    // within it: the verifier (6.14 on) knows the value is there.
+    let lookup = env
+        .filter(|_| i.is_call() && i.src == 0 && i.imm == 1)
+        .map(|env| {
+            let key = match s.regs[2] {
+                Val::Stack(o) => s.constant_key(o, 4),
+                _ => None,
+            };
+            let sure =
+                matches!((s.regs[1], key), (Val::Map(max), Some(key)) if key < u64::from(max));
+            Val::Ptr(!(sure && env.elide_null))
+        });
     s.step(&i, nodes.get(k + 1).map(|x| &x.insn), relocated);
+    if let Some(v) = lookup {
+        s.regs[0] = v;
+    }
+    if let (Some(env), Some((_, sym))) = (env, nodes[k].reloc) {
+        if let Some(max) = env.arrays.get(&sym).filter(|_| i.is_ld_imm64()) {
+            s.regs[(i.dst & 0xf) as usize] = Val::Map(*max);
+        }
+    }
     let target = match nodes[k].target {
         Some(crate::link::inline::nodes::Target::Jump(t)) => cfg.pos.get(&t).copied(),
         _ => None,
