@@ -220,6 +220,8 @@ pub(crate) fn trailing_len(kind: Kind, vlen: usize) -> usize {
 /// a zero size/type field for ARRAY and FWD (unless `lenient`, where
 /// compilers' nonzero FWD field is read with a warning). Both the model's
 /// reader and the listings' view run it on every type.
+// Inlined into both loops: what a caller does not use is not computed.
+#[inline(always)]
 pub(crate) fn type_head(
     sec: &[u8],
     at: usize,
@@ -229,23 +231,16 @@ pub(crate) fn type_head(
     lenient: bool,
 ) -> Result<TypeHead> {
     let left = sec.len() - at;
-    if left < 12 {
+    let Some(h) = sec.get(at..at + 12) else {
         bail!("type [{id}] at offset {at}: truncated type header ({left} bytes left in the type section)");
-    }
-    let rd = |o: usize| e.read_u32([sec[o], sec[o + 1], sec[o + 2], sec[o + 3]]);
-    let (name_off, info, size_or_type) = (rd(at), rd(at + 4), rd(at + 8));
+    };
+    let rd = |o: usize| e.read_u32([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let (name_off, info, size_or_type) = (rd(0), rd(4), rd(8));
     let raw_kind = (info >> 24) & 0x1f;
     let Some(kind) = Kind::from_raw(raw_kind) else {
         bail!("type [{id}] at offset {at}: unknown kind {raw_kind}");
     };
-    let kname = kind.name();
-    // The name is looked up only when there is an error to report.
-    let err = |msg: String| {
-        let tname = raw_name(strings, name_off);
-        Error::new(format!(
-            "type [{id}] {kname} '{tname}' at offset {at}: {msg}"
-        ))
-    };
+    let err = |msg: String| head_error(strings, id, kind, name_off, at, msg);
     if info & 0x60ff_0000 != 0 {
         return Err(err(format!("unused bits set in info 0x{info:08x}")));
     }
@@ -264,14 +259,16 @@ pub(crate) fn type_head(
             left - 12
         )));
     }
-    if kind == Kind::Fwd && size_or_type != 0 && lenient {
-        let what = format!(
-            "type [{id}] FWD '{}' at offset {at}",
-            raw_name(strings, name_off)
-        );
-        super::workarounds::fwd_size_or_type(&what, size_or_type);
-    } else if matches!(kind, Kind::Array | Kind::Fwd) && size_or_type != 0 {
-        return Err(err(format!("size/type field {size_or_type} must be 0")));
+    if matches!(kind, Kind::Array | Kind::Fwd) && size_or_type != 0 {
+        if kind == Kind::Fwd && lenient {
+            let what = format!(
+                "type [{id}] FWD '{}' at offset {at}",
+                raw_name(strings, name_off)
+            );
+            super::workarounds::fwd_size_or_type(&what, size_or_type);
+        } else {
+            return Err(err(format!("size/type field {size_or_type} must be 0")));
+        }
     }
     Ok(TypeHead {
         name_off,
@@ -280,6 +277,25 @@ pub(crate) fn type_head(
         kind,
         trailing: need,
     })
+}
+
+/// A [`type_head`] error, naming the type (the name is looked up only
+/// when there is an error to report).
+#[cold]
+#[inline(never)]
+fn head_error(
+    strings: &[u8],
+    id: usize,
+    kind: Kind,
+    name_off: u32,
+    at: usize,
+    msg: String,
+) -> Error {
+    let tname = raw_name(strings, name_off);
+    Error::new(format!(
+        "type [{id}] {} '{tname}' at offset {at}: {msg}",
+        kind.name()
+    ))
 }
 
 fn decode_types(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<Vec<BtfType>> {
