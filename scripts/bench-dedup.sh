@@ -7,8 +7,9 @@
 # BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-command -v /usr/bin/time >/dev/null 2>&1 || apt-get install -y -qq time >/dev/null
+. scripts/lib.sh
+need hyperfine
+need /usr/bin/time time
 [ -e /usr/include/bpf/btf.h ] || apt-get install -y -qq libbpf-dev >/dev/null
 cargo build --release --quiet
 BTF=${1:-/sys/kernel/btf/vmlinux}
@@ -18,7 +19,7 @@ BTF=${1:-/sys/kernel/btf/vmlinux}
 OUT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 gcc -O2 -Wall -o "$OUT/libbpf-dedup" tools/libbpf-dedup/libbpf-dedup.c -lbpf
-BPFLD="./target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld btf dedup -o $OUT/bpfld.btf $BTF $BTF"
+BPFLD="$(build_dir)/bpfld btf dedup -o $OUT/bpfld.btf $BTF $BTF"
 LIBBPF="$OUT/libbpf-dedup $OUT/libbpf.btf $BTF $BTF"
 # Counts exclude void.
 echo "input:  $(bpftool btf dump file "$BTF" | grep -c '^\[') types in $BTF, given twice"
@@ -31,5 +32,6 @@ cmp <(bpftool btf dump file "$OUT/bpfld.btf") <(bpftool btf dump file "$BTF") \
 hyperfine --warmup 3 --runs 20 -N "$BPFLD" "$LIBBPF" --export-markdown "$OUT/table.md"
 cat "$OUT/table.md"
 for cmd in "$BPFLD" "$LIBBPF"; do
-    /usr/bin/time -f "peak RSS %M KiB: $cmd" $cmd >/dev/null
+    # shellcheck disable=SC2086 # the commands are meant to split into words
+    echo "peak RSS $(peak_rss $cmd) KiB: $cmd"
 done

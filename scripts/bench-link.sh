@@ -11,9 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-command -v bpftool >/dev/null || apt-get install -y -qq bpftool >/dev/null
-[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+. scripts/lib.sh
+need hyperfine
+need bpftool
+need /usr/bin/time time
 
 N=${1:-300}
 CLANG=${CLANG:-clang-19}
@@ -33,7 +34,7 @@ inputs=$(ls "$corpus"/obj*.o)
 echo "corpus: $corpus: $N objects, $(cat "$corpus"/obj*.o | wc -c) bytes"
 
 cargo build --release --quiet
-bpfld=$root/target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld
+bpfld=$(build_dir)/bpfld
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -60,18 +61,6 @@ hyperfine --warmup 3 --runs "${RUNS:-20}" -N \
     -n "bpftool gen object ($N objects)" "bpftool gen object $out/bpftool.o $(echo $inputs)" \
     --export-markdown "$out/table.md"
 cat "$out/table.md"
-# Peak RSS varies by a few hundred KiB from run to run: five runs each,
-# reported as min / median / max.
-rss() {
-    local name=$1
-    shift
-    local all=()
-    for _ in 1 2 3 4 5; do
-        all+=("$(/usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1)")
-    done
-    printf '%s\n' "${all[@]}" | sort -n | awk -v n="$name" \
-        '{v[NR]=$1} END {printf "%s: peak RSS %d / %d / %d KiB (min / median / max of 5)\n", n, v[1], v[3], v[5]}'
-}
 # shellcheck disable=SC2086
 rss "bpfld link" "$bpfld" link -o "$out/bpfld.o" $inputs
 # shellcheck disable=SC2086

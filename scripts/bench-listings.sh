@@ -16,9 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-command -v bpftool >/dev/null || apt-get install -y -qq bpftool >/dev/null
-[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+. scripts/lib.sh
+need hyperfine
+need bpftool
+need /usr/bin/time time
 
 N=${1:-3000}
 CLANG=${CLANG:-clang-19}
@@ -35,7 +36,7 @@ if [ ! -f "$corpus/.done" ]; then
 fi
 
 cargo build --release --quiet
-release=$root/target/$(rustc -vV | sed -n 's/^host: //p')/release
+release=$(build_dir)
 bpfld=${BPFLD:-$release/bpfld}
 big=$corpus/linked.o
 if [ ! -f "$big" ]; then
@@ -58,17 +59,6 @@ for f in "$vmlinux" "$big"; do
 done
 cmp <("$bpfld" disasm "$big") <($OBJDUMP "$big")
 echo "outputs identical"
-
-rss() {
-    local name=$1
-    shift
-    local all=()
-    for _ in 1 2 3 4 5; do
-        all+=("$(/usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1)")
-    done
-    printf '%s\n' "${all[@]}" | sort -n | awk -v n="$name" \
-        '{v[NR]=$1} END {printf "%s: peak RSS %d / %d / %d KiB (min / median / max of 5)\n", n, v[1], v[3], v[5]}'
-}
 
 bench() {
     local runs=$1 md

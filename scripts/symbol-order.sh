@@ -11,9 +11,10 @@
 # scripts/bench-listings.sh reports how many listed names the binary has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+. scripts/lib.sh
+need valgrind
 cargo build --release --quiet -p bpfld-cli
-bin=target/$(rustc -vV | sed -n 's/^host: //p')/release/bpfld
+bin=$(build_dir)/bpfld
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 n=0

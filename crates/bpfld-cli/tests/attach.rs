@@ -91,8 +91,7 @@ impl Pair {
 
     /// bpfld run inside namespace `b` (where the programs go).
     fn bpfld_b(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.b, env!("CARGO_BIN_EXE_bpfld")])
+        bpfld_in_netns(&self.b)
             .args(args)
             .output()
             .expect("ip netns exec bpfld")
@@ -101,29 +100,30 @@ impl Pair {
     /// bpfld run inside namespace `b`, in directory `dir` (for relative
     /// paths).
     fn ok_b_in(&self, dir: &std::path::Path, args: &[&str]) -> String {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.b, env!("CARGO_BIN_EXE_bpfld")])
+        let o = bpfld_in_netns(&self.b)
             .args(args)
             .current_dir(dir)
             .output()
             .expect("ip netns exec bpfld");
-        assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
-        stdout(&o)
+        succeeded(&o, args)
     }
 
     fn ok_b(&self, args: &[&str]) -> String {
-        let o = self.bpfld_b(args);
-        assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
-        stdout(&o)
+        succeeded(&self.bpfld_b(args), args)
+    }
+
+    /// `xdp attach --dev VB ARGS`.
+    fn attach_args<'s>(&'s self, args: &[&'s str]) -> Vec<&'s str> {
+        [&["xdp", "attach", "--dev", self.vb.as_str()][..], args].concat()
     }
 
     /// `bpfld xdp attach --dev VB ARGS` inside namespace `b`.
     fn attach_b(&self, args: &[&str]) -> std::process::Output {
-        self.bpfld_b(&[&["xdp", "attach", "--dev", self.vb.as_str()][..], args].concat())
+        self.bpfld_b(&self.attach_args(args))
     }
 
     fn ok_attach_b(&self, args: &[&str]) -> String {
-        self.ok_b(&[&["xdp", "attach", "--dev", self.vb.as_str()][..], args].concat())
+        self.ok_b(&self.attach_args(args))
     }
 
     /// `bpftool -j ARGS` inside namespace `b`.
@@ -1165,9 +1165,9 @@ fn six_concurrent_attaches_apply_in_turn() {
     let children: Vec<std::process::Child> = extra
         .iter()
         .map(|e| {
-            Command::new("ip")
-                .args(["netns", "exec", &p.b, env!("CARGO_BIN_EXE_bpfld")])
-                .args(["xdp", "attach", "--dev", &p.vb, &count, &fx(e)])
+            let e = fx(e);
+            bpfld_in_netns(&p.b)
+                .args(p.attach_args(&[&count, &e]))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

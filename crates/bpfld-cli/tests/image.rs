@@ -17,10 +17,6 @@ fn build(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
-fn fx(name: &str) -> String {
-    fixture(name).to_str().unwrap().to_string()
-}
-
 /// Unpacks an archive (a plain tar of the layout) into a directory.
 fn untar(archive: &Path, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -48,10 +44,7 @@ fn skopeo_sees_the_labels_and_platform() {
         "c.tar",
         &["--tag", "counter:v1", &fx("xdp_counter.o")],
     );
-    let o = tool_output(
-        "skopeo",
-        &["inspect", &format!("oci-archive:{}", tar.display())],
-    );
+    let o = tool_output("skopeo", &["inspect", &oci_archive(&tar)]);
     assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Labels"]["io.ebpf.programs"], r#"{"xdp_count":"xdp"}"#);
@@ -65,10 +58,7 @@ fn skopeo_sees_the_labels_and_platform() {
     // The reference name given with --tag picks the image too.
     let o = tool_output(
         "skopeo",
-        &[
-            "inspect",
-            &format!("oci-archive:{}:counter:v1", tar.display()),
-        ],
+        &["inspect", &format!("{}:counter:v1", oci_archive(&tar))],
     );
     assert!(o.status.success(), "skopeo inspect by name: {}", stderr(&o));
 
@@ -80,7 +70,7 @@ fn skopeo_sees_the_labels_and_platform() {
         &[
             "copy",
             "--all",
-            &format!("oci-archive:{}", both.display()),
+            &oci_archive(&both),
             &format!("oci:{}:copied", copy.display()),
         ],
     );
@@ -210,14 +200,7 @@ fn two_byte_orders_make_an_index_of_platforms() {
     assert_eq!(platforms, want);
     // skopeo sees the same list.
     if have_tool("skopeo", "two_byte_orders_make_an_index_of_platforms") {
-        let o = tool_output(
-            "skopeo",
-            &[
-                "inspect",
-                "--raw",
-                &format!("oci-archive:{}", tar.display()),
-            ],
-        );
+        let o = tool_output("skopeo", &["inspect", "--raw", &oci_archive(&tar)]);
         assert!(o.status.success(), "{}", stderr(&o));
         let raw: Value = serde_json::from_slice(&o.stdout).unwrap();
         let arches: Vec<&str> = raw["manifests"]
@@ -357,8 +340,8 @@ fn inspect_and_disasm_read_objects_from_images() {
     let file = fx("xdp_counter.o");
     let plain = ok(&["inspect", "--json", &file]);
     for arg in [
-        format!("oci-archive:{}", tar.display()),
-        format!("oci-archive:{}:v1", tar.display()),
+        oci_archive(&tar),
+        format!("{}:v1", oci_archive(&tar)),
         format!("oci:{}", layout.display()),
         format!("oci:{}:v1", layout.display()),
     ] {
@@ -405,7 +388,7 @@ fn a_tampered_archive_is_a_clear_error() {
     let e = run(&["image", "inspect", bad.to_str().unwrap()]);
     assert!(!e.status.success());
     assert!(stderr(&e).contains("digest mismatch"), "{}", stderr(&e));
-    let e = run(&["inspect", &format!("oci-archive:{}", fx("xdp_pass.o"))]);
+    let e = run(&["inspect", &oci_archive(&fixture("xdp_pass.o"))]);
     assert!(!e.status.success());
     assert!(stderr(&e).contains("not an OCI archive"), "{}", stderr(&e));
 }
@@ -505,7 +488,7 @@ fn a_composition_deploys_as_a_cluster_bpf_application() {
         "role=edge",
         "--interface",
         "eth0",
-        &format!("oci-archive:{}", tar.display()),
+        &oci_archive(&tar),
     ]);
     let text = std::fs::read_to_string(&yaml).unwrap();
     assert!(text.contains("kind: ClusterBpfApplication\n"), "{text}");
@@ -622,8 +605,7 @@ impl Drop for Netns {
 }
 
 fn in_ns(ns: &Netns, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_bpfld")])
+    bpfld_in_netns(&ns.0)
         .args(args)
         .output()
         .expect("ip netns exec bpfld")
@@ -637,8 +619,8 @@ fn components_come_from_images() {
     let dir = tmpdir("image-attach");
     let counter = build(&dir, "c.tar", &["--tag", "v1", &fx("xdp_counter.o")]);
     let pass = build(&dir, "p.tar", &[&fx("xdp_pass.o")]);
-    let c_arg = format!("oci-archive:{}:v1,priority=5", counter.display());
-    let p_arg = format!("oci-archive:{}", pass.display());
+    let c_arg = format!("{}:v1,priority=5", oci_archive(&counter));
+    let p_arg = oci_archive(&pass);
     let comp = dir.join("comp.o");
     let text = ok(&[
         "xdp",
@@ -672,7 +654,7 @@ fn components_come_from_images() {
     assert!(status.contains("'bpfld_xdp'"), "{status}");
     assert!(status.contains(":v1:xdp_count priority 5"), "{status}");
     assert!(status.contains("p.tar:xdp_pass priority 50"), "{status}");
-    let composed_arg = format!("oci-archive:{}", composed.display());
+    let composed_arg = oci_archive(&composed);
     let o = in_ns(
         &ns,
         &["xdp", "attach", "--dev", "lo", "--force", &composed_arg],
@@ -694,17 +676,13 @@ fn run_reads_the_object_of_an_image() {
     }
     let dir = tmpdir("image-run");
     let tar = build(&dir, "c.tar", &[&fx("xdp_counter.o")]);
-    let from_image: Value = serde_json::from_str(&ok(&[
-        "run",
-        "--json",
-        &format!("oci-archive:{}", tar.display()),
-    ]))
-    .unwrap();
+    let from_image: Value =
+        serde_json::from_str(&ok(&["run", "--json", &oci_archive(&tar)])).unwrap();
     let from_file: Value =
         serde_json::from_str(&ok(&["run", "--json", &fx("xdp_counter.o")])).unwrap();
     assert_eq!(from_image["action"], from_file["action"]);
     assert_eq!(from_image["maps"], from_file["maps"]);
-    assert_eq!(from_image["file"], format!("oci-archive:{}", tar.display()));
+    assert_eq!(from_image["file"], oci_archive(&tar));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct AyaCopy {
     /// Programs whose section aya cannot load as the right type: name to
     /// libbpf's program type.
     pub(crate) unloadable: HashMap<String, &'static str>,
+    /// The slots the object fills itself, read before the copy rewrites
+    /// prog arrays' `values`.
+    pub(crate) slots: crate::init_slots::Slots,
 }
 
 /// What a program section becomes in aya's copy.
@@ -60,6 +63,7 @@ fn rename(section: &str) -> Rename {
 pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     let bad = |e: bpfld::Error| Error::new(ErrorKind::Object, e.to_string());
     let mut obj: Object = bpfld::Object::parse(object).map_err(bad)?;
+    let slots = crate::init_slots::Slots::of(&obj);
     let mut new_names: HashMap<SectionId, String> = HashMap::new();
     let mut hidden: HashMap<SectionId, &'static str> = HashMap::new();
     for s in obj.sections.iter().filter(|s| s.is_program()) {
@@ -132,6 +136,7 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         return Ok(AyaCopy {
             bytes: object.to_vec(),
             unloadable,
+            slots,
         });
     }
     for s in obj.sections.iter_mut() {
@@ -146,7 +151,11 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         }
     }
     let bytes = obj.to_bytes().map_err(bad)?;
-    Ok(AyaCopy { bytes, unloadable })
+    Ok(AyaCopy {
+        bytes,
+        unloadable,
+        slots,
+    })
 }
 
 /// Makes every name in aya's copy unique. Dropping the "?" can give two

@@ -4,7 +4,9 @@
 //! against the symbol of what goes there: a program for a prog array
 //! (`__array(values, int (void *))`), an inner map for a map-in-map
 //! (`__array(values, struct inner)`). The loader puts their fds in (aya
-//! 0.14 does not): prog_array.rs and map_in_map.rs.
+//! 0.14 does not): test_run.rs and map_in_map.rs. They are read once,
+//! from the object as given (aya_compat.rs), since aya's copy no longer
+//! marks prog arrays' `values`.
 
 use bpfld::model::btf::{Btf, TypeData, TypeId};
 use bpfld::model::object::{Object, SectionKind, SymbolKind, SymbolPlace};
@@ -37,6 +39,23 @@ pub(crate) struct Slot {
     pub(crate) map: String,
     pub(crate) index: u32,
     pub(crate) target: String,
+}
+
+/// The filled slots of an object's prog arrays and map-in-maps, each list
+/// or the error reading it, kept to be reported where it is used.
+pub(crate) struct Slots {
+    pub(crate) programs: Result<Vec<Slot>>,
+    pub(crate) maps: Result<Vec<Slot>>,
+}
+
+impl Slots {
+    /// Reads both kinds of slots from one parse of the object.
+    pub(crate) fn of(obj: &Object) -> Slots {
+        Slots {
+            programs: slots(obj, Holds::Programs),
+            maps: slots(obj, Holds::Maps),
+        }
+    }
 }
 
 /// Whether member type `id` is an array of pointers to what `holds`

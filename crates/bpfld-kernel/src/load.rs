@@ -24,6 +24,8 @@ pub(crate) struct LoadedObject {
     /// The object's BTF as loaded for its maps: programs bpfld loads itself
     /// must be loaded with this one (see [`crate::btf_maps`]).
     pub(crate) btf_fd: Option<std::os::fd::OwnedFd>,
+    /// The prog arrays' filled slots (or the error reading them).
+    pub(crate) prog_slots: Result<Vec<crate::init_slots::Slot>>,
     // Declared after `ebpf`, so dropped after it: the pins go last.
     _pins: Option<PinDir>,
 }
@@ -57,15 +59,14 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
         loader.map_pin_path(name.as_str(), path.as_path());
     }
     let ebpf = loader.load(&copy.bytes).map_err(object_error)?;
-    let model = bpfld::Object::parse(&copy.bytes)
-        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
-    crate::map_in_map::fill(&model, &ebpf)?;
+    crate::map_in_map::fill(&copy.slots.maps?, &ebpf)?;
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
         bytes: copy.bytes,
         sections,
         btf_fd: created.btf_fd,
+        prog_slots: copy.slots.programs,
         _pins: pins,
     })
 }

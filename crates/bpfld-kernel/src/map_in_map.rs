@@ -3,15 +3,13 @@
 //! the inner maps' fds go in once every map exists (init_slots.rs reads
 //! the slots).
 
-use bpfld::model::object::Object;
-
 use crate::error::{Error, ErrorKind, Result};
-use crate::init_slots::{slots, Holds};
+use crate::init_slots::Slot;
 
 /// Puts each slot's inner map into its outer map, in `ebpf`'s maps.
-pub(crate) fn fill(obj: &Object, ebpf: &aya::Ebpf) -> Result<()> {
+pub(crate) fn fill(slots: &[Slot], ebpf: &aya::Ebpf) -> Result<()> {
     use std::os::fd::AsFd;
-    for s in slots(obj, Holds::Maps)? {
+    for s in slots {
         let fd_of = |name: &str| {
             ebpf.map(name)
                 .map(|m| crate::maps::map_data(m).fd().as_fd())

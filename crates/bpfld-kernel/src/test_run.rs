@@ -10,7 +10,7 @@ use aya::programs::{Program, ProgramError, RawTracePointRunOptions, TestRun, Tes
 use crate::error::{chain, errno_text, permission_error, program_error, root_io_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::globals::{GlobalValue, MapUpdate};
-use crate::init_slots::{slots, Holds, Slot};
+use crate::init_slots::Slot;
 use crate::load::{choose_program, load_object, LoadedObject};
 use crate::maps::{dump_map, map_data, seed_map, MapDump};
 use crate::prog_kind::{kind_of, type_name, ProgKind};
@@ -110,7 +110,7 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
         })?),
         None => None,
     };
-    let slots = prog_array_slots(object)?;
+    let slots = std::mem::replace(&mut loaded.prog_slots, Ok(Vec::new()))?;
     {
         let ebpf = &mut loaded.ebpf;
         for u in opts.map_updates {
@@ -268,12 +268,6 @@ fn dump_all(ebpf: &aya::Ebpf) -> Result<Vec<MapDump>> {
     }
     maps.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(maps)
-}
-
-fn prog_array_slots(object: &[u8]) -> Result<Vec<Slot>> {
-    let obj =
-        bpfld::Object::parse(object).map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
-    slots(&obj, Holds::Programs)
 }
 
 /// Puts the programs named in prog array initialisers into their slots,

@@ -25,9 +25,26 @@ pub fn stderr(o: &Output) -> String {
 
 /// Runs bpfld and asserts success, returning stdout.
 pub fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(&o));
-    stdout(&o)
+    succeeded(&run(args), args)
+}
+
+/// The stdout of a bpfld run with `args` that must have succeeded.
+pub fn succeeded(o: &Output, args: &[&str]) -> String {
+    assert!(o.status.success(), "bpfld {args:?} failed: {}", stderr(o));
+    stdout(o)
+}
+
+/// bpfld to be run inside network namespace `ns` (through `ip netns
+/// exec`, which also gives it a bpffs of its own).
+pub fn bpfld_in_netns(ns: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_bpfld")]);
+    c
+}
+
+/// An OCI archive as a command-line argument (`oci-archive:PATH`).
+pub fn oci_archive(path: &Path) -> String {
+    format!("oci-archive:{}", path.display())
 }
 
 pub fn root() -> PathBuf {

@@ -10,8 +10,9 @@
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::model::btf::{
-    Btf, BtfType, Enum64Value, EnumValue, Kind, Member, Param, RawLayout, TypeData, TypeId,
-    VarSecinfo, BTF_HEADER_LEN, BTF_MAGIC,
+    describe_in, ref_type, size_of_in, walk_edge, Btf, BtfType, Enum64Value, EnumValue, Kind,
+    Member, Param, RawLayout, TypeData, TypeFields, TypeId, TypeTable, VarSecinfo, BTF_HEADER_LEN,
+    BTF_MAGIC,
 };
 use crate::model::Endian;
 
@@ -50,7 +51,8 @@ fn parse_checked(bytes: &[u8], endian: Endian, lenient: bool) -> Result<Btf> {
     Ok(btf)
 }
 
-fn detect_endian(bytes: &[u8]) -> Result<Endian> {
+/// The byte order the magic is written in.
+pub(crate) fn detect_endian(bytes: &[u8]) -> Result<Endian> {
     match bytes {
         [a, b, ..] if u16::from_le_bytes([*a, *b]) == BTF_MAGIC => Ok(Endian::Little),
         [a, b, ..] if u16::from_be_bytes([*a, *b]) == BTF_MAGIC => Ok(Endian::Big),
@@ -185,59 +187,135 @@ fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<Btf> {
     })
 }
 
+/// The common header of one encoded type and how many bytes of trailing
+/// words follow it, checked.
+pub(crate) struct TypeHead {
+    pub(crate) name_off: u32,
+    pub(crate) info: u32,
+    pub(crate) size_or_type: u32,
+    pub(crate) kind: Kind,
+    /// Bytes of trailing words after the 12-byte header.
+    pub(crate) trailing: usize,
+}
+
+/// Bytes of trailing words after the common header for `kind` with
+/// `vlen` records (FUNC's vlen is its linkage, not a record count).
+pub(crate) fn trailing_len(kind: Kind, vlen: usize) -> usize {
+    let rec = match kind {
+        Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12,
+        Kind::Enum | Kind::FuncProto => 8,
+        _ => 0,
+    };
+    let fixed = match kind {
+        Kind::Int | Kind::Var | Kind::DeclTag => 4,
+        Kind::Array => 12,
+        _ => 0,
+    };
+    fixed + rec * vlen
+}
+
+/// The structure checks on type `id`, which starts at offset `at` of the
+/// type section `sec`: a whole header, a known kind, no unused info bits,
+/// records only for kinds that have them, all its trailing words present,
+/// a zero size/type field for ARRAY and FWD (unless `lenient`, where
+/// compilers' nonzero FWD field is read with a warning). Both the model's
+/// reader and the listings' view run it on every type.
+// Inlined into both loops: what a caller does not use is not computed.
+#[inline(always)]
+pub(crate) fn type_head(
+    sec: &[u8],
+    at: usize,
+    id: usize,
+    strings: &[u8],
+    e: Endian,
+    lenient: bool,
+) -> Result<TypeHead> {
+    let left = sec.len() - at;
+    let Some(h) = sec.get(at..at + 12) else {
+        bail!("type [{id}] at offset {at}: truncated type header ({left} bytes left in the type section)");
+    };
+    let rd = |o: usize| e.read_u32([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let (name_off, info, size_or_type) = (rd(0), rd(4), rd(8));
+    let raw_kind = (info >> 24) & 0x1f;
+    let Some(kind) = Kind::from_raw(raw_kind) else {
+        bail!("type [{id}] at offset {at}: unknown kind {raw_kind}");
+    };
+    let err = |msg: String| head_error(strings, id, kind, name_off, at, msg);
+    if info & 0x60ff_0000 != 0 {
+        return Err(err(format!("unused bits set in info 0x{info:08x}")));
+    }
+    let vlen = (info & 0xffff) as usize;
+    let has_records = matches!(
+        kind,
+        Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 | Kind::Enum | Kind::FuncProto
+    );
+    if !has_records && vlen != 0 && kind != Kind::Func {
+        return Err(err(format!("vlen {vlen} must be 0 for this kind")));
+    }
+    let need = trailing_len(kind, vlen);
+    if left - 12 < need {
+        return Err(err(format!(
+            "vlen {vlen} needs {need} bytes but only {} remain in the type section",
+            left - 12
+        )));
+    }
+    if matches!(kind, Kind::Array | Kind::Fwd) && size_or_type != 0 {
+        if kind == Kind::Fwd && lenient {
+            let what = format!(
+                "type [{id}] FWD '{}' at offset {at}",
+                raw_name(strings, name_off)
+            );
+            super::workarounds::fwd_size_or_type(&what, size_or_type);
+        } else {
+            return Err(err(format!("size/type field {size_or_type} must be 0")));
+        }
+    }
+    Ok(TypeHead {
+        name_off,
+        info,
+        size_or_type,
+        kind,
+        trailing: need,
+    })
+}
+
+/// A [`type_head`] error, naming the type (the name is looked up only
+/// when there is an error to report).
+#[cold]
+#[inline(never)]
+fn head_error(
+    strings: &[u8],
+    id: usize,
+    kind: Kind,
+    name_off: u32,
+    at: usize,
+    msg: String,
+) -> Error {
+    let tname = raw_name(strings, name_off);
+    Error::new(format!(
+        "type [{id}] {} '{tname}' at offset {at}: {msg}",
+        kind.name()
+    ))
+}
+
 fn decode_types(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<Vec<BtfType>> {
     // Each type takes at least 12 bytes, which bounds the allocation.
     let mut types = Vec::with_capacity(sec.len() / 12 + 1);
     types.push(BtfType::new(0, false, TypeData::Void));
     let mut c = Cur { b: sec, pos: 0, e };
     while c.pos < sec.len() {
-        let id = types.len();
-        let at = c.pos;
-        let err = |msg: String| Error::new(format!("type [{id}] at offset {at}: {msg}"));
-        let (Some(name_off), Some(info), Some(size_or_type)) = (c.u32(), c.u32(), c.u32()) else {
-            return Err(err(format!(
-                "truncated type header ({} bytes left in the type section)",
-                sec.len() - at
-            )));
-        };
-        let raw_kind = (info >> 24) & 0x1f;
-        let Some(kind) = Kind::from_raw(raw_kind) else {
-            return Err(err(format!("unknown kind {raw_kind}")));
-        };
-        let kname = kind.name();
-        // The name is looked up only when there is an error to report.
-        let err = |msg: String| {
-            let tname = raw_name(strings, name_off);
-            Error::new(format!(
-                "type [{id}] {kname} '{tname}' at offset {at}: {msg}"
-            ))
-        };
-        if info & 0x60ff_0000 != 0 {
-            return Err(err(format!("unused bits set in info 0x{info:08x}")));
-        }
+        let TypeHead {
+            name_off,
+            info,
+            size_or_type,
+            kind,
+            trailing,
+        } = type_head(sec, c.pos, types.len(), strings, e, lenient)?;
+        c.pos += 12;
+        let end = c.pos + trailing;
         let vlen = (info & 0xffff) as usize;
         let kind_flag = info >> 31 != 0;
-        let rec = match kind {
-            Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12,
-            Kind::Enum | Kind::FuncProto => 8,
-            _ => 0,
-        };
-        if rec == 0 && vlen != 0 && kind != Kind::Func {
-            return Err(err(format!("vlen {vlen} must be 0 for this kind")));
-        }
-        let fixed = match kind {
-            Kind::Int | Kind::Var | Kind::DeclTag => 4,
-            Kind::Array => 12,
-            _ => 0,
-        };
-        let need = fixed + rec * vlen;
-        if sec.len() - c.pos < need {
-            return Err(err(format!(
-                "vlen {vlen} needs {need} bytes but only {} remain in the type section",
-                sec.len() - c.pos
-            )));
-        }
-        // From here on reads cannot fail: `need` bytes are present.
+        // Reads cannot fail: the trailing words are present.
         let mut next = || c.u32().unwrap_or(0);
         let tid = TypeId(size_or_type);
         let data = match kind {
@@ -252,20 +330,12 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<
             Kind::Const => TypeData::Const(tid),
             Kind::Restrict => TypeData::Restrict(tid),
             Kind::TypeTag => TypeData::TypeTag(tid),
-            Kind::Array | Kind::Fwd if size_or_type != 0 && !(lenient && kind == Kind::Fwd) => {
-                return Err(err(format!("size/type field {size_or_type} must be 0")));
-            }
-            Kind::Fwd if size_or_type != 0 => {
-                let tname = raw_name(strings, name_off);
-                let what = format!("type [{id}] FWD '{tname}' at offset {at}");
-                super::workarounds::fwd_size_or_type(&what, size_or_type);
-                TypeData::Fwd
-            }
             Kind::Array => TypeData::Array {
                 elem: TypeId(next()),
                 index: TypeId(next()),
                 nelems: next(),
             },
+            // A nonzero size/type field was refused or warned about.
             Kind::Fwd => TypeData::Fwd,
             Kind::Struct | Kind::Union => {
                 let members = (0..vlen)
@@ -343,6 +413,8 @@ fn decode_types(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<
                 component_idx: next() as i32,
             },
         };
+        debug_assert_eq!(c.pos, end);
+        c.pos = end;
         types.push(BtfType::new(name_off, kind_flag, data));
     }
     // The capacity was a bound from the byte count; give the rest back.
@@ -367,11 +439,21 @@ fn raw_name(strings: &[u8], off: u32) -> String {
 /// Checks references, names, DECL_TAG components, array sizes and the
 /// absence of typedef/modifier/array cycles.
 pub fn validate(btf: &Btf) -> Result<()> {
-    let n = btf.types.len() as u64;
+    check_types(btf)
+}
+
+/// [`validate`] on any table of types: the model's reader and the
+/// listings' view (`read::btf_view`) both run it, so they accept and
+/// refuse the same BTF with the same message. In order: names and
+/// references of every type, reference cycles, then DECL_TAG components,
+/// FUNC prototypes and array sizes.
+pub(crate) fn check_types<T: TypeTable + ?Sized>(table: &T) -> Result<()> {
+    let n = table.count() as u64;
     let last = n.saturating_sub(1);
-    let strlen = btf.strings.len() as u64;
-    for (id, t) in btf.iter() {
-        let fail = |msg: String| Error::new(format!("type {}: {msg}", btf.describe(id)));
+    let strlen = table.strings_len() as u64;
+    for id in 1..table.count() as u32 {
+        let Some(t) = table.at(id) else { continue };
+        let fail = |msg: String| Error::new(format!("type {}: {msg}", describe_in(table, id)));
         // Labels are `(part, index)` and formatted only on failure.
         let label = |(part, i): (&str, Option<usize>)| match i {
             Some(i) => format!("{part} {i} "),
@@ -386,108 +468,105 @@ pub fn validate(btf: &Btf) -> Result<()> {
             }
             Ok(())
         };
-        let check_id = |what: (&str, Option<usize>), tid: TypeId| -> Result<()> {
-            if tid.0 as u64 >= n {
+        let check_id = |what: (&str, Option<usize>), tid: u32| -> Result<()> {
+            if tid as u64 >= n {
                 return Err(fail(format!(
-                    "{}refers to type {} beyond the last type {last}",
+                    "{}refers to type {tid} beyond the last type {last}",
                     label(what),
-                    tid.0
                 )));
             }
             // Only section descriptions are never referred to.
-            if btf.get(tid).is_some_and(|r| r.kind() == Kind::Datasec) {
+            if table.at(tid).is_some_and(|r| r.kind() == Kind::Datasec) {
                 return Err(fail(format!(
                     "{}refers to {}, a section description",
                     label(what),
-                    btf.describe(tid)
+                    describe_in(table, tid)
                 )));
             }
             Ok(())
         };
-        check_name(("", None), t.name_off)?;
-        match &t.data {
-            TypeData::Array { elem, index, .. } => {
-                check_id(("element ", None), *elem)?;
-                check_id(("index ", None), *index)?;
+        check_name(("", None), t.name_off())?;
+        match t.kind() {
+            Kind::Array => {
+                check_id(("element ", None), t.word(0))?;
+                check_id(("index ", None), t.word(1))?;
             }
-            TypeData::Struct { members, .. } | TypeData::Union { members, .. } => {
-                for (i, m) in members.iter().enumerate() {
-                    check_name(("member", Some(i)), m.name_off)?;
-                    check_id(("member", Some(i)), m.type_id)?;
+            Kind::Struct | Kind::Union => {
+                for i in 0..t.vlen() {
+                    check_name(("member", Some(i)), t.word(3 * i))?;
+                    check_id(("member", Some(i)), t.word(3 * i + 1))?;
                 }
             }
-            TypeData::Enum { values, .. } => {
-                for (i, v) in values.iter().enumerate() {
-                    check_name(("value", Some(i)), v.name_off)?;
+            Kind::Enum => {
+                for i in 0..t.vlen() {
+                    check_name(("value", Some(i)), t.word(2 * i))?;
                 }
             }
-            TypeData::Enum64 { values, .. } => {
-                for (i, v) in values.iter().enumerate() {
-                    check_name(("value", Some(i)), v.name_off)?;
+            Kind::Enum64 => {
+                for i in 0..t.vlen() {
+                    check_name(("value", Some(i)), t.word(3 * i))?;
                 }
             }
-            TypeData::FuncProto { ret, params } => {
-                check_id(("return type ", None), *ret)?;
-                for (i, p) in params.iter().enumerate() {
-                    check_name(("parameter", Some(i)), p.name_off)?;
-                    check_id(("parameter", Some(i)), p.type_id)?;
+            Kind::FuncProto => {
+                check_id(("return type ", None), t.size_or_type())?;
+                for i in 0..t.vlen() {
+                    check_name(("parameter", Some(i)), t.word(2 * i))?;
+                    check_id(("parameter", Some(i)), t.word(2 * i + 1))?;
                 }
             }
-            TypeData::Datasec { vars, .. } => {
-                for (i, v) in vars.iter().enumerate() {
-                    check_id(("variable", Some(i)), v.type_id)?;
+            Kind::Datasec => {
+                for i in 0..t.vlen() {
+                    check_id(("variable", Some(i)), t.word(3 * i))?;
                 }
             }
             _ => {
-                if let Some(r) = t.ref_type() {
+                if let Some(r) = ref_type(&t) {
                     check_id(("", None), r)?;
                 }
             }
         }
     }
-    check_cycles(btf)?;
-    for (id, t) in btf.iter() {
-        let fail = |msg: String| Error::new(format!("type {}: {msg}", btf.describe(id)));
-        match &t.data {
-            TypeData::DeclTag {
-                target,
-                component_idx,
-            } => {
-                if *component_idx < -1 {
+    check_cycles(table)?;
+    for id in 1..table.count() as u32 {
+        let Some(t) = table.at(id) else { continue };
+        let fail = |msg: String| Error::new(format!("type {}: {msg}", describe_in(table, id)));
+        match t.kind() {
+            Kind::DeclTag => {
+                let component_idx = t.word(0) as i32;
+                if component_idx < -1 {
                     return Err(fail(format!("component_idx {component_idx} is invalid")));
                 }
-                if *component_idx >= 0 {
-                    let tt = btf.ty(*target)?;
-                    let count = match &tt.data {
-                        TypeData::Struct { members, .. } | TypeData::Union { members, .. } => {
-                            members.len()
-                        }
-                        TypeData::Func { proto, .. } => match btf.get(*proto).map(|p| &p.data) {
-                            Some(TypeData::FuncProto { params, .. }) => params.len(),
+                if component_idx >= 0 {
+                    // The target exists: its reference was checked above.
+                    let target = t.size_or_type();
+                    let count = match table.at(target) {
+                        Some(tt) if matches!(tt.kind(), Kind::Struct | Kind::Union) => tt.vlen(),
+                        Some(tt) if tt.kind() == Kind::Func => match table.at(tt.size_or_type()) {
+                            Some(p) if p.kind() == Kind::FuncProto => p.vlen(),
                             _ => 0,
                         },
                         _ => 0,
                     };
-                    if *component_idx as usize >= count {
+                    if component_idx as usize >= count {
                         return Err(fail(format!(
                             "component_idx {component_idx} but {} has {count} members/parameters",
-                            btf.describe(*target)
+                            describe_in(table, target)
                         )));
                     }
                 }
             }
-            TypeData::Func { proto, .. } => {
-                let pk = btf.ty(*proto)?.kind();
-                if pk != crate::model::btf::Kind::FuncProto {
+            Kind::Func => {
+                let proto = t.size_or_type();
+                if table.at(proto).map(|p| p.kind()) != Some(Kind::FuncProto) {
                     return Err(fail(format!(
                         "refers to {}, not a FUNC_PROTO",
-                        btf.describe(*proto)
+                        describe_in(table, proto)
                     )));
                 }
             }
-            TypeData::Array { .. } => {
+            Kind::Array => {
                 // size_of's error already names the array.
-                btf.size_of(id)?;
+                size_of_in(table, id)?;
             }
             _ => {}
         }
@@ -495,29 +574,16 @@ pub fn validate(btf: &Btf) -> Result<()> {
     Ok(())
 }
 
-/// The edge followed by size/resolve walks, if any.
-fn walk_edge(t: &BtfType) -> Option<TypeId> {
-    match &t.data {
-        TypeData::Typedef(n)
-        | TypeData::Const(n)
-        | TypeData::Volatile(n)
-        | TypeData::Restrict(n)
-        | TypeData::TypeTag(n) => Some(*n),
-        TypeData::Array { elem, .. } => Some(*elem),
-        _ => None,
-    }
-}
-
 /// Each type has at most one walk edge, so the walk graph is functional:
 /// follow each unvisited chain, colouring it; meeting the current chain
 /// again is a cycle.
-fn check_cycles(btf: &Btf) -> Result<()> {
+fn check_cycles<T: TypeTable + ?Sized>(table: &T) -> Result<()> {
     const NEW: u8 = 0;
     const ON_PATH: u8 = 1;
     const DONE: u8 = 2;
-    let mut state = vec![NEW; btf.types.len()];
+    let mut state = vec![NEW; table.count()];
     let mut path = Vec::new();
-    for start in 1..btf.types.len() {
+    for start in 1..table.count() {
         if state[start] != NEW {
             continue;
         }
@@ -527,18 +593,15 @@ fn check_cycles(btf: &Btf) -> Result<()> {
                 Some(NEW) => {
                     state[cur] = ON_PATH;
                     path.push(cur);
-                    match btf.types.get(cur).and_then(walk_edge) {
-                        Some(next) => cur = next.0 as usize,
+                    match table.at(cur as u32).and_then(|t| walk_edge(&t)) {
+                        Some(next) => cur = next as usize,
                         None => break,
                     }
                 }
-                Some(ON_PATH) => {
-                    let id = TypeId(cur as u32);
-                    bail!(
-                        "type {}: cycle of typedef/modifier/array references (a type containing itself)",
-                        btf.describe(id)
-                    );
-                }
+                Some(ON_PATH) => bail!(
+                    "type {}: cycle of typedef/modifier/array references (a type containing itself)",
+                    describe_in(table, cur as u32)
+                ),
                 _ => break,
             }
         }

@@ -3,24 +3,22 @@
 //! view keeps only where each type starts.
 //!
 //! [`BtfView::parse`] accepts exactly what [`super::btf::parse`] accepts and
-//! fails with the same message on the same first fault (the checks run in
-//! the same order), so a listing made from a view reads like one made from
-//! the model. A test and a fuzz target compare the two readers; a rule
-//! added to one must be added to the other.
+//! fails with the same message on the same first fault, because both run
+//! the same checks: [`super::btf::header`] on the header,
+//! [`super::btf::type_head`] on each type as it is found, and
+//! [`super::btf::check_types`] on the whole table (the view answers the
+//! model's [`TypeTable`] questions from the bytes). A test and a fuzz
+//! target compare the two readers' listings.
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::btf::{Kind, BTF_MAGIC};
+use crate::model::btf::{Kind, TypeFields, TypeTable};
 use crate::model::Endian;
+use crate::read::btf::{detect_endian, trailing_len, type_head};
 use crate::read::elf_view::ElfView;
 use object::ReadRef;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-
-/// The model's bound on reference walks (`model::btf`'s `MAX_CHAIN`):
-/// the size of an array reached through more links than this is an error
-/// there, so it is one here.
-const MAX_CHAIN: usize = 1 << 16;
 
 /// BTF whose types and strings are borrowed from the input bytes.
 #[derive(Clone, Debug)]
@@ -72,52 +70,6 @@ impl RawType<'_> {
             None => 0,
         }
     }
-
-    /// The one type this kind refers to through `size_or_type`, if any
-    /// (as the model's `ref_type`).
-    fn ref_type(&self) -> Option<u32> {
-        use Kind::*;
-        match self.kind() {
-            Ptr | Typedef | Volatile | Const | Restrict | TypeTag | Func | Var | DeclTag => {
-                Some(self.size_or_type)
-            }
-            _ => None,
-        }
-    }
-
-    /// The size field of the kinds that carry one.
-    fn size_field(&self) -> Option<u32> {
-        use Kind::*;
-        match self.kind() {
-            Int | Struct | Union | Enum | Enum64 | Datasec | Float => Some(self.size_or_type),
-            _ => None,
-        }
-    }
-
-    /// The edge that size walks follow: modifiers, typedefs, array elements.
-    fn walk_edge(&self) -> Option<u32> {
-        use Kind::*;
-        match self.kind() {
-            Typedef | Const | Volatile | Restrict | TypeTag => Some(self.size_or_type),
-            Array => Some(self.word(0)),
-            _ => None,
-        }
-    }
-}
-
-/// Words after the common header for `kind` with `vlen` records.
-fn trailing_len(kind: Kind, vlen: usize) -> usize {
-    let rec = match kind {
-        Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12,
-        Kind::Enum | Kind::FuncProto => 8,
-        _ => 0,
-    };
-    let fixed = match kind {
-        Kind::Int | Kind::Var | Kind::DeclTag => 4,
-        Kind::Array => 12,
-        _ => 0,
-    };
-    fixed + rec * vlen
 }
 
 /// The NUL-terminated string at `off` without its NUL, `None` when `off`
@@ -157,7 +109,7 @@ impl<'a> BtfView<'a> {
             );
         }
         let view = decode(bytes, endian, lenient)?;
-        view.validate()?;
+        super::btf::check_types(&view)?;
         Ok(view)
     }
 
@@ -208,238 +160,45 @@ impl<'a> BtfView<'a> {
     pub fn name_bytes(&self, off: u32) -> Option<&'a [u8]> {
         cstr(self.strings, off)
     }
+}
 
-    /// `[id] KIND 'name'`, as the model's `describe`.
-    pub fn describe(&self, id: u32) -> String {
-        match self.get(id) {
-            Some(t) => {
-                let name = match self.name_bytes(t.name_off) {
-                    Some([]) => "(anon)".to_string(),
-                    Some(b) => String::from_utf8_lossy(b).into_owned(),
-                    None => "(invalid)".to_string(),
-                };
-                format!("[{id}] {} '{name}'", t.kind().name())
-            }
-            None => format!("[{id}] (no such type)"),
-        }
+impl TypeFields for RawType<'_> {
+    fn name_off(&self) -> u32 {
+        self.name_off
     }
-
-    /// The checks of the model's reader after decoding, in its order:
-    /// names and references of every type, reference cycles, then DECL_TAG
-    /// components, FUNC prototypes and array sizes.
-    fn validate(&self) -> Result<()> {
-        let n = self.len() as u64;
-        let last = n.saturating_sub(1);
-        let strlen = self.strings.len() as u64;
-        for id in 1..self.len() as u32 {
-            let t = self.get(id).unwrap_or(RawType::VOID);
-            let fail = |msg: String| Error::new(format!("type {}: {msg}", self.describe(id)));
-            let label = |(part, i): (&str, Option<usize>)| match i {
-                Some(i) => format!("{part} {i} "),
-                None => part.to_string(),
-            };
-            let check_name = |what: (&str, Option<usize>), off: u32| -> Result<()> {
-                if off as u64 >= strlen {
-                    return Err(fail(format!(
-                        "{}name offset 0x{off:x} beyond the string section of {strlen} bytes",
-                        label(what)
-                    )));
-                }
-                Ok(())
-            };
-            let check_id = |what: (&str, Option<usize>), tid: u32| -> Result<()> {
-                if tid as u64 >= n {
-                    return Err(fail(format!(
-                        "{}refers to type {tid} beyond the last type {last}",
-                        label(what),
-                    )));
-                }
-                if self.get(tid).is_some_and(|r| r.kind() == Kind::Datasec) {
-                    return Err(fail(format!(
-                        "{}refers to {}, a section description",
-                        label(what),
-                        self.describe(tid)
-                    )));
-                }
-                Ok(())
-            };
-            check_name(("", None), t.name_off)?;
-            match t.kind() {
-                Kind::Array => {
-                    check_id(("element ", None), t.word(0))?;
-                    check_id(("index ", None), t.word(1))?;
-                }
-                Kind::Struct | Kind::Union => {
-                    for i in 0..t.vlen() {
-                        check_name(("member", Some(i)), t.word(3 * i))?;
-                        check_id(("member", Some(i)), t.word(3 * i + 1))?;
-                    }
-                }
-                Kind::Enum => {
-                    for i in 0..t.vlen() {
-                        check_name(("value", Some(i)), t.word(2 * i))?;
-                    }
-                }
-                Kind::Enum64 => {
-                    for i in 0..t.vlen() {
-                        check_name(("value", Some(i)), t.word(3 * i))?;
-                    }
-                }
-                Kind::FuncProto => {
-                    check_id(("return type ", None), t.size_or_type)?;
-                    for i in 0..t.vlen() {
-                        check_name(("parameter", Some(i)), t.word(2 * i))?;
-                        check_id(("parameter", Some(i)), t.word(2 * i + 1))?;
-                    }
-                }
-                Kind::Datasec => {
-                    for i in 0..t.vlen() {
-                        check_id(("variable", Some(i)), t.word(3 * i))?;
-                    }
-                }
-                _ => {
-                    if let Some(r) = t.ref_type() {
-                        check_id(("", None), r)?;
-                    }
-                }
-            }
-        }
-        self.check_cycles()?;
-        for id in 1..self.len() as u32 {
-            let t = self.get(id).unwrap_or(RawType::VOID);
-            let fail = |msg: String| Error::new(format!("type {}: {msg}", self.describe(id)));
-            match t.kind() {
-                Kind::DeclTag => {
-                    let component_idx = t.word(0) as i32;
-                    if component_idx < -1 {
-                        return Err(fail(format!("component_idx {component_idx} is invalid")));
-                    }
-                    if component_idx >= 0 {
-                        let target = t.size_or_type;
-                        let tt = self.get(target).unwrap_or(RawType::VOID);
-                        let count = match tt.kind() {
-                            Kind::Struct | Kind::Union => tt.vlen(),
-                            Kind::Func => match self.get(tt.size_or_type) {
-                                Some(p) if p.kind() == Kind::FuncProto => p.vlen(),
-                                _ => 0,
-                            },
-                            _ => 0,
-                        };
-                        if component_idx as usize >= count {
-                            return Err(fail(format!(
-                                "component_idx {component_idx} but {} has {count} members/parameters",
-                                self.describe(target)
-                            )));
-                        }
-                    }
-                }
-                Kind::Func => {
-                    let proto = t.size_or_type;
-                    let pk = self.get(proto).map(|p| p.kind());
-                    if pk != Some(Kind::FuncProto) {
-                        return Err(fail(format!(
-                            "refers to {}, not a FUNC_PROTO",
-                            self.describe(proto)
-                        )));
-                    }
-                }
-                Kind::Array => self.check_size(id)?,
-                _ => {}
-            }
-        }
-        Ok(())
+    fn kind(&self) -> Kind {
+        RawType::kind(self)
     }
-
-    /// Each type has at most one walk edge, so following each unvisited
-    /// chain and meeting the current one again finds every cycle.
-    fn check_cycles(&self) -> Result<()> {
-        const NEW: u8 = 0;
-        const ON_PATH: u8 = 1;
-        const DONE: u8 = 2;
-        let mut state = vec![NEW; self.len()];
-        let mut path = Vec::new();
-        for start in 1..self.len() {
-            if state[start] != NEW {
-                continue;
-            }
-            let mut cur = start;
-            loop {
-                match state.get(cur).copied() {
-                    Some(NEW) => {
-                        state[cur] = ON_PATH;
-                        path.push(cur);
-                        let edge = match cur {
-                            0 => None,
-                            _ => self.get(cur as u32).and_then(|t| t.walk_edge()),
-                        };
-                        match edge {
-                            Some(next) => cur = next as usize,
-                            None => break,
-                        }
-                    }
-                    Some(ON_PATH) => bail!(
-                        "type {}: cycle of typedef/modifier/array references (a type containing itself)",
-                        self.describe(cur as u32)
-                    ),
-                    _ => break,
-                }
-            }
-            for p in path.drain(..) {
-                state[p] = DONE;
-            }
-        }
-        Ok(())
+    fn kind_flag(&self) -> bool {
+        RawType::kind_flag(self)
     }
+    fn size_or_type(&self) -> u32 {
+        self.size_or_type
+    }
+    fn vlen(&self) -> usize {
+        RawType::vlen(self)
+    }
+    fn word(&self, i: usize) -> u32 {
+        RawType::word(self, i)
+    }
+}
 
-    /// The model's `size_of` on an array, for its errors only: an array
-    /// whose size overflows, or that reaches a type without a size.
-    fn check_size(&self, id: u32) -> Result<()> {
-        let mut cur = id;
-        let mut mult: u64 = 1;
-        for _ in 0..MAX_CHAIN {
-            let Some(t) = self.get(cur) else {
-                bail!(
-                    "type id {cur} beyond the last type {}",
-                    self.len().saturating_sub(1)
-                );
-            };
-            let size = match (t.kind(), t.size_field()) {
-                (_, Some(size)) => u64::from(size),
-                (Kind::Ptr, _) => 8,
-                (
-                    Kind::Typedef
-                    | Kind::Const
-                    | Kind::Volatile
-                    | Kind::Restrict
-                    | Kind::TypeTag
-                    | Kind::Var,
-                    _,
-                ) => {
-                    cur = t.size_or_type;
-                    continue;
-                }
-                (Kind::Array, _) => {
-                    mult = mult.checked_mul(u64::from(t.word(2))).ok_or_else(|| {
-                        Error::new(format!("type {}: array size overflows", self.describe(id)))
-                    })?;
-                    cur = t.word(0);
-                    continue;
-                }
-                _ => bail!(
-                    "type {} has no size (reached {})",
-                    self.describe(id),
-                    self.describe(cur)
-                ),
-            };
-            if size.checked_mul(mult).is_none_or(|v| v > u32::MAX as u64) {
-                bail!("type {}: size overflows 32 bits", self.describe(id));
-            }
-            return Ok(());
-        }
-        bail!(
-            "type {}: reference chain too long or cyclic",
-            self.describe(id)
-        )
+impl<'a> TypeTable for BtfView<'a> {
+    type Ty<'s>
+        = RawType<'a>
+    where
+        Self: 's;
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn at(&self, id: u32) -> Option<RawType<'a>> {
+        self.get(id)
+    }
+    fn str_bytes(&self, off: u32) -> Option<&[u8]> {
+        self.name_bytes(off)
+    }
+    fn strings_len(&self) -> usize {
+        self.strings.len()
     }
 }
 
@@ -485,17 +244,9 @@ pub fn with_reader<T, R: Read + Seek>(reader: R, f: impl FnOnce(&BtfView<'_>) ->
     }
 }
 
-fn detect_endian(bytes: &[u8]) -> Result<Endian> {
-    match bytes {
-        [a, b, ..] if u16::from_le_bytes([*a, *b]) == BTF_MAGIC => Ok(Endian::Little),
-        [a, b, ..] if u16::from_be_bytes([*a, *b]) == BTF_MAGIC => Ok(Endian::Big),
-        [a, b, ..] => bail!("bad BTF magic 0x{:02x}{:02x}", a, b),
-        _ => bail!("BTF of {} bytes is too short for a header", bytes.len()),
-    }
-}
-
 /// The header checks and the per-type structure checks of the model's
-/// reader, recording where each type starts instead of copying it.
+/// reader ([`type_head`]), recording where each type starts instead of
+/// copying it.
 fn decode(bytes: &[u8], e: Endian, lenient: bool) -> Result<BtfView<'_>> {
     let super::btf::Header {
         types: type_sec,
@@ -515,77 +266,12 @@ fn type_starts(sec: &[u8], strings: &[u8], e: Endian, lenient: bool) -> Result<V
     // Each type takes at least 12 bytes, which bounds the allocation.
     let mut starts = Vec::with_capacity(sec.len() / 12 + 1);
     starts.push(0);
-    let rd = |o: usize| e.read_u32([sec[o], sec[o + 1], sec[o + 2], sec[o + 3]]);
     let mut pos = 0usize;
     while pos < sec.len() {
-        let id = starts.len();
-        let at = pos;
-        if sec.len() - pos < 12 {
-            bail!(
-                "type [{id}] at offset {at}: truncated type header ({} bytes left in the type section)",
-                sec.len() - at
-            );
-        }
-        let (name_off, info, size_or_type) = (rd(pos), rd(pos + 4), rd(pos + 8));
-        pos += 12;
-        let raw_kind = (info >> 24) & 0x1f;
-        let Some(kind) = Kind::from_raw(raw_kind) else {
-            bail!("type [{id}] at offset {at}: unknown kind {raw_kind}");
-        };
-        let kname = kind.name();
-        let err = |msg: String| {
-            let tname = raw_name(strings, name_off);
-            Error::new(format!(
-                "type [{id}] {kname} '{tname}' at offset {at}: {msg}"
-            ))
-        };
-        if info & 0x60ff_0000 != 0 {
-            return Err(err(format!("unused bits set in info 0x{info:08x}")));
-        }
-        let vlen = (info & 0xffff) as usize;
-        let has_records = matches!(
-            kind,
-            Kind::Struct
-                | Kind::Union
-                | Kind::Datasec
-                | Kind::Enum64
-                | Kind::Enum
-                | Kind::FuncProto
-        );
-        if !has_records && vlen != 0 && kind != Kind::Func {
-            return Err(err(format!("vlen {vlen} must be 0 for this kind")));
-        }
-        let need = trailing_len(kind, if has_records { vlen } else { 0 });
-        if sec.len() - pos < need {
-            return Err(err(format!(
-                "vlen {vlen} needs {need} bytes but only {} remain in the type section",
-                sec.len() - pos
-            )));
-        }
-        if kind == Kind::Fwd && size_or_type != 0 && lenient {
-            let tname = raw_name(strings, name_off);
-            let what = format!("type [{id}] FWD '{tname}' at offset {at}");
-            super::workarounds::fwd_size_or_type(&what, size_or_type);
-        } else if matches!(kind, Kind::Array | Kind::Fwd) && size_or_type != 0 {
-            return Err(err(format!("size/type field {size_or_type} must be 0")));
-        }
-        starts.push(at as u32);
-        pos += need;
+        let head = type_head(sec, pos, starts.len(), strings, e, lenient)?;
+        starts.push(pos as u32);
+        pos += 12 + head.trailing;
     }
     starts.shrink_to_fit();
     Ok(starts)
-}
-
-/// A name for error messages before validation: `(anon)`, `(invalid)`.
-fn raw_name(strings: &[u8], off: u32) -> String {
-    if off == 0 {
-        return "(anon)".into();
-    }
-    match strings.get(off as usize..) {
-        Some(rest) => {
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            String::from_utf8_lossy(&rest[..end]).into_owned()
-        }
-        None => "(invalid)".into(),
-    }
 }

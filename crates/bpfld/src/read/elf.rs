@@ -43,7 +43,8 @@ pub fn read_file(path: &std::path::Path) -> Result<Object> {
     read::workarounds::reading(&name, || parse(&data)).map_err(|e| e.in_file(&name))
 }
 
-fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
+/// Names what the `object` crate failed to read.
+pub(crate) fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
     move |e| Error::new(format!("{what}: {e}"))
 }
 
@@ -92,33 +93,12 @@ pub fn parse(data: &[u8]) -> Result<Object> {
             .section_name(e, sh)
             .map_err(|err| Error::new(format!("section {}: bad name: {err}", index.0)))?;
         let name = String::from_utf8_lossy(name).into_owned();
+        check_section_header(&name, sh, e, data.len() as u64)?;
         let sh_type = sh.sh_type(e).0;
-        let data_bytes = if sh_type == elf::SHT_NOBITS.0 {
-            // No bytes in the file, but the loader allocates this much.
-            if sh.sh_size(e) > MAX_NOBITS {
-                bail!(
-                    "section '{name}': size {:#x} is more than a BPF map value can hold",
-                    sh.sh_size(e)
-                );
-            }
-            &[][..]
-        } else {
-            sh.data(e, data).map_err(|err| {
-                Error::new(format!(
-                    "contents at offset {:#x} size {:#x} lie outside the file: {err}",
-                    sh.sh_offset(e),
-                    sh.sh_size(e)
-                ))
-                .in_section(&name)
-            })?
-        };
+        // Cannot fail: the contents were found inside the file (NOBITS
+        // has none in it).
+        let data_bytes = sh.data(e, data).unwrap_or_default();
         let kind = classify(&name, sh_type, sh.sh_flags(e).0);
-        let align = sh.sh_addralign(e);
-        if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
-            bail!(
-                "section '{name}': alignment {align:#x} is not a power of two up to {MAX_ALIGN:#x}"
-            );
-        }
         // Only what the model needs is copied: code becomes slots, tables
         // are parsed below, DWARF is not used.
         let data = match kind {
@@ -158,71 +138,13 @@ pub fn parse(data: &[u8]) -> Result<Object> {
     }
 
     for sec in &sections {
-        let want = match sec.kind {
-            SectionKind::SymTab => 24,
-            SectionKind::Rel if sec.sh_type == elf::SHT_REL.0 => 16,
-            _ => continue,
-        };
-        if sec.sh_entsize != want {
-            bail!(
-                "section '{}': sh_entsize is {}, expected {want}",
-                sec.name,
-                sec.sh_entsize
-            );
-        }
+        check_entsize(&sec.name, sec.sh_type, sec.sh_entsize)?;
     }
     let symbols = read_symbols(&table, e, data, sections.len())?;
-    let halves: Vec<Vec<bool>> = sections
-        .iter()
-        .map(|s| crate::model::insn::second_halves(&s.insns))
-        .collect();
-    for sym in &symbols {
-        let SymbolPlace::Section(id) = sym.place else {
-            continue;
-        };
-        let sec = &sections[id.0 as usize];
-        if sym.kind == SymbolKind::Section || sec.kind == SectionKind::Null {
-            continue;
-        }
-        if sym
-            .value
-            .checked_add(sym.size)
-            .is_none_or(|end| end > sec.sh_size)
-        {
-            bail!(
-                "symbol {} '{}': value {:#x} size {:#x} lies outside section '{}' of size {:#x}",
-                sym.id.0,
-                sym.name,
-                sym.value,
-                sym.size,
-                sec.name,
-                sec.sh_size
-            );
-        }
-        // A function is whole instructions: it starts at one and is a
-        // number of slots long, never inside an ld_imm64.
-        if sec.kind == SectionKind::Program && sym.kind == SymbolKind::Func {
-            let inside = |off: u64| {
-                halves[id.0 as usize]
-                    .get((off / 8) as usize)
-                    .copied()
-                    .unwrap_or(false)
-            };
-            let starts_inside = inside(sym.value) || inside(sym.value.saturating_add(sym.size));
-            if sym.value % 8 != 0 || sym.size % 8 != 0 || starts_inside {
-                bail!(
-                    "function {} '{}' at {:#x} size {:#x} in section '{}' does not start and end on instruction boundaries",
-                    sym.id.0,
-                    sym.name,
-                    sym.value,
-                    sym.size,
-                    sec.name
-                );
-            }
-        }
+    check_symbol_places(&sections, &symbols)?;
+    for (target, relocs) in read_relocations(&table, e, data, &sections, symbols.len())? {
+        sections[target].relocs.extend(relocs);
     }
-
-    read_relocations(&table, e, data, &mut sections, symbols.len())?;
 
     let btf = match sections.iter().find(|s| s.kind == SectionKind::Btf) {
         Some(s) => Some(
@@ -292,28 +214,107 @@ fn classify(name: &str, sh_type: u32, flags: u64) -> SectionKind {
     }
 }
 
-fn read_symbols(
-    table: &object::read::elf::SectionTable<'_, Header>,
+/// The bytes of a string table at `(offset, size)` of `data`, as the
+/// `object` crate's string tables see them (`None`: every lookup fails).
+pub(crate) fn table_bytes<'d, R: object::ReadRef<'d>>(
+    data: R,
+    range: Option<(u64, u64)>,
+) -> Option<&'d [u8]> {
+    let (off, size) = range?;
+    data.read_bytes_at(off, size).ok()
+}
+
+/// The `object` crate's string lookup: the bytes at `off` up to a NUL.
+pub(crate) fn string_at(table: Option<&[u8]>, off: u32) -> Option<&[u8]> {
+    let rest = table?.get(off as usize..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(&rest[..end])
+}
+
+/// The checks on one section header (its name resolved) that do not need
+/// its contents: a zero-filled section fits in a map value, the contents
+/// lie inside the file of `file_len` bytes, the alignment is a power of
+/// two up to [`MAX_ALIGN`], and code is whole instruction slots. Shared
+/// by the whole-object reader and the listings' view, which reads no
+/// contents here.
+pub(crate) fn check_section_header(
+    name: &str,
+    sh: &elf::SectionHeader64<Endianness>,
     e: Endianness,
-    data: &[u8],
+    file_len: u64,
+) -> Result<()> {
+    let (off, size) = (sh.sh_offset(e), sh.sh_size(e));
+    if sh.sh_type(e) == elf::SHT_NOBITS {
+        // No bytes in the file, but the loader allocates this much.
+        if size > MAX_NOBITS {
+            bail!("section '{name}': size {size:#x} is more than a BPF map value can hold");
+        }
+    } else if size != 0 && off.checked_add(size).is_none_or(|end| end > file_len) {
+        // What the `object` crate's `data` refuses, in its words.
+        return Err(Error::new(format!(
+            "contents at offset {off:#x} size {size:#x} lie outside the file: Invalid ELF section size or offset"
+        ))
+        .in_section(name));
+    }
+    let align = sh.sh_addralign(e);
+    if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
+        bail!("section '{name}': alignment {align:#x} is not a power of two up to {MAX_ALIGN:#x}");
+    }
+    if is_code(sh.sh_type(e).0, sh.sh_flags(e).0) {
+        read::insn::check_len(size).map_err(|err| err.in_section(name))?;
+    }
+    Ok(())
+}
+
+/// Whether a section is code (PROGBITS, executable), as [`classify`]
+/// decides.
+pub(crate) fn is_code(sh_type: u32, sh_flags: u64) -> bool {
+    sh_type == elf::SHT_PROGBITS.0 && sh_flags & elf::SHF_EXECINSTR.0 != 0
+}
+
+/// The symbol table and relocation sections have entries of their size.
+pub(crate) fn check_entsize(name: &str, sh_type: u32, entsize: u64) -> Result<()> {
+    let want = match sh_type {
+        t if t == elf::SHT_SYMTAB.0 => 24,
+        t if t == elf::SHT_REL.0 => 16,
+        _ => return Ok(()),
+    };
+    if entsize != want {
+        bail!("section '{name}': sh_entsize is {entsize}, expected {want}");
+    }
+    Ok(())
+}
+
+/// Every symbol of the symbol table, its name and section index checked.
+/// Names are looked up in the string table read whole, since the range
+/// cache the listings read files through gives up on strings longer than
+/// 4 KiB (a slice does not).
+pub(crate) fn read_symbols<'d, R: object::ReadRef<'d>>(
+    table: &object::read::elf::SectionTable<'d, Header, R>,
+    e: Endianness,
+    data: R,
     nsections: usize,
 ) -> Result<Vec<Symbol>> {
     let symtab = table
         .symbols(e, data, elf::SHT_SYMTAB)
         .map_err(elf_err("bad symbol table"))?;
-    let strings = symtab.strings();
+    let strings = table
+        .iter()
+        .find(|sh| sh.sh_type(e) == elf::SHT_SYMTAB)
+        .map(|sh| sh.sh_link(e) as usize)
+        .filter(|&link| link != 0)
+        .and_then(|link| table.iter().as_slice().get(link))
+        .and_then(|sh| table_bytes(data, sh.file_range(e)));
     let mut symbols = Vec::with_capacity(symtab.len());
     for (index, sym) in symtab.enumerate() {
-        let name = strings
-            .get(sym.st_name(e))
-            .map_err(|_| {
-                Error::new(format!(
-                    "symbol {}: name offset {:#x} outside the string table",
-                    index.0,
-                    sym.st_name(e)
-                ))
-            })
-            .map(|n| String::from_utf8_lossy(n).into_owned())?;
+        let name = string_at(strings, sym.st_name(e)).ok_or_else(|| {
+            Error::new(format!(
+                "symbol {}: name offset {:#x} outside the string table",
+                index.0,
+                sym.st_name(e)
+            ))
+        })?;
+        let name = String::from_utf8_lossy(name).into_owned();
         symbols.push(model_symbol(&symtab, index, sym, name, e, nsections)?);
     }
     Ok(symbols)
@@ -384,16 +385,109 @@ pub(crate) fn model_symbol<'d, R: object::ReadRef<'d>>(
     })
 }
 
-fn read_relocations(
-    table: &object::read::elf::SectionTable<'_, Header>,
-    e: Endianness,
-    data: &[u8],
-    sections: &mut [Section],
-    nsymbols: usize,
+/// What the symbol and relocation checks need of a section: its header
+/// and, for code, its instructions. The model's sections and the
+/// listings' view of them both provide it.
+pub(crate) trait SectionFacts {
+    fn name(&self) -> &str;
+    fn sh_type(&self) -> u32;
+    fn sh_flags(&self) -> u64;
+    fn sh_size(&self) -> u64;
+    /// The opcode of the instruction at byte `offset` of code (0 past the
+    /// end).
+    fn opcode_at(&self, offset: u64) -> u8;
+    /// Which instruction slots of code are the second halves of an
+    /// `ld_imm64`.
+    fn second_halves(&self) -> Vec<bool>;
+}
+
+impl SectionFacts for Section {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn sh_type(&self) -> u32 {
+        self.sh_type
+    }
+    fn sh_flags(&self) -> u64 {
+        self.sh_flags
+    }
+    fn sh_size(&self) -> u64 {
+        self.sh_size
+    }
+    fn opcode_at(&self, offset: u64) -> u8 {
+        self.insns.get((offset / 8) as usize).map_or(0, |i| i.code)
+    }
+    fn second_halves(&self) -> Vec<bool> {
+        crate::model::insn::second_halves(&self.insns)
+    }
+}
+
+/// Every symbol lies inside its section, and a function in code starts
+/// and ends on instruction boundaries (never inside an `ld_imm64`).
+pub(crate) fn check_symbol_places<S: SectionFacts>(
+    sections: &[S],
+    symbols: &[Symbol],
 ) -> Result<()> {
+    // The second slots of `ld_imm64`s, per code section, found lazily.
+    let mut halves: Vec<Option<Vec<bool>>> = vec![None; sections.len()];
+    for sym in symbols {
+        let SymbolPlace::Section(id) = sym.place else {
+            continue;
+        };
+        let sec = &sections[id.0 as usize];
+        if sym.kind == SymbolKind::Section || sec.sh_type() == elf::SHT_NULL.0 {
+            continue;
+        }
+        if sym
+            .value
+            .checked_add(sym.size)
+            .is_none_or(|end| end > sec.sh_size())
+        {
+            bail!(
+                "symbol {} '{}': value {:#x} size {:#x} lies outside section '{}' of size {:#x}",
+                sym.id.0,
+                sym.name,
+                sym.value,
+                sym.size,
+                sec.name(),
+                sec.sh_size()
+            );
+        }
+        // A function is whole instructions: it starts at one and is a
+        // number of slots long, never inside an ld_imm64.
+        if is_code(sec.sh_type(), sec.sh_flags()) && sym.kind == SymbolKind::Func {
+            let h = halves[id.0 as usize].get_or_insert_with(|| sec.second_halves());
+            let inside = |off: u64| h.get((off / 8) as usize).copied().unwrap_or(false);
+            let starts_inside = inside(sym.value) || inside(sym.value.saturating_add(sym.size));
+            if sym.value % 8 != 0 || sym.size % 8 != 0 || starts_inside {
+                bail!(
+                    "function {} '{}' at {:#x} size {:#x} in section '{}' does not start and end on instruction boundaries",
+                    sym.id.0,
+                    sym.name,
+                    sym.value,
+                    sym.size,
+                    sec.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The relocations of every REL section, checked, as `(index of the
+/// section they apply to, relocations in file order)`; those of DWARF are
+/// skipped (neither used nor written).
+pub(crate) fn read_relocations<'d, R: object::ReadRef<'d>, S: SectionFacts>(
+    table: &object::read::elf::SectionTable<'d, Header, R>,
+    e: Endianness,
+    data: R,
+    sections: &[S],
+    nsymbols: usize,
+) -> Result<Vec<(usize, Vec<Reloc>)>> {
+    let mut out = Vec::new();
     for (index, sh) in table.enumerate() {
         let sh_type = sh.sh_type(e);
-        let rel_name = sections[index.0].name.clone();
+        let rel_name = sections[index.0].name();
         if sh_type == elf::SHT_RELA {
             bail!("section '{rel_name}': RELA relocations are not used by BPF objects");
         }
@@ -401,10 +495,10 @@ fn read_relocations(
             continue;
         }
         let rels: &[elf::Rel64<Endianness>] = sh.data_as_array(e, data).map_err(|err| {
-            Error::new(format!("bad relocation entries: {err}")).in_section(&rel_name)
+            Error::new(format!("bad relocation entries: {err}")).in_section(rel_name)
         })?;
         let link = sh.sh_link(e) as usize;
-        if sections.get(link).map(|s| s.kind) != Some(SectionKind::SymTab) {
+        if sections.get(link).map(|s| s.sh_type()) != Some(elf::SHT_SYMTAB.0) {
             bail!("section '{rel_name}': sh_link {link} is not the symbol table");
         }
         let target = sh.sh_info(e) as usize;
@@ -417,28 +511,24 @@ fn read_relocations(
         if target == 0 || target == index.0 {
             bail!("section '{rel_name}': sh_info {target} is not a section that can be relocated");
         }
-        let target_name = target_sec.name.clone();
+        let target_name = target_sec.name();
         if target_name.starts_with(".debug") {
             continue; // DWARF is neither used nor written
         }
-        let is_code = target_sec.kind == SectionKind::Program;
-        let size = target_sec.sh_size;
-        let mut relocs = Vec::with_capacity(rels.len());
         let t = RelTarget {
-            rel_name: &rel_name,
-            target_name: &target_name,
-            size,
-            is_code,
+            rel_name,
+            target_name,
+            size: target_sec.sh_size(),
+            is_code: is_code(target_sec.sh_type(), target_sec.sh_flags()),
             nsymbols,
         };
-        let insns = &target_sec.insns;
+        let mut relocs = Vec::with_capacity(rels.len());
         for (i, rel) in rels.iter().enumerate() {
-            let opcode = |offset: u64| insns.get((offset / 8) as usize).map_or(0, |i| i.code);
-            relocs.push(check_reloc(rel, i, e, &t, opcode)?);
+            relocs.push(check_reloc(rel, i, e, &t, |off| target_sec.opcode_at(off))?);
         }
-        sections[target].relocs.extend(relocs);
+        out.push((target, relocs));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Where a relocation section's entries point: what [`check_reloc`]

@@ -1,30 +1,23 @@
 //! The parts of an ELF object a listing shows, without reading the rest:
 //! the checks of [`super::elf::parse`] on the file header and on every
-//! section header (same messages, same order), then only the sections
-//! asked for: `.BTF` for `btf dump`; code, symbols and relocations (with
-//! the full reader's checks on them) for `disasm`. What a listing does not
+//! section header (the same functions, in the same order), then only the
+//! sections asked for: `.BTF` for `btf dump`; code, symbols and
+//! relocations (read and checked by the full reader's functions) for
+//! `disasm`. What a listing does not
 //! show is not read, so damage there does not stop it (as it does not
 //! stop bpftool or objdump).
 
 use object::elf;
-use object::read::elf::{FileHeader, SectionHeader as _, SectionTable, Sym as _};
+use object::read::elf::{FileHeader, SectionHeader as _, SectionTable};
 use object::Endianness;
 use object::ReadRef;
 
-use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::object::{Reloc, SectionId, Symbol, SymbolKind, SymbolPlace};
+use crate::model::object::{Reloc, SectionId, Symbol};
 use crate::model::Endian;
+use crate::read::elf::{elf_err, is_code, string_at, table_bytes, SectionFacts};
 
 type Header = elf::FileHeader64<Endianness>;
-
-/// As in [`super::elf`]: the largest zero-filled and alignment accepted.
-const MAX_NOBITS: u64 = u32::MAX as u64;
-const MAX_ALIGN: u64 = 1 << 12;
-
-fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
-    move |e| Error::new(format!("{what}: {e}"))
-}
 
 /// An ELF object whose file and section headers passed the full reader's
 /// checks; section contents are read only when asked for, so `R` can be a
@@ -38,20 +31,6 @@ pub struct ElfView<'a, R: ReadRef<'a>> {
     /// it rather than through `R`, whose cached reader gives up on
     /// strings longer than 4 KiB (the full reader's slice does not).
     shstrtab: Option<&'a [u8]>,
-}
-
-/// The bytes of a string table at `(offset, size)` of `data`, as the
-/// `object` crate's string tables see them (`None`: every lookup fails).
-fn table_bytes<'a, R: ReadRef<'a>>(data: R, range: Option<(u64, u64)>) -> Option<&'a [u8]> {
-    let (off, size) = range?;
-    data.read_bytes_at(off, size).ok()
-}
-
-/// The `object` crate's string lookup: the bytes at `off` up to a NUL.
-fn string_at(table: Option<&[u8]>, off: u32) -> Option<&[u8]> {
-    let rest = table?.get(off as usize..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(&rest[..end])
 }
 
 impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
@@ -78,41 +57,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
                     index.0
                 ))
             })?;
-            let name = String::from_utf8_lossy(name);
-            if sh.sh_type(e) == elf::SHT_NOBITS {
-                if sh.sh_size(e) > MAX_NOBITS {
-                    bail!(
-                        "section '{name}': size {:#x} is more than a BPF map value can hold",
-                        sh.sh_size(e)
-                    );
-                }
-            } else {
-                // What `object`'s `data` checks, without reading the bytes.
-                let (off, size) = (sh.sh_offset(e), sh.sh_size(e));
-                let outside = off.checked_add(size).is_none_or(|end| end > file_len);
-                if size != 0 && outside {
-                    return Err(Error::new(format!(
-                        "contents at offset {off:#x} size {size:#x} lie outside the file: Invalid ELF section size or offset"
-                    ))
-                    .in_section(&name));
-                }
-            }
-            let align = sh.sh_addralign(e);
-            if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
-                bail!(
-                    "section '{name}': alignment {align:#x} is not a power of two up to {MAX_ALIGN:#x}"
-                );
-            }
-            // Code is whole instruction slots (as read::insn::decode says).
-            let size = sh.sh_size(e);
-            if is_code(sh.sh_type(e).0, sh.sh_flags(e).0) && size % 8 != 0 {
-                let at = size / 8 * 8;
-                return Err(Error::new(format!(
-                    "offset {at:#x}: truncated instruction ({} trailing bytes; code size {size:#x} is not a multiple of 8)",
-                    size - at
-                ))
-                .in_section(&name));
-            }
+            super::elf::check_section_header(&String::from_utf8_lossy(name), sh, e, file_len)?;
         }
         Ok(ElfView {
             data,
@@ -238,17 +183,7 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
             } else {
                 &[][..]
             };
-            let want = match sh_type {
-                t if t == elf::SHT_SYMTAB.0 => 24,
-                t if t == elf::SHT_REL.0 => 16,
-                _ => 0,
-            };
-            if want != 0 && sh.sh_entsize(e) != want {
-                bail!(
-                    "section '{name}': sh_entsize is {}, expected {want}",
-                    sh.sh_entsize(e)
-                );
-            }
+            super::elf::check_entsize(&name, sh_type, sh.sh_entsize(e))?;
             sections.push(CodeSection {
                 id: SectionId(index.0 as u32),
                 name,
@@ -259,152 +194,36 @@ impl<'a, R: ReadRef<'a>> ElfView<'a, R> {
                 relocs: Vec::new(),
             });
         }
-        let symbols = self.symbols(sections.len())?;
-        check_symbol_places(&sections, &symbols)?;
-        self.relocations(&mut sections, symbols.len())?;
-        Ok(CodeParts { sections, symbols })
-    }
-
-    fn symbols(&self, nsections: usize) -> Result<Vec<Symbol>> {
-        let e = self.e;
-        let symtab = self
-            .table
-            .symbols(e, self.data, elf::SHT_SYMTAB)
-            .map_err(elf_err("bad symbol table"))?;
-        // Its string table, read whole (see `shstrtab`).
-        let strings = self
-            .table
-            .iter()
-            .find(|sh| sh.sh_type(e) == elf::SHT_SYMTAB)
-            .map(|sh| sh.sh_link(e) as usize)
-            .filter(|&link| link != 0)
-            .and_then(|link| self.table.iter().as_slice().get(link))
-            .and_then(|sh| table_bytes(self.data, sh.file_range(e)));
-        let mut symbols = Vec::with_capacity(symtab.len());
-        for (index, sym) in symtab.enumerate() {
-            let name = string_at(strings, sym.st_name(e))
-                .ok_or(())
-                .map_err(|_| {
-                    Error::new(format!(
-                        "symbol {}: name offset {:#x} outside the string table",
-                        index.0,
-                        sym.st_name(e)
-                    ))
-                })
-                .map(|n| String::from_utf8_lossy(n).into_owned())?;
-            symbols.push(super::elf::model_symbol(
-                &symtab, index, sym, name, e, nsections,
-            )?);
-        }
-        Ok(symbols)
-    }
-
-    fn relocations(&self, sections: &mut [CodeSection<'a>], nsymbols: usize) -> Result<()> {
-        let e = self.e;
-        for (index, sh) in self.table.enumerate() {
-            let sh_type = sh.sh_type(e);
-            let rel_name = sections[index.0].name.clone();
-            if sh_type == elf::SHT_RELA {
-                bail!("section '{rel_name}': RELA relocations are not used by BPF objects");
-            }
-            if sh_type != elf::SHT_REL {
-                continue;
-            }
-            let rels: &[elf::Rel64<Endianness>] =
-                sh.data_as_array(e, self.data).map_err(|err| {
-                    Error::new(format!("bad relocation entries: {err}")).in_section(&rel_name)
-                })?;
-            let link = sh.sh_link(e) as usize;
-            if sections.get(link).map(|s| s.sh_type) != Some(elf::SHT_SYMTAB.0) {
-                bail!("section '{rel_name}': sh_link {link} is not the symbol table");
-            }
-            let target = sh.sh_info(e) as usize;
-            let Some(target_sec) = sections.get(target) else {
-                bail!(
-                    "section '{rel_name}': sh_info {target} names no section (there are {})",
-                    sections.len()
-                );
-            };
-            if target == 0 || target == index.0 {
-                bail!(
-                    "section '{rel_name}': sh_info {target} is not a section that can be relocated"
-                );
-            }
-            let target_name = target_sec.name.clone();
-            if target_name.starts_with(".debug") {
-                continue;
-            }
-            let is_code = is_code(target_sec.sh_type, target_sec.sh_flags);
-            let size = target_sec.sh_size;
-            let code = target_sec.bytes;
-            let t = super::elf::RelTarget {
-                rel_name: &rel_name,
-                target_name: &target_name,
-                size,
-                is_code,
-                nsymbols,
-            };
-            let mut relocs = Vec::with_capacity(rels.len());
-            for (i, rel) in rels.iter().enumerate() {
-                let opcode = |offset: u64| code.get(offset as usize & !7).copied().unwrap_or(0);
-                relocs.push(super::elf::check_reloc(rel, i, e, &t, opcode)?);
-            }
+        let symbols = super::elf::read_symbols(&self.table, e, self.data, sections.len())?;
+        super::elf::check_symbol_places(&sections, &symbols)?;
+        let relocs =
+            super::elf::read_relocations(&self.table, e, self.data, &sections, symbols.len())?;
+        for (target, relocs) in relocs {
             sections[target].relocs.extend(relocs);
         }
-        Ok(())
+        Ok(CodeParts { sections, symbols })
     }
 }
 
-/// Whether the full reader takes a section for code (PROGBITS, executable).
-fn is_code(sh_type: u32, sh_flags: u64) -> bool {
-    sh_type == elf::SHT_PROGBITS.0 && sh_flags & elf::SHF_EXECINSTR.0 != 0
-}
-
-/// Every symbol lies inside its section, and a function in code starts
-/// and ends on instruction boundaries (never inside an `ld_imm64`).
-fn check_symbol_places(sections: &[CodeSection<'_>], symbols: &[Symbol]) -> Result<()> {
-    // The second slots of `ld_imm64`s, per code section, found lazily.
-    let mut halves: Vec<Option<Vec<bool>>> = vec![None; sections.len()];
-    for sym in symbols {
-        let SymbolPlace::Section(id) = sym.place else {
-            continue;
-        };
-        let sec = &sections[id.0 as usize];
-        if sym.kind == SymbolKind::Section || sec.sh_type == elf::SHT_NULL.0 {
-            continue;
-        }
-        if sym
-            .value
-            .checked_add(sym.size)
-            .is_none_or(|end| end > sec.sh_size)
-        {
-            bail!(
-                "symbol {} '{}': value {:#x} size {:#x} lies outside section '{}' of size {:#x}",
-                sym.id.0,
-                sym.name,
-                sym.value,
-                sym.size,
-                sec.name,
-                sec.sh_size
-            );
-        }
-        if is_code(sec.sh_type, sec.sh_flags) && sym.kind == SymbolKind::Func {
-            let h = halves[id.0 as usize].get_or_insert_with(|| second_halves(sec.bytes));
-            let inside = |off: u64| h.get((off / 8) as usize).copied().unwrap_or(false);
-            let starts_inside = inside(sym.value) || inside(sym.value.saturating_add(sym.size));
-            if sym.value % 8 != 0 || sym.size % 8 != 0 || starts_inside {
-                bail!(
-                    "function {} '{}' at {:#x} size {:#x} in section '{}' does not start and end on instruction boundaries",
-                    sym.id.0,
-                    sym.name,
-                    sym.value,
-                    sym.size,
-                    sec.name
-                );
-            }
-        }
+impl SectionFacts for CodeSection<'_> {
+    fn name(&self) -> &str {
+        &self.name
     }
-    Ok(())
+    fn sh_type(&self) -> u32 {
+        self.sh_type
+    }
+    fn sh_flags(&self) -> u64 {
+        self.sh_flags
+    }
+    fn sh_size(&self) -> u64 {
+        self.sh_size
+    }
+    fn opcode_at(&self, offset: u64) -> u8 {
+        self.bytes.get(offset as usize & !7).copied().unwrap_or(0)
+    }
+    fn second_halves(&self) -> Vec<bool> {
+        second_halves(self.bytes)
+    }
 }
 
 /// [`crate::model::insn::second_halves`] on code bytes: an `ld_imm64`

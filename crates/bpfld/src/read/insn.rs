@@ -25,16 +25,23 @@ pub fn decode_slot(b: [u8; INSN_SIZE], endian: Endian) -> Insn {
     }
 }
 
-/// Decodes a code section into its slots.
-pub fn decode(bytes: &[u8], endian: Endian) -> Result<Vec<Insn>> {
-    if bytes.len() % INSN_SIZE != 0 {
-        let at = bytes.len() / INSN_SIZE * INSN_SIZE;
+/// Code of `size` bytes is whole instruction slots (what [`decode`]
+/// requires; the listings' reader checks it without reading the code).
+pub(crate) fn check_len(size: u64) -> Result<()> {
+    let slot = INSN_SIZE as u64;
+    if size % slot != 0 {
+        let at = size / slot * slot;
         crate::bail!(
-            "offset {at:#x}: truncated instruction ({} trailing bytes; code size {:#x} is not a multiple of 8)",
-            bytes.len() - at,
-            bytes.len()
+            "offset {at:#x}: truncated instruction ({} trailing bytes; code size {size:#x} is not a multiple of 8)",
+            size - at
         );
     }
+    Ok(())
+}
+
+/// Decodes a code section into its slots.
+pub fn decode(bytes: &[u8], endian: Endian) -> Result<Vec<Insn>> {
+    check_len(bytes.len() as u64)?;
     Ok(bytes
         .chunks_exact(INSN_SIZE)
         .map(|c| {

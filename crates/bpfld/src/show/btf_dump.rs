@@ -1,18 +1,21 @@
 //! `bpftool btf dump file FILE` (raw format), byte for byte as bpftool 7.1
 //! prints it, and its JSON form.
 //!
-//! The dump reads types through [`DumpSource`], which both the model
-//! ([`Btf`]) and a view of the encoded types in place implement, and
+//! The dump reads types through [`TypeTable`], which both the model
+//! ([`Btf`]) and a view of the encoded types in place implement
+//! (re-exported here from `model::btf`), and
 //! writes type by type to any [`std::io::Write`]: [`with_file`] lists a
 //! large object without a model of its types or its text in memory.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use crate::model::btf::{int_bits, int_encoding, int_offset, Btf, BtfType, Kind, TypeData, TypeId};
+use crate::model::btf::{int_bits, int_encoding, int_offset, Btf, Kind};
 use crate::model::btf::{BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED};
-use crate::read::btf_view::{BtfView, RawType};
+use crate::read::btf_view::BtfView;
 use crate::Result;
+
+pub use crate::model::btf::{TypeFields, TypeTable};
 
 /// The BTF of a file viewed in place, ready to be dumped type by type
 /// (see [`with_file`]).
@@ -53,138 +56,6 @@ pub fn with_file<T>(path: &std::path::Path, f: impl FnOnce(&FileBtf<'_>) -> T) -
     crate::read::btf_view::with_file(path, |view| f(&FileBtf(view)))
 }
 
-/// One type as the dump reads it: the fields of `struct btf_type` and the
-/// words that follow it, as encoded.
-pub trait TypeFields {
-    /// Offset of its name in the string table.
-    fn name_off(&self) -> u32;
-    /// Its kind.
-    fn kind(&self) -> Kind;
-    /// The `kind_flag` bit.
-    fn kind_flag(&self) -> bool;
-    /// The size or type word of `struct btf_type`.
-    fn size_or_type(&self) -> u32;
-    /// The record count (FUNC: the linkage).
-    fn vlen(&self) -> usize;
-    /// Trailing word `i` as encoded (ENUM64 values: low word first).
-    fn word(&self, i: usize) -> u32;
-}
-
-/// Types and strings as the dump reads them.
-pub trait DumpSource {
-    /// A type as the dump reads it.
-    type Ty<'s>: TypeFields
-    where
-        Self: 's;
-    /// Number of types including `void`.
-    fn count(&self) -> usize;
-    /// The type `id`, if it exists.
-    fn at(&self, id: u32) -> Option<Self::Ty<'_>>;
-    /// The string at `off` without its NUL, `None` when unresolvable.
-    fn str_bytes(&self, off: u32) -> Option<&[u8]>;
-}
-
-impl TypeFields for &BtfType {
-    fn name_off(&self) -> u32 {
-        self.name_off
-    }
-    fn kind(&self) -> Kind {
-        BtfType::kind(self)
-    }
-    fn kind_flag(&self) -> bool {
-        self.kind_flag
-    }
-    fn size_or_type(&self) -> u32 {
-        match (self.size_field(), &self.data) {
-            (Some(size), _) => size,
-            (None, TypeData::FuncProto { ret, .. }) => ret.0,
-            _ => self.ref_type().map_or(0, |r| r.0),
-        }
-    }
-    fn vlen(&self) -> usize {
-        BtfType::vlen(self)
-    }
-    fn word(&self, i: usize) -> u32 {
-        let pick = |ws: &[u32]| ws.get(i % ws.len()).copied().unwrap_or(0);
-        match &self.data {
-            TypeData::Int { data, .. } => *data,
-            TypeData::Var { linkage, .. } => *linkage,
-            TypeData::DeclTag { component_idx, .. } => *component_idx as u32,
-            TypeData::Array {
-                elem,
-                index,
-                nelems,
-            } => pick(&[elem.0, index.0, *nelems]),
-            TypeData::Struct { members, .. } | TypeData::Union { members, .. } => members
-                .get(i / 3)
-                .map_or(0, |m| pick(&[m.name_off, m.type_id.0, m.offset])),
-            TypeData::Enum { values, .. } => {
-                values.get(i / 2).map_or(0, |v| pick(&[v.name_off, v.val]))
-            }
-            TypeData::Enum64 { values, .. } => values.get(i / 3).map_or(0, |v| {
-                pick(&[v.name_off, v.val as u32, (v.val >> 32) as u32])
-            }),
-            TypeData::FuncProto { params, .. } => params
-                .get(i / 2)
-                .map_or(0, |p| pick(&[p.name_off, p.type_id.0])),
-            TypeData::Datasec { vars, .. } => vars
-                .get(i / 3)
-                .map_or(0, |v| pick(&[v.type_id.0, v.offset, v.size])),
-            _ => 0,
-        }
-    }
-}
-
-impl DumpSource for Btf {
-    type Ty<'s> = &'s BtfType;
-    fn count(&self) -> usize {
-        self.types.len()
-    }
-    fn at(&self, id: u32) -> Option<&BtfType> {
-        self.get(TypeId(id))
-    }
-    fn str_bytes(&self, off: u32) -> Option<&[u8]> {
-        self.name_bytes(off).ok()
-    }
-}
-
-impl TypeFields for RawType<'_> {
-    fn name_off(&self) -> u32 {
-        self.name_off
-    }
-    fn kind(&self) -> Kind {
-        RawType::kind(self)
-    }
-    fn kind_flag(&self) -> bool {
-        RawType::kind_flag(self)
-    }
-    fn size_or_type(&self) -> u32 {
-        self.size_or_type
-    }
-    fn vlen(&self) -> usize {
-        RawType::vlen(self)
-    }
-    fn word(&self, i: usize) -> u32 {
-        RawType::word(self, i)
-    }
-}
-
-impl<'a> DumpSource for BtfView<'a> {
-    type Ty<'s>
-        = RawType<'a>
-    where
-        Self: 's;
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn at(&self, id: u32) -> Option<RawType<'a>> {
-        self.get(id)
-    }
-    fn str_bytes(&self, off: u32) -> Option<&[u8]> {
-        self.name_bytes(off)
-    }
-}
-
 /// A BTF dump as a value: prints (`Display`) as [`dump_raw`], bpftool's
 /// raw format, and serializes as [`dump_json`], bpftool's JSON.
 ///
@@ -223,7 +94,7 @@ pub fn dump_raw(btf: &Btf) -> String {
 }
 
 /// The raw dump written type by type to `out`.
-pub fn dump_raw_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
+pub fn dump_raw_to<S: TypeTable + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
     for id in 1..src.count() as u32 {
         write_type(src, id, out)?;
     }
@@ -236,7 +107,7 @@ fn into_string(v: Vec<u8>) -> String {
 }
 
 /// bpftool's `btf_str`: `(anon)` for offset 0, `(invalid)` when unresolvable.
-fn name<S: DumpSource + ?Sized>(src: &S, off: u32) -> Cow<'_, str> {
+fn name<S: TypeTable + ?Sized>(src: &S, off: u32) -> Cow<'_, str> {
     if off == 0 {
         return "(anon)".into();
     }
@@ -274,7 +145,7 @@ fn enum_val(t: &impl TypeFields, i: usize) -> i128 {
 }
 
 /// Writes one type's entry (with its trailing newline).
-pub(crate) fn write_type<S: DumpSource + ?Sized>(
+pub(crate) fn write_type<S: TypeTable + ?Sized>(
     src: &S,
     id: u32,
     out: &mut impl Write,
@@ -406,10 +277,10 @@ pub fn dump_json(btf: &Btf) -> serde_json::Value {
 
 /// [`dump_json`] written type by type to `out` as pretty-printed JSON
 /// (what `serde_json::to_writer_pretty` makes of the whole document).
-pub fn dump_json_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
+pub fn dump_json_to<S: TypeTable + ?Sized>(src: &S, out: &mut impl Write) -> io::Result<()> {
     use serde::ser::{SerializeMap, SerializeSeq};
     struct Types<'s, S: ?Sized>(&'s S);
-    impl<S: DumpSource + ?Sized> serde::Serialize for Types<'_, S> {
+    impl<S: TypeTable + ?Sized> serde::Serialize for Types<'_, S> {
         fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
             let n = self.0.count().saturating_sub(1);
             let mut seq = z.serialize_seq(Some(n))?;
@@ -422,7 +293,7 @@ pub fn dump_json_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io
         }
     }
     struct Doc<'s, S: ?Sized>(&'s S);
-    impl<S: DumpSource + ?Sized> serde::Serialize for Doc<'_, S> {
+    impl<S: TypeTable + ?Sized> serde::Serialize for Doc<'_, S> {
         fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
             let mut map = z.serialize_map(Some(1))?;
             map.serialize_entry("types", &Types(self.0))?;
@@ -433,7 +304,7 @@ pub fn dump_json_to<S: DumpSource + ?Sized>(src: &S, out: &mut impl Write) -> io
 }
 
 /// One type's JSON object.
-fn type_json<S: DumpSource + ?Sized>(src: &S, id: u32) -> Option<serde_json::Value> {
+fn type_json<S: TypeTable + ?Sized>(src: &S, id: u32) -> Option<serde_json::Value> {
     use serde_json::{json, Value};
     let t = src.at(id)?;
     let kind = t.kind();

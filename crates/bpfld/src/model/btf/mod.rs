@@ -9,16 +9,21 @@
 //!
 //! Files: `types` (ids, kinds, per-kind data), `strings` (the interning
 //! string table), `query` (reference-following questions: describe,
-//! resolve, size_of, members, signatures); this file holds the [`Btf`]
+//! resolve, size_of, members, signatures), `table` (the accessor traits
+//! the model and the listings' view of bytes share, and the questions
+//! answered through them); this file holds the [`Btf`]
 //! container, its direct accessors and appending one BTF to another.
 
 pub mod c_type;
 mod query;
 mod strings;
+mod table;
 mod types;
 
 pub use query::{DatasecVar, MemberInfo, Signature};
 pub use strings::StringTable;
+pub(crate) use table::{describe as describe_in, ref_type, size_of as size_of_in, walk_edge};
+pub use table::{TypeFields, TypeTable};
 pub use types::*;
 
 use super::Endian;

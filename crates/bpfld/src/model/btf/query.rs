@@ -36,17 +36,7 @@ pub struct DatasecVar<'a> {
 impl Btf {
     /// `[id] KIND 'name'`, for error messages.
     pub fn describe(&self, id: TypeId) -> String {
-        match self.get(id) {
-            Some(t) => {
-                let name = match self.name_bytes(t.name_off) {
-                    Ok([]) => "(anon)".to_string(),
-                    Ok(b) => String::from_utf8_lossy(b).into_owned(),
-                    Err(_) => "(invalid)".to_string(),
-                };
-                format!("[{}] {} '{}'", id.0, t.kind().name(), name)
-            }
-            None => format!("[{}] (no such type)", id.0),
-        }
+        super::describe_in(self, id.0)
     }
 
     /// Follows TYPEDEF, CONST, VOLATILE, RESTRICT and TYPE_TAG to the first
@@ -82,52 +72,7 @@ impl Btf {
     /// Byte size of a value of type `id` (like libbpf's
     /// `btf__resolve_size`): pointers are 8 bytes, arrays multiply.
     pub fn size_of(&self, id: TypeId) -> Result<u64> {
-        let mut cur = id;
-        let mut mult: u64 = 1;
-        for _ in 0..MAX_CHAIN {
-            let t = self.ty(cur)?;
-            let size = match (&t.data, t.size_field()) {
-                (_, Some(size)) => u64::from(size),
-                (TypeData::Ptr(_), _) => 8,
-                (
-                    TypeData::Typedef(n)
-                    | TypeData::Const(n)
-                    | TypeData::Volatile(n)
-                    | TypeData::Restrict(n)
-                    | TypeData::TypeTag(n)
-                    | TypeData::Var { type_id: n, .. },
-                    _,
-                ) => {
-                    cur = *n;
-                    continue;
-                }
-                (TypeData::Array { elem, nelems, .. }, _) => {
-                    mult = mult.checked_mul(*nelems as u64).ok_or_else(|| {
-                        Error::new(format!("type {}: array size overflows", self.describe(id)))
-                    })?;
-                    cur = *elem;
-                    continue;
-                }
-                _ => {
-                    return Err(Error::new(format!(
-                        "type {} has no size (reached {})",
-                        self.describe(id),
-                        self.describe(cur)
-                    )))
-                }
-            };
-            let total = size.checked_mul(mult).filter(|&v| v <= u32::MAX as u64);
-            return total.ok_or_else(|| {
-                Error::new(format!(
-                    "type {}: size overflows 32 bits",
-                    self.describe(id)
-                ))
-            });
-        }
-        Err(Error::new(format!(
-            "type {}: reference chain too long or cyclic",
-            self.describe(id)
-        )))
+        super::size_of_in(self, id.0)
     }
 
     /// The first type of kind `kind` named `name`.
