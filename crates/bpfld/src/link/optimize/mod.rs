@@ -58,6 +58,8 @@
 //! more, the input stays as it is.
 
 mod cfg;
+mod regs;
+mod spills;
 mod values;
 mod walk;
 
@@ -148,7 +150,19 @@ fn variant(original: &Code, obj: &Object, keep_prune: bool) -> Result<Code, Why>
     if keep_packet_pointer(&mut kept, obj)? {
         rewrite(&mut kept, obj, keep_prune)?;
         if count(&kept).0 < count(&code).0 {
-            return Ok(kept);
+            code = kept;
+        }
+    }
+    // Registers the rewrites freed may keep more context fields.
+    let mut more = code.clone();
+    if regs::keep_context_fields(&mut more, obj)? {
+        rewrite(&mut more, obj, keep_prune)?;
+        let no_dearer = match (walked(&more, obj), walked(&code, obj)) {
+            (Some(a), Some(b)) => a <= b,
+            (m, c) => m.is_none() == c.is_none(),
+        };
+        if count(&more).0 < count(&code).0 && no_dearer {
+            code = more;
         }
     }
     Ok(code)
@@ -177,6 +191,7 @@ fn rewrite(code: &mut Code, obj: &Object, keep_prune: bool) -> Result<(), Why> {
             changed |= thread(code, obj, sec, keep_prune)?;
             changed |= unreachable(code, obj, sec)?;
             changed |= fills(code, obj, sec)?;
+            changed |= spills::slots(code, obj, sec)?;
             changed |= copies(code, obj, sec)?;
             changed |= dead_stores(code, obj, sec)?;
             changed |= jumps_to_next(code, obj, sec, keep_prune)?;
