@@ -153,16 +153,20 @@ fn variant(original: &Code, obj: &Object, keep_prune: bool) -> Result<Code, Why>
             code = kept;
         }
     }
-    // Registers the rewrites freed may keep more context fields.
-    let mut more = code.clone();
-    if regs::keep_context_fields(&mut more, obj)? {
-        rewrite(&mut more, obj, keep_prune)?;
-        let no_dearer = match (walked(&more, obj), walked(&code, obj)) {
-            (Some(a), Some(b)) => a <= b,
-            (m, c) => m.is_none() == c.is_none(),
-        };
-        if count(&more).0 < count(&code).0 && no_dearer {
-            code = more;
+    // Registers the rewrites freed may keep more context fields, and
+    // copies around inlined bodies may join (regs.rs).
+    type Step = fn(&mut Code, &Object) -> Result<bool, Why>;
+    for step in [regs::keep_context_fields as Step, regs::coalesce_all] {
+        let mut more = code.clone();
+        if step(&mut more, obj)? {
+            rewrite(&mut more, obj, keep_prune)?;
+            let no_dearer = match (walked(&more, obj), walked(&code, obj)) {
+                (Some(a), Some(b)) => a <= b,
+                (m, c) => m.is_none() == c.is_none(),
+            };
+            if count(&more).0 < count(&code).0 && no_dearer {
+                code = more;
+            }
         }
     }
     Ok(code)

@@ -589,3 +589,44 @@ fn a_spill_no_fill_reads_goes() {
     ]);
     assert_eq!(out, ["r0 = 0x2", "exit"]);
 }
+
+/// A caller keeps its context in r6 and an inlined body uses r6 for a
+/// value of its own, so the inliner saved r6 around it: the save and
+/// restore become copies through a free register (r7), and the restore,
+/// read after a join where copies do not propagate, joins the saved
+/// copy: the context stays in r7 throughout, with no copy left.
+#[test]
+fn a_value_saved_around_an_inlined_body_stays_in_its_register() {
+    // (Branches on both sides: no straight code to propagate copies in.)
+    let out = optimized(&[
+        Insn::mov64_reg(R6, R1),
+        Insn::store_reg(DW, R10, -8, R6),
+        Insn::load(BPF_W, R6, R6, 16),
+        Insn::jmp_imm(BPF_JEQ, R6, 0, 1),
+        Insn::alu64_imm(BPF_ADD, R6, 1),
+        Insn::call_helper(5),
+        Insn::mov64_reg(R0, R6),
+        Insn::load(DW, R6, R10, -8),
+        Insn::jmp_imm(BPF_JEQ, R0, 0, 1),
+        Insn::mov64_imm(R0, XDP_PASS),
+        Insn::load(BPF_W, R1, R6, 4),
+        Insn::alu64_reg(BPF_ADD, R0, R1),
+        Insn::exit(),
+    ]);
+    assert_eq!(
+        out,
+        [
+            "r7 = r1",
+            "r6 = *(u32 *)(r1 + 0x10)",
+            "if r6 == 0x0 goto +0x1",
+            "r6 += 0x1",
+            "call 0x5",
+            "r0 = r6",
+            "if r0 == 0x0 goto +0x1",
+            "r0 = 0x2",
+            "r1 = *(u32 *)(r7 + 0x4)",
+            "r0 += r1",
+            "exit"
+        ]
+    );
+}
