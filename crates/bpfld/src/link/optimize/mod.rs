@@ -35,11 +35,20 @@
 //! - **`goto`s to the next instruction** go, and a block that is only
 //!   jumped to (ending in `exit` or a jump) is moved to the end of its
 //!   function when the `goto` over it then becomes one.
+//! - **Stack slots** only spilled to and filled from (`spills.rs`: the
+//!   dispatcher's context, registers saved around inlined bodies) become
+//!   a register free while the value waits (r6-r9 across calls), and
+//!   spills no fill reads go.
 //!
 //! Then the whole is tried once more with the first `data` pointer of an
 //! XDP program also kept in a callee-saved register that nothing uses,
 //! so later components' reloads (after their map lookups) become copies
-//! of it; that is kept when the code comes out shorter.
+//! of it; that is kept when the code comes out shorter. Then, on the
+//! result (`regs.rs`), `data_end` kept in a register the rewrites left
+//! free, and copies between callee-saved registers joined
+//! (a value saved around an inlined body stays where it was, the body's
+//! own moving to a free register): each kept when the code comes out
+//! shorter and the model below walks no more of it.
 //!
 //! Shorter code is not always less for the verifier. It compares the
 //! state of a path with states it kept before only at prune points
@@ -153,7 +162,7 @@ fn variant(original: &Code, obj: &Object, keep_prune: bool) -> Result<Code, Why>
             code = kept;
         }
     }
-    // Registers the rewrites freed may keep more context fields, and
+    // Registers the rewrites freed may keep `data_end`, and
     // copies around inlined bodies may join (regs.rs).
     type Step = fn(&mut Code, &Object) -> Result<bool, Why>;
     for step in [regs::keep_context_fields as Step, regs::coalesce_all] {

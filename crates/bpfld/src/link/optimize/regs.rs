@@ -1,16 +1,21 @@
-//! Values that later components load again, kept in a register instead.
+//! Registers for values that would otherwise be reloaded or copied.
 //!
-//! Each inlined XDP component loads the context's `data` and `data_end`
-//! (and `data_meta`) for itself, after the map lookups of the one before
-//! have taken r1-r5. A copy of the first load into a callee-saved
-//! register that is free there keeps the value across those calls; the
-//! later loads then become copies of it (see `reloads` in the module
-//! above), which carry the range the first bounds check proved, so the
-//! later checks go too. A register qualifies when nothing reads its old
-//! value after the copy; which one is worth it is measured: the one that
-//! still holds the value at the most later loads, and only when some
-//! load is served. Whether the whole pays (one instruction more) is for
-//! the caller to measure.
+//! Each inlined XDP component loads the context's `data_end` for itself,
+//! after the map lookups of the one before have taken r1-r5. A copy of
+//! the first load into a callee-saved register that is free there keeps
+//! the value across those calls; the later loads then become copies of
+//! it (see `reloads` in the module above). A register qualifies when
+//! nothing reads its old value after the copy; the one that still holds
+//! the value at the most later loads is taken, and only when some load
+//! is served. (`data` is kept by `keep_packet_pointer` only in a register
+//! nothing names: a packet pointer carries the range proven on its way,
+//! which differs between the ways that meet at a component's end, so the
+//! verifier's states there differ and it prunes less, which the walk
+//! model, blind to ranges, does not see; `data_end` carries no range.)
+//!
+//! And copies between callee-saved registers join (see [`coalesce`]).
+//!
+//! Whether each pays is for the caller to measure.
 
 use crate::link::inline::nodes::{Code, Node};
 use crate::model::insn::{self, Insn};
@@ -20,8 +25,8 @@ use super::cfg::{is_cond, uses_defs, Cfg};
 use super::values::{analyse, Val};
 use super::Why;
 
-/// The context fields followed: `data`, `data_end`, `data_meta`.
-const FIELDS: [i16; 3] = [0, 4, 8];
+/// The context fields kept: `data_end` (see the module's documentation).
+const FIELDS: [i16; 1] = [4];
 
 /// Loads of context field `field` in a section, with the register
 /// loaded, and how many of them find the same value in another register

@@ -61,9 +61,9 @@ impl Ptr {
     }
 }
 
-/// Bytes of the frame (offsets from r10) that code may reach other than
-/// through `r10` with a constant offset: `None` for nothing, or the
-/// whole frame.
+/// Bytes of the frame (offsets from r10, `lo..hi`; empty for none) an
+/// instruction may reach other than through `r10` itself, or the whole
+/// frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reach {
     Bytes(i64, i64),
@@ -79,8 +79,8 @@ impl Reach {
     }
 }
 
-/// The registers that read a frame pointer as an operand (not as the
-/// base of a memory access through `r10` itself).
+/// Whether an instruction reads `r10` as a value (not as the base of a
+/// memory access).
 fn reads_r10_as_value(i: &Insn) -> bool {
     let (u, _) = uses_defs(i);
     if u & (1 << insn::R10) == 0 {

@@ -35,8 +35,7 @@ fn covers(old: &State, new: &State, live: u16, compared: u16) -> bool {
     let number = |v: Val| matches!(v, Val::Const(_) | Val::Unknown);
     (0..11).all(|r| {
         live & (1 << r) == 0
-            // A packet pointer covers one with at least its proven range.
-            || old.regs[r] == new.regs[r] && old.range[r] <= new.range[r]
+            || old.regs[r] == new.regs[r]
             || compared & (1 << r) == 0 && number(old.regs[r]) && number(new.regs[r])
             || old.regs[r] == Val::Unknown && matches!(new.regs[r], Val::Const(_))
     })
