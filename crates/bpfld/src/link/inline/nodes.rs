@@ -82,6 +82,11 @@ pub(crate) struct Code {
     /// inlined bodies run one after another, so their frames may share the
     /// space below it.
     pub(crate) own_depth: HashMap<SymbolId, u32>,
+    /// Where the frame of the code that made a stack pointer ends (`rX =
+    /// r10` nodes of inlined bodies; absent: 0, the function's own): an
+    /// inlined body's objects lie below it, so its pointers reach no
+    /// higher (what the optimiser's spill elimination relies on).
+    pub(crate) frame_top: HashMap<NodeId, i64>,
     pub(crate) next_id: NodeId,
     /// The function each node came from (as decoded; an inlined copy
     /// keeps its callee's): what the optimiser's counts are grouped by.
@@ -107,6 +112,7 @@ impl Code {
             syms: HashMap::new(),
             removed: HashSet::new(),
             own_depth: HashMap::new(),
+            frame_top: HashMap::new(),
             next_id: 0,
             origin: HashMap::new(),
         };

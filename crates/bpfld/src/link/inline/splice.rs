@@ -180,6 +180,10 @@ pub(super) fn inline_site(
     for n in &body {
         let id = code.fresh();
         renum.insert(n.id, id);
+        if n.insn.code == insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X && n.insn.src == insn::R10 {
+            let top = code.frame_top.get(&n.id).copied().unwrap_or(0) - i64::from(base);
+            code.frame_top.insert(id, top);
+        }
     }
     if trailing_exit {
         if let Some(last) = body.last() {

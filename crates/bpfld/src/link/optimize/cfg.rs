@@ -255,10 +255,14 @@ pub(super) fn remove(code: &mut Code, sec: usize, dead: &[bool]) -> Result<bool,
             let from = |n: &Node| origin.get(&n.id).copied();
             if nodes[x].lines.is_empty() {
                 nodes[x].lines = lines;
-            } else if !lines.is_empty() && from(&nodes[k]) != from(&nodes[x]) {
+            } else if !lines.is_empty()
+                && (from(&nodes[k]) != from(&nodes[x])
+                    || lines[0].file_name_off != nodes[x].lines[0].file_name_off)
+            {
                 // A line of other code (the caller's, where an inlined
-                // body starts) says where that body begins: it stays,
-                // and the body's own first line moves one on when it can.
+                // body starts, even on a node of the body it moved to
+                // before) says where that body begins: it stays, and the
+                // body's own first line moves one on when it can.
                 let own = std::mem::replace(&mut nodes[x].lines, lines);
                 // (Not onto the second half of an ld_imm64.)
                 let y = after_next.filter(|_| !nodes[x].insn.is_ld_imm64());

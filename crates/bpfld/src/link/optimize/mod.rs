@@ -35,11 +35,20 @@
 //! - **`goto`s to the next instruction** go, and a block that is only
 //!   jumped to (ending in `exit` or a jump) is moved to the end of its
 //!   function when the `goto` over it then becomes one.
+//! - **Stack slots** only spilled to and filled from (`spills.rs`: the
+//!   dispatcher's context, registers saved around inlined bodies) become
+//!   a register free while the value waits (r6-r9 across calls), and
+//!   spills no fill reads go.
 //!
 //! Then the whole is tried once more with the first `data` pointer of an
 //! XDP program also kept in a callee-saved register that nothing uses,
 //! so later components' reloads (after their map lookups) become copies
-//! of it; that is kept when the code comes out shorter.
+//! of it; that is kept when the code comes out shorter. Then, on the
+//! result (`regs.rs`), `data_end` kept in a register the rewrites left
+//! free, and copies between callee-saved registers joined
+//! (a value saved around an inlined body stays where it was, the body's
+//! own moving to a free register): each kept when the code comes out
+//! shorter and the model below walks no more of it.
 //!
 //! Shorter code is not always less for the verifier. It compares the
 //! state of a path with states it kept before only at prune points
@@ -60,6 +69,8 @@
 //! no dearer on either.
 
 mod cfg;
+mod regs;
+mod spills;
 mod values;
 mod walk;
 
@@ -150,7 +161,23 @@ fn variant(original: &Code, obj: &Object, keep_prune: bool) -> Result<Code, Why>
     if keep_packet_pointer(&mut kept, obj)? {
         rewrite(&mut kept, obj, keep_prune)?;
         if count(&kept).0 < count(&code).0 {
-            return Ok(kept);
+            code = kept;
+        }
+    }
+    // Registers the rewrites freed may keep `data_end`, and
+    // copies around inlined bodies may join (regs.rs).
+    type Step = fn(&mut Code, &Object) -> Result<bool, Why>;
+    for step in [regs::keep_context_fields as Step, regs::coalesce_all] {
+        let mut more = code.clone();
+        if step(&mut more, obj)? {
+            rewrite(&mut more, obj, keep_prune)?;
+            let no_dearer = match (walked(&more, obj), walked(&code, obj)) {
+                (Some(a), Some(b)) => a.within(&b),
+                (m, c) => m.is_none() == c.is_none(),
+            };
+            if count(&more).0 < count(&code).0 && no_dearer {
+                code = more;
+            }
         }
     }
     Ok(code)
@@ -174,6 +201,7 @@ fn rewrite(code: &mut Code, obj: &Object, keep_prune: bool) -> Result<(), Why> {
             changed |= thread(code, obj, sec, keep_prune)?;
             changed |= unreachable(code, obj, sec)?;
             changed |= fills(code, obj, sec)?;
+            changed |= spills::slots(code, obj, sec)?;
             changed |= copies(code, obj, sec)?;
             changed |= dead_stores(code, obj, sec)?;
             changed |= jumps_to_next(code, obj, sec, keep_prune)?;
