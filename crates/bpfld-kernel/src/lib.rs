@@ -35,6 +35,7 @@ pub mod btf_check;
 pub mod btf_load;
 mod btf_maps;
 mod error;
+mod exception_cb;
 mod externs;
 mod globals;
 mod hidden_subprogs;
