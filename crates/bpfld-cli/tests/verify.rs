@@ -578,6 +578,10 @@ fn exception_callbacks_are_appended_as_libbpf_appends_them() {
     let v = verify_json(&[&fx("run_exception.o")], true);
     let p = by_name(&v, "exc_throw_on_ee");
     assert_eq!(p["verdict"], "success", "{p}");
+    // Each function once: the program (9 instructions), first_byte (10),
+    // exc_base (5), exc_callback (2); exc_base, which the program calls
+    // too, is not copied again for the callback, as libbpf links it.
+    assert_eq!(p["insns"], 9 + 10 + 5 + 2, "{p}");
     let Some(runner) = corpus_runner_libbpf_1_3(test) else {
         return;
     };

@@ -178,9 +178,134 @@ pub(crate) fn append(
     Ok(())
 }
 
-/// Appends `block` to `f`; calls inside the block are pc-relative, so they
-/// stay right.
+/// Appends `block` (the callback linked alone) to `f`. As libbpf links
+/// the callback in the program's context, a function `f` already holds
+/// (same FUNC in func_info) is not copied again: calls to it go to `f`'s
+/// copy, and what only it called is left out. Calls between the copied
+/// functions are moved with them.
 fn append_block(f: &mut Function, block: &Function) {
+    const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+    const LD_IMM64: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
+    const PSEUDO_CALL: u8 = 1;
+    const PSEUDO_FUNC: u8 = 4;
+    let base = f.instructions.len();
+    // The block's functions: start, end, FUNC type id.
+    let infos = &block.func_info.func_info;
+    let segs: Vec<(usize, usize, u32)> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, fi)| {
+            let end = infos
+                .get(i + 1)
+                .map_or(block.instructions.len(), |n| n.insn_off as usize);
+            (fi.insn_off as usize, end, fi.type_id)
+        })
+        .collect();
+    let have: HashMap<u32, usize> = f
+        .func_info
+        .func_info
+        .iter()
+        .map(|fi| (fi.type_id, fi.insn_off as usize))
+        .collect();
+    let seg_of = |insn: usize| segs.iter().position(|&(s, e, _)| insn >= s && insn < e);
+    let is_ref = |ins: &aya_obj::generated::bpf_insn| {
+        (ins.code == CALL && ins.src_reg() == PSEUDO_CALL)
+            || (ins.code == LD_IMM64 && ins.src_reg() == PSEUDO_FUNC)
+    };
+    // Without func_info (or with records that do not cover the block),
+    // nothing can be matched: the block goes in whole.
+    let usable = f.func_info_rec_size > 0
+        && segs.first().is_some_and(|s| s.0 == 0)
+        && segs.iter().all(|s| s.0 < s.1)
+        && segs.windows(2).all(|w| w[0].1 == w[1].0);
+    if !usable {
+        append_whole(f, block);
+        return;
+    }
+    // Which of the block's functions are copied: those reached from the
+    // callback without going through one `f` already holds.
+    let mut keep = vec![false; segs.len()];
+    {
+        let mut todo = vec![0usize];
+        while let Some(k) = todo.pop() {
+            if keep[k] || (k > 0 && have.contains_key(&segs[k].2)) {
+                continue;
+            }
+            keep[k] = true;
+            for i in segs[k].0..segs[k].1 {
+                let ins = &block.instructions[i];
+                if !is_ref(ins) {
+                    continue;
+                }
+                let target = i as i64 + i64::from(ins.imm) + 1;
+                if let Some(t) = usize::try_from(target).ok().and_then(seg_of) {
+                    todo.push(t);
+                }
+            }
+        }
+    }
+    // Where each block instruction of a copied function lands in `f`.
+    let mut new_at: HashMap<usize, usize> = HashMap::new();
+    let mut next = base;
+    for (k, &(s, e, _)) in segs.iter().enumerate() {
+        if keep[k] {
+            new_at.insert(s, next);
+            next += e - s;
+        }
+    }
+    let place = |old: usize| -> Option<usize> {
+        let k = seg_of(old)?;
+        let (s, _, t) = segs[k];
+        if keep[k] {
+            new_at.get(&s).map(|n| n + (old - s))
+        } else {
+            have.get(&t).map(|n| n + (old - s))
+        }
+    };
+    for (k, &(s, e, _)) in segs.iter().enumerate() {
+        if !keep[k] {
+            continue;
+        }
+        for i in s..e {
+            let mut ins = block.instructions[i];
+            let at = f.instructions.len();
+            if is_ref(&ins) {
+                let target = i as i64 + i64::from(ins.imm) + 1;
+                if let Some(t) = usize::try_from(target).ok().and_then(place) {
+                    ins.imm = (t as i64 - at as i64 - 1) as i32;
+                }
+            }
+            f.instructions.push(ins);
+        }
+    }
+    let moved = |off: u32| -> Option<u32> {
+        let k = seg_of(off as usize)?;
+        keep[k].then(|| place(off as usize).map(|n| n as u32))?
+    };
+    for fi in &block.func_info.func_info {
+        if let Some(off) = moved(fi.insn_off) {
+            let mut fi = *fi;
+            fi.insn_off = off;
+            f.func_info.func_info.push(fi);
+        }
+    }
+    f.func_info.num_info = f.func_info.func_info.len() as u32;
+    for li in &block.line_info.line_info {
+        if let Some(off) = moved(li.insn_off) {
+            let mut li = *li;
+            li.insn_off = off;
+            f.line_info.line_info.push(li);
+        }
+    }
+    f.line_info.num_info = f.line_info.line_info.len() as u32;
+    if f.line_info_rec_size == 0 {
+        f.line_info_rec_size = block.line_info_rec_size;
+    }
+}
+
+/// Appends `block` to `f` as it is: calls inside it are pc-relative, so
+/// they stay right.
+fn append_whole(f: &mut Function, block: &Function) {
     let start = f.instructions.len() as u32;
     f.instructions.extend(&block.instructions);
     f.func_info
