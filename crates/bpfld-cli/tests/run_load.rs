@@ -432,3 +432,22 @@ fn sections_named_apart_only_by_autoload_run_their_own_programs() {
         assert_eq!(v["retval"], retval, "{prog}: {v}");
     }
 }
+
+#[test]
+fn a_thrown_exception_returns_the_programs_exception_callbacks_value() {
+    if !bpf_allowed("a_thrown_exception_returns_the_programs_exception_callbacks_value") {
+        return;
+    }
+    // 0xee first: the program throws the second byte as its cookie, and
+    // its exception callback (appended by the loader: nothing calls it)
+    // returns 0x4000 + cookie.
+    let mut throws = vec![0u8; 64];
+    throws[0] = 0xee;
+    throws[1] = 0x07;
+    let pkt = TempFile::new("exception-throws", &throws);
+    let v = run_json(&[&fx("run_exception.o"), "--data", &pkt.arg()]);
+    assert_eq!(v["retval"], 0x4007, "{v}");
+    let pkt = TempFile::new("exception-other", &[0x11; 64]);
+    let v = run_json(&[&fx("run_exception.o"), "--data", &pkt.arg()]);
+    assert_eq!(v["retval"], 0, "{v}");
+}

@@ -510,3 +510,84 @@ fn composed_object_reports_component_shares() {
     let v = verify_json(&[&fx("comp_count.o")], true);
     assert!(v[0].get("components").is_none());
 }
+
+/// tools/corpus-run linked with a libbpf that appends exception callbacks
+/// (1.3 and later; Debian 12's is 1.1): `$BPFLD_LIBBPF_DIR`, or the one
+/// scripts/corpus.sh builds from the kernel's tree (`include/`,
+/// `lib/libbpf.a`), or `None` (said loudly).
+fn corpus_runner_libbpf_1_3(test: &str) -> Option<std::path::PathBuf> {
+    if !have_tool("gcc", test) {
+        return None;
+    }
+    let dir = std::env::var_os("BPFLD_LIBBPF_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let mut found: Vec<_> = std::fs::read_dir("/var/cache/bpfld-corpus")
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("libbpf-"))
+                        && p.join(".complete").exists()
+                })
+                .collect();
+            found.sort();
+            found.pop()
+        });
+    let Some(dir) = dir else {
+        eprintln!(
+            "SKIP {test}: no libbpf 1.3 or later (set BPFLD_LIBBPF_DIR, or run scripts/corpus.sh once)"
+        );
+        return None;
+    };
+    let out = tmpdir("verify-runner-new").join("corpus_run");
+    let src = root().join("tools/corpus-run/corpus_run.c");
+    let inc = format!("-I{}", dir.join("include").display());
+    let lib = dir.join("lib/libbpf.a");
+    let o = tool_output(
+        "gcc",
+        &[
+            "-O2",
+            &inc,
+            "-o",
+            out.to_str().unwrap(),
+            src.to_str().unwrap(),
+            lib.to_str().unwrap(),
+            "-lelf",
+            "-lz",
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "corpus_run with {}: {}",
+        dir.display(),
+        stderr(&o)
+    );
+    Some(out)
+}
+
+#[test]
+fn exception_callbacks_are_appended_as_libbpf_appends_them() {
+    let test = "exception_callbacks_are_appended_as_libbpf_appends_them";
+    if !bpf_allowed(test) {
+        return;
+    }
+    // Nothing calls the callback: without it in the program's code and
+    // func_info the kernel refuses the program.
+    let v = verify_json(&[&fx("run_exception.o")], true);
+    let p = by_name(&v, "exc_throw_on_ee");
+    assert_eq!(p["verdict"], "success", "{p}");
+    // Each function once: the program (9 instructions), first_byte (10),
+    // exc_base (5), exc_callback (2); exc_base, which the program calls
+    // too, is not copied again for the callback, as libbpf links it.
+    assert_eq!(p["insns"], 9 + 10 + 5 + 2, "{p}");
+    let Some(runner) = corpus_runner_libbpf_1_3(test) else {
+        return;
+    };
+    let reference = libbpf_verified(&runner, &fx("run_exception.o"));
+    assert_eq!(reference.len(), 1, "{reference:?}");
+    let (name, n) = &reference[0];
+    assert_eq!(name, "exc_throw_on_ee");
+    assert_eq!(p["verified_insns"].as_u64(), *n, "libbpf's: {n:?}");
+}

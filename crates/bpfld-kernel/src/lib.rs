@@ -38,6 +38,7 @@ pub mod btf_load;
 mod btf_maps;
 mod core_reloc;
 mod error;
+mod exception_cb;
 mod externs;
 mod globals;
 mod hidden_subprogs;

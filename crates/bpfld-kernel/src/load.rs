@@ -44,10 +44,22 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
     if let Some(p) = &pins {
         loader.default_map_pin_directory(p.path());
     }
-    let copy = crate::aya_compat::prepare(object)?;
-    let sections = bpfld::Object::parse(object)
-        .map(|o| program_sections(&o))
-        .map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    let mut copy = crate::aya_compat::prepare(object)?;
+    let original =
+        bpfld::Object::parse(object).map_err(|e| Error::new(ErrorKind::Object, e.to_string()))?;
+    let sections = program_sections(&original);
+    // aya links no exception callback in (see exception_cb.rs): bpfld
+    // loads the programs that have one itself, when it can.
+    for (name, section) in &sections {
+        if matches!(crate::exception_cb::callback_of(&original, name), Ok(None))
+            || crate::raw_load::raw_spec(section).is_none()
+        {
+            continue;
+        }
+        let bare = section.strip_prefix('?').unwrap_or(section);
+        let t = bpfld::model::program::program_type(bare).unwrap_or("unknown");
+        copy.unloadable.entry(name.clone()).or_insert(t);
+    }
     let created = match &pins {
         Some(p) => crate::btf_maps::create(&copy.bytes, p.path())?,
         None => crate::btf_maps::BtfMaps {

@@ -96,6 +96,9 @@ pub(crate) fn load(
     if let Some(e) = &r.core_skipped {
         return Err(obj_error(name, "reading the kernel's BTF for CO-RE", e));
     }
+    if let Some(why) = r.exception_cb_errors.get(name) {
+        return Err(obj_error(name, "exception callback", why));
+    }
     let prog = r
         .obj
         .programs

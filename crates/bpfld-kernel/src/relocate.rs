@@ -4,7 +4,7 @@
 //! kernel's BTF, map relocations to the maps aya created for the object,
 //! called functions linked in. The steps and their order are aya's own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use aya::Ebpf;
@@ -29,6 +29,9 @@ pub(crate) struct Relocated {
     /// The object has CO-RE relocations but the kernel's BTF could not be
     /// read: they are left as they are, as aya does.
     pub(crate) core_skipped: Option<BtfError>,
+    /// Programs libbpf refuses for their exception callback tag, with why
+    /// (see [`crate::exception_cb`]).
+    pub(crate) exception_cb_errors: HashMap<String, String>,
 }
 
 /// The step that failed, for each caller's own message.
@@ -95,8 +98,30 @@ pub(crate) fn relocate(bytes: &[u8], ebpf: &Ebpf) -> std::result::Result<Relocat
         &text_sections,
     )
     .map_err(failed(Step::Maps))?;
+    // Exception callbacks are appended after the calls are linked, as
+    // libbpf does, only where the kernel can read the decl tags naming them.
+    let (mut callbacks, mut exception_cb_errors) = (HashMap::new(), HashMap::new());
+    if features.btf().is_some_and(|f| f.btf_decl_tag()) {
+        let model = bpfld::Object::parse(bytes).map_err(failed(Step::Parse))?;
+        for name in obj.programs.keys() {
+            match crate::exception_cb::callback_of(&model, name) {
+                Ok(Some(cb)) => {
+                    callbacks.insert(name.clone(), cb);
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    exception_cb_errors.insert(name.clone(), why);
+                }
+            }
+        }
+    }
+    let unlinked = (!callbacks.is_empty()).then(|| obj.clone());
     obj.relocate_calls(&text_sections)
         .map_err(failed(Step::Calls))?;
+    if let Some(unlinked) = unlinked {
+        crate::exception_cb::append(&mut obj, unlinked, &callbacks, &text_sections)
+            .map_err(failed(Step::Calls))?;
+    }
     obj.sanitize_functions(features);
     Ok(Relocated {
         obj,
@@ -105,5 +130,6 @@ pub(crate) fn relocate(bytes: &[u8], ebpf: &Ebpf) -> std::result::Result<Relocat
         btf_refused,
         kernel_btf,
         core_skipped,
+        exception_cb_errors,
     })
 }

@@ -182,6 +182,7 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
         // CO-RE left undone (no kernel BTF): the verifier's verdicts say
         // what that breaks.
         core_skipped: _,
+        exception_cb_errors,
     } = relocated;
     // Read for CO-RE only when the object has CO-RE relocations; the
     // attach targets of tracing programs are looked up in it too.
@@ -239,7 +240,13 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
             components: Vec::new(),
         };
         let st_ops = struct_ops.get(name.as_str()).cloned();
-        let spec = match prog_spec(&section, kernel_btf.as_ref(), st_ops) {
+        let spec = match prog_spec(&section, kernel_btf.as_ref(), st_ops).and_then(|s| {
+            // libbpf refuses the program before loading it, as bpfld does.
+            match exception_cb_errors.get(name.as_str()) {
+                Some(why) => Err(why.clone()),
+                None => Ok(s),
+            }
+        }) {
             Ok(s) => s,
             Err(why) => {
                 v.prog_type = bpfld::model::program::program_type(
