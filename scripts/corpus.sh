@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The corpus run: bpfld on ~800 objects nobody here wrote.
 #
-#   bash scripts/corpus.sh [--update] [--only REGEX]
+#   bash scripts/corpus.sh [--update] [--only REGEX] [--libbpf-only]
 #
 # - Installs (as root, when missing) linux-source-6.12, xdp-tools, gcc-bpf,
 #   clang-19, llvm-19, bpftool.
@@ -33,15 +33,17 @@ repo=$(pwd)
 
 update=()
 only=()
+libbpf_only=0
 while (($#)); do
     case "$1" in
     --update) update=(--update) ;;
+    --libbpf-only) libbpf_only=1 ;;
     --only)
         only=(--only "$2")
         shift
         ;;
     *)
-        echo "usage: scripts/corpus.sh [--update] [--only REGEX]" >&2
+        echo "usage: scripts/corpus.sh [--update] [--only REGEX] [--libbpf-only]" >&2
         exit 2
         ;;
     esac
@@ -96,6 +98,46 @@ if [ ! -e "$src/.complete" ]; then
         --wildcards "${src_parts[@]/#/linux-source-6.12/}"
     touch "$src.tmp/.complete"
     mv "$src.tmp" "$src"
+fi
+
+# --- libbpf -----------------------------------------------------------------
+# The reference loader (tools/corpus-run) is linked with the libbpf of the
+# tree the selftests come from (tools/lib/bpf), built static once, with the
+# flags and include paths of its Makefile: the objects' libbpf, not the
+# distribution's older one (which predates kfunc flavours, for one).
+gccver=$(gcc -dumpfullversion)
+karch=$(uname -m)
+case "$karch" in
+x86_64) karch=x86 ;;
+aarch64) karch=arm64 ;;
+esac
+libbpf_recipe=$(sed -n '/^# --- libbpf/,/^# --- end of libbpf/p' "$0" | sha256sum | cut -c1-12)
+libbpf=$cache/libbpf-$srcver-gcc$gccver-$libbpf_recipe
+libbpf_inc=(-I"$libbpf/include" -I"$src/tools/include/uapi")
+if [ ! -e "$libbpf/.complete" ]; then
+    say "building libbpf from $src/tools/lib/bpf into $libbpf (cached afterwards)"
+    rm -rf "$libbpf"
+    mkdir -p "$libbpf/obj" "$libbpf/include/bpf" "$libbpf/lib"
+    # The objects tools/lib/bpf/Build lists.
+    grep -o '[a-z_]*\.o' "$src/tools/lib/bpf/Build" | sed 's/\.o$//' |
+        (cd "$src/tools/lib/bpf" && xargs -P2 -I{} \
+            gcc -O2 -std=gnu89 -Wall -Wno-switch-enum -fvisibility=hidden \
+            -D_LARGEFILE64_SOURCE -D_FILE_OFFSET_BITS=64 -I. -I"$src/tools/include" \
+            -I"$src/tools/include/uapi" -I"$src/tools/arch/$karch/include" \
+            -c {}.c -o "$libbpf/obj/{}.o")
+    ar rcs "$libbpf/lib/libbpf.a" "$libbpf"/obj/*.o
+    cp "$src"/tools/lib/bpf/*.h "$libbpf/include/bpf/"
+    rm -rf "$libbpf/obj"
+    touch "$libbpf/.complete"
+fi
+# --- end of libbpf -------------------------------------------------------------
+
+# scripts/test.sh asks for this libbpf alone, before the tests that use it
+# as a reference (crates/bpfld-cli/tests/verify.rs): its directory is the
+# last line printed.
+if ((libbpf_only)); then
+    echo "$libbpf"
+    exit 0
 fi
 
 # --- selftests build --------------------------------------------------------
@@ -181,37 +223,6 @@ for c in fixtures/src/*.c; do
 done
 say "fixtures with bpf-gcc: $(find "$out/gcc" -name '*.o' | wc -l) built, $(wc -l <"$out/gcc-build-failures.tsv") did not build (target/corpus/gcc-build-failures.tsv)"
 
-# --- libbpf -----------------------------------------------------------------
-# The reference loader (tools/corpus-run) is linked with the libbpf of the
-# tree the selftests come from (tools/lib/bpf), built static once, with the
-# flags and include paths of its Makefile: the objects' libbpf, not the
-# distribution's older one (which predates kfunc flavours, for one).
-gccver=$(gcc -dumpfullversion)
-karch=$(uname -m)
-case "$karch" in
-x86_64) karch=x86 ;;
-aarch64) karch=arm64 ;;
-esac
-libbpf_recipe=$(sed -n '/^# --- libbpf/,/^# --- end of libbpf/p' "$0" | sha256sum | cut -c1-12)
-libbpf=$cache/libbpf-$srcver-gcc$gccver-$libbpf_recipe
-libbpf_inc=(-I"$libbpf/include" -I"$src/tools/include/uapi")
-if [ ! -e "$libbpf/.complete" ]; then
-    say "building libbpf from $src/tools/lib/bpf into $libbpf (cached afterwards)"
-    rm -rf "$libbpf"
-    mkdir -p "$libbpf/obj" "$libbpf/include/bpf" "$libbpf/lib"
-    # The objects tools/lib/bpf/Build lists.
-    grep -o '[a-z_]*\.o' "$src/tools/lib/bpf/Build" | sed 's/\.o$//' |
-        (cd "$src/tools/lib/bpf" && xargs -P2 -I{} \
-            gcc -O2 -std=gnu89 -Wall -Wno-switch-enum -fvisibility=hidden \
-            -D_LARGEFILE64_SOURCE -D_FILE_OFFSET_BITS=64 -I. -I"$src/tools/include" \
-            -I"$src/tools/include/uapi" -I"$src/tools/arch/$karch/include" \
-            -c {}.c -o "$libbpf/obj/{}.o")
-    ar rcs "$libbpf/lib/libbpf.a" "$libbpf"/obj/*.o
-    cp "$src"/tools/lib/bpf/*.h "$libbpf/include/bpf/"
-    rm -rf "$libbpf/obj"
-    touch "$libbpf/.complete"
-fi
-# --- end of libbpf -------------------------------------------------------------
 
 # The runner of the multi-object selftests (libbpf, as their prog_tests) and
 # the reference for verified instruction counts.
