@@ -202,25 +202,9 @@ fn libbpf_relocates_core_kinds_the_same() {
     if !bpf_allowed(test) || !have_vmlinux(test) || !have_tool("gcc", test) {
         return;
     }
-    let runner = tmpdir("core-runner").join("corpus_run");
-    let src = root().join("tools/corpus-run/corpus_run.c");
-    let o = tool_output(
-        "gcc",
-        &[
-            "-O2",
-            "-o",
-            runner.to_str().unwrap(),
-            src.to_str().unwrap(),
-            "-lbpf",
-        ],
-    );
-    if !o.status.success() {
-        eprintln!(
-            "SKIP {test}: cannot build corpus_run with libbpf: {}",
-            stderr(&o)
-        );
+    let Some(runner) = corpus_runner(test, None) else {
         return;
-    }
+    };
     let obj = fx("core_kinds.o");
     let ours = bpfld_values(&obj);
     let mut args = vec![obj.clone()];

@@ -65,39 +65,12 @@ fn libbpf_verified(runner: &std::path::Path, obj: &str) -> Vec<(String, Option<u
     out
 }
 
-/// tools/corpus-run built with gcc and libbpf, or `None` (said loudly).
-fn corpus_runner(test: &str) -> Option<std::path::PathBuf> {
-    if !have_tool("gcc", test) {
-        return None;
-    }
-    let out = tmpdir("verify-runner").join("corpus_run");
-    let src = root().join("tools/corpus-run/corpus_run.c");
-    let o = tool_output(
-        "gcc",
-        &[
-            "-O2",
-            "-o",
-            out.to_str().unwrap(),
-            src.to_str().unwrap(),
-            "-lbpf",
-        ],
-    );
-    if !o.status.success() {
-        eprintln!(
-            "SKIP {test}: cannot build corpus_run with libbpf: {}",
-            stderr(&o)
-        );
-        return None;
-    }
-    Some(out)
-}
-
 #[test]
 fn verified_counts_equal_libbpfs() {
     if !bpf_allowed("verified_counts_equal_libbpfs") {
         return;
     }
-    let Some(runner) = corpus_runner("verified_counts_equal_libbpfs") else {
+    let Some(runner) = corpus_runner("verified_counts_equal_libbpfs", None) else {
         return;
     };
     for (obj, success) in [
@@ -541,30 +514,7 @@ fn corpus_runner_libbpf_1_3(test: &str) -> Option<std::path::PathBuf> {
         );
         return None;
     };
-    let out = tmpdir("verify-runner-new").join("corpus_run");
-    let src = root().join("tools/corpus-run/corpus_run.c");
-    let inc = format!("-I{}", dir.join("include").display());
-    let lib = dir.join("lib/libbpf.a");
-    let o = tool_output(
-        "gcc",
-        &[
-            "-O2",
-            &inc,
-            "-o",
-            out.to_str().unwrap(),
-            src.to_str().unwrap(),
-            lib.to_str().unwrap(),
-            "-lelf",
-            "-lz",
-        ],
-    );
-    assert!(
-        o.status.success(),
-        "corpus_run with {}: {}",
-        dir.display(),
-        stderr(&o)
-    );
-    Some(out)
+    corpus_runner(test, Some(&dir))
 }
 
 #[test]

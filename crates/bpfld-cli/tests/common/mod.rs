@@ -277,3 +277,45 @@ pub fn bpf_allowed(test: &str) -> bool {
         }
     }
 }
+
+/// tools/corpus-run (the corpus's reference loader) built with gcc, linked
+/// with the system's libbpf, or with the static one under `libbpf_dir`
+/// (`include/`, `lib/libbpf.a`); `None` (said loudly) when gcc or the
+/// system's libbpf is missing. A build against `libbpf_dir` must succeed.
+pub fn corpus_runner(test: &str, libbpf_dir: Option<&Path>) -> Option<PathBuf> {
+    if !have_tool("gcc", test) {
+        return None;
+    }
+    let out = tmpdir("corpus-runner").join("corpus_run");
+    let src = root().join("tools/corpus-run/corpus_run.c");
+    let mut args: Vec<String> = vec!["-O2".into()];
+    if let Some(dir) = libbpf_dir {
+        args.push(format!("-I{}", dir.join("include").display()));
+    }
+    args.extend(["-o".into(), path_str(&out), path_str(&src)]);
+    match libbpf_dir {
+        Some(dir) => args.extend([
+            path_str(&dir.join("lib/libbpf.a")),
+            "-lelf".into(),
+            "-lz".into(),
+        ]),
+        None => args.push("-lbpf".into()),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = tool_output("gcc", &args);
+    if !o.status.success() {
+        if let Some(dir) = libbpf_dir {
+            panic!("corpus_run with {}: {}", dir.display(), stderr(&o));
+        }
+        eprintln!(
+            "SKIP {test}: cannot build corpus_run with libbpf: {}",
+            stderr(&o)
+        );
+        return None;
+    }
+    Some(out)
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().expect("UTF-8 path").to_string()
+}
