@@ -27,6 +27,21 @@ pub enum ProgKind {
 }
 
 impl ProgKind {
+    /// Every kind, in declaration order.
+    pub(crate) const ALL: [ProgKind; 11] = [
+        ProgKind::Xdp,
+        ProgKind::SchedCls,
+        ProgKind::SocketFilter,
+        ProgKind::CgroupSkb,
+        ProgKind::FlowDissector,
+        ProgKind::RawTracepoint,
+        ProgKind::Syscall,
+        ProgKind::LwtIn,
+        ProgKind::LwtOut,
+        ProgKind::LwtXmit,
+        ProgKind::LwtSeg6local,
+    ];
+
     /// libbpf's name of the type (as in `bpftool prog show`).
     pub fn name(self) -> &'static str {
         prog_type_name(self.prog_type())
@@ -51,21 +66,7 @@ impl ProgKind {
 
     /// The kind of kernel program type `t`, when bpfld runs that type.
     pub(crate) fn from_prog_type(t: u32) -> Option<ProgKind> {
-        [
-            ProgKind::Xdp,
-            ProgKind::SchedCls,
-            ProgKind::SocketFilter,
-            ProgKind::CgroupSkb,
-            ProgKind::FlowDissector,
-            ProgKind::RawTracepoint,
-            ProgKind::Syscall,
-            ProgKind::LwtIn,
-            ProgKind::LwtOut,
-            ProgKind::LwtXmit,
-            ProgKind::LwtSeg6local,
-        ]
-        .into_iter()
-        .find(|k| k.prog_type() == t)
+        Self::ALL.into_iter().find(|k| k.prog_type() == t)
     }
 
     /// The symbolic name of a return value, for the types whose return
@@ -530,22 +531,7 @@ mod tests {
 
     #[test]
     fn kinds_are_named_by_their_kernel_type() {
-        let names: Vec<&str> = [
-            ProgKind::Xdp,
-            ProgKind::SchedCls,
-            ProgKind::SocketFilter,
-            ProgKind::CgroupSkb,
-            ProgKind::FlowDissector,
-            ProgKind::RawTracepoint,
-            ProgKind::Syscall,
-            ProgKind::LwtIn,
-            ProgKind::LwtOut,
-            ProgKind::LwtXmit,
-            ProgKind::LwtSeg6local,
-        ]
-        .into_iter()
-        .map(ProgKind::name)
-        .collect();
+        let names: Vec<&str> = ProgKind::ALL.into_iter().map(ProgKind::name).collect();
         assert_eq!(
             names,
             [
