@@ -378,6 +378,34 @@ fn inlined_slot_with_labels_leaves_no_copy() {
     assert_eq!(ret, 333);
 }
 
+/// slot0's function calls its extern slot2, which another component
+/// fills: both are inlined, the inner one inside the outer one's copy,
+/// and the outer one's stack buffer must survive the inner one (7 from
+/// slot0 when it does, 3 from xdp_mark, 2 from nest_inner), whichever
+/// resolve comes first, and as called.
+#[test]
+fn a_resolved_function_calling_another_keeps_its_stack_inlined() {
+    let outer = "slot0=res_nest_outer.o:nest_outer";
+    let inner = "slot2=res_nest_inner.o:nest_inner";
+    let mark = "slot1=comp_mark.o:xdp_mark";
+    for (tag, resolves, extra) in [
+        ("nest-outer-first", [outer, inner, mark], &[][..]),
+        ("nest-inner-first", [inner, outer, mark], &[][..]),
+        ("nest-plain", [outer, inner, mark], &["--no-optimize"][..]),
+        ("nest-called", [outer, inner, mark], &["--no-inline"][..]),
+    ] {
+        let (out, report) = link_resolved(tag, &resolves, &[&["--print-map"], extra].concat());
+        if !extra.contains(&"--no-inline") {
+            assert!(
+                report.contains("inlined slot0 into res_dispatch"),
+                "{tag}: {report}"
+            );
+        }
+        let (ret, _) = verdict(&out);
+        assert_eq!(ret, 732, "{tag}");
+    }
+}
+
 #[test]
 fn link_json_reports_inputs_resolves_renames_and_inlining() {
     let (out, printed) = link_resolved(

@@ -12,7 +12,7 @@ use bpfld::model::object::Object;
 
 mod common;
 
-use common::{fixture, kernel, packets, resolve_cases, resolve_main, same_runs, spec};
+use common::{bytes, fixture, kernel, packets, resolve_cases, resolve_main, same_runs, spec};
 
 /// Instructions of the functions that the inlined build inlined, as the
 /// called build has them.
@@ -195,6 +195,70 @@ fn resolved_slots_mean_the_same_inlined_and_called() {
         }
         let grown = inlined_insns(&inl.report, &call.object);
         same_meaning(what, &inl.object, &call.object, "res_dispatch", grown);
+    }
+}
+
+/// A resolved function whose body calls another resolved function:
+/// res_nest_outer fills slot0 and calls its extern slot2, which
+/// res_nest_inner fills (so the dispatcher calls nest_inner itself too).
+/// nest_outer keeps a buffer on its stack across the call, so the inner
+/// body, inlined into the outer one's copy, must go below both frames
+/// instead of reusing the space of the outer one, whichever resolve comes
+/// first and with or without the optimisation pass. Every packet gives
+/// 732 (+1000 past 100 bytes): slot0 7 (its buffer intact, 5, plus
+/// nest_inner's 2), slot1 3, slot2 2.
+#[test]
+fn a_resolved_function_inlined_inside_another_keeps_its_stack() {
+    if !kernel() {
+        return;
+    }
+    let main = resolve_main();
+    let components = ["res_nest_outer.o", "res_nest_inner.o", "comp_mark.o"].map(|f| Input {
+        name: f.into(),
+        object: fixture(f),
+    });
+    let slot = |n: u32, component: usize, function: &str| bpfld::link::Resolve {
+        extern_name: format!("slot{n}"),
+        component,
+        function: function.into(),
+    };
+    let outer = slot(0, 0, "nest_outer");
+    let inner = slot(2, 1, "nest_inner");
+    let mark = slot(1, 2, "xdp_mark");
+    let pk = packets(48, 4242);
+    let refs: Vec<&[u8]> = pk.iter().map(Vec::as_slice).collect();
+    for (order, resolves) in [
+        (
+            "outer first",
+            vec![outer.clone(), inner.clone(), mark.clone()],
+        ),
+        ("inner first", vec![inner, outer, mark]),
+    ] {
+        for optimize in [true, false] {
+            let what = format!("{order}, optimize {optimize}");
+            let opts = |no_inline| LinkOptions {
+                resolves: resolves.clone(),
+                no_inline,
+                no_optimize: !optimize,
+                ..LinkOptions::default()
+            };
+            let inl = link_with(&main, &components, &opts(false)).unwrap();
+            let call = link_with(&main, &components, &opts(true)).unwrap();
+            inlined_all(&inl.report);
+            let runs =
+                bpfld_kernel::run_packets(&bytes(&inl.object), Some("res_dispatch"), &refs, 1)
+                    .unwrap_or_else(|e| panic!("{what}: {}", e.message()));
+            for (n, r) in runs.iter().enumerate() {
+                assert_eq!(
+                    r.retval % 1000,
+                    732,
+                    "{what}: packet {n} verdict {}",
+                    r.retval
+                );
+            }
+            let grown = inlined_insns(&inl.report, &call.object);
+            same_meaning(&what, &inl.object, &call.object, "res_dispatch", grown);
+        }
     }
 }
 

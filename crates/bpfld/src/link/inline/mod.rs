@@ -13,7 +13,9 @@
 //! - its stack frame is moved below the caller's frame (every `r10`-based
 //!   access and every `rX = r10; rX += imm` is shifted), and the total
 //!   stack along every call chain is checked against the kernel's 512
-//!   bytes;
+//!   bytes; bodies inlined one after another share the space below the
+//!   caller's frame, but one inlined at a call inside another inlined
+//!   body goes below that body's frame, which is live across the call;
 //! - the callee-saved registers r6–r9 that the body writes and the caller
 //!   uses are spilled around it (a called function gets fresh r6–r9 from
 //!   the kernel; an inlined body does not);
@@ -219,4 +221,140 @@ pub(crate) fn inline_and_optimize(
         optimized = None;
     }
     (outcomes, optimized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::insn::{Insn, BPF_DW, R0, R10};
+    use crate::model::object::{
+        Binding, Section, SectionId, SectionKind, Symbol, SymbolPlace, Visibility,
+    };
+
+    /// One `xdp` section holding `prog`, then `a`, then `b` (each a
+    /// function symbol over its `(name, code)`).
+    fn object(funcs: &[(&str, Vec<Insn>)]) -> Object {
+        let mut sec = Section::empty(SectionId(1), "xdp", SectionKind::Program, 1);
+        let mut symbols = Vec::new();
+        for (j, (name, code)) in funcs.iter().enumerate() {
+            symbols.push(Symbol {
+                id: SymbolId(j as u32),
+                name: name.to_string(),
+                binding: if j == 0 {
+                    Binding::Global
+                } else {
+                    Binding::Local
+                },
+                visibility: Visibility::Default,
+                kind: SymbolKind::Func,
+                place: SymbolPlace::Section(SectionId(1)),
+                value: sec.insns.len() as u64 * 8,
+                size: code.len() as u64 * 8,
+                st_other: 0,
+            });
+            sec.insns.extend_from_slice(code);
+        }
+        sec.sh_size = sec.insns.len() as u64 * 8;
+        Object {
+            endian: crate::model::Endian::Little,
+            sections: vec![Section::empty(SectionId(0), "", SectionKind::Null, 0), sec],
+            symbols,
+            btf: None,
+            btf_ext_raw: None,
+        }
+    }
+
+    /// The stack offsets the program's stores use, in order.
+    fn stores(obj: &Object) -> Vec<i16> {
+        obj.sections[1]
+            .insns
+            .iter()
+            .filter(|i| i.class() == crate::model::insn::BPF_ST && i.dst == R10)
+            .map(|i| i.off)
+            .collect()
+    }
+
+    /// `prog` keeps 1 at r10-8 across a call of `a`, which keeps 2 at its
+    /// own r10-8 across a call of `b`, which stores 3 at its own r10-8.
+    fn nested() -> Object {
+        object(&[
+            (
+                "prog",
+                vec![
+                    Insn::store_imm(BPF_DW, R10, -8, 1),
+                    Insn::call_pseudo(2), // a
+                    Insn::load(BPF_DW, R0, R10, -8),
+                    Insn::exit(),
+                ],
+            ),
+            (
+                "a",
+                vec![
+                    Insn::store_imm(BPF_DW, R10, -8, 2),
+                    Insn::call_pseudo(2), // b
+                    Insn::load(BPF_DW, R0, R10, -8),
+                    Insn::exit(),
+                ],
+            ),
+            (
+                "b",
+                vec![
+                    Insn::store_imm(BPF_DW, R10, -8, 3),
+                    Insn::mov64_imm(R0, 0),
+                    Insn::exit(),
+                ],
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_body_inlined_inside_an_inlined_body_goes_below_both_frames() {
+        // Outer first: b's call is then inside a's copy in prog, and b's
+        // frame must not reuse a's (which is live across the call).
+        for order in [["a", "b"], ["b", "a"]] {
+            let mut obj = nested();
+            let names: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+            let out = inline_functions(&mut obj, &names);
+            // b goes into a's copy in prog, or into a before a goes.
+            let into = |f: &str| {
+                out.iter()
+                    .find(|o| o.function == f)
+                    .map(|o| &o.inlined_into)
+            };
+            let b_into = if order[0] == "a" { "prog" } else { "a" };
+            assert_eq!(into("a"), Some(&vec!["prog".to_string()]), "{order:?}");
+            assert_eq!(into("b"), Some(&vec![b_into.to_string()]), "{order:?}");
+            assert_eq!(stores(&obj), [-8, -16, -24], "{order:?}");
+            let calls = obj.sections[1].insns.iter().filter(|i| i.is_call());
+            assert_eq!(calls.count(), 0, "{order:?}: calls left");
+        }
+    }
+
+    #[test]
+    fn bodies_called_one_after_another_share_the_space_below_the_caller() {
+        // prog calls a twice: both copies use the same slot below prog's.
+        let mut obj = object(&[
+            (
+                "prog",
+                vec![
+                    Insn::store_imm(BPF_DW, R10, -8, 1),
+                    Insn::call_pseudo(3), // a
+                    Insn::call_pseudo(2), // a
+                    Insn::load(BPF_DW, R0, R10, -8),
+                    Insn::exit(),
+                ],
+            ),
+            (
+                "a",
+                vec![
+                    Insn::store_imm(BPF_DW, R10, -8, 2),
+                    Insn::mov64_imm(R0, 0),
+                    Insn::exit(),
+                ],
+            ),
+        ]);
+        let out = inline_functions(&mut obj, &["a".to_string()]);
+        assert_eq!(out[0].inlined_into, ["prog", "prog"]);
+        assert_eq!(stores(&obj), [-8, -16, -16]);
+    }
 }

@@ -82,6 +82,12 @@ pub(crate) struct Code {
     /// inlined bodies run one after another, so their frames may share the
     /// space below it.
     pub(crate) own_depth: HashMap<SymbolId, u32>,
+    /// Bytes of stack in use at a call that came with an inlined body:
+    /// the caller's own frame, registers saved around the body and the
+    /// body's frame (every enclosing body's, when nested). A body inlined
+    /// at such a call runs while those frames are live, so it goes below
+    /// them. Absent: a call of the caller's own code ([`Self::own_depth`]).
+    pub(crate) live_depth: HashMap<NodeId, u32>,
     /// Where the frame of the code that made a stack pointer ends (`rX =
     /// r10` nodes of inlined bodies; absent: 0, the function's own): an
     /// inlined body's objects lie below it, so its pointers reach no
@@ -112,6 +118,7 @@ impl Code {
             syms: HashMap::new(),
             removed: HashSet::new(),
             own_depth: HashMap::new(),
+            live_depth: HashMap::new(),
             frame_top: HashMap::new(),
             next_id: 0,
             origin: HashMap::new(),

@@ -154,7 +154,12 @@ pub(super) fn inline_site(
     let saved: Vec<u8> = (insn::R6..=insn::R9)
         .filter(|r| bf.writes & live & (1 << r) != 0)
         .collect();
-    let caller_depth = code.own_depth.entry(caller).or_insert(cf.depth).div_ceil(8) * 8;
+    let own = *code.own_depth.entry(caller).or_insert(cf.depth);
+    // A call inside an earlier inlined body: that body's frame is live.
+    let live_depth = code
+        .live_depth
+        .get(&code.sec(sec).ok_or("no caller section")?[k].id);
+    let caller_depth = live_depth.copied().unwrap_or(0).max(own).div_ceil(8) * 8;
     let base = caller_depth + 8 * saved.len() as u32;
     if base + bf.depth > MAX_STACK {
         return Err(format!(
@@ -209,10 +214,19 @@ pub(super) fn inline_site(
             core: Vec::new(),
         });
     }
+    // Stack in use at each call of the copy: the body's own frame (or,
+    // at a call that came with a body inlined into it, that one's too)
+    // below `base`.
+    let f_own = code.own_depth.get(&f).copied().unwrap_or(bf.depth);
+    let mut live_at: HashMap<NodeId, u32> = HashMap::new();
     let body_len = body.len();
     for (j, mut n) in body.into_iter().enumerate() {
         if trailing_exit && j + 1 == body_len {
             break;
+        }
+        if n.insn.is_call() && n.insn.src == insn::BPF_PSEUDO_CALL {
+            let inner = code.live_depth.get(&n.id).copied().unwrap_or(f_own);
+            live_at.insert(renum[&n.id], base + inner);
         }
         n.id = renum[&n.id];
         n.func = None;
@@ -270,6 +284,11 @@ pub(super) fn inline_site(
     for n in &copy {
         code.origin.insert(n.id, f);
     }
+    code.live_depth.remove(&call.id);
+    if let Some(d) = live_at.remove(&old_first) {
+        live_at.insert(call.id, d);
+    }
+    code.live_depth.extend(live_at);
     let nodes = code.sec_mut(sec).ok_or("no caller section")?;
     nodes.splice(k..k + 1, copy);
     // Jumps inside the copy to its first node now name the call's id.
