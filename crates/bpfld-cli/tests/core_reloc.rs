@@ -5,7 +5,8 @@
 //! reader) says, and what libbpf computes for the same object
 //! (tools/corpus-run). An instruction that does not hold the value its
 //! relocation describes is refused with the file, section, instruction
-//! and access string named.
+//! and access string named; in a `?` program (fixtures/core_optional.o)
+//! only that program is refused, as libbpf refuses it.
 //!
 //! These tests need the bpf() syscall. When it is refused (EPERM, not root)
 //! each test prints `SKIP ...` and passes; any other failure fails.
@@ -259,5 +260,84 @@ fn an_instruction_that_does_not_hold_the_local_value_is_refused() {
     assert!(
         err.contains(&bad.arg()) && err.contains(&want),
         "{err}\nwants {want}"
+    );
+}
+
+#[test]
+fn a_failed_relocation_in_an_optional_program_refuses_only_that_program() {
+    let test = "a_failed_relocation_in_an_optional_program_refuses_only_that_program";
+    if !bpf_allowed(test) || !have_vmlinux(test) {
+        return;
+    }
+    // core_opt_size (?raw_tp) has one relocation: the size of task_struct,
+    // a constant moved into a register; damage it.
+    let mut obj = bpfld::Object::read_file(fixture("core_optional.o")).unwrap();
+    let sec = obj
+        .sections
+        .iter_mut()
+        .find(|s| s.name == "?raw_tp/sys_enter")
+        .unwrap();
+    assert_eq!(sec.core_relos.len(), 1);
+    let at = sec.core_relos[0].insn.0 as usize;
+    sec.insns[at].imm += 1;
+    let bad = TempFile::new("core-optional-bad.o", &obj.to_bytes().unwrap());
+
+    // The program that is always loaded still runs.
+    let v = run_json(&[&bad.arg(), "--prog", "core_always"]);
+    assert_eq!(v["retval"], 2, "{v}");
+
+    // Asking for the damaged one names its relocation.
+    let o = run(&["run", &bad.arg(), "--prog", "core_opt_size"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let want = format!(
+        "program 'core_opt_size' cannot be loaded: section '?raw_tp/sys_enter', instruction \
+         #{at}: CO-RE relocation <type_size> of"
+    );
+    assert!(err.contains(&want), "{err}\nwants {want}");
+
+    // verify: one verdict each, the rejection carrying the same reason.
+    let o = run(&["verify", &bad.arg(), "--json"]);
+    assert!(!o.status.success(), "a rejected program fails verify");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_name = |n: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["prog_name"] == n)
+            .unwrap_or_else(|| panic!("no {n} in {v}"))
+            .clone()
+    };
+    assert_eq!(by_name("core_always")["verdict"], "success", "{v}");
+    let opt = by_name("core_opt_size");
+    assert_eq!(opt["verdict"], "failure", "{v}");
+    let why = opt["rejection"]["error"].as_str().unwrap();
+    assert!(why.contains("CO-RE relocation <type_size>"), "{why}");
+
+    // libbpf does the same: the object loads without the "?" program,
+    // which it does not relocate, and that program alone is refused.
+    let Some(runner) = corpus_runner(test, None) else {
+        return;
+    };
+    let libbpf = |mode: &str| {
+        let o = std::process::Command::new(&runner)
+            .args([bad.arg().as_str(), mode])
+            .output()
+            .unwrap();
+        (o.status.success(), stdout(&o), stderr(&o))
+    };
+    let (loaded, out, err) = libbpf("--loadall");
+    assert!(loaded, "libbpf refuses the object: {err}");
+    assert!(out.lines().any(|l| l.starts_with("core_always ")), "{out}");
+    assert!(!out.contains("core_opt_size"), "{out}");
+    let (_, out, err) = libbpf("--each-prog");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("core_always ") && !l.contains("failed")),
+        "{out}{err}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("core_opt_size failed")),
+        "{out}{err}"
     );
 }

@@ -23,6 +23,9 @@ pub(crate) struct AyaCopy {
     /// Programs whose section aya cannot load as the right type: name to
     /// libbpf's program type.
     pub(crate) unloadable: HashMap<String, &'static str>,
+    /// Programs that cannot be loaded, though the object can: name to the
+    /// reason (a CO-RE relocation that failed in a `?` program).
+    pub(crate) refused: HashMap<String, String>,
     /// The slots the object fills itself, read before the copy rewrites
     /// prog arrays' `values`.
     pub(crate) slots: crate::init_slots::Slots,
@@ -122,8 +125,10 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         crate::externs::resolve(&mut obj, &mut crate::externs::RunningKernel::default())?;
     let made_static = crate::hidden_subprogs::make_static(&mut obj);
     // aya 0.14's CO-RE is partial: bpfld relocates and leaves aya none.
-    let core_applied =
+    let core =
         crate::core_reloc::apply(&mut obj, &mut crate::core_reloc::Targets::running_kernel())?;
+    let refused = refused_programs(&obj, core.deferred);
+    let core_applied = core.any;
     if new_names.is_empty()
         && !values_rewritten
         && !externs_resolved
@@ -136,6 +141,7 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
         return Ok(AyaCopy {
             bytes: object.to_vec(),
             unloadable,
+            refused,
             slots,
         });
     }
@@ -154,8 +160,33 @@ pub(crate) fn prepare(object: &[u8]) -> Result<AyaCopy> {
     Ok(AyaCopy {
         bytes,
         unloadable,
+        refused,
         slots,
     })
+}
+
+/// Names the program each deferred failure is in: the global function
+/// of its section whose bytes hold the instruction.
+fn refused_programs(
+    obj: &Object,
+    deferred: Vec<(SectionId, usize, String)>,
+) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    for (section, at, why) in deferred {
+        let byte = at as u64 * 8;
+        let owner = obj.symbols.iter().find(|s| {
+            s.kind == SymbolKind::Func
+                && s.binding != Binding::Local
+                && s.place == SymbolPlace::Section(section)
+                && s.value <= byte
+                && byte < s.value + s.size.max(1)
+        });
+        if let Some(sym) = owner {
+            // The first failure is the one libbpf reports.
+            out.entry(sym.name.clone()).or_insert(why);
+        }
+    }
+    out
 }
 
 /// Makes every name in aya's copy unique. Dropping the "?" can give two

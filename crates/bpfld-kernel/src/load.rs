@@ -15,6 +15,9 @@ pub(crate) struct LoadedObject {
     pub(crate) ebpf: Ebpf,
     /// Programs aya cannot load as their own type: name to libbpf's type.
     pub(crate) unloadable: HashMap<String, &'static str>,
+    /// Programs that cannot be loaded: name to the reason (see
+    /// [`crate::aya_compat::AyaCopy::refused`]).
+    pub(crate) refused: HashMap<String, String>,
     /// The bytes aya loaded (bpfld loads the types aya cannot from them).
     pub(crate) bytes: Vec<u8>,
     /// Program name to its section as the object (not aya's copy) names
@@ -75,6 +78,7 @@ pub(crate) fn load_object(object: &[u8], globals: &[GlobalValue]) -> Result<Load
     Ok(LoadedObject {
         ebpf,
         unloadable: copy.unloadable,
+        refused: copy.refused,
         bytes: copy.bytes,
         sections,
         btf_fd: created.btf_fd,

@@ -97,6 +97,12 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
     let (prog, repeat) = (opts.prog, opts.repeat);
     let mut loaded = load_object(object, opts.globals)?;
     let name = choose_program(&loaded.ebpf, prog)?;
+    if let Some(why) = loaded.refused.get(&name) {
+        return Err(Error::new(
+            ErrorKind::Object,
+            format!("program '{name}' cannot be loaded: {why}"),
+        ));
+    }
     // Types aya has no loader for: bpfld loads those it can run itself.
     let raw = match loaded.unloadable.get(&name) {
         Some(t) => Some(raw_of(&loaded, &name).ok_or_else(|| {

@@ -242,7 +242,10 @@ pub fn verify(object: &[u8], opts: &VerifyOptions<'_>) -> Result<Vec<ProgramVerd
         let st_ops = struct_ops.get(name.as_str()).cloned();
         let spec = match prog_spec(&section, kernel_btf.as_ref(), st_ops).and_then(|s| {
             // libbpf refuses the program before loading it, as bpfld does.
-            match exception_cb_errors.get(name.as_str()) {
+            match exception_cb_errors
+                .get(name.as_str())
+                .or_else(|| loaded.refused.get(name.as_str()))
+            {
                 Some(why) => Err(why.clone()),
                 None => Ok(s),
             }

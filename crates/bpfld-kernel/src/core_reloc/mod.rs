@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use bpfld::model::btf::{Btf, TypeId};
 use bpfld::model::btf_ext::CoreRelo;
-use bpfld::model::object::{Object, SectionKind};
+use bpfld::model::object::{Object, SectionId, SectionKind};
 use bpfld::model::Endian;
 
 pub(crate) use target::Targets;
@@ -38,12 +38,26 @@ use crate::error::{Error, ErrorKind, Result};
 /// Errors inside the engine: a sentence the caller puts in context.
 type R<T> = std::result::Result<T, String>;
 
+/// What [`apply`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Whether the object had CO-RE records (now removed).
+    pub(crate) any: bool,
+    /// Relocations that failed in sections that are not loaded unless asked
+    /// for (libbpf's `?` prefix): the section, the instruction and the
+    /// error. libbpf does not relocate a program it will not load, so such
+    /// a failure refuses only that program; its instruction is poisoned.
+    pub(crate) deferred: Vec<(SectionId, usize, String)>,
+}
+
 /// Applies every CO-RE relocation of `obj` against `targets` and removes
-/// the records. Returns whether there were any.
-pub(crate) fn apply(obj: &mut Object, targets: &mut Targets) -> Result<bool> {
+/// the records.
+pub(crate) fn apply(obj: &mut Object, targets: &mut Targets) -> Result<Applied> {
+    let mut applied = Applied::default();
     if obj.sections.iter().all(|s| s.core_relos.is_empty()) {
-        return Ok(false);
+        return Ok(applied);
     }
+    applied.any = true;
     let big_endian = obj.endian == Endian::Big;
     let Object { btf, sections, .. } = obj;
     let Some(btf) = btf.as_ref() else {
@@ -67,8 +81,24 @@ pub(crate) fn apply(obj: &mut Object, targets: &mut Targets) -> Result<bool> {
                     ),
                 )
             };
-            let o = resolve(btf, r, targets, &mut cache, big_endian).map_err(&fail)?;
-            calc::patch(&mut s.insns, at, &o).map_err(&fail)?;
+            let done = resolve(btf, r, targets, &mut cache, big_endian)
+                .and_then(|o| calc::patch(&mut s.insns, at, &o));
+            match done {
+                Ok(()) => {}
+                Err(msg) if s.name.starts_with('?') => {
+                    let poison = Outcome {
+                        poison: true,
+                        ..Outcome::default()
+                    };
+                    // Only an instruction past the end cannot be poisoned,
+                    // and nothing runs it.
+                    let _ = calc::patch(&mut s.insns, at, &poison);
+                    applied
+                        .deferred
+                        .push((s.id, at, fail(msg).message().to_string()));
+                }
+                Err(msg) => return Err(fail(msg)),
+            }
         }
     }
     // `.BTF.ext` is written again without the CO-RE records, shorter:
@@ -80,7 +110,7 @@ pub(crate) fn apply(obj: &mut Object, targets: &mut Targets) -> Result<bool> {
     {
         s.relocs.clear();
     }
-    Ok(true)
+    Ok(applied)
 }
 
 /// `<byte_off> [5] STRUCT 'task_struct' access "0:1"`, for messages.
