@@ -412,6 +412,31 @@ fn xdp_program_with_a_local_kptr_in_a_map_value_runs() {
 }
 
 #[test]
+fn a_rejection_is_the_one_libbpf_gets_not_the_one_of_ayas_btf() {
+    let test = "a_rejection_is_the_one_libbpf_gets_not_the_one_of_ayas_btf";
+    if !bpf_allowed(test) {
+        return;
+    }
+    // run_xdp_kptr with the object taken back never dropped. With aya's
+    // own BTF the kernel stops at the kptr store ("invalid kptr access");
+    // the verdict that counts is the one of the load libbpf makes.
+    let file = fx("run_xdp_kptr_leak.o");
+    let o = run(&["run", &file]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("program 'xdp_stash' rejected by the verifier")
+            && err.contains("reason: Unreleased reference"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid kptr access"), "{err}");
+    if have_tool("bpftool", test) {
+        let why = libbpf_loads(&fixture("run_xdp_kptr_leak.o")).unwrap_err();
+        assert!(why.contains("Unreleased reference"), "{why}");
+    }
+}
+
+#[test]
 fn sections_named_apart_only_by_autoload_run_their_own_programs() {
     if !bpf_allowed("sections_named_apart_only_by_autoload_run_their_own_programs") {
         return;

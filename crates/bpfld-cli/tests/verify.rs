@@ -93,6 +93,10 @@ fn verified_counts_equal_libbpfs() {
         ("run_dup_sections.o", true),
         // An XDP program with a local kptr in a map value.
         ("run_xdp_kptr.o", true),
+        // The same leaking its object: refused at the exit, as libbpf's.
+        ("run_xdp_kptr_leak.o", false),
+        // A CO-RE relocation in a "?" program.
+        ("core_optional.o", true),
         // A hidden global subprogram, verified in its caller as libbpf
         // makes it static.
         ("verify_hidden.o", true),

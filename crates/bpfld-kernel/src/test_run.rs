@@ -158,12 +158,12 @@ pub fn run_all(object: &[u8], opts: &RunOptions<'_>, packets: &[&[u8]]) -> Resul
         // aya loads with a BTF of its own, not the one bpfld created the
         // maps with: the verifier refuses list/rbtree nodes and local
         // kptrs then. bpfld loads the program itself, with that BTF, as
-        // libbpf reads its section.
+        // libbpf reads its section. That load is the one libbpf makes, so
+        // its verdict stands, a rejection too: aya's may be a complaint
+        // about its own BTF ("expected=ptr_node" for a ptr_node).
         let how = raw_of(&loaded, &name).filter(|h| h.kind == kind);
         if let (Some(how), Some(_)) = (how, &loaded.btf_fd) {
-            if let Ok(r) = run_raw(&mut loaded, &name, how, &slots, opts, packets, repeat) {
-                return Ok(r);
-            }
+            return run_raw(&mut loaded, &name, how, &slots, opts, packets, repeat);
         }
         return Err(e);
     }
