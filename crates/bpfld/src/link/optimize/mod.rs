@@ -31,7 +31,9 @@
 //!   changes); the copy then goes as a dead store.
 //! - **Dead stores**: an instruction without side effects whose result
 //!   no path reads goes (a helper whose prototype is known reads only its
-//!   arguments).
+//!   arguments), and so does a copy into a register that already holds
+//!   the same context pointer or stack address on every path (a
+//!   component's `r1 = r9` after the dispatcher's `r9 = r1`).
 //! - **`goto`s to the next instruction** go, and a block that is only
 //!   jumped to (ending in `exit` or a jump) is moved to the end of its
 //!   function when the `goto` over it then becomes one.
@@ -126,6 +128,7 @@ pub(crate) fn optimize(code: &mut Code, obj: &Object) -> Result<Counts, Why> {
         Some(base) => {
             let fits = |c: &Code| walked(c, obj).is_some_and(|w| w.within(&base));
             let full = variant(&original, obj, false)?;
+
             if fits(&full) {
                 full
             } else {
@@ -203,6 +206,7 @@ fn rewrite(code: &mut Code, obj: &Object, keep_prune: bool) -> Result<(), Why> {
             changed |= fills(code, obj, sec)?;
             changed |= spills::slots(code, obj, sec)?;
             changed |= copies(code, obj, sec)?;
+            changed |= same_copies(code, obj, sec)?;
             changed |= dead_stores(code, obj, sec)?;
             changed |= jumps_to_next(code, obj, sec, keep_prune)?;
             changed |= move_cold_blocks(code, obj, sec)?;
@@ -481,6 +485,36 @@ fn dead_stores(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
                 dead[k + 1] = true;
             }
         }
+    }
+    remove(code, sec, &dead)
+}
+
+/// Removes `rX = rY` where both already hold the context or the same
+/// stack address on every path: the verifier's state of rX is the same
+/// either way (a component's `r1 = r9` right after the dispatcher's
+/// `r9 = r1`). Each such copy changes no register, so all go at once;
+/// not with [`dead_stores`], whose liveness counts them as writes.
+fn same_copies(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
+    let cfg = Cfg::build(code, obj, sec);
+    let Some(nodes) = code.sec(sec) else {
+        return Ok(false);
+    };
+    let states = analyse(&cfg, nodes);
+    let mut dead = vec![false; nodes.len()];
+    for (k, n) in nodes.iter().enumerate() {
+        let i = n.insn;
+        if !cfg.start[k]
+            || i.code != insn::BPF_ALU64 | insn::BPF_MOV | insn::BPF_X
+            || i.off != 0
+            || i.dst > 10
+            || i.src > 10
+        {
+            continue;
+        }
+        dead[k] = states[k].as_ref().is_some_and(|st| {
+            let (d, s) = (st.regs[i.dst as usize], st.regs[i.src as usize]);
+            d == s && matches!(d, Val::Ctx | Val::Stack(_))
+        });
     }
     remove(code, sec, &dead)
 }

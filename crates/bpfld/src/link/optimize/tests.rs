@@ -171,7 +171,15 @@ fn a_bounds_check_stays_when_it_proves_more_or_the_packet_may_change() {
         Insn::mov64_imm(R0, XDP_DROP),
         Insn::exit(),
     ]);
-    assert_eq!(optimized(&changed).len(), 16);
+    // Both checks stay; only `r1 = r6` goes (r1 still holds the context).
+    let out = optimized(&changed);
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
+        2,
+        "{out:?}"
+    );
+    assert!(!out.contains(&"r1 = r6".to_string()), "{out:?}");
+    assert_eq!(out.len(), 15, "{out:?}");
 }
 
 #[test]
@@ -342,6 +350,41 @@ fn a_copy_back_to_its_source_goes() {
         Insn::exit(),
     ]);
     assert_eq!(out, ["r0 = *(u32 *)(r1 + 0x0)", "exit"]);
+}
+
+#[test]
+fn a_copy_of_the_context_into_a_register_holding_it_goes() {
+    // The dispatcher's `r9 = r1`, then a component's `r1 = r9` read only
+    // after a branch, where the straight-code rule does not reach: r1
+    // holds the context already on every path.
+    let program = |call: bool| {
+        let mut code = vec![Insn::mov64_reg(R9, R1)];
+        if call {
+            code.push(Insn::call_helper(7));
+        }
+        code.extend([
+            Insn::mov64_reg(R1, R9),
+            Insn::jmp_imm(BPF_JEQ, R9, 0, 1),
+            Insn::store_imm(crate::model::insn::BPF_DW, R10, -8, 3),
+            // Two ways in.
+            Insn::load(BPF_W, R0, R1, 0),
+            Insn::exit(),
+        ]);
+        optimized(&code)
+    };
+    let out = program(false);
+    assert!(!out.contains(&"r1 = r9".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"r0 = *(u32 *)(r1 + 0x0)".to_string()),
+        "{out:?}"
+    );
+    // After a call r1 no longer holds it: the copy stays.
+    let out = program(true);
+    assert!(
+        out.contains(&"r1 = r9".to_string())
+            && out.contains(&"r0 = *(u32 *)(r1 + 0x0)".to_string()),
+        "{out:?}"
+    );
 }
 
 /// Two components reading the packet, a map lookup between: the first
