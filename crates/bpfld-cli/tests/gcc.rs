@@ -408,3 +408,47 @@ fn other_old_binutils_relocation_types_are_refused_by_name() {
         assert!(!out.exists(), "no partial output");
     }
 }
+
+#[test]
+fn gcc_data_32_relocations_in_btf_ext_are_clangs_nodyld32() {
+    // GCC 12 with binutils 2.40 writes R_BPF_DATA_32 (11) in .rel.BTF.ext
+    // where clang writes R_BPF_64_NODYLD32 (4): the same object with the
+    // old number reads, lists and links as clang's.
+    let dir = tmpdir("gcc-data32");
+    let clang = fixture("core_optional.o");
+    let mut d = std::fs::read(&clang).unwrap();
+    let types = reloc_types(&d, ".rel.BTF.ext");
+    assert!(
+        !types.is_empty() && types.iter().all(|t| *t == 4),
+        "{types:?}"
+    );
+    let (off, size) = raw_section(&d, ".rel.BTF.ext").unwrap();
+    for r in (off..off + size).step_by(16) {
+        d[r + 8..r + 12].copy_from_slice(&11u32.to_le_bytes());
+    }
+    let old = dir.join("old.o");
+    std::fs::write(&old, &d).unwrap();
+    for cmd in ["inspect", "disasm"] {
+        let o = run(&[cmd, s(&old)]);
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(
+                "section '.rel.BTF.ext': R_BPF_DATA_32 (type 11 in binutils 2.40 and older) \
+                 read as R_BPF_64_NODYLD32"
+            ),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        let theirs = ok(&[cmd, s(&clang)]);
+        assert_eq!(
+            stdout(&o).replace(s(&old), s(&clang)),
+            theirs,
+            "{cmd} lists the same"
+        );
+    }
+    // And links to the same bytes.
+    let (a, b) = (dir.join("a.o"), dir.join("b.o"));
+    ok(&["link", "-o", s(&a), s(&old)]);
+    ok(&["link", "-o", s(&b), s(&clang)]);
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+}

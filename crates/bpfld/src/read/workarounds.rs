@@ -154,17 +154,26 @@ pub fn unknown_reloc_note(raw: u32, is_code: bool) -> String {
 /// LLVM's `R_BPF_64_ABS64`; libbpf's loader does not look at the type of
 /// such relocations and loads these objects. It is read as
 /// `R_BPF_64_ABS64`, with a warning, and `link` writes it back in LLVM's
-/// numbering. In code it means nothing an instruction can hold, and the
-/// other old numbers have no LLVM equivalent: they stay unknown.
+/// numbering. Likewise `R_BPF_DATA_32` (11) in `.BTF` or `.BTF.ext`
+/// (GCC writes one in `.BTF.ext` for the start of a section's records)
+/// is the 32-bit offset clang writes there as `R_BPF_64_NODYLD32`, which
+/// loaders ignore; elsewhere (a 32-bit word in `.maps`, say) it is no
+/// slot libbpf fills. In code they mean nothing an instruction can hold,
+/// and the other old numbers have no LLVM equivalent: they stay unknown.
 pub fn reloc_kind(raw: u32, is_code: bool, rel_name: &str) -> RelocKind {
-    if raw == 12 && !is_code {
-        warn(&format!(
-            "section '{rel_name}': R_BPF_DATA_64 (type 12 in binutils 2.40 and older) \
-             read as R_BPF_64_ABS64"
-        ));
-        return RelocKind::Abs64;
+    let btf = matches!(rel_name, ".rel.BTF" | ".rel.BTF.ext");
+    let (old, new, kind) = match raw {
+        12 => ("R_BPF_DATA_64", "R_BPF_64_ABS64", RelocKind::Abs64),
+        11 if btf => ("R_BPF_DATA_32", "R_BPF_64_NODYLD32", RelocKind::NoDyld32),
+        _ => return RelocKind::from_raw(raw),
+    };
+    if is_code {
+        return RelocKind::from_raw(raw);
     }
-    RelocKind::from_raw(raw)
+    warn(&format!(
+        "section '{rel_name}': {old} (type {raw} in binutils 2.40 and older) read as {new}"
+    ));
+    kind
 }
 
 // ---------------------------------------------------------------------------
