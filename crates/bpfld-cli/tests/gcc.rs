@@ -132,22 +132,8 @@ fn a_gcc_fwd_with_a_size_is_read_with_a_warning() {
 /// ELF64, read directly: bpfld's reader would normalise them).
 fn btf_of_input(obj: &Path) -> Vec<u8> {
     let d = std::fs::read(obj).unwrap();
-    let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap()) as usize;
-    let (shoff, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3c), u16_at(0x3e));
-    let header = |i: usize| shoff + i * 64;
-    let names = u64_at(header(shstrndx) + 0x18);
-    (0..shnum)
-        .find(|&i| {
-            let name = names + u32_at(header(i));
-            d[name..].starts_with(b".BTF\0")
-        })
-        .map(|i| {
-            let (off, size) = (u64_at(header(i) + 0x18), u64_at(header(i) + 0x20));
-            d[off..off + size].to_vec()
-        })
-        .expect("a .BTF section")
+    let (off, size) = raw_section(&d, ".BTF").expect("a .BTF section");
+    d[off..off + size].to_vec()
 }
 
 #[test]
