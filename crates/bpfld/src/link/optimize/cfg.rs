@@ -196,9 +196,18 @@ impl Cfg {
     /// Registers (bit n = rn) live on entry to each slot: read on some
     /// path before being written (`exit` reads r0, a call r1-r5).
     pub(super) fn live_in(&self, nodes: &[Node]) -> Vec<u16> {
-        let n = nodes.len();
         let ud: Vec<(u16, u16)> = nodes.iter().map(|x| uses_defs(&x.insn)).collect();
-        let mut live = vec![0u16; n];
+        self.backward(|k, out| ud[k].0 | (out & !ud[k].1))
+    }
+
+    /// A backward analysis of bit sets to its fixed point: the set before
+    /// each slot is `transfer(slot, union of its successors' sets)`.
+    pub(super) fn backward<T>(&self, transfer: impl Fn(usize, T) -> T) -> Vec<T>
+    where
+        T: Copy + Default + PartialEq + std::ops::BitOr<Output = T>,
+    {
+        let n = self.start.len();
+        let mut sets = vec![T::default(); n];
         let mut changed = true;
         while changed {
             changed = false;
@@ -206,15 +215,15 @@ impl Cfg {
                 if !self.start[k] {
                     continue;
                 }
-                let out = self.succ[k].iter().fold(0, |a, s| a | live[*s]);
-                let v = ud[k].0 | (out & !ud[k].1);
-                if v != live[k] {
-                    live[k] = v;
+                let out = self.succ[k].iter().fold(T::default(), |a, s| a | sets[*s]);
+                let v = transfer(k, out);
+                if v != sets[k] {
+                    sets[k] = v;
                     changed = true;
                 }
             }
         }
-        live
+        sets
     }
 
     /// Registers live after slot `k` (on any of its successors).

@@ -229,27 +229,16 @@ fn reloads(code: &mut Code, obj: &Object, sec: usize) -> Result<bool, Why> {
     let states = analyse(&cfg, nodes);
     let mut edits = Vec::new();
     for (k, n) in nodes.iter().enumerate() {
-        let i = n.insn;
-        let Some(s) = &states[k] else { continue };
-        if !cfg.start[k]
-            || i.class() != insn::BPF_LDX
-            || i.mode() != insn::BPF_MEM
-            || i.size() != insn::BPF_W
-            || !n.core.is_empty()
-            || s.regs.get((i.src & 0xf) as usize) != Some(&Val::Ctx)
-            || !matches!(i.off, 0 | 4 | 8)
-        {
+        let Some(s) = states[k].as_ref().filter(|_| cfg.start[k]) else {
             continue;
-        }
-        let same = Val::Pkt {
-            field: i.off,
-            add: 0,
         };
-        let holder = (0..10u8)
-            .filter(|r| *r != i.dst && s.regs[*r as usize] == same)
-            .max_by_key(|r| (s.range[*r as usize], *r));
+        let Some(field) = values::context_field_load(n, s) else {
+            continue;
+        };
+        let dst = n.insn.dst;
+        let holder = values::holding(s, field, dst).max_by_key(|r| (s.range[*r as usize], *r));
         if let Some(r) = holder {
-            edits.push((k, Insn::mov64_reg(i.dst, r)));
+            edits.push((k, Insn::mov64_reg(dst, r)));
         }
     }
     if edits.is_empty() {

@@ -22,7 +22,7 @@ use crate::model::insn::{self, Insn};
 use crate::model::object::Object;
 
 use super::cfg::{is_cond, uses_defs, Cfg};
-use super::values::{analyse, Val};
+use super::values::{self, analyse};
 use super::Why;
 
 /// The context fields kept: `data_end` (see the module's documentation).
@@ -40,23 +40,17 @@ fn loads(code: &Code, obj: &Object, sec: usize, field: i16) -> (Vec<(usize, u8)>
     let mut out = Vec::new();
     let mut served = 0;
     for (k, n) in nodes.iter().enumerate() {
-        let i = n.insn;
-        let Some(s) = &states[k] else { continue };
-        if !cfg.start[k]
-            || i.class() != insn::BPF_LDX
-            || i.mode() != insn::BPF_MEM
-            || i.size() != insn::BPF_W
-            || i.off != field
-            || !n.core.is_empty()
-            || s.regs.get((i.src & 0xf) as usize) != Some(&Val::Ctx)
-        {
+        let Some(s) = states[k].as_ref().filter(|_| cfg.start[k]) else {
+            continue;
+        };
+        if values::context_field_load(n, s) != Some(field) {
             continue;
         }
-        let same = Val::Pkt { field, add: 0 };
-        if (0..10u8).any(|r| r != i.dst && s.regs[r as usize] == same) {
+        let dst = n.insn.dst;
+        if values::holding(s, field, dst).next().is_some() {
             served += 1;
         }
-        out.push((k, i.dst));
+        out.push((k, dst));
     }
     (out, served)
 }

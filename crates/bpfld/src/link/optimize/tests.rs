@@ -58,6 +58,20 @@ fn optimized(code: &[Insn]) -> Vec<String> {
 const XDP_DROP: i32 = 1;
 const XDP_PASS: i32 = 2;
 
+/// `r0 = XDP_PASS; exit; r0 = XDP_DROP; exit`: the ends the checks of
+/// [`bounds`] jump between.
+const VERDICTS: [Insn; 4] = [
+    Insn::mov64_imm(R0, XDP_PASS),
+    Insn::exit(),
+    Insn::mov64_imm(R0, XDP_DROP),
+    Insn::exit(),
+];
+
+/// How many bounds checks (as [`bounds`] writes them) a listing holds.
+fn checks(out: &[String]) -> usize {
+    out.iter().filter(|l| l.starts_with("if r3 > r2")).count()
+}
+
 /// `r2 = data_end; r3 = data; r3 += len; if r3 > r2 goto +drop`, the
 /// context in `ctx`.
 fn bounds(ctx: u8, len: i32, drop: i16) -> [Insn; 4] {
@@ -113,12 +127,7 @@ fn a_bounds_check_proven_before_goes_with_its_loads() {
     code.extend(bounds(R9, 34, 7));
     code.push(Insn::call_helper(1)); // map lookup: the packet stays
     code.extend(bounds(R9, 14, 3));
-    code.extend([
-        Insn::mov64_imm(R0, XDP_PASS),
-        Insn::exit(),
-        Insn::mov64_imm(R0, XDP_DROP),
-        Insn::exit(),
-    ]);
+    code.extend(VERDICTS);
     let out = optimized(&code);
     assert_eq!(
         out,
@@ -142,19 +151,10 @@ fn a_bounds_check_stays_when_it_proves_more_or_the_packet_may_change() {
     // Narrower first: the second check proves more.
     let mut narrower = bounds(R1, 14, 6).to_vec();
     narrower.extend(bounds(R1, 34, 2));
-    narrower.extend([
-        Insn::mov64_imm(R0, XDP_PASS),
-        Insn::exit(),
-        Insn::mov64_imm(R0, XDP_DROP),
-        Insn::exit(),
-    ]);
+    narrower.extend(VERDICTS);
     // (Both checks stay; the second load of data_end goes: r2 holds it.)
     let out = optimized(&narrower);
-    assert_eq!(
-        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
-        2,
-        "{out:?}"
-    );
+    assert_eq!(checks(&out), 2, "{out:?}");
     assert_eq!(out.len(), 11, "{out:?}");
     // bpf_xdp_adjust_head between: the packet moved.
     let mut changed = vec![Insn::mov64_reg(R6, R1)];
@@ -165,19 +165,10 @@ fn a_bounds_check_stays_when_it_proves_more_or_the_packet_may_change() {
         Insn::call_helper(44),
     ]);
     changed.extend(bounds(R6, 14, 2));
-    changed.extend([
-        Insn::mov64_imm(R0, XDP_PASS),
-        Insn::exit(),
-        Insn::mov64_imm(R0, XDP_DROP),
-        Insn::exit(),
-    ]);
+    changed.extend(VERDICTS);
     // Both checks stay; only `r1 = r6` goes (r1 still holds the context).
     let out = optimized(&changed);
-    assert_eq!(
-        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
-        2,
-        "{out:?}"
-    );
+    assert_eq!(checks(&out), 2, "{out:?}");
     assert!(!out.contains(&"r1 = r6".to_string()), "{out:?}");
     assert_eq!(out.len(), 15, "{out:?}");
 }
@@ -211,18 +202,11 @@ fn a_bounds_check_stays_when_its_pointer_is_used() {
         code
     };
     let out = optimized(&program(true));
-    assert!(
-        out.iter().filter(|l| l.starts_with("if r3 > r2")).count() == 2,
-        "{out:?}"
-    );
+    assert!(checks(&out) == 2, "{out:?}");
     // With r6 free, the first pointer is kept there and the second check
     // goes: the copy carries the range the first proved.
     let out = optimized(&program(false));
-    assert_eq!(
-        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
-        1,
-        "{out:?}"
-    );
+    assert_eq!(checks(&out), 1, "{out:?}");
     assert!(out.contains(&"r6 = r3".to_string()), "{out:?}");
 }
 
@@ -413,12 +397,7 @@ fn a_packet_pointer_kept_across_a_call_removes_a_check() {
     code.extend(check);
     code.push(Insn::jmp_reg(BPF_JGT, insn::R4, R2, 4));
     code.extend(read(13));
-    code.extend([
-        Insn::mov64_imm(R0, XDP_PASS),
-        Insn::exit(),
-        Insn::mov64_imm(R0, XDP_DROP),
-        Insn::exit(),
-    ]);
+    code.extend(VERDICTS);
     let out = optimized(&code);
     let checks = out.iter().filter(|l| l.starts_with("if r4 > r2")).count();
     assert_eq!(checks, 1, "{out:#?}");
@@ -454,11 +433,7 @@ fn a_metadata_check_whose_pointer_is_used_stays() {
         Insn::exit(),
     ]);
     let out = optimized(&code);
-    assert_eq!(
-        out.iter().filter(|l| l.starts_with("if r3 > r2")).count(),
-        2,
-        "{out:?}"
-    );
+    assert_eq!(checks(&out), 2, "{out:?}");
 }
 
 #[test]

@@ -201,6 +201,27 @@ pub(super) fn changes_packet(i: &Insn) -> bool {
     !(i.is_call() && i.src == 0 && KEEPS_PACKET.contains(&i.imm))
 }
 
+/// The packet field (`data` 0, `data_end` 4, `data_meta` 8) that node
+/// `n` loads from the XDP context, with `s` the state before it; `None`
+/// for any other instruction (or one a CO-RE record may rewrite).
+pub(super) fn context_field_load(n: &Node, s: &State) -> Option<i16> {
+    let i = n.insn;
+    let is = i.class() == insn::BPF_LDX
+        && i.mode() == insn::BPF_MEM
+        && i.size() == insn::BPF_W
+        && n.core.is_empty()
+        && s.regs.get((i.src & 0xf) as usize) == Some(&Val::Ctx)
+        && matches!(i.off, 0 | 4 | 8);
+    is.then_some(i.off)
+}
+
+/// The registers other than `but` that hold packet field `field` as
+/// loaded (nothing added) in state `s`.
+pub(super) fn holding(s: &State, field: i16, but: u8) -> impl Iterator<Item = u8> + '_ {
+    let same = Val::Pkt { field, add: 0 };
+    (0..10u8).filter(move |r| *r != but && s.regs[*r as usize] == same)
+}
+
 /// Whether a value points into the packet (its data or metadata, whose
 /// range the verifier tracks), as opposed to its end.
 pub(super) fn is_packet_pointer(v: Val) -> bool {

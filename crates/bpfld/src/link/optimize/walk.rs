@@ -176,30 +176,13 @@ fn stack_live_in(cfg: &Cfg, nodes: &[Node], states: &[Option<State>]) -> Vec<u64
             _ => {}
         }
     }
-    let mut live = vec![0u64; n];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for k in (0..n).rev() {
-            if !cfg.start[k] {
-                continue;
-            }
-            let out = cfg.succ[k].iter().fold(0, |a, s| a | live[*s]);
-            let v = gen[k] | (out & !kill[k]);
-            if v != live[k] {
-                live[k] = v;
-                changed = true;
-            }
-        }
-    }
-    live
+    cfg.backward(|k, out| gen[k] | (out & !kill[k]))
 }
 
 /// Registers (bit n = rn) whose value before each slot may decide a
 /// conditional jump later: read by one, or by arithmetic whose result
 /// is, before being written.
 fn compared_in(cfg: &Cfg, nodes: &[Node], states: &[Option<State>]) -> Vec<u16> {
-    let n = nodes.len();
     let pointer = |k: usize, r: usize| {
         r == 10
             || states[k].as_ref().is_none_or(|s| {
@@ -209,47 +192,31 @@ fn compared_in(cfg: &Cfg, nodes: &[Node], states: &[Option<State>]) -> Vec<u16> 
                 ) || s.packet_pointer(r)
             })
     };
-    let mut out = vec![0u16; n];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for k in (0..n).rev() {
-            if !cfg.start[k] {
-                continue;
+    cfg.backward(|k, after: u16| {
+        let i = nodes[k].insn;
+        let (dst, src) = (1u16 << (i.dst & 0xf).min(10), 1u16 << (i.src & 0xf).min(10));
+        let x = i.source() == insn::BPF_X;
+        match i.class() {
+            insn::BPF_JMP | insn::BPF_JMP32 if is_cond(&i) => after | dst | if x { src } else { 0 },
+            insn::BPF_ALU64
+                if x && matches!(i.op(), insn::BPF_ADD | insn::BPF_SUB)
+                    && pointer(k, (i.dst & 0xf).min(10) as usize) =>
+            {
+                // Pointer arithmetic: the verifier marks the scalar
+                // added precise.
+                (after & !src) | src
             }
-            let i = nodes[k].insn;
-            let after = cfg.succ[k].iter().fold(0, |a, s| a | out[*s]);
-            let (dst, src) = (1u16 << (i.dst & 0xf).min(10), 1u16 << (i.src & 0xf).min(10));
-            let x = i.source() == insn::BPF_X;
-            let v = match i.class() {
-                insn::BPF_JMP | insn::BPF_JMP32 if is_cond(&i) => {
-                    after | dst | if x { src } else { 0 }
-                }
-                insn::BPF_ALU64
-                    if x && matches!(i.op(), insn::BPF_ADD | insn::BPF_SUB)
-                        && pointer(k, (i.dst & 0xf).min(10) as usize) =>
-                {
-                    // Pointer arithmetic: the verifier marks the scalar
-                    // added precise.
-                    (after & !src) | src
-                }
-                insn::BPF_ALU | insn::BPF_ALU64 => {
-                    let read = if after & dst != 0 {
-                        (if i.op() == insn::BPF_MOV { 0 } else { dst }) | if x { src } else { 0 }
-                    } else {
-                        0
-                    };
-                    (after & !dst) | read
-                }
-                _ => after & !uses_defs(&i).1,
-            };
-            if v != out[k] {
-                out[k] = v;
-                changed = true;
+            insn::BPF_ALU | insn::BPF_ALU64 => {
+                let read = if after & dst != 0 {
+                    (if i.op() == insn::BPF_MOV { 0 } else { dst }) | if x { src } else { 0 }
+                } else {
+                    0
+                };
+                (after & !dst) | read
             }
+            _ => after & !uses_defs(&i).1,
         }
-    }
-    out
+    })
 }
 
 /// Instructions the verifier would walk in this section from its entries
